@@ -1,0 +1,2 @@
+"""One module per ``scaler`` command: ``add_parser(subparsers)`` registers it, ``run(args)``
+runs it and returns the exit code."""

@@ -1,0 +1,374 @@
+"""Offerings: the pools scaler may grow, resolved against the catalog into arrays.
+
+Every array is aligned on the pool axis ``P`` and the pools are sorted once, in the order
+ties are broken: cost, then smaller allocatable (memory, CPU, GPU), then name. Placement can
+then take the *first* minimum of any row (``np.argmin``) and be deterministic.
+
+Building offerings is the slow, Python part (per pool, once per change of pools or prices);
+placement over them is NumPy only. Label, taint and constraint masks are cached per distinct
+pod constraint set, because a cluster has few of those and many ticks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scaler.core.catalog import Catalog, node_allocatable, node_labels
+from scaler.core.model import (
+    CPU,
+    GPU,
+    LABEL_POOL,
+    LABEL_ZONE,
+    MEM,
+    NO_EXECUTE,
+    NO_SCHEDULE,
+    ON_DEMAND,
+    SPOT,
+    BoolArray,
+    FloatArray,
+    InstanceType,
+    PodSpec,
+    PoolSpec,
+    Requirement,
+    Taint,
+)
+from scaler.core.settings import PlacementSettings
+
+
+@dataclass(frozen=True, slots=True)
+class PoolProblem:
+    """A pool that cannot be offered, and why (a person reads this)."""
+
+    pool: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """Live prices that replace the catalog's: USD/hour by (instance type, capacity type)."""
+
+    usd_per_hour: Mapping[tuple[str, str], float] = field(default_factory=dict)
+
+    def get(self, itype: InstanceType, capacity_type: str) -> float | None:
+        live = self.usd_per_hour.get((itype.name, capacity_type))
+        return live if live is not None else itype.price(capacity_type)
+
+
+@dataclass(eq=False)
+class Offerings:
+    """Pools as arrays, in tie-break order. Shapes: P pools, R resources."""
+
+    pools: tuple[PoolSpec, ...]
+    instance_type: tuple[str, ...]
+    """The type a node of each pool is scored as (the dearest of a mixed pool)."""
+    allocatable: FloatArray
+    """(P, R): what pods may request on one node, daemonsets already subtracted."""
+    price: FloatArray
+    """(P,): USD/hour of one node."""
+    risk: FloatArray
+    """(P,): USD/hour interruption-risk penalty (0 on-demand)."""
+    cost: FloatArray
+    """(P,): price + risk, what placement minimises."""
+    spot: BoolArray
+    has_gpu: BoolArray
+    gpu_model: tuple[str | None, ...]
+    arch: tuple[str, ...]
+    labels: tuple[dict[str, str], ...]
+    taints: tuple[tuple[Taint, ...], ...]
+    zones: tuple[tuple[str, ...], ...]
+    choose_zone: BoolArray
+    pack: BoolArray
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+    _mask_cache: dict[tuple[object, ...], BoolArray] = field(default_factory=dict, repr=False)
+    _label_columns: dict[str, tuple[np.ndarray, BoolArray]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        self._index = {p.name: i for i, p in enumerate(self.pools)}
+        gpu_models = np.array([(m or "").upper() for m in self.gpu_model], dtype=object)
+        self._gpu_model_upper = gpu_models
+        self._arch = np.array(self.arch, dtype=object)
+        vocab = sorted(
+            {t for ts in self.taints for t in ts if t.effect in (NO_SCHEDULE, NO_EXECUTE)}, key=str
+        )
+        self._taint_vocab: tuple[Taint, ...] = tuple(vocab)
+        self._pool_taints = np.zeros((len(self.pools), len(vocab)), dtype=bool)
+        where = {t: j for j, t in enumerate(vocab)}
+        for i, ts in enumerate(self.taints):
+            for t in ts:
+                if t in where:
+                    self._pool_taints[i, where[t]] = True
+
+    def __len__(self) -> int:
+        return len(self.pools)
+
+    def index(self, pool_name: str) -> int:
+        return self._index[pool_name]
+
+    def get(self, pool_name: str) -> int | None:
+        return self._index.get(pool_name)
+
+    # ------------------------------------------------------------- constraint masks
+
+    def constraint_mask(self, pod: PodSpec) -> BoolArray:
+        """(P,): pools whose labels, taints, zones, arch, GPU model and capacity type allow
+        ``pod``, resources aside. Cached per distinct constraint set."""
+        key = (*pod.label_constraints(), pod.requests.gpu > 0)
+        mask = self._mask_cache.get(key)
+        if mask is None:
+            mask = np.ones(len(self.pools), dtype=bool)
+            for _, m in self.constraint_masks(pod):
+                mask &= m
+            mask.setflags(write=False)
+            self._mask_cache[key] = mask
+        return mask
+
+    def constraint_masks(self, pod: PodSpec) -> list[tuple[str, BoolArray]]:
+        """Each non-resource constraint's own (P,) mask, in the order reasons are given."""
+        return [
+            ("capacity type", self._capacity_mask(pod)),
+            ("architecture", self._arch_mask(pod)),
+            ("node selector", self._selector_mask(pod)),
+            ("node affinity", self._affinity_mask(pod)),
+            ("taints", self._toleration_mask(pod)),
+            ("zone", self._zone_mask(pod)),
+            ("GPU model", self._gpu_model_mask(pod)),
+        ]
+
+    def _capacity_mask(self, pod: PodSpec) -> BoolArray:
+        allowed = set(pod.capacity_types)
+        if not allowed or allowed == {ON_DEMAND, SPOT}:
+            return np.ones(len(self.pools), dtype=bool)
+        return self.spot.copy() if SPOT in allowed else ~self.spot
+
+    def _arch_mask(self, pod: PodSpec) -> BoolArray:
+        if pod.arch is None:
+            return np.ones(len(self.pools), dtype=bool)
+        return np.asarray(self._arch == pod.arch, dtype=bool)
+
+    def _label_column(self, key: str) -> tuple[np.ndarray, BoolArray]:
+        col = self._label_columns.get(key)
+        if col is None:
+            values = np.array([lab.get(key, "") for lab in self.labels], dtype=object)
+            present = np.array([key in lab for lab in self.labels], dtype=bool)
+            col = (values, present)
+            self._label_columns[key] = col
+        return col
+
+    def _requirement_mask(self, req: Requirement) -> BoolArray:
+        values, present = self._label_column(req.key)
+        op = req.operator
+        if op in ("In", "NotIn"):
+            hit = present & np.isin(values, list(req.values))
+            return hit if op == "In" else ~hit
+        if op == "Exists":
+            return present.copy()
+        if op == "DoesNotExist":
+            return ~present
+        want = int(req.values[0])
+        out = np.zeros(len(self.pools), dtype=bool)
+        for i in np.flatnonzero(present):
+            try:
+                have = int(values[i])
+            except ValueError:
+                continue
+            out[i] = have > want if op == "Gt" else have < want
+        return out
+
+    def _selector_mask(self, pod: PodSpec) -> BoolArray:
+        mask = np.ones(len(self.pools), dtype=bool)
+        for key, value in pod.node_selector:
+            mask &= self._requirement_mask(Requirement(key, "In", (value,)))
+        return mask
+
+    def _affinity_mask(self, pod: PodSpec) -> BoolArray:
+        if not pod.affinity:
+            return np.ones(len(self.pools), dtype=bool)
+        mask = np.zeros(len(self.pools), dtype=bool)
+        for term in pod.affinity:
+            term_mask = np.ones(len(self.pools), dtype=bool)
+            for req in term.requirements:
+                term_mask &= self._requirement_mask(req)
+            mask |= term_mask
+        return mask
+
+    def _toleration_mask(self, pod: PodSpec) -> BoolArray:
+        if not self._taint_vocab:
+            return np.ones(len(self.pools), dtype=bool)
+        tolerated = np.array(
+            [
+                any(t.tolerates(taint) for t in pod.tolerations)
+                # A pod that asks for GPUs tolerates the GPU taint, as the
+                # ExtendedResourceToleration admission plugin makes it in real clusters.
+                or (pod.requests.gpu > 0 and taint.key == "nvidia.com/gpu")
+                for taint in self._taint_vocab
+            ],
+            dtype=bool,
+        )
+        blocked: BoolArray = np.any(self._pool_taints & ~tolerated, axis=1)
+        return ~blocked
+
+    def _zone_mask(self, pod: PodSpec) -> BoolArray:
+        if pod.zone is None:
+            return np.ones(len(self.pools), dtype=bool)
+        # A multi-zone ASG picks the zone itself, so only a pool in exactly that zone, or one
+        # whose zone scaler chooses per node, can honour a pod pinned by its volume.
+        return np.array(
+            [
+                pod.zone in zs and (len(zs) == 1 or bool(choose))
+                for zs, choose in zip(self.zones, self.choose_zone, strict=True)
+            ],
+            dtype=bool,
+        )
+
+    def _gpu_model_mask(self, pod: PodSpec) -> BoolArray:
+        if not pod.gpu_models or pod.requests.gpu == 0:
+            return np.ones(len(self.pools), dtype=bool)
+        return np.isin(self._gpu_model_upper, list(pod.gpu_models))
+
+    # ------------------------------------------------------------------ descriptions
+
+    def zone_for(self, i: int, pod: PodSpec) -> str | None:
+        """The zone a node launched for ``pod`` in pool ``i`` lands in, when known."""
+        if pod.zone is not None:
+            return pod.zone
+        zones = self.zones[i]
+        return zones[0] if len(zones) == 1 else None
+
+
+def build_offerings(
+    pools: Sequence[PoolSpec],
+    catalog: Catalog,
+    *,
+    settings: PlacementSettings | None = None,
+    prices: Prices | None = None,
+) -> tuple[Offerings, list[PoolProblem]]:
+    """Resolve pools against the catalog. A pool that cannot be resolved (unknown type, no
+    Spot price, mixed architectures) is left out and reported, never fatal: one broken ASG
+    must not stop the others from scaling."""
+    settings = settings or PlacementSettings()
+    prices = prices or Prices()
+    rows = []
+    problems: list[PoolProblem] = []
+    for pool in pools:
+        row = _resolve(pool, catalog, settings, prices)
+        if isinstance(row, PoolProblem):
+            problems.append(row)
+        else:
+            rows.append(row)
+    rows.sort(key=lambda r: (r[2] + r[3], r[1][MEM], r[1][CPU], r[1][GPU], r[0].name))
+    n = len(rows)
+
+    def col(i: int) -> list[object]:
+        return [r[i] for r in rows]
+
+    alloc = (
+        np.array([r[1] for r in rows], dtype=np.float64).reshape(n, -1) if n else np.zeros((0, 5))
+    )
+    price = np.array(col(2), dtype=np.float64)
+    risk = np.array(col(3), dtype=np.float64)
+    offerings = Offerings(
+        pools=tuple(r[0] for r in rows),
+        instance_type=tuple(r[4] for r in rows),
+        allocatable=alloc,
+        price=price,
+        risk=risk,
+        cost=price + risk,
+        spot=np.array([r[0].capacity_type == SPOT for r in rows], dtype=bool),
+        has_gpu=alloc[:, GPU] > 0 if n else np.zeros(0, dtype=bool),
+        gpu_model=tuple(r[5] for r in rows),
+        arch=tuple(r[6] for r in rows),
+        labels=tuple(r[7] for r in rows),
+        taints=tuple(r[0].taints for r in rows),
+        zones=tuple(r[0].zones for r in rows),
+        choose_zone=np.array([r[0].choose_zone for r in rows], dtype=bool),
+        pack=np.array([r[0].pack for r in rows], dtype=bool),
+    )
+    return offerings, problems
+
+
+_Row = tuple[PoolSpec, "FloatArray", float, float, str, "str | None", str, dict[str, str]]
+
+
+def _resolve(
+    pool: PoolSpec, catalog: Catalog, settings: PlacementSettings, prices: Prices
+) -> _Row | PoolProblem:
+    missing = [t for t in pool.instance_types if t not in catalog]
+    if missing:
+        return PoolProblem(
+            pool.name,
+            f"instance type {', '.join(missing)} is not in the catalog "
+            f"({catalog.region}, built {catalog.built_at})",
+        )
+    types = [catalog[t] for t in pool.instance_types]
+    archs = {t.arch for t in types}
+    if len(archs) > 1:
+        return PoolProblem(
+            pool.name,
+            f"mixes architectures {sorted(archs)}; a pod could not know which one it gets",
+        )
+    gpu_models = {t.gpu_model for t in types}
+    if len(gpu_models) > 1:
+        return PoolProblem(pool.name, f"mixes GPU models {sorted(str(m) for m in gpu_models)}")
+    allocs = [
+        node_allocatable(
+            t,
+            ephemeral_storage_mib=pool.ephemeral_storage_mib,
+            daemonset_overhead=pool.daemonset_overhead,
+        ).as_array()
+        for t in types
+    ]
+    alloc = np.min(np.stack(allocs), axis=0)
+    if pool.allocatable is not None:
+        # An explicit allocatable replaces the derived figure resource by resource; the
+        # resources it leaves at zero keep the EKS-derived value.
+        given = pool.allocatable.as_array()
+        net = np.maximum(given - pool.daemonset_overhead.as_array(), 0.0)
+        alloc = np.where(given > 0, net, alloc)
+    if pool.price_usd_per_hour is not None:
+        price, dearest = pool.price_usd_per_hour, types[0]
+    else:
+        priced = [(prices.get(t, pool.capacity_type), t) for t in types]
+        unpriced = [t.name for p, t in priced if p is None]
+        if unpriced:
+            return PoolProblem(
+                pool.name, f"no {pool.capacity_type} price for {', '.join(unpriced)}"
+            )
+        price, dearest = max(((p, t) for p, t in priced if p is not None), key=lambda x: x[0])
+    risk = 0.0
+    if pool.capacity_type == SPOT:
+        table = settings.spot_risk_fraction_by_bucket
+        fractions = [
+            table[t.spot_interruption_bucket]
+            if t.spot_interruption_bucket is not None and t.spot_interruption_bucket < len(table)
+            else settings.spot_risk_fraction_unknown
+            for t in types
+        ]
+        risk = max(f * t.on_demand_usd_per_hour for f, t in zip(fractions, types, strict=True))
+    labels = (
+        node_labels(dearest, pool.capacity_type)
+        if len(types) == 1
+        else {
+            k: v
+            for k, v in node_labels(dearest, pool.capacity_type).items()
+            if all(node_labels(t, pool.capacity_type).get(k) == v for t in types)
+        }
+    )
+    if len(pool.zones) == 1:
+        labels[LABEL_ZONE] = pool.zones[0]
+    labels[LABEL_POOL] = pool.name
+    labels.update(pool.labels)
+    return (
+        pool,
+        alloc,
+        float(price),
+        float(risk),
+        dearest.name,
+        types[0].gpu_model,
+        types[0].arch,
+        labels,
+    )

@@ -1,0 +1,307 @@
+"""Placement: every pending pod on the pool whose node costs the fewest dollars per hour.
+
+The hot path is NumPy over a (classes x pools) matrix:
+
+1. Pods with the same constraints form one class (cluster-autoscaler's equivalence
+   groups): 10,000 pods drawn from a real trace are a few hundred classes.
+2. ``feasible[c, p]``: the class's requests fit pool ``p``'s allocatable on every resource
+   axis, no GPU node for a pod without GPUs, and the pool's labels, taints, zone, arch, GPU
+   model and capacity type allow it (a cached (P,) mask per constraint set).
+3. ``cost[c, p]``: the node's USD/hour plus its Spot-risk penalty, divided by pods per node
+   on the few pools that opt into packing; ``inf`` where infeasible.
+4. The choice is the first minimum of each row: columns are in tie-break order
+   (:mod:`scaler.core.offerings`), so equal prices resolve to the smaller node, then the
+   name.
+5. Pool headroom (max size minus nodes already there or launching) is checked with one
+   ``bincount``; only when a pool overflows are classes walked one by one down their sorted
+   rows, so the next-cheapest pool takes the rest.
+
+Nothing here raises on a pod no pool can run: it gets a reason (:mod:`scaler.core.explain`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from scaler.core.explain import unplaceable_reason
+from scaler.core.model import GPU, BoolArray, FloatArray, IntArray, PodSpec, PoolSpec
+from scaler.core.offerings import Offerings
+from scaler.core.settings import PlacementSettings
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedGroup:
+    """Pods of one class that go to one pool, and the nodes to launch for them."""
+
+    pods: tuple[PodSpec, ...]
+    pool: PoolSpec
+    pool_index: int
+    instance_type: str
+    nodes: int
+    price_usd_per_hour: float
+    """One node's price."""
+    cost_usd_per_hour: float
+    """Per pod: node price plus Spot risk, divided among pods on a packing pool."""
+    zone: str | None
+    risk_usd_per_hour: float
+    """One node's Spot interruption-risk penalty (0 on-demand)."""
+    fitting_pools: int
+    runner_up: str | None
+    runner_up_cost_usd_per_hour: float | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unplaceable:
+    pods: tuple[PodSpec, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    groups: tuple[PlacedGroup, ...]
+    unplaceable: tuple[Unplaceable, ...]
+
+    def nodes_by_pool(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for g in self.groups:
+            out[g.pool.name] = out.get(g.pool.name, 0) + g.nodes
+        return out
+
+    def by_pod(self) -> Iterator[tuple[PodSpec, PlacedGroup]]:
+        for g in self.groups:
+            for pod in g.pods:
+                yield pod, g
+
+    def unplaceable_pods(self) -> Iterator[tuple[PodSpec, str]]:
+        for u in self.unplaceable:
+            for pod in u.pods:
+                yield pod, u.reason
+
+
+def group_pods(pods: Sequence[PodSpec]) -> list[list[PodSpec]]:
+    """Pods with equal constraints together, classes in order of first appearance."""
+    classes: dict[tuple[object, ...], list[PodSpec]] = {}
+    for pod in pods:
+        key = pod.constraints()
+        bucket = classes.get(key)
+        if bucket is None:
+            classes[key] = [pod]
+        else:
+            bucket.append(pod)
+    return list(classes.values())
+
+
+def place(
+    pods: Sequence[PodSpec],
+    offerings: Offerings,
+    *,
+    headroom: FloatArray | None = None,
+    available: BoolArray | None = None,
+    settings: PlacementSettings | None = None,
+) -> Placement:
+    """Choose a pool for every pod, one pod per node unless the pool packs.
+
+    ``headroom`` (P,) is how many more nodes each pool may add (default: max size minus
+    current size, ``inf`` without a max). ``available`` (P,) is False for pools that are
+    backing off after a failed launch.
+    """
+    settings = settings or PlacementSettings()
+    classes = group_pods(pods)
+    if not classes:
+        return Placement((), ())
+    n_pools = len(offerings)
+    if headroom is None:
+        headroom = default_headroom(offerings)
+    if available is None:
+        available = np.ones(n_pools, dtype=bool)
+    reps = [c[0] for c in classes]
+    counts = np.array([len(c) for c in classes], dtype=np.int64)
+    req = np.array([p.requests.as_array() for p in reps], dtype=np.float64).reshape(len(reps), -1)
+
+    matrix, per_node = cost_matrix(reps, req, offerings, available, settings)
+    best = np.argmin(matrix, axis=1) if n_pools else np.zeros(len(reps), dtype=np.int64)
+    best_cost = matrix[np.arange(len(reps)), best] if n_pools else np.full(len(reps), np.inf)
+    placeable = np.isfinite(best_cost)
+
+    nodes_needed = np.where(placeable, _nodes_for(counts, per_node, best), 0)
+    demand = np.bincount(best[placeable], weights=nodes_needed[placeable], minlength=n_pools)
+    if n_pools and np.all(demand <= headroom + _EPS):
+        groups = [
+            _group(
+                classes[c], int(best[c]), int(nodes_needed[c]), matrix[c], offerings, per_node[c]
+            )
+            for c in np.flatnonzero(placeable)
+        ]
+        unplaceable = [
+            Unplaceable(tuple(classes[c]), _why(reps[c], offerings, available, headroom, matrix[c]))
+            for c in np.flatnonzero(~placeable)
+        ]
+        return Placement(tuple(groups), tuple(unplaceable))
+    return _place_with_limits(
+        classes,
+        reps,
+        matrix,
+        per_node,
+        best_cost,
+        offerings,
+        available,
+        headroom.astype(np.float64).copy(),
+    )
+
+
+def default_headroom(offerings: Offerings) -> FloatArray:
+    return np.array(
+        [
+            np.inf if p.max_size is None else max(p.max_size - p.current_size, 0)
+            for p in offerings.pools
+        ],
+        dtype=np.float64,
+    )
+
+
+def cost_matrix(
+    reps: Sequence[PodSpec],
+    req: FloatArray,
+    offerings: Offerings,
+    available: BoolArray,
+    settings: PlacementSettings,
+) -> tuple[FloatArray, FloatArray]:
+    """(C, P) USD/hour per pod, ``inf`` where the class cannot run; and (C, P) pods per node.
+
+    Computed in chunks of classes so the (chunk x P x R) fit test stays small.
+    """
+    n_classes, n_pools = len(reps), len(offerings)
+    matrix = np.full((n_classes, n_pools), np.inf)
+    per_node = np.ones((n_classes, n_pools))
+    if n_pools == 0:
+        return matrix, per_node
+    alloc = offerings.allocatable
+    any_pack = bool(offerings.pack.any())
+    masks = np.stack([offerings.constraint_mask(p) for p in reps]) & available[None, :]
+    step = max(1, settings.chunk_classes)
+    for lo in range(0, n_classes, step):
+        hi = min(lo + step, n_classes)
+        r = req[lo:hi]
+        fits = np.all(r[:, None, :] <= alloc[None, :, :] + _EPS, axis=2)
+        # A GPU node is never bought for a pod that asks for no GPU.
+        fits &= ~(offerings.has_gpu[None, :] & (r[:, GPU] == 0)[:, None])
+        feasible = fits & masks[lo:hi]
+        cost = np.broadcast_to(offerings.cost, feasible.shape)
+        if any_pack:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(r[:, None, :] > 0, alloc[None, :, :] / r[:, None, :], np.inf)
+            ppn = np.floor(ratio.min(axis=2) + _EPS)
+            ppn = np.where(offerings.pack[None, :], np.maximum(ppn, 1.0), 1.0)
+            per_node[lo:hi] = ppn
+            cost = cost / ppn
+        matrix[lo:hi] = np.where(feasible, cost, np.inf)
+    return matrix, per_node
+
+
+def _nodes_for(counts: IntArray, per_node: FloatArray, pool: IntArray) -> IntArray:
+    ppn = per_node[np.arange(len(counts)), pool] if per_node.size else np.ones(len(counts))
+    return np.ceil(counts / ppn).astype(np.int64)
+
+
+def _group(
+    pods: Sequence[PodSpec],
+    i: int,
+    nodes: int,
+    row: FloatArray,
+    offerings: Offerings,
+    per_node: FloatArray,
+) -> PlacedGroup:
+    finite = np.isfinite(row)
+    n_fit = int(finite.sum())
+    masked = row.copy()
+    masked[i] = np.inf
+    second = int(np.argmin(masked))
+    has_second = bool(np.isfinite(masked[second]))
+    price = float(offerings.price[i])
+    risk = float(offerings.risk[i])
+    ppn = int(per_node[i])
+    what = f"${price:.4f}/h"
+    if risk:
+        what += f" + ${risk:.4f}/h Spot risk"
+    if ppn > 1:
+        what += f", {ppn} pods per node"
+    reason = f"cheapest of {n_fit} fitting pools ({what})"
+    if has_second:
+        reason += f"; next {offerings.pools[second].name} ${masked[second]:.4f}/h"
+    return PlacedGroup(
+        pods=tuple(pods),
+        pool=offerings.pools[i],
+        pool_index=i,
+        instance_type=offerings.instance_type[i],
+        nodes=nodes,
+        price_usd_per_hour=price,
+        cost_usd_per_hour=float(row[i]),
+        zone=offerings.zone_for(i, pods[0]),
+        risk_usd_per_hour=risk,
+        fitting_pools=n_fit,
+        runner_up=offerings.pools[second].name if has_second else None,
+        runner_up_cost_usd_per_hour=float(masked[second]) if has_second else None,
+        reason=reason,
+    )
+
+
+def _why(
+    pod: PodSpec, offerings: Offerings, available: BoolArray, headroom: FloatArray, row: FloatArray
+) -> str:
+    return unplaceable_reason(pod, offerings, available=available, headroom=headroom)
+
+
+def _place_with_limits(
+    classes: list[list[PodSpec]],
+    reps: list[PodSpec],
+    matrix: FloatArray,
+    per_node: FloatArray,
+    best_cost: FloatArray,
+    offerings: Offerings,
+    available: BoolArray,
+    headroom: FloatArray,
+) -> Placement:
+    """Some pool would overflow: walk classes, dearest first (big pods have fewest options),
+    each down its own row in cost order, taking what headroom is left."""
+    groups: list[PlacedGroup] = []
+    unplaceable: list[Unplaceable] = []
+    order = sorted(
+        range(len(classes)),
+        key=lambda c: (-best_cost[c] if np.isfinite(best_cost[c]) else -np.inf, c),
+    )
+    start_headroom = headroom.copy()
+    for c in order:
+        row = matrix[c]
+        pods = list(classes[c])
+        if not np.isfinite(best_cost[c]):
+            unplaceable.append(
+                Unplaceable(tuple(pods), _why(reps[c], offerings, available, start_headroom, row))
+            )
+            continue
+        for i in np.argsort(row, kind="stable"):
+            if not pods or not np.isfinite(row[i]):
+                break
+            ppn = int(per_node[c, i])
+            room = headroom[i] * ppn
+            if room < 1:
+                continue
+            take = int(min(len(pods), room))
+            nodes = math.ceil(take / ppn)
+            headroom[i] -= nodes
+            groups.append(_group(pods[:take], int(i), nodes, row, offerings, per_node[c]))
+            pods = pods[take:]
+        if pods:
+            full = [offerings.pools[i] for i in np.flatnonzero(np.isfinite(row))]
+            names = ", ".join(f"{p.name} (max {p.max_size})" for p in full[:5])
+            more = f" and {len(full) - 5} more" if len(full) > 5 else ""
+            unplaceable.append(
+                Unplaceable(tuple(pods), f"every pool that fits is at its max size: {names}{more}")
+            )
+    return Placement(tuple(groups), tuple(unplaceable))

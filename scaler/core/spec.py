@@ -1,0 +1,495 @@
+"""The workload input format -> model values, with errors that name the pod and the field.
+
+One format serves ``scaler place``, the simulator's traces and the importers; its JSON Schema
+is ``scaler/schemas/workload.schema.json`` (checked at the edge, in :mod:`scaler.inputs`).
+This module does the semantic half: quantities, Kubernetes' effective-request rule,
+selectors and tolerations. It takes plain dicts, so the Kubernetes adapter reuses it on real
+pod objects (``containers``, ``initContainers``, ``affinity`` are in the API's own shape).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from scaler.core.model import (
+    AMD64,
+    ARM64,
+    CAPACITY_TYPES,
+    LABEL_ARCH,
+    LABEL_ZONE,
+    SELECTOR_OPERATORS,
+    TAINT_EFFECTS,
+    PodSpec,
+    PoolSpec,
+    Requirement,
+    Resources,
+    SelectorTerm,
+    SpecError,
+    Taint,
+    Toleration,
+)
+from scaler.core.quantity import QuantityError, cpu_milli, memory_mib, whole_count
+
+FORMAT_VERSION = 1
+GPU_RESOURCE = "nvidia.com/gpu"
+# Resources scaler schedules by. Others (hugepages, vendor devices) are refused rather than
+# silently ignored: a pod that needs them would never run on the node scaler buys.
+KNOWN_RESOURCES = ("cpu", "memory", GPU_RESOURCE, "ephemeral-storage")
+# The gpu_models names are AWS's (DescribeInstanceTypes GpuInfo.Name), compared upper-case.
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A parsed input file: the pods, and the pools if the file names any (else None)."""
+
+    region: str | None
+    pods: tuple[PodSpec, ...]
+    pools: tuple[PoolSpec, ...] | None
+
+
+def parse_workload(data: Any, *, source: str = "") -> Workload:
+    """A whole input document. ``source`` (a file name) prefixes every error."""
+    try:
+        return _parse_workload(data)
+    except SpecError as e:
+        raise (e.within(source, ": ") if source else e) from None
+
+
+def _parse_workload(data: Any) -> Workload:
+    doc = _mapping(data, "")
+    version = doc.get("version")
+    if version != FORMAT_VERSION:
+        raise SpecError("version", f"expected {FORMAT_VERSION}, got {version!r}")
+    region = doc.get("region")
+    if region is not None and not isinstance(region, str):
+        raise SpecError("region", f"expected a string, got {region!r}")
+    pods_raw = doc.get("pods")
+    if not isinstance(pods_raw, list):
+        raise SpecError("pods", "expected a list of pods")
+    pods = tuple(_located(f"pods[{i}]", p, parse_pod) for i, p in enumerate(pods_raw))
+    _unique([p.key for p in pods], "pods", "pod")
+    pools: tuple[PoolSpec, ...] | None = None
+    if doc.get("pools") is not None:
+        pools_raw = doc["pools"]
+        if not isinstance(pools_raw, list):
+            raise SpecError("pools", "expected a list of pools")
+        pools = tuple(_located(f"pools[{i}]", p, parse_pool) for i, p in enumerate(pools_raw))
+        _unique([p.name for p in pools], "pools", "pool")
+    return Workload(region=region, pods=pods, pools=pools)
+
+
+def _located(where: str, raw: Any, parse: Callable[[Any], T]) -> T:
+    """Run ``parse`` and prefix errors with ``where`` and, if known, the entry's name."""
+    try:
+        return parse(raw)
+    except SpecError as e:
+        name = raw.get("name") if isinstance(raw, Mapping) else None
+        label = f"{where} ({name})" if isinstance(name, str) and name else where
+        raise e.within(label) from None
+
+
+def _unique(names: Sequence[str], where: str, what: str) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise SpecError(f"{where}[{i}]", f"duplicate {what} name {name!r}")
+        seen.add(name)
+
+
+# ---------------------------------------------------------------------------------- pods
+
+
+def parse_pod(raw: Any) -> PodSpec:
+    """One pod entry of the input format (see the JSON Schema for every field)."""
+    pod = _mapping(raw, "")
+    name = _string(pod, "name", required=True)
+    namespace = _string(pod, "namespace") or "default"
+    requests = effective_requests(pod)
+    node_selector = _string_map(pod, "node_selector")
+    affinity = parse_node_affinity(pod.get("affinity"), "affinity")
+    tolerations = parse_tolerations(pod.get("tolerations"), "tolerations")
+    zone = _string(pod, "zone")
+    # A zone in the node selector is the same constraint as ``zone`` (a pinned volume):
+    # multi-zone pools carry no zone label, yet one that picks its zone can honour it.
+    selected_zone = dict(node_selector).get(LABEL_ZONE)
+    if selected_zone is not None:
+        if zone is not None and zone != selected_zone:
+            raise SpecError(
+                "zone", f"{zone!r} contradicts node_selector {LABEL_ZONE}={selected_zone}"
+            )
+        zone = selected_zone
+        node_selector = tuple((k, v) for k, v in node_selector if k != LABEL_ZONE)
+    arch = _string(pod, "arch")
+    if arch is not None and arch not in (AMD64, ARM64):
+        raise SpecError("arch", f"expected {AMD64!r} or {ARM64!r}, got {arch!r}")
+    if arch is None:
+        # amd64 unless the pod itself says which architectures it runs on.
+        names_arch = any(k == LABEL_ARCH for k, _ in node_selector) or any(
+            r.key == LABEL_ARCH for t in affinity for r in t.requirements
+        )
+        arch = None if names_arch else AMD64
+    gpu_models = tuple(sorted({m.upper() for m in _string_list(pod, "gpu_models")}))
+    capacity_types = tuple(sorted(set(_string_list(pod, "capacity_types"))))
+    for i, ct in enumerate(capacity_types):
+        if ct not in CAPACITY_TYPES:
+            raise SpecError(f"capacity_types[{i}]", f"expected one of {CAPACITY_TYPES}, got {ct!r}")
+    arrival = _number(pod, "arrival_s", default=0.0)
+    duration = _number(pod, "duration_s", default=None)
+    if arrival is None or arrival < 0:
+        raise SpecError("arrival_s", f"must be zero or more, got {arrival!r}")
+    if duration is not None and duration < 0:
+        raise SpecError("duration_s", f"must be zero or more, got {duration!r}")
+    annotations = _string_map(pod, "annotations")
+    return PodSpec(
+        name=name,
+        namespace=namespace,
+        requests=requests,
+        node_selector=node_selector,
+        affinity=affinity,
+        tolerations=tolerations,
+        zone=zone,
+        arch=arch,
+        gpu_models=gpu_models,
+        capacity_types=capacity_types,
+        arrival_s=float(arrival),
+        duration_s=None if duration is None else float(duration),
+        annotations=annotations,
+    )
+
+
+def parse_resources(raw: Any, where: str) -> Resources:
+    """A ``requests``-style map (``{"cpu": "500m", "memory": "4Gi", "nvidia.com/gpu": 1}``)."""
+    if raw is None:
+        return Resources()
+    m = _mapping(raw, where)
+    values: dict[str, float] = {}
+    for key, value in m.items():
+        field = f"{where}.{key}" if where else str(key)
+        try:
+            if key == "cpu":
+                values["cpu_milli"] = float(cpu_milli(value))
+            elif key == "memory":
+                values["memory_mib"] = memory_mib(value)
+            elif key == GPU_RESOURCE:
+                values["gpu"] = float(whole_count(value))
+            elif key == "ephemeral-storage":
+                values["ephemeral_mib"] = memory_mib(value)
+            elif key == "pods":
+                values["pods"] = float(whole_count(value))
+            else:
+                raise SpecError(
+                    field, f"unknown resource; scaler schedules by {', '.join(KNOWN_RESOURCES)}"
+                )
+        except QuantityError as e:
+            raise SpecError(field, str(e)) from None
+    return Resources(**values)
+
+
+def effective_requests(pod: Mapping[str, Any]) -> Resources:
+    """What the scheduler reserves for a pod, with ``pods`` = 1.
+
+    Kubernetes' rule (KEP-753 for sidecars): the larger of (app containers + restartable
+    init containers) and, for each plain init container, its request plus the sidecars started
+    before it; then add the pod overhead. A pod given as plain ``requests`` is taken as is.
+    """
+    has_containers = "containers" in pod or "initContainers" in pod or "init_containers" in pod
+    if "requests" in pod and has_containers:
+        raise SpecError("requests", "give either requests or containers, not both")
+    if not has_containers:
+        total = parse_resources(pod.get("requests"), "requests")
+    else:
+        total = _from_containers(pod)
+    total = total + parse_resources(pod.get("overhead"), "overhead")
+    return Resources(
+        cpu_milli=total.cpu_milli,
+        memory_mib=total.memory_mib,
+        gpu=total.gpu,
+        pods=1.0,
+        ephemeral_mib=total.ephemeral_mib,
+    )
+
+
+def _container_requests(c: Any, where: str) -> Resources:
+    container = _mapping(c, where)
+    res = container.get("resources")
+    if res is not None:
+        res = _mapping(res, f"{where}.resources")
+        if "requests" in res:
+            return parse_resources(res.get("requests"), f"{where}.resources.requests")
+        # Kubernetes defaults requests to limits when only limits are set.
+        return parse_resources(res.get("limits"), f"{where}.resources.limits")
+    return parse_resources(container.get("requests"), f"{where}.requests")
+
+
+def _from_containers(pod: Mapping[str, Any]) -> Resources:
+    app = Resources()
+    for i, c in enumerate(_list(pod, "containers")):
+        app = app + _container_requests(c, f"containers[{i}]")
+    init_key = "initContainers" if "initContainers" in pod else "init_containers"
+    sidecars = Resources()
+    init_peak = Resources()
+    for i, c in enumerate(_list(pod, init_key)):
+        where = f"{init_key}[{i}]"
+        req = _container_requests(c, where)
+        policy = c.get("restartPolicy", c.get("restart_policy")) if isinstance(c, Mapping) else None
+        if policy == "Always":
+            sidecars = sidecars + req
+            init_peak = init_peak.maximum(sidecars)
+        else:
+            init_peak = init_peak.maximum(req + sidecars)
+    return (app + sidecars).maximum(init_peak)
+
+
+# ----------------------------------------------------------------- selectors and taints
+
+
+def parse_node_affinity(raw: Any, where: str) -> tuple[SelectorTerm, ...]:
+    """Required node affinity, in the pod API's own shape::
+
+        {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchExpressions": [{"key", "operator", "values"}]}]}}}
+
+    Preferred terms do not constrain placement and are ignored.
+    """
+    if raw is None:
+        return ()
+    aff = _mapping(raw, where)
+    node_aff = aff.get("nodeAffinity")
+    if node_aff is None:
+        return ()
+    node_aff = _mapping(node_aff, f"{where}.nodeAffinity")
+    key = "requiredDuringSchedulingIgnoredDuringExecution"
+    required = node_aff.get(key)
+    if required is None:
+        return ()
+    base = f"{where}.nodeAffinity.{key}"
+    terms_raw = _mapping(required, base).get("nodeSelectorTerms")
+    if not isinstance(terms_raw, list) or not terms_raw:
+        raise SpecError(f"{base}.nodeSelectorTerms", "expected a non-empty list of terms")
+    terms = []
+    for i, t in enumerate(terms_raw):
+        tw = f"{base}.nodeSelectorTerms[{i}]"
+        term = _mapping(t, tw)
+        exprs = term.get("matchExpressions") or []
+        if not isinstance(exprs, list):
+            raise SpecError(f"{tw}.matchExpressions", "expected a list")
+        if term.get("matchFields"):
+            raise SpecError(
+                f"{tw}.matchFields", "matchFields (node name) cannot be placed on a new node"
+            )
+        terms.append(
+            SelectorTerm(
+                tuple(_requirement(e, f"{tw}.matchExpressions[{j}]") for j, e in enumerate(exprs))
+            )
+        )
+    return tuple(terms)
+
+
+def _requirement(raw: Any, where: str) -> Requirement:
+    e = _mapping(raw, where)
+    key = _string(e, "key", required=True, where=where)
+    op = _string(e, "operator", required=True, where=where)
+    if op not in SELECTOR_OPERATORS:
+        raise SpecError(
+            f"{where}.operator", f"expected one of {', '.join(SELECTOR_OPERATORS)}, got {op!r}"
+        )
+    values = tuple(_string_list(e, "values", where=where))
+    if op in ("In", "NotIn") and not values:
+        raise SpecError(f"{where}.values", f"{op} needs at least one value")
+    if op in ("Exists", "DoesNotExist") and values:
+        raise SpecError(f"{where}.values", f"{op} takes no values")
+    if op in ("Gt", "Lt"):
+        if len(values) != 1:
+            raise SpecError(f"{where}.values", f"{op} takes exactly one integer value")
+        try:
+            int(values[0])
+        except ValueError:
+            raise SpecError(
+                f"{where}.values[0]", f"{op} needs an integer, got {values[0]!r}"
+            ) from None
+    return Requirement(key=key, operator=op, values=values)
+
+
+def parse_tolerations(raw: Any, where: str) -> tuple[Toleration, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise SpecError(where, "expected a list of tolerations")
+    out = []
+    for i, t in enumerate(raw):
+        tw = f"{where}[{i}]"
+        tol = _mapping(t, tw)
+        op = tol.get("operator") or "Equal"
+        if op not in ("Equal", "Exists"):
+            raise SpecError(f"{tw}.operator", f"expected Equal or Exists, got {op!r}")
+        effect = tol.get("effect") or ""
+        if effect and effect not in TAINT_EFFECTS:
+            raise SpecError(
+                f"{tw}.effect", f"expected one of {', '.join(TAINT_EFFECTS)}, got {effect!r}"
+            )
+        key = _string(tol, "key", where=tw) or ""
+        value = _string(tol, "value", where=tw) or ""
+        if op == "Exists" and value:
+            raise SpecError(f"{tw}.value", "a toleration with operator Exists takes no value")
+        if not key and op != "Exists":
+            raise SpecError(f"{tw}.key", "an empty key needs operator Exists")
+        out.append(Toleration(key=key, operator=op, value=value, effect=effect))
+    return tuple(out)
+
+
+def parse_taint(raw: Any, where: str) -> Taint:
+    """``{"key", "value", "effect"}`` or the kubectl form ``"key=value:Effect"``."""
+    if isinstance(raw, str):
+        head, sep, effect = raw.rpartition(":")
+        if not sep or not head:
+            raise SpecError(where, f"expected key=value:Effect, got {raw!r}")
+        key, _, value = head.partition("=")
+        raw = {"key": key, "value": value, "effect": effect}
+    t = _mapping(raw, where)
+    key = _string(t, "key", required=True, where=where)
+    effect = _string(t, "effect", required=True, where=where)
+    if effect not in TAINT_EFFECTS:
+        raise SpecError(
+            f"{where}.effect", f"expected one of {', '.join(TAINT_EFFECTS)}, got {effect!r}"
+        )
+    return Taint(key=key, value=_string(t, "value", where=where) or "", effect=effect)
+
+
+# ---------------------------------------------------------------------------------- pools
+
+
+def parse_pool(raw: Any) -> PoolSpec:
+    """One pool entry (see the JSON Schema)."""
+    p = _mapping(raw, "")
+    name = _string(p, "name", required=True)
+    types: list[str]
+    if "instance_type" in p and "instance_types" in p:
+        raise SpecError("instance_types", "give instance_type or instance_types, not both")
+    if "instance_type" in p:
+        types = [_string(p, "instance_type", required=True)]
+    else:
+        types = _string_list(p, "instance_types")
+    if not types:
+        raise SpecError("instance_types", "a pool needs at least one instance type")
+    capacity_type = _string(p, "capacity_type") or "on-demand"
+    if capacity_type not in CAPACITY_TYPES:
+        raise SpecError("capacity_type", f"expected one of {CAPACITY_TYPES}, got {capacity_type!r}")
+    min_size = _count(p, "min_size", 0)
+    max_raw = p.get("max_size")
+    max_size = None if max_raw is None else _count(p, "max_size", 0)
+    current = _count(p, "current_size", min_size)
+    if max_size is not None and not (min_size <= current <= max_size):
+        raise SpecError(
+            "current_size", f"must lie within min_size {min_size} and max_size {max_size}"
+        )
+    taints_raw = p.get("taints") or []
+    if not isinstance(taints_raw, list):
+        raise SpecError("taints", "expected a list of taints")
+    price = _number(p, "price_usd_per_hour", default=None)
+    if price is not None and price < 0:
+        raise SpecError("price_usd_per_hour", "must be zero or more")
+    allocatable = p.get("allocatable")
+    eph = _number(p, "ephemeral_storage_gib", default=20.0)
+    idle = _number(p, "idle_timeout_s", default=None)
+    return PoolSpec(
+        name=name,
+        instance_types=tuple(types),
+        capacity_type=capacity_type,
+        zones=tuple(_string_list(p, "zones")),
+        min_size=min_size,
+        max_size=max_size,
+        current_size=current,
+        labels=_string_map(p, "labels"),
+        taints=tuple(parse_taint(t, f"taints[{i}]") for i, t in enumerate(taints_raw)),
+        price_usd_per_hour=price,
+        allocatable=None if allocatable is None else parse_resources(allocatable, "allocatable"),
+        daemonset_overhead=parse_resources(p.get("daemonset_overhead"), "daemonset_overhead"),
+        ephemeral_storage_mib=float(eph if eph is not None else 20.0) * 1024.0,
+        pack=_bool(p, "pack"),
+        choose_zone=_bool(p, "choose_zone"),
+        idle_timeout_s=idle,
+    )
+
+
+# -------------------------------------------------------------------- small field readers
+
+
+def _mapping(raw: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise SpecError(where, f"expected an object, got {_kind(raw)}")
+    return raw
+
+
+def _kind(v: Any) -> str:
+    return "null" if v is None else type(v).__name__
+
+
+def _at(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _string(m: Mapping[str, Any], key: str, *, required: bool = False, where: str = "") -> Any:
+    v = m.get(key)
+    if v is None:
+        if required:
+            raise SpecError(_at(where, key), "is required")
+        return None
+    if not isinstance(v, str) or (required and not v):
+        raise SpecError(_at(where, key), f"expected a non-empty string, got {v!r}")
+    return v
+
+
+def _string_list(m: Mapping[str, Any], key: str, *, where: str = "") -> list[str]:
+    v = m.get(key)
+    if v is None:
+        return []
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise SpecError(_at(where, key), f"expected a list of strings, got {v!r}")
+    return list(v)
+
+
+def _string_map(m: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:
+    v = m.get(key)
+    if v is None:
+        return ()
+    if not isinstance(v, Mapping) or not all(
+        isinstance(k, str) and isinstance(x, str) for k, x in v.items()
+    ):
+        raise SpecError(key, f"expected an object of string to string, got {v!r}")
+    return tuple(sorted(v.items()))
+
+
+def _list(m: Mapping[str, Any], key: str) -> list[Any]:
+    v = m.get(key)
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise SpecError(key, f"expected a list, got {_kind(v)}")
+    return v
+
+
+def _number(m: Mapping[str, Any], key: str, *, default: float | None) -> float | None:
+    v = m.get(key)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise SpecError(key, f"expected a number, got {v!r}")
+    return float(v)
+
+
+def _count(m: Mapping[str, Any], key: str, default: int) -> int:
+    v = m.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise SpecError(key, f"expected a whole number >= 0, got {v!r}")
+    return v
+
+
+def _bool(m: Mapping[str, Any], key: str) -> bool:
+    v = m.get(key, False)
+    if not isinstance(v, bool):
+        raise SpecError(key, f"expected true or false, got {v!r}")
+    return v

@@ -1,0 +1,92 @@
+"""Reading input files: JSON, the JSON Schema, then the core's semantic parser.
+
+The core parser runs first: it gives the precise messages (a garbage quantity, a pod that
+asks for an unknown resource). The schema then catches what the parser would ignore, such as
+a misspelt field, and its errors are rewritten to name the pod and the field the same way:
+``traces/week.json: pods[12] (notebook-7).node_selectr: unknown field``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from scaler.core.model import SpecError
+from scaler.core.spec import Workload, parse_workload
+
+
+class InputError(SpecError):
+    """A file that cannot be used, with the file, entry and field named."""
+
+
+@functools.cache
+def workload_schema() -> dict[str, Any]:
+    text = (importlib.resources.files("scaler") / "schemas" / "workload.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def read_json(path: str | Path) -> Any:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(str(p), "no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(str(p), f"cannot read: {e}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(
+            str(p), f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
+
+
+def load_workload(path: str | Path) -> Workload:
+    """A workload file, checked completely; nothing half-read is returned."""
+    data = read_json(path)
+    return parse_workload_document(data, source=str(path))
+
+
+def parse_workload_document(data: Any, *, source: str) -> Workload:
+    try:
+        workload = parse_workload(data)
+    except SpecError as e:
+        raise InputError(*_split(e.within(source, ": "))) from None
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(workload_schema()).iter_errors(data)
+    )
+    if error is not None:
+        where = _path(data, list(error.absolute_path))
+        what = error.message
+        if error.validator == "additionalProperties":
+            what = f"unknown field ({error.message})"
+        raise InputError(f"{source}: {where}" if where else source, what)
+    return workload
+
+
+def _split(e: SpecError) -> tuple[str, str]:
+    return e.where, e.what
+
+
+def _path(data: Any, parts: Sequence[Any]) -> str:
+    """``["pods", 3, "requests"]`` -> ``pods[3] (name).requests``."""
+    out = ""
+    node = data
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            name = node.get("name") if isinstance(node, dict) else None
+            if isinstance(name, str) and name:
+                out += f" ({name})"
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out

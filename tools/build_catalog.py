@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Build scaler's packaged instance catalog from the permissively licensed public data.
+
+Reads ONLY these sources (see NOTICE and docs/catalog.md):
+
+- moto 5.2.5 (Apache-2.0): DescribeInstanceTypes records and the region / AZ offerings,
+- awslabs/amazon-eks-ami (MIT-0): ``instance-info.jsonl``, the VPC CNI max-pods inputs,
+- aws/karpenter-provider-aws (Apache-2.0): the generated on-demand price table,
+- alexei-led/spotinfo (Apache-2.0): AWS's Spot Instance Advisor feed.
+
+The CC BY-SA (sparecores) and unlicensed files in the same directory are never opened.
+
+The output is deterministic: types sorted by name, keys in a fixed order, floats in Python's
+shortest round-trip form. Only ``built_at`` changes between runs; it honours
+``SOURCE_DATE_EPOCH`` (https://reproducible-builds.org/specs/source-date-epoch/).
+
+Usage::
+
+    python tools/build_catalog.py                       # ../shared/data -> packaged catalog
+    python tools/build_catalog.py --shared DIR --out catalog.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import gzip
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SHARED = REPO.parent / "shared" / "data"
+DEFAULT_OUT = REPO / "scaler" / "data" / "catalog-us-east-1.json"
+
+FORMAT = "scaler-catalog"
+VERSION = 1
+
+# Field order of one catalog entry (also the order scaler.core.model.InstanceType uses).
+FIELDS = (
+    "name",
+    "vcpus",
+    "memory_mib",
+    "gpu_count",
+    "gpu_model",
+    "gpu_memory_mib",
+    "arch",
+    "bare_metal",
+    "max_pods",
+    "on_demand_usd_per_hour",
+    "spot_savings_pct",
+    "spot_interruption_bucket",
+    "zones",
+)
+
+ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
+
+# Devices scaler does not schedule: a type carrying any of them is left out (its price pays
+# for hardware no pod of ours asks for). Inferentia/Trainium = NeuronInfo or
+# InferenceAcceleratorInfo, FPGA = FpgaInfo, Xilinx U30 media = MediaAcceleratorInfo.
+OTHER_ACCELERATORS = ("NeuronInfo", "InferenceAcceleratorInfo", "FpgaInfo", "MediaAcceleratorInfo")
+
+
+def sources(region: str, files: Mapping[str, str]) -> list[dict[str, str]]:
+    """Provenance written into the catalog; dates and licenses from shared/data/MANIFEST.md."""
+    return [
+        {
+            "name": "moto 5.2.5 instance types (AWS DescribeInstanceTypes)",
+            "license": "Apache-2.0",
+            "data_date": "2026-10-27",
+            "file": files["types"],
+        },
+        {
+            "name": f"moto 5.2.5 instance type offerings, {region} (region)",
+            "license": "Apache-2.0",
+            "data_date": "2026-10-27",
+            "file": files["region"],
+        },
+        {
+            "name": f"moto 5.2.5 instance type offerings, {region} (availability zones)",
+            "license": "Apache-2.0",
+            "data_date": "2026-10-27",
+            "file": files["az"],
+        },
+        {
+            "name": "awslabs/amazon-eks-ami nodeadm instance-info.jsonl (commit 81fec2e8)",
+            "license": "MIT-0",
+            "data_date": "2026-07-01",
+            "file": files["max_pods"],
+        },
+        {
+            "name": "aws/karpenter-provider-aws zz_generated.pricing_aws.go (commit 1d927085)",
+            "license": "Apache-2.0",
+            "data_date": "2026-07-20",
+            "file": files["prices"],
+        },
+        {
+            "name": "AWS Spot Instance Advisor feed via alexei-led/spotinfo (commit 05e93313)",
+            "license": "Apache-2.0",
+            "data_date": "2025-06-28",
+            "file": files["spot"],
+        },
+    ]
+
+
+class BuildError(Exception):
+    pass
+
+
+def _read_json_gz(path: Path) -> Any:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _newest(shared: Path, pattern: str) -> Path:
+    found = sorted(shared.glob(pattern))
+    if not found:
+        raise BuildError(f"no file matches {pattern} under {shared}")
+    return found[-1]  # names carry the data date, so the last one sorted is the newest
+
+
+def is_current_generation(rec: Mapping[str, Any]) -> bool:
+    """AWS's flag, widened to every Nitro type.
+
+    moto's 2026 data marks m5, c5, r5, g5, m6i... ``CurrentGeneration: false`` although they
+    are on sale everywhere and g5 is the only A10G family. "Runs on Nitro" is the line that
+    matters: it drops the Xen-era families (m4, c4, m3, i2, d2, ...). Bare-metal types have no
+    hypervisor at all (the field is absent) but are all built on the Nitro System, so
+    m5.metal stays with m5.large.
+    """
+    return bool(
+        rec.get("CurrentGeneration") or rec.get("Hypervisor") == "nitro" or rec.get("BareMetal")
+    )
+
+
+def exclusion_reason(rec: Mapping[str, Any]) -> str | None:
+    """Why a type offered and priced in the region is left out, or None to keep it."""
+    name = rec["InstanceType"]
+    archs = rec["ProcessorInfo"]["SupportedArchitectures"]
+    if name.startswith("mac") or any(a.endswith("_mac") for a in archs):
+        return "mac"
+    if not is_current_generation(rec):
+        return "previous generation"
+    if not any(a in ARCHES for a in archs):
+        return f"architecture {archs}"
+    gpus = rec.get("GpuInfo", {}).get("Gpus", [])
+    if any(g.get("Manufacturer") != "NVIDIA" for g in gpus):
+        return "non-NVIDIA GPU"  # pods ask for nvidia.com/gpu; an AMD Radeon serves none
+    if len({g["Name"] for g in gpus}) > 1:
+        return "mixed GPU models"
+    for key in OTHER_ACCELERATORS:
+        if key in rec:
+            return f"other accelerator ({key})"
+    return None
+
+
+def max_pods_of(name: str, rec: Mapping[str, Any], eks: Mapping[str, Mapping[str, int]]) -> int:
+    """AWS VPC CNI: ENIs of the default network card x (IPv4 per ENI - 1) + 2.
+
+    Inputs from the EKS AMI's instance-info.jsonl (what nodeadm reads); moto's NetworkInfo for
+    the default card when the AMI does not list the type yet. Not the ENI total over all cards:
+    that would double max pods on multi-card types such as g6e.48xlarge.
+    """
+    if name in eks:
+        enis, ips = eks[name]["defaultMaxENIs"], eks[name]["ipv4AddressesPerInterface"]
+    else:
+        net = rec["NetworkInfo"]
+        index = net.get("DefaultNetworkCardIndex", 0)
+        cards = {c["NetworkCardIndex"]: c for c in net.get("NetworkCards", [])}
+        enis = (
+            cards[index]["MaximumNetworkInterfaces"]
+            if index in cards
+            else net["MaximumNetworkInterfaces"]
+        )
+        ips = net["Ipv4AddressesPerInterface"]
+    return int(enis) * (int(ips) - 1) + 2
+
+
+def entry(
+    rec: Mapping[str, Any],
+    *,
+    price: Decimal,
+    max_pods: int,
+    spot: Mapping[str, int] | None,
+    zones: Iterable[str],
+) -> dict[str, Any]:
+    name = rec["InstanceType"]
+    gpus = rec.get("GpuInfo", {}).get("Gpus", [])
+    gpu_count = sum(int(g["Count"]) for g in gpus)
+    arch = next(ARCHES[a] for a in rec["ProcessorInfo"]["SupportedArchitectures"] if a in ARCHES)
+    spot_ok = spot is not None and "spot" in rec.get("SupportedUsageClasses", [])
+    row = {
+        "name": name,
+        "vcpus": int(rec["VCpuInfo"]["DefaultVCpus"]),
+        "memory_mib": int(rec["MemoryInfo"]["SizeInMiB"]),
+        "gpu_count": gpu_count,
+        "gpu_model": gpus[0]["Name"] if gpu_count else None,
+        "gpu_memory_mib": int(gpus[0]["MemoryInfo"]["SizeInMiB"]) if gpu_count else 0,
+        "arch": arch,
+        "bare_metal": bool(rec.get("BareMetal", False)),
+        "max_pods": max_pods,
+        # Decimal -> float: the shortest repr of the 6-decimal price, stable across runs.
+        "on_demand_usd_per_hour": float(price),
+        "spot_savings_pct": int(spot["s"]) if spot_ok and spot else None,
+        "spot_interruption_bucket": int(spot["r"]) if spot_ok and spot else None,
+        "zones": sorted(set(zones)),
+    }
+    assert tuple(row) == FIELDS
+    return row
+
+
+def build(shared: Path, region: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """The catalog document (without ``built_at``) and counts of what was dropped and why."""
+    paths = {
+        "types": shared / "aws/instance_types/moto_instance_types.json.gz",
+        "region": shared / f"aws/instance_types/moto_offerings_region_{region}.json.gz",
+        "az": shared / f"aws/instance_types/moto_offerings_az_{region}.json.gz",
+        "max_pods": shared / "aws/max_pods/eks_instance-info.jsonl",
+        "prices": _newest(shared, f"aws/prices/ondemand_{region}_karpenter_*.csv"),
+        "spot": _newest(shared, "aws/prices/spot_advisor_data_*.json"),
+    }
+    for p in paths.values():
+        if not p.is_file():
+            raise BuildError(f"missing source file {p}")
+
+    types: dict[str, Any] = _read_json_gz(paths["types"])
+    offered = {o["InstanceType"] for o in _read_json_gz(paths["region"]) if o["Location"] == region}
+    zones: dict[str, set[str]] = {}
+    for o in _read_json_gz(paths["az"]):
+        zones.setdefault(o["InstanceType"], set()).add(o["Location"])
+    eks: dict[str, dict[str, int]] = {}
+    with paths["max_pods"].open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                rec = json.loads(line)
+                eks[rec["instanceType"]] = rec
+    prices: dict[str, Decimal] = {}
+    with paths["prices"].open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["region"] == region:
+                prices[row["instance_type"]] = Decimal(row["ondemand_usd_per_hour"])
+    with paths["spot"].open(encoding="utf-8") as f:
+        advisor = json.load(f)["spot_advisor"].get(region, {}).get("Linux", {})
+
+    dropped: dict[str, int] = {}
+    rows = []
+    for name in sorted(offered):
+        rec = types.get(name)
+        if rec is None:
+            reason: str | None = "not in moto"
+        elif prices.get(name, Decimal(0)) <= 0:
+            reason = "no on-demand price"
+        else:
+            reason = exclusion_reason(rec)
+        if reason is not None or rec is None:
+            dropped[str(reason)] = dropped.get(str(reason), 0) + 1
+            continue
+        rows.append(
+            entry(
+                rec,
+                price=prices[name],
+                max_pods=max_pods_of(name, rec, eks),
+                spot=advisor.get(name),
+                zones=zones.get(name, ()),
+            )
+        )
+
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "region": region,
+        "sources": sources(region, {k: p.relative_to(shared).as_posix() for k, p in paths.items()}),
+        "instance_types": rows,
+    }
+    return doc, dropped
+
+
+def built_at() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC) if epoch else dt.datetime.now(tz=dt.UTC)
+    return now.date().isoformat()
+
+
+def render(doc: Mapping[str, Any], date: str) -> str:
+    """Compact, diff-friendly JSON: header fields one per line, one instance type per line."""
+
+    def dump(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+    lines = ["{"]
+    head = {
+        "format": doc["format"],
+        "version": doc["version"],
+        "region": doc["region"],
+        "built_at": date,
+    }
+    lines += [f"  {dump(k)}: {dump(v)}," for k, v in head.items()]
+    lines.append('  "sources": [')
+    lines += [f"    {dump(s)}," for s in doc["sources"]]
+    lines[-1] = lines[-1].rstrip(",")
+    lines.append("  ],")
+    lines.append('  "instance_types": [')
+    lines += [f"    {dump(t)}," for t in doc["instance_types"]]
+    lines[-1] = lines[-1].rstrip(",")
+    lines.append("  ]")
+    lines.append("}")
+    text = "\n".join(lines) + "\n"
+    json.loads(text)  # the hand-rolled layout must still be JSON
+    return text
+
+
+def summary(doc: Mapping[str, Any], dropped: Mapping[str, int]) -> str:
+    rows = doc["instance_types"]
+    gpus: dict[str, int] = {}
+    for r in rows:
+        if r["gpu_model"]:
+            gpus[r["gpu_model"]] = gpus.get(r["gpu_model"], 0) + 1
+    spot = sum(r["spot_savings_pct"] is not None for r in rows)
+    arm = sum(r["arch"] == "arm64" for r in rows)
+    lines = [
+        f"{len(rows)} instance types ({spot} with Spot, {arm} arm64, "
+        f"{sum(gpus.values())} with NVIDIA GPUs)",
+        "GPU types by model: " + ", ".join(f"{m} {n}" for m, n in sorted(gpus.items())),
+        "dropped: " + ", ".join(f"{why} {n}" for why, n in sorted(dropped.items())),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--shared",
+        type=Path,
+        default=DEFAULT_SHARED,
+        help="the shared data directory (default: <repo>/../shared/data)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="where to write the catalog (default: scaler/data/catalog-us-east-1.json)",
+    )
+    parser.add_argument("--region", default="us-east-1", help="AWS region (default: us-east-1)")
+    args = parser.parse_args(argv)
+    try:
+        doc, dropped = build(args.shared, args.region)
+    except (BuildError, OSError, KeyError, ValueError) as e:
+        print(f"build_catalog: {e}", file=sys.stderr)
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(doc, built_at()), encoding="utf-8")
+    print(f"wrote {args.out}", file=sys.stderr)
+    print(summary(doc, dropped), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
