@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scaler.core.explain import unplaceable_reason
-from scaler.core.model import GPU, BoolArray, FloatArray, IntArray, PodSpec, PoolSpec
+from scaler.core.model import CPU, GPU, MEM, BoolArray, FloatArray, IntArray, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings
 from scaler.core.settings import PlacementSettings
 
@@ -105,8 +105,12 @@ def place(
     headroom: FloatArray | None = None,
     available: BoolArray | None = None,
     settings: PlacementSettings | None = None,
+    rng: np.random.Generator | None = None,
 ) -> Placement:
     """Choose a pool for every pod, one pod per node unless the pool packs.
+
+    With ``settings.expander == "least-waste"`` the choice follows cluster-autoscaler instead
+    (so the simulator can show what it costs): ``rng`` breaks its ties.
 
     ``headroom`` (P,) is how many more nodes each pool may add (default: max size minus
     current size, ``inf`` without a max). ``available`` (P,) is False for pools that are
@@ -126,6 +130,8 @@ def place(
     req = np.array([p.requests.as_array() for p in reps], dtype=np.float64).reshape(len(reps), -1)
 
     matrix, per_node = cost_matrix(reps, req, offerings, available, settings)
+    if settings.expander == "least-waste":
+        matrix = least_waste_matrix(matrix, req, offerings, rng or np.random.default_rng(0))
     best = np.argmin(matrix, axis=1) if n_pools else np.zeros(len(reps), dtype=np.int64)
     best_cost = matrix[np.arange(len(reps)), best] if n_pools else np.full(len(reps), np.inf)
     placeable = np.isfinite(best_cost)
@@ -191,7 +197,8 @@ def cost_matrix(
         r = req[lo:hi]
         fits = np.all(r[:, None, :] <= alloc[None, :, :] + _EPS, axis=2)
         # A GPU node is never bought for a pod that asks for no GPU.
-        fits &= ~(offerings.has_gpu[None, :] & (r[:, GPU] == 0)[:, None])
+        if settings.never_gpu_for_cpu_pods:
+            fits &= ~(offerings.has_gpu[None, :] & (r[:, GPU] == 0)[:, None])
         feasible = fits & masks[lo:hi]
         cost = np.broadcast_to(offerings.cost, feasible.shape)
         if any_pack:
@@ -203,6 +210,23 @@ def cost_matrix(
             cost = cost / ppn
         matrix[lo:hi] = np.where(feasible, cost, np.inf)
     return matrix, per_node
+
+
+def least_waste_matrix(
+    cost: FloatArray, req: FloatArray, offerings: Offerings, rng: np.random.Generator
+) -> FloatArray:
+    """cluster-autoscaler's least-waste expander as a (C, P) score, ``inf`` where infeasible.
+
+    Score = unused CPU fraction + unused memory fraction of the new node; GPUs are not
+    scored. Equal scores (every pool scores 2.0 for a pod with no requests) are broken by a
+    seeded random draw, as CA's fallback random expander does.
+    """
+    alloc = offerings.allocatable
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cpu = np.where(alloc[None, :, CPU] > 0, 1 - req[:, None, CPU] / alloc[None, :, CPU], 1.0)
+        mem = np.where(alloc[None, :, MEM] > 0, 1 - req[:, None, MEM] / alloc[None, :, MEM], 1.0)
+    score = np.round(cpu + mem, 6) + rng.random(cost.shape) * 1e-7
+    return np.where(np.isfinite(cost), score, np.inf)
 
 
 def _nodes_for(counts: IntArray, per_node: FloatArray, pool: IntArray) -> IntArray:
@@ -218,6 +242,7 @@ def _group(
     offerings: Offerings,
     per_node: FloatArray,
 ) -> PlacedGroup:
+    """``row`` is what was minimised: dollars, or least-waste scores (then named so)."""
     finite = np.isfinite(row)
     n_fit = int(finite.sum())
     masked = row.copy()
@@ -227,14 +252,20 @@ def _group(
     price = float(offerings.price[i])
     risk = float(offerings.risk[i])
     ppn = int(per_node[i])
+    cost = float(offerings.cost[i]) / ppn
+    second_cost = float(offerings.cost[second]) / int(per_node[second]) if has_second else None
+    by_dollars = abs(float(row[i]) - cost) < 1e-9
     what = f"${price:.4f}/h"
     if risk:
         what += f" + ${risk:.4f}/h Spot risk"
     if ppn > 1:
         what += f", {ppn} pods per node"
-    reason = f"cheapest of {n_fit} fitting pools ({what})"
+    if by_dollars:
+        reason = f"cheapest of {n_fit} fitting pools ({what})"
+    else:
+        reason = f"least waste of {n_fit} fitting pools (score {row[i]:.3f}, {what})"
     if has_second:
-        reason += f"; next {offerings.pools[second].name} ${masked[second]:.4f}/h"
+        reason += f"; next {offerings.pools[second].name} ${second_cost:.4f}/h"
     return PlacedGroup(
         pods=tuple(pods),
         pool=offerings.pools[i],
@@ -242,12 +273,12 @@ def _group(
         instance_type=offerings.instance_type[i],
         nodes=nodes,
         price_usd_per_hour=price,
-        cost_usd_per_hour=float(row[i]),
+        cost_usd_per_hour=cost,
         zone=offerings.zone_for(i, pods[0]),
         risk_usd_per_hour=risk,
         fitting_pools=n_fit,
         runner_up=offerings.pools[second].name if has_second else None,
-        runner_up_cost_usd_per_hour=float(masked[second]) if has_second else None,
+        runner_up_cost_usd_per_hour=second_cost,
         reason=reason,
     )
 

@@ -28,12 +28,70 @@ class PlacementSettings:
     """Pod classes scored per NumPy chunk: bounds the (classes x pools x resources) temporary
     to a few tens of MB with the full catalog."""
 
+    expander: str = "cost"
+    """How a pool is chosen: ``cost`` (absolute USD/hour, scaler) or ``least-waste``
+    (cluster-autoscaler's: unused CPU fraction + unused memory fraction, GPUs ignored, ties
+    broken at random). ``least-waste`` exists so the simulator can show what users run now."""
+
+    never_gpu_for_cpu_pods: bool = True
+    """Never buy a GPU node for a pod that requests no GPU (cluster-autoscaler has no such
+    rule; only taints keep such pods off GPU nodes there)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleUpSettings:
+    batch_idle_s: float = 1.0
+    """Act this long after the last new pending pod (Karpenter's batch idle duration), so a
+    Dask cluster of 50 workers is one decision, not 50."""
+
+    batch_max_s: float = 10.0
+    """...but no later than this after the first (Karpenter's batch max duration)."""
+
+    scan_interval_s: float = 0.0
+    """0: act on events (watches). >0: act only on a fixed scan grid, as cluster-autoscaler
+    does every 10 s; used by the ca-least-waste policy."""
+
+    provision_timeout_s: float = 900.0
+    """A launched node that has not registered (and advertised its GPUs) by then is given up
+    on and its pods are placed again (cluster-autoscaler's max-node-provision-time, 15 min)."""
+
+    launch_failure_ttl_s: float = 180.0
+    """A pool whose launch failed (InsufficientInstanceCapacity, no IPs) is skipped this
+    long; its pods go to the next-cheapest pool at once (Karpenter marks the offering
+    unavailable for 3 minutes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleDownSettings:
+    idle_timeout_s: float = 120.0
+    """Remove a node this long after its last workload pod left. Long enough to reuse a
+    node between a notebook's restarts, short enough that idle nodes do not collect stray
+    small pods (cluster-autoscaler waits 600 s). Per pool: the ASG tag
+    ``k8s.io/cluster-autoscaler/node-template/autoscaling-options/scaledownunneededtime``."""
+
+    delay_after_scale_up_s: float = 0.0
+    """No scale-down in a pool within this long of its last scale-up (cluster-autoscaler's
+    scale-down-delay-after-add is 600 s; scaler's idle timer already covers new nodes)."""
+
+    max_removals_per_minute: int = 60
+    """Disruption budget: at most this many nodes removed per minute, cluster-wide."""
+
+
+@dataclass(frozen=True, slots=True)
+class PinningSettings:
+    enabled: bool = True
+    """Pin each pending pod to the pool chosen for it (a nodeSelector on scaler.io/pool), so
+    kube-scheduler cannot drop a 4 GB notebook on an idle 512 GB node."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     """The whole settings tree."""
 
     placement: PlacementSettings = field(default_factory=PlacementSettings)
+    scale_up: ScaleUpSettings = field(default_factory=ScaleUpSettings)
+    scale_down: ScaleDownSettings = field(default_factory=ScaleDownSettings)
+    pinning: PinningSettings = field(default_factory=PinningSettings)
 
     def with_overrides(self, overrides: dict[str, str]) -> Settings:
         """A copy with ``name=value`` overrides; ``name`` is a field of any section
@@ -97,3 +155,34 @@ def _coerce(raw: str, hint: Any, name: str) -> Any:
     except ValueError:
         pass
     raise ValueError(f"--set {name}={raw}: expected {getattr(hint, '__name__', hint)}")
+
+
+def preset(name: str) -> Settings:
+    """The settings of a named policy: ``scaler`` (the product), ``ca-least-waste``
+    (cluster-autoscaler as users run it) and ``karpenter-like``."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown policy {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+PRESETS: dict[str, Settings] = {
+    "scaler": Settings(),
+    # cluster-autoscaler defaults: 10 s scan, scale-down-unneeded-time 10 min,
+    # scale-down-delay-after-add 10 min, least-waste expander, nothing pins pods.
+    "ca-least-waste": Settings(
+        placement=PlacementSettings(expander="least-waste", never_gpu_for_cpu_pods=False),
+        scale_up=ScaleUpSettings(batch_idle_s=0.0, batch_max_s=0.0, scan_interval_s=10.0),
+        scale_down=ScaleDownSettings(idle_timeout_s=600.0, delay_after_scale_up_s=600.0),
+        pinning=PinningSettings(enabled=False),
+    ),
+    # Karpenter: cheapest fitting type per pod (no risk weighting beyond price), batching
+    # 1 s / 10 s, empty nodes removed at once (consolidateAfter: 0s), no pinning.
+    "karpenter-like": Settings(
+        placement=PlacementSettings(
+            spot_risk_fraction_by_bucket=(0.0, 0.0, 0.0, 0.0, 0.0), spot_risk_fraction_unknown=0.0
+        ),
+        scale_down=ScaleDownSettings(idle_timeout_s=0.0),
+        pinning=PinningSettings(enabled=False),
+    ),
+}

@@ -1,0 +1,300 @@
+"""One decision: observe a cluster view, return the actions and when to be asked again.
+
+``decide`` is the single entry point the live loop and the simulator share. It is pure:
+the view, the pools, the offerings, the memory and the settings go in, a
+:class:`~scaler.core.actions.Decision` comes out; ``now`` and ``rng`` are arguments.
+
+Scale-up, in order:
+1. Capacity already coming: a pool's desired size minus its Ready nodes is in flight. Pods
+   the memory knows a launch for are covered; after a restart (no memory) pending pods
+   that fit a pool's in-flight slots are covered too, so a restart never scales twice.
+2. Batching: new pending pods wait until ``batch_idle_s`` after the last arrival, at most
+   ``batch_max_s`` after the first, then go as one decision.
+3. Placement (:func:`scaler.core.placement.place`) with pool headroom and backoff.
+
+Scale-down: a Ready node with no workload pod (DaemonSet and mirror pods do not count) is
+idle from the time recorded on it; after its pool's idle timeout it is removed, unless
+scale-down is disabled on it, its pool is at min size, pods are waiting for its pool, the
+cluster scaled up too recently, or the removal budget for the minute is spent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from scaler.core.actions import (
+    Action,
+    Decision,
+    MarkIdle,
+    NotifyUnplaceable,
+    PinPod,
+    RemoveNode,
+    ScaleUp,
+)
+from scaler.core.memory import Memory
+from scaler.core.model import PodSpec, PoolSpec
+from scaler.core.offerings import Offerings
+from scaler.core.placement import cost_matrix, group_pods, place
+from scaler.core.settings import Settings
+from scaler.core.state import (
+    ANNOTATION_DO_NOT_DISRUPT,
+    ANNOTATION_IDLE_SINCE,
+    ANNOTATION_SCALE_DOWN_DISABLED,
+    ClusterView,
+    Node,
+    PendingPod,
+)
+
+_EPS = 1e-6
+
+
+def decide(
+    view: ClusterView,
+    pools: Sequence[PoolSpec],
+    offerings: Offerings,
+    memory: Memory,
+    settings: Settings,
+    *,
+    now: float,
+    rng: np.random.Generator,
+) -> Decision:
+    by_name = {p.name: p for p in pools}
+    actions: list[Action] = []
+    wakes: list[float] = []
+
+    uncovered, waiting_for = _uncovered(view, by_name, offerings, memory, settings)
+    held: list[PendingPod] = []
+    batch_closed = False
+    if uncovered:
+        close = _batch_close(uncovered, memory, settings)
+        if close is not None and now + _EPS < close:
+            held = uncovered
+            wakes.append(close)
+        else:
+            batch_closed = True
+            actions += _scale_up(uncovered, by_name, offerings, memory, settings, now, rng)
+    wanted = set(waiting_for.values()) | {a.pool for a in actions if isinstance(a, ScaleUp)}
+    if held:
+        wanted |= _feasible_pools(held, offerings, settings)
+    down, down_wakes = _scale_down(view, by_name, offerings, memory, settings, now, wanted)
+    actions += down
+    wakes += down_wakes
+    wakes += [launch.deadline_s for launch in memory.launches]
+    if memory.backoff_until_s and any(isinstance(a, NotifyUnplaceable) for a in actions):
+        wakes.append(min(memory.backoff_until_s.values()))
+    future = [w for w in wakes if w > now + _EPS]
+    return Decision(
+        now_s=now,
+        actions=tuple(actions),
+        wake_at_s=min(future) if future else None,
+        waiting=tuple(p.pod.key for p in held) + tuple(sorted(waiting_for)),
+        batch_closed=batch_closed,
+    )
+
+
+# --------------------------------------------------------------------------- scale-up
+
+
+def _uncovered(
+    view: ClusterView,
+    by_name: dict[str, PoolSpec],
+    offerings: Offerings,
+    memory: Memory,
+    settings: Settings,
+) -> tuple[list[PendingPod], dict[str, str]]:
+    """Pending pods no node is coming for, and pod key -> pool for those one is."""
+    ready = Counter(n.pool for n in view.nodes if n.pool is not None and n.ready and n.gpu_ready)
+    slots = {name: max(p.current_size - ready[name], 0) for name, p in by_name.items()}
+    in_flight = memory.in_flight()
+    waiting_for: dict[str, str] = {}
+    rest: list[PendingPod] = []
+    for pp in view.pending:
+        pool = in_flight.get(pp.pod.key)
+        if pool is not None and pool in by_name:
+            slots[pool] = max(slots.get(pool, 0) - 1, 0)
+            waiting_for[pp.pod.key] = pool
+        else:
+            rest.append(pp)
+    if rest and any(slots.values()):
+        rest = _cover_by_slots(rest, slots, offerings, settings, waiting_for)
+    return rest, waiting_for
+
+
+def _cover_by_slots(
+    pending: list[PendingPod],
+    slots: dict[str, int],
+    offerings: Offerings,
+    settings: Settings,
+    waiting_for: dict[str, str],
+) -> list[PendingPod]:
+    """Nodes are coming that no remembered launch explains (we restarted, or someone else
+    scaled): let the pods that fit them wait for them, cheapest slot first."""
+    pods = [pp.pod for pp in pending]
+    classes = group_pods(pods)
+    reps = [c[0] for c in classes]
+    req = np.array([p.requests.as_array() for p in reps]).reshape(len(reps), -1)
+    matrix, _ = cost_matrix(reps, req, offerings, np.ones(len(offerings), bool), settings.placement)
+    covered: set[str] = set()
+    for c, members in enumerate(classes):
+        left = list(members)
+        for i in np.argsort(matrix[c], kind="stable"):
+            if not left or not np.isfinite(matrix[c, i]):
+                break
+            name = offerings.pools[i].name
+            while left and slots.get(name, 0) > 0:
+                pod = left.pop()
+                slots[name] -= 1
+                waiting_for[pod.key] = name
+                covered.add(pod.key)
+    return [pp for pp in pending if pp.pod.key not in covered]
+
+
+def _batch_close(pending: list[PendingPod], memory: Memory, settings: Settings) -> float | None:
+    """When the batch window of the pods that are new since the last decision closes."""
+    new = [pp.since_s for pp in pending if pp.since_s > memory.batch_floor_s]
+    if not new:
+        return None
+    up = settings.scale_up
+    return min(max(new) + up.batch_idle_s, min(new) + up.batch_max_s)
+
+
+def _scale_up(
+    pending: list[PendingPod],
+    by_name: dict[str, PoolSpec],
+    offerings: Offerings,
+    memory: Memory,
+    settings: Settings,
+    now: float,
+    rng: np.random.Generator,
+) -> list[Action]:
+    headroom = np.array(
+        [
+            np.inf
+            if (live := by_name.get(p.name, p)).max_size is None
+            else max(live.max_size - live.current_size, 0)
+            for p in offerings.pools
+        ],
+        dtype=np.float64,
+    )
+    available = np.array([not memory.backing_off(p.name, now) for p in offerings.pools], dtype=bool)
+    placement = place(
+        [pp.pod for pp in pending],
+        offerings,
+        headroom=headroom,
+        available=available,
+        settings=settings.placement,
+        rng=rng,
+    )
+    actions: list[Action] = []
+    for g in placement.groups:
+        actions.append(
+            ScaleUp(
+                pool=g.pool.name,
+                count=g.nodes,
+                pods=tuple(p.key for p in g.pods),
+                instance_type=g.instance_type,
+                price_usd_per_hour=g.price_usd_per_hour,
+                reason=g.reason,
+                runner_up=g.runner_up,
+                runner_up_cost_usd_per_hour=g.runner_up_cost_usd_per_hour,
+            )
+        )
+        if settings.pinning.enabled:
+            actions += [PinPod(pod, g.pool.name, g.reason) for pod in g.pods]
+    new = {pp.pod.key for pp in pending if pp.since_s > memory.batch_floor_s}
+    for u in placement.unplaceable:
+        fresh = tuple(p for p in u.pods if p.key in new)
+        if fresh:
+            actions.append(NotifyUnplaceable(fresh, u.reason))
+    return actions
+
+
+def _feasible_pools(
+    pending: list[PendingPod], offerings: Offerings, settings: Settings
+) -> set[str]:
+    pods: list[PodSpec] = [c[0] for c in group_pods([pp.pod for pp in pending])]
+    req = np.array([p.requests.as_array() for p in pods]).reshape(len(pods), -1)
+    matrix, _ = cost_matrix(pods, req, offerings, np.ones(len(offerings), bool), settings.placement)
+    return {offerings.pools[i].name for i in np.flatnonzero(np.isfinite(matrix).any(axis=0))}
+
+
+# ------------------------------------------------------------------------- scale-down
+
+
+def _scale_down(
+    view: ClusterView,
+    by_name: dict[str, PoolSpec],
+    offerings: Offerings,
+    memory: Memory,
+    settings: Settings,
+    now: float,
+    wanted: set[str],
+) -> tuple[list[Action], list[float]]:
+    sd = settings.scale_down
+    busy = {b.node for b in view.bound if b.is_workload}
+    actions: list[Action] = []
+    wakes: list[float] = []
+    removing: Counter[str] = Counter()
+    budget = sd.max_removals_per_minute - len(memory.removals_s)
+    for node in view.nodes:
+        pool = by_name.get(node.pool) if node.pool is not None else None
+        if pool is None or not node.ready:
+            continue
+        recorded = _idle_since(node, memory)
+        if node.name in busy:
+            if recorded is not None:
+                actions.append(MarkIdle(node.name, None))
+            continue
+        if recorded is None:
+            recorded = now
+            actions.append(MarkIdle(node.name, now))
+        if pool.name in wanted or _disabled(node):
+            continue
+        timeout = pool.idle_timeout_s if pool.idle_timeout_s is not None else sd.idle_timeout_s
+        due = max(recorded + timeout, memory.last_scale_up_s + sd.delay_after_scale_up_s)
+        if now + _EPS < due:
+            wakes.append(due)
+            continue
+        if pool.current_size - removing[pool.name] <= pool.min_size:
+            continue
+        if budget <= 0:
+            if memory.removals_s:
+                wakes.append(memory.removals_s[0] + 60.0)
+            continue
+        budget -= 1
+        removing[pool.name] += 1
+        i = offerings.get(pool.name)
+        price = float(offerings.price[i]) if i is not None else 0.0
+        actions.append(
+            RemoveNode(
+                node=node.name,
+                pool=pool.name,
+                instance_id=node.instance_id,
+                reason=f"idle {now - recorded:.0f}s (timeout {timeout:.0f}s), ${price:.4f}/h",
+                price_usd_per_hour=price,
+            )
+        )
+    return actions, wakes
+
+
+def _idle_since(node: Node, memory: Memory) -> float | None:
+    raw = node.annotation(ANNOTATION_IDLE_SINCE)
+    if raw is not None:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return value
+    return memory.idle_since_s.get(node.name)
+
+
+def _disabled(node: Node) -> bool:
+    return (
+        node.annotation(ANNOTATION_SCALE_DOWN_DISABLED) == "true"
+        or node.annotation(ANNOTATION_DO_NOT_DISRUPT) == "true"
+    )

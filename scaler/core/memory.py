@@ -1,0 +1,88 @@
+"""What the reconciler remembers between ticks: launches in flight, pools backing off, the
+last scale-up, recent removals. Plain data with small update methods; no I/O, no clock.
+
+Nothing here is needed for correctness after a restart: in-flight capacity is re-derived
+from the pools' desired sizes versus registered nodes, and idle timers live on the nodes as
+annotations. Memory only sharpens decisions between restarts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from scaler.core.actions import ScaleUp
+from scaler.core.state import LaunchFailure
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """Nodes asked of ``pool`` at ``at_s`` for ``pods``; given up at ``deadline_s``."""
+
+    pool: str
+    count: int
+    pods: frozenset[str]
+    at_s: float
+    deadline_s: float
+
+
+@dataclass
+class Memory:
+    launches: list[Launch] = field(default_factory=list)
+    backoff_until_s: dict[str, float] = field(default_factory=dict)
+    backoff_reason: dict[str, str] = field(default_factory=dict)
+    last_scale_up_s: float = float("-inf")
+    batch_floor_s: float = float("-inf")
+    """Pending pods older than this were already considered by a scale-up decision; they do
+    not hold a new batch window open."""
+    removals_s: deque[float] = field(default_factory=deque)
+    idle_since_s: dict[str, float] = field(default_factory=dict)
+    failures_seen_s: float = float("-inf")
+
+    # ------------------------------------------------------------------ updates
+
+    def launched(self, action: ScaleUp, *, now: float, timeout_s: float) -> None:
+        self.launches.append(
+            Launch(action.pool, action.count, frozenset(action.pods), now, now + timeout_s)
+        )
+        self.last_scale_up_s = now
+
+    def launch_failed(self, failure: LaunchFailure, *, ttl_s: float) -> None:
+        """The pool backs off for ``ttl_s``; its in-flight launches are forgotten so their
+        pods are placed again, on the next-cheapest pool, at the next tick."""
+        until = failure.at_s + ttl_s
+        if until > self.backoff_until_s.get(failure.pool, float("-inf")):
+            self.backoff_until_s[failure.pool] = until
+            self.backoff_reason[failure.pool] = failure.reason
+        self.launches = [
+            launch
+            for launch in self.launches
+            if not (launch.pool == failure.pool and launch.at_s <= failure.at_s)
+        ]
+        self.failures_seen_s = max(self.failures_seen_s, failure.at_s)
+
+    def removed(self, *, now: float) -> None:
+        self.removals_s.append(now)
+
+    def forget(self, *, now: float, pending: set[str]) -> None:
+        """Drop launches past their deadline or whose pods all left the pending set, and
+        backoffs that ended."""
+        self.launches = [
+            launch
+            for launch in self.launches
+            if launch.deadline_s > now and not launch.pods.isdisjoint(pending)
+        ]
+        for pool in [p for p, until in self.backoff_until_s.items() if until <= now]:
+            del self.backoff_until_s[pool]
+            self.backoff_reason.pop(pool, None)
+        while self.removals_s and self.removals_s[0] <= now - 60.0:
+            self.removals_s.popleft()
+
+    # ------------------------------------------------------------------- queries
+
+    def backing_off(self, pool: str, now: float) -> bool:
+        return self.backoff_until_s.get(pool, float("-inf")) > now
+
+    def in_flight(self) -> dict[str, str]:
+        """Pod key -> pool of the launch it waits for."""
+        return {pod: launch.pool for launch in self.launches for pod in launch.pods}

@@ -1,0 +1,104 @@
+"""Live state as the decision code sees it: nodes, pods on them, pending pods.
+
+A :class:`ClusterView` is a frozen snapshot that the Kubernetes adapter (live) or the
+simulated cluster (offline) produces; decisions never read anything else about the cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from scaler.core.model import PodSpec, Resources, Taint
+
+# Annotations scaler reads and writes on nodes and pods.
+ANNOTATION_IDLE_SINCE: Final = "scaler.io/idle-since"
+"""On a node: unix seconds since when it has had no workload pod (survives restarts)."""
+ANNOTATION_SCALE_DOWN_DISABLED: Final = "cluster-autoscaler.kubernetes.io/scale-down-disabled"
+ANNOTATION_SAFE_TO_EVICT: Final = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+ANNOTATION_DO_NOT_DISRUPT: Final = "karpenter.sh/do-not-disrupt"
+ANNOTATION_RESTARTABLE: Final = "scaler.io/restartable"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A node in the cluster, or registered soon: an instance the cloud launched.
+
+    ``pool`` is the pool (ASG) the node belongs to, resolved by the adapter from the node's
+    providerID or its ``scaler.io/pool`` label; ``None`` for nodes scaler does not manage.
+    ``ready`` is the kubelet's Ready condition; ``gpu_ready`` is False on a GPU node until
+    the device plugin advertises its GPUs (DOMAIN.md: minutes after boot).
+    """
+
+    name: str
+    pool: str | None
+    instance_type: str
+    capacity_type: str
+    zone: str | None = None
+    instance_id: str | None = None
+    allocatable: Resources = field(default_factory=Resources)
+    ready: bool = True
+    gpu_ready: bool = True
+    unschedulable: bool = False
+    created_s: float = 0.0
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[Taint, ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+
+    def annotation(self, key: str) -> str | None:
+        return dict(self.annotations).get(key)
+
+    @property
+    def schedulable_ready(self) -> bool:
+        """Ready, GPUs advertised, not cordoned: it can take a pod now."""
+        return self.ready and self.gpu_ready and not self.unschedulable
+
+
+@dataclass(frozen=True, slots=True)
+class BoundPod:
+    """A pod bound to a node (running, or starting there)."""
+
+    pod: PodSpec
+    node: str
+    started_s: float = 0.0
+    daemonset: bool = False
+    mirror: bool = False
+
+    @property
+    def is_workload(self) -> bool:
+        """DaemonSet and mirror (static) pods do not keep a node alive."""
+        return not (self.daemonset or self.mirror)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPod:
+    """A pod the scheduler found no node for (PodScheduled=False, reason Unschedulable)."""
+
+    pod: PodSpec
+    since_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """One consistent snapshot of the cluster at ``now_s``."""
+
+    now_s: float
+    nodes: tuple[Node, ...] = ()
+    bound: tuple[BoundPod, ...] = ()
+    pending: tuple[PendingPod, ...] = ()
+
+    def pods_by_node(self) -> dict[str, list[BoundPod]]:
+        out: dict[str, list[BoundPod]] = {n.name: [] for n in self.nodes}
+        for b in self.bound:
+            out.setdefault(b.node, []).append(b)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchFailure:
+    """The cloud could not launch nodes for a pool (InsufficientInstanceCapacity, no subnet
+    IPs, ...), as reported after the fact (ASG scaling activities)."""
+
+    pool: str
+    at_s: float
+    reason: str

@@ -1,0 +1,89 @@
+"""The small Protocols the reconciler talks to. No implementations here.
+
+Each port has a real adapter (``scaler.adapters``), a recording fake shared by tests and the
+simulator (``simulations``), and a dry-run wrapper where it writes. Errors cross a port only
+as the domain errors below, translated once at the adapter boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from scaler.core.model import InstanceType, PodSpec, PoolSpec
+from scaler.core.offerings import Prices
+from scaler.core.state import ClusterView, LaunchFailure, Node
+
+
+class PortError(Exception):
+    """Base of the errors a port may raise."""
+
+
+class Throttled(PortError):
+    """The API asked us to slow down; retry later with backoff."""
+
+
+class InsufficientCapacity(PortError):
+    """The cloud has no capacity for this request right now."""
+
+
+class NotFound(PortError):
+    """The thing acted on no longer exists (a node deleted, an instance gone)."""
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds (unix time live; simulated seconds offline)."""
+        ...
+
+    async def sleep_until(self, t: float) -> None: ...
+
+
+class ClusterSource(Protocol):
+    async def snapshot(self) -> ClusterView:
+        """Nodes, bound pods and pending (Unschedulable) pods, one consistent view."""
+        ...
+
+
+class Fleet(Protocol):
+    """The cloud side: node groups and their instances."""
+
+    async def pools(self) -> Sequence[PoolSpec]:
+        """Every pool scaler manages, ``current_size`` = the group's desired capacity."""
+        ...
+
+    async def set_desired(self, pool: str, desired: int) -> None: ...
+
+    async def terminate(self, node: Node) -> None:
+        """Terminate the node's instance and decrement its pool's desired capacity."""
+        ...
+
+    async def launch_failures(self, since_s: float) -> Sequence[LaunchFailure]:
+        """Launches that failed at or after ``since_s``."""
+        ...
+
+    async def describe_types(self, names: Sequence[str]) -> Sequence[InstanceType]:
+        """Specs of instance types the catalog lacks (no price: the caller supplies one)."""
+        ...
+
+
+class Actuator(Protocol):
+    """Writes to the cluster."""
+
+    async def pin(self, pod: PodSpec, pool: str) -> None:
+        """Make ``pod`` schedulable only on ``pool``'s nodes."""
+        ...
+
+    async def annotate_node(self, node: str, key: str, value: str | None) -> None:
+        """Set (or with ``None`` remove) an annotation on a node."""
+        ...
+
+    async def record_event(self, pod: PodSpec, reason: str, message: str, *, warning: bool) -> None:
+        """A Kubernetes Event on the pod (TriggeredScaleUp, NotTriggerScaleUp)."""
+        ...
+
+
+class PriceSource(Protocol):
+    async def prices(self) -> Prices:
+        """Live prices; the last good ones if a refresh failed."""
+        ...
