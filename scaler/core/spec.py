@@ -10,7 +10,7 @@ pod objects (``containers``, ``initContainers``, ``affinity`` are in the API's o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from scaler.core.model import (
@@ -37,6 +37,17 @@ GPU_RESOURCE = "nvidia.com/gpu"
 # Resources scaler schedules by. Others (hugepages, vendor devices) are refused rather than
 # silently ignored: a pod that needs them would never run on the node scaler buys.
 KNOWN_RESOURCES = ("cpu", "memory", GPU_RESOURCE, "ephemeral-storage")
+# Extended resources that do not shape the node to buy: EKS's VPC resource controller gives
+# branch ENIs (security groups for pods) to pods on any supported Nitro node once it runs.
+IGNORED_RESOURCES = ("vpc.amazonaws.com/pod-eni",)
+# Resource name -> Resources field.
+_FIELD_OF = {
+    "cpu": "cpu_milli",
+    "memory": "memory_mib",
+    GPU_RESOURCE: "gpu",
+    "ephemeral-storage": "ephemeral_mib",
+    "pods": "pods",
+}
 # The gpu_models names are AWS's (DescribeInstanceTypes GpuInfo.Name), compared upper-case.
 
 T = TypeVar("T")
@@ -180,6 +191,8 @@ def parse_resources(raw: Any, where: str) -> Resources:
                 values["ephemeral_mib"] = memory_mib(value)
             elif key == "pods":
                 values["pods"] = float(whole_count(value))
+            elif key in IGNORED_RESOURCES:
+                whole_count(value)
             else:
                 raise SpecError(
                     field, f"unknown resource; scaler schedules by {', '.join(KNOWN_RESOURCES)}"
@@ -218,10 +231,17 @@ def _container_requests(c: Any, where: str) -> Resources:
     res = container.get("resources")
     if res is not None:
         res = _mapping(res, f"{where}.resources")
-        if "requests" in res:
-            return parse_resources(res.get("requests"), f"{where}.resources.requests")
-        # Kubernetes defaults requests to limits when only limits are set.
-        return parse_resources(res.get("limits"), f"{where}.resources.limits")
+        requests = parse_resources(res.get("requests"), f"{where}.resources.requests")
+        limits = parse_resources(res.get("limits"), f"{where}.resources.limits")
+        # Kubernetes defaults each resource's request to its limit when that resource has a
+        # limit and no request (a GPU is usually given in limits only).
+        given = res.get("requests") or {}
+        defaulted = {
+            _FIELD_OF[key]: getattr(limits, _FIELD_OF[key])
+            for key in res.get("limits") or {}
+            if key not in given
+        }
+        return replace(requests, **defaulted) if defaulted else requests
     return parse_resources(container.get("requests"), f"{where}.requests")
 
 

@@ -1,0 +1,193 @@
+"""List-then-watch of one resource kind, feeding a cache (client-go's Reflector, small).
+
+:class:`Reflector` lists the kind page by page, hands the converted objects to its owner
+(``on_replace``), then watches from the list's resourceVersion and hands over every change
+(``on_event``). Conversion happens in the worker thread; the owner's callbacks run on the
+event loop thread, so the owner's caches need no lock. The watch resumes from the last
+resourceVersion seen (bookmarks included); a 410 Gone (the server's history no longer
+reaches back that far) means list again. Errors back off exponentially, capped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Generic, TypeVar
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from scaler.adapters.kube.client import REQUEST_TIMEOUT_S, TRANSPORT_ERRORS, Backoff, Interruptible
+
+V = TypeVar("V")
+
+PAGE_SIZE: Final = 500
+"""Objects per list page: a 20,000-pod list is 40 requests of a few MB, never one 200 MB body."""
+WATCH_TIMEOUT_S: Final = 300.0
+"""The server ends each watch after this long (client-go picks 5-10 min); we resume it."""
+_MIN_HEALTHY_WATCH_S: Final = 1.0
+"""A watch that ends sooner than this, with no error, still counts as a failure for backoff,
+so a server that closes watches at once is not hammered."""
+
+log = structlog.get_logger("scaler.kube.watch")
+
+
+class Gone(Exception):
+    """410: the resourceVersion is too old; the cache must be rebuilt from a list."""
+
+
+class Reflector(Generic[V]):
+    """Keep one kind's cache current. ``list_fn`` is the client's list call for the kind
+    (``CoreV1Api.list_node``); ``key`` names an object; ``convert`` turns it into the value
+    the cache stores (run in the worker thread); ``on_replace`` receives the whole kind
+    after every list, ``on_event`` one key and its new value (None: deleted)."""
+
+    def __init__(
+        self,
+        kind: str,
+        list_fn: Callable[..., Any],
+        *,
+        key: Callable[[Mapping[str, Any]], str],
+        convert: Callable[[Mapping[str, Any]], V],
+        on_replace: Callable[[dict[str, V]], None],
+        on_event: Callable[[str, V | None], None],
+        limiter: anyio.CapacityLimiter,
+        list_kwargs: Mapping[str, Any] | None = None,
+        page_size: int = PAGE_SIZE,
+        watch_timeout_s: float = WATCH_TIMEOUT_S,
+    ) -> None:
+        self.kind = kind
+        self._list_fn = list_fn
+        self._key = key
+        self._convert = convert
+        self._on_replace = on_replace
+        self._on_event = on_event
+        self._limiter = limiter
+        self._list_kwargs = dict(list_kwargs or {})
+        self._page_size = page_size
+        self._watch_timeout_s = watch_timeout_s
+        self.resource_version = ""
+        self.relists = 0
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """List (retrying until it works), signal readiness, then watch forever."""
+        backoff = Backoff()
+        await self._relist(backoff)
+        task_status.started()
+        while True:
+            started = anyio.current_time()
+            try:
+                await Interruptible().run(self._limiter, self._watch_blocking)
+            except Gone:
+                log.info("watch_expired", kind=self.kind, resource_version=self.resource_version)
+                await self._relist(backoff)
+                continue
+            except TRANSPORT_ERRORS as e:
+                if isinstance(e, ApiException) and e.status == 410:
+                    await self._relist(backoff)
+                    continue
+                delay = backoff.next_delay()
+                log.warning(
+                    "watch_failed", kind=self.kind, error=str(e), retry_in_s=round(delay, 2)
+                )
+                await anyio.sleep(delay)
+                continue
+            if anyio.current_time() - started < _MIN_HEALTHY_WATCH_S:
+                await anyio.sleep(backoff.next_delay())
+            else:
+                backoff.reset()
+
+    async def _relist(self, backoff: Backoff) -> None:
+        while True:
+            try:
+                items = await Interruptible().run(self._limiter, self._list_blocking)
+            except TRANSPORT_ERRORS as e:
+                delay = backoff.next_delay()
+                log.warning("list_failed", kind=self.kind, error=str(e), retry_in_s=round(delay, 2))
+                await anyio.sleep(delay)
+                continue
+            self.relists += 1
+            self._on_replace(items)
+            backoff.reset()
+            log.debug("listed", kind=self.kind, count=len(items), rv=self.resource_version)
+            return
+
+    # --- worker thread ------------------------------------------------------------------
+
+    def _list_blocking(self, call: Interruptible) -> dict[str, V]:
+        items: dict[str, V] = {}
+        token = ""
+        while True:
+            kwargs: dict[str, Any] = {
+                **self._list_kwargs,
+                "limit": self._page_size,
+                "_preload_content": False,
+                "_request_timeout": (REQUEST_TIMEOUT_S, 2 * REQUEST_TIMEOUT_S),
+            }
+            if token:
+                kwargs["_continue"] = token
+            response = self._list_fn(**kwargs)
+            call.hold(response)
+            try:
+                page = json.loads(response.data)
+            finally:
+                response.release_conn()
+            for obj in page.get("items") or ():
+                key = self._key(obj)
+                converted = self._safe_convert(key, obj)
+                if converted is not _SKIP:
+                    items[key] = converted
+            meta = page.get("metadata") or {}
+            token = meta.get("continue") or ""
+            if not token:
+                self.resource_version = meta.get("resourceVersion") or ""
+                return items
+
+    def _watch_blocking(self, call: Interruptible) -> None:
+        response = self._list_fn(
+            **self._list_kwargs,
+            watch=True,
+            resource_version=self.resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=int(self._watch_timeout_s),
+            _preload_content=False,
+            _request_timeout=(REQUEST_TIMEOUT_S, self._watch_timeout_s + REQUEST_TIMEOUT_S),
+        )
+        call.hold(response)
+        try:
+            for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
+                if line:
+                    self._handle(json.loads(line))
+        finally:
+            response.release_conn()
+
+    def _handle(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise Gone(obj.get("message", ""))
+            raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if kind != "BOOKMARK":
+            key = self._key(obj)
+            value = None if kind == "DELETED" else self._safe_convert(key, obj)
+            if value is not _SKIP:
+                anyio.from_thread.run_sync(self._on_event, key, value)
+        if version:
+            self.resource_version = version
+
+    def _safe_convert(self, key: str, obj: Mapping[str, Any]) -> Any:
+        """The converted object, or ``_SKIP``: converters report unreadable fields as values,
+        so an exception here is a bug, and one odd object must not stop the watch."""
+        try:
+            return self._convert(obj)
+        except Exception:
+            log.exception("convert_failed", kind=self.kind, key=key)
+            return _SKIP
+
+
+_SKIP: Final = object()
