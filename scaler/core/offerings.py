@@ -11,6 +11,7 @@ pod constraint set, because a cluster has few of those and many ticks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -228,7 +229,7 @@ class Offerings:
     def _gpu_model_mask(self, pod: PodSpec) -> BoolArray:
         if not pod.gpu_models or pod.requests.gpu == 0:
             return np.ones(len(self.pools), dtype=bool)
-        return np.isin(self._gpu_model_upper, list(pod.gpu_models))
+        return np.isin(self._gpu_model_upper, [m.upper() for m in pod.gpu_models])
 
     # ------------------------------------------------------------------ descriptions
 
@@ -339,6 +340,11 @@ def _resolve(
                 pool.name, f"no {pool.capacity_type} price for {', '.join(unpriced)}"
             )
         price, dearest = max(((p, t) for p, t in priced if p is not None), key=lambda x: x[0])
+    if not math.isfinite(price) or any(not math.isfinite(t.on_demand_usd_per_hour) for t in types):
+        # A type described live but absent from the catalog has no known price: scoring it
+        # would be a guess (and 0 x inf Spot risk is NaN, which argmin would pick).
+        return PoolProblem(pool.name, "no known on-demand price for its instance types; "
+                                      "add them to the catalog (--catalog)")
     risk = 0.0
     if pool.capacity_type == SPOT:
         table = settings.spot_risk_fraction_by_bucket

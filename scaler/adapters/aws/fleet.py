@@ -1,0 +1,372 @@
+"""The AWS side of the live controller: ASGs as pools, their desired capacity, Spot prices.
+
+:class:`AwsFleet` implements the :class:`~scaler.ports.Fleet` and
+:class:`~scaler.ports.PriceSource` ports with aiobotocore, one client per service, opened by
+:meth:`AwsFleet.open` and closed with it. Endpoint, region and credentials follow the
+standard AWS chain (``AWS_ENDPOINT_URL`` included: botocore reads it natively). The pure
+translation lives in :mod:`~scaler.adapters.aws.asg` and :mod:`~scaler.adapters.aws.parse`;
+errors are translated in :mod:`~scaler.adapters.aws.errors`. Every AWS call this module makes
+is listed in docs/aws.md (the IAM policy is checked against that list).
+
+Safety: scaler only ever writes to groups carrying both discovery tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import anyio
+import structlog
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession, get_session
+
+from scaler.adapters.aws import asg as asg_mod
+from scaler.adapters.aws.errors import AtMinSize, translated
+from scaler.adapters.aws.lookups import TEMPLATE_TTL_S, LaunchData
+from scaler.adapters.aws.parse import (
+    SPOT_PRODUCTS,
+    launch_failures_from_activities,
+    spot_prices_from_history,
+)
+from scaler.adapters.aws.tags import discovery_tag_keys, is_discoverable
+from scaler.core.catalog import Catalog
+from scaler.core.model import SPOT, InstanceType, PoolSpec
+from scaler.core.offerings import PoolProblem, Prices
+from scaler.core.state import LaunchFailure, Node
+from scaler.ports import NotFound, PortError
+
+log = structlog.get_logger("scaler.adapters.aws")
+
+# botocore's standard mode: exponential backoff with jitter, capped; 5 tries in all.
+DEFAULT_MAX_ATTEMPTS: Final = 5
+# Spot prices move slowly (AWS smooths them, changes are hours apart): 5 minutes is fresh.
+PRICE_TTL_S: Final = 300.0
+# Scaling activities per failing group: the newest page is enough for a recent failure.
+ACTIVITY_PAGE: Final = 50
+# Instance types per DescribeSpotPriceHistory request.
+_TYPE_BATCH: Final = 100
+_ACTIVE_STATES: Final = ("Pending", "Pending:Wait", "Pending:Proceed", "InService")
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """One pass over the account's discoverable ASGs."""
+
+    pools: tuple[PoolSpec, ...]
+    problems: tuple[PoolProblem, ...]
+    instances: Mapping[str, str]
+    """Instance id -> ASG name, over every discovered group (disabled pools included)."""
+    groups: frozenset[str]
+    """Names of every discovered group: the only ones scaler writes to."""
+    launching: frozenset[str]
+    """Groups whose desired capacity exceeds their live instances: launches are due."""
+    at_s: float
+
+
+@dataclass
+class AwsFleet:
+    """ASGs of one EKS cluster, discovered by cluster-autoscaler's tags.
+
+    Build it with :meth:`open`; the constructor takes ready clients (tests wrap them).
+    ``clock`` is unix seconds, the time base of ``launch_failures(since_s)``.
+    """
+
+    cluster_name: str
+    catalog: Catalog
+    autoscaling: Any
+    ec2: Any
+    clock: Callable[[], float] = time.time
+    template_ttl_s: float = TEMPLATE_TTL_S
+    price_ttl_s: float = PRICE_TTL_S
+    data: LaunchData = field(init=False, repr=False)
+    """What the groups refer to (templates, subnets, types), cached across discoveries."""
+    _discovery: Discovery | None = field(default=None, init=False, repr=False)
+    _scaled_up_at: dict[str, float] = field(default_factory=dict, init=False)
+    _spot: dict[str, float] = field(default_factory=dict, init=False)
+    _price_attempt_at: float | None = field(default=None, init=False)
+    _price_lock: anyio.Lock = field(default_factory=anyio.Lock, init=False)
+    _logged_problems: frozenset[PoolProblem] = field(default=frozenset(), init=False)
+
+    def __post_init__(self) -> None:
+        self.data = LaunchData(self.catalog, ttl_s=self.template_ttl_s)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        cluster_name: str,
+        catalog: Catalog,
+        *,
+        region: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        session: AioSession | None = None,
+    ) -> AsyncIterator[AwsFleet]:
+        """Clients for autoscaling and ec2, closed on exit. ``region``: the argument, else
+        the standard chain (``AWS_REGION``, ``AWS_DEFAULT_REGION``, config), else the
+        catalog's region."""
+        session = session or get_session()
+        region = region or session.get_config_variable("region") or catalog.region
+        config = AioConfig(
+            region_name=region,
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=5,
+            read_timeout=30,
+        )
+        async with (
+            session.create_client("autoscaling", config=config) as autoscaling,
+            session.create_client("ec2", config=config) as ec2,
+        ):
+            yield cls(cluster_name, catalog, autoscaling=autoscaling, ec2=ec2)
+
+    # ------------------------------------------------------------------------- discovery
+
+    @property
+    def last_discovery(self) -> Discovery | None:
+        return self._discovery
+
+    def _pools(self) -> tuple[PoolSpec, ...]:
+        return self._discovery.pools if self._discovery else ()
+
+    async def pools(self) -> list[PoolSpec]:
+        """Every usable pool, freshly described. Broken ASGs are left out, logged once per
+        change, and kept in :attr:`last_discovery` ``.problems``."""
+        return list((await self.discover()).pools)
+
+    async def discover(self) -> Discovery:
+        """Describe the discoverable ASGs and translate them; raises only if the groups
+        themselves cannot be listed (a broken group is a problem, never an error)."""
+        enabled, cluster = discovery_tag_keys(self.cluster_name)
+        # One filter per key: values of one filter are ORed, filters are ANDed.
+        filters = [
+            {"Name": "tag-key", "Values": [enabled]},
+            {"Name": "tag-key", "Values": [cluster]},
+        ]
+        groups: list[Mapping[str, Any]] = []
+        with translated("DescribeAutoScalingGroups"):
+            pages = self.autoscaling.get_paginator("describe_auto_scaling_groups")
+            async for page in pages.paginate(Filters=filters):
+                groups.extend(page.get("AutoScalingGroups", []))
+        groups = [g for g in groups if is_discoverable(g, self.cluster_name)]
+        groups.sort(key=lambda g: str(g.get("AutoScalingGroupName", "")))
+
+        now = self.clock()
+        refs = {r for g in groups for r in asg_mod.template_refs(g)}
+        templates = await self.data.read_templates(self.ec2, refs, now)
+        lc_names = {n for g in groups if (n := asg_mod.launch_configuration_name(g))}
+        launch_configs = await self.data.read_launch_configurations(self.autoscaling, lc_names)
+        subnets = {s for g in groups for s in asg_mod.subnet_ids(g)}
+        subnet_zones = await self.data.read_subnet_zones(self.ec2, subnets)
+        wanted = {
+            t for g in groups for t in asg_mod.instance_types_of(g, templates, launch_configs)
+        }
+        await self.data.describe_quietly(self.ec2, sorted(wanted), now)
+
+        pools: list[PoolSpec] = []
+        problems: list[PoolProblem] = []
+        instances: dict[str, str] = {}
+        launching: set[str] = set()
+        for group in groups:
+            name = str(group.get("AutoScalingGroupName", ""))
+            result = asg_mod.pool_from_asg(
+                group,
+                templates=templates,
+                launch_configurations=launch_configs,
+                subnet_zones=subnet_zones,
+                known_types=self.data,
+            )
+            if isinstance(result, PoolProblem):
+                problems.append(result)
+            else:
+                pools.append(result)
+            live = 0
+            for instance in group.get("Instances") or ():
+                instances[str(instance["InstanceId"])] = name
+                live += instance.get("LifecycleState") in _ACTIVE_STATES
+            if int(group.get("DesiredCapacity", 0)) > live:
+                launching.add(name)
+        discovery = Discovery(
+            pools=tuple(pools),
+            problems=tuple(problems),
+            instances=instances,
+            groups=frozenset(str(g.get("AutoScalingGroupName", "")) for g in groups),
+            launching=frozenset(launching),
+            at_s=now,
+        )
+        self._discovery = discovery
+        if frozenset(problems) != self._logged_problems:
+            for problem in problems:
+                log.warning("aws.pool_disabled", pool=problem.pool, reason=problem.reason)
+            self._logged_problems = frozenset(problems)
+        return discovery
+
+    async def instance_pools(self, *, refresh: bool = False) -> dict[str, str]:
+        """Instance id -> ASG name, for the Kubernetes side to set ``Node.pool`` from a
+        node's providerID. From the last discovery unless ``refresh`` (or none yet)."""
+        discovery = self._discovery
+        if refresh or discovery is None:
+            discovery = await self.discover()
+        return dict(discovery.instances)
+
+    # ------------------------------------------------------------------------ instance types
+
+    async def describe_types(self, names: Sequence[str]) -> list[InstanceType]:
+        """Specs from DescribeInstanceTypes, cached. Priced from the catalog when it has the
+        type, else unpriced (``on_demand_usd_per_hour`` = inf; a live Spot price from
+        :meth:`prices` still applies). Unknown names are left out."""
+        await self.data.describe(self.ec2, names)
+        return [self.data.described[n] for n in dict.fromkeys(names) if n in self.data.described]
+
+    # -------------------------------------------------------------------------- actuation
+
+    async def _known_group(self, pool: str) -> None:
+        if self._discovery is None or pool not in self._discovery.groups:
+            await self.discover()
+        assert self._discovery is not None
+        if pool not in self._discovery.groups:
+            raise NotFound(f"ASG {pool} is not a discoverable group of cluster {self.cluster_name}")
+
+    async def set_desired(self, pool: str, desired: int) -> None:
+        """SetDesiredCapacity, not honouring cooldowns (scaler decides when, not the ASG)."""
+        await self._known_group(pool)
+        with translated(f"SetDesiredCapacity {pool}"):
+            await self.autoscaling.set_desired_capacity(
+                AutoScalingGroupName=pool, DesiredCapacity=desired, HonorCooldown=False
+            )
+        before = next((p.current_size for p in self._pools() if p.name == pool), None)
+        if before is None or desired > before:
+            self._scaled_up_at[pool] = self.clock()
+        log.info("aws.set_desired", pool=pool, desired=desired)
+
+    async def terminate(self, node: Node) -> None:
+        """Terminate the node's instance and decrement its ASG's desired capacity.
+
+        Raises :class:`NotFound` (no instance id, not in a discoverable group) or
+        :class:`~scaler.adapters.aws.errors.AtMinSize` (desired already at MinSize: the
+        instance stays, AWS would refuse anyway).
+        """
+        instance_id = node.instance_id
+        if not instance_id:
+            raise NotFound(f"node {node.name} has no EC2 instance id (providerID)")
+        pool = node.pool or await self._group_of_instance(instance_id)
+        with translated(f"DescribeAutoScalingGroups {pool}"):
+            answer = await self.autoscaling.describe_auto_scaling_groups(
+                AutoScalingGroupNames=[pool]
+            )
+        groups = answer.get("AutoScalingGroups") or []
+        if not groups or not is_discoverable(groups[0], self.cluster_name):
+            raise NotFound(
+                f"ASG {pool} of node {node.name} is not a discoverable group of cluster {self.cluster_name}"
+            )
+        group = groups[0]
+        if instance_id not in {i.get("InstanceId") for i in group.get("Instances") or ()}:
+            raise NotFound(f"instance {instance_id} of node {node.name} is not in ASG {pool}")
+        desired, min_size = int(group.get("DesiredCapacity", 0)), int(group.get("MinSize", 0))
+        if desired <= min_size:
+            raise AtMinSize(
+                f"ASG {pool} is at its minimum size {min_size}: node {node.name} ({instance_id}) stays"
+            )
+        with translated(f"TerminateInstanceInAutoScalingGroup {instance_id}"):
+            await self.autoscaling.terminate_instance_in_auto_scaling_group(
+                InstanceId=instance_id, ShouldDecrementDesiredCapacity=True
+            )
+        log.info(
+            "aws.terminate", pool=pool, node=node.name, instance_id=instance_id, desired=desired - 1
+        )
+
+    async def _group_of_instance(self, instance_id: str) -> str:
+        with translated(f"DescribeAutoScalingInstances {instance_id}"):
+            answer = await self.autoscaling.describe_auto_scaling_instances(
+                InstanceIds=[instance_id]
+            )
+        found = answer.get("AutoScalingInstances") or []
+        if not found:
+            raise NotFound(f"instance {instance_id} is in no ASG")
+        return str(found[0]["AutoScalingGroupName"])
+
+    async def launch_failures(self, since_s: float) -> list[LaunchFailure]:
+        """Failed launches at or after ``since_s``. Only groups that can have one are asked
+        (one DescribeScalingActivities each): those with launches due at the last discovery
+        and those scaled up since ``since_s``."""
+        discovery = self._discovery or await self.discover()
+        recent = {p for p, at in self._scaled_up_at.items() if at >= since_s}
+        out: list[LaunchFailure] = []
+        for pool in sorted((discovery.launching | recent) & discovery.groups):
+            try:
+                with translated(f"DescribeScalingActivities {pool}"):
+                    answer = await self.autoscaling.describe_scaling_activities(
+                        AutoScalingGroupName=pool, MaxRecords=ACTIVITY_PAGE
+                    )
+            except NotFound:
+                continue  # the group went away since discovery
+            out.extend(launch_failures_from_activities(pool, answer.get("Activities", []), since_s))
+        return sorted(out, key=lambda f: (f.at_s, f.pool))
+
+    # ------------------------------------------------------------------------------ prices
+
+    async def prices(self) -> Prices:
+        """Live Spot prices (mean over each type's zones); on-demand stays the catalog's.
+        Refreshed here when older than ``price_ttl_s``; the last good ones if that fails."""
+        attempt = self._price_attempt_at
+        if attempt is None or self.clock() - attempt >= self.price_ttl_s:
+            await self.refresh_prices()
+        return Prices({(t, SPOT): p for t, p in self._spot.items()})
+
+    async def refresh_prices(self) -> bool:
+        """Read Spot prices for the Spot pools' types; for a background task. Never raises:
+        a failed or empty refresh keeps the last good prices, logs, and returns False."""
+        async with self._price_lock:
+            self._price_attempt_at = now = self.clock()
+            try:
+                discovery = self._discovery or await self.discover()
+                zones_by_type: dict[str, set[str]] = {}
+                for pool in discovery.pools:
+                    if pool.capacity_type == SPOT:
+                        for t in pool.instance_types:
+                            zones_by_type.setdefault(t, set()).update(pool.zones)
+                if not zones_by_type:
+                    return True
+                history = await self._spot_history(sorted(zones_by_type), now)
+            except PortError as e:
+                log.warning("aws.spot_prices_failed", error=str(e), kept=len(self._spot))
+                return False
+            on_demand = {
+                t: itype.on_demand_usd_per_hour
+                for t in zones_by_type
+                if (itype := self.data.instance_type(t)) is not None
+            }
+            fresh, rejected = spot_prices_from_history(history, zones_by_type, on_demand)
+            if rejected:
+                log.warning("aws.spot_prices_rejected", count=len(rejected), examples=rejected[:5])
+            if not fresh:
+                log.warning("aws.spot_prices_empty", kept=len(self._spot))
+                return False
+            # A type missing from this answer keeps its last price.
+            self._spot.update(fresh)
+            log.info("aws.spot_prices", instance_types=len(fresh))
+            return True
+
+    async def _spot_history(self, types: Sequence[str], now_s: float) -> list[Mapping[str, Any]]:
+        # StartTime = now and no end: AWS answers the price in effect now per (type, zone,
+        # product), as Karpenter asks for it.
+        at = datetime.fromtimestamp(now_s, UTC)
+        out: list[Mapping[str, Any]] = []
+        for i in range(0, len(types), _TYPE_BATCH):
+            kwargs: dict[str, Any] = {
+                "InstanceTypes": list(types[i : i + _TYPE_BATCH]),
+                "ProductDescriptions": list(SPOT_PRODUCTS),
+                "StartTime": at,
+            }
+            with translated("DescribeSpotPriceHistory"):
+                while True:
+                    answer = await self.ec2.describe_spot_price_history(**kwargs)
+                    out.extend(answer.get("SpotPriceHistory", []))
+                    token = answer.get("NextToken")
+                    if not token:
+                        break
+                    kwargs["NextToken"] = token
+        return out

@@ -1,0 +1,204 @@
+"""cluster-autoscaler's ASG tags: discovery, and node templates for scale-from-zero.
+
+Pure; shared by :mod:`~scaler.adapters.aws.asg`. The table of tags is in docs/aws.md.
+Where cluster-autoscaler silently skips a tag it cannot read, scaler reports it
+(:class:`TagError`) and the ASG's pool is disabled: a pool built from half its tags would
+launch nodes that pods then refuse (a missing taint) or cannot fit (a missing resource).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from scaler.core.model import TAINT_EFFECTS, Resources, Taint
+from scaler.core.quantity import QuantityError, cpu_milli, memory_mib, parse_request, whole_count
+
+CA_PREFIX: Final = "k8s.io/cluster-autoscaler/"
+TAG_ENABLED: Final = CA_PREFIX + "enabled"
+NODE_TEMPLATE: Final = CA_PREFIX + "node-template/"
+TAG_LABEL: Final = NODE_TEMPLATE + "label/"
+TAG_TAINT: Final = NODE_TEMPLATE + "taint/"
+TAG_RESOURCES: Final = NODE_TEMPLATE + "resources/"
+TAG_OPTIONS: Final = NODE_TEMPLATE + "autoscaling-options/"
+OPTION_UNNEEDED_TIME: Final = "scaledownunneededtime"
+
+# Kubernetes label syntax (apimachinery validation.IsQualifiedName / IsValidLabelValue).
+_NAME: Final = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN: Final = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+# Go's time.ParseDuration: [-+]? then one or more <decimal><unit>; "0" alone needs no unit.
+_GO_UNITS: Final = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,  # U+00B5 micro sign
+    "μs": 1e-6,  # U+03BC Greek mu
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_GO_PART: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+# ------------------------------------------------------------------------------ discovery
+
+
+def cluster_tag(cluster_name: str) -> str:
+    """``k8s.io/cluster-autoscaler/<cluster-name>``."""
+    return CA_PREFIX + cluster_name
+
+
+def discovery_tag_keys(cluster_name: str) -> tuple[str, str]:
+    """The two tag keys an ASG needs to be discovered (cluster-autoscaler's auto-discovery)."""
+    return TAG_ENABLED, cluster_tag(cluster_name)
+
+
+def tags_of(group: Mapping[str, Any]) -> dict[str, str]:
+    """The group's tags as a dict (DescribeAutoScalingGroups lists ``{Key, Value}`` items)."""
+    return {str(t["Key"]): str(t.get("Value", "")) for t in group.get("Tags") or ()}
+
+
+def is_discoverable(group: Mapping[str, Any], cluster_name: str) -> bool:
+    """Both discovery tags are present (any value: cluster-autoscaler checks keys only)."""
+    tags = tags_of(group)
+    return all(key in tags for key in discovery_tag_keys(cluster_name))
+
+
+# ------------------------------------------------------------------------ node templates
+
+
+class TagError(ValueError):
+    """A node-template tag scaler cannot read: the tag, its value and what is wrong."""
+
+    def __init__(self, key: str, value: str, what: str) -> None:
+        super().__init__(f"tag {key}={value!r}: {what}")
+        self.key = key
+        self.value = value
+        self.what = what
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTemplate:
+    """What an ASG's node-template tags say about its nodes."""
+
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[Taint, ...] = ()
+    allocatable: Resources | None = None
+    """Per-resource override; zero fields keep the EKS-derived figure (PoolSpec docs)."""
+    ephemeral_storage_mib: float | None = None
+    """The root volume, from ``resources/ephemeral-storage``: allocatable is derived from it."""
+    idle_timeout_s: float | None = None
+
+
+def parse_node_template(tags: Mapping[str, str]) -> NodeTemplate:
+    """Labels, taints, resources and options from node-template tags; :class:`TagError` on
+    the first tag that cannot be read (tags are visited in key order, so the error is stable).
+
+    Resources: ``cpu``, ``memory``, ``nvidia.com/gpu`` and ``pods`` override allocatable (as
+    cluster-autoscaler, which takes them as capacity = allocatable); ``ephemeral-storage`` is
+    the root volume, from which the EKS allocatable is derived. Other resources are checked
+    to be quantities and otherwise ignored (scaler does not schedule by them).
+    Autoscaling options other than ``scaledownunneededtime`` are ignored.
+    """
+    labels: dict[str, str] = {}
+    taints: list[Taint] = []
+    alloc: dict[str, float] = {}
+    ephemeral: float | None = None
+    idle: float | None = None
+    for key in sorted(tags):
+        value = tags[key]
+        if key.startswith(TAG_LABEL):
+            label = key[len(TAG_LABEL) :]
+            if not valid_label_key(label):
+                raise TagError(key, value, f"{label!r} is not a valid label key")
+            if not valid_label_value(value):
+                raise TagError(key, value, "not a valid label value")
+            labels[label] = value
+        elif key.startswith(TAG_TAINT):
+            taints.append(_taint(key, key[len(TAG_TAINT) :], value))
+        elif key.startswith(TAG_RESOURCES):
+            resource = key[len(TAG_RESOURCES) :]
+            try:
+                if resource == "cpu":
+                    alloc["cpu_milli"] = float(cpu_milli(value))
+                elif resource == "memory":
+                    alloc["memory_mib"] = memory_mib(value)
+                elif resource == "nvidia.com/gpu":
+                    alloc["gpu"] = float(whole_count(value))
+                elif resource == "pods":
+                    alloc["pods"] = float(whole_count(value))
+                elif resource == "ephemeral-storage":
+                    ephemeral = memory_mib(value)
+                else:
+                    parse_request(value)
+            except QuantityError as e:
+                raise TagError(key, value, str(e)) from None
+        elif (
+            key.startswith(TAG_OPTIONS) and key[len(TAG_OPTIONS) :].lower() == OPTION_UNNEEDED_TIME
+        ):
+            try:
+                idle = parse_go_duration(value)
+            except ValueError as e:
+                raise TagError(key, value, str(e)) from None
+            if idle < 0:
+                raise TagError(key, value, "a negative duration")
+    return NodeTemplate(
+        labels=tuple(sorted(labels.items())),
+        taints=tuple(sorted(taints, key=str)),
+        allocatable=Resources(**alloc) if alloc else None,
+        ephemeral_storage_mib=ephemeral,
+        idle_timeout_s=idle,
+    )
+
+
+def _taint(tag: str, key: str, value: str) -> Taint:
+    taint_value, sep, effect = value.rpartition(":")
+    if not sep:
+        raise TagError(tag, value, "expected <value>:<effect>")
+    if effect not in TAINT_EFFECTS:
+        raise TagError(
+            tag, value, f"taint effect {effect!r} is not one of {', '.join(TAINT_EFFECTS)}"
+        )
+    if not valid_label_key(key):
+        raise TagError(tag, value, f"{key!r} is not a valid taint key")
+    if not valid_label_value(taint_value):
+        raise TagError(tag, value, f"{taint_value!r} is not a valid taint value")
+    return Taint(key, taint_value, effect)
+
+
+def valid_label_key(key: str) -> bool:
+    """``[prefix/]name``: prefix a DNS subdomain (<= 253), name <= 63 alphanumerics, -_."""
+    prefix, sep, name = key.rpartition("/")
+    if sep and not (0 < len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and bool(_NAME.match(name))
+
+
+def valid_label_value(value: str) -> bool:
+    return value == "" or (len(value) <= 63 and bool(_NAME.match(value)))
+
+
+def parse_go_duration(text: str) -> float:
+    """Seconds in a Go duration (``time.ParseDuration``): ``90s``, ``10m``, ``1h30m``,
+    ``5m0s``, ``1.5h``, ``300ms``; ``0`` needs no unit. ``ValueError`` otherwise."""
+    s = text
+    sign = 1.0
+    if s[:1] in ("-", "+"):
+        sign = -1.0 if s[0] == "-" else 1.0
+        s = s[1:]
+    if s == "0":
+        return 0.0
+    if not s:
+        raise ValueError(f"{text!r} is not a Go duration (e.g. 10m, 1h30m, 90s)")
+    total, pos = 0.0, 0
+    while pos < len(s):
+        m = _GO_PART.match(s, pos)
+        if m is None:
+            raise ValueError(f"{text!r} is not a Go duration (e.g. 10m, 1h30m, 90s)")
+        total += float(m[1]) * _GO_UNITS[m[2]]
+        pos = m.end()
+    return sign * total
