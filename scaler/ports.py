@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from scaler.core.model import InstanceType, PodSpec, PoolSpec
+from scaler.core.actions import LifecycleHook
+from scaler.core.interruptions import Received
+from scaler.core.model import InstanceType, PodSpec, PoolSpec, Taint
 from scaler.core.offerings import Prices
 from scaler.core.state import ClusterView, LaunchFailure, Node
 
@@ -54,6 +56,11 @@ class Fleet(Protocol):
 
     async def set_desired(self, pool: str, desired: int) -> None: ...
 
+    async def cancel_unfulfilled(self, pool: str) -> None:
+        """A launch failed: lower the pool's desired size to the instances it really has, so
+        a later retry by the cloud does not bring a node nobody waits for any more."""
+        ...
+
     async def terminate(self, node: Node) -> None:
         """Terminate the node's instance and decrement its pool's desired capacity."""
         ...
@@ -64,6 +71,10 @@ class Fleet(Protocol):
 
     async def describe_types(self, names: Sequence[str]) -> Sequence[InstanceType]:
         """Specs of instance types the catalog lacks (no price: the caller supplies one)."""
+        ...
+
+    async def complete_lifecycle(self, hook: LifecycleHook) -> None:
+        """Let the ASG go on terminating the instance (CompleteLifecycleAction CONTINUE)."""
         ...
 
 
@@ -80,6 +91,29 @@ class Actuator(Protocol):
 
     async def record_event(self, pod: PodSpec, reason: str, message: str, *, warning: bool) -> None:
         """A Kubernetes Event on the pod (TriggeredScaleUp, NotTriggerScaleUp)."""
+        ...
+
+    async def cordon(self, node: str) -> None: ...
+
+    async def uncordon(self, node: str) -> None: ...
+
+    async def taint(self, node: str, taint: Taint) -> None: ...
+
+    async def untaint(self, node: str, key: str, effect: str | None = None) -> None: ...
+
+    async def evict(self, pod: PodSpec, *, grace_period_s: int | None = None) -> None:
+        """Evict through the Eviction API. A PodDisruptionBudget that allows no disruption
+        now raises ``Throttled``; a pod already gone raises ``NotFound``."""
+        ...
+
+
+class InterruptionFeed(Protocol):
+    """Interruption notices (EventBridge -> SQS live; drawn from Spot Advisor offline)."""
+
+    async def receive(self, max_messages: int = 10, wait_s: float = 20.0) -> list[Received]: ...
+
+    async def ack(self, received: Received) -> None:
+        """Delete the message: only after its actions are recorded."""
         ...
 
 

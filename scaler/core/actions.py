@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from scaler.core.model import PodSpec
+from scaler.core.model import PodSpec, Taint
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,71 @@ class RemoveNode:
     price_usd_per_hour: float = 0.0
 
 
-Action = ScaleUp | PinPod | NotifyUnplaceable | MarkIdle | RemoveNode
+@dataclass(frozen=True, slots=True)
+class Cordon:
+    """Mark the node unschedulable and taint it, so nothing new lands on a node that is
+    going away (``taint`` None: cordon only)."""
+
+    node: str
+    reason: str
+    taint: Taint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Uncordon:
+    """Undo a :class:`Cordon` (a rebalance recommendation that no interruption followed)."""
+
+    node: str
+    reason: str
+    taint_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleHook:
+    """An ASG lifecycle action to complete (CONTINUE) once the node is drained."""
+
+    asg: str
+    hook: str
+    token: str
+    instance_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Evict the node's workload pods through the Eviction API (PodDisruptionBudgets
+    respected, retried) so that all are gone by ``deadline_s``; then complete ``hook``."""
+
+    node: str
+    pods: tuple[PodSpec, ...]
+    deadline_s: float
+    reason: str
+    hook: LifecycleHook | None = None
+    terminate: bool = False
+    """Then terminate the instance and shrink its pool: otherwise the ASG replaces a
+    reclaimed Spot node itself, on top of the replacement scaler already launched."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evict:
+    """Evict one pod so it is re-created and placed again (a misplaced, restartable pod)."""
+
+    pod: PodSpec
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """The node's instance stopped or terminated: drop what is remembered about it."""
+
+    node: str
+    reason: str
+
+
+Action = (
+    ScaleUp | PinPod | NotifyUnplaceable | MarkIdle | RemoveNode | Cordon | Uncordon | Drain
+    | Evict | Forget
+)
 
 
 @dataclass(frozen=True, slots=True)

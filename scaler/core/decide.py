@@ -35,6 +35,7 @@ from scaler.core.actions import (
     RemoveNode,
     ScaleUp,
 )
+from scaler.core.lifecycle import rebalance_expired
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.offerings import Offerings
@@ -66,7 +67,7 @@ def decide(
     actions: list[Action] = []
     wakes: list[float] = []
 
-    uncovered, waiting_for = _uncovered(view, by_name, offerings, memory, settings)
+    uncovered, waiting_for = _uncovered(view, by_name, offerings, memory, settings, now)
     held: list[PendingPod] = []
     batch_closed = False
     if uncovered:
@@ -83,6 +84,9 @@ def decide(
     down, down_wakes = _scale_down(view, by_name, offerings, memory, settings, now, wanted)
     actions += down
     wakes += down_wakes
+    uncordon, uncordon_wakes = rebalance_expired(view, memory, now=now)
+    actions += uncordon
+    wakes += uncordon_wakes
     wakes += [launch.deadline_s for launch in memory.launches]
     if memory.backoff_until_s and any(isinstance(a, NotifyUnplaceable) for a in actions):
         wakes.append(min(memory.backoff_until_s.values()))
@@ -105,10 +109,15 @@ def _uncovered(
     offerings: Offerings,
     memory: Memory,
     settings: Settings,
+    now: float,
 ) -> tuple[list[PendingPod], dict[str, str]]:
-    """Pending pods no node is coming for, and pod key -> pool for those one is."""
+    """Pending pods no node is coming for, and pod key -> pool for those one is. A pool
+    backing off after a failed launch has nothing on its way, whatever its desired size."""
     ready = Counter(n.pool for n in view.nodes if n.pool is not None and n.ready and n.gpu_ready)
-    slots = {name: max(p.current_size - ready[name], 0) for name, p in by_name.items()}
+    slots = {
+        name: 0 if memory.backing_off(name, now) else max(p.current_size - ready[name], 0)
+        for name, p in by_name.items()
+    }
     in_flight = memory.in_flight()
     waiting_for: dict[str, str] = {}
     rest: list[PendingPod] = []

@@ -38,6 +38,11 @@ class Memory:
     removals_s: deque[float] = field(default_factory=deque)
     idle_since_s: dict[str, float] = field(default_factory=dict)
     failures_seen_s: float = float("-inf")
+    rebalance_until_s: dict[str, float] = field(default_factory=dict)
+    """Node -> when its rebalance cordon is lifted if no interruption came."""
+    interrupted: dict[str, float] = field(default_factory=dict)
+    """Node -> its interruption deadline (it is going away; never uncordon it)."""
+    migrations_s: deque[float] = field(default_factory=deque)
 
     # ------------------------------------------------------------------ updates
 
@@ -61,6 +66,13 @@ class Memory:
         ]
         self.failures_seen_s = max(self.failures_seen_s, failure.at_s)
 
+    def mark_unavailable(self, pool: str, *, until_s: float, reason: str) -> None:
+        """Skip ``pool`` until ``until_s`` without forgetting its launches in flight (a
+        Spot interruption says nothing about launches that already succeeded)."""
+        if until_s > self.backoff_until_s.get(pool, float("-inf")):
+            self.backoff_until_s[pool] = until_s
+            self.backoff_reason[pool] = reason
+
     def removed(self, *, now: float) -> None:
         self.removals_s.append(now)
 
@@ -77,6 +89,10 @@ class Memory:
             self.backoff_reason.pop(pool, None)
         while self.removals_s and self.removals_s[0] <= now - 60.0:
             self.removals_s.popleft()
+        while self.migrations_s and self.migrations_s[0] <= now - 60.0:
+            self.migrations_s.popleft()
+        for node in [n for n, deadline in self.interrupted.items() if deadline < now - 3600.0]:
+            del self.interrupted[node]
 
     # ------------------------------------------------------------------- queries
 

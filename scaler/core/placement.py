@@ -21,6 +21,7 @@ Nothing here raises on a pod no pool can run: it gets a reason (:mod:`scaler.cor
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -316,22 +317,32 @@ def _place_with_limits(
                 Unplaceable(tuple(pods), _why(reps[c], offerings, available, start_headroom, row))
             )
             continue
+        full: list[str] = []
         for i in np.argsort(row, kind="stable"):
             if not pods or not np.isfinite(row[i]):
                 break
             ppn = int(per_node[c, i])
             room = headroom[i] * ppn
             if room < 1:
+                pool = offerings.pools[i]
+                full.append(f"{pool.name} at max {pool.max_size}")
                 continue
             take = int(min(len(pods), room))
             nodes = math.ceil(take / ppn)
             headroom[i] -= nodes
-            groups.append(_group(pods[:take], int(i), nodes, row, offerings, per_node[c]))
+            group = _group(pods[:take], int(i), nodes, row, offerings, per_node[c])
+            if full:
+                group = dataclasses.replace(
+                    group, reason=f"cheaper pools full ({', '.join(full[:3])}); {group.reason}"
+                )
+            groups.append(group)
             pods = pods[take:]
+            if pods:
+                full.append(f"{offerings.pools[i].name} at max {offerings.pools[i].max_size}")
         if pods:
-            full = [offerings.pools[i] for i in np.flatnonzero(np.isfinite(row))]
-            names = ", ".join(f"{p.name} (max {p.max_size})" for p in full[:5])
-            more = f" and {len(full) - 5} more" if len(full) > 5 else ""
+            fitting = [offerings.pools[i] for i in np.flatnonzero(np.isfinite(row))]
+            names = ", ".join(f"{p.name} (max {p.max_size})" for p in fitting[:5])
+            more = f" and {len(fitting) - 5} more" if len(fitting) > 5 else ""
             unplaceable.append(
                 Unplaceable(tuple(pods), f"every pool that fits is at its max size: {names}{more}")
             )

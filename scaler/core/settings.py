@@ -83,6 +83,42 @@ class PinningSettings:
     """Pin each pending pod to the pool chosen for it (a nodeSelector on scaler.io/pool), so
     kube-scheduler cannot drop a 4 GB notebook on an idle 512 GB node."""
 
+    tier_tolerance: float = 0.25
+    """The admission webhook pins a new pod to its cheapest pool *and* every pool within this
+    fraction of its cost: a pod's selector cannot change after admission, and a pin to one
+    pool would strand the pod if that pool then fails to launch."""
+
+    tier_max_pools: int = 4
+    """At most this many pools in a webhook pin (the cheapest first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleSettings:
+    drain_margin_s: float = 15.0
+    """Evictions must finish this long before an interruption's deadline (the node is
+    reclaimed 120 s after the warning; aws-node-termination-handler starts draining at once)."""
+
+    interrupted_pool_ttl_s: float = 180.0
+    """After a Spot interruption, the pool is not chosen for this long (Karpenter marks the
+    offering unavailable for 3 minutes): its capacity is being reclaimed right now."""
+
+    rebalance_action: str = "cordon"
+    """On a rebalance recommendation: ``cordon`` (pre-provision a replacement and cordon;
+    pods keep running), ``drain`` (also evict now) or ``none`` (Karpenter's choice)."""
+
+    rebalance_window_s: float = 1800.0
+    """A node cordoned for a rebalance recommendation is uncordoned if no interruption came
+    within this long (other tools leave it cordoned forever; most recommendations are never
+    followed by an interruption)."""
+
+    misplaced_factor: float = 2.0
+    """A running pod is misplaced when its node costs more than this times its cheapest
+    fitting pool."""
+
+    migrations_per_minute: int = 2
+    """Misplaced pods annotated ``scaler.io/restartable: "true"`` are evicted (to re-pend
+    onto the cheaper pool) at most this often, PDBs respected. 0 disables migration."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -92,6 +128,7 @@ class Settings:
     scale_up: ScaleUpSettings = field(default_factory=ScaleUpSettings)
     scale_down: ScaleDownSettings = field(default_factory=ScaleDownSettings)
     pinning: PinningSettings = field(default_factory=PinningSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
 
     def with_overrides(self, overrides: dict[str, str]) -> Settings:
         """A copy with ``name=value`` overrides; ``name`` is a field of any section

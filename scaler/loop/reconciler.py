@@ -9,28 +9,48 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
+import anyio
 import numpy as np
 
 from scaler.core.actions import (
+    Action,
+    Cordon,
     Decision,
+    Drain,
+    Evict,
+    Forget,
     MarkIdle,
     NotifyUnplaceable,
     PinPod,
     RemoveNode,
     ScaleUp,
+    Uncordon,
 )
 from scaler.core.catalog import Catalog
 from scaler.core.decide import decide
+from scaler.core.interruptions import Notice, RebalanceRecommendation, SpotInterruption
+from scaler.core.lifecycle import PodCost, Waste, migrations, misplaced, pod_costs, respond, waste
 from scaler.core.memory import Memory
-from scaler.core.model import PoolSpec, format_mib
+from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolProblem, Prices, build_offerings
 from scaler.core.settings import Settings
-from scaler.core.state import ANNOTATION_IDLE_SINCE, ClusterView
-from scaler.ports import Actuator, Clock, ClusterSource, Fleet, NotFound, PortError, PriceSource
+from scaler.core.state import ANNOTATION_IDLE_SINCE, ClusterView, Node
+from scaler.ports import (
+    Actuator,
+    Clock,
+    ClusterSource,
+    Fleet,
+    NotFound,
+    PortError,
+    PriceSource,
+    Throttled,
+)
 
 Observer = Callable[[str, dict[str, object]], None]
 """Receives ``(event, fields)`` for each thing worth logging or counting (adapters turn
@@ -39,6 +59,16 @@ them into structlog events and Prometheus metrics; the simulator ignores them)."
 
 def _ignore(event: str, fields: dict[str, object]) -> None:
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    view: ClusterView
+    offerings: Offerings
+    costs: list[PodCost]
+    waste: Waste
+    misplaced: list[PodCost]
+    migrated: int
 
 
 class Reconciler:
@@ -67,17 +97,105 @@ class Reconciler:
         self.memory = Memory()
         self._offerings_key: tuple[object, ...] | None = None
         self._offerings: Offerings | None = None
+        self.pools_seen: tuple[PoolSpec, ...] = ()
+        """The pools (with their sizes) the offerings were last looked up for."""
+        self._offerings_at = float("-inf")
+        self._offerings_lock = anyio.Lock()
         self.problems: list[PoolProblem] = []
         self.last_decision: Decision | None = None
         self.last_decide_ms: float = 0.0
         self._last_nodes: list[str] = []
+        self._lock = anyio.Lock()
+        """Held while reading pool sizes and writing new ones: a tick and an interruption
+        response never both raise a pool from the same observed size."""
 
     # ------------------------------------------------------------------ one tick
 
     async def tick(self) -> Decision:
-        decision, view, pools = await self.plan()
-        await self.act(decision, view, pools)
+        async with self._lock:
+            decision, view, pools = await self.plan()
+            await self.act(decision, view, pools)
         return decision
+
+    async def respond(
+        self,
+        notices: Sequence[Notice],
+        *,
+        spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
+    ) -> list[Action]:
+        """Act on interruption notices now, between ticks. Cordons, taints and replacement
+        launches happen before this returns; drains (which may take until the deadline)
+        are handed to ``spawn`` (a task group's ``start_soon``) or awaited in place."""
+        async with self._lock:
+            now = self.clock.now()
+            view = await self.cluster.snapshot()
+            pools = await self.fleet.pools()
+            offerings = await self._current_offerings(pools)
+            actions: list[Action] = []
+            for notice in notices:
+                mine = respond(
+                    notice,
+                    view,
+                    pools,
+                    offerings,
+                    self.memory,
+                    self.settings,
+                    now=now,
+                    rng=self.rng,
+                )
+                self._remember(notice, mine, view, now)
+                actions += mine
+                self.observe("notice", {"kind": notice.kind, "actions": len(mine)})
+            decision = Decision(now_s=now, actions=tuple(actions))
+            await self.act(decision, view, pools, spawn=spawn)
+        return actions
+
+    async def review(self) -> Review:
+        """Where the money goes now: each workload pod's cost against its cheapest fit,
+        waste by reason and pool, misplaced pods; restartable misplaced pods are migrated
+        within the budget. The live loop runs this every minute for metrics."""
+        async with self._lock:
+            view = await self.cluster.snapshot()
+            pools = await self.fleet.pools()
+            offerings = await self._current_offerings(pools)
+            costs = pod_costs(view, offerings, self.settings)
+            bad = misplaced(costs, self.settings)
+            moves = migrations(bad, self.memory, self.settings)
+            if moves:
+                await self.act(Decision(now_s=self.clock.now(), actions=tuple(moves)), view, pools)
+        result = Review(view, offerings, costs, waste(view, offerings, costs), bad, len(moves))
+        self.observe(
+            "review",
+            {
+                "waste_usd_per_hour": round(result.waste.total(), 4),
+                "misplaced": len(bad),
+                "migrated": len(moves),
+            },
+        )
+        return result
+
+    def _remember(
+        self, notice: Notice, actions: list[Action], view: ClusterView, now: float
+    ) -> None:
+        lc = self.settings.lifecycle
+        by_instance = {n.instance_id: n for n in view.nodes if n.instance_id}
+        for instance_id in notice.instance_ids:
+            node = by_instance.get(instance_id)
+            if node is None:
+                continue
+            if isinstance(notice, SpotInterruption):
+                self.memory.interrupted[node.name] = notice.deadline_s
+                self.memory.rebalance_until_s.pop(node.name, None)
+                if node.pool is not None:
+                    self.memory.mark_unavailable(
+                        node.pool,
+                        until_s=now + lc.interrupted_pool_ttl_s,
+                        reason="Spot interruption",
+                    )
+            elif isinstance(notice, RebalanceRecommendation) and any(
+                isinstance(a, Cordon) and a.node == node.name for a in actions
+            ):
+                self.memory.rebalance_until_s[node.name] = now + lc.rebalance_window_s
 
     async def plan(self) -> tuple[Decision, ClusterView, Sequence[PoolSpec]]:
         """Observe and decide, writing nothing (``scaler plan`` stops here)."""
@@ -90,6 +208,10 @@ class Reconciler:
             if failure.at_s > self.memory.failures_seen_s:
                 self.memory.launch_failed(failure, ttl_s=ttl)
                 self.observe("launch_failed", {"pool": failure.pool, "reason": failure.reason})
+                try:
+                    await self.fleet.cancel_unfulfilled(failure.pool)
+                except PortError as e:
+                    self.observe("cancel_unfulfilled_failed", {"pool": failure.pool, "error": str(e)})
         self.memory.forget(now=now, pending={pp.pod.key for pp in view.pending})
         offerings = await self._current_offerings(pools)
         t0 = time.perf_counter()
@@ -98,7 +220,14 @@ class Reconciler:
         self.last_decision = decision
         return decision, view, pools
 
-    async def act(self, decision: Decision, view: ClusterView, pools: Sequence[PoolSpec]) -> None:
+    async def act(
+        self,
+        decision: Decision,
+        view: ClusterView,
+        pools: Sequence[PoolSpec],
+        *,
+        spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
+    ) -> None:
         now = decision.now_s
         if decision.batch_closed:
             self.memory.batch_floor_s = now
@@ -146,6 +275,37 @@ class Reconciler:
                 value = None if action.since_s is None else f"{action.since_s:.3f}"
                 with contextlib.suppress(NotFound):
                     await self.actuator.annotate_node(action.node, ANNOTATION_IDLE_SINCE, value)
+            elif isinstance(action, Cordon):
+                await self._quietly(self.actuator.cordon(action.node), action.node)
+                if action.taint is not None:
+                    await self._quietly(self.actuator.taint(action.node, action.taint), action.node)
+                self.observe("cordon", {"node": action.node, "reason": action.reason})
+            elif isinstance(action, Uncordon):
+                await self._quietly(self.actuator.uncordon(action.node), action.node)
+                if action.taint_key is not None:
+                    await self._quietly(
+                        self.actuator.untaint(action.node, action.taint_key), action.node
+                    )
+                self.memory.rebalance_until_s.pop(action.node, None)
+                self.observe("uncordon", {"node": action.node, "reason": action.reason})
+            elif isinstance(action, Forget):
+                for table in (self.memory.idle_since_s, self.memory.rebalance_until_s):
+                    table.pop(action.node, None)
+                self.observe("forget", {"node": action.node, "reason": action.reason})
+            elif isinstance(action, Drain):
+                drain = self._drainer(action, nodes.get(action.node))
+                if spawn is not None:
+                    spawn(drain)
+                else:
+                    await drain()
+            elif isinstance(action, Evict):
+                try:
+                    await self.actuator.evict(action.pod)
+                except PortError as e:
+                    self.observe("evict_failed", {"pod": action.pod.key, "error": str(e)})
+                    continue
+                self.memory.migrations_s.append(now)
+                self.observe("migrate", {"pod": action.pod.key, "reason": action.reason})
             elif isinstance(action, RemoveNode):
                 node = nodes.get(action.node)
                 if busy_now is None:
@@ -163,6 +323,82 @@ class Reconciler:
                 self.memory.removed(now=now)
                 self.memory.idle_since_s.pop(action.node, None)
                 self.observe("remove_node", _fields(action))
+
+    async def _quietly(self, call: Awaitable[None], node: str) -> None:
+        try:
+            await call
+        except NotFound:
+            pass
+        except PortError as e:
+            self.observe("node_write_failed", {"node": node, "error": str(e)})
+
+    def _drainer(self, action: Drain, node: Node | None) -> Callable[[], Awaitable[None]]:
+        async def drain() -> None:
+            started = self.clock.now()
+            results: dict[str, bool] = {}
+            async with anyio.create_task_group() as tg:
+                for pod in action.pods:
+                    tg.start_soon(self._evict_until, pod, action.deadline_s, results)
+            in_time = all(results.values()) and self.clock.now() <= action.deadline_s
+            self.observe(
+                "drained",
+                {
+                    "node": action.node,
+                    "pods": len(action.pods),
+                    "evicted": sum(results.values()),
+                    "in_time": in_time,
+                    "took_s": round(self.clock.now() - started, 3),
+                    "reason": action.reason,
+                },
+            )
+            if action.hook is not None:
+                try:
+                    await self.fleet.complete_lifecycle(action.hook)
+                except PortError as e:
+                    self.observe(
+                        "lifecycle_complete_failed", {"node": action.node, "error": str(e)}
+                    )
+            if action.terminate and node is not None:
+                try:
+                    await self.fleet.terminate(node)
+                except NotFound:
+                    pass
+                except PortError as e:
+                    self.observe("remove_failed", {"node": action.node, "error": str(e)})
+                else:
+                    self.observe(
+                        "remove_node",
+                        {
+                            "node": action.node,
+                            "pool": node.pool,
+                            "reason": "drained before interruption",
+                        },
+                    )
+
+        return drain
+
+    async def _evict_until(self, pod: PodSpec, deadline_s: float, results: dict[str, bool]) -> None:
+        """Evict, retrying while a PodDisruptionBudget says not yet, until the deadline.
+        Backoff doubles from 0.5 s, capped at 5 s, with jitter, and never past the deadline."""
+        pause = 0.5
+        while True:
+            try:
+                await self.actuator.evict(pod)
+                results[pod.key] = True
+                return
+            except NotFound:
+                results[pod.key] = True
+                return
+            except (Throttled, PortError) as e:
+                left = deadline_s - self.clock.now()
+                if left <= 0:
+                    results[pod.key] = False
+                    self.observe("evict_gave_up", {"pod": pod.key, "error": str(e)})
+                    return
+                await self.clock.sleep_until(
+                    self.clock.now() + min(pause * random.uniform(0.8, 1.2), left)
+                )
+                pause = min(pause * 2, 5.0)
 
     async def _busy_nodes(self) -> set[str]:
         """Re-check just before removing: a pod scheduled onto a node since the decision,
@@ -189,8 +425,24 @@ class Reconciler:
 
     # -------------------------------------------------------------- offerings cache
 
+    async def offerings_now(self, *, max_age_s: float = 60.0) -> Offerings:
+        """The cached offerings, for the admission webhook (which must answer within its
+        timeout). The leader's ticks keep them fresh; a follower, which never ticks, looks
+        the pools up again when the cache is older than ``max_age_s``, one caller at a time."""
+
+        def stale() -> bool:
+            return self._offerings is None or self.clock.now() - self._offerings_at > max_age_s
+
+        if stale():
+            async with self._offerings_lock:
+                if stale():
+                    await self._current_offerings(await self.fleet.pools())
+        assert self._offerings is not None
+        return self._offerings
+
     async def _current_offerings(self, pools: Sequence[PoolSpec]) -> Offerings:
         """Rebuilt only when the pools' shape or the prices change, not their sizes."""
+        self.pools_seen, self._offerings_at = tuple(pools), self.clock.now()
         prices = await self.prices.prices() if self.prices is not None else Prices()
         shapes = tuple(
             dataclasses.replace(p, current_size=0, min_size=0, max_size=None) for p in pools
@@ -215,4 +467,4 @@ def _fields(action: ScaleUp | RemoveNode) -> dict[str, object]:
     return out
 
 
-__all__ = ["Observer", "Reconciler", "format_mib"]
+__all__ = ["Observer", "Reconciler", "Review"]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import structlog
 
+from scaler.core.actions import LifecycleHook
 from scaler.core.model import InstanceType, PoolSpec
 from scaler.core.offerings import Prices
 from scaler.core.state import LaunchFailure, Node
@@ -58,3 +59,11 @@ class DryRunFleet:
             instance_id=node.instance_id,
             instance_type=node.instance_type,
         )
+
+    async def complete_lifecycle(self, hook: LifecycleHook) -> None:
+        log.info(
+            "dry_run.complete_lifecycle", asg=hook.asg, hook=hook.hook, instance_id=hook.instance_id
+        )
+
+    async def cancel_unfulfilled(self, pool: str) -> None:
+        log.info("dry_run.cancel_unfulfilled", pool=pool)

@@ -34,6 +34,7 @@ from scaler.adapters.aws.parse import (
     spot_prices_from_history,
 )
 from scaler.adapters.aws.tags import discovery_tag_keys, is_discoverable
+from scaler.core.actions import LifecycleHook
 from scaler.core.catalog import Catalog
 from scaler.core.model import SPOT, InstanceType, PoolSpec
 from scaler.core.offerings import PoolProblem, Prices
@@ -241,6 +242,45 @@ class AwsFleet:
         if before is None or desired > before:
             self._scaled_up_at[pool] = self.clock()
         log.info("aws.set_desired", pool=pool, desired=desired)
+
+    async def cancel_unfulfilled(self, pool: str) -> None:
+        """Lower desired capacity to the instances the group has (never below MinSize), as
+        cluster-autoscaler's DecreaseTargetSize does after a failed launch: the ASG would
+        otherwise keep retrying and bring a node after the pods went elsewhere."""
+        await self._known_group(pool)
+        with translated(f"DescribeAutoScalingGroups {pool}"):
+            answer = await self.autoscaling.describe_auto_scaling_groups(
+                AutoScalingGroupNames=[pool]
+            )
+        groups = answer.get("AutoScalingGroups") or []
+        if not groups:
+            raise NotFound(f"ASG {pool} is gone")
+        group = groups[0]
+        live = sum(
+            1
+            for i in group.get("Instances") or []
+            if i.get("LifecycleState")
+            not in ("Terminating", "Terminated", "Terminating:Wait", "Terminating:Proceed")
+        )
+        target = max(int(group.get("MinSize", 0)), live)
+        if int(group.get("DesiredCapacity", 0)) > target:
+            with translated(f"SetDesiredCapacity {pool}"):
+                await self.autoscaling.set_desired_capacity(
+                    AutoScalingGroupName=pool, DesiredCapacity=target, HonorCooldown=False
+                )
+            log.info("aws.cancel_unfulfilled", pool=pool, desired=target)
+
+    async def complete_lifecycle(self, hook: LifecycleHook) -> None:
+        """CompleteLifecycleAction CONTINUE: the node is drained, the ASG may terminate it."""
+        with translated(f"CompleteLifecycleAction {hook.asg}/{hook.hook}"):
+            await self.autoscaling.complete_lifecycle_action(
+                AutoScalingGroupName=hook.asg,
+                LifecycleHookName=hook.hook,
+                LifecycleActionToken=hook.token,
+                LifecycleActionResult="CONTINUE",
+                InstanceId=hook.instance_id,
+            )
+        log.info("aws.complete_lifecycle", asg=hook.asg, hook=hook.hook, instance=hook.instance_id)
 
     async def terminate(self, node: Node) -> None:
         """Terminate the node's instance and decrement its ASG's desired capacity.

@@ -1,0 +1,274 @@
+"""The composition root: real adapters in, the loop out. ``scaler run`` and ``scaler plan``.
+
+One anyio task group holds everything, each task named:
+
+- ``watch-nodes`` / ``watch-pods`` (:class:`~scaler.adapters.kube.cluster.KubeCluster`),
+  started first; ``/readyz`` turns ready when both are listed;
+- ``http`` (``/metrics``, ``/healthz``, ``/readyz``);
+- ``webhook`` (optional: the pinning admission webhook over TLS, on every replica);
+- ``prices`` (Spot price refresh; a failed refresh keeps the last good prices);
+- ``review`` (leader only: cost, waste and misplaced pods for ``/metrics`` every
+  ``review_interval_s``; :mod:`scaler.adapters.metrics`);
+- ``leader`` (a coordination.k8s.io Lease), which runs ``control-loop`` only while this
+  replica holds the lease and cancels it the moment the lease is lost.
+
+``--dry-run`` swaps the writing adapters for dry-run ones; nothing else checks the flag.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+import anyio
+import numpy as np
+from anyio.abc import TaskGroup
+
+from scaler.adapters.aws.dryrun import DryRunFleet
+from scaler.adapters.aws.fleet import AwsFleet
+from scaler.adapters.aws.queue import SqsInterruptionFeed
+from scaler.adapters.http import serve
+from scaler.adapters.kube.client import load_api_client
+from scaler.adapters.kube.cluster import KubeCluster
+from scaler.adapters.kube.dryrun import DryRunActuator
+from scaler.adapters.kube.leader import LeaderElector
+from scaler.adapters.kube.webhook import make_chooser, serve_webhook
+from scaler.adapters.metrics import Metrics
+from scaler.adapters.observe import LogObserver, Observer
+from scaler.core.actions import Decision
+from scaler.core.catalog import Catalog
+from scaler.core.interruptions import Dedup
+from scaler.core.settings import Settings
+from scaler.loop.reconciler import Reconciler
+from scaler.loop.runner import control_loop
+from scaler.ports import Actuator, ClusterSource, Fleet, PortError
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    cluster_name: str
+    kubeconfig: str | None = None
+    region: str | None = None
+    catalog: str | None = None
+    settings: Settings = field(default_factory=Settings)
+    dry_run: bool = False
+    once: bool = False
+    leader_elect: bool = True
+    lease_namespace: str = "scaler-system"
+    lease_name: str = "scaler"
+    identity: str = ""
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 8080
+    price_refresh_s: float = 600.0
+    """Spot prices move slowly; ten minutes keeps DescribeSpotPriceHistory calls cheap."""
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int | None = None
+    """The pinning admission webhook (docs/webhook.md) runs when this and both files are set."""
+    webhook_cert_file: str | None = None
+    webhook_key_file: str | None = None
+    queue_url: str | None = None
+    """SQS queue fed by EventBridge with interruption notices (docs/interruptions.md)."""
+    quarantine_queue_url: str | None = None
+    review_interval_s: float = 60.0
+    """Cost and waste for /metrics: waste moves in minutes, and a review (one snapshot, one
+    cost matrix) a minute costs nothing."""
+    misplaced_top_pods: int = 20
+    """Misplaced pods exported one by one (the rest summed per namespace): bounds the series."""
+
+
+class WallClock:
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep_until(self, t: float) -> None:
+        await anyio.sleep(max(0.0, t - time.time()))
+
+
+@dataclass
+class Controller:
+    """The wired parts, for ``run`` and for tests that drive them."""
+
+    cluster: KubeCluster
+    fleet: AwsFleet
+    reconciler: Reconciler
+
+
+def _identity(opts: RunOptions) -> str:
+    return opts.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def build(
+    opts: RunOptions,
+    fleet: AwsFleet,
+    catalog: Catalog,
+    *,
+    observer: Observer | None = None,
+    metrics: Metrics | None = None,
+) -> Controller:
+    api = load_api_client(opts.kubeconfig)
+
+    def pool_of_instance(instance_id: str) -> str | None:
+        discovery = fleet.last_discovery
+        return discovery.instances.get(instance_id) if discovery is not None else None
+
+    def is_gpu_type(name: str) -> bool:
+        itype = catalog.get(name)
+        return bool(itype and itype.gpu_count)
+
+    cluster = KubeCluster(api, pool_of_instance=pool_of_instance, is_gpu_type=is_gpu_type,
+                          identity="scaler")
+    writer_fleet: Fleet = DryRunFleet(fleet) if opts.dry_run else fleet
+    actuator: Actuator = DryRunActuator() if opts.dry_run else cluster
+    # The metrics see every snapshot the loop takes (pending pods, scale-up latency).
+    source: ClusterSource = metrics.watching(cluster) if metrics is not None else cluster
+    reconciler = Reconciler(
+        cluster=source,
+        fleet=writer_fleet,
+        actuator=actuator,
+        catalog=catalog,
+        settings=opts.settings,
+        clock=WallClock(),
+        rng=np.random.default_rng(),
+        prices=fleet,
+        observer=observer or LogObserver(),
+    )
+    if metrics is not None:
+        metrics.follow(reconciler)
+    return Controller(cluster=cluster, fleet=fleet, reconciler=reconciler)
+
+
+async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision | None:
+    """Run the controller until cancelled; with ``once``, one tick, returning its decision."""
+    catalog = Catalog.load(opts.catalog)
+    async with AwsFleet.open(opts.cluster_name, catalog, region=opts.region) as fleet:
+        await fleet.discover()
+        metrics = Metrics(
+            top_misplaced=opts.misplaced_top_pods,
+            catalog_built_at=catalog.built_at,
+            broken_pools=lambda: [p.pool for p in getattr(fleet.last_discovery, "problems", ())],
+        )
+        observe = LogObserver(metrics) if observer is None else _fan_out(observer, metrics)
+        ctl = build(opts, fleet, catalog, observer=observe, metrics=metrics)
+        async with anyio.create_task_group() as tg:
+            await tg.start(ctl.cluster.run, name="watches")
+            if opts.once:
+                decision = await control_loop(ctl.reconciler, ctl.cluster, once=True)
+                tg.cancel_scope.cancel()
+                return decision
+            await tg.start(serve, opts.listen_host, opts.listen_port,
+                           name="http", ready=lambda: ctl.cluster.ready, registry=metrics.registry)
+            tg.start_soon(_refresh_prices, fleet, opts.price_refresh_s, metrics, name="prices")
+            if opts.webhook_port is not None and opts.webhook_cert_file and opts.webhook_key_file:
+                # Every replica serves it (the Service picks any); followers' offerings are
+                # refreshed by Reconciler.offerings_now, since they never tick.
+                webhook = partial(
+                    serve_webhook,
+                    opts.webhook_host,
+                    opts.webhook_port,
+                    cert_file=opts.webhook_cert_file,
+                    key_file=opts.webhook_key_file,
+                    choose=make_chooser(ctl.reconciler),
+                )
+                await tg.start(webhook, name="webhook")
+
+            async def act() -> None:
+                metrics.leading(True)
+                try:
+                    async with anyio.create_task_group() as acting:
+                        acting.start_soon(control_loop, ctl.reconciler, ctl.cluster, name="control-loop")
+                        acting.start_soon(_review, ctl.reconciler, metrics, opts.review_interval_s,
+                                          name="review")
+                        if opts.queue_url:
+                            acting.start_soon(_notices, opts, ctl.reconciler, acting, metrics,
+                                              name="notices")
+                finally:
+                    metrics.leading(False)
+
+            if opts.leader_elect:
+                elector = LeaderElector(load_api_client(opts.kubeconfig), opts.lease_namespace,
+                                        opts.lease_name, _identity(opts))
+                await elector.run(act)
+            else:
+                await act()
+    return None
+
+
+async def _notices(
+    opts: RunOptions, reconciler: Reconciler, tg: TaskGroup, metrics: Metrics | None = None
+) -> None:
+    """Interruption notices from SQS, acted on as they arrive (not at the next tick).
+    A message is deleted only after its actions were taken; duplicates are harmless."""
+    assert opts.queue_url is not None
+    dedup = Dedup()
+    failures = 0
+    async with SqsInterruptionFeed.open(
+        opts.queue_url, quarantine_queue_url=opts.quarantine_queue_url, region=opts.region
+    ) as feed:
+        if metrics is not None:
+            metrics.feed(feed.counts)
+        while True:
+            try:
+                received = await feed.receive()
+                now = time.time()
+                fresh = []
+                for r in received:
+                    notice = r.notice
+                    if notice is None:
+                        continue  # malformed or unknown: the feed already moved it aside
+                    if dedup.seen(notice, now):
+                        await feed.ack(r)
+                    else:
+                        fresh.append((r, notice))
+                if fresh:
+                    await reconciler.respond([n for _, n in fresh], spawn=tg.start_soon)
+                    for r, notice in fresh:
+                        dedup.record(notice, now)
+                        await feed.ack(r)
+                failures = 0
+            except PortError as e:
+                failures += 1
+                pause = min(60.0, 2.0**failures)
+                reconciler.observe("notice_feed_error", {"error": str(e), "retry_in_s": pause})
+                await anyio.sleep(pause)
+
+
+async def _refresh_prices(fleet: AwsFleet, every_s: float, metrics: Metrics | None = None) -> None:
+    while True:
+        if await fleet.refresh_prices() and metrics is not None:
+            metrics.prices_refreshed(time.time())
+        await anyio.sleep(every_s)
+
+
+async def _review(reconciler: Reconciler, metrics: Metrics, every_s: float) -> None:
+    """Where the money goes, for /metrics. A failed review is reported and retried at the
+    next interval; it never stops the leader's other tasks."""
+    while True:
+        try:
+            metrics.update(await reconciler.review())
+        except Exception as e:  # noqa: BLE001 - the task must outlive any one bad review
+            reconciler.observe("review_error", {"error": f"{type(e).__name__}: {e}"})
+        await anyio.sleep(every_s)
+
+
+def _fan_out(*observers: Observer) -> Observer:
+    def observe(event: str, fields: dict[str, object]) -> None:
+        for observer in observers:
+            observer(event, fields)
+
+    return observe
+
+
+async def plan(opts: RunOptions) -> tuple[Decision, Reconciler]:
+    """Observe and decide once, writing nothing."""
+    catalog = Catalog.load(opts.catalog)
+    async with AwsFleet.open(opts.cluster_name, catalog, region=opts.region) as fleet:
+        await fleet.discover()
+        ctl = build(opts, fleet, catalog, observer=lambda e, f: None)
+        async with anyio.create_task_group() as tg:
+            await tg.start(ctl.cluster.run, name="watches")
+            decision, _, _ = await ctl.reconciler.plan()
+            tg.cancel_scope.cancel()
+        return decision, ctl.reconciler

@@ -1,0 +1,286 @@
+"""Node lifecycle decisions: answering interruption notices, and seeing what the bill buys.
+
+:func:`respond` turns one notice into actions, the moment it arrives:
+
+- Spot interruption warning: cordon and taint the node, drain its workload pods so they are
+  gone ``drain_margin_s`` before the 2-minute deadline, launch replacements at once on the
+  next-best pools, and mark the node's pool unavailable for ``interrupted_pool_ttl_s``.
+- Rebalance recommendation (elevated risk, often never followed): pre-provision and cordon
+  (setting ``rebalance_action``); :func:`rebalance_expired` uncordons after the window.
+- AWS Health scheduled change: like an interruption whose deadline is the start time.
+- ASG terminate lifecycle action: drain, then complete the lifecycle action.
+- Instance state change to stopping/stopped/shutting-down/terminated: forget the node.
+
+:func:`pod_costs` and :func:`waste` say where the money goes; :func:`misplaced` finds pods
+on nodes far dearer than they need, and :func:`migrations` evicts the restartable ones at a
+bounded rate.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from scaler.core.actions import (
+    Action,
+    Cordon,
+    Drain,
+    Evict,
+    Forget,
+    LifecycleHook,
+    PinPod,
+    ScaleUp,
+    Uncordon,
+)
+from scaler.core.interruptions import (
+    Notice,
+    RebalanceRecommendation,
+    ScheduledChange,
+    SpotInterruption,
+    StateChange,
+    TerminateLifecycleAction,
+    drain_deadline,
+)
+from scaler.core.memory import Memory
+from scaler.core.model import NO_SCHEDULE, PodSpec, PoolSpec, Taint
+from scaler.core.offerings import Offerings
+from scaler.core.placement import cost_matrix, group_pods, place
+from scaler.core.settings import Settings
+from scaler.core.state import ANNOTATION_RESTARTABLE, ClusterView, Node
+
+INTERRUPTION_TAINT_KEY = "scaler.io/interrupted"
+REBALANCE_TAINT_KEY = "scaler.io/rebalance"
+_GONE_STATES = ("stopping", "stopped", "shutting-down", "terminated")
+
+
+def respond(
+    notice: Notice,
+    view: ClusterView,
+    pools: Sequence[PoolSpec],
+    offerings: Offerings,
+    memory: Memory,
+    settings: Settings,
+    *,
+    now: float,
+    rng: np.random.Generator,
+) -> list[Action]:
+    """The actions for one notice. Reads ``memory``; the reconciler records what it did."""
+    lc = settings.lifecycle
+    by_instance = {n.instance_id: n for n in view.nodes if n.instance_id}
+    actions: list[Action] = []
+    for instance_id in notice.instance_ids:
+        node = by_instance.get(instance_id)
+        if isinstance(notice, TerminateLifecycleAction):
+            hook = LifecycleHook(notice.asg, notice.hook, notice.token, instance_id)
+            if node is None:
+                # Not a node (yet, or any more): nothing to drain, let the ASG go on.
+                actions.append(Drain("", (), now, "instance has no node", hook=hook))
+                continue
+            deadline = drain_deadline(notice, lc.drain_margin_s)
+            actions.append(Cordon(node.name, "ASG is terminating the instance",
+                                  Taint(INTERRUPTION_TAINT_KEY, "terminating", NO_SCHEDULE)))
+            actions.append(Drain(node.name, _workload(view, node), deadline,
+                                 "ASG terminate lifecycle action", hook=hook))
+            continue
+        if node is None:
+            continue
+        if isinstance(notice, StateChange):
+            if notice.state in _GONE_STATES:
+                actions.append(Forget(node.name, f"instance {notice.state}"))
+            continue
+        pods = _workload(view, node)
+        if isinstance(notice, SpotInterruption | ScheduledChange):
+            deadline = drain_deadline(notice, lc.drain_margin_s)
+            what = ("Spot interruption warning" if isinstance(notice, SpotInterruption)
+                    else f"scheduled {notice.code}")
+            actions.append(Cordon(node.name, what,
+                                  Taint(INTERRUPTION_TAINT_KEY, "true", NO_SCHEDULE)))
+            actions.append(Drain(node.name, pods, deadline, f"{what}; evict before the deadline",
+                                 terminate=True))
+            actions += _replace(pods, node, pools, offerings, memory, settings, now, rng,
+                                why=what)
+        elif isinstance(notice, RebalanceRecommendation):
+            if lc.rebalance_action == "none" or node.name in memory.interrupted:
+                continue
+            actions.append(Cordon(node.name, "rebalance recommendation",
+                                  Taint(REBALANCE_TAINT_KEY, "true", NO_SCHEDULE)))
+            actions += _replace(pods, node, pools, offerings, memory, settings, now, rng,
+                                why="rebalance recommendation")
+            if lc.rebalance_action == "drain":
+                actions.append(Drain(node.name, pods, now + lc.rebalance_window_s,
+                                     "rebalance recommendation"))
+    return actions
+
+
+def _workload(view: ClusterView, node: Node) -> tuple[PodSpec, ...]:
+    return tuple(b.pod for b in view.bound if b.node == node.name and b.is_workload)
+
+
+def _replace(
+    pods: tuple[PodSpec, ...],
+    node: Node,
+    pools: Sequence[PoolSpec],
+    offerings: Offerings,
+    memory: Memory,
+    settings: Settings,
+    now: float,
+    rng: np.random.Generator,
+    *,
+    why: str,
+) -> list[Action]:
+    """Launch now, on the next-best pools, the nodes the node's pods will need (the node's
+    own pool is skipped: its capacity is being reclaimed)."""
+    if not pods:
+        return []
+    by_name = {p.name: p for p in pools}
+    headroom = np.array(
+        [np.inf if (live := by_name.get(p.name, p)).max_size is None
+         else max(live.max_size - live.current_size, 0) for p in offerings.pools],
+        dtype=np.float64,
+    )
+    available = np.array(
+        [p.name != node.pool and not memory.backing_off(p.name, now) for p in offerings.pools],
+        dtype=bool,
+    )
+    placement = place(pods, offerings, headroom=headroom, available=available,
+                      settings=settings.placement, rng=rng)
+    actions: list[Action] = []
+    for g in placement.groups:
+        actions.append(ScaleUp(
+            pool=g.pool.name, count=g.nodes, pods=tuple(p.key for p in g.pods),
+            instance_type=g.instance_type, price_usd_per_hour=g.price_usd_per_hour,
+            reason=f"replacing {node.name} ({why}): {g.reason}",
+            runner_up=g.runner_up, runner_up_cost_usd_per_hour=g.runner_up_cost_usd_per_hour,
+        ))
+        if settings.pinning.enabled:
+            actions += [PinPod(p, g.pool.name, f"replacement for {node.name}") for p in g.pods]
+    return actions
+
+
+def rebalance_expired(view: ClusterView, memory: Memory, *, now: float) -> tuple[list[Action], list[float]]:
+    """Uncordon nodes whose rebalance window passed with no interruption."""
+    present = {n.name for n in view.nodes}
+    actions: list[Action] = []
+    wakes: list[float] = []
+    for node, until in memory.rebalance_until_s.items():
+        if node not in present or node in memory.interrupted:
+            continue
+        if until <= now:
+            actions.append(Uncordon(node, "no interruption followed the rebalance recommendation",
+                                    taint_key=REBALANCE_TAINT_KEY))
+        else:
+            wakes.append(until)
+    return actions, wakes
+
+
+# ------------------------------------------------------------------------- the bill
+
+
+@dataclass(frozen=True, slots=True)
+class PodCost:
+    """A running workload pod, what its node costs and what the cheapest fit would."""
+
+    pod: PodSpec
+    node: str
+    pool: str
+    node_price_usd_per_hour: float
+    share_usd_per_hour: float
+    """Its share of the node's price (the node's price split over its workload pods)."""
+    cheapest_fit_usd_per_hour: float
+    """The cheapest pool it could run on alone (inf if none fits any more)."""
+
+    @property
+    def waste_usd_per_hour(self) -> float:
+        if not np.isfinite(self.cheapest_fit_usd_per_hour):
+            return 0.0
+        return max(self.share_usd_per_hour - self.cheapest_fit_usd_per_hour, 0.0)
+
+
+def pod_costs(view: ClusterView, offerings: Offerings, settings: Settings) -> list[PodCost]:
+    """Every workload pod on a node of a known pool, priced (one cost matrix over classes)."""
+    index = {p.name: i for i, p in enumerate(offerings.pools)}
+    nodes = {n.name: n for n in view.nodes}
+    on_node: dict[str, list[PodSpec]] = defaultdict(list)
+    for b in view.bound:
+        node = nodes.get(b.node)
+        if b.is_workload and node is not None and node.pool in index:
+            on_node[b.node].append(b.pod)
+    pods = [p for ps in on_node.values() for p in ps]
+    if not pods:
+        return []
+    classes = group_pods(pods)
+    reps = [c[0] for c in classes]
+    req = np.array([p.requests.as_array() for p in reps]).reshape(len(reps), -1)
+    matrix, _ = cost_matrix(reps, req, offerings, np.ones(len(offerings), bool), settings.placement)
+    priced = np.where(np.isfinite(matrix), offerings.price[None, :], np.inf)
+    cheapest = priced.min(axis=1) if len(offerings) else np.full(len(reps), np.inf)
+    fit = {p.constraints(): float(cheapest[c]) for c, p in enumerate(reps)}
+    out = []
+    for name, ps in on_node.items():
+        node = nodes[name]
+        assert node.pool is not None
+        price = float(offerings.price[index[node.pool]])
+        for p in ps:
+            out.append(PodCost(p, name, node.pool, price, price / len(ps), fit[p.constraints()]))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Waste:
+    """USD/hour spent on nothing, by reason and pool: ``idle`` (Ready, no workload pod),
+    ``booting`` (not Ready yet), ``oversized`` (node price minus its pods' cheapest fits)."""
+
+    by_reason_pool: dict[tuple[str, str], float]
+    node_cost_by_pool: dict[tuple[str, str], float]
+    """(pool, capacity type) -> USD/hour of its nodes."""
+
+    def total(self, reason: str | None = None) -> float:
+        return sum(v for (r, _), v in self.by_reason_pool.items() if reason in (None, r))
+
+
+def waste(view: ClusterView, offerings: Offerings, costs: Sequence[PodCost]) -> Waste:
+    index = {p.name: i for i, p in enumerate(offerings.pools)}
+    busy = {c.node for c in costs}
+    by: dict[tuple[str, str], float] = defaultdict(float)
+    node_cost: dict[tuple[str, str], float] = defaultdict(float)
+    for n in view.nodes:
+        i = index.get(n.pool) if n.pool is not None else None
+        if i is None:
+            continue
+        price = float(offerings.price[i])
+        node_cost[(n.pool or "", offerings.pools[i].capacity_type)] += price
+        if not (n.ready and n.gpu_ready):
+            by[("booting", n.pool or "")] += price
+        elif n.name not in busy:
+            by[("idle", n.pool or "")] += price
+    for c in costs:
+        by[("oversized", c.pool)] += c.waste_usd_per_hour
+    return Waste(dict(by), dict(node_cost))
+
+
+def misplaced(costs: Sequence[PodCost], settings: Settings) -> list[PodCost]:
+    """Pods whose share of their node costs more than ``misplaced_factor`` times their
+    cheapest fit, dearest waste first."""
+    factor = settings.lifecycle.misplaced_factor
+    bad = [c for c in costs
+           if np.isfinite(c.cheapest_fit_usd_per_hour)
+           and c.share_usd_per_hour > factor * c.cheapest_fit_usd_per_hour]
+    return sorted(bad, key=lambda c: (-c.waste_usd_per_hour, c.pod.key))
+
+
+def migrations(bad: Sequence[PodCost], memory: Memory, settings: Settings) -> list[Action]:
+    """Evict restartable misplaced pods, at most ``migrations_per_minute``."""
+    budget = settings.lifecycle.migrations_per_minute - len(memory.migrations_s)
+    out: list[Action] = []
+    for c in bad:
+        if budget <= 0:
+            break
+        if c.pod.annotation(ANNOTATION_RESTARTABLE) == "true":
+            out.append(Evict(c.pod, c.node,
+                             f"misplaced: ${c.share_usd_per_hour:.4f}/h on {c.node}, fits "
+                             f"${c.cheapest_fit_usd_per_hour:.4f}/h"))
+            budget -= 1
+    return out

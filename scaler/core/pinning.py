@@ -1,0 +1,42 @@
+"""Which pools a new pod may be scheduled on: what the admission webhook pins.
+
+The tier is the pool placement would choose plus every other pool whose cost per pod is
+within ``tier_tolerance`` of it (at most ``tier_max_pools``, cheapest first). The pod can
+then wait for the node bought for it, or take a near-equal one, but never the idle 512 GiB
+node next door.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scaler.core.model import BoolArray, FloatArray, PodSpec
+from scaler.core.offerings import Offerings
+from scaler.core.placement import cost_matrix
+from scaler.core.settings import Settings
+
+
+def pin_tier(
+    pod: PodSpec,
+    offerings: Offerings,
+    settings: Settings,
+    *,
+    available: BoolArray | None = None,
+    headroom: FloatArray | None = None,
+) -> tuple[str, ...]:
+    """Pool names, cheapest first; empty when no pool can run the pod (then it is left
+    unpinned: the scheduler and the NotTriggerScaleUp event tell the story)."""
+    if len(offerings) == 0:
+        return ()
+    ok = np.ones(len(offerings), dtype=bool) if available is None else available.copy()
+    if headroom is not None:
+        ok &= headroom >= 1
+    req = pod.requests.as_array()[None, :]
+    row = cost_matrix([pod], req, offerings, ok, settings.placement)[0][0]
+    if not np.isfinite(row).any():
+        return ()
+    order = np.argsort(row, kind="stable")
+    best = row[order[0]]
+    limit = best * (1.0 + settings.pinning.tier_tolerance) + 1e-12
+    chosen = [i for i in order if np.isfinite(row[i]) and row[i] <= limit]
+    return tuple(offerings.pools[i].name for i in chosen[: max(1, settings.pinning.tier_max_pools)])
