@@ -61,6 +61,8 @@ def unplaceable_reason(
         (EPH, "ephemeral-storage", format_mib),
         (PODS, "pods", lambda v: f"{v:g}"),
     ):
+        # Each axis against every pool the constraints allow (not narrowed by the axes
+        # before it), so the largest pool named really is the largest.
         fits = remaining & (req[axis] <= alloc[:, axis] + _EPS)
         if not fits.any():
             idx = np.flatnonzero(remaining)
@@ -69,7 +71,6 @@ def unplaceable_reason(
                 f"needs {label} {fmt(req[axis])}; the largest pool it may use, "
                 f"{offerings.pools[top].name}, has {fmt(alloc[top, axis])} allocatable"
             )
-        remaining = fits
     # Every resource fits somewhere, but not all in one pool.
     fit_all = remaining & np.all(req[None, :] <= alloc + _EPS, axis=1)
     if not fit_all.any():

@@ -343,8 +343,10 @@ def _resolve(
     if not math.isfinite(price) or any(not math.isfinite(t.on_demand_usd_per_hour) for t in types):
         # A type described live but absent from the catalog has no known price: scoring it
         # would be a guess (and 0 x inf Spot risk is NaN, which argmin would pick).
-        return PoolProblem(pool.name, "no known on-demand price for its instance types; "
-                                      "add them to the catalog (--catalog)")
+        return PoolProblem(
+            pool.name,
+            "no known on-demand price for its instance types; add them to the catalog (--catalog)",
+        )
     risk = 0.0
     if pool.capacity_type == SPOT:
         table = settings.spot_risk_fraction_by_bucket

@@ -59,7 +59,7 @@ def parse_quantity(text: str | int | float) -> Fraction:
     if isinstance(text, float):
         if not math.isfinite(text):
             raise QuantityError(f"{text!r} is not a finite quantity")
-        return Fraction(repr(text)) if "e" not in repr(text) else Fraction(text)
+        return Fraction(repr(text))
     if not isinstance(text, str):
         raise QuantityError(f"expected a quantity string, got {type(text).__name__}")
     m = _QUANTITY.fullmatch(text)
