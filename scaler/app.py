@@ -18,6 +18,7 @@ One anyio task group holds everything, each task named:
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from functools import partial
 
 import anyio
 import numpy as np
+import structlog
 from anyio.abc import TaskGroup
 
 from scaler.adapters.aws.dryrun import DryRunFleet
@@ -140,6 +142,30 @@ def build(
     return Controller(cluster=cluster, fleet=fleet, reconciler=reconciler)
 
 
+async def run_until_signalled(opts: RunOptions) -> Decision | None:
+    """:func:`run`, stopped cleanly by SIGTERM or SIGINT. In a container scaler is PID 1,
+    which the kernel gives no default SIGTERM handler: without this a rollout would wait out
+    the grace period and never hand the Lease over."""
+    result: Decision | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def main() -> None:
+            nonlocal result
+            result = await run(opts)
+            tg.cancel_scope.cancel()
+
+        async def signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
+                async for signum in received:
+                    structlog.get_logger("scaler").info("stopping", signal=signum.name)
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(signals, name="signals")
+        tg.start_soon(main, name="main")
+    return result
+
+
 async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision | None:
     """Run the controller until cancelled; with ``once``, one tick, returning its decision."""
     catalog = Catalog.load(opts.catalog)
@@ -158,8 +184,9 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
                 decision = await control_loop(ctl.reconciler, ctl.cluster, once=True)
                 tg.cancel_scope.cancel()
                 return decision
-            await tg.start(serve, opts.listen_host, opts.listen_port,
-                           name="http", ready=lambda: ctl.cluster.ready, registry=metrics.registry)
+            http = partial(serve, opts.listen_host, opts.listen_port,
+                           ready=lambda: ctl.cluster.ready, registry=metrics.registry)
+            await tg.start(http, name="http")
             tg.start_soon(_refresh_prices, fleet, opts.price_refresh_s, metrics, name="prices")
             if opts.webhook_port is not None and opts.webhook_cert_file and opts.webhook_key_file:
                 # Every replica serves it (the Service picks any); followers' offerings are
@@ -248,7 +275,7 @@ async def _review(reconciler: Reconciler, metrics: Metrics, every_s: float) -> N
     while True:
         try:
             metrics.update(await reconciler.review())
-        except Exception as e:  # noqa: BLE001 - the task must outlive any one bad review
+        except Exception as e:  # the task must outlive any one bad review
             reconciler.observe("review_error", {"error": f"{type(e).__name__}: {e}"})
         await anyio.sleep(every_s)
 

@@ -91,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
         queue_url=args.queue_url,
         quarantine_queue_url=args.quarantine_queue_url,
     )
-    anyio.run(app.run, opts)
+    anyio.run(app.run_until_signalled, opts)
     return 0
