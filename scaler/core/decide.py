@@ -38,7 +38,7 @@ from scaler.core.actions import (
 from scaler.core.lifecycle import rebalance_expired
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
-from scaler.core.offerings import Offerings
+from scaler.core.offerings import Offerings, PoolTable, pool_table
 from scaler.core.placement import cost_matrix, group_pods, place
 from scaler.core.settings import Settings
 from scaler.core.state import (
@@ -62,12 +62,16 @@ def decide(
     *,
     now: float,
     rng: np.random.Generator,
+    table: PoolTable | None = None,
 ) -> Decision:
-    by_name = {p.name: p for p in pools}
+    """``table`` is :func:`~scaler.core.offerings.pool_table` of ``pools``, if the caller
+    keeps one (the reconciler does, per pools sequence); else it is built here."""
+    table = table if table is not None else pool_table(pools, offerings)
+    by_name = table.by_name
     actions: list[Action] = []
     wakes: list[float] = []
 
-    uncovered, waiting_for = _uncovered(view, by_name, offerings, memory, settings, now)
+    uncovered, waiting_for = _uncovered(view, table, offerings, memory, settings, now)
     held: list[PendingPod] = []
     batch_closed = False
     if uncovered:
@@ -77,7 +81,7 @@ def decide(
             wakes.append(close)
         else:
             batch_closed = True
-            actions += _scale_up(uncovered, by_name, offerings, memory, settings, now, rng)
+            actions += _scale_up(uncovered, table, offerings, memory, settings, now, rng)
     wanted = set(waiting_for.values()) | {a.pool for a in actions if isinstance(a, ScaleUp)}
     if held:
         wanted |= _feasible_pools(held, offerings, settings)
@@ -105,7 +109,7 @@ def decide(
 
 def _uncovered(
     view: ClusterView,
-    by_name: dict[str, PoolSpec],
+    table: PoolTable,
     offerings: Offerings,
     memory: Memory,
     settings: Settings,
@@ -113,22 +117,26 @@ def _uncovered(
 ) -> tuple[list[PendingPod], dict[str, str]]:
     """Pending pods no node is coming for, and pod key -> pool for those one is. A pool
     backing off after a failed launch has nothing on its way, whatever its desired size."""
+    if not view.pending:
+        return [], {}
     ready = Counter(n.pool for n in view.nodes if n.pool is not None and n.ready and n.gpu_ready)
     slots = {
-        name: 0 if memory.backing_off(name, now) else max(p.current_size - ready[name], 0)
-        for name, p in by_name.items()
+        p.name: p.current_size - ready[p.name]
+        for p in table.sized
+        if p.current_size > ready[p.name] and not memory.backing_off(p.name, now)
     }
     in_flight = memory.in_flight()
     waiting_for: dict[str, str] = {}
     rest: list[PendingPod] = []
     for pp in view.pending:
         pool = in_flight.get(pp.pod.key)
-        if pool is not None and pool in by_name:
-            slots[pool] = max(slots.get(pool, 0) - 1, 0)
+        if pool is not None and pool in table.by_name:
+            if slots.get(pool, 0) > 0:
+                slots[pool] -= 1
             waiting_for[pp.pod.key] = pool
         else:
             rest.append(pp)
-    if rest and any(slots.values()):
+    if rest and any(v > 0 for v in slots.values()):
         rest = _cover_by_slots(rest, slots, offerings, settings, waiting_for)
     return rest, waiting_for
 
@@ -147,13 +155,19 @@ def _cover_by_slots(
     reps = [c[0] for c in classes]
     req = np.array([p.requests.as_array() for p in reps]).reshape(len(reps), -1)
     matrix, _ = cost_matrix(reps, req, offerings, np.ones(len(offerings), bool), settings.placement)
+    # Only the few pools with nodes on the way are candidates, cheapest first per class.
+    columns = np.array(
+        [i for name, n in slots.items() if n > 0 and (i := offerings.get(name)) is not None],
+        dtype=np.int64,
+    )
     covered: set[str] = set()
     for c, members in enumerate(classes):
+        row = matrix[c, columns]
         left = list(members)
-        for i in np.argsort(matrix[c], kind="stable"):
-            if not left or not np.isfinite(matrix[c, i]):
+        for j in np.argsort(row, kind="stable"):
+            if not left or not np.isfinite(row[j]):
                 break
-            name = offerings.pools[i].name
+            name = offerings.pools[columns[j]].name
             while left and slots.get(name, 0) > 0:
                 pod = left.pop()
                 slots[name] -= 1
@@ -173,23 +187,19 @@ def _batch_close(pending: list[PendingPod], memory: Memory, settings: Settings) 
 
 def _scale_up(
     pending: list[PendingPod],
-    by_name: dict[str, PoolSpec],
+    table: PoolTable,
     offerings: Offerings,
     memory: Memory,
     settings: Settings,
     now: float,
     rng: np.random.Generator,
 ) -> list[Action]:
-    headroom = np.array(
-        [
-            np.inf
-            if (live := by_name.get(p.name, p)).max_size is None
-            else max(live.max_size - live.current_size, 0)
-            for p in offerings.pools
-        ],
-        dtype=np.float64,
-    )
-    available = np.array([not memory.backing_off(p.name, now) for p in offerings.pools], dtype=bool)
+    headroom = table.headroom
+    available = np.ones(len(offerings), dtype=bool)
+    for name in memory.backoff_until_s:
+        i = offerings.get(name)
+        if i is not None and memory.backing_off(name, now):
+            available[i] = False
     placement = place(
         [pp.pod for pp in pending],
         offerings,

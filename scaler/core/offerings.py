@@ -380,3 +380,57 @@ def _resolve(
         types[0].arch,
         labels,
     )
+
+
+@dataclass(eq=False)
+class PoolTable:
+    """Live pools (their sizes change with every scale-up) lined up with an
+    :class:`Offerings`. Kept per pools sequence and updated only where a pool changed: a
+    tick that changes nothing costs nothing per pool, which matters with the 1,286 default
+    pools."""
+
+    pools: Sequence[PoolSpec]
+    by_name: dict[str, PoolSpec]
+    headroom: FloatArray
+    """(P,) in offerings order: how many more nodes each pool may add (inf: no max)."""
+    sized_by_name: dict[str, PoolSpec]
+    """Pools with a desired size above zero (the only ones with nodes on the way)."""
+
+    @property
+    def sized(self) -> tuple[PoolSpec, ...]:
+        return tuple(self.sized_by_name.values())
+
+    def updated(self, pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
+        """The table for ``pools``, a later version of the same pools (sizes changed)."""
+        if pools is self.pools:
+            return self
+        if len(pools) != len(self.pools):
+            return pool_table(pools, offerings)
+        changed = [p for old, p in zip(self.pools, pools, strict=True) if old is not p]
+        by_name = dict(self.by_name)
+        sized = dict(self.sized_by_name)
+        headroom = self.headroom.copy()
+        for p in changed:
+            if p.name not in by_name:
+                return pool_table(pools, offerings)
+            by_name[p.name] = p
+            if p.current_size > 0:
+                sized[p.name] = p
+            else:
+                sized.pop(p.name, None)
+            i = offerings.get(p.name)
+            if i is not None:
+                headroom[i] = _headroom(p)
+        return PoolTable(pools, by_name, headroom, sized)
+
+
+def _headroom(p: PoolSpec) -> float:
+    return np.inf if p.max_size is None else float(max(p.max_size - p.current_size, 0))
+
+
+def pool_table(pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
+    by_name = {p.name: p for p in pools}
+    headroom = np.array(
+        [_headroom(by_name.get(p.name, p)) for p in offerings.pools], dtype=np.float64
+    )
+    return PoolTable(pools, by_name, headroom, {p.name: p for p in pools if p.current_size > 0})

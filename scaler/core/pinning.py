@@ -35,8 +35,8 @@ def pin_tier(
     row = cost_matrix([pod], req, offerings, ok, settings.placement)[0][0]
     if not np.isfinite(row).any():
         return ()
-    order = np.argsort(row, kind="stable")
-    best = row[order[0]]
+    best = float(row.min())
     limit = best * (1.0 + settings.pinning.tier_tolerance) + 1e-12
-    chosen = [i for i in order if np.isfinite(row[i]) and row[i] <= limit]
-    return tuple(offerings.pools[i].name for i in chosen[: max(1, settings.pinning.tier_max_pools)])
+    near = np.flatnonzero(row <= limit)
+    near = near[np.argsort(row[near], kind="stable")]  # columns are in tie-break order
+    return tuple(offerings.pools[i].name for i in near[: max(1, settings.pinning.tier_max_pools)])

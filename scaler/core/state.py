@@ -46,7 +46,10 @@ class Node:
     annotations: tuple[tuple[str, str], ...] = ()
 
     def annotation(self, key: str) -> str | None:
-        return dict(self.annotations).get(key)
+        for k, v in self.annotations:
+            if k == key:
+                return v
+        return None
 
     @property
     def schedulable_ready(self) -> bool:

@@ -38,7 +38,14 @@ from scaler.core.interruptions import Notice, RebalanceRecommendation, SpotInter
 from scaler.core.lifecycle import PodCost, Waste, migrations, misplaced, pod_costs, respond, waste
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
-from scaler.core.offerings import Offerings, PoolProblem, Prices, build_offerings
+from scaler.core.offerings import (
+    Offerings,
+    PoolProblem,
+    PoolTable,
+    Prices,
+    build_offerings,
+    pool_table,
+)
 from scaler.core.settings import Settings
 from scaler.core.state import ANNOTATION_IDLE_SINCE, ClusterView, Node
 from scaler.ports import (
@@ -95,7 +102,9 @@ class Reconciler:
         self.prices = prices
         self.observe = observer or _ignore
         self.memory = Memory()
-        self._offerings_key: tuple[object, ...] | None = None
+        self._offerings_pools: Sequence[PoolSpec] = ()
+        self._table: tuple[Offerings, PoolTable] | None = None
+        self._offerings_prices: Prices | None = None
         self._offerings: Offerings | None = None
         self.pools_seen: tuple[PoolSpec, ...] = ()
         """The pools (with their sizes) the offerings were last looked up for."""
@@ -200,8 +209,10 @@ class Reconciler:
     async def plan(self) -> tuple[Decision, ClusterView, Sequence[PoolSpec]]:
         """Observe and decide, writing nothing (``scaler plan`` stops here)."""
         now = self.clock.now()
-        view = await self.cluster.snapshot()
+        # Pools first: the view's node -> pool mapping then comes from the same discovery as
+        # the pools' sizes (a node terminated by the last tick is no longer in its pool).
         pools = await self.fleet.pools()
+        view = await self.cluster.snapshot()
         failures = await self.fleet.launch_failures(self.memory.failures_seen_s)
         ttl = self.settings.scale_up.launch_failure_ttl_s
         for failure in failures:
@@ -215,7 +226,11 @@ class Reconciler:
         self.memory.forget(now=now, pending={pp.pod.key for pp in view.pending})
         offerings = await self._current_offerings(pools)
         t0 = time.perf_counter()
-        decision = decide(view, pools, offerings, self.memory, self.settings, now=now, rng=self.rng)
+        decision = decide(
+            view, pools, offerings, self.memory, self.settings, now=now, rng=self.rng,
+            table=self._pool_table(pools, offerings),
+        )
+
         self.last_decide_ms = (time.perf_counter() - t0) * 1e3
         self.last_decision = decision
         return decision, view, pools
@@ -231,7 +246,11 @@ class Reconciler:
         now = decision.now_s
         if decision.batch_closed:
             self.memory.batch_floor_s = now
-        sizes = {p.name: p.current_size for p in pools}
+        by_name = self._pool_table(pools, self._offerings).by_name if self._offerings else {
+            p.name: p for p in pools
+        }
+        sizes = {name: by_name[name].current_size for name in
+                 {a.pool for a in decision.actions if isinstance(a, ScaleUp)} if name in by_name}
         adds: dict[str, int] = defaultdict(int)
         for action in decision.actions:
             if isinstance(action, ScaleUp):
@@ -315,8 +334,11 @@ class Reconciler:
                     continue
                 try:
                     await self.fleet.terminate(node)
-                except NotFound:
-                    pass
+                except NotFound as e:  # already gone or going: nothing was removed now
+                    self.observe("remove_cancelled",
+                                 {"node": action.node, "pool": action.pool, "reason": str(e)})
+                    self.memory.idle_since_s.pop(action.node, None)
+                    continue
                 except PortError as e:
                     self.observe("remove_failed", {"node": action.node, "error": str(e)})
                     continue
@@ -339,7 +361,11 @@ class Reconciler:
             async with anyio.create_task_group() as tg:
                 for pod in action.pods:
                     tg.start_soon(self._evict_until, pod, action.deadline_s, results)
-            in_time = all(results.values()) and self.clock.now() <= action.deadline_s
+            # A drain with nothing to evict (a lifecycle action for an instance that never
+            # became a node) is in time by definition.
+            in_time = all(results.values()) and (
+                not action.pods or self.clock.now() <= action.deadline_s
+            )
             self.observe(
                 "drained",
                 {
@@ -440,15 +466,30 @@ class Reconciler:
         assert self._offerings is not None
         return self._offerings
 
+    def _pool_table(self, pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
+        """Kept across ticks, updated only where a pool changed (fleets hand back the same
+        pool values until one changes)."""
+        cached = self._table
+        if cached is None or cached[0] is not offerings:
+            table = pool_table(pools, offerings)
+        else:
+            table = cached[1].updated(pools, offerings)
+        self._table = (offerings, table)
+        return table
+
     async def _current_offerings(self, pools: Sequence[PoolSpec]) -> Offerings:
-        """Rebuilt only when the pools' shape or the prices change, not their sizes."""
+        """Rebuilt only when the pools' shape or the prices change, not their sizes.
+
+        Cheap on every tick: pools are compared by identity first and by shape only where
+        the object changed (a fleet hands back the same value for a pool it did not touch).
+        """
         self.pools_seen, self._offerings_at = tuple(pools), self.clock.now()
         prices = await self.prices.prices() if self.prices is not None else Prices()
-        shapes = tuple(
-            dataclasses.replace(p, current_size=0, min_size=0, max_size=None) for p in pools
-        )
-        key = (shapes, tuple(sorted(prices.usd_per_hour.items())))
-        if self._offerings is None or key != self._offerings_key:
+        if (
+            self._offerings is None
+            or not _same_shapes(self._offerings_pools, pools)
+            or not _same_prices(self._offerings_prices, prices)
+        ):
             offerings, problems = build_offerings(
                 pools, self.catalog, settings=self.settings.placement, prices=prices
             )
@@ -456,8 +497,26 @@ class Reconciler:
                 if p not in self.problems:
                     self.observe("pool_disabled", {"pool": p.pool, "reason": p.reason})
             self.problems = problems
-            self._offerings, self._offerings_key = offerings, key
+            self._offerings = offerings
+        self._offerings_pools, self._offerings_prices = pools, prices
         return self._offerings
+
+
+def _shape(p: PoolSpec) -> PoolSpec:
+    """The pool without its sizes: what offerings are built from."""
+    return dataclasses.replace(p, current_size=0, min_size=0, max_size=None)
+
+
+def _same_shapes(before: Sequence[PoolSpec], now: Sequence[PoolSpec]) -> bool:
+    if before is now:
+        return True
+    if len(before) != len(now):
+        return False
+    return all(a is b or _shape(a) == _shape(b) for a, b in zip(before, now, strict=True))
+
+
+def _same_prices(before: Prices | None, now: Prices) -> bool:
+    return before is not None and (before is now or before.usd_per_hour == now.usd_per_hour)
 
 
 def _fields(action: ScaleUp | RemoveNode) -> dict[str, object]:

@@ -52,6 +52,9 @@ ACTIVITY_PAGE: Final = 50
 # Instance types per DescribeSpotPriceHistory request.
 _TYPE_BATCH: Final = 100
 _ACTIVE_STATES: Final = ("Pending", "Pending:Wait", "Pending:Proceed", "InService")
+_GOING_STATES: Final = ("Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated")
+"""AWS lists a terminating instance in its group for minutes; its node is no pool's any more
+(its group's desired capacity no longer counts it) and must not be terminated twice."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,8 @@ class AwsFleet:
                 pools.append(result)
             live = 0
             for instance in group.get("Instances") or ():
+                if instance.get("LifecycleState") in _GOING_STATES:
+                    continue
                 instances[str(instance["InstanceId"])] = name
                 live += instance.get("LifecycleState") in _ACTIVE_STATES
             if int(group.get("DesiredCapacity", 0)) > live:
@@ -303,8 +308,12 @@ class AwsFleet:
                 f"ASG {pool} of node {node.name} is not a discoverable group of cluster {self.cluster_name}"
             )
         group = groups[0]
-        if instance_id not in {i.get("InstanceId") for i in group.get("Instances") or ()}:
+        state = {i.get("InstanceId"): i.get("LifecycleState") for i in group.get("Instances") or ()}
+        if instance_id not in state:
             raise NotFound(f"instance {instance_id} of node {node.name} is not in ASG {pool}")
+        if state[instance_id] in _GOING_STATES:
+            # As cluster-autoscaler does: a second call would decrement desired capacity again.
+            raise NotFound(f"instance {instance_id} of node {node.name} is already {state[instance_id]}")
         desired, min_size = int(group.get("DesiredCapacity", 0)), int(group.get("MinSize", 0))
         if desired <= min_size:
             raise AtMinSize(
