@@ -44,6 +44,7 @@ from scaler.core.settings import Settings
 from scaler.core.state import (
     ANNOTATION_DO_NOT_DISRUPT,
     ANNOTATION_IDLE_SINCE,
+    ANNOTATION_SAFE_TO_EVICT,
     ANNOTATION_SCALE_DOWN_DISABLED,
     ClusterView,
     Node,
@@ -255,6 +256,9 @@ def _scale_down(
 ) -> tuple[list[Action], list[float]]:
     sd = settings.scale_down
     busy = {b.node for b in view.bound if b.is_workload}
+    # A pod that must not be disrupted pins its node, DaemonSet or not (cluster-autoscaler's
+    # safe-to-evict "false", Karpenter's do-not-disrupt).
+    protected = {b.node for b in view.bound if not _disruptable(b.pod)}
     actions: list[Action] = []
     wakes: list[float] = []
     removing: Counter[str] = Counter()
@@ -271,7 +275,7 @@ def _scale_down(
         if recorded is None:
             recorded = now
             actions.append(MarkIdle(node.name, now))
-        if pool.name in wanted or _disabled(node):
+        if pool.name in wanted or _disabled(node) or node.name in protected:
             continue
         timeout = pool.idle_timeout_s if pool.idle_timeout_s is not None else sd.idle_timeout_s
         due = max(recorded + timeout, memory.last_scale_up_s + sd.delay_after_scale_up_s)
@@ -310,6 +314,13 @@ def _idle_since(node: Node, memory: Memory) -> float | None:
         if math.isfinite(value):
             return value
     return memory.idle_since_s.get(node.name)
+
+
+def _disruptable(pod: PodSpec) -> bool:
+    return (
+        pod.annotation(ANNOTATION_SAFE_TO_EVICT) != "false"
+        and pod.annotation(ANNOTATION_DO_NOT_DISRUPT) != "true"
+    )
 
 
 def _disabled(node: Node) -> bool:

@@ -49,7 +49,13 @@ from scaler.core.model import NO_SCHEDULE, PodSpec, PoolSpec, Taint
 from scaler.core.offerings import Offerings
 from scaler.core.placement import cost_matrix, group_pods, place
 from scaler.core.settings import Settings
-from scaler.core.state import ANNOTATION_RESTARTABLE, ClusterView, Node
+from scaler.core.state import (
+    ANNOTATION_DO_NOT_DISRUPT,
+    ANNOTATION_RESTARTABLE,
+    ANNOTATION_SAFE_TO_EVICT,
+    ClusterView,
+    Node,
+)
 
 INTERRUPTION_TAINT_KEY = "scaler.io/interrupted"
 REBALANCE_TAINT_KEY = "scaler.io/rebalance"
@@ -278,7 +284,11 @@ def migrations(bad: Sequence[PodCost], memory: Memory, settings: Settings) -> li
     for c in bad:
         if budget <= 0:
             break
-        if c.pod.annotation(ANNOTATION_RESTARTABLE) == "true":
+        if (
+            c.pod.annotation(ANNOTATION_RESTARTABLE) == "true"
+            and c.pod.annotation(ANNOTATION_DO_NOT_DISRUPT) != "true"
+            and c.pod.annotation(ANNOTATION_SAFE_TO_EVICT) != "false"
+        ):
             out.append(Evict(c.pod, c.node,
                              f"misplaced: ${c.share_usd_per_hour:.4f}/h on {c.node}, fits "
                              f"${c.cheapest_fit_usd_per_hour:.4f}/h"))

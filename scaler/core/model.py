@@ -259,7 +259,10 @@ class PodSpec:
         return self.constraints()[1:]
 
     def annotation(self, key: str) -> str | None:
-        return dict(self.annotations).get(key)
+        for k, v in self.annotations:
+            if k == key:
+                return v
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from scaler.core.model import (
     PodSpec,
     PoolSpec,
     Requirement,
+    Resources,
     Taint,
 )
 from scaler.core.settings import PlacementSettings
@@ -247,16 +248,20 @@ def build_offerings(
     *,
     settings: PlacementSettings | None = None,
     prices: Prices | None = None,
+    daemonsets: Sequence[PodSpec] = (),
 ) -> tuple[Offerings, list[PoolProblem]]:
     """Resolve pools against the catalog. A pool that cannot be resolved (unknown type, no
     Spot price, mixed architectures) is left out and reported, never fatal: one broken ASG
-    must not stop the others from scaling."""
+    must not stop the others from scaling.
+
+    ``daemonsets`` (one pod spec per DaemonSet, live) are charged to every pool whose new
+    nodes they would run on, by the same label and taint rules that place pods."""
     settings = settings or PlacementSettings()
     prices = prices or Prices()
     rows = []
     problems: list[PoolProblem] = []
     for pool in pools:
-        row = _resolve(pool, catalog, settings, prices)
+        row = _resolve(pool, catalog, settings, prices, daemonsets)
         if isinstance(row, PoolProblem):
             problems.append(row)
         else:
@@ -296,7 +301,11 @@ _Row = tuple[PoolSpec, "FloatArray", float, float, str, "str | None", str, dict[
 
 
 def _resolve(
-    pool: PoolSpec, catalog: Catalog, settings: PlacementSettings, prices: Prices
+    pool: PoolSpec,
+    catalog: Catalog,
+    settings: PlacementSettings,
+    prices: Prices,
+    daemonsets: Sequence[PodSpec] = (),
 ) -> _Row | PoolProblem:
     missing = [t for t in pool.instance_types if t not in catalog]
     if missing:
@@ -370,6 +379,14 @@ def _resolve(
         labels[LABEL_ZONE] = pool.zones[0]
     labels[LABEL_POOL] = pool.name
     labels.update(pool.labels)
+    if daemonsets:
+        extra = sum(
+            (d.requests for d in daemonsets if _runs_on(d, labels, pool.taints)), Resources()
+        )
+        # DaemonSet pods occupy pod slots as well as CPU and memory; not GPUs (device
+        # plugins request none).
+        alloc = np.maximum(alloc - Resources(extra.cpu_milli, extra.memory_mib, 0.0,
+                                            extra.pods, extra.ephemeral_mib).as_array(), 0.0)
     return (
         pool,
         alloc,
@@ -426,6 +443,19 @@ class PoolTable:
 
 def _headroom(p: PoolSpec) -> float:
     return np.inf if p.max_size is None else float(max(p.max_size - p.current_size, 0))
+
+
+def _runs_on(daemonset: PodSpec, labels: Mapping[str, str], taints: Sequence[Taint]) -> bool:
+    """Would this DaemonSet's pod run on a new node with these labels and taints?"""
+    if any(labels.get(k) != v for k, v in daemonset.node_selector):
+        return False
+    if daemonset.affinity and not any(t.matches(labels) for t in daemonset.affinity):
+        return False
+    return all(
+        any(t.tolerates(taint) for t in daemonset.tolerations)
+        for taint in taints
+        if taint.effect in (NO_SCHEDULE, NO_EXECUTE)
+    )
 
 
 def pool_table(pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:

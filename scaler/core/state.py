@@ -66,6 +66,8 @@ class BoundPod:
     started_s: float = 0.0
     daemonset: bool = False
     mirror: bool = False
+    owner: str | None = None
+    """The DaemonSet (``namespace/name``) a DaemonSet pod belongs to."""
 
     @property
     def is_workload(self) -> bool:
@@ -89,6 +91,18 @@ class ClusterView:
     nodes: tuple[Node, ...] = ()
     bound: tuple[BoundPod, ...] = ()
     pending: tuple[PendingPod, ...] = ()
+
+    def daemonsets(self) -> tuple[PodSpec, ...]:
+        """One pod spec per DaemonSet running in the cluster (its largest pod's requests):
+        what every new node its selectors and tolerations admit will run too."""
+        largest: dict[str, PodSpec] = {}
+        for b in self.bound:
+            if b.owner is None:
+                continue
+            seen = largest.get(b.owner)
+            if seen is None or b.pod.requests.memory_mib > seen.requests.memory_mib:
+                largest[b.owner] = b.pod
+        return tuple(largest[k] for k in sorted(largest))
 
     def pods_by_node(self) -> dict[str, list[BoundPod]]:
         out: dict[str, list[BoundPod]] = {n.name: [] for n in self.nodes}

@@ -105,6 +105,7 @@ class Reconciler:
         self._offerings_pools: Sequence[PoolSpec] = ()
         self._table: tuple[Offerings, PoolTable] | None = None
         self._offerings_prices: Prices | None = None
+        self._offerings_daemonsets: tuple[PodSpec, ...] = ()
         self._offerings: Offerings | None = None
         self.pools_seen: tuple[PoolSpec, ...] = ()
         """The pools (with their sizes) the offerings were last looked up for."""
@@ -139,7 +140,7 @@ class Reconciler:
             now = self.clock.now()
             view = await self.cluster.snapshot()
             pools = await self.fleet.pools()
-            offerings = await self._current_offerings(pools)
+            offerings = await self._current_offerings(pools, view.daemonsets())
             actions: list[Action] = []
             for notice in notices:
                 mine = respond(
@@ -166,7 +167,7 @@ class Reconciler:
         async with self._lock:
             view = await self.cluster.snapshot()
             pools = await self.fleet.pools()
-            offerings = await self._current_offerings(pools)
+            offerings = await self._current_offerings(pools, view.daemonsets())
             costs = pod_costs(view, offerings, self.settings)
             bad = misplaced(costs, self.settings)
             moves = migrations(bad, self.memory, self.settings)
@@ -224,7 +225,7 @@ class Reconciler:
                 except PortError as e:
                     self.observe("cancel_unfulfilled_failed", {"pool": failure.pool, "error": str(e)})
         self.memory.forget(now=now, pending={pp.pod.key for pp in view.pending})
-        offerings = await self._current_offerings(pools)
+        offerings = await self._current_offerings(pools, view.daemonsets())
         t0 = time.perf_counter()
         decision = decide(
             view, pools, offerings, self.memory, self.settings, now=now, rng=self.rng,
@@ -462,7 +463,9 @@ class Reconciler:
         if stale():
             async with self._offerings_lock:
                 if stale():
-                    await self._current_offerings(await self.fleet.pools())
+                    await self._current_offerings(
+                        await self.fleet.pools(), self._offerings_daemonsets
+                    )
         assert self._offerings is not None
         return self._offerings
 
@@ -477,7 +480,9 @@ class Reconciler:
         self._table = (offerings, table)
         return table
 
-    async def _current_offerings(self, pools: Sequence[PoolSpec]) -> Offerings:
+    async def _current_offerings(
+        self, pools: Sequence[PoolSpec], daemonsets: tuple[PodSpec, ...] = ()
+    ) -> Offerings:
         """Rebuilt only when the pools' shape or the prices change, not their sizes.
 
         Cheap on every tick: pools are compared by identity first and by shape only where
@@ -489,9 +494,11 @@ class Reconciler:
             self._offerings is None
             or not _same_shapes(self._offerings_pools, pools)
             or not _same_prices(self._offerings_prices, prices)
+            or daemonsets != self._offerings_daemonsets
         ):
             offerings, problems = build_offerings(
-                pools, self.catalog, settings=self.settings.placement, prices=prices
+                pools, self.catalog, settings=self.settings.placement, prices=prices,
+                daemonsets=daemonsets,
             )
             for p in problems:
                 if p not in self.problems:
@@ -499,6 +506,7 @@ class Reconciler:
             self.problems = problems
             self._offerings = offerings
         self._offerings_pools, self._offerings_prices = pools, prices
+        self._offerings_daemonsets = daemonsets
         return self._offerings
 
 
@@ -512,7 +520,9 @@ def _same_shapes(before: Sequence[PoolSpec], now: Sequence[PoolSpec]) -> bool:
         return True
     if len(before) != len(now):
         return False
-    return all(a is b or _shape(a) == _shape(b) for a, b in zip(before, now, strict=True))
+    # One C-speed identity pass; shapes are compared only where a pool value changed.
+    changed = [(a, b) for a, b in zip(before, now, strict=True) if a is not b]
+    return all(_shape(a) == _shape(b) for a, b in changed)
 
 
 def _same_prices(before: Prices | None, now: Prices) -> bool:

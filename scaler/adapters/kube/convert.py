@@ -111,8 +111,16 @@ def pod_key(pod: Mapping[str, Any]) -> str:
 
 
 def is_daemonset_pod(pod: Mapping[str, Any]) -> bool:
-    refs = (pod.get("metadata") or {}).get("ownerReferences") or ()
-    return any(r.get("kind") == "DaemonSet" for r in refs)
+    return daemonset_owner(pod) is not None
+
+
+def daemonset_owner(pod: Mapping[str, Any]) -> str | None:
+    """``namespace/name`` of the DaemonSet that owns the pod, or None."""
+    meta = pod.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("kind") == "DaemonSet":
+            return f"{meta.get('namespace', 'default')}/{ref.get('name', '')}"
+    return None
 
 
 def is_mirror_pod(pod: Mapping[str, Any]) -> bool:
@@ -213,12 +221,14 @@ def convert_pod(pod: Mapping[str, Any]) -> Converted[PendingPod | BoundPod | Non
         got = pod_spec(pod, strict=False)
         assert got.value is not None  # not strict: always a value
         started = parse_time(status.get("startTime")) or got.value.arrival_s
+        owner = daemonset_owner(pod)
         bound = BoundPod(
             pod=got.value,
             node=_intern(node),
             started_s=started,
-            daemonset=is_daemonset_pod(pod),
+            daemonset=owner is not None,
             mirror=is_mirror_pod(pod),
+            owner=_intern(owner) if owner is not None else None,
         )
         return Converted(bound, got.problem)
     since = pending_since(pod)
