@@ -3,11 +3,13 @@
 #
 # Source: Debian bookworm's own "kubernetes" source package (the full upstream v1.20.2 tree
 # with vendor/), built with Debian's golang-go; only the Debian archive is contacted.
-# Cold build: ~5 min on 2 cores. Cached in ${KUBE_BINS:-$HOME/.cache/kube-bins/v1.20.2};
+# Cold build: ~5 min on 2 cores. Cached in ${KUBE_BINS:-$HOME/.cache/kube-bins/v1.20.2-reflect2};
 # a second run prints "cached in ..." at once. etcd comes from Debian's etcd-server and is
 # installed even when the binaries are cached (a cache can outlive a package set).
 set -euo pipefail
-KUBE_BINS=${KUBE_BINS:-$HOME/.cache/kube-bins/v1.20.2}
+# The cache name says what was patched: a build without the reflect2 fix (below) must never
+# be picked up again.
+KUBE_BINS=${KUBE_BINS:-$HOME/.cache/kube-bins/v1.20.2-reflect2}
 DEB_VERSION=1.20.5+really1.20.2-1.1+deb12u1
 
 SUDO=""
@@ -46,7 +48,7 @@ if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sou
   fi
   apt_updated=0
 fi
-apt_install golang-go etcd-server rsync jq make
+apt_install golang-go etcd-server rsync jq make golang-github-modern-go-reflect2-dev
 
 W=$(mktemp -d -t scaler-kube-build.XXXX)
 trap 'rm -rf "$W"' EXIT
@@ -62,6 +64,20 @@ KUBE_GIT_VERSION='v1.20.2'
 KUBE_GIT_MAJOR='1'
 KUBE_GIT_MINOR='20'
 V
+# Kubernetes 1.20 vendors github.com/modern-go/reflect2 v1.0.1, which is broken under
+# Go >= 1.18: built with Debian's Go 1.19 the apiserver segfaults on the first patch a
+# mutating admission webhook returns. v1.0.2 (Debian's golang-github-modern-go-reflect2-dev)
+# is the upstream fix; vendor it in its place.
+REFLECT2=/usr/share/gocode/src/github.com/modern-go/reflect2
+[[ -f $REFLECT2/reflect2.go ]] || { echo "missing $REFLECT2" >&2; exit 1; }
+rm -rf vendor/github.com/modern-go/reflect2
+mkdir -p vendor/github.com/modern-go/reflect2
+cp "$REFLECT2"/*.go "$REFLECT2"/*.s vendor/github.com/modern-go/reflect2/ 2>/dev/null \
+  || cp "$REFLECT2"/*.go vendor/github.com/modern-go/reflect2/
+rm -f vendor/github.com/modern-go/reflect2/*_test.go
+sed -i 's|github.com/modern-go/reflect2 v1.0.1|github.com/modern-go/reflect2 v1.0.2|' go.mod vendor/modules.txt
+find . -name go.sum -path ./vendor -prune -o -name go.sum -print0 \
+  | xargs -0 sed -i '/github.com\/modern-go\/reflect2 v1.0.1/d'
 echo "building kube-apiserver + kube-scheduler (about 5 minutes on 2 cores)..."
 env HOME="$W/home" KUBE_GIT_VERSION_FILE="$W/version.env" GOPROXY=off GOFLAGS= \
   make WHAT="cmd/kube-apiserver cmd/kube-scheduler" >"$W/make.log" 2>&1 \

@@ -16,7 +16,7 @@
 # KUBE_TOKEN KUBE_CA_FILE); logs and *.pid files stay in DIR. Stop with stop-kube.sh DIR.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KUBE_BINS=${KUBE_BINS:-$HOME/.cache/kube-bins/v1.20.2}
+KUBE_BINS=${KUBE_BINS:-$HOME/.cache/kube-bins/v1.20.2-reflect2}
 D=${1:-${D:-$(mktemp -d -t scaler-kube.XXXX)}}
 TIMEOUT_S=${KUBE_START_TIMEOUT:-60}
 
