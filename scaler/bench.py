@@ -32,21 +32,10 @@ from scaler.core.model import PodSpec, PoolSpec, Resources, SpecError
 from scaler.core.offerings import Offerings, build_offerings
 from scaler.core.placement import Placement, group_pods, place
 from scaler.core.settings import PlacementSettings
+from scaler.importers import openb_gpu_models
 
 DEFAULT_TRACE = Path("../shared/data/traces/alibaba_gpu_v2023/openb_pod_list_default.csv")
 REPO = Path(__file__).resolve().parent.parent
-
-# openb's gpu_spec names (Alibaba's GPU models) -> the AWS GPU a pod asking for one would take.
-# P100 has no AWS equivalent left; V100 (p3) is its successor. G2/G3 and other unnamed models
-# map to "any GPU" (an empty gpu_models).
-OPENB_GPU_MODELS = {
-    "V100M16": "V100",
-    "V100M32": "V100",
-    "P100": "V100",
-    "T4": "T4",
-    "A10": "A10G",
-    "A100": "A100",
-}
 
 # Targets from the placement issue.
 TARGET_DECISION_MS = 50.0
@@ -82,17 +71,6 @@ def resolve_trace(path: str | Path | None) -> Path:
     )
 
 
-def gpu_models_of(spec: str) -> tuple[str, ...]:
-    """openb ``gpu_spec`` (``V100M16|V100M32``; empty = any) -> allowed AWS GPU models.
-
-    A pod accepts any model it lists; if one of them has no AWS counterpart, no model is
-    ruled out."""
-    names = [s.strip() for s in spec.split("|") if s.strip()]
-    if not names or any(n not in OPENB_GPU_MODELS for n in names):
-        return ()
-    return tuple(sorted({OPENB_GPU_MODELS[n] for n in names}))
-
-
 def shape_of(row: dict[str, str]) -> Shape:
     """One openb row. ``num_gpu`` whole GPUs; a fractional share (``gpu_milli`` > 0 with
     ``num_gpu`` 0) still needs one whole GPU on a one-pod-per-node node (DOMAIN.md)."""
@@ -103,7 +81,7 @@ def shape_of(row: dict[str, str]) -> Shape:
         cpu_milli=float(row["cpu_milli"] or 0),
         memory_mib=float(row["memory_mib"] or 0),
         gpu=gpus,
-        gpu_models=gpu_models_of(row.get("gpu_spec") or "") if gpus else (),
+        gpu_models=openb_gpu_models(row.get("gpu_spec") or "") if gpus else (),
     )
 
 

@@ -15,7 +15,6 @@ from scaler.bench import (
     choices,
     compare_choices,
     draw_pods,
-    gpu_models_of,
     load_shapes,
     resolve_trace,
     run_place_bench,
@@ -24,6 +23,7 @@ from scaler.bench import (
 from scaler.cli import main
 from scaler.core.catalog import Catalog
 from scaler.core.model import SpecError
+from scaler.importers import openb_gpu_models
 
 TRACE = REPO / DEFAULT_TRACE
 needs_trace = pytest.mark.skipif(
@@ -44,8 +44,8 @@ needs_trace = pytest.mark.skipif(
         ("G2|P100|T4", ()),  # accepts a model AWS lacks: nothing ruled out
     ],
 )
-def test_openb_gpu_specs_map_to_aws_gpu_models(spec: str, models: tuple[str, ...]) -> None:
-    assert gpu_models_of(spec) == models
+def test_the_bench_maps_openb_gpu_specs_as_the_importer_does(spec: str, models: tuple[str, ...]) -> None:
+    assert openb_gpu_models(spec) == models
 
 
 def test_a_fractional_gpu_share_still_needs_one_gpu() -> None:

@@ -196,11 +196,7 @@ def _scale_up(
     rng: np.random.Generator,
 ) -> list[Action]:
     headroom = table.headroom
-    available = np.ones(len(offerings), dtype=bool)
-    for name in memory.backoff_until_s:
-        i = offerings.get(name)
-        if i is not None and memory.backing_off(name, now):
-            available[i] = False
+    available = memory.available(offerings, now)
     placement = place(
         [pp.pod for pp in pending],
         offerings,

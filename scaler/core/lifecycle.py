@@ -46,7 +46,7 @@ from scaler.core.interruptions import (
 )
 from scaler.core.memory import Memory
 from scaler.core.model import NO_SCHEDULE, PodSpec, PoolSpec, Taint
-from scaler.core.offerings import Offerings
+from scaler.core.offerings import Offerings, pool_table
 from scaler.core.placement import cost_matrix, group_pods, place
 from scaler.core.settings import Settings
 from scaler.core.state import (
@@ -141,16 +141,11 @@ def _replace(
     own pool is skipped: its capacity is being reclaimed)."""
     if not pods:
         return []
-    by_name = {p.name: p for p in pools}
-    headroom = np.array(
-        [np.inf if (live := by_name.get(p.name, p)).max_size is None
-         else max(live.max_size - live.current_size, 0) for p in offerings.pools],
-        dtype=np.float64,
-    )
-    available = np.array(
-        [p.name != node.pool and not memory.backing_off(p.name, now) for p in offerings.pools],
-        dtype=bool,
-    )
+    headroom = pool_table(pools, offerings).headroom
+    available = memory.available(offerings, now)
+    own = offerings.get(node.pool) if node.pool is not None else None
+    if own is not None:
+        available[own] = False
     placement = place(pods, offerings, headroom=headroom, available=available,
                       settings=settings.placement, rng=rng)
     actions: list[Action] = []

@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from scaler.core.actions import ScaleUp
+from scaler.core.model import BoolArray
+from scaler.core.offerings import Offerings
 from scaler.core.state import LaunchFailure
 
 
@@ -98,6 +102,16 @@ class Memory:
 
     def backing_off(self, pool: str, now: float) -> bool:
         return self.backoff_until_s.get(pool, float("-inf")) > now
+
+    def available(self, offerings: Offerings, now: float) -> BoolArray:
+        """(P,) False for pools backing off, in offerings order (only the few pools in the
+        backoff table are looked at)."""
+        mask = np.ones(len(offerings), dtype=bool)
+        for name in self.backoff_until_s:
+            i = offerings.get(name)
+            if i is not None and self.backing_off(name, now):
+                mask[i] = False
+        return mask
 
     def in_flight(self) -> dict[str, str]:
         """Pod key -> pool of the launch it waits for."""
