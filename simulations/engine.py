@@ -1,0 +1,266 @@
+"""The discrete-event engine: a heap of events, simulated time, and the real reconciler.
+
+One run is a pure function of (pods, pools, catalog, settings, simulator config, seed):
+events are ordered by (time, phase, sequence) and every random draw comes from generators
+seeded from ``seed`` (one stream for the world, one for the reconciler's decisions).
+
+The reconciler — :class:`scaler.loop.reconciler.Reconciler`, the class that runs in the
+cluster — is driven inside one ``anyio.run``:
+
+- after each batch of world events that the autoscaler would hear about (a pod pending, a
+  node Ready or advertising GPUs, a pod finished, a node gone, a launch failure listed) —
+  at once for event-driven policies (``scan_interval_s`` = 0), on the next multiple of the
+  scan interval for cluster-autoscaler-like ones;
+- and at each ``Decision.wake_at_s`` (batch window end, idle timer, backoff end), rounded up
+  to the scan grid for scanning policies.
+
+Nothing else ticks: simulated time in which nothing happens costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+import numpy as np
+
+from scaler.core.actions import Decision
+from scaler.core.catalog import Catalog
+from scaler.core.interruptions import SpotInterruption
+from scaler.core.model import PodSpec, PoolSpec, SpecError
+from scaler.core.settings import Settings
+from simulations import events as ev
+from simulations.admission import Webhook, pinned
+from simulations.clock import SimClock
+from simulations.config import SimConfig
+from simulations.events import EventQueue
+from simulations.objects import PENDING
+from simulations.ports import SimCluster, SimFleet
+from simulations.scorecard import Scorecard, fit_prices, oracle_cost, percentiles
+from simulations.world import World
+
+
+class Ticker(Protocol):
+    async def tick(self) -> Decision: ...
+
+
+ReconcilerFactory = Callable[..., Ticker]
+Progress = Callable[[float], None]
+
+
+def real_reconciler(**kwargs: Any) -> Ticker:
+    from scaler.loop.reconciler import Reconciler
+
+    return Reconciler(**kwargs)
+
+
+def nominal_end(pods: Sequence[PodSpec], until_s: float | None) -> float:
+    """``until_s``, else when the last pod would finish had every pod started on arrival."""
+    if until_s is not None:
+        return until_s
+    ends = [p.arrival_s + p.duration_s for p in pods if p.duration_s is not None]
+    if not ends:
+        raise SpecError("trace", "no pod has a duration_s; say how long to run with --until")
+    return max(ends)
+
+
+@dataclass
+class Simulation:
+    pods: Sequence[PodSpec]
+    pools: Sequence[PoolSpec]
+    catalog: Catalog
+    settings: Settings
+    config: SimConfig = field(default_factory=SimConfig)
+    seed: int = 0
+    until_s: float | None = None
+    record: bool = False
+    trace: str = ""
+    policy: str = ""
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    reconciler_factory: ReconcilerFactory = real_reconciler
+    progress: Progress | None = None
+
+    def __post_init__(self) -> None:
+        self.nominal_end_s = nominal_end(self.pods, self.until_s)
+        self.end_s = self.nominal_end_s
+        """When the run stopped (set by :meth:`run`)."""
+        self.pods = [p for p in self.pods if p.arrival_s <= self.nominal_end_s]
+        # The world needs only what a node is (allocatable, labels, taints, price), which
+        # the oracle's offerings already hold.
+        self.fits, offerings = fit_prices(self.pods, self.pools, self.catalog)
+        world_seed, decide_seed = np.random.SeedSequence(self.seed).spawn(2)
+        self.queue = EventQueue()
+        self.clock = SimClock()
+        self.world = World(
+            pods=self.pods,
+            pools=self.pools,
+            offerings=offerings,
+            catalog=self.catalog,
+            config=self.config,
+            fit_usd_per_hour=self.fits,
+            rng=np.random.default_rng(world_seed),
+            queue=self.queue,
+            clock=self.clock,
+            record=self.record,
+        )
+        self.cluster = SimCluster(self.world, self.clock)
+        self.fleet = SimFleet(self.world, self.clock, self.catalog)
+        self.reconciler = self.reconciler_factory(
+            cluster=self.cluster,
+            fleet=self.fleet,
+            actuator=self.cluster,
+            catalog=self.catalog,
+            settings=self.settings,
+            clock=self.clock,
+            rng=np.random.default_rng(decide_seed),
+            prices=self.fleet,
+        )
+        self.webhook = (
+            Webhook(self.reconciler)
+            if self.config.cluster.admission_webhook
+            and self.settings.pinning.enabled
+            and hasattr(self.reconciler, "offerings_now")
+            else None
+        )
+        self.scan_s = self.settings.scale_up.scan_interval_s
+        self.ticks = 0
+        self.decisions: list[Decision] = []
+        self._tick_at: set[float] = set()
+
+    # ----------------------------------------------------------------- running
+
+    def run(self) -> Scorecard:
+        anyio.run(self._loop)
+        return self.scorecard()
+
+    async def _loop(self) -> None:
+        queue, world = self.queue, self.world
+        nominal = self.nominal_end_s
+        drain = self.until_s is None
+        hard_end = nominal + self.config.run.drain_cap_s if drain else nominal
+        report_every = max(len(self.pods) // 200, 1) * 4
+        handled = 0
+        stop = hard_end
+        while (head := queue.peek()) is not None and head[0] <= hard_end:
+            t, phase = head
+            self.clock.advance(t)
+            if phase == ev.WORLD:
+                heard = False
+                while queue.peek() == (t, ev.WORLD):
+                    _, _, kind, payload = queue.pop()
+                    heard |= world.handle(kind, payload, t)
+                    handled += 1
+                await self._schedule()
+                heard |= await self._deliver_notices(t)
+                # An arrival matters only if kube-scheduler found no node for it.
+                heard |= world.take_new_pending()
+                if drain and t >= nominal and world.all_done():
+                    stop = t
+                    break
+                if heard:
+                    self._tick_after_change(t)
+                if self.progress is not None and handled % report_every == 0:
+                    self.progress(min(t / nominal, 1.0) if nominal > 0 else 1.0)
+                continue
+            queue.pop()
+            self._tick_at.discard(t)
+            decision = await self.reconciler.tick()
+            self.ticks += 1
+            if self.record:
+                self.decisions.append(decision)
+            await self._schedule()
+            wake = decision.wake_at_s
+            if wake is not None and wake > t:
+                self._tick(self._on_grid(wake))
+        else:
+            # Nothing left to happen: the run ends with its last event (or the nominal end).
+            stop = min(max(nominal, self.clock.now()), hard_end)
+        self.end_s = stop
+        self.clock.advance(max(stop, self.clock.now()))
+        world.finish(stop)
+        if self.progress is not None:
+            self.progress(1.0)
+
+    async def _deliver_notices(self, t: float) -> bool:
+        """Spot warnings go to ``Reconciler.respond`` the moment they arrive (the live loop
+        reads them from SQS between ticks)."""
+        nodes = self.world.take_notices()
+        respond = getattr(self.reconciler, "respond", None)
+        if not nodes or respond is None:
+            return False
+        deadline = t + self.config.spot.notice_s
+        await respond(
+            [
+                SpotInterruption(
+                    instance_id=n.instance_id,
+                    action="terminate",
+                    deadline_s=deadline,
+                    event_id=f"sim-{n.instance_id}-{t:.3f}",
+                    at_s=t,
+                )
+                for n in nodes
+            ]
+        )
+        await self._schedule()
+        return True
+
+    async def _schedule(self) -> None:
+        """New pods pass the admission webhook, then kube-scheduler binds what it can."""
+        if self.webhook is not None:
+            for pod in self.world.take_created():
+                tier = await self.webhook.tier(pod.live)
+                if tier:
+                    self.world.admit(pod, pinned(pod.live, tier))
+        self.world.kube_schedule()
+
+    def _on_grid(self, t: float) -> float:
+        if self.scan_s <= 0:
+            return t
+        return math.ceil(t / self.scan_s - 1e-9) * self.scan_s
+
+    def _tick_after_change(self, t: float) -> None:
+        self._tick(self._on_grid(t))
+
+    def _tick(self, t: float) -> None:
+        if t in self._tick_at:
+            return
+        self._tick_at.add(t)
+        self.queue.push(t, ev.TICK, None, phase=ev.RECONCILE)
+
+    # --------------------------------------------------------------- results
+
+    def scorecard(self) -> Scorecard:
+        world, ledger = self.world, self.world.ledger
+        pods = world.pods.values()
+        return Scorecard(
+            trace=self.trace,
+            policy=self.policy,
+            overrides=dict(self.overrides),
+            seed=self.seed,
+            pods=len(world.pods),
+            span_s=self.nominal_end_s,
+            end_s=self.end_s,
+            total_cost_usd=ledger.total_usd,
+            oracle_cost_usd=oracle_cost(self.pods, self.fits, self.until_s),
+            on_demand_cost_usd=ledger.cost_usd["on-demand"],
+            spot_cost_usd=ledger.cost_usd["spot"],
+            useful_usd=ledger.useful_usd,
+            waste_usd=dict(ledger.waste_usd),
+            pending_s=percentiles(ledger.pending_s),
+            node_hours_by_pool={k: v / 3600.0 for k, v in ledger.node_seconds_by_pool.items()},
+            scale_ups=world.scale_ups,
+            launch_failures=world.launch_failures,
+            interruptions=world.interruptions,
+            pods_finished=sum(1 for p in pods if p.finished_s is not None),
+            pods_lost=sum(1 for p in pods if p.state == PENDING),
+            unplaceable=sum(1 for p in pods if p.unplaceable),
+            ticks=self.ticks,
+            series={
+                "t_s": list(ledger.series_t),
+                "usd_per_hour": list(ledger.series_usd_per_hour),
+                "nodes": [float(n) for n in ledger.series_nodes],
+            },
+        )

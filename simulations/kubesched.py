@@ -1,0 +1,205 @@
+"""kube-scheduler, as far as placement cost goes: bind pending pods to Ready nodes with room.
+
+Runs before the autoscaler gets a say, as in a real cluster: a pending pod that fits an
+existing node is bound there at once, and the autoscaler only ever sees the ones that fit
+nowhere. Filters: node schedulable (Ready, GPUs advertised, not cordoned), resources
+(requests + already bound <= allocatable on every axis, pods included), and the pod's
+node selector, affinity, tolerations, zone, arch and capacity type against the node's
+labels and taints — the pool-level masks of :class:`scaler.core.offerings.Offerings`, since
+a node carries its pool's labels and taints, plus the node's own zone. A pod pinned by
+scaler (PinPod) only fits its pool's nodes.
+
+Scoring is NodeResourcesFit's default, **LeastAllocated**: the node with the largest mean
+free fraction of CPU and memory after binding wins (the emptiest node). That is exactly how
+a small unpinned pod ends up on a big idle node. Other score plugins (balanced allocation,
+image locality, topology spread) are not modelled; ties go to the lowest node slot.
+
+Work is proportional to what changed: a pod class that found no node is retried only
+against nodes that gained room or became schedulable since.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from scaler.core.model import CPU, MEM, BoolArray, FloatArray, IntArray, R
+from scaler.core.offerings import Offerings
+
+if TYPE_CHECKING:
+    from simulations.objects import SimNode, SimPod
+
+_EPS = 1e-6
+
+
+class NodeTable:
+    """Live nodes as arrays, one row per slot (slots are reused). Shapes: N slots, R
+    resources in the core's axis order."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.size = 0
+        """Slots ever used (the high-water mark); rows at or past it are empty."""
+        self.alloc: FloatArray = np.zeros((capacity, R))
+        self.used: FloatArray = np.zeros((capacity, R))
+        self.ok: BoolArray = np.zeros(capacity, dtype=bool)
+        """Schedulable: Ready, GPUs advertised, not cordoned."""
+        self.pool: IntArray = np.zeros(capacity, dtype=np.int64)
+        """Offerings index of the node's pool."""
+        self.zone: IntArray = np.full(capacity, -1, dtype=np.int64)
+        self.nodes: list[SimNode | None] = []
+        self._free: list[int] = []
+        self._zone_ids: dict[str, int] = {}
+
+    def zone_id(self, zone: str | None) -> int:
+        if zone is None:
+            return -1
+        return self._zone_ids.setdefault(zone, len(self._zone_ids))
+
+    def add(self, node: SimNode, pool_index: int, alloc: FloatArray, zone: str | None) -> int:
+        if self._free:
+            slot = min(self._free)
+            self._free.remove(slot)
+        else:
+            slot = self.size
+            self.size += 1
+            if slot >= len(self.ok):
+                self._grow()
+            self.nodes.append(None)
+        self.nodes[slot] = node
+        self.alloc[slot] = alloc
+        self.used[slot] = 0.0
+        self.ok[slot] = False
+        self.pool[slot] = pool_index
+        self.zone[slot] = self.zone_id(zone)
+        return slot
+
+    def remove(self, slot: int) -> None:
+        self.nodes[slot] = None
+        self.ok[slot] = False
+        self.alloc[slot] = 0.0
+        self.used[slot] = 0.0
+        self._free.append(slot)
+
+    def _grow(self) -> None:
+        n = len(self.ok) * 2
+        self.alloc = _resized(self.alloc, n)
+        self.used = _resized(self.used, n)
+        self.ok = _resized(self.ok, n)
+        self.pool = _resized(self.pool, n)
+        zone = np.full(n, -1, dtype=np.int64)
+        zone[: len(self.zone)] = self.zone
+        self.zone = zone
+
+
+def _resized(a: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((n, *a.shape[1:]), dtype=a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+class KubeScheduler:
+    """The pending queue and the bind loop. ``bind(pod, node)`` is the world's callback; it
+    must call :meth:`remove` for the pod."""
+
+    def __init__(
+        self,
+        table: NodeTable,
+        offerings: Offerings,
+        bind: Callable[[SimPod, SimNode], None],
+    ) -> None:
+        self.table = table
+        self.offerings = offerings
+        self._bind = bind
+        self.classes: dict[tuple[object, ...], list[SimPod]] = {}
+        """Pending pods by scheduling class (equal constraints), first come first."""
+        self._fresh: set[tuple[object, ...]] = set()
+        self._changed: set[int] = set()
+        self._queued = 0
+
+    def add(self, pod: SimPod, *, keep_place: bool = False) -> None:
+        """Queue a pending pod; ``keep_place`` for one whose spec changed (pinned) while
+        it waited, which keeps its place in the queue."""
+        members = self.classes.setdefault(pod.class_key, [])
+        if keep_place:
+            bisect.insort(members, pod, key=lambda p: p.queued)
+        else:
+            self._queued += 1
+            pod.queued = self._queued
+            members.append(pod)
+        self._fresh.add(pod.class_key)
+
+    def remove(self, pod: SimPod) -> None:
+        members = self.classes.get(pod.class_key)
+        if members is None:
+            return
+        members.remove(pod)
+        if not members:
+            del self.classes[pod.class_key]
+            self._fresh.discard(pod.class_key)
+
+    def node_changed(self, slot: int) -> None:
+        """The node at ``slot`` gained room or became schedulable."""
+        self._changed.add(slot)
+
+    def run(self) -> int:
+        """Bind what can be bound; return how many pods were."""
+        if not self.classes:
+            self._changed.clear()
+            return 0
+        if not self._changed and not self._fresh:
+            return 0
+        table = self.table
+        everything = np.arange(table.size, dtype=np.int64)
+        changed = np.array(sorted(s for s in self._changed if s < table.size), dtype=np.int64)
+        fresh = self._fresh
+        self._changed, self._fresh = set(), set()
+        bound = 0
+        # First come, first served across classes, as kube-scheduler's active queue orders
+        # pods of equal priority by the time they were queued.
+        queue = sorted(self.classes.items(), key=lambda kv: kv[1][0].queued)
+        for key, members in queue:
+            cand = everything if key in fresh else changed
+            if cand.size == 0:
+                continue
+            cand = cand[self._static_mask(members[0], cand)]
+            if cand.size == 0:
+                continue
+            req = members[0].req
+            for pod in list(members):
+                fits = table.ok[cand] & np.all(
+                    table.used[cand] + req <= table.alloc[cand] + _EPS, axis=1
+                )
+                if not fits.any():
+                    break
+                slot = _least_allocated(table, cand[fits], req)
+                node = table.nodes[slot]
+                assert node is not None
+                self._bind(pod, node)
+                bound += 1
+        return bound
+
+    def _static_mask(self, pod: SimPod, cand: IntArray) -> BoolArray:
+        """Labels, taints, arch, capacity type (pool level), the pin, and the zone (node
+        level)."""
+        spec = pod.live
+        pools = self.table.pool[cand]
+        mask = self.offerings.constraint_mask(spec)[pools]
+        if pod.pin is not None:
+            pinned = self.offerings.get(pod.pin)
+            mask = mask & (pools == (-1 if pinned is None else pinned))
+        if spec.zone is not None:
+            mask = mask & (self.table.zone[cand] == self.table.zone_id(spec.zone))
+        return np.asarray(mask, dtype=bool)
+
+
+def _least_allocated(table: NodeTable, slots: IntArray, req: FloatArray) -> int:
+    """kube-scheduler's LeastAllocated score (CPU and memory, weight 1 each): the mean free
+    fraction after binding; the first of equal scores."""
+    alloc = table.alloc[slots][:, (CPU, MEM)]
+    free = alloc - table.used[slots][:, (CPU, MEM)] - req[[CPU, MEM]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(alloc > 0, free / alloc, 0.0)
+    return int(slots[int(np.argmax(frac.mean(axis=1)))])

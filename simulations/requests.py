@@ -1,0 +1,220 @@
+"""What the ports ask of the world: the cluster's answers and writes (kube-apiserver), the
+cloud's (ASG and EC2). :class:`World` mixes this in; :mod:`simulations.ports` calls it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from scaler.core.model import PoolSpec, Taint
+from scaler.core.offerings import Offerings
+from scaler.core.state import (
+    ANNOTATION_IDLE_SINCE,
+    BoundPod,
+    ClusterView,
+    LaunchFailure,
+    Node,
+    PendingPod,
+)
+from scaler.ports import NotFound, PortError
+from simulations import events as ev
+from simulations.config import SimConfig
+from simulations.events import EventQueue
+from simulations.kubesched import KubeScheduler
+from simulations.ledger import Ledger
+from simulations.objects import PENDING, SimNode, SimPod
+
+
+class WorldRequests:
+    """The request half of :class:`~simulations.world.World`; it reads and changes the
+    world's state through the world's own helpers (``_launch``, ``_remove``, ...)."""
+
+    # The world's state and helpers these requests use (defined by World).
+    offerings: Offerings
+    config: SimConfig
+    rng: np.random.Generator
+    queue: EventQueue
+    ledger: Ledger
+    sched: KubeScheduler
+    timeline: list[tuple[float, str, str]] | None
+    pool_specs: dict[str, PoolSpec]
+    desired: dict[str, int]
+    nodes: dict[str, SimNode]
+    pods: dict[str, SimPod]
+    failures: list[LaunchFailure]
+    failing: Counter[str]
+    cancelled: Counter[str]
+    scale_ups: int
+    _pool_views: dict[str, PoolSpec]
+    _pools_cache: tuple[PoolSpec, ...] | None
+    _pending: dict[str, SimPod]
+    _bound: dict[str, SimPod]
+    _v_nodes: tuple[Node, ...] | None
+    _v_bound: tuple[BoundPod, ...] | None
+    _v_pending: tuple[PendingPod, ...] | None
+
+    if TYPE_CHECKING:
+
+        def _launch(self, pool: str, i: int, now: float) -> SimNode: ...
+        def _remove(self, node: SimNode, now: float, *, decrement: bool = True) -> None: ...
+        def _refresh(self, node: SimNode) -> None: ...
+        def _schedulable(self, node: SimNode) -> None: ...
+        def _evict_pod(self, pod: SimPod, now: float) -> None: ...
+        def _log(self, now: float, what: str, subject: str) -> None: ...
+
+    def snapshot(self, now: float) -> ClusterView:
+        if self._v_nodes is None:
+            self._v_nodes = tuple(n.view for n in self.nodes.values() if n.view is not None)
+        if self._v_bound is None:
+            self._v_bound = tuple(p.bound_view for p in self._bound.values() if p.bound_view)
+        if self._v_pending is None:
+            self._v_pending = tuple(
+                p.pending_view for p in self._pending.values() if p.pending_view
+            )
+        return ClusterView(
+            now_s=now, nodes=self._v_nodes, bound=self._v_bound, pending=self._v_pending
+        )
+
+    def pool_views(self) -> tuple[PoolSpec, ...]:
+        if self._pools_cache is None:
+            self._pools_cache = tuple(self._pool_views.values())
+        return self._pools_cache
+
+    def _pool_changed(self, pool: str) -> None:
+        spec = self._pool_views[pool]
+        self._pool_views[pool] = dataclasses.replace(spec, current_size=self.desired[pool])
+        self._pools_cache = None
+
+    def set_desired(self, pool: str, desired: int, now: float) -> None:
+        spec = self.pool_specs.get(pool)
+        if spec is None:
+            raise NotFound(f"no pool {pool!r}")
+        i = self.offerings.get(pool)
+        if i is None:
+            raise PortError(f"pool {pool!r} cannot launch: its types are not in the catalog")
+        if spec.max_size is not None and desired > spec.max_size:
+            raise PortError(
+                f"ValidationError: desired capacity {desired} is above max size {spec.max_size}"
+            )
+        if desired < spec.min_size:
+            raise PortError(
+                f"ValidationError: desired capacity {desired} is below min size {spec.min_size}"
+            )
+        delta = desired - self.desired[pool]
+        self.desired[pool] = desired
+        self._pool_changed(pool)
+        self._log(now, "set-desired", f"{pool} {desired}")
+        rate = self.config.failure_rate(pool)
+        for _ in range(max(delta, 0)):
+            # Draw only where failures are possible, so turning them on for one pool leaves
+            # every other random draw of the run as it was.
+            if rate > 0 and self.rng.random() < rate:
+                self.queue.push(
+                    now + self.config.cloud.launch_failure_delay_s, ev.LAUNCH_FAILED, pool
+                )
+                self.failing[pool] += 1
+                continue
+            self.scale_ups += 1
+            self._launch(pool, i, now)
+        if delta < 0:
+            # Scale-in: the ASG takes booting instances first (newest first), then idle ones.
+            mine = [n for n in self.nodes.values() if n.pool == pool]
+            mine.sort(key=lambda n: (n.ready, bool(n.runs), -n.created_s))
+            for node in mine[:-delta]:
+                self._remove(node, now, decrement=False)
+
+    def cancel_unfulfilled(self, pool: str, now: float) -> None:
+        """Lower the desired size to the instances the pool really has."""
+        if pool not in self.desired:
+            raise NotFound(f"no pool {pool!r}")
+        have = sum(1 for n in self.nodes.values() if n.pool == pool)
+        if self.desired[pool] > have:
+            self.cancelled[pool] = self.failing[pool]
+            self.desired[pool] = max(have, self.pool_specs[pool].min_size)
+            self._pool_changed(pool)
+            self._log(now, "set-desired", f"{pool} {self.desired[pool]}")
+
+    def terminate(self, name: str, now: float) -> None:
+        node = self.nodes.get(name)
+        if node is None:
+            raise NotFound(f"node {name!r} is gone")
+        spec = self.pool_specs[node.pool]
+        if self.desired[node.pool] - 1 < spec.min_size:
+            raise PortError(f"ValidationError: pool {node.pool} is at its min size")
+        self._log(now, "removed", name)
+        self._remove(node, now)
+
+    def failures_since(self, since_s: float) -> list[LaunchFailure]:
+        return [f for f in self.failures if f.at_s >= since_s]
+
+    def pin(self, key: str, pool: str, now: float) -> None:
+        """Only ``pool``'s nodes may take the pod from now on.
+
+        The pin lives beside the pod, not in the spec the reconciler sees: scaler may pin
+        a pod again elsewhere (its pool failed to launch), and a pod restarted after an
+        interruption is a new pod that nothing has pinned yet.
+        """
+        pod = self.pods.get(key)
+        if pod is None or pod.state != PENDING:
+            raise NotFound(f"pod {key!r} is not pending")
+        if pod.pin == pool:
+            return
+        self.sched.remove(pod)
+        pod.pin, pod.class_key = pool, (pod.live.constraints(), pool)
+        self.sched.add(pod, keep_place=True)
+        self._log(now, "pinned", f"{key} {pool}")
+
+    def annotate(self, name: str, key: str, value: str | None, now: float) -> None:
+        node = self.nodes.get(name)
+        if node is None:
+            raise NotFound(f"node {name!r} is gone")
+        if value is None:
+            node.annotations.pop(key, None)
+        else:
+            node.annotations[key] = value
+        if key == ANNOTATION_IDLE_SINCE:
+            self._log(now, "idle" if value is not None else "busy", name)
+        self._refresh(node)
+
+    def cordon(self, name: str, cordoned: bool, now: float) -> None:
+        node = self._node(name)
+        self.ledger.settle(node, now)
+        node.cordoned = cordoned
+        self._schedulable(node)
+        self._refresh(node)
+        self._log(now, "cordoned" if cordoned else "uncordoned", name)
+
+    def taint(self, name: str, taint: Taint | None, now: float, *, remove: str = "") -> None:
+        """Add ``taint``, or remove the taints with key ``remove``."""
+        node = self._node(name)
+        if taint is not None:
+            if taint not in node.added_taints:
+                node.added_taints.append(taint)
+        else:
+            node.added_taints = [t for t in node.added_taints if t.key != remove]
+        self._schedulable(node)
+        self._refresh(node)
+
+    def evict(self, key: str, now: float) -> None:
+        """The Eviction API: the pod's run is lost and it is pending again, from scratch."""
+        pod = self.pods.get(key)
+        if pod is None or pod.run is None:
+            raise NotFound(f"pod {key!r} is not running")
+        self._evict_pod(pod, now)
+
+    def _node(self, name: str) -> SimNode:
+        node = self.nodes.get(name)
+        if node is None:
+            raise NotFound(f"node {name!r} is gone")
+        return node
+
+    def pod_event(self, key: str, reason: str, now: float) -> None:
+        pod = self.pods.get(key)
+        if pod is not None and reason == "NotTriggerScaleUp":
+            if not pod.unplaceable:
+                self._log(now, "unplaceable", key)
+            pod.unplaceable = True

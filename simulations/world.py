@@ -1,0 +1,446 @@
+"""The simulated cluster and cloud: pools whose nodes boot, pods that run for their trace
+duration, Spot nodes that get reclaimed, launches that fail.
+
+The world changes only through two doors: events the engine delivers (:meth:`World.handle`)
+and the port calls the reconciler makes (:mod:`simulations.ports`). After either, the engine
+calls :meth:`World.kube_schedule`, which binds what kube-scheduler would bind
+(:mod:`simulations.kubesched`). Costs are booked as things change (:mod:`simulations.ledger`).
+
+What is modelled (docs/simulator.md has the reasons):
+
+- A launch is a node at once, NotReady, billed from then; Ready after the boot time of its
+  family; a GPU node advertises its GPUs ``gpu_advertise_s`` later (DOMAIN.md).
+- A launch may fail (per-pool rate): the node never appears, and after
+  ``launch_failure_delay_s`` the pool's desired size reverts and the failure is listed by
+  ``launch_failures()``, as ASG scaling activities list it.
+- A Spot node draws its interruption time at launch from a constant hazard derived from its
+  type's Spot Advisor bucket. The warning goes to the reconciler (``Reconciler.respond``) or,
+  for a policy that has no interruption handling, to a simulated node-termination-handler
+  that cordons and drains the node; 2 minutes later the node is gone and its pool's desired
+  size drops by one. Drained pods lose their work and are pending again, from scratch.
+- A pod runs ``duration_s`` once bound (:mod:`simulations.engine` decides when a run ends).
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from scaler.core.catalog import Catalog
+from scaler.core.model import (
+    GPU,
+    LABEL_POOL,
+    LABEL_ZONE,
+    NO_EXECUTE,
+    NO_SCHEDULE,
+    SPOT,
+    PodSpec,
+    PoolSpec,
+    Resources,
+)
+from scaler.core.offerings import Offerings
+from scaler.core.state import (
+    BoundPod,
+    LaunchFailure,
+    Node,
+    PendingPod,
+)
+from simulations import events as ev
+from simulations.clock import SimClock
+from simulations.config import SimConfig
+from simulations.events import EventQueue
+from simulations.kubesched import KubeScheduler, NodeTable
+from simulations.ledger import Ledger, Run
+from simulations.objects import DONE, PENDING, RUNNING, SimNode, SimPod
+from simulations.requests import WorldRequests
+
+HOURS_PER_MONTH = 730.0
+
+
+class World(WorldRequests):
+    def __init__(
+        self,
+        *,
+        pods: Sequence[PodSpec],
+        pools: Sequence[PoolSpec],
+        offerings: Offerings,
+        catalog: Catalog,
+        config: SimConfig,
+        fit_usd_per_hour: Mapping[str, float],
+        rng: np.random.Generator,
+        queue: EventQueue,
+        clock: SimClock,
+        record: bool = False,
+    ) -> None:
+        self.clock = clock
+        self.offerings = offerings
+        self.catalog = catalog
+        self.config = config
+        self.rng = rng
+        self.queue = queue
+        self.ledger = Ledger()
+        self.table = NodeTable()
+        self.sched = KubeScheduler(self.table, offerings, self._bind)
+        self.timeline: list[tuple[float, str, str]] | None = [] if record else None
+        self.pool_specs = {p.name: p for p in pools}
+        self.desired = {p.name: p.current_size for p in pools}
+        self._pool_views = {p.name: p for p in pools}
+        self._pools_cache: tuple[PoolSpec, ...] | None = None
+        self.nodes: dict[str, SimNode] = {}
+        self.pods: dict[str, SimPod] = {}
+        self.failures: list[LaunchFailure] = []
+        # What the cluster looks like, rebuilt only when that part changed.
+        self._v_nodes: tuple[Node, ...] | None = None
+        self._v_bound: tuple[BoundPod, ...] | None = None
+        self._v_pending: tuple[PendingPod, ...] | None = None
+        self._pending: dict[str, SimPod] = {}
+        self._arrived: list[SimPod] = []
+        self._bound: dict[str, SimPod] = {}
+        self._seq = 0
+        self._zone_turn: dict[str, int] = {}
+        self.scale_ups = 0
+        self.launch_failures = 0
+        self.interruptions = 0
+        self.evictions = 0
+        self.finished = 0
+        self.notices: list[SimNode] = []
+        self.created: list[SimPod] = []
+        self._label_cache: dict[tuple[int, str | None], tuple[tuple[str, str], ...]] = {}
+        self._alloc_cache: dict[tuple[int, bool], Resources] = {}
+        self.failing: Counter[str] = Counter()
+        """Failed launches per pool not surfaced yet."""
+        self.cancelled: Counter[str] = Counter()
+        """Of those, how many no longer count in the desired size (cancel_unfulfilled)."""
+        for spec in pods:
+            fit = fit_usd_per_hour.get(spec.key, math.nan)
+            pod = SimPod(spec, spec, spec.requests.as_array(), fit, (spec.constraints(), None))
+            self.pods[spec.key] = pod
+            queue.push(spec.arrival_s, ev.ARRIVE, pod)
+        for p in pools:
+            i = offerings.get(p.name)
+            if i is None:
+                continue
+            for _ in range(p.current_size):
+                # Nodes the pool already has are up and advertising from the start.
+                node = self._launch(p.name, i, 0.0, boot_s=0.0)
+                node.gpu_ready = True
+                self.table.alloc[node.slot, GPU] = node.gpus
+                self._node_ready(node, 0.0)
+
+    # ------------------------------------------------------------------ events
+
+    def handle(self, kind: str, payload: object, now: float) -> bool:
+        """Apply one event; True if the autoscaler should hear of it."""
+        if kind == ev.ARRIVE:
+            assert isinstance(payload, SimPod)
+            self._log(now, "arrive", payload.spec.key)
+            self._pend(payload, now)
+            self._arrived.append(payload)
+            return False
+        if kind == ev.POD_DONE:
+            pod, run = typing.cast(tuple[SimPod, Run], payload)
+            if pod.run is not run:
+                return False  # that run was lost meanwhile
+            self._unbind(pod, now, lost=False)
+            pod.state, pod.finished_s = DONE, now
+            self.finished += 1
+            self._log(now, "done", pod.spec.key)
+            return True
+        if kind == ev.LAUNCH_FAILED:
+            assert isinstance(payload, str)
+            self.launch_failed(payload, now)
+            return True
+        node = payload
+        assert isinstance(node, SimNode)
+        if not node.alive:
+            return False
+        if kind == ev.NODE_READY:
+            self._node_ready(node, now)
+        elif kind == ev.GPU_READY:
+            self._gpu_ready(node, now)
+        elif kind == ev.SPOT_NOTICE:
+            self._spot_notice(node, now)
+        elif kind == ev.NODE_RECLAIMED:
+            self._log(now, "reclaimed", node.name)
+            self._remove(node, now)
+        else:
+            raise ValueError(f"unknown event {kind!r}")
+        return True
+
+    def launch_failed(self, pool: str, now: float) -> None:
+        """A failed launch surfaces: listed, and the desired size it raised reverts (unless
+        ``cancel_unfulfilled`` already lowered the size past it)."""
+        self.failing[pool] -= 1
+        if self.cancelled[pool]:
+            self.cancelled[pool] -= 1
+        else:
+            self.desired[pool] = max(self.desired[pool] - 1, self.pool_specs[pool].min_size)
+            self._pool_changed(pool)
+        reason = "InsufficientInstanceCapacity: there is no capacity for this type right now"
+        self.failures.append(LaunchFailure(pool=pool, at_s=now, reason=reason))
+        self.launch_failures += 1
+        self._log(now, "launch-failed", pool)
+
+    def kube_schedule(self) -> int:
+        return self.sched.run()
+
+    def all_done(self) -> bool:
+        """Every pod has arrived and run its full duration."""
+        return self.finished == len(self.pods)
+
+    def take_new_pending(self) -> bool:
+        """Did a pod that arrived since the last call stay pending (kube-scheduler found
+        no node for it)?"""
+        pending = [p for p in self._arrived if p.state == PENDING]
+        for pod in pending:
+            self._log(pod.since_s, "pending", pod.spec.key)
+        self._arrived.clear()
+        return bool(pending)
+
+    def finish(self, end_s: float) -> None:
+        """Stop the clock: settle every node, count running pods' work as done."""
+        for node in list(self.nodes.values()):
+            self.ledger.settle(node, end_s)
+            for run in node.runs:
+                self.ledger.completed(run)
+        self.ledger.close(end_s)
+
+    # --------------------------------------------------------------- pods
+
+    def _pend(self, pod: SimPod, now: float) -> None:
+        pod.state, pod.since_s = PENDING, now
+        pod.pending_view = PendingPod(pod.live, now)
+        self._pending[pod.spec.key] = pod
+        self.sched.add(pod)
+        self.created.append(pod)
+        self._v_pending = None
+
+    def take_created(self) -> list[SimPod]:
+        """Pods created (arrived, or re-created after an eviction) since the last call: what
+        the admission webhook sees, before kube-scheduler does."""
+        out, self.created = self.created, []
+        return [p for p in out if p.state == PENDING]
+
+    def admit(self, pod: SimPod, live: PodSpec) -> None:
+        """The admission webhook changed the pod as it was created."""
+        if self.timeline is not None:
+            tier = next(
+                (r.values for t in live.affinity for r in t.requirements if r.key == LABEL_POOL),
+                (),
+            )
+            self._log(pod.since_s, "admitted", f"{pod.spec.key} {','.join(tier)}")
+        self.sched.remove(pod)
+        pod.live = live
+        pod.class_key = (live.constraints(), pod.pin)
+        pod.pending_view = PendingPod(live, pod.since_s)
+        self.sched.add(pod, keep_place=True)
+        self._v_pending = None
+
+    def _bind(self, pod: SimPod, node: SimNode) -> None:
+        now = self.clock.now()
+        self.ledger.settle(node, now)
+        self.sched.remove(pod)
+        del self._pending[pod.spec.key]
+        fit = pod.fit_usd_per_hour if math.isfinite(pod.fit_usd_per_hour) else 0.0
+        run = Run(pod, node, now, fit)
+        pod.state, pod.run, pod.runs = RUNNING, run, pod.runs + 1
+        pod.pools.append(node.pool)
+        pod.pending_view = None
+        pod.bound_view = BoundPod(pod.live, node.name, now)
+        self._bound[pod.spec.key] = pod
+        node.runs.append(run)
+        self.table.used[node.slot] += pod.req
+        self.ledger.pending_s.append(now - pod.since_s)
+        self._v_pending = self._v_bound = None
+        self._log(now, "bound", f"{pod.spec.key} {node.name}")
+        if pod.spec.duration_s is not None:
+            self.queue.push(now + pod.spec.duration_s, ev.POD_DONE, (pod, run))
+
+    def _unbind(self, pod: SimPod, now: float, *, lost: bool) -> None:
+        run = pod.run
+        assert run is not None
+        node = run.node
+        self.ledger.settle(node, now)
+        node.runs.remove(run)
+        self.table.used[node.slot] -= pod.req
+        self.sched.node_changed(node.slot)
+        (self.ledger.lost if lost else self.ledger.completed)(run)
+        pod.run, pod.bound_view = None, None
+        del self._bound[pod.spec.key]
+        self._v_bound = None
+
+    def _evict(self, node: SimNode, now: float) -> None:
+        for run in list(node.runs):
+            self._evict_pod(run.pod, now)
+
+    def _evict_pod(self, pod: SimPod, now: float) -> None:
+        """The pod loses its work and is pending again, unpinned, from scratch (its
+        controller makes a new pod, which nothing has pinned yet)."""
+        self._unbind(pod, now, lost=True)
+        pod.lost_runs += 1
+        self.evictions += 1
+        pod.live, pod.pin, pod.class_key = pod.spec, None, (pod.spec.constraints(), None)
+        self._log(now, "evicted", pod.spec.key)
+        self._pend(pod, now)
+
+    # --------------------------------------------------------------- nodes
+
+    def _launch(self, pool: str, i: int, now: float, *, boot_s: float | None = None) -> SimNode:
+        o = self.offerings
+        itype = self.catalog[o.instance_type[i]]
+        self._seq += 1
+        zone = self._zone(pool, o.zones[i])
+        node = SimNode(
+            name=f"sim-{self._seq:05d}",
+            pool=pool,
+            pool_index=i,
+            instance_type=itype.name,
+            capacity_type=o.pools[i].capacity_type,
+            zone=zone,
+            instance_id=f"i-{self._seq:017x}",
+            price_usd_per_hour=float(o.price[i]),
+            gpus=int(o.allocatable[i, GPU]),
+            created_s=now,
+            settled_s=now,
+            labels=self._labels(i, zone),
+            gpu_ready=not o.allocatable[i, GPU],
+        )
+        alloc = o.allocatable[i].copy()
+        alloc[GPU] = 0.0
+        node.slot = self.table.add(node, i, alloc, zone)
+        self.nodes[node.name] = node
+        self.ledger.node_added(node, now)
+        self._refresh(node)
+        self._log(now, "launch", f"{node.name} {pool}")
+        if boot_s is None:
+            boot_s = self.config.boot_s(itype.family, node.gpus > 0)
+            self.queue.push(now + boot_s, ev.NODE_READY, node)
+        if node.capacity_type == SPOT and self.config.spot.interruptions:
+            self._draw_interruption(node, itype.spot_interruption_bucket, now)
+        return node
+
+    def _labels(self, i: int, zone: str | None) -> tuple[tuple[str, str], ...]:
+        """The labels of a node of pool ``i`` in ``zone`` (cached: nodes of a pool share them)."""
+        key = (i, zone)
+        labels = self._label_cache.get(key)
+        if labels is None:
+            d = dict(self.offerings.labels[i])
+            if zone is not None:
+                d[LABEL_ZONE] = zone
+            labels = self._label_cache[key] = tuple(sorted(d.items()))
+        return labels
+
+    def _zone(self, pool: str, zones: tuple[str, ...]) -> str | None:
+        """A multi-zone pool spreads its nodes over its zones in turn (ASG AZ balancing)."""
+        if not zones:
+            return None
+        turn = self._zone_turn.get(pool, 0)
+        self._zone_turn[pool] = turn + 1
+        return zones[turn % len(zones)]
+
+    def _draw_interruption(self, node: SimNode, bucket: int | None, now: float) -> None:
+        spot = self.config.spot
+        rates = spot.monthly_rate_by_bucket
+        rate = rates[bucket] if bucket is not None and bucket < len(rates) else None
+        monthly = spot.monthly_rate_unknown if rate is None else rate
+        if monthly <= 0:
+            return
+        per_hour = -math.log1p(-min(monthly, 1 - 1e-12)) / HOURS_PER_MONTH * spot.hazard_scale
+        after_s = float(self.rng.exponential(3600.0 / per_hour))
+        self.queue.push(now + after_s, ev.SPOT_NOTICE, node)
+
+    def _node_ready(self, node: SimNode, now: float) -> None:
+        self.ledger.settle(node, now)
+        node.ready = True
+        self._log(now, "ready", node.name)
+        if node.gpus and not node.gpu_ready:
+            self.queue.push(now + self.config.boot.gpu_advertise_s, ev.GPU_READY, node)
+        else:
+            self._schedulable(node)
+        self._refresh(node)
+
+    def _gpu_ready(self, node: SimNode, now: float) -> None:
+        self.ledger.settle(node, now)
+        node.gpu_ready = True
+        self.table.alloc[node.slot, GPU] = node.gpus
+        self._log(now, "gpu-advertised", node.name)
+        self._schedulable(node)
+        self._refresh(node)
+
+    def _schedulable(self, node: SimNode) -> None:
+        """Recompute whether kube-scheduler may use the node; a node that may now counts as
+        changed (pending pods are tried against it)."""
+        ok = (
+            node.ready
+            and node.gpu_ready
+            and not node.cordoned
+            and not any(t.effect in (NO_SCHEDULE, NO_EXECUTE) for t in node.added_taints)
+        )
+        if ok and not self.table.ok[node.slot]:
+            self.sched.node_changed(node.slot)
+        self.table.ok[node.slot] = ok
+
+    def _spot_notice(self, node: SimNode, now: float) -> None:
+        self.ledger.settle(node, now)
+        self.interruptions += 1
+        self._log(now, "spot-notice", node.name)
+        handler = self.config.spot.notice_handler
+        if handler == "nth":
+            node.cordoned = True
+            self._schedulable(node)
+            self._evict(node, now)
+            self._refresh(node)
+        elif handler == "reconciler":
+            self.notices.append(node)
+        self.queue.push(now + self.config.spot.notice_s, ev.NODE_RECLAIMED, node)
+
+    def take_notices(self) -> list[SimNode]:
+        """Spot nodes warned since the last call, for the reconciler to respond to."""
+        out, self.notices = self.notices, []
+        return [n for n in out if n.alive]
+
+    def _remove(self, node: SimNode, now: float, *, decrement: bool = True) -> None:
+        self._evict(node, now)
+        self.ledger.node_removed(node, now)
+        node.alive = False
+        self.table.remove(node.slot)
+        del self.nodes[node.name]
+        if decrement:
+            self.desired[node.pool] = max(self.desired[node.pool] - 1, 0)
+            self._pool_changed(node.pool)
+        self._v_nodes = None
+
+    def _refresh(self, node: SimNode) -> None:
+        node.view = Node(
+            name=node.name,
+            pool=node.pool,
+            instance_type=node.instance_type,
+            capacity_type=node.capacity_type,
+            zone=node.zone,
+            instance_id=node.instance_id,
+            allocatable=self._allocatable(node),
+            ready=node.ready,
+            gpu_ready=node.gpu_ready,
+            unschedulable=node.cordoned,
+            created_s=node.created_s,
+            labels=node.labels,
+            taints=self.offerings.taints[node.pool_index] + tuple(node.added_taints),
+            annotations=tuple(sorted(node.annotations.items())),
+        )
+        self._v_nodes = None
+
+    def _allocatable(self, node: SimNode) -> Resources:
+        """Cached per (pool, GPUs advertised): every node of a pool has the same."""
+        key = (node.pool_index, node.gpu_ready)
+        res = self._alloc_cache.get(key)
+        if res is None:
+            res = self._alloc_cache[key] = Resources.from_array(self.table.alloc[node.slot])
+        return res
+
+    def _log(self, now: float, what: str, subject: str) -> None:
+        if self.timeline is not None:
+            self.timeline.append((now, what, subject))
