@@ -26,7 +26,7 @@ from scaler.core.placement import place
 from scaler.core.settings import PlacementSettings
 
 ORACLE_PLACEMENT = PlacementSettings(
-    spot_risk_fraction_by_bucket=(0.0, 0.0, 0.0, 0.0, 0.0), spot_risk_fraction_unknown=0.0
+    spot_lost_work_h=0.0
 )
 
 

@@ -121,19 +121,32 @@ def _uncovered(
     if not view.pending:
         return [], {}
     ready = Counter(n.pool for n in view.nodes if n.pool is not None and n.ready and n.gpu_ready)
+    # Capacity on its way: nodes asked for but not Ready (none from a pool backing off: its
+    # launch failed), plus fresh empty Ready nodes the scheduler is about to fill. A node
+    # another pod took is neither, so the pods it was bought for are placed again at once
+    # rather than after the provision timeout.
     slots = {
         p.name: p.current_size - ready[p.name]
         for p in table.sized
         if p.current_size > ready[p.name] and not memory.backing_off(p.name, now)
     }
+    fresh = now - settings.scale_up.bind_grace_s
+    busy = {b.node for b in view.bound if b.is_workload}
+    for n in view.nodes:
+        if (
+            n.pool is not None
+            and n.schedulable_ready
+            and n.created_s >= fresh
+            and n.name not in busy
+        ):
+            slots[n.pool] = slots.get(n.pool, 0) + 1
     in_flight = memory.in_flight()
     waiting_for: dict[str, str] = {}
     rest: list[PendingPod] = []
     for pp in view.pending:
         pool = in_flight.get(pp.pod.key)
-        if pool is not None and pool in table.by_name:
-            if slots.get(pool, 0) > 0:
-                slots[pool] -= 1
+        if pool is not None and pool in table.by_name and slots.get(pool, 0) > 0:
+            slots[pool] -= 1
             waiting_for[pp.pod.key] = pool
         else:
             rest.append(pp)

@@ -39,6 +39,9 @@ from scaler.core.model import (
 )
 from scaler.core.settings import PlacementSettings
 
+HOURS_PER_MONTH = 730.0
+"""AWS bills a month as 730 hours."""
+
 
 @dataclass(frozen=True, slots=True)
 class PoolProblem:
@@ -358,14 +361,18 @@ def _resolve(
         )
     risk = 0.0
     if pool.capacity_type == SPOT:
-        table = settings.spot_risk_fraction_by_bucket
-        fractions = [
+        # Expected cost of redone work per hour: interruptions per hour x lost hours x $/h.
+        table = settings.spot_interruptions_per_month_by_bucket
+        rates = [
             table[t.spot_interruption_bucket]
             if t.spot_interruption_bucket is not None and t.spot_interruption_bucket < len(table)
-            else settings.spot_risk_fraction_unknown
+            else settings.spot_interruptions_per_month_unknown
             for t in types
         ]
-        risk = max(f * t.on_demand_usd_per_hour for f, t in zip(fractions, types, strict=True))
+        risk = max(
+            rate / HOURS_PER_MONTH * settings.spot_lost_work_h * t.on_demand_usd_per_hour
+            for rate, t in zip(rates, types, strict=True)
+        )
     labels = (
         node_labels(dearest, pool.capacity_type)
         if len(types) == 1

@@ -1,7 +1,9 @@
 """Which pools a new pod may be scheduled on: what the admission webhook pins.
 
 The tier is the pool placement would choose plus every other pool whose cost per pod is
-within ``tier_tolerance`` of it (at most ``tier_max_pools``, cheapest first). The pod can
+within ``tier_tolerance`` of it (at most ``tier_max_pools``, cheapest first); a lone pool gets
+the runner-up as a fallback when it is within ``misplaced_factor`` of it, so a failed launch
+does not strand the pod. The pod can
 then wait for the node bought for it, or take a near-equal one, but never the idle 512 GiB
 node next door.
 """
@@ -35,8 +37,16 @@ def pin_tier(
     row = cost_matrix([pod], req, offerings, ok, settings.placement)[0][0]
     if not np.isfinite(row).any():
         return ()
-    best = float(row.min())
-    limit = best * (1.0 + settings.pinning.tier_tolerance) + 1e-12
-    near = np.flatnonzero(row <= limit)
-    near = near[np.argsort(row[near], kind="stable")]  # columns are in tie-break order
-    return tuple(offerings.pools[i].name for i in near[: max(1, settings.pinning.tier_max_pools)])
+    pin = settings.pinning
+    fitting = np.flatnonzero(np.isfinite(row))
+    fitting = fitting[np.argsort(row[fitting], kind="stable")]  # columns in tie-break order
+    best = float(row[fitting[0]])
+    near = int(np.count_nonzero(row[fitting] <= best * (1.0 + pin.tier_tolerance) + 1e-12))
+    if (
+        near == 1
+        and pin.tier_fallback
+        and len(fitting) > 1
+        and row[fitting[1]] <= best * settings.lifecycle.misplaced_factor + 1e-12
+    ):
+        near = 2
+    return tuple(offerings.pools[i].name for i in fitting[: min(near, max(1, pin.tier_max_pools))])

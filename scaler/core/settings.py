@@ -15,14 +15,20 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class PlacementSettings:
-    spot_risk_fraction_by_bucket: tuple[float, ...] = (0.025, 0.075, 0.125, 0.175, 0.25)
-    """Interruption-risk penalty of a Spot pool, as a fraction of the type's on-demand price,
-    by Spot Advisor bucket (<5%, 5-10%, 10-15%, 15-20%, >20% interrupted per month). The
-    default is each bucket's midpoint: the expected share of a month's work redone. Without
-    it the cheapest Spot pool wins every time and that is the most reclaimed pool (DOMAIN.md)."""
+    spot_interruptions_per_month_by_bucket: tuple[float, ...] = (0.025, 0.075, 0.125, 0.175, 0.25)
+    """Expected interruptions per node-month by Spot Instance Advisor bucket (<5%, 5-10%,
+    10-15%, 15-20%, >20% of instances interrupted per month): each bucket's midpoint."""
 
-    spot_risk_fraction_unknown: float = 0.25
-    """Penalty for a Spot type the Advisor has no bucket for: assume the worst bucket."""
+    spot_interruptions_per_month_unknown: float = 0.25
+    """For a Spot type the Advisor has no bucket for: assume the worst bucket."""
+
+    spot_lost_work_h: float = 24.0
+    """Work an interruption throws away, in hours of the node's on-demand price: a day of an
+    unsaved notebook or an uncheckpointed training run. A Spot pool is charged its expected
+    loss, interruptions per hour x this x on-demand $/h, on top of its price, so the cheapest
+    pool does not win when it is reclaimed far more often than a nearly-as-cheap one. (An
+    earlier default charged a bucket's monthly rate as a share of each hour's price: ~700x the
+    expected loss; the simulator showed it cost ~25% on Spot-heavy traces and never paid.)"""
 
     chunk_classes: int = 512
     """Pod classes scored per NumPy chunk: bounds the (classes x pools x resources) temporary
@@ -54,6 +60,11 @@ class ScaleUpSettings:
     provision_timeout_s: float = 900.0
     """A launched node that has not registered (and advertised its GPUs) by then is given up
     on and its pods are placed again (cluster-autoscaler's max-node-provision-time, 15 min)."""
+
+    bind_grace_s: float = 600.0
+    """An empty Ready node younger than this counts as capacity for pending pods that fit
+    it (the scheduler is about to bind them); an older one evidently is not wanted by them.
+    Ten minutes covers registration, Ready and GPU advertisement."""
 
     launch_failure_ttl_s: float = 180.0
     """A pool whose launch failed (InsufficientInstanceCapacity, no IPs) is skipped this
@@ -90,6 +101,12 @@ class PinningSettings:
 
     tier_max_pools: int = 4
     """At most this many pools in a webhook pin (the cheapest first)."""
+
+    tier_fallback: bool = True
+    """When the tolerance leaves one pool, add the runner-up if it costs at most
+    ``misplaced_factor`` times as much: a tier of one pool strands its pods while that pool
+    cannot launch, and a fallback within that factor is never a node scaler would call
+    misplaced (so the idle 512 GiB node stays out of reach of a 4 GiB notebook)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +233,7 @@ PRESETS: dict[str, Settings] = {
     # Karpenter: cheapest fitting type per pod (no risk weighting beyond price), batching
     # 1 s / 10 s, empty nodes removed at once (consolidateAfter: 0s), no pinning.
     "karpenter-like": Settings(
-        placement=PlacementSettings(
-            spot_risk_fraction_by_bucket=(0.0, 0.0, 0.0, 0.0, 0.0), spot_risk_fraction_unknown=0.0
-        ),
+        placement=PlacementSettings(spot_lost_work_h=0.0),
         scale_down=ScaleDownSettings(idle_timeout_s=0.0),
         pinning=PinningSettings(enabled=False),
     ),

@@ -59,6 +59,9 @@ from scaler.ports import (
     Throttled,
 )
 
+WRITE_RETRY_S = 10.0
+"""After a failed scale-up write, tick again this soon (the pods are still pending)."""
+
 Observer = Callable[[str, dict[str, object]], None]
 """Receives ``(event, fields)`` for each thing worth logging or counting (adapters turn
 them into structlog events and Prometheus metrics; the simulator ignores them)."""
@@ -115,6 +118,7 @@ class Reconciler:
         self.last_decision: Decision | None = None
         self.last_decide_ms: float = 0.0
         self._last_nodes: list[str] = []
+        self._retry_at_s: float | None = None
         self._lock = anyio.Lock()
         """Held while reading pool sizes and writing new ones: a tick and an interruption
         response never both raise a pool from the same observed size."""
@@ -124,7 +128,13 @@ class Reconciler:
     async def tick(self) -> Decision:
         async with self._lock:
             decision, view, pools = await self.plan()
+            self._retry_at_s = None
             await self.act(decision, view, pools)
+        if self._retry_at_s is not None and (
+            decision.wake_at_s is None or self._retry_at_s < decision.wake_at_s
+        ):
+            # A write failed (throttled, an API error): ask again soon, not at the next event.
+            decision = dataclasses.replace(decision, wake_at_s=self._retry_at_s)
         return decision
 
     async def respond(
@@ -262,6 +272,7 @@ class Reconciler:
                 await self.fleet.set_desired(pool, desired)
             except PortError as e:
                 self.observe("scale_up_failed", {"pool": pool, "desired": desired, "error": str(e)})
+                self._retry_at_s = now + WRITE_RETRY_S
                 continue
             sizes[pool] = desired
             for action in decision.of(ScaleUp):

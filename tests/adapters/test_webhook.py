@@ -435,7 +435,8 @@ async def test_chooser_leaves_out_pools_backing_off_and_pools_at_max_size(offeri
     choose = make_chooser(source)
     assert await choose(spec(4096)) == tuple(CHEAP_TIER)
     source.memory.mark_unavailable("m5a-large", until_s=1060.0, reason="Spot interruption")
-    assert await choose(spec(4096)) == ("m5-large",)
+    # m5-large alone is within the tolerance; m5-xlarge, at exactly 2x, is its fallback.
+    assert await choose(spec(4096)) == ("m5-large", "m5-xlarge")
     source.clock.t = 1100.0  # the backoff ended
     source.pools_seen = [PoolSpec("m5-large", ("m5.large",), max_size=3, current_size=3)]
     assert await choose(spec(4096)) == ("m5a-large",)
@@ -493,7 +494,7 @@ async def test_the_real_reconciler_feeds_the_chooser_from_its_cache():
         dataclasses.replace(p, current_size=10) if p.name == "m5a-large" else p for p in pools()
     ]
     clock.t += 61
-    assert await choose(spec(4096)) == ("m5-large",)
+    assert await choose(spec(4096)) == ("m5-large", "m5-xlarge")
     assert fleet.lookups == 2
 
 

@@ -245,3 +245,20 @@ def test_a_pod_that_must_not_be_disrupted_keeps_even_an_otherwise_idle_node(cata
     free = ClusterView(1000.0, nodes=(node("n1", idle_since=0.0),),
                        bound=(BoundPod(PodSpec("agent"), "n1", daemonset=True),))
     assert run(free, pools(small=1), catalog).of(RemoveNode)
+
+
+def test_a_pod_whose_new_node_another_pod_took_is_placed_again_at_once(catalog):
+    memory = Memory()
+    pods = pending(pod("a"), since=100.0)
+    (up,) = run(ClusterView(102.0, pending=pods), pools(), catalog, memory).of(ScaleUp)
+    memory.launched(up, now=102.0, timeout_s=900.0)
+    memory.batch_floor_s = 102.0
+    # The node came up, but pod b got it first: nothing is on its way for a any more.
+    taken = ClusterView(
+        200.0, pending=pods, nodes=(node("n1", created_s=190.0),), bound=(BoundPod(pod("b"), "n1"),)
+    )
+    d = run(taken, pools(small=1), catalog, memory)
+    assert [(u.pool, u.count) for u in d.of(ScaleUp)] == [("small", 1)]
+    # Had it still been empty, the scheduler would be about to bind a there: wait.
+    empty = ClusterView(200.0, pending=pods, nodes=(node("n1", created_s=190.0),))
+    assert run(empty, pools(small=1), catalog, memory).of(ScaleUp) == []

@@ -21,8 +21,8 @@ from scaler.core.interruptions import (
 from scaler.core.lifecycle import (
     INTERRUPTION_TAINT_KEY,
     REBALANCE_TAINT_KEY,
-    misplaced,
     migrations,
+    misplaced,
     pod_costs,
     rebalance_expired,
     respond,

@@ -18,9 +18,9 @@ memory = MiB - (255 + 11*max_pods) - 100 eviction.
     m1, g1, g2    3920  16384 - 475 - 100 = 15809
     r1            3920  32768 - 475 - 100 = 32193
 
-Spot risk = bucket fraction (0.025, 0.075, 0.125, 0.175, 0.25) x on-demand price:
-c1 0.025*0.05 = 0.00125 (cost 0.02125), m1 0.25*0.20 = 0.05 (0.11),
-r1 0.025*0.30 = 0.0075 (0.0975), g1 0.125*0.80 = 0.10 (0.50).
+Spot risk = interruptions per month (bucket midpoints 0.025, 0.075, 0.125, 0.175, 0.25)
+/ 730 h x 24 h of lost work x on-demand price: m1 (>20%) 0.25/730*24*0.20 = 0.0016438,
+r1 (<5%) 0.025/730*24*0.30 = 0.00024658.
 """
 
 from __future__ import annotations
@@ -169,10 +169,11 @@ def test_the_hand_made_catalog_resolves_to_the_figures_worked_out_above() -> Non
     assert o.allocatable[by["c1-od"], :2].tolist() == [1930, 3631]
     assert o.allocatable[by["m1-od"], :2].tolist() == [3920, 15809]
     assert o.allocatable[by["r1-od"], :2].tolist() == [3920, 32193]
-    assert o.cost[by["c1-spot"]] == pytest.approx(0.02125)
-    assert o.cost[by["m1-spot"]] == pytest.approx(0.11)
-    assert o.cost[by["r1-spot"]] == pytest.approx(0.0975)
-    assert o.cost[by["g1-spot"]] == pytest.approx(0.50)
+    # Spot price + interruptions/month / 730 h x 24 h x on-demand price.
+    assert o.cost[by["c1-spot"]] == pytest.approx(0.02 + 0.025 / 730 * 24 * 0.05)
+    assert o.cost[by["m1-spot"]] == pytest.approx(0.06 + 0.25 / 730 * 24 * 0.20)
+    assert o.cost[by["r1-spot"]] == pytest.approx(0.09 + 0.025 / 730 * 24 * 0.30)
+    assert o.cost[by["g1-spot"]] == pytest.approx(0.40 + 0.125 / 730 * 24 * 0.80)
     # Columns are in tie-break order: cost first.
     assert list(o.cost) == sorted(o.cost)
 
@@ -253,23 +254,30 @@ def spot_and_on_demand() -> list[PoolSpec]:
     return [pool(t, ct) for t in ("m1.large", "r1.xlarge") for ct in (ON_DEMAND, SPOT)]
 
 
-def test_spot_risk_changes_the_order() -> None:
-    # 8Gi: m1-spot 0.06 + 0.05 risk = 0.11; r1-spot 0.09 + 0.0075 = 0.0975 -> r1-spot,
-    # although m1-spot is the cheaper node: m1 is reclaimed >20% of the time.
-    p = pod(cpu=1000, mem=8 * GIB)
-    placement = place([p], offer(spot_and_on_demand()))
+def test_spot_risk_changes_the_order_between_nearly_equal_spot_pools() -> None:
+    # Two Spot pools a tenth of a cent apart: m1 (reclaimed >20% a month) at $0.0600/h,
+    # r1 (<5%) at $0.0610/h. Expected redone work: m1 +0.0016438 -> 0.0616438; r1
+    # +0.00024658 -> 0.06124658: the slightly dearer, far steadier pool wins.
+    pools = [pool("m1.large", SPOT, price_usd_per_hour=0.0600),
+             pool("r1.xlarge", SPOT, price_usd_per_hour=0.0610)]
+    placement = place([pod(cpu=1000, mem=8 * GIB)], offer(pools))
     (g,) = placement.groups
     assert g.pool.name == "r1-spot"
-    assert g.price_usd_per_hour == pytest.approx(0.09)
-    assert g.risk_usd_per_hour == pytest.approx(0.0075)
-    assert g.cost_usd_per_hour == pytest.approx(0.0975)
+    assert g.risk_usd_per_hour == pytest.approx(0.025 / 730 * 24 * 0.30)
+    assert g.cost_usd_per_hour == pytest.approx(0.0610 + 0.025 / 730 * 24 * 0.30)
     assert g.runner_up == "m1-spot"
     assert "Spot risk" in g.reason
 
 
+def test_spot_risk_does_not_outweigh_a_real_price_gap() -> None:
+    # m1-spot 0.06 (+0.0016 risk) against r1-spot 0.09: the expected loss is small next to
+    # a 50% price difference, so the cheaper node wins (see spot_lost_work_h's docstring).
+    assert place_one(pod(cpu=1000, mem=8 * GIB), spot_and_on_demand()) == "m1-spot"
+
+
 def test_without_a_risk_penalty_the_cheapest_spot_node_wins() -> None:
     no_risk = PlacementSettings(
-        spot_risk_fraction_by_bucket=(0.0,) * 5, spot_risk_fraction_unknown=0.0
+        spot_lost_work_h=0.0
     )
     p = pod(cpu=1000, mem=8 * GIB)
     assert chosen(place([p], offer(spot_and_on_demand(), no_risk)))["p"] == "m1-spot"  # 0.06 < 0.09
