@@ -46,6 +46,7 @@ from scaler.core.state import (
     ANNOTATION_IDLE_SINCE,
     ANNOTATION_SAFE_TO_EVICT,
     ANNOTATION_SCALE_DOWN_DISABLED,
+    BoundPod,
     ClusterView,
     Node,
     PendingPod,
@@ -72,7 +73,14 @@ def decide(
     actions: list[Action] = []
     wakes: list[float] = []
 
-    uncovered, waiting_for = _uncovered(view, table, offerings, memory, settings, now)
+    busy: set[str] = set()
+    others: list[BoundPod] = []  # DaemonSet and mirror pods: they never make a node busy
+    for b in view.bound:
+        if b.is_workload:
+            busy.add(b.node)
+        else:
+            others.append(b)
+    uncovered, waiting_for = _uncovered(view, table, offerings, memory, settings, now, busy)
     held: list[PendingPod] = []
     batch_closed = False
     if uncovered:
@@ -86,7 +94,9 @@ def decide(
     wanted = set(waiting_for.values()) | {a.pool for a in actions if isinstance(a, ScaleUp)}
     if held:
         wanted |= _feasible_pools(held, offerings, settings)
-    down, down_wakes = _scale_down(view, by_name, offerings, memory, settings, now, wanted)
+    down, down_wakes = _scale_down(
+        view, by_name, offerings, memory, settings, now, wanted, busy, others
+    )
     actions += down
     wakes += down_wakes
     uncordon, uncordon_wakes = rebalance_expired(view, memory, now=now)
@@ -115,6 +125,7 @@ def _uncovered(
     memory: Memory,
     settings: Settings,
     now: float,
+    busy: set[str],
 ) -> tuple[list[PendingPod], dict[str, str]]:
     """Pending pods no node is coming for, and pod key -> pool for those one is. A pool
     backing off after a failed launch has nothing on its way, whatever its desired size."""
@@ -131,7 +142,6 @@ def _uncovered(
         if p.current_size > ready[p.name] and not memory.backing_off(p.name, now)
     }
     fresh = now - settings.scale_up.bind_grace_s
-    busy = {b.node for b in view.bound if b.is_workload}
     for n in view.nodes:
         if (
             n.pool is not None
@@ -262,12 +272,13 @@ def _scale_down(
     settings: Settings,
     now: float,
     wanted: set[str],
+    busy: set[str],
+    others: list[BoundPod],
 ) -> tuple[list[Action], list[float]]:
     sd = settings.scale_down
-    busy = {b.node for b in view.bound if b.is_workload}
-    # A pod that must not be disrupted pins its node, DaemonSet or not (cluster-autoscaler's
-    # safe-to-evict "false", Karpenter's do-not-disrupt).
-    protected = {b.node for b in view.bound if not _disruptable(b.pod)}
+    # A DaemonSet or mirror pod never makes a node busy, but one that must not be disrupted pins its node (cluster-autoscaler's safe-to-evict
+    # "false", Karpenter's do-not-disrupt). Busy nodes are never removed anyway.
+    protected = {b.node for b in others if not _disruptable(b.pod)}
     actions: list[Action] = []
     wakes: list[float] = []
     removing: Counter[str] = Counter()
@@ -276,11 +287,13 @@ def _scale_down(
         pool = by_name.get(node.pool) if node.pool is not None else None
         if pool is None or not node.ready:
             continue
-        recorded = _idle_since(node, memory)
         if node.name in busy:
-            if recorded is not None:
+            if (node.annotations or node.name in memory.idle_since_s) and _idle_since(
+                node, memory
+            ) is not None:
                 actions.append(MarkIdle(node.name, None))
             continue
+        recorded = _idle_since(node, memory)
         if recorded is None:
             recorded = now
             actions.append(MarkIdle(node.name, now))

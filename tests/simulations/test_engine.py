@@ -284,8 +284,9 @@ def test_the_fleet_records_calls_and_fails_the_next_one_when_told() -> None:
 
     sim = simulate(pods, pools=[SMALL], reconciler_factory=factory, until_s=2000)
     asks = sim.fleet.calls_to("set_desired")
-    assert [(c.at_s, c.args) for c in asks[:2]] == [(1.0, ("small", 1)), (301.0, ("small", 2))]
-    # The first ask failed, so nothing launched until b's arrival woke the reconciler.
+    # The first ask failed; the reconciler asked again 10 s later (WRITE_RETRY_S), not at
+    # b's arrival.
+    assert [(c.at_s, c.args) for c in asks[:2]] == [(1.0, ("small", 1)), (11.0, ("small", 1))]
     assert sim.world.pods["default/a"].pools == ["small"]
     annotations = [c.args for c in sim.cluster.calls_to("annotate_node")]
     assert all(key == ANNOTATION_IDLE_SINCE for _, key, _ in annotations)
