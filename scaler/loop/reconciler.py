@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import random
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -38,16 +38,11 @@ from scaler.core.interruptions import Notice, RebalanceRecommendation, SpotInter
 from scaler.core.lifecycle import PodCost, Waste, migrations, misplaced, pod_costs, respond, waste
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
-from scaler.core.offerings import (
-    Offerings,
-    PoolProblem,
-    PoolTable,
-    Prices,
-    build_offerings,
-    pool_table,
-)
+from scaler.core.offerings import Offerings, PoolProblem, PoolTable
 from scaler.core.settings import Settings
 from scaler.core.state import ANNOTATION_IDLE_SINCE, ClusterView, Node
+from scaler.loop.drain import drain
+from scaler.loop.offerings_cache import OfferingsCache
 from scaler.ports import (
     Actuator,
     Clock,
@@ -56,7 +51,6 @@ from scaler.ports import (
     NotFound,
     PortError,
     PriceSource,
-    Throttled,
 )
 
 WRITE_RETRY_S = 10.0
@@ -105,16 +99,7 @@ class Reconciler:
         self.prices = prices
         self.observe = observer or _ignore
         self.memory = Memory()
-        self._offerings_pools: Sequence[PoolSpec] = ()
-        self._table: tuple[Offerings, PoolTable] | None = None
-        self._offerings_prices: Prices | None = None
-        self._offerings_daemonsets: tuple[PodSpec, ...] = ()
-        self._offerings: Offerings | None = None
-        self.pools_seen: tuple[PoolSpec, ...] = ()
-        """The pools (with their sizes) the offerings were last looked up for."""
-        self._offerings_at = float("-inf")
-        self._offerings_lock = anyio.Lock()
-        self.problems: list[PoolProblem] = []
+        self._cache = OfferingsCache(catalog, settings, clock, prices, self.observe)
         self.last_decision: Decision | None = None
         self.last_decide_ms: float = 0.0
         self._last_nodes: list[str] = []
@@ -367,76 +352,10 @@ class Reconciler:
             self.observe("node_write_failed", {"node": node, "error": str(e)})
 
     def _drainer(self, action: Drain, node: Node | None) -> Callable[[], Awaitable[None]]:
-        async def drain() -> None:
-            started = self.clock.now()
-            results: dict[str, bool] = {}
-            async with anyio.create_task_group() as tg:
-                for pod in action.pods:
-                    tg.start_soon(self._evict_until, pod, action.deadline_s, results)
-            # A drain with nothing to evict (a lifecycle action for an instance that never
-            # became a node) is in time by definition.
-            in_time = all(results.values()) and (
-                not action.pods or self.clock.now() <= action.deadline_s
-            )
-            self.observe(
-                "drained",
-                {
-                    "node": action.node,
-                    "pods": len(action.pods),
-                    "evicted": sum(results.values()),
-                    "in_time": in_time,
-                    "took_s": round(self.clock.now() - started, 3),
-                    "reason": action.reason,
-                },
-            )
-            if action.hook is not None:
-                try:
-                    await self.fleet.complete_lifecycle(action.hook)
-                except PortError as e:
-                    self.observe(
-                        "lifecycle_complete_failed", {"node": action.node, "error": str(e)}
-                    )
-            if action.terminate and node is not None:
-                try:
-                    await self.fleet.terminate(node)
-                except NotFound:
-                    pass
-                except PortError as e:
-                    self.observe("remove_failed", {"node": action.node, "error": str(e)})
-                else:
-                    self.observe(
-                        "remove_node",
-                        {
-                            "node": action.node,
-                            "pool": node.pool,
-                            "reason": "drained before interruption",
-                        },
-                    )
-
-        return drain
-
-    async def _evict_until(self, pod: PodSpec, deadline_s: float, results: dict[str, bool]) -> None:
-        """Evict, retrying while a PodDisruptionBudget says not yet, until the deadline.
-        Backoff doubles from 0.5 s, capped at 5 s, with jitter, and never past the deadline."""
-        pause = 0.5
-        while True:
-            try:
-                await self.actuator.evict(pod)
-                results[pod.key] = True
-                return
-            except NotFound:
-                results[pod.key] = True
-                return
-            except (Throttled, PortError) as e:
-                left = deadline_s - self.clock.now()
-                if left <= 0:
-                    results[pod.key] = False
-                    self.observe("evict_gave_up", {"pod": pod.key, "error": str(e)})
-                    return
-                await self.clock.sleep_until(
-                    self.clock.now() + min(pause * random.uniform(0.8, 1.2), left)
-                )
-                pause = min(pause * 2, 5.0)
+        return functools.partial(
+            drain, action, node, actuator=self.actuator, fleet=self.fleet, clock=self.clock,
+            observe=self.observe,
+        )
 
     async def _busy_nodes(self) -> set[str]:
         """Re-check just before removing: a pod scheduled onto a node since the decision,
@@ -465,79 +384,30 @@ class Reconciler:
 
     async def offerings_now(self, *, max_age_s: float = 60.0) -> Offerings:
         """The cached offerings, for the admission webhook (which must answer within its
-        timeout). The leader's ticks keep them fresh; a follower, which never ticks, looks
-        the pools up again when the cache is older than ``max_age_s``, one caller at a time."""
+        timeout); looked up again when older than ``max_age_s`` (a follower never ticks)."""
+        return await self._cache.now(self.fleet, max_age_s=max_age_s)
 
-        def stale() -> bool:
-            return self._offerings is None or self.clock.now() - self._offerings_at > max_age_s
+    @property
+    def pools_seen(self) -> Sequence[PoolSpec]:
+        """The pools as last read (live sizes), for the webhook's headroom."""
+        return self._cache.pools_seen
 
-        if stale():
-            async with self._offerings_lock:
-                if stale():
-                    await self._current_offerings(
-                        await self.fleet.pools(), self._offerings_daemonsets
-                    )
-        assert self._offerings is not None
-        return self._offerings
+    @property
+    def problems(self) -> list[PoolProblem]:
+        """Pools left out of the offerings, and why."""
+        return self._cache.problems
 
     def _pool_table(self, pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
-        """Kept across ticks, updated only where a pool changed (fleets hand back the same
-        pool values until one changes)."""
-        cached = self._table
-        if cached is None or cached[0] is not offerings:
-            table = pool_table(pools, offerings)
-        else:
-            table = cached[1].updated(pools, offerings)
-        self._table = (offerings, table)
-        return table
+        return self._cache.table(pools, offerings)
 
     async def _current_offerings(
         self, pools: Sequence[PoolSpec], daemonsets: tuple[PodSpec, ...] = ()
     ) -> Offerings:
-        """Rebuilt only when the pools' shape or the prices change, not their sizes.
+        return await self._cache.current(pools, daemonsets)
 
-        Cheap on every tick: pools are compared by identity first and by shape only where
-        the object changed (a fleet hands back the same value for a pool it did not touch).
-        """
-        self.pools_seen, self._offerings_at = tuple(pools), self.clock.now()
-        prices = await self.prices.prices() if self.prices is not None else Prices()
-        if (
-            self._offerings is None
-            or not _same_shapes(self._offerings_pools, pools)
-            or not _same_prices(self._offerings_prices, prices)
-            or daemonsets != self._offerings_daemonsets
-        ):
-            offerings, problems = build_offerings(
-                pools, self.catalog, settings=self.settings.placement, prices=prices,
-                daemonsets=daemonsets,
-            )
-            for p in problems:
-                if p not in self.problems:
-                    self.observe("pool_disabled", {"pool": p.pool, "reason": p.reason})
-            self.problems = problems
-            self._offerings = offerings
-        self._offerings_pools, self._offerings_prices = pools, prices
-        self._offerings_daemonsets = daemonsets
-        return self._offerings
-
-
-def _shape(p: PoolSpec) -> PoolSpec:
-    """The pool without its sizes: what offerings are built from."""
-    return dataclasses.replace(p, current_size=0, min_size=0, max_size=None)
-
-
-def _same_shapes(before: Sequence[PoolSpec], now: Sequence[PoolSpec]) -> bool:
-    if before is now:
-        return True
-    if len(before) != len(now):
-        return False
-    # One C-speed identity pass; shapes are compared only where a pool value changed.
-    changed = [(a, b) for a, b in zip(before, now, strict=True) if a is not b]
-    return all(_shape(a) == _shape(b) for a, b in changed)
-
-
-def _same_prices(before: Prices | None, now: Prices) -> bool:
-    return before is not None and (before is now or before.usd_per_hour == now.usd_per_hour)
+    @property
+    def _offerings(self) -> Offerings | None:
+        return self._cache.offerings
 
 
 def _fields(action: ScaleUp | RemoveNode) -> dict[str, object]:

@@ -1,0 +1,126 @@
+"""The reconciler's cache of offerings and pool tables.
+
+Offerings (NumPy arrays over the pools) are rebuilt only when the pools' shapes, the prices or
+the DaemonSets change, never for a size change; pools are compared by identity first and by
+shape only where a value changed, because fleets hand back the same pool values until one
+changes. With the 1,286 default pools this is what keeps a tick that changes nothing from
+costing anything per pool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import anyio
+
+from scaler.core.catalog import Catalog
+from scaler.core.model import PodSpec, PoolSpec
+from scaler.core.offerings import (
+    Offerings,
+    PoolProblem,
+    PoolTable,
+    Prices,
+    build_offerings,
+    pool_table,
+)
+from scaler.core.settings import Settings
+from scaler.ports import Clock, Fleet, PriceSource
+
+Observe = Callable[[str, dict[str, object]], None]
+
+
+class OfferingsCache:
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: Settings,
+        clock: Clock,
+        prices: PriceSource | None,
+        observe: Observe,
+    ) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.clock = clock
+        self.prices = prices
+        self.observe = observe
+        self.offerings: Offerings | None = None
+        self.problems: list[PoolProblem] = []
+        self.pools_seen: Sequence[PoolSpec] = ()
+        """The pools (with their sizes) as last read."""
+        self._pools: Sequence[PoolSpec] = ()
+        self._prices: Prices | None = None
+        self._daemonsets: tuple[PodSpec, ...] = ()
+        self._table: tuple[Offerings, PoolTable] | None = None
+        self._at = float("-inf")
+        self._lock = anyio.Lock()
+
+    async def current(
+        self, pools: Sequence[PoolSpec], daemonsets: tuple[PodSpec, ...] = ()
+    ) -> Offerings:
+        self.pools_seen, self._at = tuple(pools), self.clock.now()
+        prices = await self.prices.prices() if self.prices is not None else Prices()
+        if (
+            self.offerings is None
+            or not _same_shapes(self._pools, pools)
+            or not _same_prices(self._prices, prices)
+            or daemonsets != self._daemonsets
+        ):
+            offerings, problems = build_offerings(
+                pools,
+                self.catalog,
+                settings=self.settings.placement,
+                prices=prices,
+                daemonsets=daemonsets,
+            )
+            for p in problems:
+                if p not in self.problems:
+                    self.observe("pool_disabled", {"pool": p.pool, "reason": p.reason})
+            self.problems = problems
+            self.offerings = offerings
+        self._pools, self._prices, self._daemonsets = pools, prices, daemonsets
+        return self.offerings
+
+    async def now(self, fleet: Fleet, *, max_age_s: float) -> Offerings:
+        """The cached offerings, looked up again (one caller at a time) when older than
+        ``max_age_s``: the webhook must answer within its timeout, and a follower that
+        never ticks must not serve stale pools forever."""
+
+        def stale() -> bool:
+            return self.offerings is None or self.clock.now() - self._at > max_age_s
+
+        if stale():
+            async with self._lock:
+                if stale():
+                    await self.current(await fleet.pools(), self._daemonsets)
+        assert self.offerings is not None
+        return self.offerings
+
+    def table(self, pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
+        """Kept across ticks, updated only where a pool changed."""
+        cached = self._table
+        if cached is None or cached[0] is not offerings:
+            table = pool_table(pools, offerings)
+        else:
+            table = cached[1].updated(pools, offerings)
+        self._table = (offerings, table)
+        return table
+
+
+def _shape(p: PoolSpec) -> PoolSpec:
+    """The pool without its sizes: what offerings are built from."""
+    return dataclasses.replace(p, current_size=0, min_size=0, max_size=None)
+
+
+def _same_shapes(before: Sequence[PoolSpec], now: Sequence[PoolSpec]) -> bool:
+    if before is now:
+        return True
+    if len(before) != len(now):
+        return False
+    # One C-speed identity pass; shapes are compared only where a pool value changed.
+    changed = [(a, b) for a, b in zip(before, now, strict=True) if a is not b]
+    return all(_shape(a) == _shape(b) for a, b in changed)
+
+
+def _same_prices(before: Prices | None, now: Prices) -> bool:
+    return before is not None and (before is now or before.usd_per_hour == now.usd_per_hour)
