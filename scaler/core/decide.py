@@ -133,23 +133,23 @@ def _uncovered(
         return [], {}
     ready = Counter(n.pool for n in view.nodes if n.pool is not None and n.ready and n.gpu_ready)
     # Capacity on its way: nodes asked for but not Ready (none from a pool backing off: its
-    # launch failed), plus fresh empty Ready nodes the scheduler is about to fill. A node
-    # another pod took is neither, so the pods it was bought for are placed again at once
-    # rather than after the provision timeout.
+    # launch failed).
     slots = {
         p.name: p.current_size - ready[p.name]
         for p in table.sized
         if p.current_size > ready[p.name] and not memory.backing_off(p.name, now)
     }
+    # A pod we launched a node for also waits for a fresh empty Ready node of that pool: it
+    # came up and the scheduler is about to bind the pod. Only such pods: for any other pod
+    # the scheduler has had its chance at that node. A node another pod took is neither, so
+    # the pods it was bought for are placed again at once, not after the provision timeout.
     fresh = now - settings.scale_up.bind_grace_s
-    for n in view.nodes:
-        if (
-            n.pool is not None
-            and n.schedulable_ready
-            and n.created_s >= fresh
-            and n.name not in busy
-        ):
-            slots[n.pool] = slots.get(n.pool, 0) + 1
+    fresh_empty: Counter[str] = Counter(
+        n.pool
+        for n in view.nodes
+        if n.pool is not None and n.schedulable_ready and n.created_s >= fresh
+        and n.name not in busy
+    )
     in_flight = memory.in_flight()
     waiting_for: dict[str, str] = {}
     rest: list[PendingPod] = []
@@ -157,6 +157,9 @@ def _uncovered(
         pool = in_flight.get(pp.pod.key)
         if pool is not None and pool in table.by_name and slots.get(pool, 0) > 0:
             slots[pool] -= 1
+            waiting_for[pp.pod.key] = pool
+        elif pool is not None and pool in table.by_name and fresh_empty[pool] > 0:
+            fresh_empty[pool] -= 1
             waiting_for[pp.pod.key] = pool
         else:
             rest.append(pp)

@@ -262,3 +262,11 @@ def test_a_pod_whose_new_node_another_pod_took_is_placed_again_at_once(catalog):
     # Had it still been empty, the scheduler would be about to bind a there: wait.
     empty = ClusterView(200.0, pending=pods, nodes=(node("n1", created_s=190.0),))
     assert run(empty, pools(small=1), catalog, memory).of(ScaleUp) == []
+
+
+def test_an_empty_node_the_scheduler_already_passed_over_does_not_cover_a_pending_pod(catalog):
+    # No launch of ours is waiting for this pod; the scheduler saw the empty node and still
+    # found the pod no place (a taint, a smaller real allocatable): scale for it.
+    view = ClusterView(200.0, pending=pending(pod("a"), since=100.0),
+                       nodes=(node("n1", created_s=190.0),))
+    assert [(u.pool, u.count) for u in run(view, pools(small=1), catalog).of(ScaleUp)] == [("small", 1)]

@@ -199,7 +199,10 @@ class KubeCluster(KubeActuator):
         self._pending, self._bound, self._uids = {}, {}, {}
         self._problems = {k: p for k, p in self._problems.items() if p.kind != "pod"}
         for key, entry in items.items():
-            self._put_pod(key, entry)
+            value = self._put_pod(key, entry)
+            seen = was_pending.get(key)
+            if isinstance(value, PendingPod) and seen is not None:
+                self._pending[key] = dataclasses.replace(value, since_s=seen.since_s)
         now = self._clock()
         for key in self._pending.keys() - was_pending.keys():
             self._notify_pending(key, now)
@@ -213,8 +216,17 @@ class KubeCluster(KubeActuator):
             new = None
         else:
             new = self._put_pod(key, entry)
-        if isinstance(new, PendingPod) and not isinstance(old, PendingPod):
-            self._notify_pending(key, self._clock())
+        if isinstance(new, PendingPod):
+            # Pending since when *we saw it*: lastTransitionTime has one-second resolution,
+            # and batching on truncated times would close a burst's window before the watch
+            # has delivered the rest of it. A pod still pending keeps its first sighting.
+            if isinstance(old, PendingPod):
+                new = dataclasses.replace(new, since_s=old.since_s)
+            else:
+                now = self._clock()
+                new = dataclasses.replace(new, since_s=max(new.since_s, now))
+                self._notify_pending(key, now)
+            self._pending[key] = new
         if new != old:
             self._bump()
 
