@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import boto3
 import pytest
 from kubernetes import client
 
@@ -27,13 +26,13 @@ from scaler.app import Controller, RunOptions, build
 from scaler.core.actions import ScaleUp
 from scaler.core.catalog import Catalog
 from scaler.loop.runner import control_loop
+from tests.fixtures.aws import Group, tagged_groups
 from tests.fixtures.kube import wait_for
 
 pytestmark = [pytest.mark.kube, pytest.mark.anyio]
 
 CLUSTER = "e2e"
 CA = "k8s.io/cluster-autoscaler/"
-DISCOVERABLE = {CA + "enabled": "true", CA + CLUSTER: "owned"}
 GPU_TEMPLATE = {
     CA + "node-template/resources/nvidia.com/gpu": "1",
     CA + "node-template/taint/nvidia.com/gpu": "true:NoSchedule",
@@ -48,45 +47,12 @@ def catalog() -> Catalog:
 
 @pytest.fixture
 def account(aws: str) -> Any:
-    ec2 = boto3.client("ec2", endpoint_url=aws)
-    asg = boto3.client("autoscaling", endpoint_url=aws)
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = ",".join(
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=z)["Subnet"][
-            "SubnetId"
-        ]
-        for i, z in enumerate(("us-east-1a", "us-east-1b"), start=1)
-    )
-    for name, itype, extra in (
-        ("cpu-small", "m5.large", {}),
-        ("cpu-big", "m5.4xlarge", {}),
-        ("gpu-t4", "g4dn.xlarge", GPU_TEMPLATE),
-        ("gpu-a10g", "g5.xlarge", GPU_TEMPLATE),
-    ):
-        lt = ec2.create_launch_template(
-            LaunchTemplateName=name,
-            LaunchTemplateData={"ImageId": "ami-0eks0node0image0", "InstanceType": itype},
-        )["LaunchTemplate"]["LaunchTemplateId"]
-        tags = {**DISCOVERABLE, **extra}
-        asg.create_auto_scaling_group(
-            AutoScalingGroupName=name,
-            MinSize=0,
-            MaxSize=100,
-            DesiredCapacity=0,
-            VPCZoneIdentifier=subnets,
-            LaunchTemplate={"LaunchTemplateId": lt, "Version": "$Latest"},
-            Tags=[
-                {
-                    "ResourceId": name,
-                    "ResourceType": "auto-scaling-group",
-                    "Key": k,
-                    "Value": v,
-                    "PropagateAtLaunch": True,
-                }
-                for k, v in tags.items()
-            ],
-        )
-    return asg
+    return tagged_groups(aws, CLUSTER, [
+        Group("cpu-small", "m5.large"),
+        Group("cpu-big", "m5.4xlarge"),
+        Group("gpu-t4", "g4dn.xlarge", tags=GPU_TEMPLATE),
+        Group("gpu-a10g", "g5.xlarge", tags=GPU_TEMPLATE),
+    ])
 
 
 def desired(asg: Any) -> dict[str, int]:

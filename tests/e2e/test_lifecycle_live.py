@@ -33,6 +33,7 @@ from scaler.core.catalog import Catalog
 from scaler.core.settings import Settings
 from scaler.core.state import ANNOTATION_IDLE_SINCE
 from scaler.loop.runner import control_loop
+from tests.fixtures.aws import Group, tagged_groups
 
 pytestmark = [pytest.mark.kube, pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -52,45 +53,11 @@ def catalog() -> Catalog:
 @pytest.fixture
 def account(aws: str) -> Any:
     """The ASGs; spot-m5 runs two instances (MinSize 0)."""
-    ec2 = boto3.client("ec2", endpoint_url=aws)
-    asg = boto3.client("autoscaling", endpoint_url=aws)
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = ",".join(
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=z)["Subnet"][
-            "SubnetId"
-        ]
-        for i, z in enumerate(("us-east-1a", "us-east-1b"), start=1)
-    )
-    for name, itype, spot, size in (
-        ("spot-m5", "m5.large", True, 2),
-        ("od-m5", "m5.large", False, 0),
-        ("od-m5x", "m5.xlarge", False, 0),
-    ):
-        data: dict[str, Any] = {"ImageId": "ami-0eks0node0image0", "InstanceType": itype}
-        if spot:
-            data["InstanceMarketOptions"] = {"MarketType": "spot"}
-        lt = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data)[
-            "LaunchTemplate"
-        ]["LaunchTemplateId"]
-        asg.create_auto_scaling_group(
-            AutoScalingGroupName=name,
-            MinSize=0,
-            MaxSize=20,
-            DesiredCapacity=size,
-            VPCZoneIdentifier=subnets,
-            LaunchTemplate={"LaunchTemplateId": lt, "Version": "$Latest"},
-            Tags=[
-                {
-                    "ResourceId": name,
-                    "ResourceType": "auto-scaling-group",
-                    "Key": k,
-                    "Value": "true" if k.endswith("enabled") else "owned",
-                    "PropagateAtLaunch": True,
-                }
-                for k in (CA + "enabled", CA + CLUSTER)
-            ],
-        )
-    return asg
+    return tagged_groups(aws, CLUSTER, [
+        Group("spot-m5", "m5.large", spot=True, max_size=20, desired=2),
+        Group("od-m5", "m5.large", max_size=20),
+        Group("od-m5x", "m5.xlarge", max_size=20),
+    ])
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from anyio.from_thread import start_blocking_portal
 
 from scaler import app
 from scaler.core.settings import ScaleDownSettings, Settings
-from tests.fixtures.aws import free_port
+from tests.fixtures.aws import Group, free_port, tagged_groups
 from tests.fixtures.kube import KubeScope, wait_for
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
@@ -79,36 +79,10 @@ def get_text(url: str) -> str:
 
 def make_account(endpoint: str) -> dict[str, list[tuple[str, str]]]:
     """Two tagged ASGs; returns each group's (instance id, zone), oldest first."""
-    ec2 = boto3.client("ec2", endpoint_url=endpoint)
-    asg = boto3.client("autoscaling", endpoint_url=endpoint)
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone="us-east-1a")
-    for name, itype, min_size, desired in (
-        ("cpu-small", "m5.large", 1, 1),
-        ("cpu-big", "m5.4xlarge", 0, 3),
-    ):
-        lt = ec2.create_launch_template(
-            LaunchTemplateName=name,
-            LaunchTemplateData={"ImageId": "ami-0eks0node0image0", "InstanceType": itype},
-        )["LaunchTemplate"]["LaunchTemplateId"]
-        asg.create_auto_scaling_group(
-            AutoScalingGroupName=name,
-            MinSize=min_size,
-            MaxSize=10,
-            DesiredCapacity=desired,
-            VPCZoneIdentifier=subnet["Subnet"]["SubnetId"],
-            LaunchTemplate={"LaunchTemplateId": lt, "Version": "$Latest"},
-            Tags=[
-                {
-                    "ResourceId": name,
-                    "ResourceType": "auto-scaling-group",
-                    "Key": k,
-                    "Value": v,
-                    "PropagateAtLaunch": True,
-                }
-                for k, v in {CA + "enabled": "true", CA + CLUSTER: "owned"}.items()
-            ],
-        )
+    asg = tagged_groups(endpoint, CLUSTER, [
+        Group("cpu-small", "m5.large", min_size=1, max_size=10, desired=1),
+        Group("cpu-big", "m5.4xlarge", max_size=10, desired=3),
+    ], zones=("us-east-1a",))
     groups = asg.describe_auto_scaling_groups()["AutoScalingGroups"]
     return {
         g["AutoScalingGroupName"]: sorted(
