@@ -263,4 +263,5 @@ class Simulation:
                 "usd_per_hour": list(ledger.series_usd_per_hour),
                 "nodes": [float(n) for n in ledger.series_nodes],
             },
+            pool_changes=tuple(ledger.pool_changes),
         )

@@ -55,6 +55,9 @@ class Ledger:
     series_t: list[float] = field(default_factory=list)
     series_usd_per_hour: list[float] = field(default_factory=list)
     series_nodes: list[int] = field(default_factory=list)
+    pool_changes: list[tuple[float, str, str, float]] = field(default_factory=list)
+    """(t, pool, capacity type, change of that pool's USD/h): node cost by pool over time,
+    the series the live controller exports as scaler_node_cost_dollars_per_hour."""
     _rate: float = 0.0
     _nodes: int = 0
 
@@ -86,12 +89,14 @@ class Ledger:
             run.oversized_usd += share - useful
 
     def node_added(self, node: SimNode, now: float) -> None:
+        self.pool_changes.append((now, node.pool, node.capacity_type, node.price_usd_per_hour))
         self._rate += node.price_usd_per_hour
         self._nodes += 1
         self._point(now)
 
     def node_removed(self, node: SimNode, now: float) -> None:
         self.settle(node, now)
+        self.pool_changes.append((now, node.pool, node.capacity_type, -node.price_usd_per_hour))
         self._rate -= node.price_usd_per_hour
         self._nodes -= 1
         self._point(now)

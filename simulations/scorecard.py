@@ -87,6 +87,8 @@ class Scorecard:
     unplaceable: int
     ticks: int
     series: Mapping[str, Sequence[float]] = field(default_factory=dict, compare=False)
+    pool_changes: Sequence[tuple[float, str, str, float]] = field(default=(), compare=False)
+    """(t, pool, capacity type, USD/h change): for ``--metrics-out``."""
     """``t_s``, ``usd_per_hour`` and ``nodes``: a step function, one point per change."""
 
     @property

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from scaler.commands.common import add_capacity_types_flag, add_catalog_flag, parse_capacity_types
-from simulations import report, sweep
+from simulations import openmetrics, report, sweep
 from simulations.jobs import POLICIES, Job, catalog_ref, configure, load_trace
 
 
@@ -68,6 +68,9 @@ def add_parser(sub: Any) -> None:
     out.add_argument("--json", action="store_true", help="print the scorecards as JSON")
     out.add_argument("--csv", action="store_true", help="print the scorecards as CSV")
     p.add_argument("--plot", metavar="OUT.png", help="write cost and node count over time")
+    p.add_argument("--metrics-out", metavar="OUT.om",
+                   help="write node cost by pool over time in the controller's Prometheus metric "
+                   "names, as OpenMetrics (promtool tsdb create-blocks-from openmetrics)")
     p.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
     p.add_argument(
         "--until",
@@ -139,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         report.print_table(results, Console(width=None if sys.stdout.isatty() else 180))
     if args.plot:
         report.write_plot(results, args.plot)
+    if args.metrics_out:
+        openmetrics.write(results, args.metrics_out)
     if args.report:
         command = "scaler simulate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         report.write_html(results, args.report, command=command)
