@@ -264,4 +264,5 @@ class Simulation:
                 "nodes": [float(n) for n in ledger.series_nodes],
             },
             pool_changes=tuple(ledger.pool_changes),
+            waste_spans=tuple(ledger.waste_spans),
         )

@@ -58,6 +58,9 @@ class Ledger:
     pool_changes: list[tuple[float, str, str, float]] = field(default_factory=list)
     """(t, pool, capacity type, change of that pool's USD/h): node cost by pool over time,
     the series the live controller exports as scaler_node_cost_dollars_per_hour."""
+    waste_spans: list[tuple[float, float, str, str, float]] = field(default_factory=list)
+    """(from, to, reason, pool, USD/h) for idle, booting and oversized: the live controller's
+    scaler_waste_dollars_per_hour over time. Interrupted work is known only once lost."""
     _rate: float = 0.0
     _nodes: int = 0
 
@@ -68,25 +71,31 @@ class Ledger:
         dt = now - node.settled_s
         if dt <= 0.0:
             return
-        node.settled_s = now
+        since, node.settled_s = node.settled_s, now
         usd = node.price_usd_per_hour * dt / 3600.0
         self.cost_usd[node.capacity_type] += usd
         self.node_seconds_by_pool[node.pool] += dt
         if not (node.ready and node.gpu_ready):
             self.waste_usd["booting"] += usd
+            self.waste_spans.append((since, now, "booting", node.pool, node.price_usd_per_hour))
             return
         runs = node.runs
         if not runs:
             self.waste_usd["idle"] += usd
+            self.waste_spans.append((since, now, "idle", node.pool, node.price_usd_per_hour))
             return
         fits = [r.fit_usd_per_hour for r in runs]
         total_fit = sum(fits)
         hours = dt / 3600.0
+        oversized = 0.0
         for run, fit in zip(runs, fits, strict=True):
             share = usd * (fit / total_fit) if total_fit > 0 else usd / len(runs)
             useful = min(share, fit * hours)
             run.useful_usd += useful
             run.oversized_usd += share - useful
+            oversized += share - useful
+        if oversized > 1e-12:
+            self.waste_spans.append((since, now, "oversized", node.pool, oversized / hours))
 
     def node_added(self, node: SimNode, now: float) -> None:
         self.pool_changes.append((now, node.pool, node.capacity_type, node.price_usd_per_hour))

@@ -89,6 +89,8 @@ class Scorecard:
     series: Mapping[str, Sequence[float]] = field(default_factory=dict, compare=False)
     pool_changes: Sequence[tuple[float, str, str, float]] = field(default=(), compare=False)
     """(t, pool, capacity type, USD/h change): for ``--metrics-out``."""
+    waste_spans: Sequence[tuple[float, float, str, str, float]] = field(default=(), compare=False)
+    """(from, to, reason, pool, USD/h): for ``--metrics-out``."""
     """``t_s``, ``usd_per_hour`` and ``nodes``: a step function, one point per change."""
 
     @property

@@ -287,14 +287,14 @@ def _scale_down(
     removing: Counter[str] = Counter()
     budget = sd.max_removals_per_minute - len(memory.removals_s)
     for node in view.nodes:
-        pool = by_name.get(node.pool) if node.pool is not None else None
-        if pool is None or not node.ready:
-            continue
-        if node.name in busy:
+        if node.name in busy:  # most nodes, most ticks: the cheapest test first
             if (node.annotations or node.name in memory.idle_since_s) and _idle_since(
                 node, memory
             ) is not None:
                 actions.append(MarkIdle(node.name, None))
+            continue
+        pool = by_name.get(node.pool) if node.pool is not None else None
+        if pool is None or not node.ready:
             continue
         recorded = _idle_since(node, memory)
         if recorded is None:

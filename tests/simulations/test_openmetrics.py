@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -40,14 +41,18 @@ def test_node_cost_by_pool_over_time_in_the_controllers_metric_names():
 
 
 def test_the_names_and_labels_are_the_live_exporters():
-    exposition = Metrics().registry
-    live = {m.name: m for m in exposition.collect()}
-    assert "scaler_node_cost_dollars_per_hour" in live and "scaler_scale_ups" in live
+    live = {m.name for m in Metrics().registry.collect()}
+    labels = {
+        "scaler_node_cost_dollars_per_hour": {"pool", "capacity_type"},
+        "scaler_waste_dollars_per_hour": {"reason", "pool"},
+        "scaler_scale_ups": set(),
+    }
+    assert set(labels) <= live
     sc, _ = card()
     for family in text_string_to_metric_families(render([sc])):
+        assert family.name in labels
         for sample in family.samples:
-            extra = set(sample.labels) - {"trace", "policy"}
-            assert extra <= {"pool", "capacity_type"}
+            assert set(sample.labels) - {"trace", "policy"} <= labels[family.name]
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None and not os.environ.get("CI"),
@@ -62,3 +67,26 @@ def test_promtool_loads_it_into_a_prometheus_block(tmp_path: Path):
     )
     assert out.returncode == 0, out.stderr
     assert any((tmp_path / "data").iterdir())
+
+
+def test_the_waste_series_integrate_to_the_scorecards_waste_by_reason():
+    from scaler.inputs import load_workload
+
+    trace = Path(__file__).resolve().parents[2] / "traces" / "datascience-week.json"
+    pods = load_workload(trace).pods
+    sim = simulate(pods, policy="ca-least-waste")
+    sc = sim.scorecard()
+    families = {f.name: f for f in text_string_to_metric_families(render([sc]))}
+    by_series: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for s in families["scaler_waste_dollars_per_hour"].samples:
+        by_series.setdefault((s.labels["reason"], s.labels["pool"]), []).append(
+            (float(s.timestamp), s.value)
+        )
+    dollars: dict[str, float] = {}
+    for (reason, _), points in by_series.items():
+        # Piecewise constant: each value holds until the next sample; series end at 0.
+        total = sum(v * (t2 - t1) / 3600.0 for (t1, v), (t2, _) in itertools.pairwise(points))
+        dollars[reason] = dollars.get(reason, 0.0) + total
+    for reason in ("idle", "booting", "oversized"):
+        assert sc.waste_usd[reason] > 0, reason
+        assert dollars[reason] == pytest.approx(sc.waste_usd[reason], rel=1e-6), reason
