@@ -29,13 +29,14 @@ import numpy as np
 from scaler.core.actions import (
     Action,
     Decision,
+    Drain,
     MarkIdle,
     NotifyUnplaceable,
     PinPod,
     RemoveNode,
     ScaleUp,
 )
-from scaler.core.lifecycle import rebalance_expired
+from scaler.core.lifecycle import INTERRUPTION_TAINT_KEY, SPOT_NOTICE_S, rebalance_expired
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolTable, pool_table
@@ -102,6 +103,7 @@ def decide(
     uncordon, uncordon_wakes = rebalance_expired(view, memory, now=now)
     actions += uncordon
     wakes += uncordon_wakes
+    actions += _unfinished_drains(view, memory, settings, now)
     wakes += [launch.deadline_s for launch in memory.launches]
     if memory.backoff_until_s and any(isinstance(a, NotifyUnplaceable) for a in actions):
         wakes.append(min(memory.backoff_until_s.values()))
@@ -327,6 +329,26 @@ def _scale_down(
             )
         )
     return actions, wakes
+
+
+def _unfinished_drains(
+    view: ClusterView, memory: Memory, settings: Settings, now: float
+) -> list[Action]:
+    """A node we tainted for an interruption that this process knows nothing about (it
+    restarted mid-drain) still has workload pods: drain it again. Its deadline is lost with
+    the old process; assume the warning just came."""
+    out: list[Action] = []
+    for node in view.nodes:
+        if node.name in memory.interrupted or not any(
+            t.key == INTERRUPTION_TAINT_KEY for t in node.taints
+        ):
+            continue
+        pods = tuple(b.pod for b in view.bound if b.node == node.name and b.is_workload)
+        if pods:
+            deadline = now + SPOT_NOTICE_S - settings.lifecycle.drain_margin_s
+            out.append(Drain(node.name, pods, deadline, "resuming an interrupted node's drain",
+                             terminate=True))
+    return out
 
 
 def _idle_since(node: Node, memory: Memory) -> float | None:

@@ -58,6 +58,8 @@ from scaler.core.state import (
 )
 
 INTERRUPTION_TAINT_KEY = "scaler.io/interrupted"
+SPOT_NOTICE_S = 120.0
+"""A Spot instance is reclaimed two minutes after its interruption warning (AWS docs)."""
 REBALANCE_TAINT_KEY = "scaler.io/rebalance"
 _GONE_STATES = ("stopping", "stopped", "shutting-down", "terminated")
 

@@ -110,11 +110,15 @@ class Reconciler:
 
     # ------------------------------------------------------------------ one tick
 
-    async def tick(self) -> Decision:
+    async def tick(
+        self, *, spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None
+    ) -> Decision:
+        """One observe-decide-act round. Drains it starts go to ``spawn`` (the control loop's
+        task group) so a tick never waits out a drain; without one they run in place."""
         async with self._lock:
             decision, view, pools = await self.plan()
             self._retry_at_s = None
-            await self.act(decision, view, pools)
+            await self.act(decision, view, pools, spawn=spawn)
         if self._retry_at_s is not None and (
             decision.wake_at_s is None or self._retry_at_s < decision.wake_at_s
         ):
@@ -309,6 +313,8 @@ class Reconciler:
                     table.pop(action.node, None)
                 self.observe("forget", {"node": action.node, "reason": action.reason})
             elif isinstance(action, Drain):
+                if action.terminate and action.node:
+                    self.memory.interrupted[action.node] = action.deadline_s
                 drain = self._drainer(action, nodes.get(action.node))
                 if spawn is not None:
                     spawn(drain)

@@ -11,6 +11,7 @@ import random
 from typing import Protocol
 
 import anyio
+from anyio.abc import TaskGroup
 
 from scaler.core.actions import Decision
 from scaler.loop.reconciler import Reconciler
@@ -42,11 +43,23 @@ async def control_loop(
 ) -> Decision | None:
     """Reconcile until cancelled (or once). A failing tick is reported to the observer and
     retried after a capped, jittered backoff; it never ends the loop."""
+    async with anyio.create_task_group() as drains:
+        return await _loop(reconciler, changes, drains, once, resync_s, debounce_s)
+
+
+async def _loop(
+    reconciler: Reconciler,
+    changes: Changes,
+    drains: TaskGroup,
+    once: bool,
+    resync_s: float,
+    debounce_s: float,
+) -> Decision | None:
     failures = 0
     while True:
         seen = changes.generation
         try:
-            decision = await reconciler.tick()
+            decision = await reconciler.tick(spawn=drains.start_soon)
         except Exception as e:  # the loop must outlive any one bad tick
             failures += 1
             first, cap = ERROR_BACKOFF_S

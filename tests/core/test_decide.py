@@ -270,3 +270,21 @@ def test_an_empty_node_the_scheduler_already_passed_over_does_not_cover_a_pendin
     view = ClusterView(200.0, pending=pending(pod("a"), since=100.0),
                        nodes=(node("n1", created_s=190.0),))
     assert [(u.pool, u.count) for u in run(view, pools(small=1), catalog).of(ScaleUp)] == [("small", 1)]
+
+
+def test_a_drain_cut_short_by_a_restart_is_resumed_from_the_taint_it_left():
+    from scaler.core.actions import Drain
+    from scaler.core.lifecycle import INTERRUPTION_TAINT_KEY
+    from scaler.core.model import NO_SCHEDULE, Taint
+
+    catalog = Catalog.load()
+    tainted = node("n1", unschedulable=True, taints=(Taint(INTERRUPTION_TAINT_KEY, "true", NO_SCHEDULE),))
+    view = ClusterView(500.0, nodes=(tainted,), bound=(BoundPod(pod("nb"), "n1"),))
+    # A new process: no memory of the interruption, the node still has a workload pod.
+    (drain,) = run(view, pools(small=1), catalog).of(Drain)
+    assert drain.node == "n1" and [p.name for p in drain.pods] == ["nb"] and drain.terminate
+    assert drain.deadline_s == pytest.approx(500.0 + 120.0 - 15.0)
+    # The process that is draining it knows, and does not start a second drain.
+    assert run(view, pools(small=1), catalog, Memory(interrupted={"n1": 605.0})).of(Drain) == []
+    # Nothing left on it: nothing to drain.
+    assert run(ClusterView(500.0, nodes=(tainted,)), pools(small=1), catalog).of(Drain) == []
