@@ -94,8 +94,11 @@ def run_dask(
 
     cluster = None
     if address == "local":
+        # Everything on loopback: the scheduler's HTTP server (health, metrics) listens even
+        # without a dashboard, on all interfaces at :8787 unless told otherwise.
         cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0", worker_dashboard_address=None,
         )
         client = Client(cluster)
     else:
