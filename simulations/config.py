@@ -7,13 +7,11 @@ core settings here (``--set boot_s_cpu=120``); :func:`split_overrides` does the 
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
-from scaler.core.settings import Settings, field_names
+from scaler.core.settings import Settings, apply_overrides, field_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +69,7 @@ class SpotSettings:
     notice_s: float = 120.0
     """The interruption warning comes 2 minutes before the instance is reclaimed (DOMAIN.md)."""
 
-    notice_handler: str = "reconciler"
+    notice_handler: Literal["reconciler", "nth", "none"] = "reconciler"
     """Who acts on the notice: ``reconciler`` (it is handed to ``Reconciler.respond``:
     cordon, drain before the deadline, replacements launched at once — scaler's own
     handling), ``nth`` (aws-node-termination-handler: cordon and drain on the notice; the
@@ -121,14 +119,9 @@ class SimConfig:
         return self.cloud.launch_failure_rate
 
     def with_overrides(self, overrides: Mapping[str, str]) -> SimConfig:
-        """A copy with ``name=value`` overrides (field name, or ``section.name``)."""
-        result: Any = self
-        for name, raw in overrides.items():
-            result = _override(result, name, raw)
-        return typing.cast(SimConfig, result)
-
-
-CHOICES: dict[str, tuple[str, ...]] = {"notice_handler": ("reconciler", "nth", "none")}
+        """A copy with ``name=value`` overrides (field name, or ``section.name``), read
+        by the same rules as the core settings' (:func:`scaler.core.settings.apply_overrides`)."""
+        return apply_overrides(self, overrides, what="simulator setting")
 
 
 def split_overrides(
@@ -155,55 +148,3 @@ def split_overrides(
             known = sorted(set(core_names) | set(sim_names))
             raise ValueError(f"--set {name}: not a setting; known: {', '.join(known)}")
     return core, sim
-
-
-def _override(config: Any, name: str, raw: str) -> Any:
-    names = field_names(config)
-    path = name if "." in name else names.get(name)
-    if not path:
-        raise ValueError(f"--set {name}: not a simulator setting; known: {', '.join(names)}")
-    section_name, _, leaf = path.partition(".")
-    section = getattr(config, section_name, None)
-    if section is None or leaf not in {f.name for f in dataclasses.fields(section)}:
-        raise ValueError(f"--set {name}: no such simulator setting")
-    hint = typing.get_type_hints(type(section))[leaf]
-    value = _coerce(raw, hint, name)
-    return dataclasses.replace(
-        config, **{section_name: dataclasses.replace(section, **{leaf: value})}
-    )
-
-
-def _coerce(raw: str, hint: Any, name: str) -> Any:
-    """str -> the field's type: float, bool, tuple of floats, or ``key:value,...`` pairs."""
-    try:
-        if hint is bool:
-            low = raw.strip().lower()
-            if low in ("true", "1", "yes", "on"):
-                return True
-            if low in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if hint is float:
-            return float(raw)
-        if hint is str:
-            choices = CHOICES.get(name.rpartition(".")[2])
-            if choices is not None and raw not in choices:
-                raise ValueError(f"--set {name}={raw}: expected one of {', '.join(choices)}")
-            return raw
-        if typing.get_origin(hint) is tuple:
-            (inner,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
-            items = [x.strip() for x in raw.split(",") if x.strip()]
-            if inner is float:
-                return tuple(float(x) for x in items)
-            pairs = []
-            for item in items:
-                key, sep, value = item.rpartition(":")
-                if not sep or not key:
-                    raise ValueError(item)
-                pairs.append((key, float(value)))
-            return tuple(pairs)
-    except ValueError as e:
-        if str(e).startswith("--set"):
-            raise
-    want = "name:value,..." if typing.get_origin(hint) is tuple else getattr(hint, "__name__", hint)
-    raise ValueError(f"--set {name}={raw}: expected {want}")

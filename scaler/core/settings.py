@@ -9,8 +9,11 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,7 @@ class PlacementSettings:
     """Pod classes scored per NumPy chunk: bounds the (classes x pools x resources) temporary
     to a few tens of MB with the full catalog."""
 
-    expander: str = "cost"
+    expander: Literal["cost", "least-waste"] = "cost"
     """How a pool is chosen: ``cost`` (absolute USD/hour, scaler) or ``least-waste``
     (cluster-autoscaler's: unused CPU fraction + unused memory fraction, GPUs ignored, ties
     broken at random). ``least-waste`` exists so the simulator can show what users run now."""
@@ -119,7 +122,7 @@ class LifecycleSettings:
     """After a Spot interruption, the pool is not chosen for this long (Karpenter marks the
     offering unavailable for 3 minutes): its capacity is being reclaimed right now."""
 
-    rebalance_action: str = "cordon"
+    rebalance_action: Literal["cordon", "drain", "none"] = "cordon"
     """On a rebalance recommendation: ``cordon`` (pre-provision a replacement and cordon;
     pods keep running), ``drain`` (also evict now) or ``none`` (Karpenter's choice)."""
 
@@ -147,13 +150,10 @@ class Settings:
     pinning: PinningSettings = field(default_factory=PinningSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
 
-    def with_overrides(self, overrides: dict[str, str]) -> Settings:
+    def with_overrides(self, overrides: Mapping[str, str]) -> Settings:
         """A copy with ``name=value`` overrides; ``name`` is a field of any section
         (``idle_timeout_s``) or ``section.field`` when the name is ambiguous."""
-        result: Any = self
-        for name, raw in overrides.items():
-            result = _override(result, name, raw)
-        return typing.cast(Settings, result)
+        return apply_overrides(self, overrides)
 
 
 def field_names(settings: object) -> dict[str, str]:
@@ -167,48 +167,75 @@ def field_names(settings: object) -> dict[str, str]:
     return out
 
 
-def _override(settings: Any, name: str, raw: str) -> Any:
-    names = field_names(settings)
+def apply_overrides(tree: T, overrides: Mapping[str, str], *, what: str = "setting") -> T:
+    """A copy of a frozen tree of sections with ``name=value`` overrides applied; ``name`` is
+    a leaf (``idle_timeout_s``) or ``section.leaf`` when the leaf is ambiguous. Values are
+    read by the field's type: numbers, booleans (true/false, yes/no, on/off, 1/0), ``None``
+    for optional fields, ``Literal`` choices (checked), comma-separated tuples, and
+    ``key:value`` pairs. The simulator's settings use the same function."""
+    result: Any = tree
+    for name, raw in overrides.items():
+        result = _override(result, name, raw, what)
+    return typing.cast(T, result)
+
+
+def _override(tree: Any, name: str, raw: str, what: str) -> Any:
+    names = field_names(tree)
     path = name if "." in name else names.get(name)
     if not path:
         known = ", ".join(sorted(n for n, p in names.items() if p))
-        what = (
-            "is ambiguous; say section.name" if path == "" else f"is not a setting; known: {known}"
+        problem = (
+            "is ambiguous; say section.name" if path == "" else f"is not a {what}; known: {known}"
         )
-        raise ValueError(f"--set {name}: {what}")
+        raise ValueError(f"--set {name}: {problem}")
     section_name, _, leaf = path.partition(".")
-    section = getattr(settings, section_name, None)
+    section = getattr(tree, section_name, None)
     if section is None or leaf not in {f.name for f in dataclasses.fields(section)}:
-        raise ValueError(f"--set {name}: no such setting")
+        raise ValueError(f"--set {name}: no such {what}")
     hint = typing.get_type_hints(type(section))[leaf]
     value = _coerce(raw, hint, name)
-    return dataclasses.replace(
-        settings, **{section_name: dataclasses.replace(section, **{leaf: value})}
-    )
+    return dataclasses.replace(tree, **{section_name: dataclasses.replace(section, **{leaf: value})})
+
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
 
 
 def _coerce(raw: str, hint: Any, name: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    text = raw.strip()
     try:
+        if origin is typing.Literal:
+            if text in args:
+                return text
+            raise ValueError(f"--set {name}={raw}: expected one of {', '.join(map(str, args))}")
         if origin in (typing.Union, types.UnionType):
-            if raw.lower() in ("none", "null", "") and type(None) in args:
+            if text.lower() in ("none", "null", "") and type(None) in args:
                 return None
             (inner,) = [a for a in args if a is not type(None)]
-            return _coerce(raw, inner, name)
+            return _coerce(text, inner, name)
+        if origin is tuple and len(args) == 2 and args[1] is not Ellipsis:
+            key, sep, value = text.rpartition(":")  # a key:value pair
+            if not sep or not key:
+                raise ValueError(text)
+            return (_coerce(key, args[0], name), _coerce(value, args[1], name))
         if origin is tuple:
-            return tuple(_coerce(x.strip(), args[0], name) for x in raw.split(",") if x.strip())
+            return tuple(_coerce(x, args[0], name) for x in text.split(",") if x.strip())
         if hint is bool:
-            if raw.lower() in ("true", "1", "yes"):
+            if text.lower() in _TRUE:
                 return True
-            if raw.lower() in ("false", "0", "no"):
+            if text.lower() in _FALSE:
                 return False
-            raise ValueError(raw)
+            raise ValueError(text)
         if hint in (int, float, str):
-            return hint(raw)
-    except ValueError:
-        pass
-    raise ValueError(f"--set {name}={raw}: expected {getattr(hint, '__name__', hint)}")
+            return hint(text)
+    except ValueError as e:
+        if str(e).startswith("--set"):
+            raise
+    pair = origin is tuple and len(args) == 2 and args[1] is not Ellipsis
+    want = "key:value" if pair else getattr(hint, "__name__", str(hint))
+    raise ValueError(f"--set {name}={raw}: expected {want}")
 
 
 def preset(name: str) -> Settings:
