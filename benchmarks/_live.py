@@ -38,6 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.fixtures.kube import KubeEnv, control_plane, kube_request  # noqa: E402
+
 KUBE_TOOLS = REPO / "tools" / "kube"
 CA = "k8s.io/cluster-autoscaler/"
 LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
@@ -88,90 +90,17 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------------- kube
 
 
-@dataclass(frozen=True)
-class Kube:
-    directory: Path
-    kubeconfig: Path
-    server: str
-    token: str
-    ca_file: Path
-
-    def api_client(self, *, pool_size: int = 4) -> Any:
-        from kubernetes import client
-
-        config = client.Configuration()
-        config.host = self.server
-        config.api_key = {"authorization": f"Bearer {self.token}"}
-        config.ssl_ca_cert = str(self.ca_file)
-        config.connection_pool_maxsize = pool_size
-        return client.ApiClient(config)
+Kube = KubeEnv  # the control plane the tests use, started by the same scripts
 
 
 @contextlib.contextmanager
 def kube(*, scheduler: bool = True, workdir: Path | None = None) -> Iterator[Kube]:
     """Start the control plane in a fresh directory; stop it on exit (also on error)."""
     directory = Path(tempfile.mkdtemp(prefix="scaler-bench-kube-", dir=workdir))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("API_PORT", "ETCD_PORT", "ETCD_PEER_PORT", "SCHED_PORT", "D", "TOKEN")
-    }
-    env["KUBE_WATCH_PID"] = str(os.getpid())  # a killed benchmark leaks no apiserver
-    env["SCHEDULER"] = "1" if scheduler else "0"
-    try:
-        started = time.monotonic()
-        result = subprocess.run(
-            [str(KUBE_TOOLS / "start-kube.sh"), str(directory)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=150,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"start-kube.sh failed:\n{result.stdout}{result.stderr}")
+    started = time.monotonic()
+    with control_plane(directory, scheduler=scheduler) as env:
         log(f"kube control plane up in {time.monotonic() - started:.1f}s ({directory})")
-        values = dict(
-            line.split("=", 1)
-            for line in (directory / "kube.env").read_text().splitlines()
-            if "=" in line
-        )
-        yield Kube(
-            directory=directory,
-            kubeconfig=Path(values["KUBECONFIG"]),
-            server=values["KUBE_SERVER"],
-            token=values["KUBE_TOKEN"],
-            ca_file=Path(values["KUBE_CA_FILE"]),
-        )
-    finally:
-        subprocess.run([str(KUBE_TOOLS / "stop-kube.sh"), str(directory)], check=False, timeout=60)
-
-
-def kube_request(
-    api: Any, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
-) -> Any:
-    """A raw JSON request (policy/v1beta1 is out of the v37 client's reach); PATCH is a
-    JSON merge patch. Non-2xx raises ``ApiException``."""
-    from kubernetes.client.exceptions import ApiException
-
-    headers = {"Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = (
-            "application/merge-patch+json" if method == "PATCH" else "application/json"
-        )
-    request = api.param_serialize(
-        method,
-        path,
-        query_params=list((query or {}).items()),
-        header_params=headers,
-        body=body,
-        auth_settings=["BearerToken"],
-    )
-    response = api.call_api(*request)
-    response.read()
-    if not 200 <= response.status <= 299:
-        raise ApiException.from_response(http_resp=response, body=None, data=None)
-    return json.loads(response.data) if response.data else None
+        yield env
 
 
 def _stamp(t: float | None = None) -> str:

@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -46,13 +45,7 @@ from scaler.core.memory import Memory
 from scaler.core.model import LABEL_POOL, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, build_offerings
 from scaler.core.settings import Settings, preset
-from tests.fixtures.kube import (
-    KUBE_BINS,
-    KUBE_START_TIMEOUT_S,
-    KUBE_TOOLS,
-    KubeEnv,
-    _missing_kube_parts,
-)
+from tests.fixtures.kube import KubeEnv, control_plane, require_kube_parts
 
 blocking = anyio.to_thread.run_sync
 CHEAP_TIER = ["m5a-large", "m5-large"]
@@ -707,47 +700,12 @@ APISERVER_CRASH = (
 def own_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeEnv]:
     """A control plane of this module's own (no scheduler, same binaries as ``kube_env``):
     if the API server dies on our patch, the session's shared one must not die with it."""
-    missing = _missing_kube_parts()
-    if missing:
-        message = f"kube test binaries not built ({', '.join(missing)} missing)"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    directory = tmp_path_factory.mktemp("kube-webhook")
-    env = {
-        **os.environ,
-        "KUBE_BINS": str(KUBE_BINS),
-        "SCHEDULER": "0",
-        "KUBE_START_TIMEOUT": str(KUBE_START_TIMEOUT_S),
-        "KUBE_WATCH_PID": str(os.getpid()),
-    }
-    for name in ("API_PORT", "ETCD_PORT", "ETCD_PEER_PORT", "SCHED_PORT", "D", "TOKEN"):
-        env.pop(name, None)
+    require_kube_parts()
     try:
-        result = subprocess.run(
-            [str(KUBE_TOOLS / "start-kube.sh"), str(directory)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=KUBE_START_TIMEOUT_S + 30,
-        )
-        if result.returncode != 0:
-            pytest.fail(f"start-kube.sh failed: {result.stdout}{result.stderr}", pytrace=False)
-        values = dict(
-            line.split("=", 1)
-            for line in (directory / "kube.env").read_text().splitlines()
-            if "=" in line
-        )
-        yield KubeEnv(
-            kubeconfig=Path(values["KUBECONFIG"]),
-            server=values["KUBE_SERVER"],
-            token=values["KUBE_TOKEN"],
-            ca_file=Path(values["KUBE_CA_FILE"]),
-            workdir=directory,
-        )
-    finally:
-        subprocess.run([str(KUBE_TOOLS / "stop-kube.sh"), str(directory)], check=False, timeout=60)
+        with control_plane(tmp_path_factory.mktemp("kube-webhook"), scheduler=False) as env:
+            yield env
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 def _crashed(kube: KubeEnv) -> bool:
