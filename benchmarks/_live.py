@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.fixtures.aws import Group, tagged_groups  # noqa: E402
 from tests.fixtures.kube import KubeEnv, control_plane, kube_request  # noqa: E402
 
 KUBE_TOOLS = REPO / "tools" / "kube"
@@ -398,58 +399,10 @@ def moto() -> Iterator[str]:
             proc.wait(10)
 
 
-@dataclass(frozen=True)
-class Group:
-    name: str
-    instance_type: str
-    spot: bool = False
-    desired: int = 0
-    min_size: int = 0
-    max_size: int = 100
-    tags: tuple[tuple[str, str], ...] = ()
-
-
 def make_account(cluster: str, groups: list[Group]) -> Any:
-    """VPC, two zones, one launch template per group, the ASGs tagged for discovery.
-    Returns the boto3 autoscaling client."""
-    import boto3
-
-    ec2 = boto3.client("ec2")
-    asg = boto3.client("autoscaling")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = ",".join(
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/18", AvailabilityZone=z)["Subnet"][
-            "SubnetId"
-        ]
-        for i, z in ((0, "us-east-1a"), (64, "us-east-1b"))
-    )
-    for g in groups:
-        data: dict[str, Any] = {"ImageId": "ami-0eks0node0image0", "InstanceType": g.instance_type}
-        if g.spot:
-            data["InstanceMarketOptions"] = {"MarketType": "spot"}
-        lt = ec2.create_launch_template(LaunchTemplateName=g.name, LaunchTemplateData=data)[
-            "LaunchTemplate"
-        ]["LaunchTemplateId"]
-        tags = {CA + "enabled": "true", CA + cluster: "owned", **dict(g.tags)}
-        asg.create_auto_scaling_group(
-            AutoScalingGroupName=g.name,
-            MinSize=g.min_size,
-            MaxSize=g.max_size,
-            DesiredCapacity=g.desired,
-            VPCZoneIdentifier=subnets,
-            LaunchTemplate={"LaunchTemplateId": lt, "Version": "$Latest"},
-            Tags=[
-                {
-                    "ResourceId": g.name,
-                    "ResourceType": "auto-scaling-group",
-                    "Key": k,
-                    "Value": v,
-                    "PropagateAtLaunch": True,
-                }
-                for k, v in tags.items()
-            ],
-        )
-    return asg
+    """VPC, two zones, the ASGs tagged for discovery (the tests' fixture, against the moto
+    server AWS_ENDPOINT_URL points at). Returns the boto3 autoscaling client."""
+    return tagged_groups(None, cluster, groups)
 
 
 def instances(asg: Any, group: str) -> list[tuple[str, str]]:
