@@ -324,3 +324,10 @@ def test_the_bundled_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert placed["ds/etl-pinned"]["zone"] == "us-east-1b"
     empty = catalog[placed["ds/notebook-empty"]["instance_type"]]
     assert empty.gpu_count == 0 and empty.memory_mib <= 1024  # a nano-sized node, not a big one
+
+
+def test_a_bad_listen_address_is_refused_naming_the_flag(capsys):
+    assert main(["run", "--cluster-name", "x", "--listen", "nonsense"]) == 2
+    assert "--listen nonsense: expected HOST:PORT" in capsys.readouterr().err
+    assert main(["run", "--cluster-name", "x", "--webhook-listen", "127.0.0.1:99999"]) == 2
+    assert "--webhook-listen 127.0.0.1:99999" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from scaler.adapters.observe import configure_logging
 from scaler.commands.place import console
-from scaler.commands.run import add_connection_flags, settings_from
+from scaler.commands.run import add_connection_flags, connection_options
 from scaler.core.actions import (
     Decision,
     MarkIdle,
@@ -36,15 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from scaler import app
 
     configure_logging(json=args.log_format == "json", level="warning")
-    opts = app.RunOptions(
-        cluster_name=args.cluster_name,
-        kubeconfig=args.kubeconfig,
-        region=args.region,
-        catalog=args.catalog,
-        settings=settings_from(args),
-        dry_run=True,
-        leader_elect=False,
-    )
+    opts = connection_options(args, dry_run=True, leader_elect=False)
     decision, reconciler = anyio.run(app.plan, opts)
     print_plan(decision, [f"{p.pool}: {p.reason}" for p in reconciler.problems])
     return 0

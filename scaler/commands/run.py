@@ -25,6 +25,28 @@ def add_connection_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", choices=("console", "json"), default="console")
 
 
+def connection_options(args: argparse.Namespace, **rest: Any) -> Any:
+    """``app.RunOptions`` from the flags ``run`` and ``plan`` share, plus ``rest``."""
+    from scaler import app  # the adapters load only for the commands that need them
+
+    return app.RunOptions(
+        cluster_name=args.cluster_name,
+        kubeconfig=args.kubeconfig,
+        region=args.region,
+        catalog=args.catalog,
+        settings=settings_from(args),
+        **rest,
+    )
+
+
+def host_port(text: str, flag: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT``) -> (host, port); an empty host means every interface."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{flag} {text}: expected HOST:PORT, e.g. 0.0.0.0:8080")
+    return host or "0.0.0.0", int(port)
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, str] = {}
     for item in args.set:
@@ -64,28 +86,24 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaler import app  # the adapters load only for the commands that need them
+    from scaler import app
 
-    configure_logging(json=args.log_format == "json")
-    host, _, port = args.listen.rpartition(":")
+    listen_host, listen_port = host_port(args.listen, "--listen")
     if bool(args.webhook_cert) != bool(args.webhook_key):
         raise ValueError("--webhook-cert and --webhook-key go together")
-    webhook_host, _, webhook_port = args.webhook_listen.rpartition(":")
-    opts = app.RunOptions(
-        cluster_name=args.cluster_name,
-        kubeconfig=args.kubeconfig,
-        region=args.region,
-        catalog=args.catalog,
-        settings=settings_from(args),
+    webhook_host, webhook_port = host_port(args.webhook_listen, "--webhook-listen")
+    configure_logging(json=args.log_format == "json")  # once the flags are known good
+    opts = connection_options(
+        args,
         dry_run=args.dry_run,
         once=args.once,
         leader_elect=args.leader_elect and not args.once,
         lease_namespace=args.lease_namespace,
         lease_name=args.lease_name,
-        listen_host=host or "0.0.0.0",
-        listen_port=int(port),
-        webhook_host=webhook_host or "0.0.0.0",
-        webhook_port=int(webhook_port) if args.webhook_cert else None,
+        listen_host=listen_host,
+        listen_port=listen_port,
+        webhook_host=webhook_host,
+        webhook_port=webhook_port if args.webhook_cert else None,
         webhook_cert_file=args.webhook_cert,
         webhook_key_file=args.webhook_key,
         queue_url=args.queue_url,
