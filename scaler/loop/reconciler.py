@@ -40,7 +40,7 @@ from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolProblem, PoolTable
 from scaler.core.settings import Settings
-from scaler.core.state import ANNOTATION_IDLE_SINCE, ClusterView, Node
+from scaler.core.state import ANNOTATION_IDLE_SINCE, BoundPod, ClusterView, Node
 from scaler.loop.drain import drain
 from scaler.loop.offerings_cache import OfferingsCache
 from scaler.ports import (
@@ -99,6 +99,8 @@ class Reconciler:
         self.prices = prices
         self.observe = observer or _ignore
         self.memory = Memory()
+        self._ds_bound: tuple[BoundPod, ...] | None = None
+        self._ds: tuple[PodSpec, ...] = ()
         self._cache = OfferingsCache(catalog, settings, clock, prices, self.observe)
         self.last_decision: Decision | None = None
         self.last_decide_ms: float = 0.0
@@ -139,7 +141,7 @@ class Reconciler:
             now = self.clock.now()
             view = await self.cluster.snapshot()
             pools = await self.fleet.pools()
-            offerings = await self._current_offerings(pools, view.daemonsets())
+            offerings = await self._current_offerings(pools, self._daemonsets(view))
             actions: list[Action] = []
             for notice in notices:
                 mine = respond(
@@ -166,7 +168,7 @@ class Reconciler:
         async with self._lock:
             view = await self.cluster.snapshot()
             pools = await self.fleet.pools()
-            offerings = await self._current_offerings(pools, view.daemonsets())
+            offerings = await self._current_offerings(pools, self._daemonsets(view))
             costs = pod_costs(view, offerings, self.settings)
             bad = misplaced(costs, self.settings)
             moves = migrations(bad, self.memory, self.settings)
@@ -224,7 +226,7 @@ class Reconciler:
                 except PortError as e:
                     self.observe("cancel_unfulfilled_failed", {"pool": failure.pool, "error": str(e)})
         self.memory.forget(now=now, pending={pp.pod.key for pp in view.pending})
-        offerings = await self._current_offerings(pools, view.daemonsets())
+        offerings = await self._current_offerings(pools, self._daemonsets(view))
         t0 = time.perf_counter()
         decision = decide(
             view, pools, offerings, self.memory, self.settings, now=now, rng=self.rng,
@@ -402,6 +404,13 @@ class Reconciler:
     def problems(self) -> list[PoolProblem]:
         """Pools left out of the offerings, and why."""
         return self._cache.problems
+
+    def _daemonsets(self, view: ClusterView) -> tuple[PodSpec, ...]:
+        """One spec per DaemonSet, recomputed only when the bound pods changed (sources hand
+        back the same tuple until then): a pass over every pod is not per-tick work."""
+        if view.bound is not self._ds_bound:
+            self._ds_bound, self._ds = view.bound, view.daemonsets()
+        return self._ds
 
     def _pool_table(self, pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
         return self._cache.table(pools, offerings)
