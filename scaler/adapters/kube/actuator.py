@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import anyio
 import structlog
-from kubernetes import client
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from scaler.adapters.kube.client import (
@@ -28,9 +28,9 @@ from scaler.adapters.kube.client import (
     status_of,
     translate,
 )
+from scaler.adapters.kube.rest import CoreV1
 from scaler.core.model import PodSpec, Taint
 
-MERGE_PATCH: Final = "application/merge-patch+json"
 EVENT_COMPONENT: Final = "scaler"
 EVENT_DEDUP_S: Final = 300.0
 """The same Event (pod, reason, message) is not sent again within this window: the loop may
@@ -50,14 +50,14 @@ class KubeActuator:
 
     def __init__(
         self,
-        api: client.ApiClient,
+        api: ApiClient,
         *,
         limiter: anyio.CapacityLimiter | None = None,
         identity: str = EVENT_COMPONENT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._api = api
-        self._core = client.CoreV1Api(api)
+        self._core = CoreV1(api)
         self._limiter = limiter or anyio.CapacityLimiter(8)
         self._identity = identity
         self._clock = clock
@@ -202,17 +202,13 @@ class KubeActuator:
     def _post_eviction(self, name: str, namespace: str, body: dict[str, Any]) -> None:
         # A dict body: the typed V1Eviction would pin the apiVersion this method is for.
         evict: Any = self._core.create_namespaced_pod_eviction
-        response = evict(
-            name, namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUTS
-        )
+        response = evict(name, namespace, body, _request_timeout=REQUEST_TIMEOUTS)
         response.release_conn()
 
     # --- internals ------------------------------------------------------------------------
 
     async def _patch_node(self, node: str, body: dict[str, Any], what: str) -> Any:
-        return await call(
-            self._limiter, what, self._core.patch_node, node, body, _content_type=MERGE_PATCH
-        )
+        return await call(self._limiter, what, self._core.patch_node, node, body)
 
     async def _edit_taints(
         self, node: str, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]], what: str

@@ -95,7 +95,6 @@ async def call(
     Not abandoned on cancellation: the request timeout bounds how long that can take, and
     no thread outlives the task that started it.
     """
-    kwargs.setdefault("_preload_content", False)
     kwargs.setdefault("_request_timeout", (REQUEST_TIMEOUT_S, REQUEST_TIMEOUT_S))
 
     def blocking() -> Any:

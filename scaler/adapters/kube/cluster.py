@@ -27,7 +27,7 @@ from typing import Any, Final
 import anyio
 import structlog
 from anyio.abc import TaskStatus
-from kubernetes import client
+from kubernetes.client import ApiClient
 
 from scaler.adapters.kube.actuator import KubeActuator
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
@@ -57,7 +57,7 @@ class KubeCluster(KubeActuator):
 
     def __init__(
         self,
-        api: client.ApiClient,
+        api: ApiClient,
         *,
         pool_of_instance: Callable[[str], str | None] | None = None,
         is_gpu_type: Callable[[str], bool] | None = None,

@@ -32,9 +32,10 @@ from typing import Any, Final
 import anyio
 import structlog
 from anyio.abc import TaskStatus
-from kubernetes import client
+from kubernetes.client import ApiClient
 
 from scaler.adapters.kube.client import Conflict, call
+from scaler.adapters.kube.rest import CoordinationV1
 from scaler.ports import NotFound, PortError
 
 JITTER: Final = 1.2
@@ -61,7 +62,7 @@ class LeaderElector:
 
     def __init__(
         self,
-        api: client.ApiClient,
+        api: ApiClient,
         namespace: str,
         name: str,
         identity: str,
@@ -81,7 +82,7 @@ class LeaderElector:
             )
         if not identity:
             raise ValueError("identity must not be empty")
-        self._leases = client.CoordinationV1Api(api)
+        self._leases = CoordinationV1(api)
         self.namespace = namespace
         self.name = name
         self.identity = identity

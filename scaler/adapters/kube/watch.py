@@ -127,7 +127,6 @@ class Reflector(Generic[V]):
             kwargs: dict[str, Any] = {
                 **self._list_kwargs,
                 "limit": self._page_size,
-                "_preload_content": False,
                 "_request_timeout": (REQUEST_TIMEOUT_S, 2 * REQUEST_TIMEOUT_S),
             }
             if token:
@@ -156,7 +155,6 @@ class Reflector(Generic[V]):
             resource_version=self.resource_version,
             allow_watch_bookmarks=True,
             timeout_seconds=int(self._watch_timeout_s),
-            _preload_content=False,
             _request_timeout=(REQUEST_TIMEOUT_S, self._watch_timeout_s + REQUEST_TIMEOUT_S),
         )
         call.hold(response)
