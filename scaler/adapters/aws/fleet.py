@@ -23,10 +23,11 @@ from typing import Any, Final
 import anyio
 import structlog
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession, get_session
+from aiobotocore.session import AioSession
 
 from scaler.adapters.aws import asg as asg_mod
 from scaler.adapters.aws.errors import AtMinSize, translated
+from scaler.adapters.aws.lean import aws_session
 from scaler.adapters.aws.lookups import TEMPLATE_TTL_S, LaunchData
 from scaler.adapters.aws.parse import (
     SPOT_PRODUCTS,
@@ -113,7 +114,7 @@ class AwsFleet:
         """Clients for autoscaling and ec2, closed on exit. ``region``: the argument, else
         the standard chain (``AWS_REGION``, ``AWS_DEFAULT_REGION``, config), else the
         catalog's region."""
-        session = session or get_session()
+        session = session or aws_session()
         region = region or session.get_config_variable("region") or catalog.region
         config = AioConfig(
             region_name=region,

@@ -31,10 +31,11 @@ from typing import Any, Final
 
 import structlog
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession, get_session
+from aiobotocore.session import AioSession
 from botocore.exceptions import ClientError
 
 from scaler.adapters.aws.errors import translated
+from scaler.adapters.aws.lean import aws_session
 from scaler.core.interruptions import (
     MessageError,
     Received,
@@ -126,7 +127,7 @@ class SqsInterruptionFeed:
         """A feed over a new SQS client, closed on exit. Endpoint, region and credentials
         come from the standard chain (``AWS_ENDPOINT_URL``, ``AWS_REGION``, ...);
         ``options`` are the constructor's keywords."""
-        session = session or get_session()
+        session = session or aws_session()
         config = AioConfig(
             region_name=region or session.get_config_variable("region"),
             retries={"mode": "standard", "max_attempts": max_attempts},

@@ -1,0 +1,131 @@
+"""One AWS session for the process, with a botocore data loader that keeps only what scaler uses.
+
+botocore keeps every data file it loads, whole, for the life of the session. That includes
+the documentation strings, and it builds everything as OrderedDicts. For the EC2 client that
+is 13.5 MiB resident, and the endpoint table adds 6.8 MiB. Together that is a seventh of the
+controller's 150 MB budget (benchmarks/controller_memory.py), spent to call 4 of EC2's
+~700 operations. :class:`LeanLoader` reads the same files from the same places and keeps:
+
+- of ``ec2``'s API model, the operations in :data:`EC2_OPERATIONS` and the shapes they reach;
+- of every API model, everything but the ``documentation`` strings;
+- of the endpoint table, every partition and the services in :data:`ENDPOINT_SERVICES`
+  (scaler's, and those the credential chain may call). Any other service still resolves,
+  from its partition's defaults, which is also what botocore does for a service new since
+  its own release.
+
+Plain dicts replace OrderedDicts everywhere (insertion order is kept either way).
+tests/adapters/test_aws_lean.py holds :data:`EC2_OPERATIONS` equal to the EC2 calls in the code,
+so a new call cannot meet a model that lacks it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from aiobotocore.session import AioSession, get_session
+from botocore.loaders import Loader, instance_cache
+
+EC2_OPERATIONS: Final = frozenset(
+    {
+        "DescribeInstanceTypes",
+        "DescribeLaunchTemplateVersions",
+        "DescribeSpotPriceHistory",
+        "DescribeSubnets",
+    }
+)
+"""Every EC2 operation scaler calls; the rest of EC2's model is not kept."""
+
+ENDPOINT_SERVICES: Final = frozenset(
+    {"autoscaling", "ec2", "sqs", "sts", "sso", "sso-oidc", "signin"}
+)
+"""Endpoint-table entries kept: scaler's services, and those the credential chain calls
+(STS for IRSA web identity and assumed roles, SSO and its OIDC for SSO profiles)."""
+
+_DOCS: Final = frozenset({"documentation", "documentationUrl"})
+
+
+class LeanLoader(Loader):  # type: ignore[misc]
+    """botocore's :class:`~botocore.loaders.Loader`, keeping less of what it loads.
+
+    ``load_data_with_path`` is the one method every data file passes through. Its cache
+    key is the method's name, so this override's result replaces the full data in the
+    cache, and the full data is freed."""
+
+    @instance_cache  # type: ignore[misc]
+    def load_data_with_path(self, name: str) -> tuple[Any, str]:
+        data, path = super().load_data_with_path(name)
+        return lean(name, data), path
+
+
+def lean(name: str, data: Any) -> Any:
+    """What of data file ``name`` (``ec2/2016-11-15/service-2``, ``endpoints``) is kept."""
+    if name == "endpoints" and isinstance(data, Mapping):
+        return _endpoints(data)
+    if name.endswith("/service-2") and isinstance(data, Mapping):
+        if name.split("/", 1)[0] == "ec2":
+            data = _only_operations(data, EC2_OPERATIONS)
+        return _plain(data, drop=_DOCS)
+    return _plain(data)
+
+
+def _endpoints(data: Mapping[str, Any]) -> dict[str, Any]:
+    out = _plain(data)
+    for partition in out.get("partitions") or ():
+        services = partition.get("services") or {}
+        partition["services"] = {k: v for k, v in services.items() if k in ENDPOINT_SERVICES}
+    return out
+
+
+def _only_operations(model: Mapping[str, Any], keep: Iterable[str]) -> dict[str, Any]:
+    """The model with only the operations in ``keep`` and the shapes they reach."""
+    operations = model.get("operations") or {}
+    shapes = model.get("shapes") or {}
+    kept_ops = {name: operations[name] for name in sorted(keep) if name in operations}
+    todo: list[str] = []
+    for op in kept_ops.values():
+        todo += [ref["shape"] for ref in (op.get("input"), op.get("output")) if ref]
+        todo += [ref["shape"] for ref in op.get("errors") or ()]
+    reached: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in reached or name not in shapes:
+            continue
+        reached.add(name)
+        shape = shapes[name]
+        refs = [*(shape.get("members") or {}).values()]
+        refs += [shape[k] for k in ("member", "key", "value") if k in shape]
+        todo += [ref["shape"] for ref in refs]
+    return {
+        **model,
+        "operations": kept_ops,
+        "shapes": {k: v for k, v in shapes.items() if k in reached},
+    }
+
+
+def _plain(value: Any, drop: frozenset[str] = frozenset()) -> Any:
+    """A copy made of plain dicts and lists, without the keys in ``drop`` at any depth."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v, drop) for k, v in value.items() if k not in drop}
+    if isinstance(value, list):
+        return [_plain(v, drop) for v in value]
+    return value
+
+
+@functools.cache
+def aws_session() -> AioSession:
+    """The process's AWS session: the standard configuration and credential chain, with the
+    :class:`LeanLoader`. One session, so the models load once for all clients."""
+    session = get_session()
+    session.register_component(
+        "data_loader", LeanLoader(extra_search_paths=_user_search_paths(session))
+    )
+    return session
+
+
+def _user_search_paths(session: AioSession) -> list[str]:
+    """``AWS_DATA_PATH`` / ``data_path`` entries, honoured as botocore's own loader does."""
+    configured = session.get_config_variable("data_path") or ""
+    return [os.path.expanduser(os.path.expandvars(p)) for p in configured.split(os.pathsep) if p]

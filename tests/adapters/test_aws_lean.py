@@ -1,0 +1,98 @@
+"""The lean botocore loader: what it keeps is enough for every call scaler makes, and no more.
+
+The clients built on it are exercised against moto in test_aws_fleet.py, test_aws_queue.py and
+the end-to-end tests (AwsFleet.open and SqsInterruptionFeed.open use ``aws_session()``);
+here, the trimming itself, against botocore's own data files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.loaders import Loader
+from botocore.model import ServiceModel
+
+from scaler.adapters.aws.lean import (
+    EC2_OPERATIONS,
+    ENDPOINT_SERVICES,
+    LeanLoader,
+    aws_session,
+    lean,
+)
+from tests.deploy.test_permissions_match_code import aws_actions_in_code
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_ec2_operations_are_exactly_the_ones_the_code_calls():
+    called = {a.split(":", 1)[1] for a in aws_actions_in_code() if a.startswith("ec2:")}
+    assert called == EC2_OPERATIONS
+
+
+def test_ec2_model_keeps_the_operations_and_every_shape_they_reach():
+    full = Loader().load_service_model("ec2", "service-2")
+    kept = lean("ec2/2016-11-15/service-2", full)
+
+    assert set(kept["operations"]) == EC2_OPERATIONS
+    assert len(kept["shapes"]) < len(full["shapes"]) / 10
+    assert "documentation" not in _keys(kept)
+    assert type(kept) is dict and type(kept["shapes"]) is dict  # no OrderedDicts
+    model = ServiceModel(kept, "ec2")
+    for name in EC2_OPERATIONS:
+        op = model.operation_model(name)
+        # Walking every member resolves every shape reference (a missing one raises).
+        todo = [s for s in (op.input_shape, op.output_shape) if s is not None]
+        seen: set[str] = set()
+        while todo:
+            shape = todo.pop()
+            if shape.name in seen:
+                continue
+            seen.add(shape.name)
+            todo += list(getattr(shape, "members", {}).values())
+            todo += [getattr(shape, a) for a in ("member", "key", "value") if hasattr(shape, a)]
+    history = model.operation_model("DescribeSpotPriceHistory").output_shape
+    assert {"SpotPriceHistory", "NextToken"} <= set(history.members)
+
+
+def test_other_models_keep_every_operation_without_documentation():
+    full = Loader().load_service_model("autoscaling", "service-2")
+    kept = lean("autoscaling/2011-01-01/service-2", full)
+    assert set(kept["operations"]) == set(full["operations"])
+    assert set(kept["shapes"]) == set(full["shapes"])
+    assert "documentation" not in _keys(kept)
+
+
+def test_endpoint_table_keeps_every_partition_and_the_named_services():
+    full = Loader().load_data("endpoints")
+    kept = lean("endpoints", full)
+    assert [p["partition"] for p in kept["partitions"]] == [
+        p["partition"] for p in full["partitions"]
+    ]
+    aws = next(p for p in kept["partitions"] if p["partition"] == "aws")
+    assert set(aws["services"]) <= ENDPOINT_SERVICES
+    assert {"autoscaling", "ec2", "sqs", "sts"} <= set(aws["services"])
+    assert aws["regions"] == next(p for p in full["partitions"] if p["partition"] == "aws")["regions"]
+
+
+@pytest.mark.anyio
+async def test_the_process_session_uses_the_lean_loader(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    session = aws_session()
+    assert session is aws_session()
+    assert isinstance(session.get_component("data_loader"), LeanLoader)
+    async with session.create_client("ec2", region_name="us-east-1") as ec2:
+        assert ec2.can_paginate("describe_subnets")
+        assert not hasattr(ec2, "run_instances")  # not kept: scaler never calls it
+        # The trimmed endpoint table and rule set still resolve the regional endpoint.
+        assert ec2.meta.endpoint_url == "https://ec2.us-east-1.amazonaws.com"
+    async with session.create_client("sts", region_name="eu-west-1") as sts:
+        assert sts.meta.endpoint_url == "https://sts.eu-west-1.amazonaws.com"
