@@ -96,6 +96,7 @@ async def test_too_big_pod_is_pending_then_bound_once_a_fitting_node_appears(kub
         view = await cluster.snapshot()
         assert bound.node == "big-node"
         assert key not in {p.pod.key for p in view.pending}
+        assert cluster.uid_of(key) is None  # UIDs are kept for pending pods only
         big = next(n for n in view.nodes if n.name == "big-node")
         assert (big.pool, big.instance_type, big.zone) == ("r5-4xlarge", "r5.4xlarge", "us-east-1a")
         assert big.allocatable.memory_mib == 128 * 1024

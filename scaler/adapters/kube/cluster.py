@@ -159,6 +159,7 @@ class KubeCluster(KubeActuator):
         return len(self._pending) + len(self._bound)
 
     def uid_of(self, pod_key: str) -> str | None:
+        """The UID of a pending pod (the only pods Events are recorded on), else None."""
         return self._uids.get(pod_key)
 
     # --- cache upkeep (event loop thread) ---------------------------------------------------
@@ -236,12 +237,14 @@ class KubeCluster(KubeActuator):
         value = converted.value
         if isinstance(value, PendingPod):
             self._pending[key] = value
+            if uid:
+                # Events go to pending pods only (TriggeredScaleUp, NotTriggerScaleUp): the
+                # 20,000 bound pods of a big cluster need not carry their UIDs (2.6 MiB).
+                self._uids[key] = uid
         elif isinstance(value, BoundPod):
             self._bound[key] = value
         else:
             return None
-        if uid:
-            self._uids[key] = uid
         return value
 
     def _note_problem(self, key: str, problem: Problem | None) -> None:

@@ -407,7 +407,7 @@ def convert_node(
             gpu_ready=not has_gpu or allocatable.gpu > 0,
             unschedulable=bool(spec.get("unschedulable")),
             created_s=parse_time(meta.get("creationTimestamp")) or 0.0,
-            labels=tuple(sorted((_intern(k), _intern(v)) for k, v in labels.items())),
+            labels=tuple(sorted(_shared_pair((_intern(k), _intern(v))) for k, v in labels.items())),
             taints=tuple(taints),
             annotations=kept_annotations(meta.get("annotations")),
         ),
@@ -456,7 +456,7 @@ def kept_annotations(raw: Any) -> tuple[tuple[str, str], ...]:
         return ()
     return tuple(
         sorted(
-            (_intern(str(k)), str(v))
+            _shared_pair((_intern(str(k)), str(v)))
             for k, v in raw.items()
             if k not in DROPPED_ANNOTATIONS and len(str(v)) <= MAX_ANNOTATION_CHARS
         )
@@ -468,7 +468,7 @@ def _string_pairs(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
         return ()
     if not isinstance(raw, Mapping) or not all(isinstance(v, str) for v in raw.values()):
         raise SpecError(where, "expected a map of strings")
-    return tuple(sorted((_intern(str(k)), _intern(v)) for k, v in raw.items()))
+    return tuple(sorted(_shared_pair((_intern(str(k)), _intern(v))) for k, v in raw.items()))
 
 
 def _intern(text: str | None) -> Any:
@@ -476,14 +476,25 @@ def _intern(text: str | None) -> Any:
     return sys.intern(text) if text else text
 
 
-_SHARED: dict[Any, Any] = {}
-_SHARED_MAX: Final = 20_000
+class _Shared:
+    """One copy of each equal frozen value. Bounded: emptied when full, which only costs
+    memory (values shared before stay shared; new ones start over)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.table: dict[Any, Any] = {}
+
+    def __call__(self, value: T) -> T:
+        if len(self.table) >= self.limit:
+            self.table.clear()
+        shared: T = self.table.setdefault(value, value)
+        return shared
 
 
-def _shared(value: T) -> T:
-    """One copy of an equal frozen value (requests, tolerations, selectors): the pods of one
-    Deployment all carry the same ones. Bounded; emptied when full, which only costs memory."""
-    if len(_SHARED) >= _SHARED_MAX:
-        _SHARED.clear()
-    shared: T = _SHARED.setdefault(value, value)
-    return shared
+_shared: Final = _Shared(20_000)
+"""Requests, tolerations, selectors, annotations: the pods of one Deployment all carry the
+same ones."""
+_shared_pair: Final = _Shared(50_000)
+"""Label pairs: a node's twenty-odd labels are mostly its group's, its zone's and its type's,
+so 5,000 nodes hold 100,000 pairs but a few thousand distinct ones (5.6 MiB -> well under
+1 MiB in benchmarks/controller_memory.py)."""
