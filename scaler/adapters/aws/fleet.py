@@ -35,6 +35,7 @@ from scaler.adapters.aws.parse import (
     spot_prices_from_history,
 )
 from scaler.adapters.aws.tags import discovery_tag_keys, is_discoverable
+from scaler.adapters.heap import release_free_memory
 from scaler.core.actions import LifecycleHook
 from scaler.core.catalog import Catalog
 from scaler.core.model import SPOT, InstanceType, PoolSpec
@@ -205,6 +206,10 @@ class AwsFleet:
             at_s=now,
         )
         self._discovery = discovery
+        # The groups' descriptions (every instance of every group, parsed from XML each
+        # tick) are garbage now; hand their heap pages back (scaler/adapters/heap.py).
+        del groups
+        release_free_memory()
         if frozenset(problems) != self._logged_problems:
             for problem in problems:
                 log.warning("aws.pool_disabled", pool=problem.pool, reason=problem.reason)

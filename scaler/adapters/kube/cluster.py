@@ -29,6 +29,7 @@ import structlog
 from anyio.abc import TaskStatus
 from kubernetes.client import ApiClient
 
+from scaler.adapters.kube import wire
 from scaler.adapters.kube.actuator import KubeActuator
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
@@ -92,6 +93,7 @@ class KubeCluster(KubeActuator):
                 limiter=self._watch_limiter,
                 page_size=page_size,
                 watch_timeout_s=watch_timeout_s,
+                wire=wire.NODES,
             ),
             Reflector(
                 "pods",
@@ -104,6 +106,7 @@ class KubeCluster(KubeActuator):
                 list_kwargs={"field_selector": POD_FIELD_SELECTOR},
                 page_size=page_size,
                 watch_timeout_s=watch_timeout_s,
+                wire=wire.PODS,
             ),
         )
 

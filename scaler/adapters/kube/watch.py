@@ -10,7 +10,6 @@ reaches back that far) means list again. Errors back off exponentially, capped.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, TypeVar
 
@@ -20,7 +19,9 @@ from anyio.abc import TaskStatus
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from scaler.adapters.heap import release_free_memory
 from scaler.adapters.kube.client import REQUEST_TIMEOUT_S, TRANSPORT_ERRORS, Backoff, Interruptible
+from scaler.adapters.kube.wire import WHOLE, Wire
 
 V = TypeVar("V")
 
@@ -46,7 +47,8 @@ class Reflector(Generic[V]):
     """Keep one kind's cache current. ``list_fn`` is the client's list call for the kind
     (``CoreV1Api.list_node``); ``key`` names an object; ``convert`` turns it into the value
     the cache stores (run in the worker thread); ``on_replace`` receives the whole kind
-    after every list, ``on_event`` one key and its new value (None: deleted)."""
+    after every list, ``on_event`` one key and its new value (None: deleted). ``wire``
+    decodes the responses: ``wire.PODS`` keeps only the fields the converters read."""
 
     def __init__(
         self,
@@ -61,8 +63,10 @@ class Reflector(Generic[V]):
         list_kwargs: Mapping[str, Any] | None = None,
         page_size: int = PAGE_SIZE,
         watch_timeout_s: float = WATCH_TIMEOUT_S,
+        wire: Wire = WHOLE,
     ) -> None:
         self.kind = kind
+        self.wire = wire
         self._list_fn = list_fn
         self._key = key
         self._convert = convert
@@ -116,6 +120,7 @@ class Reflector(Generic[V]):
             self._on_replace(items)
             backoff.reset()
             log.debug("listed", kind=self.kind, count=len(items), rv=self.resource_version)
+            release_free_memory()  # the decoded pages were freed; give their heap pages back
             return
 
     # --- worker thread ------------------------------------------------------------------
@@ -134,7 +139,7 @@ class Reflector(Generic[V]):
             response = self._list_fn(**kwargs)
             call.hold(response)
             try:
-                page = json.loads(response.data)
+                page = self.wire.page(response.data)
             finally:
                 response.release_conn()
             for obj in page.get("items") or ():
@@ -161,7 +166,7 @@ class Reflector(Generic[V]):
         try:
             for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
                 if line:
-                    self._handle(json.loads(line))
+                    self._handle(self.wire.event(line))
         finally:
             response.release_conn()
 
