@@ -271,7 +271,7 @@ def node_allocatable(
     kube-reserved memory follows whichever value the kubelet runs with.
 
     Capacity is taken as the catalog's memory; the share the kernel and firmware keep (a few
-    percent) is not subtracted.
+    percent) is not subtracted here. Live nodes' own reports cap it (scaler/core/observed.py).
     """
     pods = itype.max_pods if max_pods is None else max_pods
     capacity = Resources(

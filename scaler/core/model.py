@@ -285,6 +285,9 @@ class PoolSpec:
     taints: tuple[Taint, ...] = ()
     price_usd_per_hour: float | None = None
     allocatable: Resources | None = None
+    observed_allocatable: tuple[tuple[str, Resources], ...] = ()
+    """(instance type, what its registered nodes in this pool report as allocatable): CPU,
+    memory and pods are lowered to it where the EKS model says more (:mod:`scaler.core.observed`)."""
     daemonset_overhead: Resources = field(default_factory=Resources)
     ephemeral_storage_mib: float = 20 * 1024.0  # EKS default root volume, 20 GiB
     pack: bool = False

@@ -27,6 +27,7 @@ from scaler.core.model import (
     NO_EXECUTE,
     NO_SCHEDULE,
     ON_DEMAND,
+    PODS,
     SPOT,
     BoolArray,
     FloatArray,
@@ -300,6 +301,9 @@ def build_offerings(
     return offerings, problems
 
 
+_OBSERVED = [CPU, MEM, PODS]
+"""The resources a live node's allocatable may lower (PoolSpec.observed_allocatable)."""
+
 _Row = tuple[PoolSpec, "FloatArray", float, float, str, "str | None", str, dict[str, str]]
 
 
@@ -327,14 +331,22 @@ def _resolve(
     gpu_models = {t.gpu_model for t in types}
     if len(gpu_models) > 1:
         return PoolProblem(pool.name, f"mixes GPU models {sorted(str(m) for m in gpu_models)}")
-    allocs = [
-        node_allocatable(
+    observed = dict(pool.observed_allocatable)
+    allocs = []
+    for t in types:
+        derived = node_allocatable(
             t,
             ephemeral_storage_mib=pool.ephemeral_storage_mib,
             daemonset_overhead=pool.daemonset_overhead,
         ).as_array()
-        for t in types
-    ]
+        seen = observed.get(t.name)
+        if seen is not None:
+            # What a real node of this type reports wins where it is less: the kernel's and
+            # firmware's share of memory is not in any catalog. GPUs (advertised late) and
+            # ephemeral storage keep the model's figure.
+            net = np.maximum(seen.as_array() - pool.daemonset_overhead.as_array(), 0.0)
+            derived[_OBSERVED] = np.minimum(derived[_OBSERVED], net[_OBSERVED])
+        allocs.append(derived)
     alloc = np.min(np.stack(allocs), axis=0)
     if pool.allocatable is not None:
         # An explicit allocatable replaces the derived figure resource by resource; the

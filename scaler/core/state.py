@@ -6,6 +6,7 @@ simulated cluster (offline) produces; decisions never read anything else about t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -91,6 +92,10 @@ class ClusterView:
     nodes: tuple[Node, ...] = ()
     bound: tuple[BoundPod, ...] = ()
     pending: tuple[PendingPod, ...] = ()
+    reported_allocatable: Mapping[tuple[str, str], Resources] = field(default_factory=dict)
+    """(pool, instance type) -> what its registered nodes report as allocatable, kept after
+    the pool scales to zero (:mod:`scaler.core.observed`). Empty where nodes are modelled
+    exactly (the simulator)."""
 
     def daemonsets(self) -> tuple[PodSpec, ...]:
         """One pod spec per DaemonSet running in the cluster (its largest pod's requests):

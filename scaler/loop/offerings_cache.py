@@ -10,7 +10,7 @@ costing anything per pool.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
@@ -25,7 +25,7 @@ from scaler.core.offerings import (
     pool_table,
 )
 from scaler.core.settings import Settings
-from scaler.ports import Clock, Fleet, PriceSource
+from scaler.ports import Clock, PriceSource
 
 Observe = Callable[[str, dict[str, object]], None]
 
@@ -81,7 +81,9 @@ class OfferingsCache:
         self._pools, self._prices, self._daemonsets = pools, prices, daemonsets
         return self.offerings
 
-    async def now(self, fleet: Fleet, *, max_age_s: float) -> Offerings:
+    async def now(
+        self, pools: Callable[[], Awaitable[Sequence[PoolSpec]]], *, max_age_s: float
+    ) -> Offerings:
         """The cached offerings, looked up again (one caller at a time) when older than
         ``max_age_s``: the webhook must answer within its timeout, and a follower that
         never ticks must not serve stale pools forever."""
@@ -92,7 +94,7 @@ class OfferingsCache:
         if stale():
             async with self._lock:
                 if stale():
-                    await self.current(await fleet.pools(), self._daemonsets)
+                    await self.current(await pools(), self._daemonsets)
         assert self.offerings is not None
         return self.offerings
 

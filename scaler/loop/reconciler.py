@@ -38,6 +38,7 @@ from scaler.core.interruptions import Notice, RebalanceRecommendation, SpotInter
 from scaler.core.lifecycle import PodCost, Waste, migrations, misplaced, pod_costs, respond, waste
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
+from scaler.core.observed import ObservedPools
 from scaler.core.offerings import Offerings, PoolProblem, PoolTable
 from scaler.core.settings import Settings
 from scaler.core.state import ANNOTATION_IDLE_SINCE, BoundPod, ClusterView, Node
@@ -102,6 +103,8 @@ class Reconciler:
         self._ds_bound: tuple[BoundPod, ...] | None = None
         self._ds: tuple[PodSpec, ...] = ()
         self._cache = OfferingsCache(catalog, settings, clock, prices, self.observe)
+        self._observed = ObservedPools()
+        """Pools capped by what their registered nodes report (scaler/core/observed.py)."""
         self.last_decision: Decision | None = None
         self.last_decide_ms: float = 0.0
         self._last_nodes: list[str] = []
@@ -140,7 +143,7 @@ class Reconciler:
         async with self._lock:
             now = self.clock.now()
             view = await self.cluster.snapshot()
-            pools = await self.fleet.pools()
+            pools = self._observed(await self.fleet.pools(), view.reported_allocatable)
             offerings = await self._current_offerings(pools, self._daemonsets(view))
             actions: list[Action] = []
             for notice in notices:
@@ -167,7 +170,7 @@ class Reconciler:
         within the budget. The live loop runs this every minute for metrics."""
         async with self._lock:
             view = await self.cluster.snapshot()
-            pools = await self.fleet.pools()
+            pools = self._observed(await self.fleet.pools(), view.reported_allocatable)
             offerings = await self._current_offerings(pools, self._daemonsets(view))
             costs = pod_costs(view, offerings, self.settings)
             bad = misplaced(costs, self.settings)
@@ -215,6 +218,8 @@ class Reconciler:
         # the pools' sizes (a node terminated by the last tick is no longer in its pool).
         pools = await self.fleet.pools()
         view = await self.cluster.snapshot()
+        # Registered nodes tell what a pool's nodes really hold (scaler/core/observed.py).
+        pools = self._observed(pools, view.reported_allocatable)
         failures = await self.fleet.launch_failures(self.memory.failures_seen_s)
         ttl = self.settings.scale_up.launch_failure_ttl_s
         for failure in failures:
@@ -393,7 +398,12 @@ class Reconciler:
     async def offerings_now(self, *, max_age_s: float = 60.0) -> Offerings:
         """The cached offerings, for the admission webhook (which must answer within its
         timeout); looked up again when older than ``max_age_s`` (a follower never ticks)."""
-        return await self._cache.now(self.fleet, max_age_s=max_age_s)
+        return await self._cache.now(self._observed_pools, max_age_s=max_age_s)
+
+    async def _observed_pools(self) -> Sequence[PoolSpec]:
+        """The fleet's pools, capped by what their registered nodes report."""
+        view = await self.cluster.snapshot()
+        return self._observed(await self.fleet.pools(), view.reported_allocatable)
 
     @property
     def pools_seen(self) -> Sequence[PoolSpec]:

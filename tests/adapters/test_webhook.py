@@ -45,6 +45,7 @@ from scaler.core.memory import Memory
 from scaler.core.model import LABEL_POOL, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, build_offerings
 from scaler.core.settings import Settings, preset
+from scaler.core.state import ClusterView
 from tests.fixtures.kube import KubeEnv, control_plane, require_kube_parts
 
 blocking = anyio.to_thread.run_sync
@@ -448,6 +449,13 @@ async def test_a_pod_no_pool_fits_is_left_unpinned(offerings: Offerings):
     assert "patch" not in response
 
 
+class NoNodes:
+    """The Cluster call offerings_now makes, on a cluster with no nodes yet."""
+
+    async def snapshot(self) -> ClusterView:
+        return ClusterView(0.0)
+
+
 class CountingFleet:
     """Just the Fleet calls offerings_now makes."""
 
@@ -469,7 +477,7 @@ async def test_the_real_reconciler_feeds_the_chooser_from_its_cache():
     fleet = CountingFleet(pools())
     clock = FixedClock()
     reconciler = Reconciler(
-        cluster=None,  # type: ignore[arg-type]
+        cluster=NoNodes(),  # type: ignore[arg-type]
         fleet=fleet,  # type: ignore[arg-type]
         actuator=None,  # type: ignore[arg-type]
         catalog=Catalog.load(),

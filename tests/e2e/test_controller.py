@@ -244,3 +244,35 @@ async def test_a_pod_no_group_fits_gets_an_event_and_no_scale_up(
     (ev,) = wait_for(event, what="NotTriggerScaleUp event")
     assert ev.type == "Warning" and "memory" in ev.message and "cpu-big" in ev.message
     assert set(desired(account).values()) == {0}
+
+
+async def test_a_registered_node_that_holds_less_than_the_model_moves_a_pod_up_a_size(
+    kube_env, kube_ns, account, catalog
+):
+    # The EKS model gives m5.large 7518 MiB of allocatable memory. A real m5.large reports
+    # less (the kernel keeps its share); this one says 6967 MiB. A 7200 MiB pod fits the
+    # model but not the node, so it must go to m5.4xlarge, not to another m5.large that the
+    # scheduler would leave it pending next to.
+    account.set_desired_capacity(AutoScalingGroupName="cpu-small", DesiredCapacity=1)
+    (instance,) = account.describe_auto_scaling_groups(AutoScalingGroupNames=["cpu-small"])[
+        "AutoScalingGroups"
+    ][0]["Instances"]
+    zone = instance["AvailabilityZone"]
+    kube_ns.make_node(
+        "small-0",
+        capacity={"cpu": 2, "memory": "7667Mi", "pods": 29},
+        allocatable={"cpu": "1930m", "memory": "6967Mi", "pods": 29},
+        labels={"node.kubernetes.io/instance-type": "m5.large", "topology.kubernetes.io/zone": zone},
+        provider_id=f"aws:///{zone}/{instance['InstanceId']}",
+    )
+    kube_ns.core.create_namespaced_pod(
+        kube_ns.namespace, pod_body("edge", {"cpu": "1", "memory": "7200Mi"})
+    )
+    events: list[tuple[str, dict[str, Any]]] = []
+    async with controller(kube_env, catalog, events) as ctl:
+        await pending_seen(ctl, 1)
+        (up,) = await tick_until_scale_up(ctl)
+        (pool,) = [p for p in ctl.reconciler.pools_seen if p.name == "cpu-small"]
+    assert up.pool == "cpu-big", up
+    assert dict(pool.observed_allocatable)["m5.large"].memory_mib == 6967
+    assert desired(account) == {"cpu-small": 1, "cpu-big": 1, "gpu-t4": 0, "gpu-a10g": 0}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import anyio
@@ -33,6 +34,8 @@ from scaler.adapters.kube import wire
 from scaler.adapters.kube.actuator import KubeActuator
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
+from scaler.core.model import Resources
+from scaler.core.observed import remember_reports
 from scaler.core.state import BoundPod, ClusterView, Node, PendingPod
 
 POD_FIELD_SELECTOR: Final = "status.phase!=Succeeded,status.phase!=Failed"
@@ -79,6 +82,9 @@ class KubeCluster(KubeActuator):
         self._bound: dict[str, BoundPod] = {}
         self._uids: dict[str, str] = {}
         self._problems: dict[str, Problem] = {}
+        self._reports: dict[tuple[str, str], Resources] = {}
+        """(pool, type) -> what its Ready nodes report as allocatable (scaler/core/observed.py)."""
+        self._reports_view: Mapping[tuple[str, str], Resources] = MappingProxyType({})
         self._generation = 0
         self._changed: anyio.Event | None = None
         self._ready = False
@@ -146,11 +152,14 @@ class KubeCluster(KubeActuator):
         """Nodes (by name), bound pods, pending pods (oldest first), at ``now_s`` = clock()."""
         nodes = tuple(self._with_pool(self._nodes[name]) for name in sorted(self._nodes))
         pending = sorted(self._pending.values(), key=lambda p: (p.since_s, p.pod.key))
+        if remember_reports(self._reports, nodes):
+            self._reports_view = MappingProxyType(dict(self._reports))
         return ClusterView(
             now_s=self._clock(),
             nodes=nodes,
             bound=tuple(self._bound.values()),
             pending=tuple(pending),
+            reported_allocatable=self._reports_view,
         )
 
     def problems(self) -> Mapping[str, Problem]:
