@@ -89,6 +89,10 @@ class Actuator(Protocol):
         """Set (or with ``None`` remove) an annotation on a node."""
         ...
 
+    async def label_node(self, node: str, key: str, value: str) -> None:
+        """Set a label on a node."""
+        ...
+
     async def record_event(self, pod: PodSpec, reason: str, message: str, *, warning: bool) -> None:
         """A Kubernetes Event on the pod (TriggeredScaleUp, NotTriggerScaleUp)."""
         ...

@@ -72,6 +72,10 @@ class SimCluster(Recorder):
         self._record("annotate_node", node, key, value)
         self.world.annotate(node, key, value, self.clock.now())
 
+    async def label_node(self, node: str, key: str, value: str) -> None:
+        # Simulated nodes carry their pool's labels from launch; recorded for tests.
+        self._record("label_node", node, key, value)
+
     async def record_event(self, pod: PodSpec, reason: str, message: str, *, warning: bool) -> None:
         self._record("record_event", pod.key, reason, message, warning)
         self.world.pod_event(pod.key, reason, self.clock.now())

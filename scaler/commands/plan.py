@@ -13,6 +13,7 @@ from scaler.commands.place import console
 from scaler.commands.run import add_connection_flags, connection_options
 from scaler.core.actions import (
     Decision,
+    LabelNode,
     MarkIdle,
     NotifyUnplaceable,
     PinPod,
@@ -59,6 +60,8 @@ def print_plan(decision: Decision, problems: list[str]) -> None:
                           str(len(a.pods)), "-", a.reason)
         elif isinstance(a, MarkIdle) and a.since_s is not None:
             table.add_row("idle timer", a.node, "", "", "no workload pods; timer starts")
+        elif isinstance(a, LabelNode):
+            table.add_row("label node", a.node, "", "", f"{a.key}={a.value}: {a.reason}")
     pins = sum(isinstance(a, PinPod) for a in decision.actions)
     out.print(table)
     if pins:

@@ -117,6 +117,17 @@ class Evict:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelNode:
+    """Set a label on a node: ``scaler.io/pool`` on a node whose pool is known from its
+    providerID only, so that pods pinned to the pool can be scheduled on it."""
+
+    node: str
+    key: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Forget:
     """The node's instance stopped or terminated: drop what is remembered about it."""
 
@@ -126,7 +137,7 @@ class Forget:
 
 Action = (
     ScaleUp | PinPod | NotifyUnplaceable | MarkIdle | RemoveNode | Cordon | Uncordon | Drain
-    | Evict | Forget
+    | Evict | Forget | LabelNode
 )
 
 

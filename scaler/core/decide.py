@@ -40,6 +40,7 @@ from scaler.core.lifecycle import INTERRUPTION_TAINT_KEY, SPOT_NOTICE_S, rebalan
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolTable, pool_table
+from scaler.core.pinning import label_pools
 from scaler.core.placement import cost_matrix, group_pods, place
 from scaler.core.settings import Settings
 from scaler.core.state import (
@@ -104,6 +105,8 @@ def decide(
     actions += uncordon
     wakes += uncordon_wakes
     actions += _unfinished_drains(view, memory, settings, now)
+    if settings.pinning.enabled:
+        actions += label_pools(view)
     wakes += [launch.deadline_s for launch in memory.launches]
     if memory.backoff_until_s and any(isinstance(a, NotifyUnplaceable) for a in actions):
         wakes.append(min(memory.backoff_until_s.values()))

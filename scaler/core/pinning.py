@@ -6,16 +6,23 @@ the runner-up as a fallback when it is within ``misplaced_factor`` of it, so a f
 does not strand the pod. The pod can
 then wait for the node bought for it, or take a near-equal one, but never the idle 512 GiB
 node next door.
+
+Pins select on the ``scaler.io/pool`` node label, so :func:`label_pools` puts it on nodes that
+lack it.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 
-from scaler.core.model import BoolArray, FloatArray, PodSpec
+from scaler.core.actions import LabelNode
+from scaler.core.model import LABEL_POOL, BoolArray, FloatArray, PodSpec
 from scaler.core.offerings import Offerings
 from scaler.core.placement import cost_matrix
 from scaler.core.settings import Settings
+from scaler.core.state import ClusterView
 
 
 def pin_tier(
@@ -50,3 +57,26 @@ def pin_tier(
     ):
         near = 2
     return tuple(offerings.pools[i].name for i in fitting[: min(near, max(1, pin.tier_max_pools))])
+
+
+LABEL_BUDGET: Final = 50
+"""Nodes labelled per tick at most: a first start on a big unlabelled cluster spreads its
+PATCH requests over ticks instead of sending thousands at once."""
+
+
+def label_pools(view: ClusterView, *, budget: int = LABEL_BUDGET) -> list[LabelNode]:
+    """``scaler.io/pool`` for the nodes whose pool is known from their providerID only.
+
+    Pins select on that label. On a node without it, a pod pinned to the node's pool would
+    stay pending next to the capacity bought for it. DOMAIN has nodes carry the label from
+    the kubelet's ``--node-labels``; this covers groups whose launch template does not.
+    """
+    out = []
+    for node in view.nodes:
+        if not node.pool_labelled and node.pool is not None:
+            out.append(
+                LabelNode(node.name, LABEL_POOL, node.pool, "pool known from the providerID")
+            )
+            if len(out) >= budget:
+                break
+    return out

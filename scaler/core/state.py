@@ -45,6 +45,9 @@ class Node:
     labels: tuple[tuple[str, str], ...] = ()
     taints: tuple[Taint, ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
+    pool_labelled: bool = True
+    """The node carries the ``scaler.io/pool`` label. False for a node whose pool is known
+    only from its providerID: a pod pinned to its pool could not be scheduled there."""
 
     def annotation(self, key: str) -> str | None:
         for k, v in self.annotations:

@@ -25,6 +25,7 @@ from scaler.core.actions import (
     Drain,
     Evict,
     Forget,
+    LabelNode,
     MarkIdle,
     NotifyUnplaceable,
     PinPod,
@@ -315,6 +316,14 @@ class Reconciler:
                     )
                 self.memory.rebalance_until_s.pop(action.node, None)
                 self.observe("uncordon", {"node": action.node, "reason": action.reason})
+            elif isinstance(action, LabelNode):
+                await self._quietly(
+                    self.actuator.label_node(action.node, action.key, action.value), action.node
+                )
+                self.observe(
+                    "node_labelled",
+                    {"node": action.node, "label": f"{action.key}={action.value}"},
+                )
             elif isinstance(action, Forget):
                 for table in (self.memory.idle_since_s, self.memory.rebalance_until_s):
                     table.pop(action.node, None)

@@ -351,6 +351,7 @@ def test_node_reads_pool_type_zone_capacity_type_and_allocatable_from_labels():
     n = got.value
     assert got.problem is None
     assert n.pool == "m5-large-spot"  # the label wins over the instance's ASG
+    assert n.pool_labelled
     assert (n.instance_type, n.zone, n.capacity_type) == ("m5.large", "us-east-1a", SPOT)
     assert n.instance_id == "i-0123456789abcdef0"
     assert n.allocatable == Resources(cpu_milli=1930, memory_mib=7220184 / 1024, pods=29)
@@ -369,6 +370,7 @@ def test_node_without_pool_label_gets_the_pool_of_its_instance_and_zone_from_pro
         ON_DEMAND,
         "",
     )
+    assert not n.pool_labelled  # pins could not reach it until scaler labels it
 
 
 def test_node_not_ready_and_unknown_pool():

@@ -288,3 +288,26 @@ def test_a_drain_cut_short_by_a_restart_is_resumed_from_the_taint_it_left():
     assert run(view, pools(small=1), catalog, Memory(interrupted={"n1": 605.0})).of(Drain) == []
     # Nothing left on it: nothing to drain.
     assert run(ClusterView(500.0, nodes=(tainted,)), pools(small=1), catalog).of(Drain) == []
+
+
+def test_nodes_known_by_their_provider_id_only_get_their_pool_label(catalog):
+    from scaler.core.actions import LabelNode
+    from scaler.core.pinning import LABEL_BUDGET
+
+    view = ClusterView(
+        0.0,
+        nodes=(
+            node("labelled"),
+            node("unlabelled", pool_labelled=False),
+            node("not-ours", pool=None, pool_labelled=False),  # type: ignore[arg-type]
+        ),
+        bound=tuple(BoundPod(PodSpec(f"w-{n}"), n) for n in ("labelled", "unlabelled", "not-ours")),
+    )
+    labels = [a for a in run(view, pools(), catalog).actions if isinstance(a, LabelNode)]
+    assert labels == [LabelNode("unlabelled", "scaler.io/pool", "small", labels[0].reason)]
+    # Pins are what need the label: without pinning nothing is written.
+    off = preset("scaler").with_overrides({"enabled": "false"})
+    assert not [a for a in run(view, pools(), catalog, settings=off).actions if isinstance(a, LabelNode)]
+    # A big unlabelled cluster is labelled a budget at a time.
+    many = ClusterView(0.0, nodes=tuple(node(f"n{i}", pool_labelled=False) for i in range(LABEL_BUDGET + 7)))
+    assert sum(isinstance(a, LabelNode) for a in run(many, pools(), catalog).actions) == LABEL_BUDGET

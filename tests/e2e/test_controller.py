@@ -276,3 +276,33 @@ async def test_a_registered_node_that_holds_less_than_the_model_moves_a_pod_up_a
     assert up.pool == "cpu-big", up
     assert dict(pool.observed_allocatable)["m5.large"].memory_mib == 6967
     assert desired(account) == {"cpu-small": 1, "cpu-big": 1, "gpu-t4": 0, "gpu-a10g": 0}
+
+
+async def test_a_node_known_only_by_its_provider_id_gets_its_pool_label(
+    kube_env, kube_ns, account, catalog
+):
+    # Pins select on scaler.io/pool; a node whose launch template does not set it would
+    # never receive a pod pinned to its pool.
+    account.set_desired_capacity(AutoScalingGroupName="cpu-big", DesiredCapacity=1)
+    (instance,) = account.describe_auto_scaling_groups(AutoScalingGroupNames=["cpu-big"])[
+        "AutoScalingGroups"
+    ][0]["Instances"]
+    zone = instance["AvailabilityZone"]
+    kube_ns.make_node(
+        "big-0",
+        capacity={"cpu": 16, "memory": "64Gi", "pods": 234},
+        labels={"node.kubernetes.io/instance-type": "m5.4xlarge"},
+        provider_id=f"aws:///{zone}/{instance['InstanceId']}",
+    )
+    events: list[tuple[str, dict[str, Any]]] = []
+    async with controller(kube_env, catalog, events) as ctl:
+        with anyio.fail_after(10):
+            while not any(n.name == "big-0" for n in (await ctl.cluster.snapshot()).nodes):
+                await anyio.sleep(0.05)
+        await ctl.reconciler.tick()
+    labels = wait_for(
+        lambda: (kube_ns.core.read_node("big-0").metadata.labels or {}).get("scaler.io/pool"),
+        what="scaler.io/pool on big-0",
+    )
+    assert labels == "cpu-big"
+    assert ("node_labelled", {"node": "big-0", "label": "scaler.io/pool=cpu-big"}) in events

@@ -83,6 +83,11 @@ class KubeActuator:
         body = {"metadata": {"annotations": {key: value}}}
         await self._patch_node(node, body, f"annotate node {node}")
 
+    async def label_node(self, node: str, key: str, value: str) -> None:
+        """Set a label (JSON merge patch: PATCH nodes)."""
+        body = {"metadata": {"labels": {key: value}}}
+        await self._patch_node(node, body, f"label node {node} {key}={value}")
+
     async def record_event(self, pod: PodSpec, reason: str, message: str, *, warning: bool) -> None:
         """A core/v1 Event on the pod (CREATE events in the pod's namespace), source component
         ``scaler``. Repeats of the same event within :data:`EVENT_DEDUP_S` are dropped."""

@@ -410,6 +410,7 @@ def convert_node(
             labels=tuple(sorted(_shared_pair((_intern(k), _intern(v))) for k, v in labels.items())),
             taints=tuple(taints),
             annotations=kept_annotations(meta.get("annotations")),
+            pool_labelled=LABEL_POOL in labels,
         ),
         problem,
     )

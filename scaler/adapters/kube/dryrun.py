@@ -41,6 +41,9 @@ class DryRunActuator:
     async def annotate_node(self, node: str, key: str, value: str | None) -> None:
         self._record("annotate_node", node=node, key=key, value=value)
 
+    async def label_node(self, node: str, key: str, value: str) -> None:
+        self._record("label_node", node=node, key=key, value=value)
+
     async def record_event(self, pod: PodSpec, reason: str, message: str, *, warning: bool) -> None:
         self._record("record_event", pod=pod.key, reason=reason, message=message, warning=warning)
 
