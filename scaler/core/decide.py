@@ -45,6 +45,7 @@ from scaler.core.placement import cost_matrix, group_pods, place
 from scaler.core.settings import Settings
 from scaler.core.state import (
     ANNOTATION_DO_NOT_DISRUPT,
+    ANNOTATION_DRAIN_DEADLINE,
     ANNOTATION_IDLE_SINCE,
     ANNOTATION_SAFE_TO_EVICT,
     ANNOTATION_SCALE_DOWN_DISABLED,
@@ -338,8 +339,9 @@ def _unfinished_drains(
     view: ClusterView, memory: Memory, settings: Settings, now: float
 ) -> list[Action]:
     """A node we tainted for an interruption that this process knows nothing about (it
-    restarted mid-drain) still has workload pods: drain it again. Its deadline is lost with
-    the old process; assume the warning just came."""
+    restarted mid-drain) still has workload pods: drain it again, by the deadline the old
+    process wrote on the node (``scaler.io/drain-deadline``; one already past means evict
+    now). Without it (the old process died before writing it), assume the warning just came."""
     out: list[Action] = []
     for node in view.nodes:
         if node.name in memory.interrupted or not any(
@@ -348,10 +350,23 @@ def _unfinished_drains(
             continue
         pods = tuple(b.pod for b in view.bound if b.node == node.name and b.is_workload)
         if pods:
-            deadline = now + SPOT_NOTICE_S - settings.lifecycle.drain_margin_s
+            deadline = _written_deadline(node, now)
+            if deadline is None:
+                deadline = now + SPOT_NOTICE_S - settings.lifecycle.drain_margin_s
             out.append(Drain(node.name, pods, deadline, "resuming an interrupted node's drain",
                              terminate=True))
     return out
+
+
+def _written_deadline(node: Node, now: float) -> float | None:
+    raw = node.annotation(ANNOTATION_DRAIN_DEADLINE)
+    try:
+        deadline = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    if deadline is None or not math.isfinite(deadline):
+        return None
+    return max(deadline, now)
 
 
 def _idle_since(node: Node, memory: Memory) -> float | None:

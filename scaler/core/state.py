@@ -14,6 +14,9 @@ from scaler.core.model import PodSpec, Resources, Taint
 
 # Annotations scaler reads and writes on nodes and pods.
 ANNOTATION_IDLE_SINCE: Final = "scaler.io/idle-since"
+ANNOTATION_DRAIN_DEADLINE: Final = "scaler.io/drain-deadline"
+"""Unix seconds by which an interrupted node's pods must be evicted; written when its drain
+starts, read by a process that takes the drain over after a restart."""
 """On a node: unix seconds since when it has had no workload pod (survives restarts)."""
 ANNOTATION_SCALE_DOWN_DISABLED: Final = "cluster-autoscaler.kubernetes.io/scale-down-disabled"
 ANNOTATION_SAFE_TO_EVICT: Final = "cluster-autoscaler.kubernetes.io/safe-to-evict"

@@ -42,7 +42,13 @@ from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.observed import ObservedPools
 from scaler.core.offerings import Offerings, PoolProblem, PoolTable
 from scaler.core.settings import Settings
-from scaler.core.state import ANNOTATION_IDLE_SINCE, BoundPod, ClusterView, Node
+from scaler.core.state import (
+    ANNOTATION_DRAIN_DEADLINE,
+    ANNOTATION_IDLE_SINCE,
+    BoundPod,
+    ClusterView,
+    Node,
+)
 from scaler.loop.drain import drain
 from scaler.loop.offerings_cache import OfferingsCache
 from scaler.ports import (
@@ -331,6 +337,13 @@ class Reconciler:
             elif isinstance(action, Drain):
                 if action.terminate and action.node:
                     self.memory.interrupted[action.node] = action.deadline_s
+                    # On the node, for a process that takes the drain over after a restart.
+                    await self._quietly(
+                        self.actuator.annotate_node(
+                            action.node, ANNOTATION_DRAIN_DEADLINE, f"{action.deadline_s:.3f}"
+                        ),
+                        action.node,
+                    )
                 drain = self._drainer(action, nodes.get(action.node))
                 if spawn is not None:
                     spawn(drain)

@@ -290,6 +290,27 @@ def test_a_drain_cut_short_by_a_restart_is_resumed_from_the_taint_it_left():
     assert run(ClusterView(500.0, nodes=(tainted,)), pools(small=1), catalog).of(Drain) == []
 
 
+def test_a_resumed_drain_keeps_the_deadline_the_old_process_wrote():
+    from scaler.core.actions import Drain
+    from scaler.core.lifecycle import INTERRUPTION_TAINT_KEY
+    from scaler.core.model import NO_SCHEDULE, Taint
+    from scaler.core.state import ANNOTATION_DRAIN_DEADLINE
+
+    catalog = Catalog.load()
+    taint = (Taint(INTERRUPTION_TAINT_KEY, "true", NO_SCHEDULE),)
+
+    def resumed(deadline: str) -> float:
+        tainted = node("n1", unschedulable=True, taints=taint,
+                       annotations=((ANNOTATION_DRAIN_DEADLINE, deadline),))
+        view = ClusterView(500.0, nodes=(tainted,), bound=(BoundPod(pod("nb"), "n1"),))
+        (drain,) = run(view, pools(small=1), catalog).of(Drain)
+        return drain.deadline_s
+
+    assert resumed("560.000") == 560.0  # 60 s left of the original warning, not a fresh 105
+    assert resumed("450.000") == 500.0  # already past: evict now
+    assert resumed("soon") == pytest.approx(500.0 + 120.0 - 15.0)  # unreadable: as if new
+
+
 def test_nodes_known_by_their_provider_id_only_get_their_pool_label(catalog):
     from scaler.core.actions import LabelNode
     from scaler.core.pinning import LABEL_BUDGET

@@ -304,6 +304,9 @@ async def test_a_spot_warning_cordons_taints_evicts_and_replaces_before_the_mess
     cordoned = read_node(kube_ns, node)
     assert cordoned.spec.unschedulable is True
     assert INTERRUPTED in taint_keys(cordoned)
+    # The deadline is on the node, for a process that would take the drain over.
+    deadline = float(cordoned.metadata.annotations["scaler.io/drain-deadline"])
+    assert deadline == pytest.approx(time.time() + 120 - 15, abs=60)
     # The workload pod went through the Eviction API; the other node was left alone.
     assert ("evict", f"{kube_ns.namespace}/work") in [(w, d) for _, w, d in trail.calls]
     assert eviction_version == "policy/v1beta1"
