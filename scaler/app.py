@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -112,15 +113,15 @@ def build(
 ) -> Controller:
     api = load_api_client(opts.kubeconfig)
 
-    def pool_of_instance(instance_id: str) -> str | None:
+    def instance_pools() -> Mapping[str, str] | None:
         discovery = fleet.last_discovery
-        return discovery.instances.get(instance_id) if discovery is not None else None
+        return discovery.instances if discovery is not None else None
 
     def is_gpu_type(name: str) -> bool:
         itype = catalog.get(name)
         return bool(itype and itype.gpu_count)
 
-    cluster = KubeCluster(api, pool_of_instance=pool_of_instance, is_gpu_type=is_gpu_type,
+    cluster = KubeCluster(api, instance_pools=instance_pools, is_gpu_type=is_gpu_type,
                           identity="scaler")
     writer_fleet: Fleet = DryRunFleet(fleet) if opts.dry_run else fleet
     actuator: Actuator = DryRunActuator() if opts.dry_run else cluster

@@ -64,7 +64,7 @@ async def test_too_big_pod_is_pending_then_bound_once_a_fitting_node_appears(kub
     cluster = KubeCluster(
         kube_ns.api,
         on_pending=lambda key, now: arrivals.append(key),
-        pool_of_instance={"i-0big": "r5-4xlarge"}.get,
+        instance_pools=lambda: {"i-0big": "r5-4xlarge"},
         watch_timeout_s=2,  # watches end and resume from their resourceVersion meanwhile
     )
     key = ours(kube_ns, "too-big")
@@ -409,3 +409,35 @@ async def test_reflector_relists_on_410_skips_unconvertible_objects_and_stops_on
 def test_load_api_client_reads_a_kubeconfig(kube_env: Any):
     with load_api_client(str(kube_env.kubeconfig)) as api:
         assert client.VersionApi(api).get_code().git_version.startswith("v1.20")
+
+
+@pytest.mark.kube
+@pytest.mark.anyio
+async def test_a_nodes_instance_decides_its_pool_over_its_label(kube_ns: KubeScope):
+    # After a scale-down AWS lists the instance as terminating (no group's any more) and the
+    # Node lingers; its scaler.io/pool label must not keep it in the pool, or it would be
+    # counted and removed again.
+    instances: dict[str, str] | None = None
+    cluster = KubeCluster(kube_ns.api, instance_pools=lambda: instances)
+    await blocking(
+        lambda: kube_ns.make_node(
+            "labelled",
+            capacity=NODE_CAPACITY,
+            labels={"scaler.io/pool": "ng-a"},
+            provider_id="aws:///us-east-1a/i-0labelled",
+        )
+    )
+    async with running(cluster):
+        await until(cluster, lambda v: any(n.name == "labelled" for n in v.nodes))
+
+        async def pool() -> str | None:
+            view = await cluster.snapshot()
+            return next(n.pool for n in view.nodes if n.name == "labelled")
+
+        assert await pool() == "ng-a"  # no discovery yet: the label
+        instances = {"i-0labelled": "ng-a"}
+        assert await pool() == "ng-a"
+        instances = {}  # terminating: in no group
+        assert await pool() is None
+        instances = {"i-0labelled": "ng-b"}  # the instance is another group's
+        assert await pool() == "ng-b"

@@ -246,6 +246,24 @@ async def test_a_pod_no_group_fits_gets_an_event_and_no_scale_up(
     assert set(desired(account).values()) == {0}
 
 
+def node_of_an_instance(
+    kube_ns: Any, account: Any, group: str, name: str, itype: str, **node: Any
+) -> None:
+    """Launch one instance in ``group`` and register a Node for it (playing the kubelet),
+    tied to it by providerID only: no scaler.io/pool label."""
+    account.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=1)
+    (instance,) = account.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+        "AutoScalingGroups"
+    ][0]["Instances"]
+    zone = instance["AvailabilityZone"]
+    kube_ns.make_node(
+        name,
+        labels={"node.kubernetes.io/instance-type": itype, "topology.kubernetes.io/zone": zone},
+        provider_id=f"aws:///{zone}/{instance['InstanceId']}",
+        **node,
+    )
+
+
 async def test_a_registered_node_that_holds_less_than_the_model_moves_a_pod_up_a_size(
     kube_env, kube_ns, account, catalog
 ):
@@ -253,17 +271,14 @@ async def test_a_registered_node_that_holds_less_than_the_model_moves_a_pod_up_a
     # less (the kernel keeps its share); this one says 6967 MiB. A 7200 MiB pod fits the
     # model but not the node, so it must go to m5.4xlarge, not to another m5.large that the
     # scheduler would leave it pending next to.
-    account.set_desired_capacity(AutoScalingGroupName="cpu-small", DesiredCapacity=1)
-    (instance,) = account.describe_auto_scaling_groups(AutoScalingGroupNames=["cpu-small"])[
-        "AutoScalingGroups"
-    ][0]["Instances"]
-    zone = instance["AvailabilityZone"]
-    kube_ns.make_node(
+    node_of_an_instance(
+        kube_ns,
+        account,
+        "cpu-small",
         "small-0",
+        "m5.large",
         capacity={"cpu": 2, "memory": "7667Mi", "pods": 29},
         allocatable={"cpu": "1930m", "memory": "6967Mi", "pods": 29},
-        labels={"node.kubernetes.io/instance-type": "m5.large", "topology.kubernetes.io/zone": zone},
-        provider_id=f"aws:///{zone}/{instance['InstanceId']}",
     )
     kube_ns.core.create_namespaced_pod(
         kube_ns.namespace, pod_body("edge", {"cpu": "1", "memory": "7200Mi"})
@@ -283,17 +298,10 @@ async def test_a_node_known_only_by_its_provider_id_gets_its_pool_label(
 ):
     # Pins select on scaler.io/pool; a node whose launch template does not set it would
     # never receive a pod pinned to its pool.
-    account.set_desired_capacity(AutoScalingGroupName="cpu-big", DesiredCapacity=1)
-    (instance,) = account.describe_auto_scaling_groups(AutoScalingGroupNames=["cpu-big"])[
-        "AutoScalingGroups"
-    ][0]["Instances"]
-    zone = instance["AvailabilityZone"]
-    kube_ns.make_node(
-        "big-0",
+    node_of_an_instance(
+        kube_ns, account, "cpu-big", "big-0", "m5.4xlarge",
         capacity={"cpu": 16, "memory": "64Gi", "pods": 234},
-        labels={"node.kubernetes.io/instance-type": "m5.4xlarge"},
-        provider_id=f"aws:///{zone}/{instance['InstanceId']}",
-    )
+    )  # fmt: skip
     events: list[tuple[str, dict[str, Any]]] = []
     async with controller(kube_env, catalog, events) as ctl:
         with anyio.fail_after(10):

@@ -3,7 +3,7 @@
 
 How the loop uses it, inside its one task group::
 
-    cluster = KubeCluster(api, pool_of_instance=fleet.pool_of, is_gpu_type=catalog_has_gpu)
+    cluster = KubeCluster(api, instance_pools=fleet_instances, is_gpu_type=catalog_has_gpu)
     async with anyio.create_task_group() as tg:
         await tg.start(cluster.run)          # returns once nodes and pods are listed
         seen = cluster.generation
@@ -51,9 +51,13 @@ _PodEntry = tuple[str, Converted[PendingPod | BoundPod | None]]
 class KubeCluster(KubeActuator):
     """Nodes and pods as the decisions see them, kept current by watches.
 
-    ``pool_of_instance`` maps an EC2 instance id (from a node's providerID) to its pool
-    (ASG) for nodes without a ``scaler.io/pool`` label; it is asked at snapshot time, so a
-    node that registered before the fleet knew its instance gets its pool later.
+    ``instance_pools()`` gives the managed instances as the last ASG discovery saw them
+    (instance id -> pool; None before the first discovery). It is asked at snapshot time:
+    a node whose providerID names an instance is in that instance's pool, whatever its
+    ``scaler.io/pool`` label says, and in none if the instance is in no managed group
+    (terminating, detached, or another group's). AWS lists a terminating instance for
+    minutes and its Node can outlive it; it must not count in its old pool, nor be removed
+    twice. A node without an instance id keeps its label's pool.
     ``is_gpu_type`` says whether an instance type has GPUs (catalog). ``on_pending(key,
     now_s)`` is called, on the event loop, for each pod that newly becomes pending: the
     loop's scale-up batching hangs on it.
@@ -63,7 +67,7 @@ class KubeCluster(KubeActuator):
         self,
         api: ApiClient,
         *,
-        pool_of_instance: Callable[[str], str | None] | None = None,
+        instance_pools: Callable[[], Mapping[str, str] | None] | None = None,
         is_gpu_type: Callable[[str], bool] | None = None,
         on_pending: Callable[[str, float], None] | None = None,
         clock: Callable[[], float] = time.time,
@@ -73,7 +77,7 @@ class KubeCluster(KubeActuator):
         watch_timeout_s: float = WATCH_TIMEOUT_S,
     ) -> None:
         super().__init__(api, limiter=limiter, identity=identity, clock=clock)
-        self._pool_of_instance = pool_of_instance
+        self._instance_pools = instance_pools
         self._is_gpu_type = is_gpu_type
         self._on_pending = on_pending
         self._watch_limiter = anyio.CapacityLimiter(WATCH_THREADS)
@@ -150,7 +154,8 @@ class KubeCluster(KubeActuator):
 
     async def snapshot(self) -> ClusterView:
         """Nodes (by name), bound pods, pending pods (oldest first), at ``now_s`` = clock()."""
-        nodes = tuple(self._with_pool(self._nodes[name]) for name in sorted(self._nodes))
+        instances = self._instance_pools() if self._instance_pools is not None else None
+        nodes = tuple(_with_pool(self._nodes[name], instances) for name in sorted(self._nodes))
         pending = sorted(self._pending.values(), key=lambda p: (p.since_s, p.pod.key))
         if remember_reports(self._reports, nodes):
             self._reports_view = MappingProxyType(dict(self._reports))
@@ -179,13 +184,6 @@ class KubeCluster(KubeActuator):
     def _convert_node(self, raw: Mapping[str, Any]) -> Converted[Node]:
         # Pool by instance is resolved at snapshot time (see class docstring), not here.
         return convert_node(raw, is_gpu_type=self._is_gpu_type)
-
-    def _with_pool(self, node: Node) -> Node:
-        if node.pool is None and node.instance_id and self._pool_of_instance is not None:
-            pool = self._pool_of_instance(node.instance_id)
-            if pool:
-                return dataclasses.replace(node, pool=pool)
-        return node
 
     def _replace_nodes(self, items: dict[str, Converted[Node]]) -> None:
         self._nodes = {}
@@ -276,6 +274,14 @@ class KubeCluster(KubeActuator):
         if self._changed is not None:
             self._changed.set()
             self._changed = None
+
+
+def _with_pool(node: Node, instances: Mapping[str, str] | None) -> Node:
+    """The node with the pool of its instance (see :class:`KubeCluster`)."""
+    if instances is None or not node.instance_id:
+        return node
+    pool = instances.get(node.instance_id)
+    return node if pool == node.pool else dataclasses.replace(node, pool=pool)
 
 
 def _node_name(raw: Mapping[str, Any]) -> str:
