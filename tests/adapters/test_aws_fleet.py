@@ -231,10 +231,10 @@ async def test_a_type_off_the_catalog_is_described_and_left_unpriced(fleet: AwsF
 
 
 @pytest.mark.anyio
-async def test_instance_pools_map_provider_ids_to_groups(fleet: AwsFleet, account: dict[str, Any]):
+async def test_discovery_maps_provider_ids_to_groups(fleet: AwsFleet, account: dict[str, Any]):
     instances = described(account, "cpu-m5")["Instances"]
     assert len(instances) == 2
-    mapping = await fleet.instance_pools()
+    mapping = (await fleet.discover()).instances  # what KubeCluster's instance_pools reads
     for instance in instances:
         provider_id = f"aws:///{instance['AvailabilityZone']}/{instance['InstanceId']}"
         zone, instance_id = parse_provider_id(provider_id) or ("", "")

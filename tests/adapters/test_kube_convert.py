@@ -347,10 +347,10 @@ def test_node_reads_pool_type_zone_capacity_type_and_allocatable_from_labels():
         taints=[{"key": "dedicated", "value": "ds", "effect": "NoSchedule"}],
         unschedulable=True,
     )
-    got = convert_node(raw, pool_of_instance=lambda _: "not-asked")
+    got = convert_node(raw)
     n = got.value
     assert got.problem is None
-    assert n.pool == "m5-large-spot"  # the label wins over the instance's ASG
+    assert n.pool == "m5-large-spot"  # the instance's group is applied by KubeCluster
     assert n.pool_labelled
     assert (n.instance_type, n.zone, n.capacity_type) == ("m5.large", "us-east-1a", SPOT)
     assert n.instance_id == "i-0123456789abcdef0"
@@ -361,11 +361,14 @@ def test_node_reads_pool_type_zone_capacity_type_and_allocatable_from_labels():
     assert n.created_s == ts(CREATED)
 
 
-def test_node_without_pool_label_gets_the_pool_of_its_instance_and_zone_from_provider_id():
+def test_node_without_pool_label_takes_instance_and_zone_from_provider_id():
     raw = node(providerID="aws:///us-east-1c/i-0abc")
-    n = convert_node(raw, pool_of_instance={"i-0abc": "asg-a"}.get).value
-    assert (n.pool, n.zone, n.capacity_type, n.instance_type) == (
-        "asg-a",
+    n = convert_node(raw).value
+    # Its pool comes from the ASG discovery, at snapshot time
+    # (test_kube_cluster.py::test_a_nodes_instance_decides_its_pool_over_its_label).
+    assert (n.pool, n.instance_id, n.zone, n.capacity_type, n.instance_type) == (
+        None,
+        "i-0abc",
         "us-east-1c",
         ON_DEMAND,
         "",

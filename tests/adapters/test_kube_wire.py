@@ -126,10 +126,6 @@ def _page(items: list[dict[str, Any]], **meta: str) -> bytes:
     return json.dumps({"kind": "List", "metadata": meta, "items": items}).encode()
 
 
-def _pools(instance_id: str) -> str | None:
-    return "gpu" if instance_id.startswith("i-0123") else None
-
-
 def test_pods_convert_the_same_from_the_picked_fields():
     samples = _pod_samples()
     page = PODS.page(_page(samples, resourceVersion="77", **{"continue": "next"}))
@@ -147,8 +143,8 @@ def test_nodes_convert_the_same_from_the_picked_fields():
     page = NODES.page(_page(samples))
     for full, picked in zip(samples, page["items"], strict=True):
         assert "images" not in picked["status"]
-        got = convert_node(picked, pool_of_instance=_pools, is_gpu_type=lambda t: t[:2] == "g5")
-        want = convert_node(full, pool_of_instance=_pools, is_gpu_type=lambda t: t[:2] == "g5")
+        got = convert_node(picked, is_gpu_type=lambda t: t[:2] == "g5")
+        want = convert_node(full, is_gpu_type=lambda t: t[:2] == "g5")
         assert got == want, full["metadata"]["name"]
 
 
@@ -235,6 +231,4 @@ async def test_what_a_real_api_server_serves_converts_the_same(kube_ns: KubeScop
     full_nodes = json.loads(nodes)["items"]
     assert any(n["metadata"]["name"] == "wire-node" for n in full_nodes)
     for full, picked in zip(full_nodes, NODES.page(nodes)["items"], strict=True):
-        assert convert_node(picked, pool_of_instance=_pools) == convert_node(
-            full, pool_of_instance=_pools
-        )
+        assert convert_node(picked) == convert_node(full)

@@ -23,8 +23,8 @@ log = structlog.get_logger("scaler.dryrun")
 
 
 class DryRunFleet:
-    """Wraps a :class:`~scaler.ports.Fleet` (and its ``prices`` and ``instance_pools``, when
-    it has them); implements the same ports."""
+    """Wraps a :class:`~scaler.ports.Fleet` (and its ``prices``, when it has them);
+    implements the same ports."""
 
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
@@ -41,12 +41,6 @@ class DryRunFleet:
     async def prices(self) -> Prices:
         prices = getattr(self.fleet, "prices", None)
         return await prices() if prices is not None else Prices()
-
-    async def instance_pools(self, *, refresh: bool = False) -> dict[str, str]:
-        instance_pools = getattr(self.fleet, "instance_pools", None)
-        if instance_pools is None:
-            return {}
-        return dict(await instance_pools(refresh=refresh))
 
     async def set_desired(self, pool: str, desired: int) -> None:
         log.info("dry_run.set_desired", pool=pool, desired=desired)

@@ -216,14 +216,6 @@ class AwsFleet:
             self._logged_problems = frozenset(problems)
         return discovery
 
-    async def instance_pools(self, *, refresh: bool = False) -> dict[str, str]:
-        """Instance id -> ASG name, for the Kubernetes side to set ``Node.pool`` from a
-        node's providerID. From the last discovery unless ``refresh`` (or none yet)."""
-        discovery = self._discovery
-        if refresh or discovery is None:
-            discovery = await self.discover()
-        return dict(discovery.instances)
-
     # ------------------------------------------------------------------------ instance types
 
     async def describe_types(self, names: Sequence[str]) -> list[InstanceType]:

@@ -182,7 +182,7 @@ class KubeCluster(KubeActuator):
     # --- cache upkeep (event loop thread) ---------------------------------------------------
 
     def _convert_node(self, raw: Mapping[str, Any]) -> Converted[Node]:
-        # Pool by instance is resolved at snapshot time (see class docstring), not here.
+        # The pool by instance is applied at snapshot time (see the class docstring).
         return convert_node(raw, is_gpu_type=self._is_gpu_type)
 
     def _replace_nodes(self, items: dict[str, Converted[Node]]) -> None:

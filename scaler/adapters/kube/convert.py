@@ -354,13 +354,14 @@ def parse_provider_id(provider_id: str | None) -> tuple[str | None, str | None]:
 def convert_node(
     node: Mapping[str, Any],
     *,
-    pool_of_instance: Callable[[str], str | None] | None = None,
     is_gpu_type: Callable[[str], bool] | None = None,
 ) -> Converted[Node]:
     """A Node as the decisions see it.
 
-    ``pool``: the ``scaler.io/pool`` label, else ``pool_of_instance(instance id)`` (the ASG
-    the providerID's instance belongs to), else None (not scaler's). ``gpu_ready`` is False
+    ``pool``: the ``scaler.io/pool`` label, else None. The instance's group, which wins once
+    the ASGs are discovered, is :class:`~scaler.adapters.kube.cluster.KubeCluster`'s to
+    apply at snapshot time: the node is converted once, the discovery changes every tick.
+    ``gpu_ready`` is False
     on a GPU node (label ``nvidia.com/gpu=true`` or ``is_gpu_type(instance type)``) whose
     allocatable ``nvidia.com/gpu`` is still 0 or missing: the device plugin has not
     advertised yet and the node is upcoming capacity (DOMAIN.md). Capacity type defaults to
@@ -373,8 +374,6 @@ def convert_node(
     labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
     provider_zone, instance_id = parse_provider_id(spec.get("providerID"))
     pool = labels.get(LABEL_POOL)
-    if pool is None and instance_id is not None and pool_of_instance is not None:
-        pool = pool_of_instance(instance_id)
     instance_type = labels.get(LABEL_INSTANCE_TYPE) or labels.get(LABEL_INSTANCE_TYPE_BETA) or ""
 
     problem: Problem | None = None
