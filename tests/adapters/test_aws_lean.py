@@ -96,3 +96,16 @@ async def test_the_process_session_uses_the_lean_loader(monkeypatch: pytest.Monk
         assert ec2.meta.endpoint_url == "https://ec2.us-east-1.amazonaws.com"
     async with session.create_client("sts", region_name="eu-west-1") as sts:
         assert sts.meta.endpoint_url == "https://sts.eu-west-1.amazonaws.com"
+
+
+def test_the_lean_loader_searches_where_botocore_would(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    from botocore.loaders import create_loader
+
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    aws_session.cache_clear()
+    try:
+        loader = aws_session().get_component("data_loader")
+        assert loader.search_paths == create_loader(str(tmp_path)).search_paths
+        assert loader.search_paths[0] == str(tmp_path)
+    finally:
+        aws_session.cache_clear()

@@ -21,12 +21,11 @@ so a new call cannot meet a model that lacks it.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from aiobotocore.session import AioSession, get_session
-from botocore.loaders import Loader, instance_cache
+from botocore.loaders import Loader, create_loader, instance_cache
 
 EC2_OPERATIONS: Final = frozenset(
     {
@@ -119,13 +118,9 @@ def aws_session() -> AioSession:
     """The process's AWS session: the standard configuration and credential chain, with the
     :class:`LeanLoader`. One session, so the models load once for all clients."""
     session = get_session()
-    session.register_component(
-        "data_loader", LeanLoader(extra_search_paths=_user_search_paths(session))
-    )
+    # The same search path botocore's own loader would get (AWS_DATA_PATH / data_path,
+    # ~/.aws/models, botocore's data), read by botocore itself.
+    paths = create_loader(session.get_config_variable("data_path")).search_paths
+    loader = LeanLoader(extra_search_paths=list(paths), include_default_search_paths=False)
+    session.register_component("data_loader", loader)
     return session
-
-
-def _user_search_paths(session: AioSession) -> list[str]:
-    """``AWS_DATA_PATH`` / ``data_path`` entries, honoured as botocore's own loader does."""
-    configured = session.get_config_variable("data_path") or ""
-    return [os.path.expanduser(os.path.expandvars(p)) for p in configured.split(os.pathsep) if p]
