@@ -110,7 +110,7 @@ class Reconciler:
         self._ds_bound: tuple[BoundPod, ...] | None = None
         self._ds: tuple[PodSpec, ...] = ()
         self._cache = OfferingsCache(catalog, settings, clock, prices, self.observe)
-        self._observed = ObservedPools()
+        self._capped = ObservedPools()
         """Pools capped by what their registered nodes report (scaler/core/observed.py)."""
         self.last_decision: Decision | None = None
         self.last_decide_ms: float = 0.0
@@ -149,8 +149,7 @@ class Reconciler:
         are handed to ``spawn`` (a task group's ``start_soon``) or awaited in place."""
         async with self._lock:
             now = self.clock.now()
-            view = await self.cluster.snapshot()
-            pools = self._observed(await self.fleet.pools(), view.reported_allocatable)
+            view, pools = await self._view_and_pools()
             offerings = await self._current_offerings(pools, self._daemonsets(view))
             actions: list[Action] = []
             for notice in notices:
@@ -176,8 +175,7 @@ class Reconciler:
         waste by reason and pool, misplaced pods; restartable misplaced pods are migrated
         within the budget. The live loop runs this every minute for metrics."""
         async with self._lock:
-            view = await self.cluster.snapshot()
-            pools = self._observed(await self.fleet.pools(), view.reported_allocatable)
+            view, pools = await self._view_and_pools()
             offerings = await self._current_offerings(pools, self._daemonsets(view))
             costs = pod_costs(view, offerings, self.settings)
             bad = misplaced(costs, self.settings)
@@ -226,7 +224,7 @@ class Reconciler:
         pools = await self.fleet.pools()
         view = await self.cluster.snapshot()
         # Registered nodes tell what a pool's nodes really hold (scaler/core/observed.py).
-        pools = self._observed(pools, view.reported_allocatable)
+        pools = self._capped(pools, view.reported_allocatable)
         failures = await self.fleet.launch_failures(self.memory.failures_seen_s)
         ttl = self.settings.scale_up.launch_failure_ttl_s
         for failure in failures:
@@ -420,12 +418,17 @@ class Reconciler:
     async def offerings_now(self, *, max_age_s: float = 60.0) -> Offerings:
         """The cached offerings, for the admission webhook (which must answer within its
         timeout); looked up again when older than ``max_age_s`` (a follower never ticks)."""
-        return await self._cache.now(self._observed_pools, max_age_s=max_age_s)
 
-    async def _observed_pools(self) -> Sequence[PoolSpec]:
-        """The fleet's pools, capped by what their registered nodes report."""
+        async def pools() -> Sequence[PoolSpec]:
+            return (await self._view_and_pools())[1]
+
+        return await self._cache.now(pools, max_age_s=max_age_s)
+
+    async def _view_and_pools(self) -> tuple[ClusterView, Sequence[PoolSpec]]:
+        """A snapshot, and the fleet's pools capped by what their registered nodes report
+        (:mod:`scaler.core.observed`)."""
         view = await self.cluster.snapshot()
-        return self._observed(await self.fleet.pools(), view.reported_allocatable)
+        return view, self._capped(await self.fleet.pools(), view.reported_allocatable)
 
     @property
     def pools_seen(self) -> Sequence[PoolSpec]:

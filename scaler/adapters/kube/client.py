@@ -2,7 +2,8 @@
 
 The client is blocking. Every call runs in a worker thread (``anyio.to_thread``) under a
 :class:`anyio.CapacityLimiter`, so a slow API server cannot take more threads than that.
-Responses are read raw (``_preload_content=False``) and decoded as JSON: the converters take
+Requests go through :mod:`scaler.adapters.kube.rest` and come back raw; :func:`call` decodes
+them as JSON and the reflectors with :mod:`scaler.adapters.kube.wire`: the converters take
 the API's own camelCase dicts, and the client's model objects would cost ten times the
 memory for nothing.
 

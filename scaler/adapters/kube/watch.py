@@ -28,8 +28,9 @@ V = TypeVar("V")
 PAGE_SIZE: Final = 100
 """Objects per list page: a 20,000-pod list is 200 requests of about 1 MB, never one 200 MB
 body. Not client-go's 500: a decoded page is transient garbage that Python's allocator keeps
-resident (benchmarks/controller_memory.py, 5,000 nodes + 20,000 pods: 264 MiB RSS at 500,
-190 MiB at 100)."""
+resident. Measured (benchmarks/controller_memory.py, 5,000 nodes + 20,000 pods) when pages
+were still decoded whole with json: 264 MiB RSS at 500, 190 MiB at 100. wire.py now builds
+a fraction of each page, so 500 may cost less today; not re-measured."""
 WATCH_TIMEOUT_S: Final = 300.0
 """The server ends each watch after this long (client-go picks 5-10 min); we resume it."""
 _MIN_HEALTHY_WATCH_S: Final = 1.0
@@ -45,7 +46,7 @@ class Gone(Exception):
 
 class Reflector(Generic[V]):
     """Keep one kind's cache current. ``list_fn`` is the client's list call for the kind
-    (``CoreV1Api.list_node``); ``key`` names an object; ``convert`` turns it into the value
+    (:meth:`~scaler.adapters.kube.rest.CoreV1.list_node`); ``key`` names an object; ``convert`` turns it into the value
     the cache stores (run in the worker thread); ``on_replace`` receives the whole kind
     after every list, ``on_event`` one key and its new value (None: deleted). ``wire``
     decodes the responses: ``wire.PODS`` keeps only the fields the converters read."""
