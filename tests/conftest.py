@@ -2,6 +2,7 @@
 
 - tests/fixtures/kube.py: ``kube_env``, ``kube_ns`` (real kube-apiserver + kube-scheduler)
 - tests/fixtures/aws.py: ``moto_server``, ``aws`` (moto in server mode)
+- here: ``anyio_backend``, and ``catalog`` (the embedded instance catalog, loaded once)
 
 See docs/testing.md.
 """
@@ -18,8 +19,16 @@ if _REPO_ROOT not in sys.path:
 
 pytest_plugins = ["tests.fixtures.kube", "tests.fixtures.aws"]
 
+from scaler.core.catalog import Catalog  # noqa: E402 - after the path setup above
+
 
 @pytest.fixture
 def anyio_backend() -> str:
     """Async tests (``@pytest.mark.anyio``) run on asyncio, the loop aiobotocore needs."""
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    """The embedded us-east-1 catalog (frozen, so one load serves every test)."""
+    return Catalog.load()

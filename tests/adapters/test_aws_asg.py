@@ -19,11 +19,6 @@ SUBNETS = {"subnet-a": "us-east-1a", "subnet-b": "us-east-1b"}
 LT = "lt-0123456789abcdef0"
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
 def group(
     name: str = "cpu-m5", *, tags: dict[str, str] | None = None, **fields: Any
 ) -> dict[str, Any]:

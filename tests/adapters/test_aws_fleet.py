@@ -29,11 +29,6 @@ TEMPLATE = CA + "node-template/"
 ZONES = ("us-east-1a", "us-east-1b")
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
 def _tags(name: str, tags: dict[str, str]) -> list[dict[str, Any]]:
     return [
         {

@@ -42,11 +42,6 @@ SCHEMA = REPO / "scaler" / "schemas" / "catalog.schema.json"
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
 def small_doc() -> dict[str, Any]:
     """A valid two-type catalog document to break in the malformed-input tests."""
     return {

@@ -52,11 +52,6 @@ def node(name: str, pool: str = "small", *, ready: bool = True, idle_since: floa
     return Node(name, pool, "m5.large", "on-demand", ready=ready, annotations=ann + extra, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
 def run(view: ClusterView, ps: list[PoolSpec], catalog: Catalog, memory: Memory | None = None,
         settings: Settings | None = None):
     offerings, problems = build_offerings(ps, catalog)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from scaler.core.catalog import Catalog, node_allocatable
 from scaler.core.model import CPU, GPU, MEM, PODS, PodSpec, PoolSpec, Resources
@@ -14,11 +13,6 @@ from scaler.core.state import Node
 
 # What a real m5.large reports (kubelet allocatable): less memory than the model's 7518 MiB.
 M5_LARGE_REAL = Resources(cpu_milli=1930, memory_mib=6967, pods=29)
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
 
 
 def node(name: str, pool: str | None, itype: str, alloc: Resources, *, ready: bool = True) -> Node:

@@ -40,11 +40,6 @@ GPU_TEMPLATE = {
 }
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
 @pytest.fixture
 def account(aws: str) -> Any:
     return tagged_groups(aws, CLUSTER, [

@@ -45,11 +45,6 @@ REBALANCE = "scaler.io/rebalance"
 HOOK = "scaler-drain"
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
 @pytest.fixture
 def account(aws: str) -> Any:
     """The ASGs; spot-m5 runs two instances (MinSize 0)."""

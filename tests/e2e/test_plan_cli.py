@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.e2e.test_controller import account, catalog, desired, pod_body  # noqa: F401
+from tests.e2e.test_controller import account, desired, pod_body  # noqa: F401
 
 pytestmark = pytest.mark.kube
 
