@@ -84,6 +84,17 @@ def stats(values: list[float]) -> dict[str, float | int]:
     }
 
 
+def finish(result: dict[str, Any], *, as_json: bool, table: Callable[[dict[str, Any]], None]) -> int:
+    """Print the result (JSON, or ``table``'s rendering) and give the exit status: 0 when
+    every target was met, 1 otherwise."""
+    if as_json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+    else:
+        table(result)
+    return 0 if result["met"] else 1
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 

@@ -23,7 +23,6 @@ Latency = t_set_desired - t_unschedulable; median, p90, max. Target: median <= 2
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import threading
@@ -243,12 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="scaler-bench-latency-"))
     with _live.moto(), _live.kube(workdir=workdir) as kube:
         result = anyio.run(measure, args, kube, workdir, backend="asyncio")
-    if args.json:
-        json.dump(result, sys.stdout, indent=2)
-        print()
-    else:
-        print_table(result)
-    return 0 if result["met"] else 1
+    return _live.finish(result, as_json=args.json, table=print_table)
 
 
 if __name__ == "__main__":

@@ -675,12 +675,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     result = measure(args)
-    if args.json:
-        json.dump(result, sys.stdout, indent=2)
-        print()
-    else:
-        print_report(result)
-    return 0 if result["met"] else 1
+    return _live.finish(result, as_json=args.json, table=print_report)
 
 
 if __name__ == "__main__":

@@ -571,12 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     result["machine"] = _live.machine()
     result["controller_log"] = str(workdir / "controller.log")
     result["met"] = all(result[p]["met"] for p in "abc" if p in result)
-    if args.json:
-        json.dump(result, sys.stdout, indent=2)
-        print()
-    else:
-        print_report(result)
-    return 0 if result["met"] else 1
+    return _live.finish(result, as_json=args.json, table=print_report)
 
 
 if __name__ == "__main__":
