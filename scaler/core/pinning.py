@@ -65,7 +65,8 @@ PATCH requests over ticks instead of sending thousands at once."""
 
 
 def label_pools(view: ClusterView, *, budget: int = LABEL_BUDGET) -> list[LabelNode]:
-    """``scaler.io/pool`` for the nodes whose pool is known from their providerID only.
+    """``scaler.io/pool`` for the nodes whose label does not name their pool: missing (the
+    pool is known from the providerID only) or naming another group.
 
     Pins select on that label. On a node without it, a pod pinned to the node's pool would
     stay pending next to the capacity bought for it. DOMAIN has nodes carry the label from
@@ -75,7 +76,7 @@ def label_pools(view: ClusterView, *, budget: int = LABEL_BUDGET) -> list[LabelN
     for node in view.nodes:
         if not node.pool_labelled and node.pool is not None:
             out.append(
-                LabelNode(node.name, LABEL_POOL, node.pool, "pool known from the providerID")
+                LabelNode(node.name, LABEL_POOL, node.pool, "the label does not name the pool of its instance")
             )
             if len(out) >= budget:
                 break

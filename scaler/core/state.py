@@ -49,8 +49,9 @@ class Node:
     taints: tuple[Taint, ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
     pool_labelled: bool = True
-    """The node carries the ``scaler.io/pool`` label. False for a node whose pool is known
-    only from its providerID: a pod pinned to its pool could not be scheduled there."""
+    """The node's ``scaler.io/pool`` label names its pool. False for a node whose pool is
+    known from its providerID only, or whose label names another group: a pod pinned to its
+    pool could not be scheduled there."""
 
     def annotation(self, key: str) -> str | None:
         for k, v in self.annotations:

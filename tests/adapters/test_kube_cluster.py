@@ -430,14 +430,14 @@ async def test_a_nodes_instance_decides_its_pool_over_its_label(kube_ns: KubeSco
     async with running(cluster):
         await until(cluster, lambda v: any(n.name == "labelled" for n in v.nodes))
 
-        async def pool() -> str | None:
+        async def pool() -> tuple[str | None, bool]:
             view = await cluster.snapshot()
-            return next(n.pool for n in view.nodes if n.name == "labelled")
+            return next((n.pool, n.pool_labelled) for n in view.nodes if n.name == "labelled")
 
-        assert await pool() == "ng-a"  # no discovery yet: the label
+        assert await pool() == ("ng-a", True)  # no discovery yet: the label
         instances = {"i-0labelled": "ng-a"}
-        assert await pool() == "ng-a"
+        assert await pool() == ("ng-a", True)
         instances = {}  # terminating: in no group
-        assert await pool() is None
+        assert (await pool())[0] is None
         instances = {"i-0labelled": "ng-b"}  # the instance is another group's
-        assert await pool() == "ng-b"
+        assert await pool() == ("ng-b", False)  # and its label is due to be rewritten

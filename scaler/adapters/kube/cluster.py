@@ -281,7 +281,11 @@ def _with_pool(node: Node, instances: Mapping[str, str] | None) -> Node:
     if instances is None or not node.instance_id:
         return node
     pool = instances.get(node.instance_id)
-    return node if pool == node.pool else dataclasses.replace(node, pool=pool)
+    if pool == node.pool:
+        return node
+    # A label that is missing or names another group is not the node's pool label: pins to
+    # its real pool would pass it by (scaler.core.pinning.label_pools rewrites it).
+    return dataclasses.replace(node, pool=pool, pool_labelled=pool is None)
 
 
 def _node_name(raw: Mapping[str, Any]) -> str:
