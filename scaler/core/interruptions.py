@@ -85,8 +85,19 @@ class UnknownMessage(MessageError):
         self.detail_type = detail_type
 
 
+class _OneInstance:
+    """A notice about a single instance, ``instance_id``."""
+
+    __slots__ = ()
+    instance_id: str
+
+    @property
+    def instance_ids(self) -> tuple[str, ...]:
+        return (self.instance_id,)
+
+
 @dataclass(frozen=True, slots=True)
-class SpotInterruption:
+class SpotInterruption(_OneInstance):
     """EC2 will stop, hibernate or terminate a Spot instance at ``deadline_s``."""
 
     kind: ClassVar[str] = "spot_interruption"
@@ -96,13 +107,9 @@ class SpotInterruption:
     event_id: str
     at_s: float
 
-    @property
-    def instance_ids(self) -> tuple[str, ...]:
-        return (self.instance_id,)
-
 
 @dataclass(frozen=True, slots=True)
-class RebalanceRecommendation:
+class RebalanceRecommendation(_OneInstance):
     """The instance is at elevated risk of interruption; often none follows (DOMAIN.md)."""
 
     kind: ClassVar[str] = "rebalance_recommendation"
@@ -110,13 +117,9 @@ class RebalanceRecommendation:
     at_s: float
     event_id: str
 
-    @property
-    def instance_ids(self) -> tuple[str, ...]:
-        return (self.instance_id,)
-
 
 @dataclass(frozen=True, slots=True)
-class StateChange:
+class StateChange(_OneInstance):
     """The instance entered ``state`` (one of :data:`INSTANCE_STATES`)."""
 
     kind: ClassVar[str] = "state_change"
@@ -124,10 +127,6 @@ class StateChange:
     state: str
     at_s: float
     event_id: str
-
-    @property
-    def instance_ids(self) -> tuple[str, ...]:
-        return (self.instance_id,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +142,7 @@ class ScheduledChange:
 
 
 @dataclass(frozen=True, slots=True)
-class TerminateLifecycleAction:
+class TerminateLifecycleAction(_OneInstance):
     """The ASG waits for us before terminating: drain, then CompleteLifecycleAction."""
 
     kind: ClassVar[str] = "terminate_lifecycle_action"
@@ -153,10 +152,6 @@ class TerminateLifecycleAction:
     token: str
     at_s: float
     event_id: str
-
-    @property
-    def instance_ids(self) -> tuple[str, ...]:
-        return (self.instance_id,)
 
 
 @dataclass(frozen=True, slots=True)
