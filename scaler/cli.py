@@ -1,20 +1,27 @@
 """The command line: ``scaler <command>``. Each command lives in :mod:`scaler.commands`.
 
-Errors a user can fix (a bad file, a bad flag) print one line to stderr and exit 2; nothing
-else is printed for them (no traceback).
+Errors a user can fix print one line each to stderr and no traceback: a bad file or flag
+exits 2; a cloud or cluster that cannot be reached or read (no AWS credentials, a bad
+kubeconfig, an API server that refuses) exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from scaler.core.model import SpecError
+from scaler.ports import PortError
 
 # Command modules, each with ``add_parser(subparsers)`` and ``run(args) -> int``.
 COMMANDS = ("place", "simulate", "trace", "run", "plan", "bench")
+
+
+_USAGE = (SpecError, ValueError, FileNotFoundError)
+"""A bad file, flag or input: the user's to fix (exit 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,15 +47,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
         return code
-    except SpecError as e:
-        print(f"scaler {args.command}: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as e:
-        print(f"scaler {args.command}: {e}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:
+        # Output piped into head(1) and closed: not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again (Python's docs,
+        # "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:
+        # The live commands run in task groups, which wrap what fails at start-up.
+        errors = _leaves(error)
+        if not all(isinstance(e, (*_USAGE, PortError)) for e in errors):
+            raise
+        for e in errors:
+            print(f"scaler {args.command}: {e}", file=sys.stderr)
+        return 2 if all(isinstance(e, _USAGE) for e in errors) else 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        # Output piped into head(1) and closed: not an error of ours.
-        sys.stderr.close()
-        return 0
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for e in error.exceptions for leaf in _leaves(e)]
+    return [error]

@@ -26,6 +26,7 @@ import anyio
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
 
 from scaler.ports import NotFound, PortError, Throttled
 
@@ -41,16 +42,28 @@ class Conflict(PortError):
 
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """An ``ApiClient`` from ``kubeconfig``; with None, the pod's service account when running
-    in a pod (``KUBERNETES_SERVICE_HOST`` is set), else ``$KUBECONFIG`` / ``~/.kube/config``."""
+    in a pod (``KUBERNETES_SERVICE_HOST`` is set), else ``$KUBECONFIG`` / ``~/.kube/config``.
+    A configuration that cannot be loaded raises ``PortError`` naming where it was read."""
     from_file: Callable[..., client.ApiClient] = config.new_client_from_config
-    if kubeconfig:
-        return from_file(config_file=kubeconfig, persist_config=False)
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        configuration = client.Configuration()
-        in_cluster: Callable[..., None] = config.load_incluster_config
-        in_cluster(client_configuration=configuration)
-        return client.ApiClient(configuration)
-    return from_file(persist_config=False)
+    in_pod = not kubeconfig and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    where = (
+        f"kubeconfig {kubeconfig}"
+        if kubeconfig
+        else "in-cluster service account"
+        if in_pod
+        else f"kubeconfig {os.environ.get('KUBECONFIG') or '~/.kube/config'}"
+    )
+    try:
+        if kubeconfig:
+            return from_file(config_file=kubeconfig, persist_config=False)
+        if in_pod:
+            configuration = client.Configuration()
+            in_cluster: Callable[..., None] = config.load_incluster_config
+            in_cluster(client_configuration=configuration)
+            return client.ApiClient(configuration)
+        return from_file(persist_config=False)
+    except (ConfigException, OSError) as e:
+        raise PortError(f"Kubernetes configuration ({where}): {e}") from e
 
 
 def status_of(e: ApiException) -> dict[str, Any]:
