@@ -99,7 +99,15 @@ OPERATIONS: Final = {
 }
 """Failure events -> ``scaler_operation_errors_total{operation}``."""
 
+BACKOFF_CAUSES: Final = ("write_rejected", "write_failing")
+"""Why a pool was backed off by a write (the reason text is logged and on the pods' Events):
+refused (AccessDenied, a validation error: at once), or failing write after write."""
+
 Fields = Mapping[str, object]
+
+
+def _known(values: Sequence[str], value: object) -> str:
+    return str(value) if value in values else "other"
 
 
 def _prefixed(table: Sequence[tuple[str, str]], text: object, default: str = "other") -> str:
@@ -149,6 +157,11 @@ EVENTS: Final[tuple[Count, ...]] = (
     ),
     Count("launch_failed", "scaler_launch_failures_total", {"pool": _field("pool")}),
     Count(
+        "pool_backoff",
+        "scaler_pool_backoffs_total",
+        {"pool": _field("pool"), "cause": lambda f: _known(BACKOFF_CAUSES, f.get("cause"))},
+    ),
+    Count(
         "notice",
         "scaler_interruptions_total",
         {"kind": _field("kind"), "outcome": _const("ignored")},
@@ -179,6 +192,11 @@ COUNTERS: Final = (
         "Nodes terminated: idle, interrupted, other.",
     ),
     ("scaler_launch_failures_total", ("pool",), "Launches the cloud reported failed."),
+    (
+        "scaler_pool_backoffs_total",
+        ("pool", "cause"),
+        "Pools skipped for a while after failed scale-up writes: write_rejected, write_failing.",
+    ),
     ("scaler_interruptions_total", ("kind", "outcome"), "Interruption notices, by outcome."),
     ("scaler_reconcile_errors_total", (), "Control-loop ticks that failed (retried)."),
     ("scaler_operation_errors_total", ("operation",), "Failed writes and background work."),
@@ -415,6 +433,8 @@ class Metrics:
                 c[name].labels(pool=pool)
             for reason in (*(label for _, label in REMOVAL_REASONS), "other"):
                 c["scaler_node_removals_total"].labels(pool=pool, reason=reason)
+            for cause in BACKOFF_CAUSES:
+                c["scaler_pool_backoffs_total"].labels(pool=pool, cause=cause)
 
     # ---------------------------------------------------------- leadership, prices, feed
 

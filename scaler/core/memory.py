@@ -47,6 +47,8 @@ class Memory:
     interrupted: dict[str, float] = field(default_factory=dict)
     """Node -> its interruption deadline (it is going away; never uncordon it)."""
     migrations_s: deque[float] = field(default_factory=deque)
+    write_failures: dict[str, int] = field(default_factory=dict)
+    """Pool -> scale-up writes that failed in a row (reset by a success or a backoff)."""
 
     # ------------------------------------------------------------------ updates
 
@@ -76,6 +78,22 @@ class Memory:
         if until_s > self.backoff_until_s.get(pool, float("-inf")):
             self.backoff_until_s[pool] = until_s
             self.backoff_reason[pool] = reason
+
+    def write_failed(self, pool: str, *, now: float, reason: str, ttl_s: float,
+                     persistent: bool, after: int) -> bool:
+        """A scale-up write to ``pool`` failed. The pool backs off for ``ttl_s`` (True) when
+        the error is ``persistent`` (the same request will be refused again) or this is the
+        ``after``-th failure in a row; a transient error short of that is retried."""
+        failures = self.write_failures.get(pool, 0) + 1
+        if not persistent and failures < max(after, 1):
+            self.write_failures[pool] = failures
+            return False
+        self.write_failures.pop(pool, None)
+        self.mark_unavailable(pool, until_s=now + ttl_s, reason=reason)
+        return True
+
+    def write_succeeded(self, pool: str) -> None:
+        self.write_failures.pop(pool, None)
 
     def removed(self, *, now: float) -> None:
         self.removals_s.append(now)

@@ -74,6 +74,12 @@ class ScaleUpSettings:
     long; its pods go to the next-cheapest pool at once (Karpenter marks the offering
     unavailable for 3 minutes)."""
 
+    write_failures_before_backoff: int = 3
+    """A pool whose scale-up write fails this many times in a row (throttled, a 5xx, a
+    timeout: each already retried by botocore) backs off like a failed launch, so its pods go
+    to the next pool. A refused write (AccessDenied, a validation error) backs off at once:
+    asking again gets the same answer. Three tries 10 s apart ride out a throttling burst."""
+
 
 @dataclass(frozen=True, slots=True)
 class ScaleDownSettings:

@@ -56,13 +56,18 @@ from scaler.ports import (
     Clock,
     ClusterSource,
     Fleet,
+    InsufficientCapacity,
     NotFound,
     PortError,
     PriceSource,
+    Rejected,
 )
 
 WRITE_RETRY_S = 10.0
 """After a failed scale-up write, tick again this soon (the pods are still pending)."""
+BACKOFF_RETRY_S = 1.0
+"""After a failed write backed its pool off, tick again this soon: the pods go to the
+next-cheapest pool now, not at the next event."""
 
 Observer = Callable[[str, dict[str, object]], None]
 """Receives ``(event, fields)`` for each thing worth logging or counting (adapters turn
@@ -272,9 +277,9 @@ class Reconciler:
             try:
                 await self.fleet.set_desired(pool, desired)
             except PortError as e:
-                self.observe("scale_up_failed", {"pool": pool, "desired": desired, "error": str(e)})
-                self._retry_at_s = now + WRITE_RETRY_S
+                await self._scale_up_failed(pool, desired, e, decision, view)
                 continue
+            self.memory.write_succeeded(pool)
             sizes[pool] = desired
             for action in decision.of(ScaleUp):
                 assert isinstance(action, ScaleUp)
@@ -375,6 +380,45 @@ class Reconciler:
                 self.memory.removed(now=now)
                 self.memory.idle_since_s.pop(action.node, None)
                 self.observe("remove_node", _fields(action))
+
+    async def _scale_up_failed(
+        self, pool: str, desired: int, error: PortError, decision: Decision, view: ClusterView
+    ) -> None:
+        """A refused write (AccessDenied, a validation error, a group gone) backs the pool
+        off at once: retrying it forever would strand its pods. A transient one (throttled,
+        5xx, timeout) is retried soon, and backs the pool off after
+        ``write_failures_before_backoff`` in a row. Backed off, the pods are told why and
+        placed again on the next-cheapest pool at the next tick."""
+        now = decision.now_s
+        up = self.settings.scale_up
+        persistent = isinstance(error, Rejected | NotFound | InsufficientCapacity)
+        reason = (
+            f"scale-up refused: {error}"
+            if persistent
+            else f"{up.write_failures_before_backoff} scale-up writes failed in a row: {error}"
+        )
+        backed_off = self.memory.write_failed(
+            pool, now=now, reason=reason, ttl_s=up.launch_failure_ttl_s,
+            persistent=persistent, after=up.write_failures_before_backoff,
+        )
+        self.observe("scale_up_failed", {"pool": pool, "desired": desired, "error": str(error),
+                                         "backoff": backed_off})
+        retry = now + (BACKOFF_RETRY_S if backed_off else WRITE_RETRY_S)
+        self._retry_at_s = retry if self._retry_at_s is None else min(self._retry_at_s, retry)
+        if not backed_off:
+            return
+        cause = "write_rejected" if persistent else "write_failing"
+        self.observe("pool_backoff", {"pool": pool, "cause": cause, "reason": reason,
+                                      "until_s": now + up.launch_failure_ttl_s})
+        message = (
+            f"scaler: pool {pool} skipped for {up.launch_failure_ttl_s:.0f}s: {reason}; "
+            "the pod goes to the next-cheapest pool"
+        )
+        pods = {key for a in decision.of(ScaleUp) if isinstance(a, ScaleUp) and a.pool == pool
+                for key in a.pods}
+        for pp in view.pending:
+            if pp.pod.key in pods:
+                await self.actuator.record_event(pp.pod, "FailedScaleUp", message, warning=True)
 
     async def _quietly(self, call: Awaitable[None], node: str) -> None:
         try:
