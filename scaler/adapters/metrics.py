@@ -103,6 +103,9 @@ BACKOFF_CAUSES: Final = ("write_rejected", "write_failing")
 """Why a pool was backed off by a write (the reason text is logged and on the pods' Events):
 refused (AccessDenied, a validation error: at once), or failing write after write."""
 
+LIMITS: Final = ("max_nodes_total", "max_usd_per_hour", "max_new_nodes_per_decision")
+"""The global limits (settings ``limits.*``) that can hold pods back."""
+
 Fields = Mapping[str, object]
 
 
@@ -174,6 +177,12 @@ EVENTS: Final[tuple[Count, ...]] = (
     ),
     Count("reconcile_error", "scaler_reconcile_errors_total"),
     Count("unplaceable", "scaler_unplaceable_pods_total", amount=_number("pods")),
+    Count(
+        "limited",
+        "scaler_limited_pods_total",
+        {"limit": lambda f: _known(LIMITS, f.get("limit"))},
+        _number("pods"),
+    ),
     Count("migrate", "scaler_migrations_total"),
     *(
         Count(event, "scaler_operation_errors_total", {"operation": _const(op)})
@@ -201,6 +210,11 @@ COUNTERS: Final = (
     ("scaler_reconcile_errors_total", (), "Control-loop ticks that failed (retried)."),
     ("scaler_operation_errors_total", ("operation",), "Failed writes and background work."),
     ("scaler_unplaceable_pods_total", (), "Pending pods no pool fits, per decision."),
+    (
+        "scaler_limited_pods_total",
+        ("limit",),
+        "Pending pods a global limit held back from a scale-up (first decision that held them).",
+    ),
     ("scaler_migrations_total", (), "Misplaced restartable pods evicted to a cheaper pool."),
 )
 GAUGES: Final = (
@@ -303,6 +317,8 @@ class Metrics:
                 interruptions.labels(kind=kind, outcome=outcome)
         for op in OPERATIONS.values():
             self.counters["scaler_operation_errors_total"].labels(operation=op)
+        for limit in LIMITS:
+            self.counters["scaler_limited_pods_total"].labels(limit=limit)
 
     # ----------------------------------------------------------------------------- events
 

@@ -69,6 +69,10 @@ def print_plan(
         elif isinstance(a, RemoveNode):
             table.add_row("remove node", f"{a.node} ({a.pool})", "-1",
                           f"{a.price_usd_per_hour:.4f}", a.reason)
+        elif isinstance(a, NotifyUnplaceable) and a.limit is not None:
+            if a.pods:
+                table.add_row("held back", ", ".join(p.key for p in a.pods[:3]),
+                              str(len(a.pods)), "-", a.reason)
         elif isinstance(a, NotifyUnplaceable):
             table.add_row("cannot place", ", ".join(p.key for p in a.pods[:3]),
                           str(len(a.pods)), "-", a.reason)

@@ -147,6 +147,26 @@ class LifecycleSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    """Global caps on scale-up (scaler/core/limits.py); pods they hold back get a
+    NotTriggerScaleUp Event naming the limit. 0 means no limit."""
+
+    max_nodes_total: int = 0
+    """At most this many nodes in scaler's pools together (desired sizes: launches in flight
+    count). 0: unlimited, as cluster-autoscaler's --max-nodes-total: only the operator knows
+    what the cluster must never exceed (IP space, EC2 quotas, control-plane size)."""
+
+    max_usd_per_hour: float = 0.0
+    """At most this many USD/hour for the nodes of scaler's pools together, at the prices
+    decisions use (live Spot prices). 0: unlimited: a budget is the operator's to set."""
+
+    max_new_nodes_per_decision: int = 1000
+    """At most this many nodes added by one decision; the rest are placed by the next one,
+    a second later (cluster-autoscaler's --max-nodes-per-scaleup default). A burst of 20,000
+    pods is bought in steps a person can watch and stop, not one write of 16,672 nodes."""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole settings tree."""
 
@@ -155,6 +175,7 @@ class Settings:
     scale_down: ScaleDownSettings = field(default_factory=ScaleDownSettings)
     pinning: PinningSettings = field(default_factory=PinningSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
 
     def with_overrides(self, overrides: Mapping[str, str]) -> Settings:
         """A copy with ``name=value`` overrides; ``name`` is a field of any section

@@ -65,6 +65,9 @@ from scaler.ports import (
 
 WRITE_RETRY_S = 10.0
 """After a failed scale-up write, tick again this soon (the pods are still pending)."""
+LIMIT_EVENTS = 500
+"""Pods held back by a global limit get an Event each, up to this many a decision (the rest
+are counted and logged): a burst must not turn into thousands of Event writes a tick."""
 BACKOFF_RETRY_S = 1.0
 """After a failed write backed its pool off, tick again this soon: the pods go to the
 next-cheapest pool now, not at the next event."""
@@ -295,6 +298,8 @@ class Reconciler:
         for action in decision.actions:
             if isinstance(action, PinPod):
                 await self.actuator.pin(action.pod, action.pool)
+            elif isinstance(action, NotifyUnplaceable) and action.limit is not None:
+                await self._held_by_limit(action)
             elif isinstance(action, NotifyUnplaceable):
                 self.observe("unplaceable", {"pods": len(action.pods), "reason": action.reason})
                 for pod in action.pods:
@@ -380,6 +385,18 @@ class Reconciler:
                 self.memory.removed(now=now)
                 self.memory.idle_since_s.pop(action.node, None)
                 self.observe("remove_node", _fields(action))
+
+    async def _held_by_limit(self, action: NotifyUnplaceable) -> None:
+        """Pods a global limit held back: counted, logged, and told which limit (at most
+        ``LIMIT_EVENTS`` Events a decision: 20,000 held pods are not 20,000 API calls)."""
+        if not action.pods:
+            return
+        self.observe("limited", {"pods": len(action.pods), "limit": action.limit,
+                                 "reason": action.reason})
+        for pod in action.pods[:LIMIT_EVENTS]:
+            await self.actuator.record_event(
+                pod, "NotTriggerScaleUp", f"scaler: held back: {action.reason}", warning=True
+            )
 
     async def _scale_up_failed(
         self, pool: str, desired: int, error: PortError, decision: Decision, view: ClusterView

@@ -362,6 +362,13 @@ SCALE_UP = {
             1,
         ),
         (
+            "limited",
+            {"pods": 7, "limit": "max_nodes_total", "reason": "limit max_nodes_total=10"},
+            "scaler_limited_pods_total",
+            {"limit": "max_nodes_total"},
+            7,
+        ),
+        (
             "pool_backoff",
             {"pool": "big", "cause": "write_rejected", "reason": "AccessDenied", "until_s": 1.0},
             "scaler_pool_backoffs_total",
