@@ -103,6 +103,10 @@ BACKOFF_CAUSES: Final = ("write_rejected", "write_failing")
 """Why a pool was backed off by a write (the reason text is logged and on the pods' Events):
 refused (AccessDenied, a validation error: at once), or failing write after write."""
 
+DRY_RUN_EVENTS: Final = ("scale_up", "remove_node", "migrate", "drained")
+"""Events of writes that a dry run only logs. Under ``--dry-run`` they leave every counter
+of work done at zero (scale-ups, nodes added, removals, migrations, drains and the scale-up
+latency) and count in ``scaler_dry_run_actions_total{action}`` instead."""
 LIMITS: Final = ("max_nodes_total", "max_usd_per_hour", "max_new_nodes_per_decision")
 """The global limits (settings ``limits.*``) that can hold pods back."""
 
@@ -208,6 +212,11 @@ COUNTERS: Final = (
     ),
     ("scaler_interruptions_total", ("kind", "outcome"), "Interruption notices, by outcome."),
     ("scaler_reconcile_errors_total", (), "Control-loop ticks that failed (retried)."),
+    (
+        "scaler_dry_run_actions_total",
+        ("action",),
+        "Under --dry-run: writes logged, not made (scale_up, remove_node, migrate, drained).",
+    ),
     ("scaler_operation_errors_total", ("operation",), "Failed writes and background work."),
     ("scaler_unplaceable_pods_total", (), "Pending pods no pool fits, per decision."),
     (
@@ -219,6 +228,7 @@ COUNTERS: Final = (
 )
 GAUGES: Final = (
     ("scaler_leader", (), "1 while this replica leads (acts), else 0."),
+    ("scaler_dry_run", (), "1 when this process runs with --dry-run (writes nothing), else 0."),
     ("scaler_pending_pods", (), "Unschedulable pods the leader sees."),
     ("scaler_node_cost_dollars_per_hour", ("pool", "capacity_type"), "Managed nodes' cost."),
     ("scaler_waste_dollars_per_hour", ("reason", "pool"), "Money bought and not used."),
@@ -275,6 +285,7 @@ class Metrics:
         clock: Callable[[], float] = time.time,
         broken_pools: Callable[[], Iterable[str]] = lambda: (),
         catalog_built_at: str | None = None,
+        dry_run: bool = False,
     ) -> None:
         if top_misplaced < 0:
             raise ValueError("top_misplaced must be >= 0")
@@ -319,11 +330,20 @@ class Metrics:
             self.counters["scaler_operation_errors_total"].labels(operation=op)
         for limit in LIMITS:
             self.counters["scaler_limited_pods_total"].labels(limit=limit)
+        self.dry_run = dry_run
+        self.gauges["scaler_dry_run"].set(1 if dry_run else 0)
+        if dry_run:
+            for action in DRY_RUN_EVENTS:
+                self.counters["scaler_dry_run_actions_total"].labels(action=action)
 
     # ----------------------------------------------------------------------------- events
 
     def __call__(self, event: str, fields: dict[str, object]) -> None:
         self._catch_up()
+        if self.dry_run and event in DRY_RUN_EVENTS:
+            # Nothing was written: counting it as done would show scale-ups that never were.
+            self.counters["scaler_dry_run_actions_total"].labels(action=event).inc()
+            return
         for row in EVENTS:
             if row.event == event and row.when(fields):
                 counter = self.counters[row.metric]
