@@ -143,7 +143,9 @@ class LifecycleSettings:
 
     migrations_per_minute: int = 2
     """Misplaced pods annotated ``scaler.io/restartable: "true"`` are evicted (to re-pend
-    onto the cheaper pool) at most this often, PDBs respected. 0 disables migration."""
+    onto the cheaper pool) at most this often, PDBs respected. 0 disables migration. Only
+    where the replacement is pinned at admission, and once per workload until it sticks
+    (scaler.core.lifecycle.why_not_migrated): an unpinned one lands on the same node."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,16 @@ from scaler.core.actions import (
 from scaler.core.catalog import Catalog
 from scaler.core.decide import decide
 from scaler.core.interruptions import Notice, RebalanceRecommendation, SpotInterruption
-from scaler.core.lifecycle import PodCost, Waste, migrations, misplaced, pod_costs, respond, waste
+from scaler.core.lifecycle import (
+    PodCost,
+    Waste,
+    migrations,
+    misplaced,
+    pod_costs,
+    respond,
+    waste,
+    workload_of,
+)
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.observed import ObservedPools
@@ -187,7 +196,7 @@ class Reconciler:
             offerings = await self._current_offerings(pools, self._daemonsets(view))
             costs = pod_costs(view, offerings, self.settings)
             bad = misplaced(costs, self.settings)
-            moves = migrations(bad, self.memory, self.settings)
+            moves = migrations(bad, self.memory, self.settings, costs=costs)
             if moves:
                 await self.act(Decision(now_s=self.clock.now(), actions=tuple(moves)), view, pools)
         result = Review(view, offerings, costs, waste(view, offerings, costs), bad, len(moves))
@@ -364,6 +373,9 @@ class Reconciler:
                     self.observe("evict_failed", {"pod": action.pod.key, "error": str(e)})
                     continue
                 self.memory.migrations_s.append(now)
+                left = nodes.get(action.node)
+                if left is not None and left.pool is not None:
+                    self.memory.migrated[workload_of(action.pod)] = (now, left.pool)
                 self.observe("migrate", {"pod": action.pod.key, "reason": action.reason})
             elif isinstance(action, RemoveNode):
                 node = nodes.get(action.node)
