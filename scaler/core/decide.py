@@ -11,6 +11,8 @@ Scale-up, in order:
 2. Batching: new pending pods wait until ``batch_idle_s`` after the last arrival, at most
    ``batch_max_s`` after the first, then go as one decision.
 3. Placement (:func:`scaler.core.placement.place`) with pool headroom and backoff.
+4. Global limits (:mod:`scaler.core.limits`: nodes, USD/hour, nodes per decision) cut the
+   placement in its own order; the pods held back are told which limit held them.
 
 Scale-down: a Ready node with no workload pod (DaemonSet and mirror pods do not count) is
 idle from the time recorded on it; after its pool's idle timeout it is removed, unless
