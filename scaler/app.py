@@ -176,6 +176,7 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
             top_misplaced=opts.misplaced_top_pods,
             catalog_built_at=catalog.built_at,
             broken_pools=lambda: [p.pool for p in getattr(fleet.last_discovery, "problems", ())],
+            dry_run=opts.dry_run,
         )
         observe = LogObserver(metrics) if observer is None else _fan_out(observer, metrics)
         ctl = build(opts, fleet, catalog, observer=observe, metrics=metrics)

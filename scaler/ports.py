@@ -33,6 +33,11 @@ class NotFound(PortError):
     """The thing acted on no longer exists (a node deleted, an instance gone)."""
 
 
+class Rejected(PortError):
+    """The API refused the request itself (access denied, an invalid request): asking the
+    same again will fail the same way, so it is not retried soon."""
+
+
 class Clock(Protocol):
     def now(self) -> float:
         """Seconds (unix time live; simulated seconds offline)."""

@@ -99,7 +99,22 @@ OPERATIONS: Final = {
 }
 """Failure events -> ``scaler_operation_errors_total{operation}``."""
 
+BACKOFF_CAUSES: Final = ("write_rejected", "write_failing")
+"""Why a pool was backed off by a write (the reason text is logged and on the pods' Events):
+refused (AccessDenied, a validation error: at once), or failing write after write."""
+
+DRY_RUN_EVENTS: Final = ("scale_up", "remove_node", "migrate", "drained")
+"""Events of writes that a dry run only logs. Under ``--dry-run`` they leave every counter
+of work done at zero (scale-ups, nodes added, removals, migrations, drains and the scale-up
+latency) and count in ``scaler_dry_run_actions_total{action}`` instead."""
+LIMITS: Final = ("max_nodes_total", "max_usd_per_hour", "max_new_nodes_per_decision")
+"""The global limits (settings ``limits.*``) that can hold pods back."""
+
 Fields = Mapping[str, object]
+
+
+def _known(values: Sequence[str], value: object) -> str:
+    return str(value) if value in values else "other"
 
 
 def _prefixed(table: Sequence[tuple[str, str]], text: object, default: str = "other") -> str:
@@ -149,6 +164,11 @@ EVENTS: Final[tuple[Count, ...]] = (
     ),
     Count("launch_failed", "scaler_launch_failures_total", {"pool": _field("pool")}),
     Count(
+        "pool_backoff",
+        "scaler_pool_backoffs_total",
+        {"pool": _field("pool"), "cause": lambda f: _known(BACKOFF_CAUSES, f.get("cause"))},
+    ),
+    Count(
         "notice",
         "scaler_interruptions_total",
         {"kind": _field("kind"), "outcome": _const("ignored")},
@@ -161,6 +181,12 @@ EVENTS: Final[tuple[Count, ...]] = (
     ),
     Count("reconcile_error", "scaler_reconcile_errors_total"),
     Count("unplaceable", "scaler_unplaceable_pods_total", amount=_number("pods")),
+    Count(
+        "limited",
+        "scaler_limited_pods_total",
+        {"limit": lambda f: _known(LIMITS, f.get("limit"))},
+        _number("pods"),
+    ),
     Count("migrate", "scaler_migrations_total"),
     *(
         Count(event, "scaler_operation_errors_total", {"operation": _const(op)})
@@ -179,14 +205,30 @@ COUNTERS: Final = (
         "Nodes terminated: idle, interrupted, other.",
     ),
     ("scaler_launch_failures_total", ("pool",), "Launches the cloud reported failed."),
+    (
+        "scaler_pool_backoffs_total",
+        ("pool", "cause"),
+        "Pools skipped for a while after failed scale-up writes: write_rejected, write_failing.",
+    ),
     ("scaler_interruptions_total", ("kind", "outcome"), "Interruption notices, by outcome."),
     ("scaler_reconcile_errors_total", (), "Control-loop ticks that failed (retried)."),
+    (
+        "scaler_dry_run_actions_total",
+        ("action",),
+        "Under --dry-run: writes logged, not made (scale_up, remove_node, migrate, drained).",
+    ),
     ("scaler_operation_errors_total", ("operation",), "Failed writes and background work."),
     ("scaler_unplaceable_pods_total", (), "Pending pods no pool fits, per decision."),
+    (
+        "scaler_limited_pods_total",
+        ("limit",),
+        "Pending pods a global limit held back from a scale-up (first decision that held them).",
+    ),
     ("scaler_migrations_total", (), "Misplaced restartable pods evicted to a cheaper pool."),
 )
 GAUGES: Final = (
     ("scaler_leader", (), "1 while this replica leads (acts), else 0."),
+    ("scaler_dry_run", (), "1 when this process runs with --dry-run (writes nothing), else 0."),
     ("scaler_pending_pods", (), "Unschedulable pods the leader sees."),
     ("scaler_node_cost_dollars_per_hour", ("pool", "capacity_type"), "Managed nodes' cost."),
     ("scaler_waste_dollars_per_hour", ("reason", "pool"), "Money bought and not used."),
@@ -243,6 +285,7 @@ class Metrics:
         clock: Callable[[], float] = time.time,
         broken_pools: Callable[[], Iterable[str]] = lambda: (),
         catalog_built_at: str | None = None,
+        dry_run: bool = False,
     ) -> None:
         if top_misplaced < 0:
             raise ValueError("top_misplaced must be >= 0")
@@ -285,11 +328,22 @@ class Metrics:
                 interruptions.labels(kind=kind, outcome=outcome)
         for op in OPERATIONS.values():
             self.counters["scaler_operation_errors_total"].labels(operation=op)
+        for limit in LIMITS:
+            self.counters["scaler_limited_pods_total"].labels(limit=limit)
+        self.dry_run = dry_run
+        self.gauges["scaler_dry_run"].set(1 if dry_run else 0)
+        if dry_run:
+            for action in DRY_RUN_EVENTS:
+                self.counters["scaler_dry_run_actions_total"].labels(action=action)
 
     # ----------------------------------------------------------------------------- events
 
     def __call__(self, event: str, fields: dict[str, object]) -> None:
         self._catch_up()
+        if self.dry_run and event in DRY_RUN_EVENTS:
+            # Nothing was written: counting it as done would show scale-ups that never were.
+            self.counters["scaler_dry_run_actions_total"].labels(action=event).inc()
+            return
         for row in EVENTS:
             if row.event == event and row.when(fields):
                 counter = self.counters[row.metric]
@@ -415,6 +469,8 @@ class Metrics:
                 c[name].labels(pool=pool)
             for reason in (*(label for _, label in REMOVAL_REASONS), "other"):
                 c["scaler_node_removals_total"].labels(pool=pool, reason=reason)
+            for cause in BACKOFF_CAUSES:
+                c["scaler_pool_backoffs_total"].labels(pool=pool, cause=cause)
 
     # ---------------------------------------------------------- leadership, prices, feed
 

@@ -12,7 +12,7 @@ import structlog
 Observer = Callable[[str, dict[str, object]], None]
 
 _WARNINGS = {"reconcile_error", "scale_up_failed", "remove_failed", "launch_failed",
-             "pool_disabled"}
+             "pool_disabled", "pool_backoff"}
 
 
 def configure_logging(*, json: bool, level: str = "info") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -20,6 +21,7 @@ from scaler.core.actions import (
     RemoveNode,
     ScaleUp,
 )
+from scaler.core.memory import Memory
 
 
 def add_parser(sub: Any) -> None:
@@ -39,11 +41,23 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(json=args.log_format == "json", level="warning")
     opts = connection_options(args, dry_run=True, leader_elect=False)
     decision, reconciler = anyio.run(app.plan, opts)
-    print_plan(decision, [f"{p.pool}: {p.reason}" for p in reconciler.problems])
+    print_plan(decision, [f"{p.pool}: {p.reason}" for p in reconciler.problems],
+               backing_off=backing_off(reconciler.memory, decision.now_s))
     return 0
 
 
-def print_plan(decision: Decision, problems: list[str]) -> None:
+def backing_off(memory: Memory, now: float) -> list[str]:
+    """``pool: reason (N s left)`` for each pool the decision left out after a failure."""
+    return [
+        f"{pool}: {reason} ({memory.backoff_until_s[pool] - now:.0f} s left)"
+        for pool, reason in sorted(memory.backoff_reason.items())
+        if memory.backing_off(pool, now)
+    ]
+
+
+def print_plan(
+    decision: Decision, problems: list[str], *, backing_off: Sequence[str] = ()
+) -> None:
     out = console()
     table = Table(title="scaler plan: what the next tick would do", title_justify="left")
     for col in ("action", "target", "count", "$/h", "why"):
@@ -55,6 +69,10 @@ def print_plan(decision: Decision, problems: list[str]) -> None:
         elif isinstance(a, RemoveNode):
             table.add_row("remove node", f"{a.node} ({a.pool})", "-1",
                           f"{a.price_usd_per_hour:.4f}", a.reason)
+        elif isinstance(a, NotifyUnplaceable) and a.limit is not None:
+            if a.pods:
+                table.add_row("held back", ", ".join(p.key for p in a.pods[:3]),
+                              str(len(a.pods)), "-", a.reason)
         elif isinstance(a, NotifyUnplaceable):
             table.add_row("cannot place", ", ".join(p.key for p in a.pods[:3]),
                           str(len(a.pods)), "-", a.reason)
@@ -72,5 +90,7 @@ def print_plan(decision: Decision, problems: list[str]) -> None:
         out.print(f"next decision due in {max(0.0, decision.wake_at_s - decision.now_s):.0f} s")
     for p in problems:
         out.print(f"[yellow]pool disabled[/yellow] {p}")
+    for b in backing_off:
+        out.print(f"[yellow]pool backing off[/yellow] {b}")
     if not decision.actions and not decision.waiting:
         out.print("nothing to do: no pending pods, no idle nodes past their timeout")

@@ -41,6 +41,11 @@ class NotifyUnplaceable:
 
     pods: tuple[PodSpec, ...]
     reason: str
+    limit: str | None = None
+    """Set when a pool could run the pods but a global limit held them back: the limit's
+    setting name (``max_nodes_total``, ...; scaler/core/limits.py)."""
+    retry_at_s: float | None = None
+    """When a decision will place them (a per-decision cap); None: when something changes."""
 
 
 @dataclass(frozen=True, slots=True)

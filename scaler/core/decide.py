@@ -11,6 +11,8 @@ Scale-up, in order:
 2. Batching: new pending pods wait until ``batch_idle_s`` after the last arrival, at most
    ``batch_max_s`` after the first, then go as one decision.
 3. Placement (:func:`scaler.core.placement.place`) with pool headroom and backoff.
+4. Global limits (:mod:`scaler.core.limits`: nodes, USD/hour, nodes per decision) cut the
+   placement in its own order; the pods held back are told which limit held them.
 
 Scale-down: a Ready node with no workload pod (DaemonSet and mirror pods do not count) is
 idle from the time recorded on it; after its pool's idle timeout it is removed, unless
@@ -37,6 +39,7 @@ from scaler.core.actions import (
     ScaleUp,
 )
 from scaler.core.lifecycle import INTERRUPTION_TAINT_KEY, SPOT_NOTICE_S, rebalance_expired
+from scaler.core.limits import NEXT_STEP_S, apply_limits
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolTable, pool_table
@@ -94,6 +97,7 @@ def decide(
         else:
             batch_closed = True
             actions += _scale_up(uncovered, table, offerings, memory, settings, now, rng)
+    wakes += [a.retry_at_s for a in actions if isinstance(a, NotifyUnplaceable) and a.retry_at_s]
     wanted = set(waiting_for.values()) | {a.pool for a in actions if isinstance(a, ScaleUp)}
     if held:
         wanted |= _feasible_pools(held, offerings, settings)
@@ -238,7 +242,8 @@ def _scale_up(
         rng=rng,
     )
     actions: list[Action] = []
-    for g in placement.groups:
+    groups, held = apply_limits(placement.groups, table, offerings, settings.limits)
+    for g in groups:
         actions.append(
             ScaleUp(
                 pool=g.pool.name,
@@ -258,6 +263,14 @@ def _scale_up(
         fresh = tuple(p for p in u.pods if p.key in new)
         if fresh:
             actions.append(NotifyUnplaceable(fresh, u.reason))
+    if held is not None:
+        # Every held pod is placed again by a later decision; only those new to this one
+        # are told (as for unplaceable pods), so a long wait is one Event, not one a tick.
+        step = held.limit == "max_new_nodes_per_decision"
+        actions.append(NotifyUnplaceable(
+            tuple(p for p in held.pods if p.key in new), held.reason, limit=held.limit,
+            retry_at_s=now + NEXT_STEP_S if step else None,
+        ))
     return actions
 
 

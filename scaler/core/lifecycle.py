@@ -13,11 +13,13 @@
 
 :func:`pod_costs` and :func:`waste` say where the money goes; :func:`misplaced` finds pods
 on nodes far dearer than they need, and :func:`migrations` evicts the restartable ones at a
-bounded rate.
+bounded rate, only where the replacement is pinned away from the dear node and never in a
+loop (:func:`why_not_migrated`).
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,12 +47,14 @@ from scaler.core.interruptions import (
     drain_deadline,
 )
 from scaler.core.memory import Memory
-from scaler.core.model import NO_SCHEDULE, PodSpec, PoolSpec, Taint
+from scaler.core.model import LABEL_POOL, NO_SCHEDULE, PodSpec, PoolSpec, Taint
 from scaler.core.offerings import Offerings, pool_table
 from scaler.core.placement import cost_matrix, group_pods, place
 from scaler.core.settings import Settings
 from scaler.core.state import (
     ANNOTATION_DO_NOT_DISRUPT,
+    ANNOTATION_PIN,
+    ANNOTATION_PINNED_POOLS,
     ANNOTATION_RESTARTABLE,
     ANNOTATION_SAFE_TO_EVICT,
     ClusterView,
@@ -274,9 +278,19 @@ def misplaced(costs: Sequence[PodCost], settings: Settings) -> list[PodCost]:
     return sorted(bad, key=lambda c: (-c.waste_usd_per_hour, c.pod.key))
 
 
-def migrations(bad: Sequence[PodCost], memory: Memory, settings: Settings) -> list[Action]:
-    """Evict restartable misplaced pods, at most ``migrations_per_minute``."""
+def migrations(
+    bad: Sequence[PodCost],
+    memory: Memory,
+    settings: Settings,
+    *,
+    costs: Sequence[PodCost] = (),
+) -> list[Action]:
+    """Evict restartable misplaced pods, at most ``migrations_per_minute``, and only those
+    whose replacement cannot come back to a node as dear (:func:`why_not_migrated`).
+    ``costs`` is every running pod's (``bad`` is taken from it)."""
     budget = settings.lifecycle.migrations_per_minute - len(memory.migrations_s)
+    seen = costs or bad
+    pinned = pinned_namespaces(seen) if settings.pinning.enabled else set()
     out: list[Action] = []
     for c in bad:
         if budget <= 0:
@@ -285,9 +299,69 @@ def migrations(bad: Sequence[PodCost], memory: Memory, settings: Settings) -> li
             c.pod.annotation(ANNOTATION_RESTARTABLE) == "true"
             and c.pod.annotation(ANNOTATION_DO_NOT_DISRUPT) != "true"
             and c.pod.annotation(ANNOTATION_SAFE_TO_EVICT) != "false"
+            and why_not_migrated(c, pinned, memory, seen, bad) is None
         ):
             out.append(Evict(c.pod, c.node,
                              f"misplaced: ${c.share_usd_per_hour:.4f}/h on {c.node}, fits "
                              f"${c.cheapest_fit_usd_per_hour:.4f}/h"))
             budget -= 1
     return out
+
+
+def why_not_migrated(
+    c: PodCost,
+    pinned: set[str],
+    memory: Memory,
+    costs: Sequence[PodCost],
+    bad: Sequence[PodCost],
+) -> str | None:
+    """Why evicting this misplaced pod would not move it (None: it would).
+
+    Its controller re-creates it, and kube-scheduler puts an unpinned replacement on the
+    emptiest node that fits: the dear node it just left. So a pod moves only when its
+    replacement is pinned at admission to the cheaper tier: its namespace is pinned (a pod
+    of it carries the webhook's ``scaler.io/pinned-pools``), it does not opt out, and it
+    does not select a pool itself (the webhook leaves such pods alone). And as a backstop,
+    per workload: while the replacement of its last migration has not run yet, or came back
+    misplaced on the pool it left, it is not evicted again (for ``MIGRATION_MEMORY_S``).
+    """
+    pod = c.pod
+    if pod.namespace not in pinned:
+        return f"namespace {pod.namespace} is not pinned at admission"
+    if pod.annotation(ANNOTATION_PIN) == "false" or _selects_pool(pod):
+        return "its replacement would not be pinned to a cheaper pool"
+    workload = workload_of(pod)
+    last = memory.migrated.get(workload)
+    if last is None:
+        return None
+    at, pool = last
+    # creationTimestamp has whole seconds: a replacement made in the eviction's second counts.
+    after = [x for x in costs if workload_of(x.pod) == workload and x.pod.arrival_s > at - 1.0]
+    if not after:
+        return "the replacement of its last migration is not running yet"
+    again = {x.pod.key for x in bad}
+    if any(x.pod.key in again and x.pool == pool for x in after):
+        return f"its last migration came back misplaced on {pool}"
+    return None
+
+
+_GENERATED = re.compile(r"-[bcdfghjklmnpqrstvwxz2456789]{5}$")
+
+
+def workload_of(pod: PodSpec) -> str:
+    """``namespace/name`` without the suffix Kubernetes generates for a controller's pods
+    (generateName adds 5 characters of ``bcdfghjklmnpqrstvwxz2456789``: ReplicaSet and Job
+    pods), so a re-created pod has its predecessor's key; a StatefulSet's replacement keeps
+    its predecessor's name anyway."""
+    return f"{pod.namespace}/{_GENERATED.sub('', pod.name)}"
+
+
+def pinned_namespaces(costs: Sequence[PodCost]) -> set[str]:
+    """Namespaces with a pod the pinning webhook pinned: their new pods are pinned too."""
+    return {c.pod.namespace for c in costs if c.pod.annotation(ANNOTATION_PINNED_POOLS)}
+
+
+def _selects_pool(pod: PodSpec) -> bool:
+    return any(k == LABEL_POOL for k, _ in pod.node_selector) or any(
+        r.key == LABEL_POOL for t in pod.affinity for r in t.requirements
+    )

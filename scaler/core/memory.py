@@ -18,6 +18,10 @@ from scaler.core.model import BoolArray
 from scaler.core.offerings import Offerings
 from scaler.core.state import LaunchFailure
 
+MIGRATION_MEMORY_S = 86400.0
+"""A workload's last migration is remembered this long: a workload whose replacement came
+back misplaced is tried again at most once a day, not every minute."""
+
 
 @dataclass(frozen=True, slots=True)
 class Launch:
@@ -47,6 +51,11 @@ class Memory:
     interrupted: dict[str, float] = field(default_factory=dict)
     """Node -> its interruption deadline (it is going away; never uncordon it)."""
     migrations_s: deque[float] = field(default_factory=deque)
+    migrated: dict[str, tuple[float, str]] = field(default_factory=dict)
+    """Workload (:func:`scaler.core.lifecycle.workload_of`) -> when a pod of it was last
+    evicted to move to a cheaper pool, and the pool it left; kept ``MIGRATION_MEMORY_S``."""
+    write_failures: dict[str, int] = field(default_factory=dict)
+    """Pool -> scale-up writes that failed in a row (reset by a success or a backoff)."""
 
     # ------------------------------------------------------------------ updates
 
@@ -77,6 +86,22 @@ class Memory:
             self.backoff_until_s[pool] = until_s
             self.backoff_reason[pool] = reason
 
+    def write_failed(self, pool: str, *, now: float, reason: str, ttl_s: float,
+                     persistent: bool, after: int) -> bool:
+        """A scale-up write to ``pool`` failed. The pool backs off for ``ttl_s`` (True) when
+        the error is ``persistent`` (the same request will be refused again) or this is the
+        ``after``-th failure in a row; a transient error short of that is retried."""
+        failures = self.write_failures.get(pool, 0) + 1
+        if not persistent and failures < max(after, 1):
+            self.write_failures[pool] = failures
+            return False
+        self.write_failures.pop(pool, None)
+        self.mark_unavailable(pool, until_s=now + ttl_s, reason=reason)
+        return True
+
+    def write_succeeded(self, pool: str) -> None:
+        self.write_failures.pop(pool, None)
+
     def removed(self, *, now: float) -> None:
         self.removals_s.append(now)
 
@@ -95,6 +120,8 @@ class Memory:
             self.removals_s.popleft()
         while self.migrations_s and self.migrations_s[0] <= now - 60.0:
             self.migrations_s.popleft()
+        for workload in [w for w, (at, _) in self.migrated.items() if at <= now - MIGRATION_MEMORY_S]:
+            del self.migrated[workload]
         for node in [n for n, deadline in self.interrupted.items() if deadline < now - 3600.0]:
             del self.interrupted[node]
 

@@ -74,6 +74,12 @@ class ScaleUpSettings:
     long; its pods go to the next-cheapest pool at once (Karpenter marks the offering
     unavailable for 3 minutes)."""
 
+    write_failures_before_backoff: int = 3
+    """A pool whose scale-up write fails this many times in a row (throttled, a 5xx, a
+    timeout: each already retried by botocore) backs off like a failed launch, so its pods go
+    to the next pool. A refused write (AccessDenied, a validation error) backs off at once:
+    asking again gets the same answer. Three tries 10 s apart ride out a throttling burst."""
+
 
 @dataclass(frozen=True, slots=True)
 class ScaleDownSettings:
@@ -137,7 +143,29 @@ class LifecycleSettings:
 
     migrations_per_minute: int = 2
     """Misplaced pods annotated ``scaler.io/restartable: "true"`` are evicted (to re-pend
-    onto the cheaper pool) at most this often, PDBs respected. 0 disables migration."""
+    onto the cheaper pool) at most this often, PDBs respected. 0 disables migration. Only
+    where the replacement is pinned at admission, and once per workload until it sticks
+    (scaler.core.lifecycle.why_not_migrated): an unpinned one lands on the same node."""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    """Global caps on scale-up (scaler/core/limits.py); pods they hold back get a
+    NotTriggerScaleUp Event naming the limit. 0 means no limit."""
+
+    max_nodes_total: int = 0
+    """At most this many nodes in scaler's pools together (desired sizes: launches in flight
+    count). 0: unlimited, as cluster-autoscaler's --max-nodes-total: only the operator knows
+    what the cluster must never exceed (IP space, EC2 quotas, control-plane size)."""
+
+    max_usd_per_hour: float = 0.0
+    """At most this many USD/hour for the nodes of scaler's pools together, at the prices
+    decisions use (live Spot prices). 0: unlimited: a budget is the operator's to set."""
+
+    max_new_nodes_per_decision: int = 1000
+    """At most this many nodes added by one decision; the rest are placed by the next one,
+    a second later (cluster-autoscaler's --max-nodes-per-scaleup default). A burst of 20,000
+    pods is bought in steps a person can watch and stop, not one write of 16,672 nodes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +177,7 @@ class Settings:
     scale_down: ScaleDownSettings = field(default_factory=ScaleDownSettings)
     pinning: PinningSettings = field(default_factory=PinningSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
 
     def with_overrides(self, overrides: Mapping[str, str]) -> Settings:
         """A copy with ``name=value`` overrides; ``name`` is a field of any section

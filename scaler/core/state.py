@@ -22,6 +22,10 @@ ANNOTATION_SCALE_DOWN_DISABLED: Final = "cluster-autoscaler.kubernetes.io/scale-
 ANNOTATION_SAFE_TO_EVICT: Final = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 ANNOTATION_DO_NOT_DISRUPT: Final = "karpenter.sh/do-not-disrupt"
 ANNOTATION_RESTARTABLE: Final = "scaler.io/restartable"
+ANNOTATION_PIN: Final = "scaler.io/pin"
+"""On a pod: ``"false"`` opts it out of the pinning webhook."""
+ANNOTATION_PINNED_POOLS: Final = "scaler.io/pinned-pools"
+"""On a pod: the tier the pinning webhook pinned it to (its namespace is pinned at admission)."""
 
 
 @dataclass(frozen=True, slots=True)

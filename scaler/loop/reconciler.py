@@ -36,7 +36,16 @@ from scaler.core.actions import (
 from scaler.core.catalog import Catalog
 from scaler.core.decide import decide
 from scaler.core.interruptions import Notice, RebalanceRecommendation, SpotInterruption
-from scaler.core.lifecycle import PodCost, Waste, migrations, misplaced, pod_costs, respond, waste
+from scaler.core.lifecycle import (
+    PodCost,
+    Waste,
+    migrations,
+    misplaced,
+    pod_costs,
+    respond,
+    waste,
+    workload_of,
+)
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.observed import ObservedPools
@@ -56,13 +65,21 @@ from scaler.ports import (
     Clock,
     ClusterSource,
     Fleet,
+    InsufficientCapacity,
     NotFound,
     PortError,
     PriceSource,
+    Rejected,
 )
 
 WRITE_RETRY_S = 10.0
 """After a failed scale-up write, tick again this soon (the pods are still pending)."""
+LIMIT_EVENTS = 500
+"""Pods held back by a global limit get an Event each, up to this many a decision (the rest
+are counted and logged): a burst must not turn into thousands of Event writes a tick."""
+BACKOFF_RETRY_S = 1.0
+"""After a failed write backed its pool off, tick again this soon: the pods go to the
+next-cheapest pool now, not at the next event."""
 
 Observer = Callable[[str, dict[str, object]], None]
 """Receives ``(event, fields)`` for each thing worth logging or counting (adapters turn
@@ -179,7 +196,7 @@ class Reconciler:
             offerings = await self._current_offerings(pools, self._daemonsets(view))
             costs = pod_costs(view, offerings, self.settings)
             bad = misplaced(costs, self.settings)
-            moves = migrations(bad, self.memory, self.settings)
+            moves = migrations(bad, self.memory, self.settings, costs=costs)
             if moves:
                 await self.act(Decision(now_s=self.clock.now(), actions=tuple(moves)), view, pools)
         result = Review(view, offerings, costs, waste(view, offerings, costs), bad, len(moves))
@@ -272,9 +289,9 @@ class Reconciler:
             try:
                 await self.fleet.set_desired(pool, desired)
             except PortError as e:
-                self.observe("scale_up_failed", {"pool": pool, "desired": desired, "error": str(e)})
-                self._retry_at_s = now + WRITE_RETRY_S
+                await self._scale_up_failed(pool, desired, e, decision, view)
                 continue
+            self.memory.write_succeeded(pool)
             sizes[pool] = desired
             for action in decision.of(ScaleUp):
                 assert isinstance(action, ScaleUp)
@@ -290,6 +307,8 @@ class Reconciler:
         for action in decision.actions:
             if isinstance(action, PinPod):
                 await self.actuator.pin(action.pod, action.pool)
+            elif isinstance(action, NotifyUnplaceable) and action.limit is not None:
+                await self._held_by_limit(action)
             elif isinstance(action, NotifyUnplaceable):
                 self.observe("unplaceable", {"pods": len(action.pods), "reason": action.reason})
                 for pod in action.pods:
@@ -354,6 +373,9 @@ class Reconciler:
                     self.observe("evict_failed", {"pod": action.pod.key, "error": str(e)})
                     continue
                 self.memory.migrations_s.append(now)
+                left = nodes.get(action.node)
+                if left is not None and left.pool is not None:
+                    self.memory.migrated[workload_of(action.pod)] = (now, left.pool)
                 self.observe("migrate", {"pod": action.pod.key, "reason": action.reason})
             elif isinstance(action, RemoveNode):
                 node = nodes.get(action.node)
@@ -375,6 +397,57 @@ class Reconciler:
                 self.memory.removed(now=now)
                 self.memory.idle_since_s.pop(action.node, None)
                 self.observe("remove_node", _fields(action))
+
+    async def _held_by_limit(self, action: NotifyUnplaceable) -> None:
+        """Pods a global limit held back: counted, logged, and told which limit (at most
+        ``LIMIT_EVENTS`` Events a decision: 20,000 held pods are not 20,000 API calls)."""
+        if not action.pods:
+            return
+        self.observe("limited", {"pods": len(action.pods), "limit": action.limit,
+                                 "reason": action.reason})
+        for pod in action.pods[:LIMIT_EVENTS]:
+            await self.actuator.record_event(
+                pod, "NotTriggerScaleUp", f"scaler: held back: {action.reason}", warning=True
+            )
+
+    async def _scale_up_failed(
+        self, pool: str, desired: int, error: PortError, decision: Decision, view: ClusterView
+    ) -> None:
+        """A refused write (AccessDenied, a validation error, a group gone) backs the pool
+        off at once: retrying it forever would strand its pods. A transient one (throttled,
+        5xx, timeout) is retried soon, and backs the pool off after
+        ``write_failures_before_backoff`` in a row. Backed off, the pods are told why and
+        placed again on the next-cheapest pool at the next tick."""
+        now = decision.now_s
+        up = self.settings.scale_up
+        persistent = isinstance(error, Rejected | NotFound | InsufficientCapacity)
+        reason = (
+            f"scale-up refused: {error}"
+            if persistent
+            else f"{up.write_failures_before_backoff} scale-up writes failed in a row: {error}"
+        )
+        backed_off = self.memory.write_failed(
+            pool, now=now, reason=reason, ttl_s=up.launch_failure_ttl_s,
+            persistent=persistent, after=up.write_failures_before_backoff,
+        )
+        self.observe("scale_up_failed", {"pool": pool, "desired": desired, "error": str(error),
+                                         "backoff": backed_off})
+        retry = now + (BACKOFF_RETRY_S if backed_off else WRITE_RETRY_S)
+        self._retry_at_s = retry if self._retry_at_s is None else min(self._retry_at_s, retry)
+        if not backed_off:
+            return
+        cause = "write_rejected" if persistent else "write_failing"
+        self.observe("pool_backoff", {"pool": pool, "cause": cause, "reason": reason,
+                                      "until_s": now + up.launch_failure_ttl_s})
+        message = (
+            f"scaler: pool {pool} skipped for {up.launch_failure_ttl_s:.0f}s: {reason}; "
+            "the pod goes to the next-cheapest pool"
+        )
+        pods = {key for a in decision.of(ScaleUp) if isinstance(a, ScaleUp) and a.pool == pool
+                for key in a.pods}
+        for pp in view.pending:
+            if pp.pod.key in pods:
+                await self.actuator.record_event(pp.pod, "FailedScaleUp", message, warning=True)
 
     async def _quietly(self, call: Awaitable[None], node: str) -> None:
         try:

@@ -18,7 +18,7 @@ from scaler.adapters.aws.parse import (
     spot_prices_from_history,
 )
 from scaler.core.catalog import Catalog
-from scaler.ports import InsufficientCapacity, NotFound, PortError, Throttled
+from scaler.ports import InsufficientCapacity, NotFound, PortError, Rejected, Throttled
 
 T0 = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 
@@ -313,8 +313,12 @@ def client_error(code: str, message: str = "") -> ClientError:
             "will violate group's min size constraint.",
             AtMinSize,
         ),
-        ("ValidationError", "New SetDesiredCapacity value 9 is above max value 5", PortError),
-        ("UnauthorizedOperation", "You are not authorized to perform this operation.", PortError),
+        # Refused as asked: the same request fails again (the reconciler backs the pool off).
+        ("ValidationError", "New SetDesiredCapacity value 9 is above max value 5", Rejected),
+        ("UnauthorizedOperation", "You are not authorized to perform this operation.", Rejected),
+        ("AccessDenied", "User: arn:aws:sts::1:assumed-role/scaler is not authorized", Rejected),
+        # A server error may pass: retried, backed off only when it keeps failing.
+        ("InternalFailure", "An internal error occurred", PortError),
     ],
 )
 def test_client_errors_become_domain_errors_once(code, message, kind):

@@ -361,6 +361,20 @@ SCALE_UP = {
             {"operation": "review"},
             1,
         ),
+        (
+            "limited",
+            {"pods": 7, "limit": "max_nodes_total", "reason": "limit max_nodes_total=10"},
+            "scaler_limited_pods_total",
+            {"limit": "max_nodes_total"},
+            7,
+        ),
+        (
+            "pool_backoff",
+            {"pool": "big", "cause": "write_rejected", "reason": "AccessDenied", "until_s": 1.0},
+            "scaler_pool_backoffs_total",
+            {"pool": "big", "cause": "write_rejected"},
+            1,
+        ),
     ],
 )
 def test_events_count_into_their_metric(event, fields, name, labels, expected):

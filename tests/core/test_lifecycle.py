@@ -32,7 +32,13 @@ from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec, Resources
 from scaler.core.offerings import build_offerings
 from scaler.core.settings import preset
-from scaler.core.state import ANNOTATION_RESTARTABLE, BoundPod, ClusterView, Node
+from scaler.core.state import (
+    ANNOTATION_PINNED_POOLS,
+    ANNOTATION_RESTARTABLE,
+    BoundPod,
+    ClusterView,
+    Node,
+)
 
 POOLS = [
     PoolSpec("spot-a", ("m5.large",), capacity_type="spot", max_size=10, current_size=1),
@@ -168,14 +174,16 @@ def test_misplaced_pods_and_bounded_migration_of_restartable_ones(offerings):
     bound = (
         BoundPod(pod("a", annotations=restartable), "big-1"),
         BoundPod(pod("b"), "big-1"),
+        # The namespace is pinned at admission: a's replacement will be pinned too.
+        BoundPod(pod("pinned", annotations=((ANNOTATION_PINNED_POOLS, "spot-a"),)), "spot-1"),
     )
     v = view(*bound)
     costs = pod_costs(v, offerings, preset("scaler"))
     bad = misplaced(costs, preset("scaler"))
     # Two pods share the $0.768 node: $0.384 each, still > 2x a $0.096 fit.
     assert {c.pod.name for c in bad} == {"a", "b"}
-    moves = migrations(bad, Memory(), preset("scaler"))
+    moves = migrations(bad, Memory(), preset("scaler"), costs=costs)
     assert [m.pod.name for m in moves if isinstance(m, Evict)] == ["a"]
     spent = Memory()
     spent.migrations_s.extend([990.0, 995.0])
-    assert migrations(bad, spent, preset("scaler")) == []
+    assert migrations(bad, spent, preset("scaler"), costs=costs) == []

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from scaler.core.state import ANNOTATION_IDLE_SINCE
-from scaler.ports import InsufficientCapacity
+from scaler.ports import Throttled
 from simulations.clock import SimClock
 from simulations.testing import pod, pool, simulate
 
@@ -279,7 +279,8 @@ def test_the_fleet_records_calls_and_fails_the_next_one_when_told() -> None:
     def factory(**kwargs):
         from scaler.loop.reconciler import Reconciler
 
-        kwargs["fleet"].fail_next("set_desired", InsufficientCapacity("no m5.large"))
+        # A transient failure: retried (an InsufficientCapacity would back the pool off).
+        kwargs["fleet"].fail_next("set_desired", Throttled("Rate exceeded"))
         return Reconciler(**kwargs)
 
     sim = simulate(pods, pools=[SMALL], reconciler_factory=factory, until_s=2000)

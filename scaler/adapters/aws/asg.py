@@ -16,7 +16,13 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from scaler.adapters.aws.tags import TagError, parse_node_template, tags_of, valid_label_value
+from scaler.adapters.aws.tags import (
+    TagError,
+    enabled_problem,
+    parse_node_template,
+    tags_of,
+    valid_label_value,
+)
 from scaler.core.model import LABEL_POOL, ON_DEMAND, SPOT, PoolSpec
 from scaler.core.offerings import PoolProblem
 
@@ -155,6 +161,9 @@ def _pool(
         )
     if group.get("Status"):
         raise _Problem(f"status {group['Status']!r}")
+    disabled = enabled_problem(tags_of(group))
+    if disabled is not None:
+        raise _Problem(f"{disabled}; pool disabled")
     launch = _launch(group, templates, launch_configurations)
     if isinstance(launch, str):
         raise _Problem(launch)

@@ -13,7 +13,7 @@ from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scaler.ports import InsufficientCapacity, NotFound, PortError, Throttled
+from scaler.ports import InsufficientCapacity, NotFound, PortError, Rejected, Throttled
 
 
 class AtMinSize(PortError):
@@ -37,6 +37,22 @@ THROTTLE_CODES: Final = frozenset(
 CAPACITY_CODES: Final = frozenset(
     {"InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity"}
 )
+REJECTED_CODES: Final = frozenset(
+    {
+        # IAM said no (the policy's tag condition, a missing permission, an SCP).
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "AuthFailure",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        # The request is wrong as asked: a desired size above MaxSize, a bad parameter.
+        "ValidationError",
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+    }
+)
+"""Errors that the same request meets again: a write refused so is not worth retrying soon."""
 
 
 def translate(error: ClientError, operation: str) -> PortError:
@@ -60,6 +76,8 @@ def translate(error: ClientError, operation: str) -> PortError:
         # "Terminating instance without replacement will violate group's min size constraint."
         if "min size" in lowered:
             return AtMinSize(text)
+    if code in REJECTED_CODES:
+        return Rejected(text)
     return PortError(text)
 
 

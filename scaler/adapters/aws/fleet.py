@@ -34,7 +34,7 @@ from scaler.adapters.aws.parse import (
     launch_failures_from_activities,
     spot_prices_from_history,
 )
-from scaler.adapters.aws.tags import discovery_tag_keys, is_discoverable
+from scaler.adapters.aws.tags import discovery_tag_keys, is_discoverable, is_writable
 from scaler.adapters.heap import release_free_memory
 from scaler.core.actions import LifecycleHook
 from scaler.core.catalog import Catalog
@@ -68,7 +68,8 @@ class Discovery:
     instances: Mapping[str, str]
     """Instance id -> ASG name, over every discovered group (disabled pools included)."""
     groups: frozenset[str]
-    """Names of every discovered group: the only ones scaler writes to."""
+    """Names of every discovered group whose enabled tag allows writes (tags.is_writable):
+    the only ones scaler writes to."""
     launching: frozenset[str]
     """Groups whose desired capacity exceeds their live instances: launches are due."""
     at_s: float
@@ -201,7 +202,11 @@ class AwsFleet:
             pools=tuple(pools),
             problems=tuple(problems),
             instances=instances,
-            groups=frozenset(str(g.get("AutoScalingGroupName", "")) for g in groups),
+            groups=frozenset(
+                str(g.get("AutoScalingGroupName", ""))
+                for g in groups
+                if is_writable(g, self.cluster_name)
+            ),
             launching=frozenset(launching),
             at_s=now,
         )
@@ -301,7 +306,7 @@ class AwsFleet:
                 AutoScalingGroupNames=[pool]
             )
         groups = answer.get("AutoScalingGroups") or []
-        if not groups or not is_discoverable(groups[0], self.cluster_name):
+        if not groups or not is_writable(groups[0], self.cluster_name):
             raise NotFound(
                 f"ASG {pool} of node {node.name} is not a discoverable group of cluster {self.cluster_name}"
             )

@@ -18,6 +18,11 @@ from scaler.core.quantity import QuantityError, cpu_milli, memory_mib, parse_req
 
 CA_PREFIX: Final = "k8s.io/cluster-autoscaler/"
 TAG_ENABLED: Final = CA_PREFIX + "enabled"
+ENABLED_VALUE: Final = "true"
+"""The one value of :data:`TAG_ENABLED` under which scaler uses a group. The shipped IAM
+policy (deploy/iam-policy.json) allows writes only where the tag is exactly this
+(``StringEquals``: case-sensitive), so a group discovered with any other value would be
+chosen, denied on every write and retried forever; it is reported as disabled instead."""
 NODE_TEMPLATE: Final = CA_PREFIX + "node-template/"
 TAG_LABEL: Final = NODE_TEMPLATE + "label/"
 TAG_TAINT: Final = NODE_TEMPLATE + "taint/"
@@ -63,9 +68,27 @@ def tags_of(group: Mapping[str, Any]) -> dict[str, str]:
 
 
 def is_discoverable(group: Mapping[str, Any], cluster_name: str) -> bool:
-    """Both discovery tags are present (any value: cluster-autoscaler checks keys only)."""
+    """Both discovery tags are present (any value, as cluster-autoscaler checks keys only):
+    the group is looked at, and reported if :func:`enabled_problem` says it is not usable."""
     tags = tags_of(group)
     return all(key in tags for key in discovery_tag_keys(cluster_name))
+
+
+def enabled_problem(tags: Mapping[str, str]) -> str | None:
+    """Why a discovered group is not enabled (None: it is). The rule the IAM policy's write
+    condition encodes, in one place: :data:`TAG_ENABLED` must be exactly :data:`ENABLED_VALUE`."""
+    value = tags.get(TAG_ENABLED)
+    if value == ENABLED_VALUE:
+        return None
+    return (
+        f"tag {TAG_ENABLED}={value!r}: scaler uses a group only when it is exactly "
+        f"{ENABLED_VALUE!r}, the value the IAM policy allows writes under"
+    )
+
+
+def is_writable(group: Mapping[str, Any], cluster_name: str) -> bool:
+    """Discoverable and enabled: the only groups scaler ever writes to."""
+    return is_discoverable(group, cluster_name) and enabled_problem(tags_of(group)) is None
 
 
 # ------------------------------------------------------------------------ node templates
