@@ -113,7 +113,14 @@ def as_json(decision: Decision, problems: Sequence[PoolProblem]) -> dict[str, An
 
 
 def _named(pods: Sequence[str]) -> str:
-    shown = ", ".join(pods[:NAMED_PODS])
+    """``ns: a, b, c (+2 more)`` when the pods share a namespace (the usual burst), else
+    their ``ns/name`` keys."""
+    namespaces = {key.partition("/")[0] for key in pods}
+    if len(namespaces) == 1 and all("/" in key for key in pods):
+        shown = ", ".join(key.partition("/")[2] for key in pods[:NAMED_PODS])
+        shown = f"{next(iter(namespaces))}: {shown}"
+    else:
+        shown = ", ".join(pods[:NAMED_PODS])
     return shown + (f" (+{len(pods) - NAMED_PODS} more)" if len(pods) > NAMED_PODS else "")
 
 
@@ -124,11 +131,11 @@ def print_plan(decision: Decision, problems: Sequence[PoolProblem]) -> None:
     table = Table(title="scaler plan: what the next tick would do", title_justify="left")
     # The dollars never wrap or shrink; the pods and the reason wrap to the terminal.
     table.add_column("action", no_wrap=True)
-    table.add_column("target", overflow="fold")
+    table.add_column("target", overflow="fold", ratio=2)
     table.add_column("count", justify="right", no_wrap=True)
     table.add_column("$/h", justify="right", no_wrap=True, min_width=7)
-    table.add_column("pods", overflow="fold")
-    table.add_column("why", overflow="fold")
+    table.add_column("pods", overflow="fold", ratio=3)
+    table.add_column("why", overflow="fold", ratio=3)
     for row in rows(decision):
         kind = row["action"]
         price = f"{row['price_usd_per_hour']:.4f}" if "price_usd_per_hour" in row else ""

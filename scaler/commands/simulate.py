@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from scaler.commands.common import add_capacity_types_flag, add_catalog_flag, parse_capacity_types
+from scaler.commands.place import console
 from simulations import openmetrics, report, sweep
 from simulations.jobs import POLICIES, Job, catalog_ref, configure, load_trace
 
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.csv:
         report.write_csv(results, sys.stdout)
     else:
-        report.print_table(results, Console(width=None if sys.stdout.isatty() else 180))
+        report.print_table(results, console(pipe_width=180))
     if args.plot:
         report.write_plot(results, args.plot)
     if args.metrics_out:
