@@ -88,6 +88,7 @@ def test_base_builds_the_controller_and_no_optional_kind(base: list[dict[str, An
         "Deployment",
         "PodDisruptionBudget",
         "Service",
+        "NetworkPolicy",
     }
     for doc in base:
         if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
