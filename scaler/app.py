@@ -189,7 +189,6 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
     catalog = Catalog.load(opts.catalog)
     async with AwsFleet.open(opts.cluster_name, catalog, region=opts.region) as fleet:
         await fleet.discover()
-        check_groups(fleet, fatal=opts.once)
         metrics = Metrics(
             top_misplaced=opts.misplaced_top_pods,
             catalog_built_at=catalog.built_at,
@@ -201,6 +200,7 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
         observe = _fan_out(observe, history, *(() if opts.dry_run else (node_events,)))
         ctl = build(opts, fleet, catalog, observer=observe, metrics=metrics)
         node_events.interrupted = ctl.reconciler.memory.interrupted.__contains__
+        check_groups(fleet, fatal=opts.once)  # after build: a bad kubeconfig is named first
         async with anyio.create_task_group() as tg:
             await tg.start(ctl.cluster.run, name="watches")
             if opts.once:
@@ -320,8 +320,8 @@ async def plan(opts: RunOptions) -> tuple[Decision, Reconciler]:
     catalog = Catalog.load(opts.catalog)
     async with AwsFleet.open(opts.cluster_name, catalog, region=opts.region) as fleet:
         await fleet.discover()
-        check_groups(fleet, fatal=True)
         ctl = build(opts, fleet, catalog, observer=lambda e, f: None)
+        check_groups(fleet, fatal=True)
         async with anyio.create_task_group() as tg:
             await tg.start(ctl.cluster.run, name="watches")
             decision, _, _ = await ctl.reconciler.plan()

@@ -42,7 +42,7 @@ def _text(value: Any) -> str:
 def file_overrides(path: str) -> dict[str, str]:
     """``name -> value`` from a YAML or JSON file; a file that is not a mapping of settings
     is an error naming the file (and the key)."""
-    import yaml  # a dependency of the kubernetes client
+    import yaml
 
     where = f"--config {path}"
     try:

@@ -81,7 +81,14 @@ def test_plan_groups_pods_by_pool_names_them_lists_disabled_pools_and_fits_80_co
 @pytest.mark.parametrize("command", [["plan"], ["run", "--once", "--listen", "127.0.0.1:0"]])
 def test_a_cluster_name_no_asg_carries_stops_plan_and_run_once(aws, command, tmp_path):
     tagged_groups(aws, CLUSTER, [Group("cpu-small", "m5.large")])
-    kubeconfig = tmp_path / "never-read"  # discovery fails first
+    # A kubeconfig that loads; nothing listens there, and nothing is asked of it.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
     done = scaler(*command, "--cluster-name", "prod-typo", "--kubeconfig", str(kubeconfig))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
