@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -46,13 +48,29 @@ def _when(value: Any) -> str:
     return str(value).replace("T", " ").removesuffix("Z") if value else "-"
 
 
+STALE_S = 180.0
+"""The leader rewrites the status at least every minute: three minutes without a write means
+no replica leads (or it cannot write)."""
+
+
+def _age(value: Any, now: float | None = None) -> str:
+    """`` (42 s ago)``, flagged when stale; empty if the time cannot be read."""
+    try:
+        written = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return ""
+    age = (time.time() if now is None else now) - written.timestamp()
+    stale = "; [yellow]stale: is a replica leading?[/yellow]" if age > STALE_S else ""
+    return f" ({age:.0f} s ago{stale})"
+
+
 def print_status(doc: dict[str, Any]) -> None:
     from rich.table import Table
 
     out = console()
     out.print(
         f"cluster {doc.get('cluster_name')}  leader {doc.get('leader')}  "
-        f"written {_when(doc.get('written_at'))} UTC"
+        f"written {_when(doc.get('written_at'))} UTC{_age(doc.get('written_at'))}"
     )
     out.print(
         f"last tick {_when(doc.get('last_tick_at'))} UTC  pending pods {doc.get('pending_pods')}"

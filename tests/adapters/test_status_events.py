@@ -72,3 +72,11 @@ def test_observations_become_node_events():
     assert node_events("scale_up", {"pool": "cpu"}, interrupted=never) == []
     assert node_events("remove_failed", {"node": "n1", "error": "boom"},
                        interrupted=never)[0].reason == "ScaleDownFailed"
+
+
+def test_scaler_status_flags_a_status_no_leader_has_rewritten_for_three_minutes():
+    from scaler.commands.status import _age
+
+    assert _age("2027-01-15T08:00:00Z", now=T0 + 42) == " (42 s ago)"
+    assert "stale" in _age("2027-01-15T08:00:00Z", now=T0 + 181)
+    assert _age(None, now=T0) == ""
