@@ -22,6 +22,7 @@ from scaler.core.actions import (
     RemoveNode,
     ScaleUp,
 )
+from scaler.core.memory import Memory
 from scaler.core.offerings import PoolProblem
 
 NAMED_PODS = 5
@@ -48,12 +49,23 @@ def run(args: argparse.Namespace) -> int:
     opts = connection_options(args, dry_run=True, leader_elect=False)
     decision, reconciler = anyio.run(app.plan, opts)
     problems = app.disabled_pools(reconciler)
+    backoff = backing_off(reconciler.memory, decision.now_s)
     if args.json:
-        json.dump(as_json(decision, problems), sys.stdout, indent=2)
+        json.dump(as_json(decision, problems, backoff), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print_plan(decision, problems)
+        print_plan(decision, problems, backing_off=backoff)
     return 0
+
+
+def backing_off(memory: Memory, now: float) -> list[dict[str, Any]]:
+    """Pools the decision skipped after a failure (a launch, a write, an interruption), with
+    why and how long is left."""
+    return [
+        {"pool": pool, "reason": memory.backoff_reason.get(pool, ""), "left_s": round(until - now)}
+        for pool, until in sorted(memory.backoff_until_s.items())
+        if until > now
+    ]
 
 
 def rows(decision: Decision) -> list[dict[str, Any]]:
@@ -79,10 +91,13 @@ def rows(decision: Decision) -> list[dict[str, Any]]:
             if a.reason not in row["reasons"]:
                 row["reasons"].append(a.reason)
         elif isinstance(a, NotifyUnplaceable):
-            row = unplaceable.get(a.reason)
+            # Pods a global limit holds back say so (NotifyUnplaceable.limit, where the
+            # decision has limits); the others fit no pool.
+            kind = "held_back" if getattr(a, "limit", None) is not None else "cannot_place"
+            row = unplaceable.get(kind + a.reason)
             if row is None:
-                row = unplaceable[a.reason] = {
-                    "action": "cannot_place", "count": 0, "pods": [], "reasons": [a.reason],
+                row = unplaceable[kind + a.reason] = {
+                    "action": kind, "count": 0, "pods": [], "reasons": [a.reason],
                 }
                 out.append(row)
             row["count"] += len(a.pods)
@@ -99,7 +114,11 @@ def rows(decision: Decision) -> list[dict[str, Any]]:
     return out
 
 
-def as_json(decision: Decision, problems: Sequence[PoolProblem]) -> dict[str, Any]:
+def as_json(
+    decision: Decision,
+    problems: Sequence[PoolProblem],
+    backoff: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
     return {
         "now_s": decision.now_s,
         "actions": rows(decision),
@@ -109,6 +128,7 @@ def as_json(decision: Decision, problems: Sequence[PoolProblem]) -> dict[str, An
             None if decision.wake_at_s is None else max(0.0, decision.wake_at_s - decision.now_s)
         ),
         "disabled_pools": [{"pool": p.pool, "reason": p.reason} for p in problems],
+        "backing_off_pools": list(backoff),
     }
 
 
@@ -124,7 +144,12 @@ def _named(pods: Sequence[str]) -> str:
     return shown + (f" (+{len(pods) - NAMED_PODS} more)" if len(pods) > NAMED_PODS else "")
 
 
-def print_plan(decision: Decision, problems: Sequence[PoolProblem]) -> None:
+def print_plan(
+    decision: Decision,
+    problems: Sequence[PoolProblem],
+    *,
+    backing_off: Sequence[dict[str, Any]] = (),
+) -> None:
     from rich.table import Table
 
     out = console()
@@ -143,8 +168,9 @@ def print_plan(decision: Decision, problems: Sequence[PoolProblem]) -> None:
         if kind == "scale_up":
             table.add_row("scale up", f"{row['pool']} ({row['instance_type']})",
                           f"+{row['count']}", price, _named(row["pods"]), why)
-        elif kind == "cannot_place":
-            table.add_row("cannot place", "-", str(row["count"]), "-", _named(row["pods"]), why)
+        elif kind in ("cannot_place", "held_back"):
+            table.add_row(kind.replace("_", " "), "-", str(row["count"]), "-",
+                          _named(row["pods"]), why)
         elif kind == "remove_node":
             table.add_row("remove node", f"{row['node']} ({row['pool']})", "-1", price, "", why)
         else:
@@ -165,5 +191,13 @@ def print_plan(decision: Decision, problems: Sequence[PoolProblem]) -> None:
         for p in problems:
             disabled.add_row(p.pool, p.reason)
         out.print(disabled)
+    if backing_off:
+        skipped = Table(title="pools backing off (skipped until then)", title_justify="left")
+        skipped.add_column("pool", no_wrap=True)
+        skipped.add_column("left", justify="right", no_wrap=True)
+        skipped.add_column("why", overflow="fold")
+        for b in backing_off:
+            skipped.add_row(b["pool"], f"{b['left_s']} s", b["reason"])
+        out.print(skipped)
     if not decision.actions and not decision.waiting:
         out.print("nothing to do: no pending pods, no idle nodes past their timeout")

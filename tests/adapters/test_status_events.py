@@ -80,3 +80,15 @@ def test_scaler_status_flags_a_status_no_leader_has_rewritten_for_three_minutes(
     assert _age("2027-01-15T08:00:00Z", now=T0 + 42) == " (42 s ago)"
     assert "stale" in _age("2027-01-15T08:00:00Z", now=T0 + 181)
     assert _age(None, now=T0) == ""
+
+
+def test_plan_lists_pools_backing_off_with_reason_and_time_left():
+    from scaler.commands.plan import as_json, backing_off
+    from scaler.core.actions import Decision
+    from scaler.core.memory import Memory
+
+    memory = Memory(backoff_until_s={"cpu": T0 + 90, "old": T0 - 1},
+                    backoff_reason={"cpu": "InsufficientInstanceCapacity", "old": "x"})
+    skipped = backing_off(memory, T0)
+    assert skipped == [{"pool": "cpu", "reason": "InsufficientInstanceCapacity", "left_s": 90}]
+    assert as_json(Decision(now_s=T0), [], skipped)["backing_off_pools"] == skipped
