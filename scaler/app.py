@@ -9,6 +9,8 @@ One anyio task group holds everything, each task named:
 - ``prices`` (Spot price refresh; a failed refresh keeps the last good prices);
 - ``review`` (leader only: cost, waste and misplaced pods for ``/metrics`` every
   ``review_interval_s``; :mod:`scaler.adapters.metrics`);
+- ``status`` and ``node-events`` (leader only, not with ``--dry-run``: the status ConfigMap,
+  :mod:`scaler.adapters.kube.status`, and Events on nodes, :mod:`scaler.adapters.kube.events`);
 - ``leader`` (a coordination.k8s.io Lease), which runs ``control-loop`` only while this
   replica holds the lease and cancels it the moment the lease is lost.
 
@@ -33,17 +35,27 @@ from anyio.abc import TaskGroup
 from scaler.adapters.aws.dryrun import DryRunFleet
 from scaler.adapters.aws.fleet import AwsFleet
 from scaler.adapters.aws.queue import SqsInterruptionFeed
+from scaler.adapters.aws.tags import discovery_tag_keys
 from scaler.adapters.http import serve
 from scaler.adapters.kube.client import load_api_client
 from scaler.adapters.kube.cluster import KubeCluster
 from scaler.adapters.kube.dryrun import DryRunActuator
+from scaler.adapters.kube.events import NodeEvents
 from scaler.adapters.kube.leader import LeaderElector
+from scaler.adapters.kube.status import (
+    PoolHistory,
+    StatusConfigMap,
+    StatusInputs,
+    StatusWriter,
+    status_document,
+)
 from scaler.adapters.kube.webhook import make_chooser, serve_webhook
 from scaler.adapters.metrics import Metrics
 from scaler.adapters.observe import LogObserver, Observer
 from scaler.core.actions import Decision
 from scaler.core.catalog import Catalog
 from scaler.core.interruptions import Dedup
+from scaler.core.offerings import PoolProblem
 from scaler.core.settings import Settings
 from scaler.loop.reconciler import Reconciler
 from scaler.loop.runner import control_loop
@@ -80,6 +92,11 @@ class RunOptions:
     cost matrix) a minute costs nothing."""
     misplaced_top_pods: int = 20
     """Misplaced pods exported one by one (the rest summed per namespace): bounds the series."""
+    status_interval_s: float = 10.0
+    """The status ConfigMap is rebuilt this often and written only if it changed: a reader
+    sees a scale-up within seconds, and a quiet cluster costs one write a heartbeat."""
+    status_heartbeat_s: float = 60.0
+    """...and rewritten at least this often, so its ``written_at`` shows the leader alive."""
 
 
 class WallClock:
@@ -179,7 +196,12 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
             dry_run=opts.dry_run,
         )
         observe = LogObserver(metrics) if observer is None else _fan_out(observer, metrics)
+        history = PoolHistory()
+        node_events = NodeEvents(load_api_client(opts.kubeconfig), identity=_identity(opts))
+        observe = _fan_out(observe, history, *(() if opts.dry_run else (node_events,)))
         ctl = build(opts, fleet, catalog, observer=observe, metrics=metrics)
+        node_events.interrupted = ctl.reconciler.memory.interrupted.__contains__
+        check_groups(fleet, fatal=opts.once)  # after build: a bad kubeconfig is named first
         async with anyio.create_task_group() as tg:
             await tg.start(ctl.cluster.run, name="watches")
             if opts.once:
@@ -213,6 +235,10 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
                         if opts.queue_url:
                             acting.start_soon(_notices, opts, ctl.reconciler, acting, metrics,
                                               name="notices")
+                        if not opts.dry_run:
+                            acting.start_soon(node_events.run, name="node-events")
+                            acting.start_soon(_status_writer(opts, ctl, history).run,
+                                              name="status")
                 finally:
                     metrics.leading(False)
 
@@ -296,8 +322,77 @@ async def plan(opts: RunOptions) -> tuple[Decision, Reconciler]:
     async with AwsFleet.open(opts.cluster_name, catalog, region=opts.region) as fleet:
         await fleet.discover()
         ctl = build(opts, fleet, catalog, observer=lambda e, f: None)
+        check_groups(fleet, fatal=True)
         async with anyio.create_task_group() as tg:
             await tg.start(ctl.cluster.run, name="watches")
             decision, _, _ = await ctl.reconciler.plan()
             tg.cancel_scope.cancel()
         return decision, ctl.reconciler
+
+
+class NoGroupsDiscovered(ValueError):
+    """No ASG carries the cluster's discovery tags: almost always a wrong --cluster-name or
+    --region (a usage error, exit 2)."""
+
+
+def no_groups_message(fleet: AwsFleet) -> str:
+    region = getattr(getattr(fleet.autoscaling, "meta", None), "region_name", None) or "?"
+    enabled, cluster = discovery_tag_keys(fleet.cluster_name)
+    return (
+        f"--cluster-name {fleet.cluster_name}: no Auto Scaling group in {region} carries "
+        f"the tags {enabled} and {cluster}; check --cluster-name and --region"
+    )
+
+
+def check_groups(fleet: AwsFleet, *, fatal: bool) -> None:
+    """``plan`` and ``run --once`` stop with :class:`NoGroupsDiscovered`; the controller
+    (``fatal`` False) warns and keeps discovering every tick, since groups are often tagged
+    after the controller is deployed, and a crash loop would hide the status ConfigMap that
+    says what is wrong."""
+    discovery = fleet.last_discovery
+    if discovery is not None and discovery.groups:
+        return
+    if fatal:
+        raise NoGroupsDiscovered(no_groups_message(fleet))
+    structlog.get_logger("scaler").warning("no_groups_discovered",
+                                           problem=no_groups_message(fleet))
+
+
+def disabled_pools(reconciler: Reconciler) -> list[PoolProblem]:
+    """Pools scaler will not choose, and why: groups discovery could not translate (the
+    fleet's) and pools the offerings left out (the reconciler's)."""
+    fleet = reconciler.prices  # the real fleet, also behind --dry-run's wrapper
+    found = fleet.last_discovery if isinstance(fleet, AwsFleet) else None
+    out = list(found.problems) if found is not None else []
+    return out + [p for p in reconciler.problems if p not in out]
+
+
+def _status_writer(opts: RunOptions, ctl: Controller, history: PoolHistory) -> StatusWriter:
+    async def build(now: float) -> object:
+        view = await ctl.cluster.snapshot()
+        discovery = ctl.fleet.last_discovery
+        reconciler = ctl.reconciler
+        last = reconciler.last_decision
+        pools = reconciler.pools_seen or (discovery.pools if discovery is not None else ())
+        warnings = [] if discovery is not None and discovery.groups else [
+            no_groups_message(ctl.fleet)
+        ]
+        return status_document(StatusInputs(
+            now_s=now,
+            leader=_identity(opts),
+            cluster_name=opts.cluster_name,
+            pools=pools,
+            disabled=disabled_pools(reconciler),
+            backoff_until_s=reconciler.memory.backoff_until_s,
+            backoff_reason=reconciler.memory.backoff_reason,
+            history=history,
+            last_tick_s=None if last is None else last.now_s,
+            last_decide_ms=None if last is None else reconciler.last_decide_ms,
+            pending_pods=len(view.pending),
+            nodes=len(view.nodes),
+            warnings=warnings,
+        ))
+
+    target = StatusConfigMap(load_api_client(opts.kubeconfig), opts.lease_namespace)
+    return StatusWriter(target, build, interval_s=opts.status_interval_s,
+                        heartbeat_s=opts.status_heartbeat_s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from scaler.core.model import SpecError
 from scaler.ports import PortError
 
 # Command modules, each with ``add_parser(subparsers)`` and ``run(args) -> int``.
-COMMANDS = ("place", "simulate", "trace", "run", "plan", "bench")
+COMMANDS = ("place", "simulate", "trace", "run", "plan", "status", "settings", "bench")
 
 
 _USAGE = (SpecError, ValueError, FileNotFoundError)
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scaler",
         description="Node autoscaler for Kubernetes on AWS: each pod on the cheapest node that fits.",
     )
+    parser.add_argument("--version", action="version", version=f"scaler {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         try:
@@ -39,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.add_parser(sub)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version (what ``pip`` installed), else the source's."""
+    try:
+        return importlib.metadata.version("scaler")
+    except importlib.metadata.PackageNotFoundError:
+        from scaler import __version__
+
+        return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -123,12 +123,42 @@ def print_table(results: Sequence[Scorecard], console: Console) -> None:
     for name, text in LEGEND:
         console.print(f"  [bold]{name}[/]: {text}")
     for rows in by_trace(results).values():
+        cells = [rows_of(sc) for sc in rows]
+        keep = fitting_columns(cells, console.width)
         table = Table(title=trace_title(rows), title_justify="left", title_style="bold")
-        for col in COLUMNS:
+        for i in keep:
+            col = COLUMNS[i]
             table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True)
-        for sc in rows:
-            table.add_row(*rows_of(sc))
+        for row in cells:
+            table.add_row(*(row[i] for i in keep))
         console.print(table)
+        dropped = [COLUMNS[i] for i in range(len(COLUMNS)) if i not in keep]
+        if dropped:
+            console.print(f"  (narrow terminal: left out {', '.join(dropped)}; --json or "
+                          "--csv has every column)")
+
+
+DROP_FIRST = ("booting $", "interrupted $", "intr", "lost", "on-demand $", "Spot $", "nodes",
+              "oversized $", "idle $")
+"""Detail columns, least telling first, left out of the table until it fits the terminal.
+The policy, its total dollars, the comparison with the oracle and the pending times stay."""
+
+
+def fitting_columns(cells: Sequence[Sequence[str]], width: int) -> list[int]:
+    """Indexes of :data:`COLUMNS` that fit ``width`` (rich's heavy box: a cell is its text
+    plus a space each side and one border)."""
+    keep = list(range(len(COLUMNS)))
+
+    def needed() -> int:
+        return 1 + sum(
+            3 + max(len(COLUMNS[i]), *(len(row[i]) for row in cells)) for i in keep
+        )
+
+    for name in DROP_FIRST:
+        if needed() <= width:
+            break
+        keep.remove(COLUMNS.index(name))
+    return keep
 
 
 # ------------------------------------------------------------------------ JSON, CSV

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -79,9 +80,17 @@ def as_json(placement: Placement, decision_ms: float) -> dict[str, Any]:
     }
 
 
-def console() -> Console:
-    """Wide enough for the tables when output goes to a file or a pipe."""
-    return Console(width=None if sys.stdout.isatty() else 160)
+WIDE_COLUMNS = 130
+"""Terminals at least this wide get every column of the placement table."""
+
+
+def console(pipe_width: int = 160) -> Console:
+    """The terminal's width, or ``$COLUMNS`` when set (rich reads it); ``pipe_width`` when
+    output goes to a file or a pipe, so nothing there is cut for a terminal that is not
+    there."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit():
+        return Console()
+    return Console(width=pipe_width)
 
 
 def print_table(placement: Placement, decision_ms: float, *, n_pools: int) -> None:
@@ -91,14 +100,19 @@ def print_table(placement: Placement, decision_ms: float, *, n_pools: int) -> No
         title=f"{n_pods} pods placed over {n_pools} pools in {decision_ms:.1f} ms",
         title_justify="left",
     )
-    table.add_column("pod", no_wrap=True)
-    table.add_column("pool", no_wrap=True)
-    table.add_column("instance type", no_wrap=True)
-    table.add_column("zone")
-    table.add_column("$/h", justify="right")
-    table.add_column("+risk $/h", justify="right")
-    table.add_column("runner-up", no_wrap=True)
-    table.add_column("why")
+    # Below WIDE_COLUMNS the detail columns (zone, runner-up) go; names and reasons wrap;
+    # the dollars never wrap or shrink.
+    wide = out.width >= WIDE_COLUMNS
+    table.add_column("pod", overflow="fold")
+    table.add_column("pool", overflow="fold")
+    table.add_column("instance type", overflow="fold")
+    if wide:
+        table.add_column("zone")
+    table.add_column("$/h", justify="right", no_wrap=True, min_width=7)
+    table.add_column("+risk $/h", justify="right", no_wrap=True, min_width=9)
+    if wide:
+        table.add_column("runner-up", no_wrap=True)
+    table.add_column("why", overflow="fold")
     for pod, g in placement.by_pod():
         runner = (
             f"{g.runner_up} ${g.runner_up_cost_usd_per_hour:.4f}"
@@ -108,16 +122,13 @@ def print_table(placement: Placement, decision_ms: float, *, n_pools: int) -> No
         why = f"cheapest of {g.fitting_pools} pools that fit"
         if g.nodes and len(g.pods) > g.nodes:
             why += f", {len(g.pods)} pods on {g.nodes} nodes"
-        table.add_row(
-            pod.name,
-            g.pool.name,
-            g.instance_type,
-            g.zone or "any",
-            f"{g.price_usd_per_hour:.4f}",
-            f"{g.risk_usd_per_hour:.4f}" if g.risk_usd_per_hour else "-",
-            runner,
-            why,
-        )
+        price = f"{g.price_usd_per_hour:.4f}"
+        risk = f"{g.risk_usd_per_hour:.4f}" if g.risk_usd_per_hour else "-"
+        if wide:
+            table.add_row(pod.name, g.pool.name, g.instance_type, g.zone or "any", price, risk,
+                          runner, why)
+        else:
+            table.add_row(pod.name, g.pool.name, g.instance_type, price, risk, why)
     out.print(table)
     total = sum(g.price_usd_per_hour * g.nodes for g in placement.groups)
     out.print(
@@ -126,7 +137,7 @@ def print_table(placement: Placement, decision_ms: float, *, n_pools: int) -> No
     )
     if placement.unplaceable:
         bad = Table(title="cannot be placed", title_justify="left")
-        bad.add_column("pod", no_wrap=True)
+        bad.add_column("pod", overflow="fold")
         bad.add_column("reason")
         for pod, reason in placement.unplaceable_pods():
             bad.add_row(pod.name, reason)

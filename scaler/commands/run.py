@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 import anyio
 
 from scaler.adapters.observe import configure_logging
 from scaler.commands.common import add_catalog_flag
+from scaler.commands.configuration import resolve
 from scaler.core.settings import Settings, preset
 
 
@@ -20,6 +22,9 @@ def add_connection_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", help="AWS region (default: the standard AWS chain, "
                    "AWS_REGION / AWS_DEFAULT_REGION / config)")
     add_catalog_flag(p)
+    p.add_argument("--config", metavar="FILE",
+                   help="settings file (YAML or JSON; docs/settings.md); SCALER_* environment "
+                   "variables override it, --set overrides both")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting (e.g. idle_timeout_s=300); repeatable")
     p.add_argument("--log-format", choices=("console", "json"), default="console")
@@ -48,13 +53,9 @@ def host_port(text: str, flag: str) -> tuple[str, int]:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, str] = {}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item}: expected NAME=VALUE")
-        overrides[name.strip()] = value.strip()
-    return preset("scaler").with_overrides(overrides)
+    """The preset's settings < ``--config`` < ``SCALER_*`` < ``--set`` (docs/settings.md)."""
+    return resolve(preset("scaler"), config=getattr(args, "config", None), environ=os.environ,
+                   sets=args.set)
 
 
 def add_parser(sub: Any) -> None:

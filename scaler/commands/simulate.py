@@ -8,6 +8,7 @@ against the oracle. docs/simulator.md says what is modelled.
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from scaler.commands.common import add_capacity_types_flag, add_catalog_flag, parse_capacity_types
+from scaler.commands.place import console
 from simulations import openmetrics, report, sweep
 from simulations.jobs import POLICIES, Job, catalog_ref, configure, load_trace
 
@@ -111,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     policies = [p.strip() for p in args.policy.split(",") if p.strip()]
     if not policies:
         raise ValueError("--policy: name at least one policy")
+    require_sim_extra(args)
     overrides = parse_overrides(args.overrides)
     grid = sweep.parse_sweep(args.sweep)
     for policy in policies:  # every bad name or value fails now, before any run
@@ -139,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.csv:
         report.write_csv(results, sys.stdout)
     else:
-        report.print_table(results, Console(width=None if sys.stdout.isatty() else 180))
+        report.print_table(results, console(pipe_width=180))
     if args.plot:
         report.write_plot(results, args.plot)
     if args.metrics_out:
@@ -148,6 +151,25 @@ def run(args: argparse.Namespace) -> int:
         command = "scaler simulate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         report.write_html(results, args.report, command=command)
     return 0
+
+
+SIM_EXTRA = {"--plot": "matplotlib", "--report": "matplotlib", "--dask": "dask.distributed"}
+"""Flags whose library comes with the ``sim`` extra, not with scaler itself (pyproject.toml)."""
+
+
+def require_sim_extra(args: argparse.Namespace) -> None:
+    """Before any work: a flag whose library is not installed is one line naming the flag and
+    the extra, not a traceback after the whole simulation."""
+    for flag, module in SIM_EXTRA.items():
+        if not getattr(args, flag.removeprefix("--")):
+            continue
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ValueError(
+                f"{flag} needs {module.partition('.')[0]}, which scaler's sim extra installs: "
+                "pip install 'scaler[sim]' (from a checkout: pip install -e '.[sim]')"
+            ) from None
 
 
 class _progress:

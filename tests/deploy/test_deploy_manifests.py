@@ -3,7 +3,6 @@ docs/deploy.md promises (security settings, least-privilege RBAC, settings that 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 import subprocess
@@ -26,15 +25,10 @@ from tests.deploy.support import (
     permissions,
 )
 
-SETTINGS_IN_CONFIGMAP = (
-    "idle_timeout_s",
-    "batch_idle_s",
-    "batch_max_s",
-    "launch_failure_ttl_s",
-    "provision_timeout_s",
-    "max_removals_per_minute",
-)
+CONFIG_MOUNT = "/etc/scaler/config"
 WEBHOOK_SECRET = "scaler-webhook-tls"
+NAMED = {"configmaps": "scaler-status"}
+"""The one object of a kind the Role names, where it is not called scaler."""
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +88,7 @@ def test_base_builds_the_controller_and_no_optional_kind(base: list[dict[str, An
         "Deployment",
         "PodDisruptionBudget",
         "Service",
+        "NetworkPolicy",
     }
     for doc in base:
         if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
@@ -211,23 +206,42 @@ def test_deployment_env_comes_from_the_configmap(base: list[dict[str, Any]]) -> 
 
 
 def test_configmap_settings_are_scaler_settings_with_their_defaults(
-    base: list[dict[str, Any]],
+    base: list[dict[str, Any]], tmp_path: Path
 ) -> None:
+    """config.yaml is read by the same loader `scaler run --config` uses; every key is a
+    setting and is shown at its default."""
+    from scaler.commands.configuration import file_overrides
+
     data = only(base, "ConfigMap", "scaler")["data"]
+    path = tmp_path / "config.yaml"
+    path.write_text(data["config.yaml"])
+    overrides = file_overrides(str(path))
+    assert len(overrides) >= 6
     paths = field_names(Settings())
     defaults = Settings()
-    for name in SETTINGS_IN_CONFIGMAP:
+    for name, value in overrides.items():
         assert paths.get(name), f"{name} is not a field of scaler/core/settings.py"
         section, leaf = paths[name].split(".")
-        default = getattr(getattr(defaults, section), leaf)
-        assert float(data[name]) == float(default), name
-        # And the value parses the way `--set` parses it.
-        Settings().with_overrides({name: data[name]})
-    settings_keys = {k for k in data if k.islower()}
-    assert settings_keys == set(SETTINGS_IN_CONFIGMAP)
+        assert float(value) == float(getattr(getattr(defaults, section), leaf)), name
+    assert Settings().with_overrides(overrides) == defaults
+    # No setting is left as a loose key: those would reach nothing.
+    assert {k for k in data if k.islower() and k != "config.yaml"} == set()
     assert {"CLUSTER_NAME", "AWS_REGION", "QUEUE_URL", "QUARANTINE_QUEUE_URL"} <= set(data)
-    # All the tree's sections are still the ones the ConfigMap names fields of.
-    assert {f.name for f in dataclasses.fields(Settings)} >= {"scale_up", "scale_down"}
+
+
+def test_deployment_mounts_the_settings_file_and_passes_it(base: list[dict[str, Any]]) -> None:
+    spec = only(base, "Deployment", "scaler")["spec"]["template"]["spec"]
+    container = _container(base)
+    (volume,) = [v for v in spec["volumes"] if v.get("configMap")]
+    assert volume["configMap"] == {
+        "name": "scaler", "items": [{"key": "config.yaml", "path": "config.yaml"}]
+    }
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["mountPath"] == CONFIG_MOUNT and mount["readOnly"] is True
+    assert f"--config={CONFIG_MOUNT}/config.yaml" in container["args"]
+    assert not [a for a in container["args"] if a.startswith("--set")]
+    # Kubernetes would inject SCALER_SERVICE_HOST etc. for the Service `scaler`.
+    assert spec["enableServiceLinks"] is False
 
 
 def test_deployment_args_are_accepted_by_scaler_run(
@@ -256,11 +270,6 @@ def test_deployment_args_are_accepted_by_scaler_run(
                 "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/scaler-my-cluster",
             }
         )
-        data = only(docs, "ConfigMap", "scaler")["data"]
-        for e in container["env"]:
-            ref = e.get("valueFrom", {}).get("configMapKeyRef")
-            if ref and ref["key"] in SETTINGS_IN_CONFIGMAP:
-                env[e["name"]] = data[ref["key"]]
         args = [_expand(a, env) for a in container["args"]]
         parser.parse_args(["run", *args])
     if len(overlays) == 1:
@@ -279,9 +288,8 @@ def test_example_overlay_sets_image_role_cluster_and_queues(base: list[dict[str,
     data = only(docs, "ConfigMap", "scaler")["data"]
     assert data["QUEUE_URL"].endswith("/scaler-my-cluster")
     assert data["QUARANTINE_QUEUE_URL"].endswith("/scaler-my-cluster-quarantine")
-    # Settings the overlay does not name keep the base's values.
-    base_data = only(base, "ConfigMap", "scaler")["data"]
-    assert all(data[name] == base_data[name] for name in SETTINGS_IN_CONFIGMAP)
+    # The overlay names no settings: the base's settings file stands.
+    assert data["config.yaml"] == only(base, "ConfigMap", "scaler")["data"]["config.yaml"]
 
 
 # --- PDB, Service, ServiceAccount ---------------------------------------------------------
@@ -345,7 +353,8 @@ def test_role_grants_exactly_permissions_json_on_named_objects(base: list[dict[s
     for rule in role["rules"]:
         # Only create may go without resourceNames (RBAC cannot name what does not exist).
         if rule["verbs"] != ["create"]:
-            assert rule.get("resourceNames") == ["scaler"], rule
+            (resource,) = rule["resources"]
+            assert rule.get("resourceNames") == [NAMED.get(resource, "scaler")], rule
 
 
 def test_no_rbac_rule_reaches_secrets_or_deletes(base: list[dict[str, Any]]) -> None:

@@ -22,7 +22,11 @@ K8S_METHOD = re.compile(
     r"(?:_for_all_namespaces)?$"
 )
 VERBS = {"read": "get", "replace": "update"}
-SUBRESOURCES = {"pod_eviction": "pods/eviction", "node_status": "nodes/status"}
+SUBRESOURCES = {
+    "pod_eviction": "pods/eviction",
+    "node_status": "nodes/status",
+    "config_map": "configmaps",
+}
 
 
 def _sources(folder: str) -> list[ast.Module]:

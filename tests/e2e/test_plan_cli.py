@@ -3,6 +3,7 @@ table that says what the next tick would do and why."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -33,6 +34,8 @@ def test_scaler_plan_prints_the_next_ticks_actions_and_writes_nothing(kube_env, 
         [sys.executable, "-m", "scaler", "plan", "--cluster-name", "e2e",
          "--kubeconfig", str(kube_env.kubeconfig)],
         capture_output=True, text=True, timeout=120, check=False,
+        # A wide terminal: this test reads the content (test_plan_output.py the fit at 80).
+        env={**os.environ, "COLUMNS": "160"},
     )
     assert out.returncode == 0, out.stderr
     text = out.stdout

@@ -180,3 +180,42 @@ class CoordinationV1(Rest):
             body=body,
             timeout=_request_timeout,
         )
+
+
+class CoreV1ConfigMaps(CoreV1):
+    """core/v1 ConfigMaps: the status ConfigMap (scaler/adapters/kube/status.py)."""
+
+    _ONE: Final = f"{_CORE}/namespaces/{{namespace}}/configmaps/{{name}}"
+
+    def read_namespaced_config_map(
+        self, name: str, namespace: str, *, _request_timeout: Timeout = None
+    ) -> Any:
+        return self.request(
+            "GET",
+            self._ONE,
+            path_params={"namespace": namespace, "name": name},
+            timeout=_request_timeout,
+        )
+
+    def create_namespaced_config_map(
+        self, namespace: str, body: Any, *, _request_timeout: Timeout = None
+    ) -> Any:
+        return self.request(
+            "POST",
+            f"{_CORE}/namespaces/{{namespace}}/configmaps",
+            path_params={"namespace": namespace},
+            body=body,
+            timeout=_request_timeout,
+        )
+
+    def patch_namespaced_config_map(
+        self, name: str, namespace: str, body: Any, *, _request_timeout: Timeout = None
+    ) -> Any:
+        return self.request(
+            "PATCH",
+            self._ONE,
+            path_params={"namespace": namespace, "name": name},
+            body=body,
+            content_type=MERGE_PATCH,
+            timeout=_request_timeout,
+        )
