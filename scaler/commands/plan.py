@@ -93,7 +93,7 @@ def rows(decision: Decision) -> list[dict[str, Any]]:
         elif isinstance(a, NotifyUnplaceable):
             # Pods a global limit holds back say so (NotifyUnplaceable.limit, where the
             # decision has limits); the others fit no pool.
-            kind = "held_back" if getattr(a, "limit", None) is not None else "cannot_place"
+            kind = "held_back" if a.limit is not None else "cannot_place"
             row = unplaceable.get(kind + a.reason)
             if row is None:
                 row = unplaceable[kind + a.reason] = {
