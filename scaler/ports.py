@@ -33,6 +33,11 @@ class NotFound(PortError):
     """The thing acted on no longer exists (a node deleted, an instance gone)."""
 
 
+class TimedOut(PortError):
+    """No answer within the call's overall deadline (retries included); nothing is known
+    about whether a write took effect."""
+
+
 class Clock(Protocol):
     def now(self) -> float:
         """Seconds (unix time live; simulated seconds offline)."""
@@ -44,6 +49,11 @@ class Clock(Protocol):
 class ClusterSource(Protocol):
     async def snapshot(self) -> ClusterView:
         """Nodes, bound pods and pending (Unschedulable) pods, one consistent view."""
+        ...
+
+    def staleness_s(self) -> float:
+        """How old the view may be: seconds since the source last heard from the cluster
+        (watch-fed caches; 0 where the view is always current, as in the simulator)."""
         ...
 
 

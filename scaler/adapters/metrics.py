@@ -513,6 +513,9 @@ class _Watched:
         self._metrics.saw(view)
         return view
 
+    def staleness_s(self) -> float:
+        return self._source.staleness_s()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._source, name)
 
