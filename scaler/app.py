@@ -36,7 +36,7 @@ from scaler.adapters.aws.fleet import AwsFleet
 from scaler.adapters.aws.queue import SqsInterruptionFeed
 from scaler.adapters.http import serve
 from scaler.adapters.kube.client import load_api_client
-from scaler.adapters.kube.cluster import KubeCluster
+from scaler.adapters.kube.cluster import KubeCluster, watch_timeout_for
 from scaler.adapters.kube.dryrun import DryRunActuator
 from scaler.adapters.kube.leader import LeaderElector
 from scaler.adapters.kube.webhook import make_chooser, serve_webhook
@@ -122,8 +122,10 @@ def build(
         itype = catalog.get(name)
         return bool(itype and itype.gpu_count)
 
+    # A healthy idle watch must be heard from well within the cache-age bound.
+    watch_timeout_s = watch_timeout_for(opts.settings.scale_down.max_cache_age_s)
     cluster = KubeCluster(api, instance_pools=instance_pools, is_gpu_type=is_gpu_type,
-                          identity="scaler")
+                          identity="scaler", watch_timeout_s=watch_timeout_s)
     writer_fleet: Fleet = DryRunFleet(fleet) if opts.dry_run else fleet
     actuator: Actuator = DryRunActuator() if opts.dry_run else cluster
     # The metrics see every snapshot the loop takes (pending pods, scale-up latency).

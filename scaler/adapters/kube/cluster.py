@@ -170,7 +170,9 @@ class KubeCluster(KubeActuator):
 
     def unready_reason(self, max_age_s: float) -> str | None:
         """Why ``/readyz`` says no (None: ready): caches not listed yet, or older than
-        ``max_age_s`` (the bound past which destructive actions wait)."""
+        ``max_age_s`` (the bound past which destructive actions wait; build the cluster
+        with ``watch_timeout_s=watch_timeout_for(max_age_s)`` so a healthy watch stays
+        under it)."""
         if not self._ready:
             return f"caches not listed yet from the API server {self.server}"
         age = self.staleness_s()
@@ -325,6 +327,13 @@ class KubeCluster(KubeActuator):
         if self._changed is not None:
             self._changed.set()
             self._changed = None
+
+
+def watch_timeout_for(max_cache_age_s: float) -> float:
+    """A watch timeout under which a healthy, idle watch is heard from (the bookmark before
+    the watch's end, then the end) well within ``max_cache_age_s``: two thirds of it, at
+    most :data:`WATCH_TIMEOUT_S`, at least the API's 1 s."""
+    return max(1.0, min(WATCH_TIMEOUT_S, max_cache_age_s * 2.0 / 3.0))
 
 
 def _with_pool(node: Node, instances: Mapping[str, str] | None) -> Node:
