@@ -163,5 +163,6 @@ async def test_a_spot_warning_is_cordoned_within_seconds_while_a_ticks_aws_write
                 tg.cancel_scope.cancel()
     # Before: respond() waited for the tick's lock, which the hung SetDesiredCapacity held
     # for minutes (the issue measured 198 s).
+    print(f"interruption-to-cordon {cordon_s:.2f} s with SetDesiredCapacity hung")
     assert still_hung
     assert cordon_s <= 5.0, cordon_s
