@@ -96,6 +96,7 @@ OPERATIONS: Final = {
     "lifecycle_complete_failed": "lifecycle_complete",
     "notice_feed_error": "notice_feed",
     "review_error": "review",
+    "replacement_failed": "replacement",
 }
 """Failure events -> ``scaler_operation_errors_total{operation}``."""
 
@@ -162,6 +163,7 @@ EVENTS: Final[tuple[Count, ...]] = (
     Count("reconcile_error", "scaler_reconcile_errors_total"),
     Count("unplaceable", "scaler_unplaceable_pods_total", amount=_number("pods")),
     Count("migrate", "scaler_migrations_total"),
+    Count("destructive_held", "scaler_destructive_actions_held_total", {"action": _field("action")}),
     *(
         Count(event, "scaler_operation_errors_total", {"operation": _const(op)})
         for event, op in OPERATIONS.items()
@@ -184,6 +186,11 @@ COUNTERS: Final = (
     ("scaler_operation_errors_total", ("operation",), "Failed writes and background work."),
     ("scaler_unplaceable_pods_total", (), "Pending pods no pool fits, per decision."),
     ("scaler_migrations_total", (), "Misplaced restartable pods evicted to a cheaper pool."),
+    (
+        "scaler_destructive_actions_held_total",
+        ("action",),
+        "Removals, terminating drains, evictions held back: the cluster cache was too old.",
+    ),
 )
 GAUGES: Final = (
     ("scaler_leader", (), "1 while this replica leads (acts), else 0."),

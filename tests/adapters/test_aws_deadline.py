@@ -62,7 +62,7 @@ async def test_a_paginated_describe_that_never_answers_ends_at_the_deadline(
     tagged_groups(aws, CLUSTER, [Group("cpu", "m5.large")])
     async with AwsFleet.open(CLUSTER, catalog, call_deadline_s=1.5) as fleet:
         proxy.hang_on(b"Action=DescribeAutoScalingGroups")
-        with anyio.fail_after(15), pytest.raises(TimedOut, match="^DescribeAutoScalingGroups: "):
+        with anyio.fail_after(15), pytest.raises(TimedOut, match=r"^DescribeAutoScalingGroups: "):
             await fleet.discover()
 
 
