@@ -7,6 +7,7 @@ half-open connection that once left scaler's cache stale for minutes with no err
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -133,3 +134,24 @@ async def test_after_a_cut_new_pods_are_seen_within_seconds_of_the_network_comin
     # out the first cut's pauses too.
     assert first < 3.5, first
     assert second < 2.5, second
+
+
+async def test_the_clusters_connections_to_the_api_server_have_tcp_keepalive(kube_env: KubeEnv):
+    api = kube_env.api_client()  # the client's own default: keep-alive off
+    async with anyio.create_task_group() as tg:
+        cluster = KubeCluster(api)
+        await tg.start(cluster.run)
+        pool = api.rest_client.pool_manager.connection_from_url(kube_env.server)
+        # The lists' connections, back in the pool (the watches' are in use).
+        socks = [c.sock for c in list(pool.pool.queue) if c is not None and c.sock is not None]
+        options = [
+            (
+                s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            )
+            for s in socks
+        ]
+        tg.cancel_scope.cancel()
+    assert options
+    assert set(options) == {(1, 30, 3)}
