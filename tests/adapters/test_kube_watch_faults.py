@@ -76,7 +76,7 @@ async def test_an_idle_healthy_watch_hears_from_the_server_within_its_timeout(
         for _ in range(int(3 * WATCH_TIMEOUT_S / 0.2)):
             ages.append(cluster.staleness_s())
             await anyio.sleep(0.2)
-        # Bookmarks and the watches' timely ends keep an idle cache's age under the timeout.
+        # The watches' timely ends keep an idle cache's age under the timeout.
         assert max(ages) < WATCH_TIMEOUT_S + 1.0
         assert sum(r.reconnects for r in cluster.reflectors) == 0
         assert all(r.relists == 1 for r in cluster.reflectors)

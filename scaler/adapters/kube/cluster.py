@@ -330,8 +330,8 @@ class KubeCluster(KubeActuator):
 
 
 def watch_timeout_for(max_cache_age_s: float) -> float:
-    """A watch timeout under which a healthy, idle watch is heard from (the bookmark before
-    the watch's end, then the end) well within ``max_cache_age_s``: two thirds of it, at
+    """A watch timeout under which a healthy, idle watch is heard from (the server ends it
+    on time) well within ``max_cache_age_s``: two thirds of it, at
     most :data:`WATCH_TIMEOUT_S`, at least the API's 1 s."""
     return max(1.0, min(WATCH_TIMEOUT_S, max_cache_age_s * 2.0 / 3.0))
 

@@ -8,10 +8,11 @@ resourceVersion seen (bookmarks included); a 410 Gone (the server's history no l
 reaches back that far) means list again. Errors back off exponentially, capped.
 
 A watch cannot go stale silently. Each one asks the server to end it after
-:data:`WATCH_TIMEOUT_S`, with bookmarks: a v1.20 server sends one 2 s before that end (later
-servers also about once a minute), so a healthy but idle watch hears from the server at least
-that often. A read silent for :data:`WATCH_READ_TIMEOUT_S` therefore means the connection is
-dead (half-open: stalled, no error, no FIN), and the watch is ended and resumed.
+:data:`WATCH_TIMEOUT_S`; that timely end is the heartbeat: a healthy but idle watch hears from
+the server at least that often. (Bookmarks are asked for too and count, but a v1.20 server
+sends none on a kind that has not changed, measured against the test control plane.) A read
+silent for :data:`WATCH_READ_TIMEOUT_S` therefore means the connection is dead (half-open:
+stalled, no error, no FIN), and the watch is ended and resumed.
 :meth:`Reflector.age_s` is the time since the server was last heard from (a list, a watch
 answered, an event, a bookmark, a watch's clean end): the cache's age, which the loop bounds
 before destructive actions and ``/readyz`` reports.
@@ -43,12 +44,11 @@ were still decoded whole with json: 264 MiB RSS at 500, 190 MiB at 100. wire.py 
 a fraction of each page, so 500 may cost less today; not re-measured."""
 WATCH_TIMEOUT_S: Final = 30.0
 """The server ends each watch after this long and we resume it from its resourceVersion (the
-server's watch cache answers; no list). Not client-go's 5-10 min: the end, and the bookmark
-a v1.20 server sends 2 s before it, are the heartbeat that tells an idle watch from a dead
-one, so this bounds a healthy watch's cache age. Two watches re-opened every 30 s cost the
+server's watch cache answers; no list). Not client-go's 5-10 min: the end is the heartbeat
+that tells an idle watch from a dead one, so this bounds a healthy watch's cache age. Two watches re-opened every 30 s cost the
 server nothing worth counting."""
 WATCH_READ_TIMEOUT_S: Final = WATCH_TIMEOUT_S + 10.0
-"""A watch connection silent this long is dead: a healthy one hears a bookmark or its end
+"""A watch connection silent this long is dead: a healthy one hears its end (or an event)
 within :data:`WATCH_TIMEOUT_S`. (The client's default was 330 s, and TCP keep-alive cannot
 see a peer that still acknowledges but no longer forwards.)"""
 UNREACHABLE_RETRY_MAX_S: Final = 2.0
