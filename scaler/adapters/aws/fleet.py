@@ -45,7 +45,7 @@ from scaler.ports import NotFound, PortError
 
 log = structlog.get_logger("scaler.adapters.aws")
 
-# botocore's standard mode: exponential backoff with jitter, capped (scaler/adapters/aws/deadline.py).
+# botocore's standard mode, bounded per call: scaler/adapters/aws/deadline.py.
 DEFAULT_MAX_ATTEMPTS: Final = MAX_ATTEMPTS
 # Spot prices move slowly (AWS smooths them, changes are hours apart): 5 minutes is fresh.
 PRICE_TTL_S: Final = 300.0

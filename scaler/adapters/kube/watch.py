@@ -45,8 +45,8 @@ a fraction of each page, so 500 may cost less today; not re-measured."""
 WATCH_TIMEOUT_S: Final = 30.0
 """The server ends each watch after this long and we resume it from its resourceVersion (the
 server's watch cache answers; no list). Not client-go's 5-10 min: the end is the heartbeat
-that tells an idle watch from a dead one, so this bounds a healthy watch's cache age. Two watches re-opened every 30 s cost the
-server nothing worth counting."""
+that tells an idle watch from a dead one, so this bounds a healthy watch's cache age. Two
+watches re-opened every 30 s cost the server nothing worth counting."""
 WATCH_READ_TIMEOUT_S: Final = WATCH_TIMEOUT_S + 10.0
 """A watch connection silent this long is dead: a healthy one hears its end (or an event)
 within :data:`WATCH_TIMEOUT_S`. (The client's default was 330 s, and TCP keep-alive cannot
@@ -122,6 +122,7 @@ class Reflector(Generic[V]):
 
     def _heard(self) -> None:
         self._heard_at = time.monotonic()
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """List (retrying until it works), signal readiness, then watch forever."""
         backoff = Backoff()
