@@ -2,9 +2,10 @@
 
 One anyio task group holds everything, each task named:
 
-- ``watch-nodes`` / ``watch-pods`` (:class:`~scaler.adapters.kube.cluster.KubeCluster`),
-  started first; ``/readyz`` turns ready when both are listed;
-- ``http`` (``/metrics``, ``/healthz``, ``/readyz``);
+- ``http`` (``/metrics``, ``/healthz``, ``/readyz``), started first;
+- ``watch-nodes`` / ``watch-pods`` (:class:`~scaler.adapters.kube.cluster.KubeCluster`);
+  ``/readyz`` turns ready when both are listed, and not ready again while the cache is older
+  than ``max_cache_age_s`` (a watch gone quiet);
 - ``webhook`` (optional: the pinning admission webhook over TLS, on every replica);
 - ``prices`` (Spot price refresh; a failed refresh keeps the last good prices);
 - ``review`` (leader only: cost, waste and misplaced pods for ``/metrics`` every
@@ -38,7 +39,7 @@ from scaler.adapters.aws.queue import SqsInterruptionFeed
 from scaler.adapters.aws.tags import discovery_tag_keys
 from scaler.adapters.http import serve
 from scaler.adapters.kube.client import load_api_client
-from scaler.adapters.kube.cluster import KubeCluster
+from scaler.adapters.kube.cluster import KubeCluster, watch_timeout_for
 from scaler.adapters.kube.dryrun import DryRunActuator
 from scaler.adapters.kube.events import NodeEvents
 from scaler.adapters.kube.leader import LeaderElector
@@ -138,8 +139,10 @@ def build(
         itype = catalog.get(name)
         return bool(itype and itype.gpu_count)
 
+    # A healthy idle watch must be heard from well within the cache-age bound.
+    watch_timeout_s = watch_timeout_for(opts.settings.scale_down.max_cache_age_s)
     cluster = KubeCluster(api, instance_pools=instance_pools, is_gpu_type=is_gpu_type,
-                          identity="scaler")
+                          identity="scaler", watch_timeout_s=watch_timeout_s)
     writer_fleet: Fleet = DryRunFleet(fleet) if opts.dry_run else fleet
     actuator: Actuator = DryRunActuator() if opts.dry_run else cluster
     # The metrics see every snapshot the loop takes (pending pods, scale-up latency).
@@ -201,16 +204,26 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
         observe = _fan_out(observe, history, *(() if opts.dry_run else (node_events,)))
         ctl = build(opts, fleet, catalog, observer=observe, metrics=metrics)
         node_events.interrupted = ctl.reconciler.memory.interrupted.__contains__
-        check_groups(fleet, fatal=opts.once)  # after build: a bad kubeconfig is named first
+        if not opts.once:  # after build: a bad kubeconfig is named first
+            check_groups(fleet, fatal=False)
         async with anyio.create_task_group() as tg:
-            await tg.start(ctl.cluster.run, name="watches")
             if opts.once:
+                # Fail fast, one line naming the server: the watches would retry forever.
+                await ctl.cluster.check()
+                check_groups(fleet, fatal=True)
+                await tg.start(ctl.cluster.run, name="watches")
                 decision = await control_loop(ctl.reconciler, ctl.cluster, once=True)
                 tg.cancel_scope.cancel()
                 return decision
+            max_age_s = opts.settings.scale_down.max_cache_age_s
             http = partial(serve, opts.listen_host, opts.listen_port,
-                           ready=lambda: ctl.cluster.ready, registry=metrics.registry)
+                           ready=lambda: ctl.cluster.unready_reason(max_age_s) is None,
+                           unready_reason=lambda: ctl.cluster.unready_reason(max_age_s) or "",
+                           registry=metrics.registry)
+            # Served before the first list: while the API server cannot be listed (retried
+            # forever) /readyz says so instead of nothing answering.
             await tg.start(http, name="http")
+            await tg.start(ctl.cluster.run, name="watches")
             tg.start_soon(_refresh_prices, fleet, opts.price_refresh_s, metrics, name="prices")
             if opts.webhook_port is not None and opts.webhook_cert_file and opts.webhook_key_file:
                 # Every replica serves it (the Service picks any); followers' offerings are
@@ -322,6 +335,7 @@ async def plan(opts: RunOptions) -> tuple[Decision, Reconciler]:
     async with AwsFleet.open(opts.cluster_name, catalog, region=opts.region) as fleet:
         await fleet.discover()
         ctl = build(opts, fleet, catalog, observer=lambda e, f: None)
+        await ctl.cluster.check()  # one line naming the server, not a list retried forever
         check_groups(fleet, fatal=True)
         async with anyio.create_task_group() as tg:
             await tg.start(ctl.cluster.run, name="watches")

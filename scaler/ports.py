@@ -38,6 +38,11 @@ class Rejected(PortError):
     same again will fail the same way, so it is not retried soon."""
 
 
+class TimedOut(PortError):
+    """No answer within the call's overall deadline (retries included); nothing is known
+    about whether a write took effect."""
+
+
 class Clock(Protocol):
     def now(self) -> float:
         """Seconds (unix time live; simulated seconds offline)."""
@@ -49,6 +54,11 @@ class Clock(Protocol):
 class ClusterSource(Protocol):
     async def snapshot(self) -> ClusterView:
         """Nodes, bound pods and pending (Unschedulable) pods, one consistent view."""
+        ...
+
+    def staleness_s(self) -> float:
+        """How old the view may be: seconds since the source last heard from the cluster
+        (watch-fed caches; 0 where the view is always current, as in the simulator)."""
         ...
 
 

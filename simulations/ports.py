@@ -64,6 +64,9 @@ class SimCluster(Recorder):
         self._record("snapshot")
         return self.world.snapshot(self.clock.now())
 
+    def staleness_s(self) -> float:
+        return 0.0  # the simulated view is always the world's current state
+
     async def pin(self, pod: PodSpec, pool: str) -> None:
         self._record("pin", pod.key, pool)
         self.world.pin(pod.key, pool, self.clock.now())

@@ -1,5 +1,7 @@
 """One port for people and probes: ``/metrics`` (Prometheus), ``/healthz`` (the process
-answers) and ``/readyz`` (caches are listed; the loop may act)."""
+answers) and ``/readyz`` (caches are listed and current; the loop may act). ``/readyz``
+answers 503 with the reason while the API server cannot be listed or its watches have gone
+quiet past the cache-age bound."""
 
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ async def serve(
     *,
     ready: Callable[[], bool],
     registry: CollectorRegistry = REGISTRY,
+    unready_reason: Callable[[], str] | None = None,
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled; ``task_status.started(port)`` with the bound port (``port=0``
-    picks a free one, for tests)."""
+    picks a free one, for tests). ``unready_reason()`` is the 503's text."""
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry),
@@ -32,7 +35,8 @@ async def serve(
     async def readyz(_: web.Request) -> web.Response:
         if ready():
             return web.Response(text="ok\n")
-        return web.Response(status=503, text="caches not ready\n")
+        reason = unready_reason() if unready_reason is not None else "caches not ready"
+        return web.Response(status=503, text=f"{reason}\n")
 
     app = web.Application()
     app.add_routes([web.get("/metrics", metrics), web.get("/healthz", healthz),

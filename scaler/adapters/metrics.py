@@ -96,6 +96,7 @@ OPERATIONS: Final = {
     "lifecycle_complete_failed": "lifecycle_complete",
     "notice_feed_error": "notice_feed",
     "review_error": "review",
+    "replacement_failed": "replacement",
 }
 """Failure events -> ``scaler_operation_errors_total{operation}``."""
 
@@ -188,6 +189,7 @@ EVENTS: Final[tuple[Count, ...]] = (
         _number("pods"),
     ),
     Count("migrate", "scaler_migrations_total"),
+    Count("destructive_held", "scaler_destructive_actions_held_total", {"action": _field("action")}),
     *(
         Count(event, "scaler_operation_errors_total", {"operation": _const(op)})
         for event, op in OPERATIONS.items()
@@ -225,6 +227,11 @@ COUNTERS: Final = (
         "Pending pods a global limit held back from a scale-up (first decision that held them).",
     ),
     ("scaler_migrations_total", (), "Misplaced restartable pods evicted to a cheaper pool."),
+    (
+        "scaler_destructive_actions_held_total",
+        ("action",),
+        "Removals, terminating drains, evictions held back: the cluster cache was too old.",
+    ),
 )
 GAUGES: Final = (
     ("scaler_leader", (), "1 while this replica leads (acts), else 0."),
@@ -568,6 +575,9 @@ class _Watched:
         view = await self._source.snapshot()
         self._metrics.saw(view)
         return view
+
+    def staleness_s(self) -> float:
+        return self._source.staleness_s()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._source, name)

@@ -96,6 +96,12 @@ class ScaleDownSettings:
     max_removals_per_minute: int = 60
     """Disruption budget: at most this many nodes removed per minute, cluster-wide."""
 
+    max_cache_age_s: float = 45.0
+    """Node removals, drains that end in a termination, and evictions wait (for that tick)
+    while the cluster cache is older than this: a healthy watch hears from the API server at
+    least every 30 s (scaler/adapters/kube/watch.py), so older means it may be missing a pod
+    bound to the node since. Reads and scale-ups go on."""
+
 
 @dataclass(frozen=True, slots=True)
 class PinningSettings:

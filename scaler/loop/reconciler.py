@@ -147,6 +147,7 @@ class Reconciler:
         async with self._lock:
             decision, view, pools = await self.plan()
             self._retry_at_s = None
+            decision = self._hold_if_stale(decision)
             await self.act(decision, view, pools, spawn=spawn)
         if self._retry_at_s is not None and (
             decision.wake_at_s is None or self._retry_at_s < decision.wake_at_s
@@ -161,30 +162,47 @@ class Reconciler:
         *,
         spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
     ) -> list[Action]:
-        """Act on interruption notices now, between ticks. Cordons, taints and replacement
-        launches happen before this returns; drains (which may take until the deadline)
-        are handed to ``spawn`` (a task group's ``start_soon``) or awaited in place."""
-        async with self._lock:
-            now = self.clock.now()
+        """Act on interruption notices now, between ticks and beside a tick in progress.
+        Cordons, taints and drain starts read the watch cache and the pools as last read and
+        write only to Kubernetes, so they never wait for a tick's AWS calls (a Spot warning
+        gives 120 s). Replacement launches raise a pool's desired size from its observed
+        size, so they alone take the tick's lock, after the rest, and read the sizes again
+        under it. Drains (which may take until the deadline) are handed to ``spawn`` (a task
+        group's ``start_soon``) or awaited in place."""
+        now = self.clock.now()
+        view = await self.cluster.snapshot()
+        pools, offerings = self._cache.pools_seen, self._offerings
+        if offerings is None or not pools:
+            # No tick has read the pools yet: read them now (AWS, under its deadline).
             view, pools = await self._view_and_pools()
             offerings = await self._current_offerings(pools, self._daemonsets(view))
-            actions: list[Action] = []
-            for notice in notices:
-                mine = respond(
-                    notice,
-                    view,
-                    pools,
-                    offerings,
-                    self.memory,
-                    self.settings,
-                    now=now,
-                    rng=self.rng,
-                )
-                self._remember(notice, mine, view, now)
-                actions += mine
-                self.observe("notice", {"kind": notice.kind, "actions": len(mine)})
-            decision = Decision(now_s=now, actions=tuple(actions))
-            await self.act(decision, view, pools, spawn=spawn)
+        actions: list[Action] = []
+        for notice in notices:
+            mine = respond(
+                notice,
+                view,
+                pools,
+                offerings,
+                self.memory,
+                self.settings,
+                now=now,
+                rng=self.rng,
+            )
+            self._remember(notice, mine, view, now)
+            actions += mine
+            self.observe("notice", {"kind": notice.kind, "actions": len(mine)})
+        first = tuple(a for a in actions if not isinstance(a, ScaleUp))
+        await self.act(Decision(now_s=now, actions=first), view, pools, spawn=spawn)
+        launches = tuple(a for a in actions if isinstance(a, ScaleUp))
+        if launches:
+            async with self._lock:
+                try:
+                    fresh = self._capped(await self.fleet.pools(), view.reported_allocatable)
+                except PortError as e:
+                    # The next tick places the drained pods again; nothing is lost.
+                    self.observe("replacement_failed", {"error": str(e)})
+                else:
+                    await self.act(Decision(now_s=now, actions=launches), view, fresh)
         return actions
 
     async def review(self) -> Review:
@@ -198,7 +216,8 @@ class Reconciler:
             bad = misplaced(costs, self.settings)
             moves = migrations(bad, self.memory, self.settings, costs=costs)
             if moves:
-                await self.act(Decision(now_s=self.clock.now(), actions=tuple(moves)), view, pools)
+                held = self._hold_if_stale(Decision(now_s=self.clock.now(), actions=tuple(moves)))
+                await self.act(held, view, pools)
         result = Review(view, offerings, costs, waste(view, offerings, costs), bad, len(moves))
         self.observe(
             "review",
@@ -457,6 +476,28 @@ class Reconciler:
         except PortError as e:
             self.observe("node_write_failed", {"node": node, "error": str(e)})
 
+    def _hold_if_stale(self, decision: Decision) -> Decision:
+        """The decision without its destructive actions (node removals, drains that end in
+        a termination, evictions) while the cluster cache is older than
+        ``scale_down.max_cache_age_s``: a watch that went quiet may be hiding a pod bound
+        to the node since. They are decided again at the next tick, asked for soon."""
+        held = [a for a in decision.actions if _destructive(a)]
+        if not held:
+            return decision
+        age = self.cluster.staleness_s()
+        if age <= self.settings.scale_down.max_cache_age_s:
+            return decision
+        for action in held:
+            self.observe(
+                "destructive_held",
+                {"action": type(action).__name__, "target": _target(action),
+                 "cache_age_s": round(age, 1)},
+            )
+        self._retry_at_s = decision.now_s + WRITE_RETRY_S
+        return dataclasses.replace(
+            decision, actions=tuple(a for a in decision.actions if not _destructive(a))
+        )
+
     def _drainer(self, action: Drain, node: Node | None) -> Callable[[], Awaitable[None]]:
         return functools.partial(
             drain, action, node, actuator=self.actuator, fleet=self.fleet, clock=self.clock,
@@ -531,6 +572,19 @@ class Reconciler:
     @property
     def _offerings(self) -> Offerings | None:
         return self._cache.offerings
+
+
+def _destructive(action: Action) -> bool:
+    """Actions that cannot be taken back if the cache they were decided on was stale."""
+    return isinstance(action, RemoveNode | Evict) or (
+        isinstance(action, Drain) and action.terminate
+    )
+
+
+def _target(action: Action) -> str:
+    if isinstance(action, Evict):
+        return action.pod.key
+    return str(getattr(action, "node", ""))
 
 
 def _fields(action: ScaleUp | RemoveNode) -> dict[str, object]:

@@ -26,3 +26,45 @@ def test_a_failed_scale_up_write_is_retried_soon_not_at_the_next_event():
     # later (the batch window put the first at 1 s).
     assert second.at_s - first.at_s == WRITE_RETRY_S
     assert sim.scorecard().pods_lost == 0
+
+
+class _StaleBetween:
+    """The simulator's cluster, reporting a cache older than any bound in [start_s, end_s)."""
+
+    def __init__(self, cluster: Any, start_s: float, end_s: float) -> None:
+        self._cluster, self._start_s, self._end_s = cluster, start_s, end_s
+
+    async def snapshot(self) -> Any:
+        return await self._cluster.snapshot()
+
+    def staleness_s(self) -> float:
+        return 1e6 if self._start_s <= self._cluster.clock.now() < self._end_s else 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cluster, name)
+
+
+def test_a_removal_waits_while_the_cluster_cache_is_too_old_and_goes_once_it_is_fresh():
+    held: list[dict[str, object]] = []
+
+    def stale_for_a_while(**kwargs: Any) -> Reconciler:
+        kwargs["cluster"] = _StaleBetween(kwargs["cluster"], 700.0, 1000.0)
+        kwargs["observer"] = lambda e, f: held.append(f) if e == "destructive_held" else None
+        return Reconciler(**kwargs)
+
+    def removals(factory: Any) -> list[float]:
+        sim = simulate(
+            [pod("nb", memory="4Gi", arrival_s=0, duration_s=600)],
+            pools=[pool("m5.large", max_size=5)],
+            overrides={"idle_timeout_s": "120"},
+            until_s=2000,
+            reconciler_factory=factory,
+        )
+        return [c.at_s for c in sim.fleet.calls_to("terminate")]
+
+    (fresh,) = removals(lambda **kw: Reconciler(**kw))
+    assert 700.0 <= fresh < 1000.0  # idle since the pod ended (~600 s) + 120 s
+    (waited,) = removals(stale_for_a_while)
+    # Held at every tick of the stale window, retried WRITE_RETRY_S later, done once fresh.
+    assert 1000.0 <= waited <= 1000.0 + WRITE_RETRY_S
+    assert held and {f["action"] for f in held} == {"RemoveNode"}

@@ -22,10 +22,10 @@ from typing import Any, Final
 
 import anyio
 import structlog
-from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
 from scaler.adapters.aws import asg as asg_mod
+from scaler.adapters.aws.deadline import CALL_DEADLINE_S, MAX_ATTEMPTS, Deadlined, client_config
 from scaler.adapters.aws.errors import AtMinSize, translated
 from scaler.adapters.aws.lean import aws_session
 from scaler.adapters.aws.lookups import TEMPLATE_TTL_S, LaunchData
@@ -45,8 +45,8 @@ from scaler.ports import NotFound, PortError
 
 log = structlog.get_logger("scaler.adapters.aws")
 
-# botocore's standard mode: exponential backoff with jitter, capped; 5 tries in all.
-DEFAULT_MAX_ATTEMPTS: Final = 5
+# botocore's standard mode, bounded per call: scaler/adapters/aws/deadline.py.
+DEFAULT_MAX_ATTEMPTS: Final = MAX_ATTEMPTS
 # Spot prices move slowly (AWS smooths them, changes are hours apart): 5 minutes is fresh.
 PRICE_TTL_S: Final = 300.0
 # Scaling activities per failing group: the newest page is enough for a recent failure.
@@ -112,23 +112,25 @@ class AwsFleet:
         region: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         session: AioSession | None = None,
+        call_deadline_s: float = CALL_DEADLINE_S,
     ) -> AsyncIterator[AwsFleet]:
         """Clients for autoscaling and ec2, closed on exit. ``region``: the argument, else
         the standard chain (``AWS_REGION``, ``AWS_DEFAULT_REGION``, config), else the
-        catalog's region."""
+        catalog's region. Each call ends within ``call_deadline_s``, retries included, or
+        raises ``TimedOut``."""
         session = session or aws_session()
         region = region or session.get_config_variable("region") or catalog.region
-        config = AioConfig(
-            region_name=region,
-            retries={"mode": "standard", "max_attempts": max_attempts},
-            connect_timeout=5,
-            read_timeout=30,
-        )
+        config = client_config(region, max_attempts=max_attempts)
         async with (
             session.create_client("autoscaling", config=config) as autoscaling,
             session.create_client("ec2", config=config) as ec2,
         ):
-            yield cls(cluster_name, catalog, autoscaling=autoscaling, ec2=ec2)
+            yield cls(
+                cluster_name,
+                catalog,
+                autoscaling=Deadlined(autoscaling, call_deadline_s),
+                ec2=Deadlined(ec2, call_deadline_s),
+            )
 
     # ------------------------------------------------------------------------- discovery
 

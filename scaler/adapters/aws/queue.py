@@ -30,10 +30,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
 import structlog
-from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.exceptions import ClientError
 
+from scaler.adapters.aws.deadline import CALL_DEADLINE_S, READ_TIMEOUT_S, Deadlined, client_config
 from scaler.adapters.aws.errors import translated
 from scaler.adapters.aws.lean import aws_session
 from scaler.core.interruptions import (
@@ -128,14 +128,15 @@ class SqsInterruptionFeed:
         come from the standard chain (``AWS_ENDPOINT_URL``, ``AWS_REGION``, ...);
         ``options`` are the constructor's keywords."""
         session = session or aws_session()
-        config = AioConfig(
-            region_name=region or session.get_config_variable("region"),
-            retries={"mode": "standard", "max_attempts": max_attempts},
-            connect_timeout=5,
-            read_timeout=WAIT_S + 10,  # a long poll holds the connection for WAIT_S
+        config = client_config(
+            region or session.get_config_variable("region"),
+            max_attempts=max_attempts,
+            read_timeout_s=WAIT_S + READ_TIMEOUT_S,  # a long poll holds the connection WAIT_S
         )
         async with session.create_client("sqs", config=config) as sqs:
-            yield cls(sqs, queue_url, quarantine_queue_url=quarantine_queue_url, **options)
+            # A long poll's own wait is part of its call: the deadline leaves room for it.
+            bounded = Deadlined(sqs, WAIT_S + CALL_DEADLINE_S)
+            yield cls(bounded, queue_url, quarantine_queue_url=quarantine_queue_url, **options)
 
     async def receive(self, max_messages: int = 10, wait_s: int = WAIT_S) -> list[Received]:
         """Up to ``max_messages`` (1..10) messages, waiting up to ``wait_s`` (0..20) s for

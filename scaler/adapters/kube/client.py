@@ -32,6 +32,13 @@ from scaler.ports import NotFound, PortError, Throttled
 
 REQUEST_TIMEOUT_S: Final = 30.0
 """Per request (connect, read): a hung API server costs a worker thread this long at most."""
+KEEPALIVE_IDLE_S: Final = 30
+"""TCP keep-alive probes start after this long idle (client-go dials with a 30 s keep-alive)."""
+KEEPALIVE_INTERVAL_S: Final = 10
+KEEPALIVE_PROBES: Final = 3
+"""Unanswered probes, ``KEEPALIVE_INTERVAL_S`` apart, before the kernel drops the connection:
+a peer gone without a FIN (a node rebooted, a NAT entry expired) is noticed within a minute,
+not at the kernel's default of two hours."""
 CONFLICT_RETRIES: Final = 5
 """409 retries of a read-modify-write before giving up; client-go's RetryOnConflict uses 5."""
 
@@ -55,15 +62,42 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     )
     try:
         if kubeconfig:
-            return from_file(config_file=kubeconfig, persist_config=False)
+            return keep_alive(from_file(config_file=kubeconfig, persist_config=False))
         if in_pod:
             configuration = client.Configuration()
             in_cluster: Callable[..., None] = config.load_incluster_config
             in_cluster(client_configuration=configuration)
-            return client.ApiClient(configuration)
-        return from_file(persist_config=False)
+            return keep_alive(client.ApiClient(configuration))
+        return keep_alive(from_file(persist_config=False))
     except (ConfigException, OSError) as e:
         raise PortError(f"Kubernetes configuration ({where}): {e}") from e
+
+
+def keepalive_socket_options() -> list[tuple[int, int, int]]:
+    """urllib3 socket options: its defaults (no Nagle) plus TCP keep-alive, where the
+    platform names the options."""
+    options = list(urllib3.connection.HTTPConnection.default_socket_options)
+    options.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+    ):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
+
+
+def keep_alive(api: client.ApiClient) -> client.ApiClient:
+    """``api`` with TCP keep-alive on every connection it opens from now on (the client's
+    own default is off). Idempotent; open idle connections are dropped so none lacks it."""
+    options = keepalive_socket_options()
+    api.configuration.socket_options = options
+    manager = api.rest_client.pool_manager
+    if manager.connection_pool_kw.get("socket_options") != options:
+        manager.connection_pool_kw["socket_options"] = options
+        manager.clear()
+    return api
 
 
 def status_of(e: ApiException) -> dict[str, Any]:

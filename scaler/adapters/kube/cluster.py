@@ -29,16 +29,22 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 from kubernetes.client import ApiClient
+from urllib3.exceptions import MaxRetryError
 
 from scaler.adapters.kube import wire
 from scaler.adapters.kube.actuator import KubeActuator
+from scaler.adapters.kube.client import TRANSPORT_ERRORS, keep_alive, translate
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
 from scaler.core.model import Resources
 from scaler.core.observed import remember_reports
 from scaler.core.state import BoundPod, ClusterView, Node, PendingPod
+from scaler.ports import PortError
 
 POD_FIELD_SELECTOR: Final = "status.phase!=Succeeded,status.phase!=Failed"
+CHECK_TIMEOUT_S: Final = 10.0
+"""How long ``scaler plan`` and ``scaler run --once`` wait for the API server's first answer
+before saying it cannot be reached."""
 WATCH_THREADS: Final = 2
 """One worker thread per watch (pods, nodes), on their own limiter so writes never wait
 behind a watch and a burst of writes never starves the watches."""
@@ -75,8 +81,10 @@ class KubeCluster(KubeActuator):
         identity: str = "scaler",
         page_size: int = PAGE_SIZE,
         watch_timeout_s: float = WATCH_TIMEOUT_S,
+        read_timeout_s: float | None = None,
     ) -> None:
-        super().__init__(api, limiter=limiter, identity=identity, clock=clock)
+        # Keep-alive on every connection, watches included (scaler/adapters/kube/client.py).
+        super().__init__(keep_alive(api), limiter=limiter, identity=identity, clock=clock)
         self._instance_pools = instance_pools
         self._is_gpu_type = is_gpu_type
         self._on_pending = on_pending
@@ -103,6 +111,7 @@ class KubeCluster(KubeActuator):
                 limiter=self._watch_limiter,
                 page_size=page_size,
                 watch_timeout_s=watch_timeout_s,
+                read_timeout_s=read_timeout_s,
                 wire=wire.NODES,
             ),
             Reflector(
@@ -116,6 +125,7 @@ class KubeCluster(KubeActuator):
                 list_kwargs={"field_selector": POD_FIELD_SELECTOR},
                 page_size=page_size,
                 watch_timeout_s=watch_timeout_s,
+                read_timeout_s=read_timeout_s,
                 wire=wire.PODS,
             ),
         )
@@ -135,6 +145,49 @@ class KubeCluster(KubeActuator):
     @property
     def ready(self) -> bool:
         return self._ready
+
+    @property
+    def server(self) -> str:
+        """The API server's URL, for messages."""
+        return str(self._api.configuration.host)
+
+    async def check(self) -> None:
+        """One authorized read (a list of one node). Raises ``PortError`` naming the API
+        server if it cannot be reached or refuses us: for the commands that must fail fast
+        (``plan``, ``run --once``), where the watches would retry forever."""
+
+        def blocking() -> None:
+            self._core.list_node(
+                limit=1, _request_timeout=(CHECK_TIMEOUT_S, CHECK_TIMEOUT_S)
+            ).release_conn()
+
+        try:
+            await anyio.to_thread.run_sync(blocking, limiter=self._limiter)
+        except TRANSPORT_ERRORS as e:
+            reason = getattr(e, "reason", None) if isinstance(e, MaxRetryError) else None
+            text = str(reason) if reason is not None else str(translate(e, "list nodes"))
+            raise PortError(f"Kubernetes API server {self.server}: {text}") from e
+
+    def unready_reason(self, max_age_s: float) -> str | None:
+        """Why ``/readyz`` says no (None: ready): caches not listed yet, or older than
+        ``max_age_s`` (the bound past which destructive actions wait; build the cluster
+        with ``watch_timeout_s=watch_timeout_for(max_age_s)`` so a healthy watch stays
+        under it)."""
+        if not self._ready:
+            return f"caches not listed yet from the API server {self.server}"
+        age = self.staleness_s()
+        if age > max_age_s:
+            return (
+                f"cache is {age:.0f} s old (API server {self.server} not heard from; "
+                f"bound {max_age_s:g} s)"
+            )
+        return None
+
+    def staleness_s(self) -> float:
+        """The cache's age: seconds since the server was last heard from, on the kind heard
+        from least recently (inf until both are listed). A healthy watch keeps it under
+        ``watch_timeout_s``; a dead one lets it grow until the watch is re-opened."""
+        return max(r.age_s() for r in self.reflectors)
 
     @property
     def generation(self) -> int:
@@ -274,6 +327,13 @@ class KubeCluster(KubeActuator):
         if self._changed is not None:
             self._changed.set()
             self._changed = None
+
+
+def watch_timeout_for(max_cache_age_s: float) -> float:
+    """A watch timeout under which a healthy, idle watch is heard from (the server ends it
+    on time) well within ``max_cache_age_s``: two thirds of it, at
+    most :data:`WATCH_TIMEOUT_S`, at least the API's 1 s."""
+    return max(1.0, min(WATCH_TIMEOUT_S, max_cache_age_s * 2.0 / 3.0))
 
 
 def _with_pool(node: Node, instances: Mapping[str, str] | None) -> Node:

@@ -6,10 +6,21 @@
 event loop thread, so the owner's caches need no lock. The watch resumes from the last
 resourceVersion seen (bookmarks included); a 410 Gone (the server's history no longer
 reaches back that far) means list again. Errors back off exponentially, capped.
+
+A watch cannot go stale silently. Each one asks the server to end it after
+:data:`WATCH_TIMEOUT_S`; that timely end is the heartbeat: a healthy but idle watch hears from
+the server at least that often. (Bookmarks are asked for too and count, but a v1.20 server
+sends none on a kind that has not changed, measured against the test control plane.) A read
+silent for :data:`WATCH_READ_TIMEOUT_S` therefore means the connection is dead (half-open:
+stalled, no error, no FIN), and the watch is ended and resumed.
+:meth:`Reflector.age_s` is the time since the server was last heard from (a list, a watch
+answered, an event, a bookmark, a watch's clean end): the cache's age, which the loop bounds
+before destructive actions and ``/readyz`` reports.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, TypeVar
 
@@ -31,8 +42,20 @@ body. Not client-go's 500: a decoded page is transient garbage that Python's all
 resident. Measured (benchmarks/controller_memory.py, 5,000 nodes + 20,000 pods) when pages
 were still decoded whole with json: 264 MiB RSS at 500, 190 MiB at 100. wire.py now builds
 a fraction of each page, so 500 may cost less today; not re-measured."""
-WATCH_TIMEOUT_S: Final = 300.0
-"""The server ends each watch after this long (client-go picks 5-10 min); we resume it."""
+WATCH_TIMEOUT_S: Final = 30.0
+"""The server ends each watch after this long and we resume it from its resourceVersion (the
+server's watch cache answers; no list). Not client-go's 5-10 min: the end is the heartbeat
+that tells an idle watch from a dead one, so this bounds a healthy watch's cache age. Two
+watches re-opened every 30 s cost the server nothing worth counting."""
+WATCH_READ_TIMEOUT_S: Final = WATCH_TIMEOUT_S + 10.0
+"""A watch connection silent this long is dead: a healthy one hears its end (or an event)
+within :data:`WATCH_TIMEOUT_S`. (The client's default was 330 s, and TCP keep-alive cannot
+see a peer that still acknowledges but no longer forwards.)"""
+UNREACHABLE_RETRY_MAX_S: Final = 2.0
+"""Longest pause between tries while the server cannot be reached at all (connection refused,
+reset, timed out): no request reaches it, so retrying costs it nothing, and this pause is
+what new pods wait after the network comes back (a 30 s cap cost them 15 s after a 20 s
+cut). A server that answers with errors still gets the full backoff."""
 _MIN_HEALTHY_WATCH_S: Final = 1.0
 """A watch that ends sooner than this, with no error, still counts as a failure for backoff,
 so a server that closes watches at once is not hammered."""
@@ -64,6 +87,7 @@ class Reflector(Generic[V]):
         list_kwargs: Mapping[str, Any] | None = None,
         page_size: int = PAGE_SIZE,
         watch_timeout_s: float = WATCH_TIMEOUT_S,
+        read_timeout_s: float | None = None,
         wire: Wire = WHOLE,
     ) -> None:
         self.kind = kind
@@ -77,8 +101,27 @@ class Reflector(Generic[V]):
         self._list_kwargs = dict(list_kwargs or {})
         self._page_size = page_size
         self._watch_timeout_s = watch_timeout_s
+        self._read_timeout_s = (
+            read_timeout_s
+            if read_timeout_s is not None
+            else watch_timeout_s + WATCH_READ_TIMEOUT_S - WATCH_TIMEOUT_S
+        )
         self.resource_version = ""
         self.relists = 0
+        self.reconnects = 0
+        """Watches re-opened after an error (a dead connection included)."""
+        self._heard_at: float | None = None
+        """time.monotonic() when the server was last heard from; set from the worker thread
+        too (a float assignment, atomic under the GIL)."""
+
+    def age_s(self) -> float:
+        """Seconds since the server was last heard from on this kind (inf before the first
+        list): how old the cache may be."""
+        heard = self._heard_at
+        return float("inf") if heard is None else max(0.0, time.monotonic() - heard)
+
+    def _heard(self) -> None:
+        self._heard_at = time.monotonic()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """List (retrying until it works), signal readiness, then watch forever."""
@@ -87,6 +130,7 @@ class Reflector(Generic[V]):
         task_status.started()
         while True:
             started = anyio.current_time()
+            heard_before = self._heard_at
             try:
                 await Interruptible().run(self._limiter, self._watch_blocking)
             except Gone:
@@ -97,27 +141,36 @@ class Reflector(Generic[V]):
                 if isinstance(e, ApiException) and e.status == 410:
                     await self._relist(backoff)
                     continue
-                delay = backoff.next_delay()
+                if self._heard_at != heard_before and self._ran_healthy(started):
+                    # The watch was answered and ran: the failures before it are history
+                    # (without this a second cut started from the first one's long pause).
+                    backoff.reset()
+                delay = _retry_delay(backoff, e)
+                self.reconnects += 1
                 log.warning(
                     "watch_failed", kind=self.kind, error=str(e), retry_in_s=round(delay, 2)
                 )
                 await anyio.sleep(delay)
                 continue
-            if anyio.current_time() - started < _MIN_HEALTHY_WATCH_S:
-                await anyio.sleep(backoff.next_delay())
-            else:
+            if self._ran_healthy(started):
                 backoff.reset()
+            else:
+                await anyio.sleep(backoff.next_delay())
+
+    def _ran_healthy(self, started: float) -> bool:
+        return anyio.current_time() - started >= _MIN_HEALTHY_WATCH_S
 
     async def _relist(self, backoff: Backoff) -> None:
         while True:
             try:
                 items = await Interruptible().run(self._limiter, self._list_blocking)
             except TRANSPORT_ERRORS as e:
-                delay = backoff.next_delay()
+                delay = _retry_delay(backoff, e)
                 log.warning("list_failed", kind=self.kind, error=str(e), retry_in_s=round(delay, 2))
                 await anyio.sleep(delay)
                 continue
             self.relists += 1
+            self._heard()
             self._on_replace(items)
             backoff.reset()
             log.debug("listed", kind=self.kind, count=len(items), rv=self.resource_version)
@@ -160,16 +213,21 @@ class Reflector(Generic[V]):
             watch=True,
             resource_version=self.resource_version,
             allow_watch_bookmarks=True,
-            timeout_seconds=int(self._watch_timeout_s),
-            _request_timeout=(REQUEST_TIMEOUT_S, self._watch_timeout_s + REQUEST_TIMEOUT_S),
+            timeout_seconds=max(1, int(self._watch_timeout_s)),
+            # The read timeout bounds each wait for bytes, not the whole watch: it is what
+            # ends a half-open connection.
+            _request_timeout=(REQUEST_TIMEOUT_S, self._read_timeout_s),
         )
         call.hold(response)
+        self._heard()
         try:
             for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
+                self._heard()
                 if line:
                     self._handle(self.wire.event(line))
         finally:
             response.release_conn()
+        self._heard()  # the server ended the watch on time: it is alive
 
     def _handle(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
@@ -198,3 +256,12 @@ class Reflector(Generic[V]):
 
 
 _SKIP: Final = object()
+
+
+def _retry_delay(backoff: Backoff, error: BaseException) -> float:
+    """The pause before the next try: the backoff's, at most
+    :data:`UNREACHABLE_RETRY_MAX_S` when the server was not reached at all."""
+    delay = backoff.next_delay()
+    if isinstance(error, ApiException):
+        return delay
+    return min(delay, UNREACHABLE_RETRY_MAX_S)

@@ -1,0 +1,74 @@
+"""Every AWS call ends within its deadline: moto in server mode behind a proxy that can hold
+one operation's requests unanswered (tests/fixtures/stall_proxy.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import boto3
+import pytest
+
+from scaler.adapters.aws.fleet import AwsFleet
+from scaler.adapters.aws.queue import SqsInterruptionFeed
+from scaler.core.catalog import Catalog
+from scaler.ports import TimedOut
+from tests.fixtures.aws import Group, tagged_groups
+from tests.fixtures.stall_proxy import StallProxy
+
+pytestmark = pytest.mark.anyio
+CLUSTER = "deadline"
+
+
+@pytest.fixture
+def proxy(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[StallProxy]:
+    """The SDKs pointed at a proxy in front of moto."""
+    target = urlsplit(aws)
+    with StallProxy(target.hostname or "127.0.0.1", target.port or 80) as p:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{p.url_host}")
+        yield p
+
+
+def desired(aws: str, name: str) -> int:
+    asg: Any = boto3.client("autoscaling", endpoint_url=aws)
+    (group,) = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    return int(group["DesiredCapacity"])
+
+
+async def test_a_set_desired_capacity_that_never_answers_ends_at_the_deadline(
+    aws: str, proxy: StallProxy, catalog: Catalog
+):
+    tagged_groups(aws, CLUSTER, [Group("cpu", "m5.large")])
+    async with AwsFleet.open(CLUSTER, catalog, call_deadline_s=2.0) as fleet:
+        await fleet.discover()  # through the proxy, answered
+        proxy.hang_on(b"Action=SetDesiredCapacity")
+        started = time.monotonic()
+        # Before: no overall deadline; 5 attempts of a 30 s read (a tick once waited 191 s).
+        with anyio.fail_after(15), pytest.raises(TimedOut) as raised:
+            await fleet.set_desired("cpu", 3)
+        elapsed = time.monotonic() - started
+    assert 2.0 <= elapsed < 4.0
+    assert str(raised.value) == "SetDesiredCapacity: no answer within 2 s (retries included)"
+    assert proxy.hung >= 1  # the request really was held, not refused
+    assert desired(aws, "cpu") == 0
+
+
+async def test_a_paginated_describe_that_never_answers_ends_at_the_deadline(
+    aws: str, proxy: StallProxy, catalog: Catalog
+):
+    tagged_groups(aws, CLUSTER, [Group("cpu", "m5.large")])
+    async with AwsFleet.open(CLUSTER, catalog, call_deadline_s=1.5) as fleet:
+        proxy.hang_on(b"Action=DescribeAutoScalingGroups")
+        with anyio.fail_after(15), pytest.raises(TimedOut, match=r"^DescribeAutoScalingGroups: "):
+            await fleet.discover()
+
+
+async def test_the_sqs_long_poll_gets_its_wait_on_top_of_the_deadline(aws: str):
+    url = boto3.client("sqs", endpoint_url=aws).create_queue(QueueName="q")["QueueUrl"]
+    async with SqsInterruptionFeed.open(url) as feed:
+        # A 1 s long poll on an empty queue answers empty; it is not cut short.
+        assert await feed.receive(wait_s=1) == []
+        assert feed.sqs.deadline_s > 20  # the 20 s long poll fits inside
