@@ -209,8 +209,8 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
         async with anyio.create_task_group() as tg:
             if opts.once:
                 # Fail fast, one line naming the server: the watches would retry forever.
+                check_groups(fleet, fatal=True)  # AWS already answered: nothing to wait for
                 await ctl.cluster.check()
-                check_groups(fleet, fatal=True)
                 await tg.start(ctl.cluster.run, name="watches")
                 decision = await control_loop(ctl.reconciler, ctl.cluster, once=True)
                 tg.cancel_scope.cancel()
@@ -335,8 +335,8 @@ async def plan(opts: RunOptions) -> tuple[Decision, Reconciler]:
     async with AwsFleet.open(opts.cluster_name, catalog, region=opts.region) as fleet:
         await fleet.discover()
         ctl = build(opts, fleet, catalog, observer=lambda e, f: None)
-        await ctl.cluster.check()  # one line naming the server, not a list retried forever
         check_groups(fleet, fatal=True)
+        await ctl.cluster.check()  # one line naming the server, not a list retried forever
         async with anyio.create_task_group() as tg:
             await tg.start(ctl.cluster.run, name="watches")
             decision, _, _ = await ctl.reconciler.plan()

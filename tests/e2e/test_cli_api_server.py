@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.aws import free_port
+from tests.fixtures.aws import Group, free_port, tagged_groups
 from tests.fixtures.kube import KubeEnv, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -42,6 +42,12 @@ def bad_token_kubeconfig(kube_env: KubeEnv, directory: Path) -> Path:
     return path
 
 
+def one_group(aws: str) -> None:
+    """A tagged group, so the only thing wrong is the API server (no groups stops the
+    command before it asks the API server anything)."""
+    tagged_groups(aws, "c", [Group("cpu-small", "m5.large")])
+
+
 def one_line(done: subprocess.CompletedProcess[str], command: str) -> str:
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
@@ -57,6 +63,7 @@ def test_an_unreachable_api_server_is_one_line_naming_it_and_exit_1(
     kubeconfig, server = closed_port_kubeconfig(kube_env, tmp_path)
     started = time.monotonic()
     # Before: the first list was retried forever and the command never returned.
+    one_group(aws)
     done = scaler(*command, "--cluster-name", "c", "--kubeconfig", str(kubeconfig))
     line = one_line(done, command[0])
     assert line.startswith(f"scaler {command[0]}: Kubernetes API server {server}: ")
@@ -70,6 +77,7 @@ def test_an_api_server_refusing_the_token_is_one_line_naming_it_and_exit_1(
 ):
     # run --once goes through the same check (app.run); one command is enough here.
     kubeconfig = bad_token_kubeconfig(kube_env, tmp_path)
+    one_group(aws)
     done = scaler("plan", "--cluster-name", "c", "--kubeconfig", str(kubeconfig))
     assert one_line(done, "plan") == (
         f"scaler plan: Kubernetes API server {kube_env.server}: list nodes: 401 Unauthorized"
