@@ -33,19 +33,32 @@ from kubernetes.client import ApiClient
 from scaler.adapters.kube import wire
 from scaler.adapters.kube.actuator import KubeActuator
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
+from scaler.adapters.kube.rest import StorageV1
+from scaler.adapters.kube.volumes import (
+    Claim,
+    StorageClass,
+    Volume,
+    claim_zones,
+    convert_claim,
+    convert_class,
+    convert_volume,
+    pod_claims,
+)
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
-from scaler.core.model import Resources
+from scaler.core.model import LABEL_ZONE, Requirement, Resources, SelectorTerm
 from scaler.core.observed import remember_reports
 from scaler.core.state import BoundPod, ClusterView, Node, PendingPod
 
 POD_FIELD_SELECTOR: Final = "status.phase!=Succeeded,status.phase!=Failed"
-WATCH_THREADS: Final = 2
-"""One worker thread per watch (pods, nodes), on their own limiter so writes never wait
-behind a watch and a burst of writes never starves the watches."""
+WATCH_THREADS: Final = 5
+"""One worker thread per watch (pods, nodes, claims, volumes, storage classes), on their own
+limiter so writes never wait behind a watch and a burst of writes never starves the
+watches."""
 
 log = structlog.get_logger("scaler.kube")
 
-_PodEntry = tuple[str, Converted[PendingPod | BoundPod | None]]
+_PodEntry = tuple[str, Converted[PendingPod | BoundPod | None], tuple[str, ...]]
+"""(uid, the pod converted, the claims it mounts: ``namespace/name``)."""
 
 
 class KubeCluster(KubeActuator):
@@ -89,6 +102,12 @@ class KubeCluster(KubeActuator):
         self._reports: dict[tuple[str, str], Resources] = {}
         """(pool, type) -> what its Ready nodes report as allocatable (scaler/core/observed.py)."""
         self._reports_view: Mapping[tuple[str, str], Resources] = MappingProxyType({})
+        self._claims: dict[str, tuple[str, ...]] = {}
+        """Pending pod key -> the claims it mounts (pending pods with claims only)."""
+        self._pvcs: dict[str, Claim] = {}
+        self._pvs: dict[str, Volume] = {}
+        self._classes: dict[str, StorageClass] = {}
+        self._storage = StorageV1(api)
         self._generation = 0
         self._changed: anyio.Event | None = None
         self._ready = False
@@ -117,6 +136,42 @@ class KubeCluster(KubeActuator):
                 page_size=page_size,
                 watch_timeout_s=watch_timeout_s,
                 wire=wire.PODS,
+            ),
+            *(
+                Reflector(
+                    kind,
+                    list_fn,
+                    key=key,
+                    convert=convert,
+                    on_replace=lambda items, cache=cache: self._replace_volumes(cache, items),
+                    on_event=lambda k, v, cache=cache: self._volume_event(cache, k, v),
+                    limiter=self._watch_limiter,
+                    page_size=page_size,
+                    watch_timeout_s=watch_timeout_s,
+                )
+                for kind, list_fn, key, convert, cache in (
+                    (
+                        "persistentvolumeclaims",
+                        self._core.list_persistent_volume_claim_for_all_namespaces,
+                        pod_key,
+                        convert_claim,
+                        self._pvcs,
+                    ),
+                    (
+                        "persistentvolumes",
+                        self._core.list_persistent_volume,
+                        _node_name,
+                        convert_volume,
+                        self._pvs,
+                    ),
+                    (
+                        "storageclasses",
+                        self._storage.list_storage_class,
+                        _node_name,
+                        convert_class,
+                        self._classes,
+                    ),
+                )
             ),
         )
 
@@ -156,7 +211,10 @@ class KubeCluster(KubeActuator):
         """Nodes (by name), bound pods, pending pods (oldest first), at ``now_s`` = clock()."""
         instances = self._instance_pools() if self._instance_pools is not None else None
         nodes = tuple(_with_pool(self._nodes[name], instances) for name in sorted(self._nodes))
-        pending = sorted(self._pending.values(), key=lambda p: (p.since_s, p.pod.key))
+        pending = sorted(
+            (self._with_claim_zones(p) for p in self._pending.values()),
+            key=lambda p: (p.since_s, p.pod.key),
+        )
         if remember_reports(self._reports, nodes):
             self._reports_view = MappingProxyType(dict(self._reports))
         return ClusterView(
@@ -208,6 +266,7 @@ class KubeCluster(KubeActuator):
     def _replace_pods(self, items: dict[str, _PodEntry]) -> None:
         was_pending = self._pending
         self._pending, self._bound, self._uids = {}, {}, {}
+        self._claims = {}
         self._problems = {k: p for k, p in self._problems.items() if p.kind != "pod"}
         for key, entry in items.items():
             value = self._put_pod(key, entry)
@@ -223,6 +282,7 @@ class KubeCluster(KubeActuator):
         old = self._pending.pop(key, None) or self._bound.pop(key, None)
         self._uids.pop(key, None)
         if entry is None:
+            self._claims.pop(key, None)
             self._problems.pop(key, None)
             new = None
         else:
@@ -242,11 +302,14 @@ class KubeCluster(KubeActuator):
             self._bump()
 
     def _put_pod(self, key: str, entry: _PodEntry) -> PendingPod | BoundPod | None:
-        uid, converted = entry
+        uid, converted, claims = entry
         self._note_problem(key, converted.problem)
         value = converted.value
+        self._claims.pop(key, None)
         if isinstance(value, PendingPod):
             self._pending[key] = value
+            if claims:
+                self._claims[key] = claims
             if uid:
                 # Events go to pending pods only (TriggeredScaleUp, NotTriggerScaleUp): the
                 # 20,000 bound pods of a big cluster need not carry their UIDs (2.6 MiB).
@@ -264,6 +327,41 @@ class KubeCluster(KubeActuator):
         if self._problems.get(key) != problem:
             log.warning("unreadable_object", problem=str(problem))
         self._problems[key] = problem
+
+    # --- volumes (claims, volumes, classes: the zones a pending pod's claims allow) ------------
+
+    def _replace_volumes(self, cache: dict[str, Any], items: Mapping[str, Any]) -> None:
+        cache.clear()
+        cache.update(items)
+        self._bump()
+
+    def _volume_event(self, cache: dict[str, Any], key: str, value: Any) -> None:
+        old = cache.pop(key, None)
+        if value is not None:
+            cache[key] = value
+        # Only a pending pod with claims can see the change.
+        if value != old and self._claims:
+            self._bump()
+
+    def _with_claim_zones(self, pending: PendingPod) -> PendingPod:
+        """The pod limited to the zones its claims allow (see :mod:`.volumes`): one zone is
+        the pod's zone, as a zone node selector would make it; several (a class allowing a
+        few) or a conflict are a required node-affinity requirement on the zone label."""
+        claims = self._claims.get(pending.pod.key)
+        if not claims:
+            return pending
+        zones = claim_zones(claims, self._pvcs, self._pvs, self._classes)
+        if zones is None:
+            return pending
+        pod = pending.pod
+        if len(zones) == 1 and pod.zone in (None, *zones):
+            (zone,) = zones
+            return dataclasses.replace(pending, pod=dataclasses.replace(pod, zone=zone))
+        need = Requirement(LABEL_ZONE, "In", tuple(sorted(zones)))
+        terms = tuple(
+            SelectorTerm((*t.requirements, need)) for t in pod.affinity
+        ) or (SelectorTerm((need,)),)
+        return dataclasses.replace(pending, pod=dataclasses.replace(pod, affinity=terms))
 
     def _notify_pending(self, key: str, now: float) -> None:
         if self._on_pending is not None:
@@ -294,4 +392,6 @@ def _node_name(raw: Mapping[str, Any]) -> str:
 
 def _convert_pod_entry(raw: Mapping[str, Any]) -> _PodEntry:
     uid = (raw.get("metadata") or {}).get("uid") or ""
-    return uid, convert_pod(raw)
+    converted = convert_pod(raw)
+    claims = pod_claims(raw) if isinstance(converted.value, PendingPod) else ()
+    return uid, converted, claims

@@ -1,0 +1,108 @@
+"""Claims, volumes and storage classes -> the zones a pending pod may run in (pure)."""
+
+from __future__ import annotations
+
+from scaler.adapters.kube.volumes import (
+    claim_zones,
+    convert_claim,
+    convert_class,
+    convert_volume,
+    pod_claims,
+)
+
+
+def pv(*, affinity_key: str | None = None, zones: tuple[str, ...] = (), labels=None) -> dict:
+    spec: dict = {}
+    if affinity_key:
+        spec["nodeAffinity"] = {
+            "required": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [
+                        {"key": affinity_key, "operator": "In", "values": list(zones)}
+                    ]}
+                ]
+            }
+        }
+    return {"metadata": {"name": "vol", "labels": labels or {}}, "spec": spec}
+
+
+def test_a_volumes_zone_is_read_under_each_zone_key_in_use():
+    for key in (
+        "topology.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.ebs.csi.aws.com/zone",
+    ):
+        assert convert_volume(pv(affinity_key=key, zones=("us-east-1b",))).zones == {"us-east-1b"}
+    labelled = pv(labels={"failure-domain.beta.kubernetes.io/zone": "us-east-1c"})
+    assert convert_volume(labelled).zones == {"us-east-1c"}
+    assert convert_volume(pv()).zones is None
+    assert convert_volume(pv(affinity_key="kubernetes.io/hostname", zones=("n1",))).zones is None
+
+
+def test_pod_claims_names_claim_volumes_and_generic_ephemeral_claims():
+    pod = {
+        "metadata": {"name": "jupyter-alice", "namespace": "hub"},
+        "spec": {
+            "volumes": [
+                {"name": "home", "persistentVolumeClaim": {"claimName": "claim-alice"}},
+                {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}},
+                {"name": "token", "projected": {"sources": []}},
+            ]
+        },
+    }
+    assert pod_claims(pod) == ("hub/claim-alice", "hub/jupyter-alice-scratch")
+
+
+def test_a_bound_claim_takes_its_volumes_zone_and_claims_intersect():
+    pvcs = {
+        "ns/a": convert_claim({"spec": {"volumeName": "pv-a", "storageClassName": "gp3"}}),
+        "ns/b": convert_claim({"spec": {"volumeName": "pv-b"}}),
+    }
+    pvs = {
+        "pv-a": convert_volume(
+            pv(affinity_key="topology.ebs.csi.aws.com/zone", zones=("us-east-1a", "us-east-1b"))
+        ),
+        "pv-b": convert_volume(pv(affinity_key="topology.kubernetes.io/zone", zones=("us-east-1b",))),
+    }
+    assert claim_zones(["ns/a"], pvcs, pvs, {}) == {"us-east-1a", "us-east-1b"}
+    assert claim_zones(["ns/a", "ns/b"], pvcs, pvs, {}) == {"us-east-1b"}
+    # Not in the caches yet: no restriction (kube-scheduler waits for it as well).
+    assert claim_zones(["ns/unknown"], pvcs, pvs, {}) is None
+
+
+def test_an_unbound_wait_for_first_consumer_claim_takes_its_classes_allowed_topologies():
+    wffc = convert_class(
+        {
+            "metadata": {"name": "gp3"},
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "allowedTopologies": [
+                {"matchLabelExpressions": [
+                    {"key": "topology.ebs.csi.aws.com/zone", "values": ["us-east-1c"]}
+                ]}
+            ],
+        }
+    )
+    immediate = convert_class({"metadata": {"name": "io2"}, "allowedTopologies": [
+        {"matchLabelExpressions": [{"key": "topology.kubernetes.io/zone", "values": ["x"]}]}
+    ]})
+    default = convert_class({
+        "metadata": {"name": "d", "annotations": {
+            "storageclass.kubernetes.io/is-default-class": "true"}},
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "allowedTopologies": [{"matchLabelExpressions": [
+            {"key": "topology.kubernetes.io/zone", "values": ["us-east-1d"]}]}],
+    })
+    classes = {"gp3": wffc, "io2": immediate, "d": default}
+    pvcs = {
+        "ns/a": convert_claim({"spec": {"storageClassName": "gp3"}}),
+        "ns/b": convert_claim({"spec": {"storageClassName": "io2"}}),
+        "ns/c": convert_claim({"spec": {}}),
+        "ns/d": convert_claim({"spec": {"storageClassName": ""}}),
+    }
+    assert claim_zones(["ns/a"], pvcs, {}, classes) == {"us-east-1c"}
+    # Immediate binding: the volume is made before scheduling; the class says nothing here.
+    assert claim_zones(["ns/b"], pvcs, {}, classes) is None
+    assert claim_zones(["ns/c"], pvcs, {}, classes) == {"us-east-1d"}
+    assert claim_zones(["ns/d"], pvcs, {}, classes) is None
+    # Two claims in different zones: no zone serves both.
+    assert claim_zones(["ns/a", "ns/c"], pvcs, {}, classes) == frozenset()
