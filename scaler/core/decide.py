@@ -84,6 +84,7 @@ def decide(
         else:
             others.append(b)
     uncovered, waiting_for = _uncovered(view, table, offerings, memory, settings, now, busy)
+    uncovered = _above_priority_cutoff(uncovered, settings)
     held: list[PendingPod] = []
     batch_closed = False
     if uncovered:
@@ -172,6 +173,16 @@ def _uncovered(
     if rest and any(v > 0 for v in slots.values()):
         rest = _cover_by_slots(rest, slots, offerings, settings, waiting_for)
     return rest, waiting_for
+
+
+def _above_priority_cutoff(pending: list[PendingPod], settings: Settings) -> list[PendingPod]:
+    """Expendable pods (priority below the cutoff) never cause a scale-up, and never hold a
+    batch window open: they run only where room already is (cluster-autoscaler's
+    expendable-pods-priority-cutoff)."""
+    cutoff = settings.scale_up.priority_cutoff
+    if all(pp.pod.priority >= cutoff for pp in pending):
+        return pending
+    return [pp for pp in pending if pp.pod.priority >= cutoff]
 
 
 def _cover_by_slots(

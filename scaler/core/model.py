@@ -233,6 +233,10 @@ class PodSpec:
     arrival_s: float = 0.0
     duration_s: float | None = None
     annotations: tuple[tuple[str, str], ...] = ()
+    priority: int = 0
+    """``spec.priority`` as the Priority admission plugin sets it from the pod's
+    PriorityClass: below ``priority_cutoff`` a pod never causes a scale-up, and when pools
+    are capped higher priorities are served first."""
 
     @property
     def key(self) -> str:

@@ -90,7 +90,8 @@ def group_pods(pods: Sequence[PodSpec]) -> list[list[PodSpec]]:
     """Pods with equal constraints together, classes in order of first appearance."""
     classes: dict[tuple[object, ...], list[PodSpec]] = {}
     for pod in pods:
-        key = pod.constraints()
+        # A class has one priority, so capped pools can serve the higher one first.
+        key = pod.constraints() if not pod.priority else (*pod.constraints(), pod.priority)
         bucket = classes.get(key)
         if bucket is None:
             classes[key] = [pod]
@@ -300,13 +301,18 @@ def _place_with_limits(
     available: BoolArray,
     headroom: FloatArray,
 ) -> Placement:
-    """Some pool would overflow: walk classes, dearest first (big pods have fewest options),
-    each down its own row in cost order, taking what headroom is left."""
+    """Some pool would overflow: walk classes, higher priority first, then dearest first
+    (big pods have fewest options), each down its own row in cost order, taking what
+    headroom is left."""
     groups: list[PlacedGroup] = []
     unplaceable: list[Unplaceable] = []
     order = sorted(
         range(len(classes)),
-        key=lambda c: (-best_cost[c] if np.isfinite(best_cost[c]) else -np.inf, c),
+        key=lambda c: (
+            -reps[c].priority,
+            -best_cost[c] if np.isfinite(best_cost[c]) else -np.inf,
+            c,
+        ),
     )
     start_headroom = headroom.copy()
     for c in order:

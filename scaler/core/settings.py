@@ -74,6 +74,12 @@ class ScaleUpSettings:
     long; its pods go to the next-cheapest pool at once (Karpenter marks the offering
     unavailable for 3 minutes)."""
 
+    priority_cutoff: int = -10
+    """Pending pods whose priority is below this never trigger a scale-up: they are
+    expendable, and fill room that is already there (cluster-autoscaler's
+    expendable-pods-priority-cutoff, default -10). Overprovisioning placeholders run at -1 so
+    they do trigger one and hold a warm node."""
+
 
 @dataclass(frozen=True, slots=True)
 class ScaleDownSettings:

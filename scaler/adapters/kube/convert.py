@@ -202,9 +202,16 @@ def pod_spec(pod: Mapping[str, Any], *, strict: bool = True) -> Converted[PodSpe
             arch=None if names_arch else AMD64,
             arrival_s=parse_time(meta.get("creationTimestamp")) or 0.0,
             annotations=_shared(kept_annotations(meta.get("annotations"))),
+            priority=_priority(spec.get("priority")),
         ),
         problem,
     )
+
+
+def _priority(raw: Any) -> int:
+    """``spec.priority`` (an int32 the Priority admission plugin sets; absent: 0, as
+    kube-scheduler reads a pod without one)."""
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
 
 
 def convert_pod(pod: Mapping[str, Any]) -> Converted[PendingPod | BoundPod | None]:
