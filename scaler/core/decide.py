@@ -247,6 +247,7 @@ def _scale_up(
         available=available,
         settings=settings.placement,
         rng=rng,
+        sizes=table.sizes,
     )
     actions: list[Action] = []
     for g in placement.groups:

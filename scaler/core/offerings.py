@@ -109,6 +109,8 @@ class Offerings:
                 if t in where:
                     self._pool_taints[i, where[t]] = True
 
+        self.similar = _similar_ids(self)
+
     def __len__(self) -> int:
         return len(self.pools)
 
@@ -244,6 +246,38 @@ class Offerings:
             return pod.zone
         zones = self.zones[i]
         return zones[0] if len(zones) == 1 else None
+
+
+_ZONE_LABELS = frozenset(
+    {
+        LABEL_ZONE,
+        LABEL_POOL,
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.ebs.csi.aws.com/zone",
+        "topology.k8s.aws/zone-id",
+    }
+)
+"""Labels that differ between otherwise identical per-zone groups (and the pool's name)."""
+
+
+def _similar_ids(o: Offerings) -> np.ndarray:
+    """(P,) int: pools with equal ids are the same node in different zones (same types,
+    capacity type, price, allocatable, taints, and labels but for the zone's), the groups
+    cluster-autoscaler's balance-similar-node-groups evens out. Once per build."""
+    ids: dict[tuple[object, ...], int] = {}
+    out = np.empty(len(o.pools), dtype=np.int64)
+    for i, pool in enumerate(o.pools):
+        key = (
+            pool.instance_types,
+            pool.capacity_type,
+            round(float(o.cost[i]), 9),
+            tuple(np.round(o.allocatable[i], 3)),
+            o.taints[i],
+            pool.pack,
+            tuple(sorted((k, v) for k, v in o.labels[i].items() if k not in _ZONE_LABELS)),
+        )
+        out[i] = ids.setdefault(key, len(ids))
+    return out
 
 
 def build_offerings(
@@ -431,6 +465,8 @@ class PoolTable:
     """(P,) in offerings order: how many more nodes each pool may add (inf: no max)."""
     sized_by_name: dict[str, PoolSpec]
     """Pools with a desired size above zero (the only ones with nodes on the way)."""
+    sizes: FloatArray | None = None
+    """(P,) in offerings order: each pool's desired size (zone balancing evens these out)."""
 
     @property
     def sized(self) -> tuple[PoolSpec, ...]:
@@ -446,6 +482,7 @@ class PoolTable:
         by_name = dict(self.by_name)
         sized = dict(self.sized_by_name)
         headroom = self.headroom.copy()
+        sizes = self.sizes.copy() if self.sizes is not None else None
         for p in changed:
             if p.name not in by_name:
                 return pool_table(pools, offerings)
@@ -457,7 +494,9 @@ class PoolTable:
             i = offerings.get(p.name)
             if i is not None:
                 headroom[i] = _headroom(p)
-        return PoolTable(pools, by_name, headroom, sized)
+                if sizes is not None:
+                    sizes[i] = p.current_size
+        return PoolTable(pools, by_name, headroom, sized, sizes)
 
 
 def _headroom(p: PoolSpec) -> float:
@@ -482,4 +521,9 @@ def pool_table(pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
     headroom = np.array(
         [_headroom(by_name.get(p.name, p)) for p in offerings.pools], dtype=np.float64
     )
-    return PoolTable(pools, by_name, headroom, {p.name: p for p in pools if p.current_size > 0})
+    sizes = np.array(
+        [by_name.get(p.name, p).current_size for p in offerings.pools], dtype=np.float64
+    )
+    return PoolTable(
+        pools, by_name, headroom, {p.name: p for p in pools if p.current_size > 0}, sizes
+    )
