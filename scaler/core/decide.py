@@ -54,6 +54,7 @@ from scaler.core.state import (
     Node,
     PendingPod,
 )
+from scaler.core.topology import pin_pending
 
 _EPS = 1e-6
 
@@ -85,6 +86,7 @@ def decide(
             others.append(b)
     uncovered, waiting_for = _uncovered(view, table, offerings, memory, settings, now, busy)
     uncovered = _above_priority_cutoff(uncovered, settings)
+    uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
     held: list[PendingPod] = []
     batch_closed = False
     if uncovered:

@@ -36,6 +36,7 @@ from scaler.core.model import (
     PoolSpec,
     Requirement,
     Resources,
+    SelectorTerm,
     Taint,
 )
 from scaler.core.settings import PlacementSettings
@@ -237,6 +238,16 @@ class Offerings:
         if not pod.gpu_models or pod.requests.gpu == 0:
             return np.ones(len(self.pools), dtype=bool)
         return np.isin(self._gpu_model_upper, [m.upper() for m in pod.gpu_models])
+
+    def preference_scores(self, preferred: Sequence[tuple[int, SelectorTerm]]) -> FloatArray:
+        """(P,) summed weights of the preferred node-affinity terms each pool's labels meet."""
+        score = np.zeros(len(self.pools))
+        for weight, term in preferred:
+            hit = np.ones(len(self.pools), dtype=bool)
+            for req in term.requirements:
+                hit &= self._requirement_mask(req)
+            score += weight * hit
+        return score
 
     # ------------------------------------------------------------------ descriptions
 

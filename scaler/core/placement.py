@@ -91,7 +91,10 @@ def group_pods(pods: Sequence[PodSpec]) -> list[list[PodSpec]]:
     classes: dict[tuple[object, ...], list[PodSpec]] = {}
     for pod in pods:
         # A class has one priority, so capped pools can serve the higher one first.
-        key = pod.constraints() if not pod.priority else (*pod.constraints(), pod.priority)
+        key = pod.constraints()
+        extra = pod.topology()
+        if pod.priority or extra:
+            key = (*key, pod.priority, *extra)
         bucket = classes.get(key)
         if bucket is None:
             classes[key] = [pod]
@@ -141,10 +144,11 @@ def place(
     best_cost = matrix[np.arange(len(reps)), best] if n_pools else np.full(len(reps), np.inf)
     placeable = np.isfinite(best_cost)
 
+    preferred = _prefer(reps, matrix, best, best_cost, offerings) if n_pools else {}
     nodes_needed = np.where(placeable, _nodes_for(counts, per_node, best), 0)
     shares: dict[int, list[tuple[int, int]]] = {}
     if settings.expander == "cost" and n_pools:
-        shares = balance_similar(matrix, best, best_cost, counts, offerings, sizes)
+        shares = balance_similar(matrix, best, best_cost, counts, offerings, sizes, preferred)
     demand = np.bincount(best[placeable], weights=nodes_needed[placeable], minlength=n_pools)
     for k, parts in shares.items():
         # One pod per node on the pools balanced (packing pools are never split).
@@ -193,6 +197,7 @@ def balance_similar(
     counts: IntArray,
     offerings: Offerings,
     sizes: FloatArray | None,
+    preferred: dict[int, BoolArray] | None = None,
 ) -> dict[int, list[tuple[int, int]]]:
     """Classes whose cheapest pool has equals in other zones (same node, same cost:
     :attr:`Offerings.similar`), spread over those equals so their sizes even out, as
@@ -209,6 +214,8 @@ def balance_similar(
         & (matrix <= best_cost[:, None] + _EPS)
         & (finite & ~offerings.pack[best])[:, None]
     )
+    for k, mask in (preferred or {}).items():
+        eq[k] &= mask
     split = np.flatnonzero(eq.sum(axis=1) > 1)
     if not len(split):
         return {}
@@ -223,6 +230,28 @@ def balance_similar(
         share = _water_fill(int(counts[c]), level[members])
         level[members] += share
         out[int(c)] = [(int(i), int(n)) for i, n in zip(members, share, strict=True) if n > 0]
+    return out
+
+
+def _prefer(
+    reps: Sequence[PodSpec],
+    matrix: FloatArray,
+    best: IntArray,
+    best_cost: FloatArray,
+    offerings: Offerings,
+) -> dict[int, BoolArray]:
+    """Preferred node affinity breaks ties among pools of equal cost: for each class that
+    has preferences, ``best`` moves to the first equal-cost pool with the highest summed
+    weight (in place), and the (P,) mask of such pools is returned for balancing."""
+    out: dict[int, BoolArray] = {}
+    for c, rep in enumerate(reps):
+        if not rep.preferred or not np.isfinite(best_cost[c]):
+            continue
+        score = offerings.preference_scores(rep.preferred)
+        tied = matrix[c] <= best_cost[c] + _EPS
+        top = tied & (score == score[tied].max())
+        best[c] = int(np.argmax(top))
+        out[c] = top
     return out
 
 
@@ -290,6 +319,9 @@ def cost_matrix(
                 ratio = np.where(r[:, None, :] > 0, alloc[None, :, :] / r[:, None, :], np.inf)
             ppn = np.floor(ratio.min(axis=2) + _EPS)
             ppn = np.where(offerings.pack[None, :], np.maximum(ppn, 1.0), 1.0)
+            # Hostname anti-affinity: kube-scheduler puts one such pod per node.
+            solo = np.array([p.one_per_node for p in reps[lo:hi]], dtype=bool)
+            ppn = np.where(solo[:, None], 1.0, ppn)
             per_node[lo:hi] = ppn
             cost = cost / ppn
         matrix[lo:hi] = np.where(feasible, cost, np.inf)

@@ -69,6 +69,7 @@ class _Volume(TypedDict, total=False):
 class _PodSpec(TypedDict, total=False):
     nodeName: Any
     priority: Any
+    topologySpreadConstraints: Any
     volumes: list[_Volume]
     containers: list[_Container]
     initContainers: list[_Container]
