@@ -111,6 +111,8 @@ class Offerings:
                     self._pool_taints[i, where[t]] = True
 
         self.similar = _similar_ids(self)
+        self.any_similar = bool(len(np.unique(self.similar)) < len(self.pools))
+        """Some pools are the same node in different zones (else balancing has no work)."""
 
     def __len__(self) -> int:
         return len(self.pools)

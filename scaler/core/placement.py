@@ -147,7 +147,7 @@ def place(
     preferred = _prefer(reps, matrix, best, best_cost, offerings) if n_pools else {}
     nodes_needed = np.where(placeable, _nodes_for(counts, per_node, best), 0)
     shares: dict[int, list[tuple[int, int]]] = {}
-    if settings.expander == "cost" and n_pools:
+    if settings.expander == "cost" and offerings.any_similar:
         shares = balance_similar(matrix, best, best_cost, counts, offerings, sizes, preferred)
     demand = np.bincount(best[placeable], weights=nodes_needed[placeable], minlength=n_pools)
     for k, parts in shares.items():
