@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from scaler.adapters.kube.cluster import KubeCluster
 from scaler.adapters.kube.volumes import (
     claim_zones,
     convert_claim,
@@ -106,3 +109,61 @@ def test_an_unbound_wait_for_first_consumer_claim_takes_its_classes_allowed_topo
     assert claim_zones(["ns/d"], pvcs, {}, classes) is None
     # Two claims in different zones: no zone serves both.
     assert claim_zones(["ns/a", "ns/c"], pvcs, {}, classes) == frozenset()
+
+
+# --- against the real API server: the caches follow claims, volumes and classes -------------
+
+
+@pytest.mark.kube
+@pytest.mark.anyio
+async def test_a_pending_pods_zone_follows_its_claim_from_class_to_bound_volume(kube_ns):
+    from tests.adapters.test_kube_cluster import running, until
+    from tests.fixtures.kube import kube_request
+
+    ns = kube_ns.namespace
+    cls = f"wffc-{ns}"
+    kube_request(kube_ns.api, "POST", "/apis/storage.k8s.io/v1/storageclasses", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": cls},
+        "provisioner": "ebs.csi.aws.com", "volumeBindingMode": "WaitForFirstConsumer",
+        "allowedTopologies": [{"matchLabelExpressions": [
+            {"key": "topology.ebs.csi.aws.com/zone", "values": ["us-east-1c"]}]}],
+    })  # fmt: skip
+    try:
+        kube_ns.core.create_namespaced_persistent_volume_claim(ns, {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": cls,
+                     "resources": {"requests": {"storage": "1Gi"}}},
+        })  # fmt: skip
+        kube_ns.core.create_namespaced_pod(ns, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db-0"},
+            "spec": {"terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "db", "image": "postgres"}],
+                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]},
+        })  # fmt: skip
+        key = f"{ns}/db-0"
+        api = kube_ns.api
+        async with running(KubeCluster(api)) as cluster:
+
+            def zone_of(view):
+                pod = next((p.pod for p in view.pending if p.pod.key == key), None)
+                return pod.zone if pod is not None else None
+
+            assert await until(cluster, lambda v: zone_of(v) == "us-east-1c" and "ok")
+            # The volume is provisioned in 1c... then say it is bound to one in 1a (a
+            # restore): the cached pod follows the volume, not the class.
+            kube_ns.core.create_persistent_volume({
+                "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"pv-{ns}"},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "storageClassName": cls,
+                         "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-1"},
+                         "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                             {"key": "topology.ebs.csi.aws.com/zone", "operator": "In",
+                              "values": ["us-east-1a"]}]}]}}},
+            })  # fmt: skip
+            kube_ns.core.patch_namespaced_persistent_volume_claim(
+                "data", ns, {"spec": {"volumeName": f"pv-{ns}"}}
+            )
+            assert await until(cluster, lambda v: zone_of(v) == "us-east-1a" and "ok")
+    finally:
+        kube_request(kube_ns.api, "DELETE", f"/apis/storage.k8s.io/v1/storageclasses/{cls}")
+        kube_ns.core.delete_persistent_volume(f"pv-{ns}")
