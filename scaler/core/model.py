@@ -273,6 +273,9 @@ class PodSpec:
     that packs gives it a node of its own."""
     preferred: tuple[tuple[int, SelectorTerm], ...] = ()
     """Preferred node affinity (weight, term): breaks ties among pools of equal cost."""
+    claims: tuple[str, ...] = ()
+    """``namespace/name`` of the PersistentVolumeClaims a live pod mounts: the Kubernetes
+    adapter turns them into the pod's zone from its claim and volume caches."""
 
     def topology(self) -> tuple[object, ...]:
         """What besides :meth:`constraints` sets pods of a class apart: their zone spread,

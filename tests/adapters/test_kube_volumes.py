@@ -167,3 +167,30 @@ async def test_a_pending_pods_zone_follows_its_claim_from_class_to_bound_volume(
     finally:
         kube_request(kube_ns.api, "DELETE", f"/apis/storage.k8s.io/v1/storageclasses/{cls}")
         kube_ns.core.delete_persistent_volume(f"pv-{ns}")
+
+
+@pytest.mark.anyio
+async def test_the_webhook_chooser_sees_the_pod_limited_by_its_claims():
+    # Pinned at admission to the cheapest pools of other zones, a pod whose volume lives in
+    # one zone could never run: the chooser must see the volume's zone.
+    from kubernetes.client import ApiClient
+
+    from scaler.adapters.kube.convert import pod_spec
+
+    cluster = KubeCluster(ApiClient())
+    cluster._volume_event(cluster._pvcs, "hub/claim-alice", convert_claim({"spec": {"volumeName": "pv-1"}}))
+    cluster._volume_event(cluster._pvs, "pv-1", convert_volume(
+        pv(affinity_key="topology.ebs.csi.aws.com/zone", zones=("us-east-1f",))))
+    raw = {"metadata": {"name": "jupyter-alice", "namespace": "hub"}, "spec": {
+        "containers": [{"name": "nb"}],
+        "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-alice"}}]}}
+    seen = []
+
+    async def chooser(pod):
+        seen.append(pod)
+        return ("user-1f",)
+
+    spec = pod_spec(raw).value
+    assert spec.claims == ("hub/claim-alice",) and spec.zone is None
+    assert await cluster.claim_aware(chooser)(spec) == ("user-1f",)
+    assert seen[0].zone == "us-east-1f"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -42,10 +42,9 @@ from scaler.adapters.kube.volumes import (
     convert_claim,
     convert_class,
     convert_volume,
-    pod_claims,
 )
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
-from scaler.core.model import LABEL_ZONE, Requirement, Resources, SelectorTerm
+from scaler.core.model import LABEL_ZONE, PodSpec, Requirement, Resources, SelectorTerm
 from scaler.core.observed import remember_reports
 from scaler.core.state import BoundPod, ClusterView, Node, PendingPod
 
@@ -57,8 +56,7 @@ watches."""
 
 log = structlog.get_logger("scaler.kube")
 
-_PodEntry = tuple[str, Converted[PendingPod | BoundPod | None], tuple[str, ...]]
-"""(uid, the pod converted, the claims it mounts: ``namespace/name``)."""
+_PodEntry = tuple[str, Converted[PendingPod | BoundPod | None]]
 
 
 class KubeCluster(KubeActuator):
@@ -102,8 +100,6 @@ class KubeCluster(KubeActuator):
         self._reports: dict[tuple[str, str], Resources] = {}
         """(pool, type) -> what its Ready nodes report as allocatable (scaler/core/observed.py)."""
         self._reports_view: Mapping[tuple[str, str], Resources] = MappingProxyType({})
-        self._claims: dict[str, tuple[str, ...]] = {}
-        """Pending pod key -> the claims it mounts (pending pods with claims only)."""
         self._pvcs: dict[str, Claim] = {}
         self._pvs: dict[str, Volume] = {}
         self._classes: dict[str, StorageClass] = {}
@@ -137,41 +133,32 @@ class KubeCluster(KubeActuator):
                 watch_timeout_s=watch_timeout_s,
                 wire=wire.PODS,
             ),
-            *(
-                Reflector(
-                    kind,
-                    list_fn,
-                    key=key,
-                    convert=convert,
-                    on_replace=lambda items, cache=cache: self._replace_volumes(cache, items),
-                    on_event=lambda k, v, cache=cache: self._volume_event(cache, k, v),
-                    limiter=self._watch_limiter,
-                    page_size=page_size,
-                    watch_timeout_s=watch_timeout_s,
-                )
-                for kind, list_fn, key, convert, cache in (
-                    (
-                        "persistentvolumeclaims",
-                        self._core.list_persistent_volume_claim_for_all_namespaces,
-                        pod_key,
-                        convert_claim,
-                        self._pvcs,
-                    ),
-                    (
-                        "persistentvolumes",
-                        self._core.list_persistent_volume,
-                        _node_name,
-                        convert_volume,
-                        self._pvs,
-                    ),
-                    (
-                        "storageclasses",
-                        self._storage.list_storage_class,
-                        _node_name,
-                        convert_class,
-                        self._classes,
-                    ),
-                )
+            self._volume_reflector(
+                "persistentvolumeclaims",
+                self._core.list_persistent_volume_claim_for_all_namespaces,
+                pod_key,
+                convert_claim,
+                self._pvcs,
+                page_size,
+                watch_timeout_s,
+            ),
+            self._volume_reflector(
+                "persistentvolumes",
+                self._core.list_persistent_volume,
+                _node_name,
+                convert_volume,
+                self._pvs,
+                page_size,
+                watch_timeout_s,
+            ),
+            self._volume_reflector(
+                "storageclasses",
+                self._storage.list_storage_class,
+                _node_name,
+                convert_class,
+                self._classes,
+                page_size,
+                watch_timeout_s,
             ),
         )
 
@@ -266,7 +253,6 @@ class KubeCluster(KubeActuator):
     def _replace_pods(self, items: dict[str, _PodEntry]) -> None:
         was_pending = self._pending
         self._pending, self._bound, self._uids = {}, {}, {}
-        self._claims = {}
         self._problems = {k: p for k, p in self._problems.items() if p.kind != "pod"}
         for key, entry in items.items():
             value = self._put_pod(key, entry)
@@ -282,7 +268,6 @@ class KubeCluster(KubeActuator):
         old = self._pending.pop(key, None) or self._bound.pop(key, None)
         self._uids.pop(key, None)
         if entry is None:
-            self._claims.pop(key, None)
             self._problems.pop(key, None)
             new = None
         else:
@@ -302,14 +287,11 @@ class KubeCluster(KubeActuator):
             self._bump()
 
     def _put_pod(self, key: str, entry: _PodEntry) -> PendingPod | BoundPod | None:
-        uid, converted, claims = entry
+        uid, converted = entry
         self._note_problem(key, converted.problem)
         value = converted.value
-        self._claims.pop(key, None)
         if isinstance(value, PendingPod):
             self._pending[key] = value
-            if claims:
-                self._claims[key] = claims
             if uid:
                 # Events go to pending pods only (TriggeredScaleUp, NotTriggerScaleUp): the
                 # 20,000 bound pods of a big cluster need not carry their UIDs (2.6 MiB).
@@ -330,6 +312,34 @@ class KubeCluster(KubeActuator):
 
     # --- volumes (claims, volumes, classes: the zones a pending pod's claims allow) ------------
 
+    def _volume_reflector(
+        self,
+        kind: str,
+        list_fn: Callable[..., Any],
+        key: Callable[[Mapping[str, Any]], str],
+        convert: Callable[[Mapping[str, Any]], Any],
+        cache: dict[str, Any],
+        page_size: int,
+        watch_timeout_s: float,
+    ) -> Reflector[Any]:
+        def replace(items: dict[str, Any]) -> None:
+            self._replace_volumes(cache, items)
+
+        def event(name: str, value: Any) -> None:
+            self._volume_event(cache, name, value)
+
+        return Reflector(
+            kind,
+            list_fn,
+            key=key,
+            convert=convert,
+            on_replace=replace,
+            on_event=event,
+            limiter=self._watch_limiter,
+            page_size=page_size,
+            watch_timeout_s=watch_timeout_s,
+        )
+
     def _replace_volumes(self, cache: dict[str, Any], items: Mapping[str, Any]) -> None:
         cache.clear()
         cache.update(items)
@@ -339,29 +349,41 @@ class KubeCluster(KubeActuator):
         old = cache.pop(key, None)
         if value is not None:
             cache[key] = value
-        # Only a pending pod with claims can see the change.
-        if value != old and self._claims:
+        if value != old:
             self._bump()
 
     def _with_claim_zones(self, pending: PendingPod) -> PendingPod:
+        if not pending.pod.claims:
+            return pending
+        pod = self.limited_by_claims(pending.pod)
+        return pending if pod is pending.pod else dataclasses.replace(pending, pod=pod)
+
+    def limited_by_claims(self, pod: PodSpec) -> PodSpec:
         """The pod limited to the zones its claims allow (see :mod:`.volumes`): one zone is
         the pod's zone, as a zone node selector would make it; several (a class allowing a
         few) or a conflict are a required node-affinity requirement on the zone label."""
-        claims = self._claims.get(pending.pod.key)
-        if not claims:
-            return pending
-        zones = claim_zones(claims, self._pvcs, self._pvs, self._classes)
+        zones = claim_zones(pod.claims, self._pvcs, self._pvs, self._classes)
         if zones is None:
-            return pending
-        pod = pending.pod
+            return pod
         if len(zones) == 1 and pod.zone in (None, *zones):
             (zone,) = zones
-            return dataclasses.replace(pending, pod=dataclasses.replace(pod, zone=zone))
+            return dataclasses.replace(pod, zone=zone)
         need = Requirement(LABEL_ZONE, "In", tuple(sorted(zones)))
         terms = tuple(
             SelectorTerm((*t.requirements, need)) for t in pod.affinity
         ) or (SelectorTerm((need,)),)
-        return dataclasses.replace(pending, pod=dataclasses.replace(pod, affinity=terms))
+        return dataclasses.replace(pod, affinity=terms)
+
+    def claim_aware(
+        self, choose: Callable[[PodSpec], Awaitable[Sequence[str]]]
+    ) -> Callable[[PodSpec], Awaitable[Sequence[str]]]:
+        """A webhook chooser that sees the pod limited by its claims: pinned at admission to
+        pools of other zones, a pod whose volume is in one zone could never run."""
+
+        async def limited(pod: PodSpec) -> Sequence[str]:
+            return await choose(self.limited_by_claims(pod) if pod.claims else pod)
+
+        return limited
 
     def _notify_pending(self, key: str, now: float) -> None:
         if self._on_pending is not None:
@@ -392,6 +414,4 @@ def _node_name(raw: Mapping[str, Any]) -> str:
 
 def _convert_pod_entry(raw: Mapping[str, Any]) -> _PodEntry:
     uid = (raw.get("metadata") or {}).get("uid") or ""
-    converted = convert_pod(raw)
-    claims = pod_claims(raw) if isinstance(converted.value, PendingPod) else ()
-    return uid, converted, claims
+    return uid, convert_pod(raw)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Generic, TypeVar
 
+from scaler.adapters.kube.volumes import pod_claims
 from scaler.core.model import (
     AMD64,
     LABEL_ARCH,
@@ -213,6 +214,7 @@ def pod_spec(pod: Mapping[str, Any], *, strict: bool = True) -> Converted[PodSpe
             zone_anti_affinity=topology.zone_anti_affinity,
             one_per_node=topology.one_per_node,
             preferred=topology.preferred,
+            claims=_shared(pod_claims(pod)),
         ),
         problem,
     )
