@@ -113,6 +113,10 @@ class Offerings:
         self.similar = _similar_ids(self)
         self.any_similar = bool(len(np.unique(self.similar)) < len(self.pools))
         """Some pools are the same node in different zones (else balancing has no work)."""
+        self.single_zone = np.array(
+            [zs[0] if len(zs) == 1 else "" for zs in self.zones], dtype=object
+        )
+        """(P,) the one zone a pool launches into; "" for a pool with several or none."""
 
     def __len__(self) -> int:
         return len(self.pools)

@@ -10,7 +10,8 @@ to the zone it must go to, counting the pods already bound and the ones placed b
 the same decision, as the scheduler will bind them one by one. Placement then treats it as
 any pod pinned by its volume. Of the zones allowed, the one with the fewest matching pods
 wins, then the cheapest pool's, then the name. A pod no zone can take is pinned to the zone
-kube-scheduler would need, so placement reports that no pool can launch a node there.
+kube-scheduler would need, so placement reports that no pool can launch a node there. A pod
+whose pools all leave the zone to AWS (multi-zone groups) is left as it is.
 
 Only the few pods carrying these constraints are walked (Python, per pod); every other pod
 passes through untouched.
@@ -89,6 +90,10 @@ def pin_zones(
         eligible = set(zone_cost) | {
             z for labels, z in nodes if z is not None and _admits(rep, labels)
         }
+        if not zone_cost:
+            # No pool that can run it launches into a zone scaler picks (multi-zone groups
+            # pick their own): the zone is not scaler's to choose, as before these rules.
+            continue
         for pod in members:
             zone = _choose(pod, zone_cost, eligible, placed)
             pinned[index[id(pod)]] = replace(pod, zone=zone)
@@ -102,12 +107,16 @@ def _zone_costs(
     """Zone -> cost of the cheapest pool that can launch a node for ``pod`` there."""
     req = pod.requests.as_array().reshape(1, -1)
     matrix, _ = cost_matrix([pod], req, offerings, available, settings)
+    costs = matrix[0]
+    ok = np.isfinite(costs)
     out: dict[str, float] = {}
-    for i in np.flatnonzero(np.isfinite(matrix[0])):
-        zones = offerings.zones[i]
-        if len(zones) == 1 or bool(offerings.choose_zone[i]):
-            for z in zones:
-                out[z] = min(out.get(z, np.inf), float(matrix[0, i]))
+    single = offerings.single_zone
+    for z in np.unique(single[ok & (single != "")]):
+        out[str(z)] = float(costs[ok & (single == z)].min())
+    # The few pools that pick a node's zone themselves serve each of their zones.
+    for i in np.flatnonzero(ok & offerings.choose_zone & (single == "")):
+        for z in offerings.zones[i]:
+            out[z] = min(out.get(z, np.inf), float(costs[i]))
     return out
 
 

@@ -126,3 +126,13 @@ def test_preferred_affinity_breaks_a_tie_between_equal_cost_pools(catalog):
     # A preference never buys a dearer node.
     dear = [pools[0], PoolSpec("b-user", ("m5.xlarge",), labels=(("node-purpose", "user"),))]
     assert place([prefers], build_offerings(dear, catalog)[0]).nodes_by_pool() == {"a-general": 1}
+
+
+def test_spread_pods_whose_pools_pick_their_own_zone_are_left_unpinned(catalog):
+    # Multi-zone groups (or the catalog's zoneless default pools): AWS picks the zone, so
+    # scaler has no zone to pin and places the pods as before.
+    pools = [PoolSpec("multi", ("m5.large",), zones=ZONES, max_size=50)]
+    offerings, _ = build_offerings(pools, catalog)
+    pods = [web(f"w{i}", zone_spread=(ZoneSpread(1, WEB),)) for i in range(3)]
+    assert [p.zone for p in pin_zones(pods, offerings)] == [None, None, None]
+    assert place(pin_zones(pods, offerings), offerings).nodes_by_pool() == {"multi": 3}
