@@ -331,3 +331,23 @@ def test_a_bad_listen_address_is_refused_naming_the_flag(capsys):
     assert "--listen nonsense: expected HOST:PORT" in capsys.readouterr().err
     assert main(["run", "--cluster-name", "x", "--webhook-listen", "127.0.0.1:99999"]) == 2
     assert "--webhook-listen 127.0.0.1:99999" in capsys.readouterr().err
+
+
+def test_place_spreads_zone_spread_replicas_and_leaves_expendable_pods_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pools = [{"name": f"cpu-{z}", "instance_types": ["m5.large"], "zones": [f"us-east-1{z}"]}
+             for z in "abc"]
+    spread = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+               "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "web"}}}]
+    pods = [{"name": f"web-{i}", "labels": {"app": "web"}, "requests": {"cpu": "1"},
+             "topologySpreadConstraints": spread} for i in range(3)]
+    pods.append({"name": "filler", "priority": -100, "requests": {"cpu": "1"}})
+    path = tmp_path / "pods.json"
+    path.write_text(json.dumps({"version": 1, "pools": pools, "pods": pods}))
+    code, out, err = run(["place", str(path), "--json"], capsys)
+    assert (code, err) == (0, "")
+    doc = json.loads(out)
+    assert sorted(p["zone"] for p in doc["placements"]) == ["us-east-1a", "us-east-1b", "us-east-1c"]
+    (filler,) = doc["unplaceable"]
+    assert filler["pod"] == "filler" and filler["reason"].startswith("expendable: priority below")

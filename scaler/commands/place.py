@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -20,8 +21,9 @@ from scaler.commands.common import (
     parse_capacity_types,
     pools_for,
 )
-from scaler.core.placement import Placement, place
+from scaler.core.placement import Placement, Unplaceable, place
 from scaler.core.settings import Settings
+from scaler.core.topology import pin_zones
 from scaler.inputs import load_workload
 
 
@@ -47,9 +49,21 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings()
     pools = pools_for(workload, catalog, parse_capacity_types(args.capacity_types))
     offerings = offerings_for(pools, catalog, settings, strict=workload.pools is not None)
+    cutoff = settings.scale_up.priority_cutoff
+    expendable = tuple(pod for pod in workload.pods if pod.priority < cutoff)
     t0 = time.perf_counter()
-    placement = place(workload.pods, offerings, settings=settings.placement)
+    # As a decision does: expendable pods are left out, zone-bound pods pinned first.
+    pods = pin_zones([pod for pod in workload.pods if pod.priority >= cutoff], offerings)
+    placement = place(pods, offerings, settings=settings.placement)
     decision_ms = (time.perf_counter() - t0) * 1e3
+    if expendable:
+        why = (
+            f"expendable: priority below priority_cutoff {cutoff}, so it never causes a "
+            "scale-up (it runs only where room already is)"
+        )
+        placement = dataclasses.replace(
+            placement, unplaceable=(*placement.unplaceable, Unplaceable(expendable, why))
+        )
     if args.json:
         json.dump(as_json(placement, decision_ms), sys.stdout, indent=2)
         sys.stdout.write("\n")

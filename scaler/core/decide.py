@@ -57,6 +57,7 @@ from scaler.core.state import (
     Node,
     PendingPod,
 )
+from scaler.core.topology import pin_pending
 
 _EPS = 1e-6
 
@@ -87,6 +88,8 @@ def decide(
         else:
             others.append(b)
     uncovered, waiting_for = _uncovered(view, table, offerings, memory, settings, now, busy)
+    uncovered = _above_priority_cutoff(uncovered, settings)
+    uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
     held: list[PendingPod] = []
     batch_closed = False
     if uncovered:
@@ -178,6 +181,16 @@ def _uncovered(
     return rest, waiting_for
 
 
+def _above_priority_cutoff(pending: list[PendingPod], settings: Settings) -> list[PendingPod]:
+    """Expendable pods (priority below the cutoff) never cause a scale-up, and never hold a
+    batch window open: they run only where room already is (cluster-autoscaler's
+    expendable-pods-priority-cutoff)."""
+    cutoff = settings.scale_up.priority_cutoff
+    if all(pp.pod.priority >= cutoff for pp in pending):
+        return pending
+    return [pp for pp in pending if pp.pod.priority >= cutoff]
+
+
 def _cover_by_slots(
     pending: list[PendingPod],
     slots: dict[str, int],
@@ -240,6 +253,7 @@ def _scale_up(
         available=available,
         settings=settings.placement,
         rng=rng,
+        sizes=table.sizes,
     )
     actions: list[Action] = []
     groups, held = apply_limits(placement.groups, table, offerings, settings.limits)

@@ -120,8 +120,9 @@ def _constraint_reason(name: str, pod: PodSpec, offerings: Offerings, remaining:
         return f"tolerates no pool's taints ({', '.join(untolerated[:4])})"
     if name == "zone":
         return (
-            f"is pinned to zone {pod.zone} (its volume), and no pool can launch a node "
-            "there (a pool must be in that one zone)"
+            f"is pinned to zone {pod.zone} (by its volume, zone selector, zone spread or "
+            "pod affinity), and no pool can launch a node there (a pool must be in that one "
+            "zone)"
         )
     if name == "GPU model":
         have = sorted({m for i in idx if (m := offerings.gpu_model[i])})

@@ -209,6 +209,30 @@ class SelectorTerm:
         return all(r.matches(labels) for r in self.requirements)
 
 
+def selector_matches(selector: tuple[Requirement, ...], labels: Mapping[str, str]) -> bool:
+    """A label selector (``matchLabels`` as ``In`` requirements, then ``matchExpressions``):
+    every requirement holds; an empty selector matches every pod, as in Kubernetes."""
+    return all(r.matches(labels) for r in selector)
+
+
+@dataclass(frozen=True, slots=True)
+class PodTerm:
+    """A required pod (anti-)affinity term whose topology is the zone: pods matching
+    ``selector`` in ``namespaces`` (empty: the pod's own) must (not) be in the zone."""
+
+    selector: tuple[Requirement, ...]
+    namespaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSpread:
+    """A ``topologySpreadConstraints`` entry over the zone key with ``DoNotSchedule``: matching
+    pods per zone may differ by at most ``max_skew``."""
+
+    max_skew: int
+    selector: tuple[Requirement, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class PodSpec:
     """What a pod needs from a node.
@@ -233,6 +257,41 @@ class PodSpec:
     arrival_s: float = 0.0
     duration_s: float | None = None
     annotations: tuple[tuple[str, str], ...] = ()
+    priority: int = 0
+    """``spec.priority`` as the Priority admission plugin sets it from the pod's
+    PriorityClass: below ``priority_cutoff`` a pod never causes a scale-up, and when pools
+    are capped higher priorities are served first."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """The pod's own labels: what other pods' spread and (anti-)affinity selectors match."""
+    zone_spread: tuple[ZoneSpread, ...] = ()
+    zone_affinity: tuple[PodTerm, ...] = ()
+    """Required pod affinity by zone: the pod goes to a zone where such pods run."""
+    zone_anti_affinity: tuple[PodTerm, ...] = ()
+    """Required pod anti-affinity by zone: never a zone where such pods run."""
+    one_per_node: bool = False
+    """Required pod anti-affinity by hostname: never two such pods on one node, so a pool
+    that packs gives it a node of its own."""
+    preferred: tuple[tuple[int, SelectorTerm], ...] = ()
+    """Preferred node affinity (weight, term): breaks ties among pools of equal cost."""
+    claims: tuple[str, ...] = ()
+    """``namespace/name`` of the PersistentVolumeClaims a live pod mounts: the Kubernetes
+    adapter turns them into the pod's zone from its claim and volume caches."""
+
+    def topology(self) -> tuple[object, ...]:
+        """What besides :meth:`constraints` sets pods of a class apart: their zone spread,
+        pod (anti-)affinity and preferences, which count pods of their namespace. Empty
+        for the usual pod, so classes of pods without any stay as they were."""
+        if not (self.zone_spread or self.zone_affinity or self.zone_anti_affinity
+                or self.one_per_node or self.preferred):
+            return ()
+        return (
+            self.namespace,
+            self.zone_spread,
+            self.zone_affinity,
+            self.zone_anti_affinity,
+            self.one_per_node,
+            self.preferred,
+        )
 
     @property
     def key(self) -> str:

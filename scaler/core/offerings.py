@@ -36,6 +36,7 @@ from scaler.core.model import (
     PoolSpec,
     Requirement,
     Resources,
+    SelectorTerm,
     Taint,
 )
 from scaler.core.settings import PlacementSettings
@@ -108,6 +109,14 @@ class Offerings:
             for t in ts:
                 if t in where:
                     self._pool_taints[i, where[t]] = True
+
+        self.similar = _similar_ids(self)
+        self.any_similar = bool(len(np.unique(self.similar)) < len(self.pools))
+        """Some pools are the same node in different zones (else balancing has no work)."""
+        self.single_zone = np.array(
+            [zs[0] if len(zs) == 1 else "" for zs in self.zones], dtype=object
+        )
+        """(P,) the one zone a pool launches into; "" for a pool with several or none."""
 
     def __len__(self) -> int:
         return len(self.pools)
@@ -236,6 +245,16 @@ class Offerings:
             return np.ones(len(self.pools), dtype=bool)
         return np.isin(self._gpu_model_upper, [m.upper() for m in pod.gpu_models])
 
+    def preference_scores(self, preferred: Sequence[tuple[int, SelectorTerm]]) -> FloatArray:
+        """(P,) summed weights of the preferred node-affinity terms each pool's labels meet."""
+        score = np.zeros(len(self.pools))
+        for weight, term in preferred:
+            hit = np.ones(len(self.pools), dtype=bool)
+            for req in term.requirements:
+                hit &= self._requirement_mask(req)
+            score += weight * hit
+        return score
+
     # ------------------------------------------------------------------ descriptions
 
     def zone_for(self, i: int, pod: PodSpec) -> str | None:
@@ -244,6 +263,38 @@ class Offerings:
             return pod.zone
         zones = self.zones[i]
         return zones[0] if len(zones) == 1 else None
+
+
+_ZONE_LABELS = frozenset(
+    {
+        LABEL_ZONE,
+        LABEL_POOL,
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.ebs.csi.aws.com/zone",
+        "topology.k8s.aws/zone-id",
+    }
+)
+"""Labels that differ between otherwise identical per-zone groups (and the pool's name)."""
+
+
+def _similar_ids(o: Offerings) -> np.ndarray:
+    """(P,) int: pools with equal ids are the same node in different zones (same types,
+    capacity type, price, allocatable, taints, and labels but for the zone's), the groups
+    cluster-autoscaler's balance-similar-node-groups evens out. Once per build."""
+    ids: dict[tuple[object, ...], int] = {}
+    out = np.empty(len(o.pools), dtype=np.int64)
+    for i, pool in enumerate(o.pools):
+        key = (
+            pool.instance_types,
+            pool.capacity_type,
+            round(float(o.cost[i]), 9),
+            tuple(np.round(o.allocatable[i], 3)),
+            o.taints[i],
+            pool.pack,
+            tuple(sorted((k, v) for k, v in o.labels[i].items() if k not in _ZONE_LABELS)),
+        )
+        out[i] = ids.setdefault(key, len(ids))
+    return out
 
 
 def build_offerings(
@@ -431,6 +482,8 @@ class PoolTable:
     """(P,) in offerings order: how many more nodes each pool may add (inf: no max)."""
     sized_by_name: dict[str, PoolSpec]
     """Pools with a desired size above zero (the only ones with nodes on the way)."""
+    sizes: FloatArray | None = None
+    """(P,) in offerings order: each pool's desired size (zone balancing evens these out)."""
 
     @property
     def sized(self) -> tuple[PoolSpec, ...]:
@@ -446,6 +499,7 @@ class PoolTable:
         by_name = dict(self.by_name)
         sized = dict(self.sized_by_name)
         headroom = self.headroom.copy()
+        sizes = self.sizes.copy() if self.sizes is not None else None
         for p in changed:
             if p.name not in by_name:
                 return pool_table(pools, offerings)
@@ -457,7 +511,9 @@ class PoolTable:
             i = offerings.get(p.name)
             if i is not None:
                 headroom[i] = _headroom(p)
-        return PoolTable(pools, by_name, headroom, sized)
+                if sizes is not None:
+                    sizes[i] = p.current_size
+        return PoolTable(pools, by_name, headroom, sized, sizes)
 
 
 def _headroom(p: PoolSpec) -> float:
@@ -482,4 +538,9 @@ def pool_table(pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
     headroom = np.array(
         [_headroom(by_name.get(p.name, p)) for p in offerings.pools], dtype=np.float64
     )
-    return PoolTable(pools, by_name, headroom, {p.name: p for p in pools if p.current_size > 0})
+    sizes = np.array(
+        [by_name.get(p.name, p).current_size for p in offerings.pools], dtype=np.float64
+    )
+    return PoolTable(
+        pools, by_name, headroom, {p.name: p for p in pools if p.current_size > 0}, sizes
+    )

@@ -90,7 +90,11 @@ def group_pods(pods: Sequence[PodSpec]) -> list[list[PodSpec]]:
     """Pods with equal constraints together, classes in order of first appearance."""
     classes: dict[tuple[object, ...], list[PodSpec]] = {}
     for pod in pods:
+        # A class has one priority, so capped pools can serve the higher one first.
         key = pod.constraints()
+        extra = pod.topology()
+        if pod.priority or extra:
+            key = (*key, pod.priority, *extra)
         bucket = classes.get(key)
         if bucket is None:
             classes[key] = [pod]
@@ -107,6 +111,7 @@ def place(
     available: BoolArray | None = None,
     settings: PlacementSettings | None = None,
     rng: np.random.Generator | None = None,
+    sizes: FloatArray | None = None,
 ) -> Placement:
     """Choose a pool for every pod, one pod per node unless the pool packs.
 
@@ -115,7 +120,9 @@ def place(
 
     ``headroom`` (P,) is how many more nodes each pool may add (default: max size minus
     current size, ``inf`` without a max). ``available`` (P,) is False for pools that are
-    backing off after a failed launch.
+    backing off after a failed launch. ``sizes`` (P,) is each pool's desired size (default:
+    the pools' ``current_size``): a class whose cheapest pool has equals in other zones is
+    spread over them so their sizes even out (:func:`balance_similar`).
     """
     settings = settings or PlacementSettings()
     classes = group_pods(pods)
@@ -137,15 +144,35 @@ def place(
     best_cost = matrix[np.arange(len(reps)), best] if n_pools else np.full(len(reps), np.inf)
     placeable = np.isfinite(best_cost)
 
+    preferred = _prefer(reps, matrix, best, best_cost, offerings) if n_pools else {}
     nodes_needed = np.where(placeable, _nodes_for(counts, per_node, best), 0)
+    shares: dict[int, list[tuple[int, int]]] = {}
+    if settings.expander == "cost" and offerings.any_similar:
+        shares = balance_similar(matrix, best, best_cost, counts, offerings, sizes, preferred)
     demand = np.bincount(best[placeable], weights=nodes_needed[placeable], minlength=n_pools)
+    for k, parts in shares.items():
+        # One pod per node on the pools balanced (packing pools are never split).
+        demand[best[k]] -= nodes_needed[k]
+        for i, n in parts:
+            demand[i] += n
     if n_pools and np.all(demand <= headroom + _EPS):
-        groups = [
-            _group(
-                classes[c], int(best[c]), int(nodes_needed[c]), matrix[c], offerings, per_node[c]
-            )
-            for c in np.flatnonzero(placeable)
-        ]
+        groups = []
+        for c in np.flatnonzero(placeable):
+            split = shares.get(int(c))
+            if split is None:
+                groups.append(
+                    _group(
+                        classes[c], int(best[c]), int(nodes_needed[c]), matrix[c], offerings,
+                        per_node[c],
+                    )
+                )
+                continue
+            lo = 0
+            for i, n in split:
+                groups.append(
+                    _group(classes[c][lo : lo + n], i, n, matrix[c], offerings, per_node[c])
+                )
+                lo += n
         unplaceable = [
             Unplaceable(tuple(classes[c]), _why(reps[c], offerings, available, headroom, matrix[c]))
             for c in np.flatnonzero(~placeable)
@@ -161,6 +188,91 @@ def place(
         available,
         headroom.astype(np.float64).copy(),
     )
+
+
+def balance_similar(
+    matrix: FloatArray,
+    best: IntArray,
+    best_cost: FloatArray,
+    counts: IntArray,
+    offerings: Offerings,
+    sizes: FloatArray | None,
+    preferred: dict[int, BoolArray] | None = None,
+) -> dict[int, list[tuple[int, int]]]:
+    """Classes whose cheapest pool has equals in other zones (same node, same cost:
+    :attr:`Offerings.similar`), spread over those equals so their sizes even out, as
+    cluster-autoscaler's balance-similar-node-groups does; this also spreads Spot risk over
+    zones. Without it every tie goes to the first by name, the ``-1a`` group.
+
+    Returns class -> [(pool, pods)] for the classes split (one pod per node: packing pools
+    are left alone). The (C, P) test is NumPy; only the classes that have equals are walked,
+    over their few equal pools."""
+    sim = offerings.similar
+    finite = np.isfinite(best_cost)
+    eq = (
+        (sim[None, :] == sim[best][:, None])
+        & (matrix <= best_cost[:, None] + _EPS)
+        & (finite & ~offerings.pack[best])[:, None]
+    )
+    for k, mask in (preferred or {}).items():
+        eq[k] &= mask
+    split = np.flatnonzero(eq.sum(axis=1) > 1)
+    if not len(split):
+        return {}
+    level = (
+        np.array([p.current_size for p in offerings.pools], dtype=np.float64)
+        if sizes is None
+        else sizes.astype(np.float64).copy()
+    )
+    out: dict[int, list[tuple[int, int]]] = {}
+    for c in split:
+        members = np.flatnonzero(eq[c])
+        share = _water_fill(int(counts[c]), level[members])
+        level[members] += share
+        out[int(c)] = [(int(i), int(n)) for i, n in zip(members, share, strict=True) if n > 0]
+    return out
+
+
+def _prefer(
+    reps: Sequence[PodSpec],
+    matrix: FloatArray,
+    best: IntArray,
+    best_cost: FloatArray,
+    offerings: Offerings,
+) -> dict[int, BoolArray]:
+    """Preferred node affinity breaks ties among pools of equal cost: for each class that
+    has preferences, ``best`` moves to the first equal-cost pool with the highest summed
+    weight (in place), and the (P,) mask of such pools is returned for balancing."""
+    out: dict[int, BoolArray] = {}
+    for c, rep in enumerate(reps):
+        if not rep.preferred or not np.isfinite(best_cost[c]):
+            continue
+        score = offerings.preference_scores(rep.preferred)
+        tied = matrix[c] <= best_cost[c] + _EPS
+        top = tied & (score == score[tied].max())
+        best[c] = int(np.argmax(top))
+        out[c] = top
+    return out
+
+
+def _water_fill(n: int, sizes: FloatArray) -> IntArray:
+    """``n`` new nodes over pools of these sizes, the smallest raised first; equal sizes go
+    in the pools' tie-break order. Shape of ``sizes``."""
+    k = len(sizes)
+    order = np.argsort(sizes, kind="stable")
+    s = sizes[order]
+    level, m, left = float(s[0]), 1, n
+    while m < k and (s[m] - level) * m <= left:
+        left -= int((s[m] - level) * m)
+        level = float(s[m])
+        m += 1
+    add = np.zeros(k, dtype=np.int64)
+    add[:m] = (level - s[:m]).astype(np.int64) + left // m
+    out = np.zeros(k, dtype=np.int64)
+    out[order] = add
+    # The remainder, one each, to the pools at the level that come first in tie-break order.
+    out[np.sort(order[:m])[: left % m]] += 1
+    return out
 
 
 def default_headroom(offerings: Offerings) -> FloatArray:
@@ -207,6 +319,9 @@ def cost_matrix(
                 ratio = np.where(r[:, None, :] > 0, alloc[None, :, :] / r[:, None, :], np.inf)
             ppn = np.floor(ratio.min(axis=2) + _EPS)
             ppn = np.where(offerings.pack[None, :], np.maximum(ppn, 1.0), 1.0)
+            # Hostname anti-affinity: kube-scheduler puts one such pod per node.
+            solo = np.array([p.one_per_node for p in reps[lo:hi]], dtype=bool)
+            ppn = np.where(solo[:, None], 1.0, ppn)
             per_node[lo:hi] = ppn
             cost = cost / ppn
         matrix[lo:hi] = np.where(feasible, cost, np.inf)
@@ -300,13 +415,18 @@ def _place_with_limits(
     available: BoolArray,
     headroom: FloatArray,
 ) -> Placement:
-    """Some pool would overflow: walk classes, dearest first (big pods have fewest options),
-    each down its own row in cost order, taking what headroom is left."""
+    """Some pool would overflow: walk classes, higher priority first, then dearest first
+    (big pods have fewest options), each down its own row in cost order, taking what
+    headroom is left."""
     groups: list[PlacedGroup] = []
     unplaceable: list[Unplaceable] = []
     order = sorted(
         range(len(classes)),
-        key=lambda c: (-best_cost[c] if np.isfinite(best_cost[c]) else -np.inf, c),
+        key=lambda c: (
+            -reps[c].priority,
+            -best_cost[c] if np.isfinite(best_cost[c]) else -np.inf,
+            c,
+        ),
     )
     start_headroom = headroom.copy()
     for c in order:

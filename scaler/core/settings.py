@@ -80,6 +80,12 @@ class ScaleUpSettings:
     to the next pool. A refused write (AccessDenied, a validation error) backs off at once:
     asking again gets the same answer. Three tries 10 s apart ride out a throttling burst."""
 
+    priority_cutoff: int = -10
+    """Pending pods whose priority is below this never trigger a scale-up: they are
+    expendable, and fill room that is already there (cluster-autoscaler's
+    expendable-pods-priority-cutoff, default -10). Overprovisioning placeholders run at -1 so
+    they do trigger one and hold a warm node."""
+
 
 @dataclass(frozen=True, slots=True)
 class ScaleDownSettings:

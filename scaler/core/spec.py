@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from scaler.core.model import (
     AMD64,
@@ -22,6 +22,7 @@ from scaler.core.model import (
     SELECTOR_OPERATORS,
     TAINT_EFFECTS,
     PodSpec,
+    PodTerm,
     PoolSpec,
     Requirement,
     Resources,
@@ -29,6 +30,7 @@ from scaler.core.model import (
     SpecError,
     Taint,
     Toleration,
+    ZoneSpread,
 )
 from scaler.core.quantity import QuantityError, cpu_milli, memory_mib, whole_count
 
@@ -155,6 +157,11 @@ def parse_pod(raw: Any) -> PodSpec:
     if duration is not None and duration < 0:
         raise SpecError("duration_s", f"must be zero or more, got {duration!r}")
     annotations = _string_map(pod, "annotations")
+    labels = _string_map(pod, "labels")
+    priority = pod.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise SpecError("priority", f"expected an integer, got {priority!r}")
+    topology = parse_pod_topology(pod.get("affinity"), pod.get("topologySpreadConstraints"))
     return PodSpec(
         name=name,
         namespace=namespace,
@@ -169,6 +176,13 @@ def parse_pod(raw: Any) -> PodSpec:
         arrival_s=float(arrival),
         duration_s=None if duration is None else float(duration),
         annotations=annotations,
+        priority=priority,
+        labels=labels,
+        zone_spread=topology.zone_spread,
+        zone_affinity=topology.zone_affinity,
+        zone_anti_affinity=topology.zone_anti_affinity,
+        one_per_node=topology.one_per_node,
+        preferred=topology.preferred,
     )
 
 
@@ -513,3 +527,116 @@ def _bool(m: Mapping[str, Any], key: str) -> bool:
     if not isinstance(v, bool):
         raise SpecError(key, f"expected true or false, got {v!r}")
     return v
+
+
+# ------------------------------------------------------------------ pod topology (zones)
+
+ZONE_TOPOLOGY_KEYS: Final = (LABEL_ZONE, "failure-domain.beta.kubernetes.io/zone")
+HOSTNAME_KEY: Final = "kubernetes.io/hostname"
+
+
+@dataclass(frozen=True, slots=True)
+class PodTopology:
+    """The parts of a pod's spec that count other pods by zone (see :class:`PodSpec`)."""
+
+    zone_spread: tuple[ZoneSpread, ...] = ()
+    zone_affinity: tuple[PodTerm, ...] = ()
+    zone_anti_affinity: tuple[PodTerm, ...] = ()
+    one_per_node: bool = False
+    preferred: tuple[tuple[int, SelectorTerm], ...] = ()
+
+
+def parse_pod_topology(affinity: Any, spread: Any, where: str = "") -> PodTopology:
+    """From the pod API's own shapes: ``affinity`` (``podAffinity``, ``podAntiAffinity``,
+    ``nodeAffinity.preferredDuringScheduling...``) and ``topologySpreadConstraints``.
+
+    Kept: spread constraints over the zone key with ``whenUnsatisfiable: DoNotSchedule``;
+    required pod (anti-)affinity over the zone key; required pod anti-affinity over the
+    hostname (one such pod per node); preferred node affinity. Soft spread
+    (``ScheduleAnyway``) and preferred pod affinity never keep a pod pending, so they are
+    left to kube-scheduler. ``where`` prefixes the field paths in errors."""
+    pre = f"{where}." if where else ""
+    spreads = []
+    if spread is not None:
+        if not isinstance(spread, list):
+            raise SpecError(f"{pre}topologySpreadConstraints", "expected a list")
+        for i, raw in enumerate(spread):
+            w = f"{pre}topologySpreadConstraints[{i}]"
+            c = _mapping(raw, w)
+            if c.get("whenUnsatisfiable") != "DoNotSchedule":
+                continue
+            if c.get("topologyKey") not in ZONE_TOPOLOGY_KEYS:
+                continue
+            skew = c.get("maxSkew")
+            if not isinstance(skew, int) or isinstance(skew, bool) or skew < 1:
+                raise SpecError(f"{w}.maxSkew", f"expected an integer of 1 or more, got {skew!r}")
+            spreads.append(ZoneSpread(skew, _label_selector(c.get("labelSelector"), f"{w}.labelSelector")))
+    aff = _mapping(affinity, f"{pre}affinity") if affinity is not None else {}
+    required = "requiredDuringSchedulingIgnoredDuringExecution"
+    zone_terms: dict[str, list[PodTerm]] = {"podAffinity": [], "podAntiAffinity": []}
+    one_per_node = False
+    for kind, terms in zone_terms.items():
+        block = aff.get(kind)
+        if block is None:
+            continue
+        raw_terms = _mapping(block, f"{pre}affinity.{kind}").get(required) or []
+        if not isinstance(raw_terms, list):
+            raise SpecError(f"{pre}affinity.{kind}.{required}", "expected a list")
+        for i, raw in enumerate(raw_terms):
+            w = f"{pre}affinity.{kind}.{required}[{i}]"
+            t = _mapping(raw, w)
+            key = t.get("topologyKey")
+            if key in ZONE_TOPOLOGY_KEYS:
+                terms.append(
+                    PodTerm(
+                        _label_selector(t.get("labelSelector"), f"{w}.labelSelector"),
+                        tuple(sorted(_string_list(t, "namespaces", where=w))),
+                    )
+                )
+            elif key == HOSTNAME_KEY and kind == "podAntiAffinity":
+                one_per_node = True
+    preferred = []
+    node_aff = aff.get("nodeAffinity")
+    if node_aff is not None:
+        block = "preferredDuringSchedulingIgnoredDuringExecution"
+        raw_pref = _mapping(node_aff, f"{pre}affinity.nodeAffinity").get(block) or []
+        if not isinstance(raw_pref, list):
+            raise SpecError(f"{pre}affinity.nodeAffinity.{block}", "expected a list")
+        for i, raw in enumerate(raw_pref):
+            w = f"{pre}affinity.nodeAffinity.{block}[{i}]"
+            entry = _mapping(raw, w)
+            weight = entry.get("weight")
+            if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 100:
+                raise SpecError(f"{w}.weight", f"expected an integer 1-100, got {weight!r}")
+            pref = _mapping(entry.get("preference"), f"{w}.preference")
+            exprs = pref.get("matchExpressions") or []
+            if not isinstance(exprs, list):
+                raise SpecError(f"{w}.preference.matchExpressions", "expected a list")
+            preferred.append((weight, SelectorTerm(tuple(
+                _requirement(e, f"{w}.preference.matchExpressions[{j}]")
+                for j, e in enumerate(exprs)
+            ))))
+    return PodTopology(
+        zone_spread=tuple(spreads),
+        zone_affinity=tuple(zone_terms["podAffinity"]),
+        zone_anti_affinity=tuple(zone_terms["podAntiAffinity"]),
+        one_per_node=one_per_node,
+        preferred=tuple(preferred),
+    )
+
+
+def _label_selector(raw: Any, where: str) -> tuple[Requirement, ...]:
+    """``matchLabels`` as ``In`` requirements, then ``matchExpressions``. A missing selector
+    selects no pod in Kubernetes: one requirement no label set meets stands for it."""
+    if raw is None:
+        return (Requirement("", "In", ()),)
+    sel = _mapping(raw, where)
+    labels = sel.get("matchLabels") or {}
+    if not isinstance(labels, Mapping):
+        raise SpecError(f"{where}.matchLabels", "expected a map of strings")
+    reqs = [Requirement(str(k), "In", (str(v),)) for k, v in sorted(labels.items())]
+    exprs = sel.get("matchExpressions") or []
+    if not isinstance(exprs, list):
+        raise SpecError(f"{where}.matchExpressions", "expected a list")
+    reqs += [_requirement(e, f"{where}.matchExpressions[{j}]") for j, e in enumerate(exprs)]
+    return tuple(reqs)

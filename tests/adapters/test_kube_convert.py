@@ -17,6 +17,7 @@ from scaler.adapters.kube.convert import (
     parse_provider_id,
     parse_time,
     pending_since,
+    pod_spec,
 )
 from scaler.core.model import AMD64, NO_EXECUTE, NO_SCHEDULE, ON_DEMAND, SPOT, Resources, Taint
 from scaler.core.state import BoundPod, PendingPod
@@ -472,3 +473,10 @@ def test_cached_pods_stay_small_enough_for_20000_in_the_memory_budget():
         tracemalloc.stop()
     assert all(isinstance(b, BoundPod) for b in kept)
     assert per_pod < 2048, f"{per_pod:.0f} bytes per cached pod"
+
+
+def test_a_pods_priority_is_read_from_spec_priority_and_defaults_to_zero():
+    assert pod_spec(pod(priority=-100)).value.priority == -100
+    assert pod_spec(pod(priority=1_000_000)).value.priority == 1_000_000
+    assert pod_spec(pod()).value.priority == 0
+    assert pod_spec(pod(priority="high")).value.priority == 0

@@ -15,6 +15,7 @@ import pytest
 
 from scaler.adapters.kube.convert import convert_node, convert_pod
 from scaler.adapters.kube.rest import CoreV1
+from scaler.adapters.kube.volumes import pod_claims
 from scaler.adapters.kube.wire import NODES, PODS, WHOLE, Pod, Wire
 from tests.adapters.test_kube_convert import _typical_bound_pod, node, pod, unschedulable
 from tests.fixtures.kube import KubeScope
@@ -93,7 +94,10 @@ def _pod_samples() -> list[dict[str, Any]]:
     for raw in samples:
         raw["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
         raw["metadata"]["resourceVersion"] = "42"
-        raw["spec"]["volumes"] = [{"name": "token", "projected": {"sources": []}}]
+        raw["spec"]["volumes"] = [
+            {"name": "token", "projected": {"sources": []}},
+            {"name": "home", "persistentVolumeClaim": {"claimName": "home-1"}},
+        ]
         raw["status"]["containerStatuses"] = [{"name": "main", "ready": True, "restartCount": 0}]
     return samples
 
@@ -133,8 +137,10 @@ def test_pods_convert_the_same_from_the_picked_fields():
     assert len(page["items"]) == len(samples)
     for full, picked in zip(samples, page["items"], strict=True):
         assert "managedFields" not in picked["metadata"]
-        assert "volumes" not in picked["spec"]
+        # Of the volumes, only what names a claim is kept (scaler/adapters/kube/volumes.py).
+        assert [set(v) for v in picked["spec"]["volumes"]] == [{"name"}, {"name", "persistentVolumeClaim"}]
         assert convert_pod(picked) == convert_pod(full), full["metadata"]["name"]
+        assert pod_claims(picked) == pod_claims(full)
     assert PODS.fallbacks == 0
 
 

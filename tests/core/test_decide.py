@@ -327,3 +327,36 @@ def test_nodes_known_by_their_provider_id_only_get_their_pool_label(catalog):
     # A big unlabelled cluster is labelled a budget at a time.
     many = ClusterView(0.0, nodes=tuple(node(f"n{i}", pool_labelled=False) for i in range(LABEL_BUDGET + 7)))
     assert sum(isinstance(a, LabelNode) for a in run(many, pools(), catalog).actions) == LABEL_BUDGET
+
+
+# --- priority -----------------------------------------------------------------------------
+
+
+def test_a_pod_below_the_priority_cutoff_never_triggers_a_scale_up(catalog):
+    expendable = dataclasses.replace(pod("batch-filler"), priority=-100)
+    d = run(ClusterView(200.0, pending=pending(expendable)), pools(), catalog)
+    assert d.of(ScaleUp) == [] and d.of(NotifyUnplaceable) == []
+    assert d.wake_at_s is None  # nor does it hold a batch window open
+    # A placeholder at -1 (>= the default cutoff of -10) does: it holds a warm node.
+    placeholder = dataclasses.replace(pod("overprovisioning"), priority=-1)
+    d = run(ClusterView(200.0, pending=pending(placeholder)), pools(), catalog)
+    assert [u.pool for u in d.of(ScaleUp)] == ["small"]
+    lowered = dataclasses.replace(
+        preset("scaler"),
+        scale_up=dataclasses.replace(preset("scaler").scale_up, priority_cutoff=0),
+    )
+    d = run(ClusterView(200.0, pending=pending(placeholder)), pools(), catalog, settings=lowered)
+    assert d.of(ScaleUp) == []
+
+
+def test_when_pools_are_capped_the_higher_priority_pods_are_served_first(catalog):
+    # One node of room left in "small" and none elsewhere for these pods: the important pod,
+    # although it came last and is the cheaper class, gets it.
+    low = dataclasses.replace(pod("low", mem=4096), priority=0)
+    high = dataclasses.replace(pod("high", mem=1024), priority=1000)
+    ps = [PoolSpec("small", ("m5.large",), max_size=1)]
+    d = run(ClusterView(200.0, pending=pending(low, high)), ps, catalog)
+    (up,) = d.of(ScaleUp)
+    assert up.pods == ("default/high",)
+    (note,) = d.of(NotifyUnplaceable)
+    assert [p.name for p in note.pods] == ["low"] and "max size" in note.reason

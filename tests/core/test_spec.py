@@ -209,8 +209,11 @@ def test_any_one_term_may_match_but_a_term_needs_all_its_requirements() -> None:
 
 
 def test_preferred_affinity_does_not_constrain() -> None:
-    p = pod(affinity={"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{}]}})
+    pref = {"weight": 10, "preference": {"matchExpressions": [expr("team", "In", "ds")]}}
+    p = pod(affinity={"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [pref]}})
     assert p.affinity == ()
+    # ...it only breaks ties among equal-cost pools.
+    assert p.preferred == ((10, SelectorTerm((Requirement("team", "In", ("ds",)),))),)
 
 
 @pytest.mark.parametrize(
@@ -514,3 +517,44 @@ def test_errors_in_a_file_carry_its_path(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         load_workload(path)
     assert info.value.where == f"{path}: pods[1] (nb).requests.memory"
+
+
+def test_labels_priority_spread_and_zone_pod_affinity_are_read_from_a_pod_entry() -> None:
+    sel = {"matchLabels": {"app": "web"}}
+    p = pod(
+        labels={"app": "web"},
+        priority=-5,
+        topologySpreadConstraints=[
+            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": sel},
+            # Soft, or over hostnames: left to kube-scheduler.
+            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+             "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": sel},
+        ],
+        affinity={
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname", "labelSelector": sel},
+                {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": sel},
+            ]},
+            "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "failure-domain.beta.kubernetes.io/zone",
+                 "labelSelector": {"matchLabels": {"app": "db"}}, "namespaces": ["data"]},
+            ]},
+        },
+    )  # fmt: skip
+    web = (Requirement("app", "In", ("web",)),)
+    assert p.labels == (("app", "web"),) and p.priority == -5
+    assert [(s.max_skew, s.selector) for s in p.zone_spread] == [(1, web)]
+    assert p.one_per_node
+    assert [t.selector for t in p.zone_anti_affinity] == [web]
+    assert [(t.selector, t.namespaces) for t in p.zone_affinity] == [
+        ((Requirement("app", "In", ("db",)),), ("data",))
+    ]
+
+
+def test_a_bad_spread_or_priority_names_its_field() -> None:
+    with pytest.raises(SpecError, match=r"topologySpreadConstraints\[0\]\.maxSkew"):
+        pod(topologySpreadConstraints=[{"maxSkew": 0, "topologyKey": LABEL_ZONE,
+                                        "whenUnsatisfiable": "DoNotSchedule"}])
+    with pytest.raises(SpecError, match="priority"):
+        pod(priority="high")

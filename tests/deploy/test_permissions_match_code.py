@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 AWS_SERVICES = {"autoscaling": "autoscaling", "ec2": "ec2", "sqs": "sqs"}
 NOT_API = {"get_paginator", "close", "paginate", "can_paginate"}
-K8S_API_OBJECTS = {"_core": "", "_leases": "coordination.k8s.io"}
+K8S_API_OBJECTS = {"_core": "", "_leases": "coordination.k8s.io", "_storage": "storage.k8s.io"}
 K8S_METHOD = re.compile(
     r"^(?P<verb>list|read|create|patch|replace|delete)_(?:namespaced_)?(?P<kind>[a-z_]+?)"
     r"(?:_for_all_namespaces)?$"
@@ -26,6 +26,9 @@ SUBRESOURCES = {
     "pod_eviction": "pods/eviction",
     "node_status": "nodes/status",
     "config_map": "configmaps",
+    "persistent_volume_claim": "persistentvolumeclaims",
+    "persistent_volume": "persistentvolumes",
+    "storage_class": "storageclasses",
 }
 
 
@@ -112,3 +115,5 @@ def test_the_scan_sees_the_calls_it_should():
     assert {"autoscaling:SetDesiredCapacity", "ec2:DescribeSubnets", "sqs:ReceiveMessage"} <= aws
     k8s = kubernetes_verbs_in_code()
     assert ("", "pods/eviction", "create") in k8s and ("coordination.k8s.io", "leases", "update") in k8s
+    assert ("storage.k8s.io", "storageclasses", "watch") in k8s
+    assert ("", "persistentvolumeclaims", "list") in k8s

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -35,8 +35,18 @@ from scaler.adapters.kube import wire
 from scaler.adapters.kube.actuator import KubeActuator
 from scaler.adapters.kube.client import TRANSPORT_ERRORS, keep_alive, translate
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
+from scaler.adapters.kube.rest import StorageV1
+from scaler.adapters.kube.volumes import (
+    Claim,
+    StorageClass,
+    Volume,
+    claim_zones,
+    convert_claim,
+    convert_class,
+    convert_volume,
+)
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
-from scaler.core.model import Resources
+from scaler.core.model import LABEL_ZONE, PodSpec, Requirement, Resources, SelectorTerm
 from scaler.core.observed import remember_reports
 from scaler.core.state import BoundPod, ClusterView, Node, PendingPod
 from scaler.ports import PortError
@@ -45,9 +55,10 @@ POD_FIELD_SELECTOR: Final = "status.phase!=Succeeded,status.phase!=Failed"
 CHECK_TIMEOUT_S: Final = 10.0
 """How long ``scaler plan`` and ``scaler run --once`` wait for the API server's first answer
 before saying it cannot be reached."""
-WATCH_THREADS: Final = 2
-"""One worker thread per watch (pods, nodes), on their own limiter so writes never wait
-behind a watch and a burst of writes never starves the watches."""
+WATCH_THREADS: Final = 5
+"""One worker thread per watch (pods, nodes, claims, volumes, storage classes), on their own
+limiter so writes never wait behind a watch and a burst of writes never starves the
+watches."""
 
 log = structlog.get_logger("scaler.kube")
 
@@ -97,6 +108,10 @@ class KubeCluster(KubeActuator):
         self._reports: dict[tuple[str, str], Resources] = {}
         """(pool, type) -> what its Ready nodes report as allocatable (scaler/core/observed.py)."""
         self._reports_view: Mapping[tuple[str, str], Resources] = MappingProxyType({})
+        self._pvcs: dict[str, Claim] = {}
+        self._pvs: dict[str, Volume] = {}
+        self._classes: dict[str, StorageClass] = {}
+        self._storage = StorageV1(api)
         self._generation = 0
         self._changed: anyio.Event | None = None
         self._ready = False
@@ -127,6 +142,36 @@ class KubeCluster(KubeActuator):
                 watch_timeout_s=watch_timeout_s,
                 read_timeout_s=read_timeout_s,
                 wire=wire.PODS,
+            ),
+            self._volume_reflector(
+                "persistentvolumeclaims",
+                self._core.list_persistent_volume_claim_for_all_namespaces,
+                pod_key,
+                convert_claim,
+                self._pvcs,
+                page_size,
+                watch_timeout_s,
+                read_timeout_s,
+            ),
+            self._volume_reflector(
+                "persistentvolumes",
+                self._core.list_persistent_volume,
+                _node_name,
+                convert_volume,
+                self._pvs,
+                page_size,
+                watch_timeout_s,
+                read_timeout_s,
+            ),
+            self._volume_reflector(
+                "storageclasses",
+                self._storage.list_storage_class,
+                _node_name,
+                convert_class,
+                self._classes,
+                page_size,
+                watch_timeout_s,
+                read_timeout_s,
             ),
         )
 
@@ -209,7 +254,10 @@ class KubeCluster(KubeActuator):
         """Nodes (by name), bound pods, pending pods (oldest first), at ``now_s`` = clock()."""
         instances = self._instance_pools() if self._instance_pools is not None else None
         nodes = tuple(_with_pool(self._nodes[name], instances) for name in sorted(self._nodes))
-        pending = sorted(self._pending.values(), key=lambda p: (p.since_s, p.pod.key))
+        pending = sorted(
+            (self._with_claim_zones(p) for p in self._pending.values()),
+            key=lambda p: (p.since_s, p.pod.key),
+        )
         if remember_reports(self._reports, nodes):
             self._reports_view = MappingProxyType(dict(self._reports))
         return ClusterView(
@@ -317,6 +365,83 @@ class KubeCluster(KubeActuator):
         if self._problems.get(key) != problem:
             log.warning("unreadable_object", problem=str(problem))
         self._problems[key] = problem
+
+    # --- volumes (claims, volumes, classes: the zones a pending pod's claims allow) ------------
+
+    def _volume_reflector(
+        self,
+        kind: str,
+        list_fn: Callable[..., Any],
+        key: Callable[[Mapping[str, Any]], str],
+        convert: Callable[[Mapping[str, Any]], Any],
+        cache: dict[str, Any],
+        page_size: int,
+        watch_timeout_s: float,
+        read_timeout_s: float | None,
+    ) -> Reflector[Any]:
+        def replace(items: dict[str, Any]) -> None:
+            self._replace_volumes(cache, items)
+
+        def event(name: str, value: Any) -> None:
+            self._volume_event(cache, name, value)
+
+        return Reflector(
+            kind,
+            list_fn,
+            key=key,
+            convert=convert,
+            on_replace=replace,
+            on_event=event,
+            limiter=self._watch_limiter,
+            page_size=page_size,
+            watch_timeout_s=watch_timeout_s,
+            read_timeout_s=read_timeout_s,
+        )
+
+    def _replace_volumes(self, cache: dict[str, Any], items: Mapping[str, Any]) -> None:
+        cache.clear()
+        cache.update(items)
+        self._bump()
+
+    def _volume_event(self, cache: dict[str, Any], key: str, value: Any) -> None:
+        old = cache.pop(key, None)
+        if value is not None:
+            cache[key] = value
+        if value != old:
+            self._bump()
+
+    def _with_claim_zones(self, pending: PendingPod) -> PendingPod:
+        if not pending.pod.claims:
+            return pending
+        pod = self.limited_by_claims(pending.pod)
+        return pending if pod is pending.pod else dataclasses.replace(pending, pod=pod)
+
+    def limited_by_claims(self, pod: PodSpec) -> PodSpec:
+        """The pod limited to the zones its claims allow (see :mod:`.volumes`): one zone is
+        the pod's zone, as a zone node selector would make it; several (a class allowing a
+        few) or a conflict are a required node-affinity requirement on the zone label."""
+        zones = claim_zones(pod.claims, self._pvcs, self._pvs, self._classes)
+        if zones is None:
+            return pod
+        if len(zones) == 1 and pod.zone in (None, *zones):
+            (zone,) = zones
+            return dataclasses.replace(pod, zone=zone)
+        need = Requirement(LABEL_ZONE, "In", tuple(sorted(zones)))
+        terms = tuple(
+            SelectorTerm((*t.requirements, need)) for t in pod.affinity
+        ) or (SelectorTerm((need,)),)
+        return dataclasses.replace(pod, affinity=terms)
+
+    def claim_aware(
+        self, choose: Callable[[PodSpec], Awaitable[Sequence[str]]]
+    ) -> Callable[[PodSpec], Awaitable[Sequence[str]]]:
+        """A webhook chooser that sees the pod limited by its claims: pinned at admission to
+        pools of other zones, a pod whose volume is in one zone could never run."""
+
+        async def limited(pod: PodSpec) -> Sequence[str]:
+            return await choose(self.limited_by_claims(pod) if pod.claims else pod)
+
+        return limited
 
     def _notify_pending(self, key: str, now: float) -> None:
         if self._on_pending is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Generic, TypeVar
 
+from scaler.adapters.kube.volumes import pod_claims
 from scaler.core.model import (
     AMD64,
     LABEL_ARCH,
@@ -41,8 +42,10 @@ from scaler.core.quantity import QuantityError, cpu_milli, memory_mib, whole_cou
 from scaler.core.spec import (
     GPU_RESOURCE,
     KNOWN_RESOURCES,
+    PodTopology,
     effective_requests,
     parse_node_affinity,
+    parse_pod_topology,
     parse_taint,
     parse_tolerations,
 )
@@ -174,11 +177,13 @@ def pod_spec(pod: Mapping[str, Any], *, strict: bool = True) -> Converted[PodSpe
         affinity = parse_node_affinity(affinity_raw, "affinity")
         tolerations = parse_tolerations(spec.get("tolerations"), "tolerations")
         node_selector = _string_pairs(spec.get("nodeSelector"), "nodeSelector")
+        topology = parse_pod_topology(affinity_raw, spec.get("topologySpreadConstraints"))
     except SpecError as e:
         problem = Problem("pod", key, f"spec.{e.where}" if e.where else "spec", e.what)
         if strict:
             return Converted(None, problem)
         requests, affinity, tolerations, node_selector = _lenient_parts(pod)
+        topology = PodTopology()
 
     zone = None
     selected = dict(node_selector)
@@ -202,9 +207,30 @@ def pod_spec(pod: Mapping[str, Any], *, strict: bool = True) -> Converted[PodSpe
             arch=None if names_arch else AMD64,
             arrival_s=parse_time(meta.get("creationTimestamp")) or 0.0,
             annotations=_shared(kept_annotations(meta.get("annotations"))),
+            priority=_priority(spec.get("priority")),
+            labels=_shared(_lenient_pairs(meta.get("labels"))),
+            zone_spread=topology.zone_spread,
+            zone_affinity=topology.zone_affinity,
+            zone_anti_affinity=topology.zone_anti_affinity,
+            one_per_node=topology.one_per_node,
+            preferred=topology.preferred,
+            claims=_shared(pod_claims(pod)),
         ),
         problem,
     )
+
+
+def _lenient_pairs(raw: Any) -> tuple[tuple[str, str], ...]:
+    """Labels as kept pairs (the API server only admits string maps)."""
+    if not isinstance(raw, Mapping):
+        return ()
+    return tuple(sorted(_shared_pair((_intern(str(k)), _intern(str(v)))) for k, v in raw.items()))
+
+
+def _priority(raw: Any) -> int:
+    """``spec.priority`` (an int32 the Priority admission plugin sets; absent: 0, as
+    kube-scheduler reads a pod without one)."""
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
 
 
 def convert_pod(pod: Mapping[str, Any]) -> Converted[PendingPod | BoundPod | None]:

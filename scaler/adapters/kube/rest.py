@@ -39,6 +39,7 @@ _QUERY: Final = {
 
 _CORE: Final = "/api/v1"
 _COORDINATION: Final = "/apis/coordination.k8s.io/v1"
+_STORAGE: Final = "/apis/storage.k8s.io/v1"
 
 Timeout = float | tuple[float, float] | None
 
@@ -99,6 +100,18 @@ class CoreV1(Rest):
     def list_pod_for_all_namespaces(self, *, _request_timeout: Timeout = None, **query: Any) -> Any:
         return self.request("GET", f"{_CORE}/pods", query=query, timeout=_request_timeout)
 
+    def list_persistent_volume_claim_for_all_namespaces(
+        self, *, _request_timeout: Timeout = None, **query: Any
+    ) -> Any:
+        return self.request(
+            "GET", f"{_CORE}/persistentvolumeclaims", query=query, timeout=_request_timeout
+        )
+
+    def list_persistent_volume(self, *, _request_timeout: Timeout = None, **query: Any) -> Any:
+        return self.request(
+            "GET", f"{_CORE}/persistentvolumes", query=query, timeout=_request_timeout
+        )
+
     def read_node(self, name: str, *, _request_timeout: Timeout = None) -> Any:
         return self.request(
             "GET", f"{_CORE}/nodes/{{name}}", path_params={"name": name}, timeout=_request_timeout
@@ -141,6 +154,15 @@ class CoreV1(Rest):
             path_params={"namespace": namespace, "name": name},
             body=body,
             timeout=_request_timeout,
+        )
+
+
+class StorageV1(Rest):
+    """storage.k8s.io/v1: StorageClasses (where an unbound claim may be provisioned)."""
+
+    def list_storage_class(self, *, _request_timeout: Timeout = None, **query: Any) -> Any:
+        return self.request(
+            "GET", f"{_STORAGE}/storageclasses", query=query, timeout=_request_timeout
         )
 
 

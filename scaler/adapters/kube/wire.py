@@ -60,8 +60,17 @@ class _Container(TypedDict, total=False):
     restartPolicy: Any
 
 
+class _Volume(TypedDict, total=False):
+    name: Any
+    persistentVolumeClaim: Any
+    ephemeral: Any
+
+
 class _PodSpec(TypedDict, total=False):
     nodeName: Any
+    priority: Any
+    topologySpreadConstraints: Any
+    volumes: list[_Volume]
     containers: list[_Container]
     initContainers: list[_Container]
     overhead: Any
