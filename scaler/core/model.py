@@ -38,6 +38,10 @@ ARM64: Final = "arm64"
 # Well-known node labels (kubernetes.io and EKS conventions, DOMAIN.md).
 LABEL_INSTANCE_TYPE: Final = "node.kubernetes.io/instance-type"
 LABEL_ZONE: Final = "topology.kubernetes.io/zone"
+LABEL_REGION: Final = "topology.kubernetes.io/region"
+LABEL_OS: Final = "kubernetes.io/os"
+LABEL_EBS_ZONE: Final = "topology.ebs.csi.aws.com/zone"
+LABEL_NODEGROUP: Final = "eks.amazonaws.com/nodegroup"
 LABEL_ARCH: Final = "kubernetes.io/arch"
 LABEL_CAPACITY_TYPE: Final = "eks.amazonaws.com/capacityType"
 LABEL_ACCELERATOR: Final = "k8s.amazonaws.com/accelerator"
@@ -316,6 +320,9 @@ class InstanceType:
     spot_savings_pct: float | None
     spot_interruption_bucket: int | None
     zones: tuple[str, ...] = ()
+    burstable: bool = False
+    """CPU credits (t2/t3/t3a/t4g): a sustained load runs at the baseline, a fraction of
+    ``vcpus``; kept out of default pools unless asked for (Catalog.default_pools)."""
 
     @property
     def family(self) -> str:

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scaler.core.catalog import Catalog, node_allocatable, node_labels
+from scaler.core.catalog import Catalog, node_allocatable, node_labels, placement_labels
 from scaler.core.model import (
     CPU,
     GPU,
     LABEL_POOL,
-    LABEL_ZONE,
     MEM,
     NO_EXECUTE,
     NO_SCHEDULE,
@@ -394,8 +393,7 @@ def _resolve(
             if all(node_labels(t, pool.capacity_type).get(k) == v for t in types)
         }
     )
-    if len(pool.zones) == 1:
-        labels[LABEL_ZONE] = pool.zones[0]
+    labels.update(placement_labels(pool.zones))
     labels[LABEL_POOL] = pool.name
     labels.update(pool.labels)
     if daemonsets:
