@@ -7,7 +7,9 @@ launches, the pod stays pending, the node goes idle and is removed, and the next
 launches it again. cluster-autoscaler avoids this by building its templates from a live node
 of the group. scaler does the same, more narrowly. Once a node of a pool is Ready, its
 allocatable (the kubelet's own figure) caps that pool's CPU, memory and pods for its
-instance type. GPUs (advertised minutes late) and ephemeral storage keep the model.
+instance type, and replaces its ephemeral storage (the root volume is whatever the launch
+template or AMI gave, larger or smaller than the model's guess). GPUs (advertised minutes
+late) keep the model.
 
 - A pool no node of which has registered yet keeps the model.
 - So does a type of a mixed-instances pool that has no registered node yet.

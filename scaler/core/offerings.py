@@ -20,6 +20,7 @@ import numpy as np
 from scaler.core.catalog import Catalog, node_allocatable, node_labels, placement_labels
 from scaler.core.model import (
     CPU,
+    EPH,
     GPU,
     LABEL_POOL,
     MEM,
@@ -41,6 +42,20 @@ from scaler.core.settings import PlacementSettings
 
 HOURS_PER_MONTH = 730.0
 """AWS bills a month as 730 hours."""
+
+IGNORE_TAINT_PREFIX = "ignore-taint.cluster-autoscaler.kubernetes.io/"
+"""cluster-autoscaler's convention: a taint under this prefix is a startup taint."""
+
+
+def is_startup_taint(taint: Taint, keys: Sequence[str]) -> bool:
+    """A taint a node carries only while it starts (PlacementSettings.startup_taint_keys,
+    or cluster-autoscaler's ignore-taint prefix)."""
+    return taint.key in keys or taint.key.startswith(IGNORE_TAINT_PREFIX)
+
+
+def lasting_taints(taints: Sequence[Taint], keys: Sequence[str]) -> tuple[Taint, ...]:
+    """``taints`` without the startup ones: what a pod must tolerate to run there."""
+    return tuple(t for t in taints if not is_startup_taint(t, keys))
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +307,7 @@ def build_offerings(
         gpu_model=tuple(r[5] for r in rows),
         arch=tuple(r[6] for r in rows),
         labels=tuple(r[7] for r in rows),
-        taints=tuple(r[0].taints for r in rows),
+        taints=tuple(lasting_taints(r[0].taints, settings.startup_taint_keys) for r in rows),
         zones=tuple(r[0].zones for r in rows),
         choose_zone=np.array([r[0].choose_zone for r in rows], dtype=bool),
         pack=np.array([r[0].pack for r in rows], dtype=bool),
@@ -341,10 +356,14 @@ def _resolve(
         seen = observed.get(t.name)
         if seen is not None:
             # What a real node of this type reports wins where it is less: the kernel's and
-            # firmware's share of memory is not in any catalog. GPUs (advertised late) and
-            # ephemeral storage keep the model's figure.
+            # firmware's share of memory is not in any catalog. GPUs (advertised late) keep
+            # the model's figure.
             net = np.maximum(seen.as_array() - pool.daemonset_overhead.as_array(), 0.0)
             derived[_OBSERVED] = np.minimum(derived[_OBSERVED], net[_OBSERVED])
+            if seen.ephemeral_mib > 0:
+                # The disk is whatever the launch template (or the AMI) gave, larger or
+                # smaller than the model's guess: the kubelet's own figure replaces it.
+                derived[EPH] = net[EPH]
         allocs.append(derived)
     alloc = np.min(np.stack(allocs), axis=0)
     if pool.allocatable is not None:
@@ -398,7 +417,12 @@ def _resolve(
     labels.update(pool.labels)
     if daemonsets:
         extra = sum(
-            (d.requests for d in daemonsets if _runs_on(d, labels, pool.taints)), Resources()
+            (
+                d.requests
+                for d in daemonsets
+                if _runs_on(d, labels, lasting_taints(pool.taints, settings.startup_taint_keys))
+            ),
+            Resources(),
         )
         # DaemonSet pods occupy pod slots as well as CPU and memory; not GPUs (device
         # plugins request none).
