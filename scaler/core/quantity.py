@@ -12,9 +12,10 @@ Grammar (k8s.io/apimachinery/pkg/api/resource/quantity.go)::
 The documented grammar lists ``m`` as the smallest decimal suffix, but the parser's suffix
 table (``suffix.go``) also holds ``n`` (1e-9) and ``u`` (1e-6), and the API server admits
 ``500000u``; so does scaler. As ``ParseQuantity`` does, a non-zero value is rounded away from
-zero to a whole nano-unit and its magnitude capped at 2**63 - 1, so any exponent the server
-takes parses here to the very value the server stores (tests/adapters/test_quantity_apiserver.py
-round-trips through a real API server).
+zero to a whole nano-unit and its magnitude capped at 2**63 - 1. The API server keeps pod
+requests in whole milli-units (``1.5n`` is stored as ``1m``); scaler's CPU millicores and
+whole bytes, both rounded up, come out the same from what was sent and from what the server
+stored (tests/adapters/test_quantity_apiserver.py round-trips through a real API server).
 
 Values are exact (:class:`fractions.Fraction`). Requests are rounded *up* the way the
 scheduler sees them: CPU to whole millicores, memory to whole bytes.
