@@ -293,6 +293,11 @@ class PoolSpec:
     """(instance type, what its registered nodes in this pool report as allocatable): CPU,
     memory and pods are lowered to it where the EKS model says more (:mod:`scaler.core.observed`)."""
     daemonset_overhead: Resources = field(default_factory=Resources)
+    observed_labels: tuple[tuple[str, str], ...] | None = None
+    """The labels every registered node of this pool carries (:mod:`scaler.core.observed`):
+    when set, they replace the guessed template labels (catalog and node-template tags)."""
+    observed_taints: tuple[Taint, ...] | None = None
+    """The taints its registered nodes carry: when set, they replace the template's."""
     ephemeral_storage_mib: float = 20 * 1024.0  # EKS default root volume, 20 GiB
     pack: bool = False
     choose_zone: bool = False

@@ -307,7 +307,7 @@ def build_offerings(
         gpu_model=tuple(r[5] for r in rows),
         arch=tuple(r[6] for r in rows),
         labels=tuple(r[7] for r in rows),
-        taints=tuple(lasting_taints(r[0].taints, settings.startup_taint_keys) for r in rows),
+        taints=tuple(r[8] for r in rows),
         zones=tuple(r[0].zones for r in rows),
         choose_zone=np.array([r[0].choose_zone for r in rows], dtype=bool),
         pack=np.array([r[0].pack for r in rows], dtype=bool),
@@ -318,7 +318,9 @@ def build_offerings(
 _OBSERVED = [CPU, MEM, PODS]
 """The resources a live node's allocatable may lower (PoolSpec.observed_allocatable)."""
 
-_Row = tuple[PoolSpec, "FloatArray", float, float, str, "str | None", str, dict[str, str]]
+_Row = tuple[
+    PoolSpec, "FloatArray", float, float, str, "str | None", str, dict[str, str], tuple[Taint, ...]
+]
 
 
 def _resolve(
@@ -415,13 +417,15 @@ def _resolve(
     labels.update(placement_labels(pool.zones))
     labels[LABEL_POOL] = pool.name
     labels.update(pool.labels)
+    if pool.observed_labels is not None:
+        labels = _learned_labels(pool)
+    taints = lasting_taints(
+        pool.taints if pool.observed_taints is None else pool.observed_taints,
+        settings.startup_taint_keys,
+    )
     if daemonsets:
         extra = sum(
-            (
-                d.requests
-                for d in daemonsets
-                if _runs_on(d, labels, lasting_taints(pool.taints, settings.startup_taint_keys))
-            ),
+            (d.requests for d in daemonsets if _runs_on(d, labels, taints)),
             Resources(),
         )
         # DaemonSet pods occupy pod slots as well as CPU and memory; not GPUs (device
@@ -437,7 +441,28 @@ def _resolve(
         types[0].gpu_model,
         types[0].arch,
         labels,
+        taints,
     )
+
+
+# Labels naming the node's zone: true of the whole pool only when it has one zone.
+_ZONE_LABELS = (
+    "topology.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/zone",
+    "topology.ebs.csi.aws.com/zone",
+    "topology.k8s.aws/zone-id",
+)
+
+
+def _learned_labels(pool: PoolSpec) -> dict[str, str]:
+    """What the pool's registered nodes carry, in place of the guess; zone labels only for
+    a pool in one zone (a node in 1a says nothing of the next one a 1a/1b group launches)."""
+    labels = dict(pool.observed_labels or ())
+    if len(pool.zones) != 1:
+        for key in _ZONE_LABELS:
+            labels.pop(key, None)
+    labels[LABEL_POOL] = pool.name
+    return labels
 
 
 @dataclass(eq=False)

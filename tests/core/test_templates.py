@@ -27,6 +27,7 @@ from scaler.core.model import (
     Resources,
     SelectorTerm,
     Taint,
+    Toleration,
 )
 from scaler.core.offerings import build_offerings
 from scaler.core.placement import place
@@ -173,3 +174,70 @@ def test_a_launch_template_root_volume_makes_a_big_ephemeral_request_placeable(
                                                  ephemeral_mib=100 * 1024))
     pool = PoolSpec("workers", ("m5.large",), zones=ZONE_A, ephemeral_storage_mib=200 * 1024)
     assert chosen([big_disk], [pool], catalog) == {"scratch": "workers"}
+
+
+def _registered(name: str, zone: str, **kw: object) -> Node:
+    labels = {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "node.kubernetes.io/instance-type": "m5.large",
+        LABEL_ZONE: zone,
+        LABEL_REGION: "us-east-1",
+        "team": "ml",  # the kubelet's --node-labels, which the ASG tags forgot
+    }
+    return Node(name, "workers", "m5.large", "on-demand", zone=zone, ready=True,
+                labels=tuple(sorted(labels.items())), **kw)  # type: ignore[arg-type]
+
+
+def test_registered_nodes_labels_and_taints_replace_the_templates_guess(
+    catalog: Catalog,
+) -> None:
+    from scaler.core.observed import ObservedPools, reported_templates
+
+    guessed = PoolSpec("workers", ("m5.large",), zones=ZONE_A, max_size=5,
+                       labels=(("tier", "big"),))  # a tag the nodes do not carry
+    dedicated = Taint("dedicated", "ml", NO_SCHEDULE)
+    node = _registered("n1", "us-east-1a", taints=(
+        dedicated, Taint("node.kubernetes.io/not-ready", "", NO_SCHEDULE),
+        Taint("scaler.io/interrupted", "", NO_SCHEDULE),
+    ))
+    templates = reported_templates([node])
+    (pool,) = ObservedPools()([guessed], {}, templates)
+    assert pool.observed_taints == (dedicated,)  # the passing taints are not the group's
+    assert ("kubernetes.io/hostname", "n1") not in (pool.observed_labels or ())
+    tolerant = (Toleration("dedicated", "Equal", "ml", NO_SCHEDULE),)
+    got = chosen([
+        pod("team", node_selector=(("team", "ml"),), tolerations=tolerant),
+        pod("tier", node_selector=(("tier", "big"),), tolerations=tolerant),
+        pod("intolerant", node_selector=(("team", "ml"),)),
+        pod("host", node_selector=(("kubernetes.io/hostname", "n1"),), tolerations=tolerant),
+    ], [pool], catalog)
+    assert got == {"team": "workers", "tier": None, "intolerant": None, "host": None}
+    # Before any node registered, the guess stands.
+    assert chosen([pod("tier", node_selector=(("tier", "big"),))], [guessed], catalog) == {
+        "tier": "workers"
+    }
+
+
+def test_a_multi_zone_pool_learns_no_zone_from_its_first_node(catalog: Catalog) -> None:
+    from scaler.core.observed import ObservedPools, reported_templates
+
+    two = PoolSpec("workers", ("m5.large",), zones=("us-east-1a", "us-east-1b"))
+    (pool,) = ObservedPools()([two], {}, reported_templates([_registered("n1", "us-east-1a")]))
+    offerings, _ = build_offerings([pool], catalog)
+    assert LABEL_ZONE not in offerings.labels[0] and offerings.labels[0]["team"] == "ml"
+    one = PoolSpec("workers", ("m5.large",), zones=ZONE_A)
+    (pool,) = ObservedPools()([one], {}, reported_templates([_registered("n1", "us-east-1a")]))
+    offerings, _ = build_offerings([pool], catalog)
+    assert offerings.labels[0][LABEL_ZONE] == "us-east-1a"
+
+
+def test_learned_templates_keep_pool_identity_when_nothing_changed() -> None:
+    from scaler.core.observed import ObservedPools, reported_templates
+
+    observe = ObservedPools()
+    base = [PoolSpec("workers", ("m5.large",), zones=ZONE_A)]
+    templates = reported_templates([_registered("n1", "us-east-1a")])
+    first = observe(base, {}, templates)
+    assert observe(base, {}, dict(templates))[0] is first[0]

@@ -35,8 +35,8 @@ from scaler.adapters.kube.actuator import KubeActuator
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
 from scaler.core.model import Resources
-from scaler.core.observed import remember_reports
-from scaler.core.state import BoundPod, ClusterView, Node, PendingPod
+from scaler.core.observed import remember_reports, remember_templates
+from scaler.core.state import BoundPod, ClusterView, Node, NodeTemplateReport, PendingPod
 
 POD_FIELD_SELECTOR: Final = "status.phase!=Succeeded,status.phase!=Failed"
 WATCH_THREADS: Final = 2
@@ -89,6 +89,9 @@ class KubeCluster(KubeActuator):
         self._reports: dict[tuple[str, str], Resources] = {}
         """(pool, type) -> what its Ready nodes report as allocatable (scaler/core/observed.py)."""
         self._reports_view: Mapping[tuple[str, str], Resources] = MappingProxyType({})
+        self._templates: dict[tuple[str, str], NodeTemplateReport] = {}
+        """(pool, type) -> the labels and taints its Ready nodes carry (scaler/core/observed.py)."""
+        self._templates_view: Mapping[tuple[str, str], NodeTemplateReport] = MappingProxyType({})
         self._generation = 0
         self._changed: anyio.Event | None = None
         self._ready = False
@@ -159,12 +162,15 @@ class KubeCluster(KubeActuator):
         pending = sorted(self._pending.values(), key=lambda p: (p.since_s, p.pod.key))
         if remember_reports(self._reports, nodes):
             self._reports_view = MappingProxyType(dict(self._reports))
+        if remember_templates(self._templates, nodes):
+            self._templates_view = MappingProxyType(dict(self._templates))
         return ClusterView(
             now_s=self._clock(),
             nodes=nodes,
             bound=tuple(self._bound.values()),
             pending=tuple(pending),
             reported_allocatable=self._reports_view,
+            reported_templates=self._templates_view,
         )
 
     def problems(self) -> Mapping[str, Problem]:
