@@ -38,6 +38,7 @@ from scaler.adapters.kube.client import load_api_client
 from scaler.adapters.kube.cluster import KubeCluster
 from scaler.adapters.kube.dryrun import DryRunActuator
 from scaler.adapters.kube.leader import LeaderElector
+from scaler.adapters.kube.learned import LearnedStore
 from scaler.adapters.kube.webhook import make_chooser, serve_webhook
 from scaler.adapters.metrics import Metrics
 from scaler.adapters.observe import LogObserver, Observer
@@ -121,8 +122,11 @@ def build(
         itype = catalog.get(name)
         return bool(itype and itype.gpu_count)
 
+    # What nodes taught about their pools outlives a restart (docs/kubernetes.md); plan and
+    # dry runs read it and write nothing.
+    learned = LearnedStore(api, opts.lease_namespace, read_only=opts.dry_run)
     cluster = KubeCluster(api, instance_pools=instance_pools, is_gpu_type=is_gpu_type,
-                          identity="scaler")
+                          identity="scaler", learned=learned)
     writer_fleet: Fleet = DryRunFleet(fleet) if opts.dry_run else fleet
     actuator: Actuator = DryRunActuator() if opts.dry_run else cluster
     # The metrics see every snapshot the loop takes (pending pods, scale-up latency).

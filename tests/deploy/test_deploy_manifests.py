@@ -345,7 +345,7 @@ def test_role_grants_exactly_permissions_json_on_named_objects(base: list[dict[s
     for rule in role["rules"]:
         # Only create may go without resourceNames (RBAC cannot name what does not exist).
         if rule["verbs"] != ["create"]:
-            assert rule.get("resourceNames") == ["scaler"], rule
+            assert rule.get("resourceNames") in (["scaler"], ["scaler-learned-nodes"]), rule
 
 
 def test_no_rbac_rule_reaches_secrets_or_deletes(base: list[dict[str, Any]]) -> None:

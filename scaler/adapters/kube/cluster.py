@@ -33,6 +33,7 @@ from kubernetes.client import ApiClient
 from scaler.adapters.kube import wire
 from scaler.adapters.kube.actuator import KubeActuator
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
+from scaler.adapters.kube.learned import LearnedStore
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
 from scaler.core.model import Resources
 from scaler.core.observed import remember_reports, remember_templates
@@ -75,6 +76,7 @@ class KubeCluster(KubeActuator):
         identity: str = "scaler",
         page_size: int = PAGE_SIZE,
         watch_timeout_s: float = WATCH_TIMEOUT_S,
+        learned: LearnedStore | None = None,
     ) -> None:
         super().__init__(api, limiter=limiter, identity=identity, clock=clock)
         self._instance_pools = instance_pools
@@ -92,6 +94,8 @@ class KubeCluster(KubeActuator):
         self._templates: dict[tuple[str, str], NodeTemplateReport] = {}
         """(pool, type) -> the labels and taints its Ready nodes carry (scaler/core/observed.py)."""
         self._templates_view: Mapping[tuple[str, str], NodeTemplateReport] = MappingProxyType({})
+        self._learned = learned
+        """Where reports and templates outlive a restart (scaler/adapters/kube/learned.py)."""
         self._generation = 0
         self._changed: anyio.Event | None = None
         self._ready = False
@@ -129,11 +133,29 @@ class KubeCluster(KubeActuator):
         """Watch nodes and pods until cancelled. ``task_status.started()`` once both are
         listed, so ``await task_group.start(cluster.run)`` returns with full caches."""
         async with anyio.create_task_group() as tg:
+            if self._learned is not None:
+                await self._adopt_learned(self._learned)
+                tg.start_soon(self._learned.keep, self._learned_state, name="keep-learned")
             for reflector in self.reflectors:
                 await tg.start(reflector.run, name=f"watch-{reflector.kind}")
             self._ready = True
             log.info("caches_ready", nodes=len(self._nodes), pods=self.pod_count)
             task_status.started()
+
+    async def _adopt_learned(self, store: LearnedStore) -> None:
+        """Start from what an earlier process learned; live nodes overwrite it as they report."""
+        reports, templates = await store.load()
+        for key, value in reports.items():
+            self._reports.setdefault(key, value)
+        for key, template in templates.items():
+            self._templates.setdefault(key, template)
+        self._reports_view = MappingProxyType(dict(self._reports))
+        self._templates_view = MappingProxyType(dict(self._templates))
+        log.info("learned_loaded", pools=len({k[0] for k in set(reports) | set(templates)}))
+
+    def _learned_state(self) -> tuple[Mapping[tuple[str, str], Resources],
+                                      Mapping[tuple[str, str], NodeTemplateReport]]:
+        return self._reports_view, self._templates_view
 
     @property
     def ready(self) -> bool:
@@ -162,8 +184,12 @@ class KubeCluster(KubeActuator):
         pending = sorted(self._pending.values(), key=lambda p: (p.since_s, p.pod.key))
         if remember_reports(self._reports, nodes):
             self._reports_view = MappingProxyType(dict(self._reports))
+            if self._learned is not None:
+                self._learned.changed.set()
         if remember_templates(self._templates, nodes):
             self._templates_view = MappingProxyType(dict(self._templates))
+            if self._learned is not None:
+                self._learned.changed.set()
         return ClusterView(
             now_s=self._clock(),
             nodes=nodes,
