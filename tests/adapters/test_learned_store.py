@@ -106,7 +106,7 @@ async def test_learned_labels_taints_and_allocatable_survive_scale_to_zero_and_r
         def written() -> dict[str, str] | None:
             try:
                 data = kube_ns.core.read_namespaced_config_map(CONFIGMAP, kube_ns.namespace).data
-            except Exception:  # noqa: BLE001 - not there yet
+            except Exception:  # not there yet
                 return None
             return data if KEY_ in decode(data[KEY])[1] else None
 
