@@ -36,7 +36,7 @@ pytestmark = pytest.mark.kube
 CRD_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"}
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:scaler"
-RESOURCE_NAMES = {"leases": "scaler"}
+RESOURCE_NAMES = {"leases": "scaler", "configmaps": "scaler-learned-nodes"}
 
 
 def _for_120(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
