@@ -43,6 +43,7 @@ from scaler.adapters.kube.cluster import KubeCluster, watch_timeout_for
 from scaler.adapters.kube.dryrun import DryRunActuator
 from scaler.adapters.kube.events import NodeEvents
 from scaler.adapters.kube.leader import LeaderElector
+from scaler.adapters.kube.learned import LearnedStore
 from scaler.adapters.kube.status import (
     PoolHistory,
     StatusConfigMap,
@@ -141,8 +142,11 @@ def build(
 
     # A healthy idle watch must be heard from well within the cache-age bound.
     watch_timeout_s = watch_timeout_for(opts.settings.scale_down.max_cache_age_s)
+    # What nodes taught about their pools outlives a restart (docs/kubernetes.md); plan and
+    # dry runs read it and write nothing.
+    learned = LearnedStore(api, opts.lease_namespace, read_only=opts.dry_run)
     cluster = KubeCluster(api, instance_pools=instance_pools, is_gpu_type=is_gpu_type,
-                          identity="scaler", watch_timeout_s=watch_timeout_s)
+                          identity="scaler", watch_timeout_s=watch_timeout_s, learned=learned)
     writer_fleet: Fleet = DryRunFleet(fleet) if opts.dry_run else fleet
     actuator: Actuator = DryRunActuator() if opts.dry_run else cluster
     # The metrics see every snapshot the loop takes (pending pods, scale-up latency).

@@ -33,6 +33,7 @@ from scaler.core.model import (
     Taint,
 )
 from scaler.core.offerings import Offerings
+from scaler.core.settings import PlacementSettings
 
 # The same slack placement allows when comparing float requests with allocatable.
 EPS = 1e-9
@@ -141,9 +142,23 @@ def preference(
     return (per_pod, pool.cost_usd_per_hour, alloc[MEM], alloc[CPU], alloc[GPU], pool.name)
 
 
-def reference_place(pod: PodSpec, pools: Sequence[RefPool]) -> RefPool | None:
-    """The pool ``pod`` goes to, or None if no pool can run it."""
+def sized(pod: PodSpec, settings: PlacementSettings | None = None) -> list[float]:
+    """The pod's requests as placement sizes it: a zero CPU or memory request is the
+    requestless floor (PlacementSettings.requestless_cpu_milli / requestless_memory_mib)."""
+    settings = settings or PlacementSettings()
     requests = pod.requests.as_array().tolist()
+    if requests[CPU] == 0:
+        requests[CPU] = settings.requestless_cpu_milli
+    if requests[MEM] == 0:
+        requests[MEM] = settings.requestless_memory_mib
+    return requests
+
+
+def reference_place(
+    pod: PodSpec, pools: Sequence[RefPool], settings: PlacementSettings | None = None
+) -> RefPool | None:
+    """The pool ``pod`` goes to, or None if no pool can run it."""
+    requests = sized(pod, settings)
     best: RefPool | None = None
     best_key: tuple[float, float, float, float, float, str] | None = None
     for pool in pools:

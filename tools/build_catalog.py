@@ -6,7 +6,14 @@ Reads ONLY these sources (see NOTICE and docs/catalog.md):
 - moto 5.2.5 (Apache-2.0): DescribeInstanceTypes records and the region / AZ offerings,
 - awslabs/amazon-eks-ami (MIT-0): ``instance-info.jsonl``, the VPC CNI max-pods inputs,
 - aws/karpenter-provider-aws (Apache-2.0): the generated on-demand price table,
-- alexei-led/spotinfo (Apache-2.0): AWS's Spot Instance Advisor feed.
+- alexei-led/spotinfo (Apache-2.0): AWS's Spot Instance Advisor feed,
+- awslabs/amazon-eks-ami (MIT-0) ``eni-max-pods.txt``: max pods of types the newer
+  instance-info.jsonl no longer lists.
+
+Types the price list sells but moto's DescribeInstanceTypes data lacks (p3.2xlarge,
+p3.8xlarge, p3.16xlarge) are added from :data:`NOT_IN_MOTO`: vCPUs and memory from the Spot
+Advisor feed's ``instance_types``, max pods from ``eni-max-pods.txt``, and the GPUs as AWS
+documents them (https://aws.amazon.com/ec2/instance-types/p3/), cross-checked here.
 
 The CC BY-SA (sparecores) and unlicensed files in the same directory are never opened.
 
@@ -56,6 +63,7 @@ FIELDS = (
     "spot_savings_pct",
     "spot_interruption_bucket",
     "zones",
+    "burstable",
 )
 
 ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
@@ -64,6 +72,17 @@ ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
 # for hardware no pod of ours asks for). Inferentia/Trainium = NeuronInfo or
 # InferenceAcceleratorInfo, FPGA = FpgaInfo, Xilinx U30 media = MediaAcceleratorInfo.
 OTHER_ACCELERATORS = ("NeuronInfo", "InferenceAcceleratorInfo", "FpgaInfo", "MediaAcceleratorInfo")
+
+# Types the price list sells that moto 5.2.5's instance data lacks, with what the permissive
+# sources do not hold: the GPUs (count, AWS's GPU name, MiB per GPU) and the architecture, as
+# AWS documents the P3 family (https://aws.amazon.com/ec2/instance-types/p3/: Tesla V100 with
+# 16 GiB each, Intel Xeon E5-2686 v4). vCPUs and memory come from the Spot Advisor feed and
+# must agree with the vCPU-per-GPU ratio AWS publishes (checked by supplement_record).
+NOT_IN_MOTO: dict[str, dict[str, Any]] = {
+    "p3.2xlarge": {"gpus": 1, "gpu": "V100", "gpu_mib": 16384, "arch": "x86_64", "vcpus": 8},
+    "p3.8xlarge": {"gpus": 4, "gpu": "V100", "gpu_mib": 16384, "arch": "x86_64", "vcpus": 32},
+    "p3.16xlarge": {"gpus": 8, "gpu": "V100", "gpu_mib": 16384, "arch": "x86_64", "vcpus": 64},
+}
 
 
 def sources(region: str, files: Mapping[str, str]) -> list[dict[str, str]]:
@@ -104,6 +123,12 @@ def sources(region: str, files: Mapping[str, str]) -> list[dict[str, str]]:
             "license": "Apache-2.0",
             "data_date": "2025-06-28",
             "file": files["spot"],
+        },
+        {
+            "name": "awslabs/amazon-eks-ami eni-max-pods.txt (commit 2bed73dc)",
+            "license": "MIT-0",
+            "data_date": "2026-02-27",
+            "file": files["eni_max_pods"],
         },
     ]
 
@@ -209,6 +234,8 @@ def entry(
         "spot_savings_pct": int(spot["s"]) if spot_ok and spot else None,
         "spot_interruption_bucket": int(spot["r"]) if spot_ok and spot else None,
         "zones": sorted(set(zones)),
+        # CPU credits: t2/t3/t3a/t4g run a sustained load at a baseline share of the vCPUs.
+        "burstable": bool(rec.get("BurstablePerformanceSupported", False)),
     }
     assert tuple(row) == FIELDS
     return row
@@ -223,6 +250,7 @@ def build(shared: Path, region: str) -> tuple[dict[str, Any], dict[str, int]]:
         "max_pods": shared / "aws/max_pods/eks_instance-info.jsonl",
         "prices": _newest(shared, f"aws/prices/ondemand_{region}_karpenter_*.csv"),
         "spot": _newest(shared, "aws/prices/spot_advisor_data_*.json"),
+        "eni_max_pods": shared / "aws/max_pods/eni-max-pods.txt",
     }
     for p in paths.values():
         if not p.is_file():
@@ -245,12 +273,19 @@ def build(shared: Path, region: str) -> tuple[dict[str, Any], dict[str, int]]:
             if row["region"] == region:
                 prices[row["instance_type"]] = Decimal(row["ondemand_usd_per_hour"])
     with paths["spot"].open(encoding="utf-8") as f:
-        advisor = json.load(f)["spot_advisor"].get(region, {}).get("Linux", {})
+        feed = json.load(f)
+    advisor = feed["spot_advisor"].get(region, {}).get("Linux", {})
+    eni_max_pods = read_eni_max_pods(paths["eni_max_pods"])
 
     dropped: dict[str, int] = {}
     rows = []
-    for name in sorted(offered):
+    # The price list decides what the region sells; a type moto lacks may still be described
+    # by the supplement.
+    for name in sorted(offered | (set(NOT_IN_MOTO) & set(prices))):
         rec = types.get(name)
+        if rec is None and name in NOT_IN_MOTO:
+            rec = supplement_record(name, feed["instance_types"].get(name), eni_max_pods)
+            eks.setdefault(name, {})  # max pods comes with the record, not the AMI's table
         if rec is None:
             reason: str | None = "not in moto"
         elif prices.get(name, Decimal(0)) <= 0:
@@ -264,7 +299,7 @@ def build(shared: Path, region: str) -> tuple[dict[str, Any], dict[str, int]]:
             entry(
                 rec,
                 price=prices[name],
-                max_pods=max_pods_of(name, rec, eks),
+                max_pods=rec["MaxPods"] if "MaxPods" in rec else max_pods_of(name, rec, eks),
                 spot=advisor.get(name),
                 zones=zones.get(name, ()),
             )
@@ -278,6 +313,41 @@ def build(shared: Path, region: str) -> tuple[dict[str, Any], dict[str, int]]:
         "instance_types": rows,
     }
     return doc, dropped
+
+
+def read_eni_max_pods(path: Path) -> dict[str, int]:
+    """``<type> <max pods>`` lines of the EKS AMI's eni-max-pods.txt (``#`` comments)."""
+    out: dict[str, int] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, pods = line.split()
+            out[name] = int(pods)
+    return out
+
+
+def supplement_record(
+    name: str, advisor: Mapping[str, Any] | None, eni_max_pods: Mapping[str, int]
+) -> dict[str, Any]:
+    """A DescribeInstanceTypes-shaped record for a type moto lacks (:data:`NOT_IN_MOTO`)."""
+    facts = NOT_IN_MOTO[name]
+    if advisor is None or name not in eni_max_pods:
+        raise BuildError(f"{name}: the Spot Advisor feed or eni-max-pods.txt does not list it")
+    if int(advisor["cores"]) != facts["vcpus"]:
+        raise BuildError(
+            f"{name}: the Spot Advisor feed says {advisor['cores']} vCPUs, AWS {facts['vcpus']}"
+        )
+    gpu = {"Count": facts["gpus"], "Name": facts["gpu"], "Manufacturer": "NVIDIA",
+           "MemoryInfo": {"SizeInMiB": facts["gpu_mib"]}}
+    return {
+        "InstanceType": name,
+        "CurrentGeneration": True,  # AWS lists P3 as current generation
+        "VCpuInfo": {"DefaultVCpus": facts["vcpus"]},
+        "MemoryInfo": {"SizeInMiB": round(float(advisor["ram_gb"]) * 1024)},
+        "GpuInfo": {"Gpus": [gpu]},
+        "ProcessorInfo": {"SupportedArchitectures": [facts["arch"]]},
+        "SupportedUsageClasses": ["on-demand", "spot"],
+        "MaxPods": eni_max_pods[name],
+    }
 
 
 def built_at() -> str:

@@ -36,9 +36,13 @@ from scaler.core.model import (
     LABEL_ACCELERATOR,
     LABEL_ARCH,
     LABEL_CAPACITY_TYPE,
+    LABEL_EBS_ZONE,
     LABEL_GPU,
     LABEL_INSTANCE_TYPE,
+    LABEL_OS,
     LABEL_POOL,
+    LABEL_REGION,
+    LABEL_ZONE,
     NO_SCHEDULE,
     SPOT,
     InstanceType,
@@ -77,6 +81,8 @@ _FIELDS: Final = (
     "spot_interruption_bucket",
     "zones",
 )
+# Fields a catalog may leave out (files built before they existed), with their default.
+_OPTIONAL_FIELDS: Final = {"burstable": False}
 _TOP_FIELDS: Final = ("format", "version", "region", "built_at", "sources", "instance_types")
 _SOURCE_FIELDS: Final = ("name", "license", "data_date", "file")
 _TYPE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*\.[a-z0-9-]+$")
@@ -183,12 +189,18 @@ class Catalog:
     def __iter__(self) -> Iterator[InstanceType]:
         return iter(self.types.values())
 
-    def default_pools(self, capacity_types: Sequence[str] = CAPACITY_TYPES) -> list[PoolSpec]:
+    def default_pools(
+        self, capacity_types: Sequence[str] = CAPACITY_TYPES, *, burstable: bool = False
+    ) -> list[PoolSpec]:
         """One virtual pool per (type, capacity type), for when the user names no ASGs.
 
-        Every amd64, non-bare-metal type (pods default to amd64; bare metal is slow to boot
-        and priced for other reasons) becomes ``<type>-on-demand`` and, where the catalog has
-        Spot data, ``<type>-spot``. Each pool may launch in any of the type's zones
+        Every non-bare-metal type (bare metal is slow to boot and priced for other reasons)
+        becomes ``<type>-on-demand`` and, where the catalog has Spot data, ``<type>-spot``.
+        arm64 pools are among them: a pod defaults to amd64 and reaches them only when its
+        selector or required affinity admits arm64 (the pool's ``kubernetes.io/arch``
+        label decides). Burstable types (t2/t3/t3a/t4g: CPU credits, a sustained load runs
+        at a fraction of the vCPUs) are left out unless ``burstable`` asks for them; an ASG
+        of such types is offered as it is. Each pool may launch in any of the type's zones
         (``choose_zone=True``) with no size cap. GPU pools carry :data:`GPU_TAINT`; a pod
         that requests ``nvidia.com/gpu`` counts as tolerating it (placement does what the
         ExtendedResourceToleration admission plugin does in real clusters).
@@ -201,7 +213,7 @@ class Catalog:
                 raise SpecError("capacity_types", f"expected one of {CAPACITY_TYPES}, got {ct!r}")
         pools = []
         for itype in self:
-            if itype.arch != AMD64 or itype.bare_metal:
+            if itype.bare_metal or (itype.burstable and not burstable):
                 continue
             for ct in dict.fromkeys(capacity_types):
                 if ct == SPOT and itype.spot_savings_pct is None:
@@ -300,12 +312,49 @@ def node_labels(itype: InstanceType, capacity_type: str) -> dict[str, str]:
     labels = {
         LABEL_INSTANCE_TYPE: itype.name,
         LABEL_ARCH: itype.arch,
+        "beta.kubernetes.io/arch": itype.arch,
         LABEL_CAPACITY_TYPE: EKS_CAPACITY_LABEL_VALUE[capacity_type],
     }
     if itype.gpu_count and itype.gpu_model:
         labels[LABEL_GPU] = "true"
         labels[LABEL_ACCELERATOR] = accelerator_label(itype.gpu_model)
     return labels
+
+
+# A zone is its region plus a letter (us-east-1a), or a Local/Wavelength Zone's longer name
+# (us-west-2-lax-1a); either way the region is the leading <area>-<direction>-<n>.
+_REGION_OF_ZONE: Final = re.compile(r"^([a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-[0-9]+)")
+
+
+def region_of(zone: str) -> str | None:
+    m = _REGION_OF_ZONE.match(zone)
+    return m[1] if m else None
+
+
+def placement_labels(zones: Sequence[str]) -> dict[str, str]:
+    """Labels every Linux node of a pool in ``zones`` carries besides :func:`node_labels`.
+
+    ``kubernetes.io/os`` (and the kubelet's ``beta.`` twins of os and arch, which charts
+    still select on) are set by the kubelet; region and zone by the cloud provider; the EBS
+    CSI node plugin adds ``topology.ebs.csi.aws.com/zone``. Zone labels only for a pool in
+    one zone (a multi-zone ASG picks the zone per node). A Windows group says so with a
+    node-template label tag, which overrides these; registered nodes' own labels replace
+    them all (scaler/core/observed.py).
+    """
+    return dict(_placement_labels(tuple(zones)))
+
+
+@functools.lru_cache(maxsize=256)
+def _placement_labels(zones: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    # Pools share a handful of zone sets; 1,817 default pools need the answer 1,817 times.
+    labels = {LABEL_OS: "linux", "beta.kubernetes.io/os": "linux"}
+    regions = {region_of(z) for z in zones}
+    if len(regions) == 1 and None not in regions:
+        labels[LABEL_REGION] = str(next(iter(regions)))
+    if len(zones) == 1:
+        labels[LABEL_ZONE] = zones[0]
+        labels[LABEL_EBS_ZONE] = zones[0]
+    return tuple(labels.items())
 
 
 def accelerator_label(gpu_model: str) -> str:
@@ -388,7 +437,7 @@ def _instance_type(raw: object, region: str, at: str) -> InstanceType:
             f"{at}.name", f"expected an instance type like 'm5.large', got {_show(name)}"
         )
     at = f"{at} ({name})"
-    _no_unknown_keys(raw, _FIELDS, at)
+    _no_unknown_keys(raw, (*_FIELDS, *_OPTIONAL_FIELDS), at)
     for key in _FIELDS:
         if key not in raw:
             raise SpecError(f"{at}.{key}", "missing")
@@ -411,6 +460,9 @@ def _instance_type(raw: object, region: str, at: str) -> InstanceType:
     bare_metal = raw["bare_metal"]
     if not isinstance(bare_metal, bool):
         raise SpecError(f"{at}.bare_metal", f"expected true or false, got {_show(bare_metal)}")
+    burstable = raw.get("burstable", _OPTIONAL_FIELDS["burstable"])
+    if not isinstance(burstable, bool):
+        raise SpecError(f"{at}.burstable", f"expected true or false, got {_show(burstable)}")
 
     savings_raw, bucket_raw = raw["spot_savings_pct"], raw["spot_interruption_bucket"]
     if (savings_raw is None) != (bucket_raw is None):
@@ -467,4 +519,5 @@ def _instance_type(raw: object, region: str, at: str) -> InstanceType:
         spot_savings_pct=savings,
         spot_interruption_bucket=bucket,
         zones=tuple(sorted(zones)),
+        burstable=burstable,
     )

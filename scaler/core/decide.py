@@ -42,7 +42,7 @@ from scaler.core.lifecycle import INTERRUPTION_TAINT_KEY, SPOT_NOTICE_S, rebalan
 from scaler.core.limits import NEXT_STEP_S, apply_limits
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
-from scaler.core.offerings import Offerings, PoolTable, pool_table
+from scaler.core.offerings import Offerings, PoolTable, is_startup_taint, pool_table
 from scaler.core.pinning import label_pools
 from scaler.core.placement import cost_matrix, group_pods, place
 from scaler.core.settings import Settings
@@ -144,7 +144,14 @@ def _uncovered(
     backing off after a failed launch has nothing on its way, whatever its desired size."""
     if not view.pending:
         return [], {}
-    ready = Counter(n.pool for n in view.nodes if n.pool is not None and n.ready and n.gpu_ready)
+    # A node still carrying a startup taint (an agent not ready yet) is capacity on its way.
+    keys = settings.placement.startup_taint_keys
+    ready = Counter(
+        n.pool
+        for n in view.nodes
+        if n.pool is not None and n.ready and n.gpu_ready
+        and not any(is_startup_taint(t, keys) for t in n.taints)
+    )
     # Capacity on its way: nodes asked for but not Ready (none from a pool backing off: its
     # launch failed).
     slots = {

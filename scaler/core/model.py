@@ -38,6 +38,10 @@ ARM64: Final = "arm64"
 # Well-known node labels (kubernetes.io and EKS conventions, DOMAIN.md).
 LABEL_INSTANCE_TYPE: Final = "node.kubernetes.io/instance-type"
 LABEL_ZONE: Final = "topology.kubernetes.io/zone"
+LABEL_REGION: Final = "topology.kubernetes.io/region"
+LABEL_OS: Final = "kubernetes.io/os"
+LABEL_EBS_ZONE: Final = "topology.ebs.csi.aws.com/zone"
+LABEL_NODEGROUP: Final = "eks.amazonaws.com/nodegroup"
 LABEL_ARCH: Final = "kubernetes.io/arch"
 LABEL_CAPACITY_TYPE: Final = "eks.amazonaws.com/capacityType"
 LABEL_ACCELERATOR: Final = "k8s.amazonaws.com/accelerator"
@@ -348,6 +352,11 @@ class PoolSpec:
     """(instance type, what its registered nodes in this pool report as allocatable): CPU,
     memory and pods are lowered to it where the EKS model says more (:mod:`scaler.core.observed`)."""
     daemonset_overhead: Resources = field(default_factory=Resources)
+    observed_labels: tuple[tuple[str, str], ...] | None = None
+    """The labels every registered node of this pool carries (:mod:`scaler.core.observed`):
+    when set, they replace the guessed template labels (catalog and node-template tags)."""
+    observed_taints: tuple[Taint, ...] | None = None
+    """The taints its registered nodes carry: when set, they replace the template's."""
     ephemeral_storage_mib: float = 20 * 1024.0  # EKS default root volume, 20 GiB
     pack: bool = False
     choose_zone: bool = False
@@ -375,6 +384,9 @@ class InstanceType:
     spot_savings_pct: float | None
     spot_interruption_bucket: int | None
     zones: tuple[str, ...] = ()
+    burstable: bool = False
+    """CPU credits (t2/t3/t3a/t4g): a sustained load runs at the baseline, a fraction of
+    ``vcpus``; kept out of default pools unless asked for (Catalog.default_pools)."""
 
     @property
     def family(self) -> str:

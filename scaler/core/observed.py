@@ -7,7 +7,9 @@ launches, the pod stays pending, the node goes idle and is removed, and the next
 launches it again. cluster-autoscaler avoids this by building its templates from a live node
 of the group. scaler does the same, more narrowly. Once a node of a pool is Ready, its
 allocatable (the kubelet's own figure) caps that pool's CPU, memory and pods for its
-instance type. GPUs (advertised minutes late) and ephemeral storage keep the model.
+instance type, and replaces its ephemeral storage (the root volume is whatever the launch
+template or AMI gave, larger or smaller than the model's guess). GPUs (advertised minutes
+late) keep the model.
 
 - A pool no node of which has registered yet keeps the model.
 - So does a type of a mixed-instances pool that has no registered node yet.
@@ -16,17 +18,96 @@ instance type. GPUs (advertised minutes late) and ephemeral storage keep the mod
 - For each (pool, type) the largest current report counts. Nodes of one type and one launch
   template report the same, so one node that reports less (a kubelet mid-restart, a bad
   reservation) must not shrink the pool for every pod.
+
+Labels and taints are learned the same way (:func:`reported_templates`): what every Ready
+node of a (pool, type) carries, less the labels that differ node by node (hostname,
+instance id) and the taints that come and go with a node's state (``node.kubernetes.io/*``,
+cordons, scaler's and the autoscalers' own). Once known they *replace* the pool's guessed
+template (:attr:`PoolSpec.observed_labels`): a label the group's nodes do not carry is no
+longer assumed, and one the guess lacked (a kubelet ``--node-labels`` the tags omit) counts.
+A pool all of whose types have a report uses the labels they share and the taints any has.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from typing import Final
 
-from scaler.core.model import PoolSpec, Resources
-from scaler.core.state import Node
+from scaler.core.model import PoolSpec, Resources, Taint
+from scaler.core.state import Node, NodeTemplateReport
 
 Reports = Mapping[tuple[str, str], Resources]
+Templates = Mapping[tuple[str, str], NodeTemplateReport]
+
+# Labels whose value is the node's own, never its group's.
+PER_NODE_LABELS: Final = frozenset({
+    "kubernetes.io/hostname",
+    "alpha.eksctl.io/instance-id",
+    "node.k8s.amazonaws.com/instance-id",
+})
+# Taints that follow a node's state, not its group: the node lifecycle controller's and the
+# cloud provider's (not-ready, unreachable, unschedulable, shutdown, uninitialized),
+# scaler's own (interruptions, removals) and the other autoscalers' deletion marks.
+_PASSING_TAINT_PREFIXES: Final = (
+    "node.kubernetes.io/",
+    "node.cloudprovider.kubernetes.io/",
+    "scaler.io/",
+    "karpenter.sh/",
+)
+_PASSING_TAINT_KEYS: Final = frozenset(
+    {"ToBeDeletedByClusterAutoscaler", "DeletionCandidateOfClusterAutoscaler"}
+)
+
+
+def lasting(taint: Taint) -> bool:
+    """A taint the node's group gives it, not one of its passing state."""
+    return taint.key not in _PASSING_TAINT_KEYS and not taint.key.startswith(
+        _PASSING_TAINT_PREFIXES
+    )
+
+
+def reported_templates(nodes: Iterable[Node]) -> dict[tuple[str, str], NodeTemplateReport]:
+    """(pool, instance type) -> the labels and taints all its Ready nodes carry."""
+    labels: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    taints: dict[tuple[str, str], set[Taint]] = {}
+    for node in nodes:
+        if node.pool is None or not node.instance_type or not node.ready or not node.labels:
+            continue
+        key = (node.pool, node.instance_type)
+        mine = {(k, v) for k, v in node.labels if k not in PER_NODE_LABELS}
+        marks = {t for t in node.taints if lasting(t)}
+        labels[key] = labels[key] & mine if key in labels else mine
+        taints[key] = taints[key] & marks if key in taints else marks
+    return {
+        key: NodeTemplateReport(tuple(sorted(labels[key])), tuple(sorted(taints[key], key=str)))
+        for key in labels
+    }
+
+
+def remember_templates(
+    kept: MutableMapping[tuple[str, str], NodeTemplateReport], nodes: Iterable[Node]
+) -> bool:
+    """:func:`remember_reports` for labels and taints; True if anything changed."""
+    changed = False
+    for key, value in reported_templates(nodes).items():
+        if kept.get(key) != value:
+            kept[key] = value
+            changed = True
+    return changed
+
+
+def _pool_template(
+    pool: PoolSpec, templates: Templates
+) -> tuple[tuple[tuple[str, str], ...] | None, tuple[Taint, ...] | None]:
+    """The learned labels and taints of ``pool``: None until every type has a report."""
+    found = [templates.get((pool.name, t)) for t in pool.instance_types]
+    if not found or any(f is None for f in found):
+        return None, None
+    reports = [f for f in found if f is not None]
+    shared = set(reports[0].labels).intersection(*(r.labels for r in reports[1:]))
+    taints = set().union(*(r.taints for r in reports))
+    return tuple(sorted(shared)), tuple(sorted(taints, key=str))
 
 
 def reported_allocatable(nodes: Iterable[Node]) -> dict[tuple[str, str], Resources]:
@@ -63,10 +144,12 @@ class ObservedPools:
     (scaler/loop/offerings_cache.py compares pools by identity first)."""
 
     def __init__(self) -> None:
-        self._memo: dict[str, tuple[PoolSpec, tuple[tuple[str, Resources], ...], PoolSpec]] = {}
+        self._memo: dict[str, tuple[PoolSpec, object, PoolSpec]] = {}
 
-    def __call__(self, pools: Sequence[PoolSpec], reports: Reports) -> Sequence[PoolSpec]:
-        if not reports:
+    def __call__(
+        self, pools: Sequence[PoolSpec], reports: Reports, templates: Templates | None = None
+    ) -> Sequence[PoolSpec]:
+        if not reports and not templates:
             return pools
         out = []
         for pool in pools:
@@ -75,14 +158,18 @@ class ObservedPools:
                 for t in pool.instance_types
                 if (pool.name, t) in reports
             )
-            if observed == pool.observed_allocatable:
+            labels, taints = _pool_template(pool, templates or {})
+            seen = (observed, labels, taints)
+            if seen == (pool.observed_allocatable, pool.observed_labels, pool.observed_taints):
                 out.append(pool)
                 continue
             memo = self._memo.get(pool.name)
-            if memo is not None and memo[1] == observed and (memo[0] is pool or memo[0] == pool):
+            if memo is not None and memo[1] == seen and (memo[0] is pool or memo[0] == pool):
                 out.append(memo[2])
                 continue
-            capped = dataclasses.replace(pool, observed_allocatable=observed)
-            self._memo[pool.name] = (pool, observed, capped)
+            capped = dataclasses.replace(
+                pool, observed_allocatable=observed, observed_labels=labels, observed_taints=taints
+            )
+            self._memo[pool.name] = (pool, seen, capped)
             out.append(capped)
         return out

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scaler.core.catalog import Catalog, node_allocatable, node_labels
+from scaler.core.catalog import Catalog, node_allocatable, node_labels, placement_labels
 from scaler.core.model import (
     CPU,
+    EPH,
     GPU,
     LABEL_POOL,
     LABEL_ZONE,
@@ -43,6 +44,20 @@ from scaler.core.settings import PlacementSettings
 
 HOURS_PER_MONTH = 730.0
 """AWS bills a month as 730 hours."""
+
+IGNORE_TAINT_PREFIX = "ignore-taint.cluster-autoscaler.kubernetes.io/"
+"""cluster-autoscaler's convention: a taint under this prefix is a startup taint."""
+
+
+def is_startup_taint(taint: Taint, keys: Sequence[str]) -> bool:
+    """A taint a node carries only while it starts (PlacementSettings.startup_taint_keys,
+    or cluster-autoscaler's ignore-taint prefix)."""
+    return taint.key in keys or taint.key.startswith(IGNORE_TAINT_PREFIX)
+
+
+def lasting_taints(taints: Sequence[Taint], keys: Sequence[str]) -> tuple[Taint, ...]:
+    """``taints`` without the startup ones: what a pod must tolerate to run there."""
+    return tuple(t for t in taints if not is_startup_taint(t, keys))
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +359,7 @@ def build_offerings(
         gpu_model=tuple(r[5] for r in rows),
         arch=tuple(r[6] for r in rows),
         labels=tuple(r[7] for r in rows),
-        taints=tuple(r[0].taints for r in rows),
+        taints=tuple(r[8] for r in rows),
         zones=tuple(r[0].zones for r in rows),
         choose_zone=np.array([r[0].choose_zone for r in rows], dtype=bool),
         pack=np.array([r[0].pack for r in rows], dtype=bool),
@@ -355,7 +370,9 @@ def build_offerings(
 _OBSERVED = [CPU, MEM, PODS]
 """The resources a live node's allocatable may lower (PoolSpec.observed_allocatable)."""
 
-_Row = tuple[PoolSpec, "FloatArray", float, float, str, "str | None", str, dict[str, str]]
+_Row = tuple[
+    PoolSpec, "FloatArray", float, float, str, "str | None", str, dict[str, str], tuple[Taint, ...]
+]
 
 
 def _resolve(
@@ -393,10 +410,14 @@ def _resolve(
         seen = observed.get(t.name)
         if seen is not None:
             # What a real node of this type reports wins where it is less: the kernel's and
-            # firmware's share of memory is not in any catalog. GPUs (advertised late) and
-            # ephemeral storage keep the model's figure.
+            # firmware's share of memory is not in any catalog. GPUs (advertised late) keep
+            # the model's figure.
             net = np.maximum(seen.as_array() - pool.daemonset_overhead.as_array(), 0.0)
             derived[_OBSERVED] = np.minimum(derived[_OBSERVED], net[_OBSERVED])
+            if seen.ephemeral_mib > 0:
+                # The disk is whatever the launch template (or the AMI) gave, larger or
+                # smaller than the model's guess: the kubelet's own figure replaces it.
+                derived[EPH] = net[EPH]
         allocs.append(derived)
     alloc = np.min(np.stack(allocs), axis=0)
     if pool.allocatable is not None:
@@ -445,13 +466,19 @@ def _resolve(
             if all(node_labels(t, pool.capacity_type).get(k) == v for t in types)
         }
     )
-    if len(pool.zones) == 1:
-        labels[LABEL_ZONE] = pool.zones[0]
+    labels.update(placement_labels(pool.zones))
     labels[LABEL_POOL] = pool.name
     labels.update(pool.labels)
+    if pool.observed_labels is not None:
+        labels = _learned_labels(pool)
+    taints = lasting_taints(
+        pool.taints if pool.observed_taints is None else pool.observed_taints,
+        settings.startup_taint_keys,
+    )
     if daemonsets:
         extra = sum(
-            (d.requests for d in daemonsets if _runs_on(d, labels, pool.taints)), Resources()
+            (d.requests for d in daemonsets if _runs_on(d, labels, taints)),
+            Resources(),
         )
         # DaemonSet pods occupy pod slots as well as CPU and memory; not GPUs (device
         # plugins request none).
@@ -466,7 +493,28 @@ def _resolve(
         types[0].gpu_model,
         types[0].arch,
         labels,
+        taints,
     )
+
+
+# Labels naming the node's zone: true of the whole pool only when it has one zone.
+_ZONE_LABELS = (
+    "topology.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/zone",
+    "topology.ebs.csi.aws.com/zone",
+    "topology.k8s.aws/zone-id",
+)
+
+
+def _learned_labels(pool: PoolSpec) -> dict[str, str]:
+    """What the pool's registered nodes carry, in place of the guess; zone labels only for
+    a pool in one zone (a node in 1a says nothing of the next one a 1a/1b group launches)."""
+    labels = dict(pool.observed_labels or ())
+    if len(pool.zones) != 1:
+        for key in _ZONE_LABELS:
+            labels.pop(key, None)
+    labels[LABEL_POOL] = pool.name
+    return labels
 
 
 @dataclass(eq=False)

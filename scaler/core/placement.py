@@ -297,6 +297,7 @@ def cost_matrix(
     Computed in chunks of classes so the (chunk x P x R) fit test stays small.
     """
     n_classes, n_pools = len(reps), len(offerings)
+    req = requestless_floor(req, settings)
     matrix = np.full((n_classes, n_pools), np.inf)
     per_node = np.ones((n_classes, n_pools))
     if n_pools == 0:
@@ -326,6 +327,16 @@ def cost_matrix(
             cost = cost / ppn
         matrix[lo:hi] = np.where(feasible, cost, np.inf)
     return matrix, per_node
+
+
+def requestless_floor(req: FloatArray, settings: PlacementSettings) -> FloatArray:
+    """(C, R) requests with a zero CPU or memory request raised to the requestless floor
+    (PlacementSettings.requestless_cpu_milli / requestless_memory_mib)."""
+    floor = np.zeros(req.shape[1])
+    floor[CPU], floor[MEM] = settings.requestless_cpu_milli, settings.requestless_memory_mib
+    if not floor.any():
+        return req
+    return np.where(req == 0, floor[None, :], req)
 
 
 def least_waste_matrix(

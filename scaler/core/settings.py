@@ -46,6 +46,25 @@ class PlacementSettings:
     """Never buy a GPU node for a pod that requests no GPU (cluster-autoscaler has no such
     rule; only taints keep such pods off GPU nodes there)."""
 
+    requestless_cpu_milli: float = 250.0
+    """CPU a pod that requests none is sized as when choosing its node, as a LimitRange
+    default would size it: a notebook with no requests still needs a node it can run on."""
+
+    requestless_memory_mib: float = 1024.0
+    """Memory a pod that requests none is sized as: without it a requestless notebook "fits"
+    a t3.nano (~113 MiB allocatable). The choice among fitting pools stays by dollars."""
+
+    startup_taint_keys: tuple[str, ...] = (
+        "node.cloudprovider.kubernetes.io/uninitialized",
+        "node.cilium.io/agent-not-ready",
+        "ebs.csi.aws.com/agent-not-ready",
+        "efs.csi.aws.com/agent-not-ready",
+    )
+    """Taints a node carries only while it starts (the cloud controller or a node agent
+    removes them): a pool's template taint of these blocks no pod, and a node carrying only
+    these (or ``ignore-taint.cluster-autoscaler.kubernetes.io/`` ones) is capacity on its way,
+    not a reason to scale again. The defaults are the taints those agents document."""
+
 
 @dataclass(frozen=True, slots=True)
 class ScaleUpSettings:
@@ -293,7 +312,12 @@ PRESETS: dict[str, Settings] = {
     # cluster-autoscaler defaults: 10 s scan, scale-down-unneeded-time 10 min,
     # scale-down-delay-after-add 10 min, least-waste expander, nothing pins pods.
     "ca-least-waste": Settings(
-        placement=PlacementSettings(expander="least-waste", never_gpu_for_cpu_pods=False),
+        placement=PlacementSettings(
+            expander="least-waste",
+            never_gpu_for_cpu_pods=False,
+            requestless_cpu_milli=0.0,
+            requestless_memory_mib=0.0,
+        ),
         scale_up=ScaleUpSettings(batch_idle_s=0.0, batch_max_s=0.0, scan_interval_s=10.0),
         scale_down=ScaleDownSettings(idle_timeout_s=600.0, delay_after_scale_up_s=600.0),
         pinning=PinningSettings(enabled=False),
@@ -301,7 +325,9 @@ PRESETS: dict[str, Settings] = {
     # Karpenter: cheapest fitting type per pod (no risk weighting beyond price), batching
     # 1 s / 10 s, empty nodes removed at once (consolidateAfter: 0s), no pinning.
     "karpenter-like": Settings(
-        placement=PlacementSettings(spot_lost_work_h=0.0),
+        placement=PlacementSettings(
+            spot_lost_work_h=0.0, requestless_cpu_milli=0.0, requestless_memory_mib=0.0
+        ),
         scale_down=ScaleDownSettings(idle_timeout_s=0.0),
         pinning=PinningSettings(enabled=False),
     ),

@@ -96,6 +96,16 @@ class PendingPod:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeTemplateReport:
+    """What the registered nodes of one (pool, instance type) carry in common: labels (less
+    the per-node ones) and taints (less those that come and go with a node's state).
+    :mod:`scaler.core.observed` computes it; it replaces the pool's guessed template."""
+
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[Taint, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterView:
     """One consistent snapshot of the cluster at ``now_s``."""
 
@@ -107,6 +117,9 @@ class ClusterView:
     """(pool, instance type) -> what its registered nodes report as allocatable, kept after
     the pool scales to zero (:mod:`scaler.core.observed`). Empty where nodes are modelled
     exactly (the simulator)."""
+    reported_templates: Mapping[tuple[str, str], NodeTemplateReport] = field(default_factory=dict)
+    """(pool, instance type) -> the labels and taints its registered nodes carry, kept after
+    the pool scales to zero (:mod:`scaler.core.observed`). Empty in the simulator."""
 
     def daemonsets(self) -> tuple[PodSpec, ...]:
         """One pod spec per DaemonSet running in the cluster (its largest pod's requests):

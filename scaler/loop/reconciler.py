@@ -260,7 +260,7 @@ class Reconciler:
         pools = await self.fleet.pools()
         view = await self.cluster.snapshot()
         # Registered nodes tell what a pool's nodes really hold (scaler/core/observed.py).
-        pools = self._capped(pools, view.reported_allocatable)
+        pools = self._capped(pools, view.reported_allocatable, view.reported_templates)
         failures = await self.fleet.launch_failures(self.memory.failures_seen_s)
         ttl = self.settings.scale_up.launch_failure_ttl_s
         for failure in failures:
@@ -542,7 +542,9 @@ class Reconciler:
         """A snapshot, and the fleet's pools capped by what their registered nodes report
         (:mod:`scaler.core.observed`)."""
         view = await self.cluster.snapshot()
-        return view, self._capped(await self.fleet.pools(), view.reported_allocatable)
+        return view, self._capped(
+            await self.fleet.pools(), view.reported_allocatable, view.reported_templates
+        )
 
     @property
     def pools_seen(self) -> Sequence[PoolSpec]:

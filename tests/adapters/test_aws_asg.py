@@ -164,8 +164,56 @@ def test_a_mixed_instances_policy_offers_every_override_type_not_only_the_first(
         {"InstanceType": "m5a.large", "WeightedCapacity": "1"},
     ]
     item = group(MixedInstancesPolicy=mixed(overrides))
-    assert template_refs(item) == []  # the overrides say it all: no template lookup
     assert pool_of(item, catalog).instance_types == ("m5.large", "m5a.large")
+    # The types are in the overrides; the template is still read, for its root volume, and
+    # a template that cannot be read does not disable the group.
+    assert template_refs(item) == [TemplateRef(LT, "$Default")]
+    unread = pool_from_asg(
+        item, templates={}, launch_configurations={}, subnet_zones=SUBNETS, known_types=catalog
+    )
+    assert isinstance(unread, PoolSpec) and unread.ephemeral_storage_mib == 20 * 1024.0
+
+
+def _root(size_gib: int, device: str = "/dev/xvda") -> dict[str, Any]:
+    return {"DeviceName": device, "Ebs": {"VolumeSize": size_gib, "VolumeType": "gp3"}}
+
+
+@pytest.mark.parametrize(
+    ("mappings", "mib"),
+    [
+        ([_root(200)], 200 * 1024.0),
+        ([_root(100, "/dev/sda1")], 100 * 1024.0),
+        ([_root(500, "/dev/xvdb"), _root(80)], 80 * 1024.0),  # the root device, not the largest
+        ([_root(300, "/dev/xvdf")], 300 * 1024.0),  # the only volume is the root
+        ([_root(50, "/dev/xvdb"), _root(60, "/dev/xvdc")], 20 * 1024.0),  # no root named
+        ([{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": "snap-1"}}], 20 * 1024.0),
+    ],
+)
+def test_the_root_volume_of_the_launch_template_is_the_nodes_ephemeral_storage(
+    catalog, mappings, mib
+):
+    template = {"InstanceType": "m5.large", "BlockDeviceMappings": mappings}
+    assert pool_of(group(), catalog, template=template).ephemeral_storage_mib == mib
+
+
+def test_the_ephemeral_storage_tag_overrides_the_launch_template(catalog):
+    tags = {TEMPLATE + "resources/ephemeral-storage": "40Gi"}
+    template = {"InstanceType": "m5.large", "BlockDeviceMappings": [_root(200)]}
+    assert pool_of(group(tags=tags), catalog, template=template).ephemeral_storage_mib == 40960.0
+
+
+def test_a_launch_configurations_root_volume_is_read_too(catalog):
+    item = group(LaunchConfigurationName="lc-1")
+    del item["LaunchTemplate"]
+    lc = {"InstanceType": "m5.large", "BlockDeviceMappings": [_root(150)]}
+    pool = pool_of(item, catalog, launch_configurations={"lc-1": lc})
+    assert pool.ephemeral_storage_mib == 150 * 1024.0
+
+
+def test_an_eks_managed_node_group_labels_its_nodes_with_its_name(catalog):
+    pool = pool_of(group(tags={"eks:nodegroup-name": "workers"}), catalog)
+    assert pool.label_map["eks.amazonaws.com/nodegroup"] == "workers"
+    assert "eks.amazonaws.com/nodegroup" not in pool_of(group(), catalog).label_map
 
 
 @pytest.mark.parametrize(

@@ -209,6 +209,7 @@ def test_node_labels_of_a_gpu_spot_node(catalog: Catalog) -> None:
     assert node_labels(catalog["g5.xlarge"], SPOT) == {
         LABEL_INSTANCE_TYPE: "g5.xlarge",
         LABEL_ARCH: "amd64",
+        "beta.kubernetes.io/arch": "amd64",
         LABEL_CAPACITY_TYPE: "SPOT",
         LABEL_GPU: "true",
         LABEL_ACCELERATOR: "a10g",
@@ -239,20 +240,45 @@ def test_default_pools_taint_exactly_the_gpu_pools(catalog: Catalog) -> None:
     assert str(GPU_TAINT) == "nvidia.com/gpu=true:NoSchedule"
 
 
-def test_default_pools_are_amd64_virtualized_uniquely_named_and_sorted(catalog: Catalog) -> None:
+def test_default_pools_are_virtualized_not_burstable_uniquely_named_and_sorted(
+    catalog: Catalog,
+) -> None:
     pools = catalog.default_pools()
     names = [p.name for p in pools]
     assert names == sorted(names) and len(names) == len(set(names))
     for p in pools:
         itype = catalog[p.instance_types[0]]
-        assert itype.arch == "amd64" and not itype.bare_metal
+        assert not itype.bare_metal and not itype.burstable
         assert p.name == f"{itype.name}-{p.capacity_type}"
         assert LABEL_VALUE.match(p.name) and len(p.name) <= 63
         assert p.label_map[LABEL_POOL] == p.name
         assert p.label_map[LABEL_INSTANCE_TYPE] == itype.name
         assert p.zones == itype.zones and p.choose_zone and p.max_size is None
     assert "m5.large-on-demand" in names and "m5.large-spot" in names
-    assert not any(n.startswith(("m7g.", "m5.metal")) for n in names)
+    # arm64 is offered (a pod reaches it only by admitting arm64); burstable and metal not.
+    assert "m7g.large-on-demand" in names
+    assert not any(n.startswith(("m5.metal", "t3.", "t4g.", "t2.", "t3a.")) for n in names)
+
+
+def test_burstable_types_are_marked_and_join_default_pools_only_when_asked(
+    catalog: Catalog,
+) -> None:
+    burstable = {t.name for t in catalog if t.burstable}
+    assert {"t3.nano", "t3a.large", "t4g.medium", "t2.micro"} <= burstable
+    assert {t.split(".")[0] for t in burstable} <= {"t2", "t3", "t3a", "t4g"}
+    opted = {p.instance_types[0] for p in catalog.default_pools(burstable=True)}
+    assert burstable <= opted
+
+
+def test_p3_types_moto_lacks_are_in_the_catalog_with_their_v100s(catalog: Catalog) -> None:
+    p3 = catalog["p3.2xlarge"]
+    assert (p3.vcpus, p3.memory_mib, p3.gpu_count, p3.gpu_model) == (8, 62464, 1, "V100")
+    assert (p3.gpu_memory_mib, p3.max_pods, p3.arch) == (16384, 58, "amd64")
+    assert p3.on_demand_usd_per_hour == 3.06 and p3.spot_savings_pct is not None
+    big = catalog["p3.8xlarge"]
+    assert (big.vcpus, big.gpu_count, big.max_pods, big.on_demand_usd_per_hour) == (
+        32, 4, 234, 12.24
+    )
 
 
 def test_default_pools_offer_spot_only_where_the_catalog_has_spot(catalog: Catalog) -> None:

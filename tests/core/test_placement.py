@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaler.bench_reference import preference, reference_place, reference_pools
+from scaler.bench_reference import preference, reference_place, reference_pools, sized
 from scaler.core.catalog import GPU_TAINT, Catalog
 from scaler.core.model import (
     LABEL_ARCH,
@@ -686,5 +686,5 @@ def test_place_agrees_with_a_per_pod_python_loop(
     # The per-pod cost is the reference's too.
     by_name = {r.name: r for r in ref_pools}
     for p, g in placement.by_pod():
-        want = preference(p.requests.as_array().tolist(), by_name[g.pool.name])[0]
+        want = preference(sized(p), by_name[g.pool.name])[0]
         assert g.cost_usd_per_hour == pytest.approx(want)

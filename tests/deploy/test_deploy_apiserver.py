@@ -36,7 +36,11 @@ pytestmark = pytest.mark.kube
 CRD_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"}
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:scaler"
-RESOURCE_NAMES = {"leases": "scaler", "configmaps": "scaler-status"}
+RESOURCE_NAMES: dict[str, dict[str, str]] = {
+    "leases": {"get": "scaler", "update": "scaler"},
+    # The status ConfigMap is patched, the learned-nodes one replaced.
+    "configmaps": {"get": "scaler-status", "patch": "scaler-status", "update": "scaler-learned-nodes"},
+}
 
 
 def _for_120(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -168,7 +172,8 @@ def test_service_account_may_do_exactly_what_permissions_json_says(
             cluster = entry["scope"] == "cluster"
             for verb in entry["verbs"]:
                 name = (
-                    "" if verb in ("create", "list", "watch") else RESOURCE_NAMES.get(resource, "")
+                    "" if verb in ("create", "list", "watch")
+                    else RESOURCE_NAMES.get(resource, {}).get(verb, "")
                 )
                 namespaces = ["", "default"] if cluster else [NAMESPACE]
                 if resource in ("nodes", "namespaces", "persistentvolumes"):

@@ -9,7 +9,9 @@ every panel's data real, not zero-filled:
 - ASG cpu-big (m5.4xlarge, $0.768/h): ``big-busy`` runs two small pods (misplaced: $0.384/h
   each where an m5.large would do), ``big-booting`` is not Ready (booting), ``big-doomed``
   gets an EC2 Spot interruption warning through SQS: drained in time, then terminated.
-- A pod nothing can schedule (every node is tainted): scaler scales cpu-small up for it.
+- A pod nothing can schedule (its affinity excludes every node by hostname): scaler scales
+  cpu-small up for it. Every node is tainted, and the pods tolerate it: scaler learns a
+  group's taints from its nodes.
 
 The controller exports the misplaced pods' top 1 (``misplaced_top_pods=1``), so the second
 lands in the per-namespace rest. Grafana's variables are given fixed values here.
@@ -219,10 +221,39 @@ def test_prometheus_scrapes_the_controller_and_every_dashboard_query_has_data(
     make_node(kube_ns, "big-busy", "m5.4xlarge", busy)
     make_node(kube_ns, "big-booting", "m5.4xlarge", booting, ready=False)
     make_node(kube_ns, "big-doomed", "m5.4xlarge", doomed)
+    # scaler learns a group's taints from its nodes, so the taint on every node is the
+    # groups' too: the pods tolerate it (a pod that did not could use no group at all). The
+    # waiting pod is kept off the existing nodes by their hostnames instead: a hostname is
+    # the node's own, not its group's, so a new cpu-small node still fits it.
     for name in ("train-a", "train-b"):
-        kube_ns.make_pod(name, requests={"cpu": "500m", "memory": "1Gi"}, node_name="big-busy")
+        kube_ns.make_pod(name, requests={"cpu": "500m", "memory": "1Gi"}, node_name="big-busy",
+                         tolerations=[TAINT])
         kube_ns.set_pod_phase(name, "Running")
-    kube_ns.make_pod("waiting", requests={"cpu": "500m", "memory": "1Gi"})
+    from kubernetes import client
+
+    off_these = client.V1NodeSelectorRequirement(
+        key="kubernetes.io/hostname",
+        operator="NotIn",
+        values=["small-idle", "big-busy", "big-booting", "big-doomed"],
+    )
+    kube_ns.core.create_namespaced_pod(kube_ns.namespace, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="waiting"),
+        spec=client.V1PodSpec(
+            containers=[client.V1Container(
+                name="main", image="pause",
+                resources=client.V1ResourceRequirements(
+                    requests={"cpu": "500m", "memory": "1Gi"}
+                ),
+            )],
+            tolerations=[client.V1Toleration(**TAINT)],
+            affinity=client.V1Affinity(node_affinity=client.V1NodeAffinity(
+                required_during_scheduling_ignored_during_execution=client.V1NodeSelector(
+                    node_selector_terms=[client.V1NodeSelectorTerm(match_expressions=[off_these])]
+                )
+            )),
+            termination_grace_period_seconds=0,
+        ),
+    ))
     wait_for(
         lambda: (c := kube_ns.pod_condition("waiting", "PodScheduled")) and c.status == "False",
         timeout_s=20,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from scaler.core.catalog import node_allocatable
+from scaler.core.model import Resources
 from simulations.testing import pod, pool, simulate
 
 SMALL = pool("m5.large", name="small")  # 2 vCPU, 8 GiB, $0.096/h
@@ -37,11 +39,21 @@ def test_ca_puts_a_pod_without_requests_on_a_random_pool_and_pays_for_it() -> No
         assert sim.scorecard().total_cost_usd > 5 * scaler_cost
 
 
-def test_scaler_puts_a_pod_without_requests_on_the_cheapest_node() -> None:
+def test_scaler_puts_a_pod_without_requests_on_the_cheapest_node_it_can_run_on() -> None:
     sim = simulate([pod("notebook", duration_s=3600)], capacity_types=("on-demand",))
     catalog = sim.catalog
+    # Sized by the requestless floor (250m, 1Gi): the cheapest default pool with room for it.
+    floor = Resources(cpu_milli=250, memory_mib=1024, pods=1)
     cheapest = min(
-        (t for t in catalog if t.arch == "amd64" and not t.bare_metal and not t.gpu_count),
+        (
+            t
+            for t in catalog
+            if t.arch == "amd64" and not t.bare_metal and not t.gpu_count and not t.burstable
+            and all(
+                node_allocatable(t, ephemeral_storage_mib=20 * 1024).as_array()[:2]
+                >= floor.as_array()[:2]
+            )
+        ),
         key=lambda t: (t.on_demand_usd_per_hour, t.memory_mib, t.vcpus, t.name),
     )
     assert pool_of(sim, "notebook") == [f"{cheapest.name}-on-demand"]

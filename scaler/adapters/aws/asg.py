@@ -23,7 +23,7 @@ from scaler.adapters.aws.tags import (
     tags_of,
     valid_label_value,
 )
-from scaler.core.model import LABEL_POOL, ON_DEMAND, SPOT, PoolSpec
+from scaler.core.model import LABEL_NODEGROUP, LABEL_POOL, ON_DEMAND, SPOT, PoolSpec
 from scaler.core.offerings import PoolProblem
 
 # EC2 launch templates that do not name a version mean the default one (AWS API reference,
@@ -34,6 +34,15 @@ LATEST_VERSION: Final = "$Latest"
 # AWS defaults of InstancesDistribution when a mixed-instances policy leaves them out.
 _DEFAULT_OD_BASE: Final = 0
 _DEFAULT_OD_PERCENT: Final = 100
+
+# EKS managed node groups tag their ASG so; their nodes carry eks.amazonaws.com/nodegroup.
+TAG_EKS_NODEGROUP: Final = "eks:nodegroup-name"
+# The root device of the EKS-optimized AMIs (AL2, AL2023, Bottlerocket's OS volume) and of
+# Ubuntu's; the kubelet's ephemeral storage lives on it. Bottlerocket keeps containers and
+# ephemeral storage on a second volume (/dev/xvdb): such groups say so with the
+# node-template/resources/ephemeral-storage tag, or scaler learns it from the first node.
+_ROOT_DEVICES: Final = ("/dev/xvda", "/dev/sda1")
+_GIB_MIB: Final = 1024.0
 
 # ------------------------------------------------------------------ what to fetch for a group
 
@@ -76,16 +85,11 @@ def _template_ref(spec: Mapping[str, Any] | None) -> TemplateRef | None:
 
 
 def template_refs(group: Mapping[str, Any]) -> list[TemplateRef]:
-    """The launch template versions :func:`pool_from_asg` needs for this group.
-
-    A mixed-instances policy whose overrides all name an instance type needs none: the types
-    are in the policy, and AWS forbids Spot market options in its template.
-    """
+    """The launch template versions :func:`pool_from_asg` needs for this group: its types
+    (unless a mixed-instances policy's overrides name them) and its root volume's size."""
     policy = group.get("MixedInstancesPolicy")
     if policy:
         lt = policy.get("LaunchTemplate") or {}
-        if _override_types(lt.get("Overrides") or ()):
-            return []
         ref = _template_ref(lt.get("LaunchTemplateSpecification"))
     else:
         ref = _template_ref(group.get("LaunchTemplate"))
@@ -177,8 +181,12 @@ def _pool(
     zones = _zones(group, subnet_zones)
     if not zones:
         raise _Problem("no availability zones (neither AvailabilityZones nor subnets)")
-    template = parse_node_template(tags_of(group))
-    labels = dict(template.labels)
+    tags = tags_of(group)
+    template = parse_node_template(tags)
+    labels = {}
+    if tags.get(TAG_EKS_NODEGROUP):
+        labels[LABEL_NODEGROUP] = tags[TAG_EKS_NODEGROUP]
+    labels.update(template.labels)
     labels[LABEL_POOL] = name
     pool = PoolSpec(
         name=name,
@@ -193,9 +201,38 @@ def _pool(
         allocatable=template.allocatable,
         idle_timeout_s=template.idle_timeout_s,
     )
-    if template.ephemeral_storage_mib is not None:
-        pool = dataclasses.replace(pool, ephemeral_storage_mib=template.ephemeral_storage_mib)
+    # The tag overrides what the launch template gives (cluster-autoscaler's precedence).
+    root = template.ephemeral_storage_mib
+    if root is None:
+        root = root_volume_mib(group, templates, launch_configurations)
+    if root is not None:
+        pool = dataclasses.replace(pool, ephemeral_storage_mib=root)
     return pool
+
+
+def root_volume_mib(
+    group: Mapping[str, Any],
+    templates: Mapping[TemplateRef, Mapping[str, Any] | None],
+    launch_configurations: Mapping[str, Mapping[str, Any]],
+) -> float | None:
+    """The size of the group's root EBS volume in MiB, from its launch template's (or launch
+    configuration's) BlockDeviceMappings; None when they do not say (the AMI's size)."""
+    refs = template_refs(group)
+    if refs:
+        data = templates.get(refs[0]) or {}
+        mappings = data.get("BlockDeviceMappings") or ()
+    else:
+        lc = launch_configurations.get(launch_configuration_name(group) or "") or {}
+        mappings = lc.get("BlockDeviceMappings") or ()
+    sizes = {
+        str(m.get("DeviceName") or ""): (m.get("Ebs") or {}).get("VolumeSize")
+        for m in mappings
+        if (m.get("Ebs") or {}).get("VolumeSize")
+    }
+    root = next((sizes[d] for d in _ROOT_DEVICES if d in sizes), None)
+    if root is None and len(sizes) == 1 and len(mappings) == 1:
+        root = next(iter(sizes.values()))  # one volume: the root, whatever its device name
+    return float(root) * _GIB_MIB if root else None
 
 
 def _launch(

@@ -35,6 +35,7 @@ from scaler.adapters.kube import wire
 from scaler.adapters.kube.actuator import KubeActuator
 from scaler.adapters.kube.client import TRANSPORT_ERRORS, keep_alive, translate
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
+from scaler.adapters.kube.learned import LearnedStore
 from scaler.adapters.kube.rest import StorageV1
 from scaler.adapters.kube.volumes import (
     Claim,
@@ -47,8 +48,8 @@ from scaler.adapters.kube.volumes import (
 )
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
 from scaler.core.model import LABEL_ZONE, PodSpec, Requirement, Resources, SelectorTerm
-from scaler.core.observed import remember_reports
-from scaler.core.state import BoundPod, ClusterView, Node, PendingPod
+from scaler.core.observed import remember_reports, remember_templates
+from scaler.core.state import BoundPod, ClusterView, Node, NodeTemplateReport, PendingPod
 from scaler.ports import PortError
 
 POD_FIELD_SELECTOR: Final = "status.phase!=Succeeded,status.phase!=Failed"
@@ -93,6 +94,7 @@ class KubeCluster(KubeActuator):
         page_size: int = PAGE_SIZE,
         watch_timeout_s: float = WATCH_TIMEOUT_S,
         read_timeout_s: float | None = None,
+        learned: LearnedStore | None = None,
     ) -> None:
         # Keep-alive on every connection, watches included (scaler/adapters/kube/client.py).
         super().__init__(keep_alive(api), limiter=limiter, identity=identity, clock=clock)
@@ -112,6 +114,11 @@ class KubeCluster(KubeActuator):
         self._pvs: dict[str, Volume] = {}
         self._classes: dict[str, StorageClass] = {}
         self._storage = StorageV1(api)
+        self._templates: dict[tuple[str, str], NodeTemplateReport] = {}
+        """(pool, type) -> the labels and taints its Ready nodes carry (scaler/core/observed.py)."""
+        self._templates_view: Mapping[tuple[str, str], NodeTemplateReport] = MappingProxyType({})
+        self._learned = learned
+        """Where reports and templates outlive a restart (scaler/adapters/kube/learned.py)."""
         self._generation = 0
         self._changed: anyio.Event | None = None
         self._ready = False
@@ -181,11 +188,29 @@ class KubeCluster(KubeActuator):
         """Watch nodes and pods until cancelled. ``task_status.started()`` once both are
         listed, so ``await task_group.start(cluster.run)`` returns with full caches."""
         async with anyio.create_task_group() as tg:
+            if self._learned is not None:
+                await self._adopt_learned(self._learned)
+                tg.start_soon(self._learned.keep, self._learned_state, name="keep-learned")
             for reflector in self.reflectors:
                 await tg.start(reflector.run, name=f"watch-{reflector.kind}")
             self._ready = True
             log.info("caches_ready", nodes=len(self._nodes), pods=self.pod_count)
             task_status.started()
+
+    async def _adopt_learned(self, store: LearnedStore) -> None:
+        """Start from what an earlier process learned; live nodes overwrite it as they report."""
+        reports, templates = await store.load()
+        for key, value in reports.items():
+            self._reports.setdefault(key, value)
+        for key, template in templates.items():
+            self._templates.setdefault(key, template)
+        self._reports_view = MappingProxyType(dict(self._reports))
+        self._templates_view = MappingProxyType(dict(self._templates))
+        log.info("learned_loaded", pools=len({k[0] for k in set(reports) | set(templates)}))
+
+    def _learned_state(self) -> tuple[Mapping[tuple[str, str], Resources],
+                                      Mapping[tuple[str, str], NodeTemplateReport]]:
+        return self._reports_view, self._templates_view
 
     @property
     def ready(self) -> bool:
@@ -260,12 +285,19 @@ class KubeCluster(KubeActuator):
         )
         if remember_reports(self._reports, nodes):
             self._reports_view = MappingProxyType(dict(self._reports))
+            if self._learned is not None:
+                self._learned.changed.set()
+        if remember_templates(self._templates, nodes):
+            self._templates_view = MappingProxyType(dict(self._templates))
+            if self._learned is not None:
+                self._learned.changed.set()
         return ClusterView(
             now_s=self._clock(),
             nodes=nodes,
             bound=tuple(self._bound.values()),
             pending=tuple(pending),
             reported_allocatable=self._reports_view,
+            reported_templates=self._templates_view,
         )
 
     def problems(self) -> Mapping[str, Problem]:
