@@ -280,15 +280,15 @@ class Offerings:
         return zones[0] if len(zones) == 1 else None
 
 
-_ZONE_LABELS = frozenset(
-    {
-        LABEL_ZONE,
-        LABEL_POOL,
-        "failure-domain.beta.kubernetes.io/zone",
-        "topology.ebs.csi.aws.com/zone",
-        "topology.k8s.aws/zone-id",
-    }
+_ZONE_LABELS = (
+    LABEL_ZONE,
+    "failure-domain.beta.kubernetes.io/zone",
+    "topology.ebs.csi.aws.com/zone",
+    "topology.k8s.aws/zone-id",
 )
+"""Labels naming the node's zone: true of the whole pool only when it has one zone."""
+
+_PER_ZONE_LABELS = frozenset({*_ZONE_LABELS, LABEL_POOL})
 """Labels that differ between otherwise identical per-zone groups (and the pool's name)."""
 
 
@@ -306,7 +306,7 @@ def _similar_ids(o: Offerings) -> np.ndarray:
             tuple(np.round(o.allocatable[i], 3)),
             o.taints[i],
             pool.pack,
-            tuple(sorted((k, v) for k, v in o.labels[i].items() if k not in _ZONE_LABELS)),
+            tuple(sorted((k, v) for k, v in o.labels[i].items() if k not in _PER_ZONE_LABELS)),
         )
         out[i] = ids.setdefault(key, len(ids))
     return out
@@ -495,15 +495,6 @@ def _resolve(
         labels,
         taints,
     )
-
-
-# Labels naming the node's zone: true of the whole pool only when it has one zone.
-_ZONE_LABELS = (
-    "topology.kubernetes.io/zone",
-    "failure-domain.beta.kubernetes.io/zone",
-    "topology.ebs.csi.aws.com/zone",
-    "topology.k8s.aws/zone-id",
-)
 
 
 def _learned_labels(pool: PoolSpec) -> dict[str, str]:
