@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from scaler.core.model import SpecError
+from scaler.core.names import is_dns1123_label
 
 REGION: Final = "us-east-1"
 LICENSE_NOTE: Final = "Alibaba clusterdata, research/study use"
@@ -55,8 +56,6 @@ BAD_CREATION: Final = "creation_time not a number >= 0"
 BAD_DELETION: Final = "deletion_time not a number"
 DELETED_BEFORE: Final = "deleted before created"
 ZERO_LIFETIME: Final = "deleted when created"
-
-_DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class TraceFormatError(SpecError):
@@ -238,6 +237,10 @@ class _Row:
         raw = self.values[column].strip()
         allowed = r"[^a-z0-9-]" if label else r"[^a-z0-9.-]"
         name = re.sub(allowed, "-", raw.lower()).strip("-.")
+        if not label:
+            # A DNS-1123 subdomain: each dot-separated part a label with alphanumeric ends.
+            parts = (part.strip("-") for part in name.split("."))
+            name = ".".join(part for part in parts if part)[:253].rstrip("-.")
         if not name:
             raise self.error(column, f"expected a name, got {raw!r}")
         return name[:63].rstrip("-.") if label else name
@@ -400,4 +403,4 @@ def format_workload(document: Mapping[str, Any]) -> str:
 
 def is_dns_label(text: str) -> bool:
     """A valid namespace name (RFC 1123 label)."""
-    return bool(_DNS_LABEL.match(text))
+    return is_dns1123_label(text)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from scaler.core.model import TAINT_EFFECTS, Resources, Taint
+from scaler.core.names import is_label_value, is_qualified_name
 from scaler.core.quantity import QuantityError, cpu_milli, memory_mib, parse_request, whole_count
 
 CA_PREFIX: Final = "k8s.io/cluster-autoscaler/"
@@ -25,11 +26,6 @@ TAG_RESOURCES: Final = NODE_TEMPLATE + "resources/"
 TAG_OPTIONS: Final = NODE_TEMPLATE + "autoscaling-options/"
 OPTION_UNNEEDED_TIME: Final = "scaledownunneededtime"
 
-# Kubernetes label syntax (apimachinery validation.IsQualifiedName / IsValidLabelValue).
-_NAME: Final = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN: Final = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
 # Go's time.ParseDuration: [-+]? then one or more <decimal><unit>; "0" alone needs no unit.
 _GO_UNITS: Final = {
     "ns": 1e-9,
@@ -171,15 +167,12 @@ def _taint(tag: str, key: str, value: str) -> Taint:
 
 
 def valid_label_key(key: str) -> bool:
-    """``[prefix/]name``: prefix a DNS subdomain (<= 253), name <= 63 alphanumerics, -_."""
-    prefix, sep, name = key.rpartition("/")
-    if sep and not (0 < len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix)):
-        return False
-    return 0 < len(name) <= 63 and bool(_NAME.match(name))
+    """``[prefix/]name``, as the API server checks it (:mod:`scaler.core.names`)."""
+    return is_qualified_name(key)
 
 
 def valid_label_value(value: str) -> bool:
-    return value == "" or (len(value) <= 63 and bool(_NAME.match(value)))
+    return is_label_value(value)
 
 
 def parse_go_duration(text: str) -> float:
