@@ -121,9 +121,15 @@ def _run(
     return result.stdout
 
 
+def _clean_env() -> dict[str, str]:
+    """This process's environment without PYTHONPATH and the like: a checkout on PYTHONPATH
+    (with its ``scaler.egg-info``) would make pip see scaler as installed already."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+
+
 def _image_env(home: Path) -> dict[str, str]:
     """The final stage's ENV, with /tmp standing for the pod's emptyDir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env = _clean_env()
     env.update(
         HOME=str(home), MPLCONFIGDIR=str(home), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1"
     )
@@ -180,7 +186,11 @@ def test_wheel_of_the_build_context_carries_the_package_data(tmp_path: Path) -> 
 
     venv = _venv_over(tmp_path / "venv")
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index"]
-    _run([*pip, f"--find-links={wheels}", *map(str, wheels.glob("*.whl"))], cwd=tmp_path)
+    _run(
+        [*pip, f"--find-links={wheels}", *map(str, wheels.glob("*.whl"))],
+        cwd=tmp_path,
+        env=_clean_env(),
+    )
     _check_installed(venv, tmp_path)
 
 
