@@ -38,6 +38,7 @@ from scaler.core.names import (
     is_qualified_name,
 )
 from scaler.core.quantity import QuantityError, cpu_milli, memory_mib, whole_count
+from scaler.core.settings import MAX_TIME_S  # the same bound as settings' times
 
 FORMAT_VERSION = 1
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -57,10 +58,6 @@ _FIELD_OF = {
 }
 # The gpu_models names are AWS's (DescribeInstanceTypes GpuInfo.Name), compared upper-case.
 
-MAX_TIME_S: Final = 3.2e8
-"""The largest time in an input (about ten years, in seconds): every trace scaler knows spans
-months, floats still count milliseconds there, and a time like 1e18 or Infinity would have
-the simulator's clock step by zero (t + 1 == t) and never reach the end."""
 MAX_RESOURCE: Final = 1e15
 """The largest request of any one resource, in its unit (millicores, MiB, count): far beyond
 any node, and small enough that a pod's containers add up to a finite total."""
