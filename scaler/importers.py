@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from scaler.core.model import SpecError
 from scaler.core.names import is_dns1123_label
+from scaler.core.settings import MAX_TIME_S
 
 REGION: Final = "us-east-1"
 LICENSE_NOTE: Final = "Alibaba clusterdata, research/study use"
@@ -56,6 +57,10 @@ BAD_CREATION: Final = "creation_time not a number >= 0"
 BAD_DELETION: Final = "deletion_time not a number"
 DELETED_BEFORE: Final = "deleted before created"
 ZERO_LIFETIME: Final = "deleted when created"
+TOO_LATE: Final = f"time past {MAX_TIME_S:g} s"
+"""A creation time or lifetime past the workload format's bound (about 10 years)."""
+MAX_AMOUNT: Final = Decimal(10**9)
+"""A resource column above this (a billion vCPUs, GiB or MiB) is no pod; refused."""
 
 
 class TraceFormatError(SpecError):
@@ -230,6 +235,8 @@ class _Row:
             raise self.error(column, f"expected a number, got {raw!r}")
         if value < 0:
             raise self.error(column, f"expected zero or more, got {raw!r}")
+        if value > MAX_AMOUNT:
+            raise self.error(column, f"expected at most {MAX_AMOUNT:,}, got {raw!r}")
         return value
 
     def name(self, column: str, *, label: bool = False) -> str:
@@ -284,7 +291,15 @@ def _import(
         "description": description.format(file=p.name, license=LICENSE_NOTE),
         "pods": [pod for _, pod in pods],
     }
-    order = (NO_CREATION, NO_DELETION, BAD_CREATION, BAD_DELETION, DELETED_BEFORE, ZERO_LIFETIME)
+    order = (
+        NO_CREATION,
+        NO_DELETION,
+        BAD_CREATION,
+        BAD_DELETION,
+        DELETED_BEFORE,
+        ZERO_LIFETIME,
+        TOO_LATE,
+    )
     return ImportResult(
         document=document,
         rows=rows,
@@ -354,6 +369,8 @@ def _lifetime(row: _Row) -> tuple[int | float, int | float] | str:
     if deleted == created:
         # Deleted the second it was created: no demand a node (minutes to boot) could serve.
         return ZERO_LIFETIME
+    if created > MAX_TIME_S or deleted - created > MAX_TIME_S:
+        return TOO_LATE
     return _seconds(created), _seconds(deleted - created)
 
 

@@ -20,7 +20,7 @@ import fastjsonschema
 import jsonschema
 
 from scaler.core.model import SpecError
-from scaler.core.spec import Workload, parse_workload
+from scaler.core.spec import Workload, parse_workload, shown
 
 
 class InputError(SpecError):
@@ -115,7 +115,7 @@ def _path(data: Any, parts: Sequence[Any]) -> str:
             node = node[part] if isinstance(node, list) and part < len(node) else None
             name = node.get("name") if isinstance(node, dict) else None
             if isinstance(name, str) and name:
-                out += f" ({name})"
+                out += f" ({shown(name)})"
         else:
             out += f".{part}" if out else str(part)
             node = node.get(part) if isinstance(node, dict) else None

@@ -111,8 +111,14 @@ def _located(where: str, raw: Any, parse: Callable[[Any], T]) -> T:
         return parse(raw)
     except SpecError as e:
         name = raw.get("name") if isinstance(raw, Mapping) else None
-        label = f"{where} ({name})" if isinstance(name, str) and name else where
+        label = f"{where} ({shown(name)})" if isinstance(name, str) and name else where
         raise e.within(label) from None
+
+
+def shown(name: str) -> str:
+    """A name as an error shows it: as is, or quoted when it holds a newline or another
+    unprintable character (an error is one line)."""
+    return name if name.isprintable() else repr(name)
 
 
 def _unique(names: Sequence[str], where: str, what: str) -> None:
