@@ -12,10 +12,23 @@ from pathlib import Path
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from scaler.importers import DLRM_COLUMNS, OPENB_COLUMNS, TraceFormatError, import_dlrm, import_openb
-from scaler.inputs import InputError, load_workload, parse_workload_document, read_json
 from scaler.core.settings import MAX_TIME_S
-from tests.fuzz.strategies import finite_numbers, json_values, near_names, one_line, quantities, times
+from scaler.importers import (
+    DLRM_COLUMNS,
+    OPENB_COLUMNS,
+    TraceFormatError,
+    import_dlrm,
+    import_openb,
+)
+from scaler.inputs import InputError, load_workload, parse_workload_document, read_json
+from tests.fuzz.strategies import (
+    finite_numbers,
+    json_values,
+    near_names,
+    one_line,
+    quantities,
+    times,
+)
 
 resources = st.dictionaries(
     st.sampled_from(["cpu", "memory", "nvidia.com/gpu", "ephemeral-storage", "pods", "hugepages-2Mi"]),
