@@ -20,7 +20,8 @@ import fastjsonschema
 import jsonschema
 
 from scaler.core.model import SpecError
-from scaler.core.spec import Workload, parse_workload, shown
+from scaler.core.names import shown
+from scaler.core.spec import Workload, parse_workload
 
 
 class InputError(SpecError):

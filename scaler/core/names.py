@@ -70,4 +70,10 @@ def is_label_value(text: object) -> bool:
     )
 
 
-__all__ = ["is_dns1123_label", "is_dns1123_subdomain", "is_label_value", "is_qualified_name"]
+def shown(name: str) -> str:
+    """A name as an error shows it: as is, or quoted when it holds a newline or another
+    unprintable character (an error is one line)."""
+    return name if name.isprintable() else repr(name)
+
+
+__all__ = ["is_dns1123_label", "is_dns1123_subdomain", "is_label_value", "is_qualified_name", "shown"]

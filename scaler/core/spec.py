@@ -36,6 +36,7 @@ from scaler.core.names import (
     is_dns1123_subdomain,
     is_label_value,
     is_qualified_name,
+    shown,
 )
 from scaler.core.quantity import QuantityError, cpu_milli, memory_mib, whole_count
 from scaler.core.settings import MAX_TIME_S  # the same bound as settings' times
@@ -114,11 +115,6 @@ def _located(where: str, raw: Any, parse: Callable[[Any], T]) -> T:
         label = f"{where} ({shown(name)})" if isinstance(name, str) and name else where
         raise e.within(label) from None
 
-
-def shown(name: str) -> str:
-    """A name as an error shows it: as is, or quoted when it holds a newline or another
-    unprintable character (an error is one line)."""
-    return name if name.isprintable() else repr(name)
 
 
 def _unique(names: Sequence[str], where: str, what: str) -> None:
