@@ -2,8 +2,8 @@
 
 The property everywhere: any input either parses, or raises the module's documented input
 error with one line naming the field; never another exception, never a hang, never NaN or
-infinity in what comes out. The default profile is derandomized and small (each test well
-under two seconds) so the suite stays fast and deterministic; ``HYPOTHESIS_PROFILE=fuzz-long``
+infinity in what comes out. The default profile is derandomized and small (each test about
+two seconds or less) so the suite stays fast and deterministic; ``HYPOTHESIS_PROFILE=fuzz-long``
 runs a random search 50 times longer.
 """
 
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "fuzz",
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -76,6 +76,8 @@ def test_trace_import_checks_its_output_before_reading_the_csv(tmp_path, capsys)
         ('{"name": "a", "requests": {"cpu": 1e308}, "duration_s": 1}', "requests.cpu", "too large"),
         ('{"name": "a", "requests": {"memory": 1e300}, "duration_s": 1}', "requests.memory",
          "too large"),
+        ('{"name": "a", "requests": {"memory": "' + "9" * 400 + '"}, "duration_s": 1}',
+         "requests.memory", "too large"),
     ],
 )  # fmt: skip
 def test_times_and_amounts_out_of_range_are_one_line_naming_file_pod_and_field(
