@@ -169,6 +169,11 @@ def parse_pod(raw: Any) -> PodSpec:
     arrival = _time(pod, "arrival_s", default=0.0)
     duration = _time(pod, "duration_s", default=None)
     annotations = _string_map(pod, "annotations")
+    for key, _ in annotations:
+        if not is_qualified_name(key):
+            raise SpecError(f"annotations.{key}", f"{key!r} is not a valid annotation key")
+    if zone is not None and not is_label_value(zone):
+        raise SpecError("zone", f"{zone!r} is not a valid label value")
     return PodSpec(
         name=name,
         namespace=namespace,
@@ -456,7 +461,7 @@ def parse_pool(raw: Any) -> PoolSpec:
         name=name,
         instance_types=tuple(types),
         capacity_type=capacity_type,
-        zones=tuple(_string_list(p, "zones")),
+        zones=tuple(_zones(p)),
         min_size=min_size,
         max_size=max_size,
         current_size=current,
@@ -518,6 +523,14 @@ def _string_map(m: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:
     ):
         raise SpecError(key, f"expected an object of string to string, got {v!r}")
     return tuple(sorted(v.items()))
+
+
+def _zones(m: Mapping[str, Any]) -> list[str]:
+    zones = _string_list(m, "zones")
+    for i, zone in enumerate(zones):
+        if not is_label_value(zone):  # the value of topology.kubernetes.io/zone
+            raise SpecError(f"zones[{i}]", f"{zone!r} is not a valid label value")
+    return zones
 
 
 def _label_map(m: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:

@@ -57,6 +57,8 @@ def test_a_trailing_newline_is_refused_where_python_dollar_once_let_it_through()
         ({"name": "nb", "node_selector": {"team": "ml\n"}}, "node_selector.team"),
         ({"name": "nb", "node_selector": {"bad key": "ml"}}, "node_selector.bad key"),
         ({"name": "nb", "tolerations": [{"key": "a\n", "operator": "Exists"}]}, "tolerations[0].key"),
+        ({"name": "nb", "annotations": {"a b": "x"}}, "annotations.a b"),
+        ({"name": "nb", "zone": "us-east-1a\n"}, "zone"),
         (
             {
                 "name": "nb",
