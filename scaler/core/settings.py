@@ -24,21 +24,19 @@ step by zero (t + 1 == t)."""
 
 @dataclass(frozen=True, slots=True)
 class Range:
-    """What a number in a settings tree may be, declared once per field: ``lo <= x <= hi``
-    (``x < hi`` when ``hi_open``). A field without one takes :func:`default_range`."""
+    """What a number in a settings tree may be, declared once per field: ``lo <= x <= hi``.
+    A field without one takes :func:`default_range`."""
 
     lo: float = 0.0
     hi: float = math.inf
-    hi_open: bool = False
 
     def admits(self, x: float) -> bool:
-        return self.lo <= x and (x < self.hi if self.hi_open else x <= self.hi)
+        return self.lo <= x <= self.hi
 
     def __str__(self) -> str:
         if self.hi == math.inf:
             return f"a finite number >= {self.lo:g}"
-        upto = "below" if self.hi_open else "to"
-        return f"a number from {self.lo:g} {upto} {self.hi:g}"
+        return f"a number from {self.lo:g} to {self.hi:g}"
 
 
 PROBABILITY: Final = Range(0.0, 1.0)
