@@ -242,6 +242,9 @@ def test_image_install_steps_with_all_dependencies(tmp_path: Path) -> None:
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index"]
     _run(
-        [*pip, f"--find-links={wheels}", *map(str, wheels.glob("*.whl"))], cwd=tmp_path, timeout=600
+        [*pip, f"--find-links={wheels}", *map(str, wheels.glob("*.whl"))],
+        cwd=tmp_path,
+        env=_clean_env(),
+        timeout=600,
     )
     _check_installed(venv, tmp_path)
