@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from scaler.core.model import SpecError
+from scaler.core.names import is_dns1123_label
+from scaler.core.settings import MAX_TIME_S
 
 REGION: Final = "us-east-1"
 LICENSE_NOTE: Final = "Alibaba clusterdata, research/study use"
@@ -55,8 +57,10 @@ BAD_CREATION: Final = "creation_time not a number >= 0"
 BAD_DELETION: Final = "deletion_time not a number"
 DELETED_BEFORE: Final = "deleted before created"
 ZERO_LIFETIME: Final = "deleted when created"
-
-_DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+TOO_LATE: Final = f"time past {MAX_TIME_S:g} s"
+"""A creation time or lifetime past the workload format's bound (about 10 years)."""
+MAX_AMOUNT: Final = Decimal(10**9)
+"""A resource column above this (a billion vCPUs, GiB or MiB) is no pod; refused."""
 
 
 class TraceFormatError(SpecError):
@@ -231,6 +235,8 @@ class _Row:
             raise self.error(column, f"expected a number, got {raw!r}")
         if value < 0:
             raise self.error(column, f"expected zero or more, got {raw!r}")
+        if value > MAX_AMOUNT:
+            raise self.error(column, f"expected at most {MAX_AMOUNT:,}, got {raw!r}")
         return value
 
     def name(self, column: str, *, label: bool = False) -> str:
@@ -238,6 +244,10 @@ class _Row:
         raw = self.values[column].strip()
         allowed = r"[^a-z0-9-]" if label else r"[^a-z0-9.-]"
         name = re.sub(allowed, "-", raw.lower()).strip("-.")
+        if not label:
+            # A DNS-1123 subdomain: each dot-separated part a label with alphanumeric ends.
+            parts = (part.strip("-") for part in name.split("."))
+            name = ".".join(part for part in parts if part)[:253].rstrip("-.")
         if not name:
             raise self.error(column, f"expected a name, got {raw!r}")
         return name[:63].rstrip("-.") if label else name
@@ -281,7 +291,15 @@ def _import(
         "description": description.format(file=p.name, license=LICENSE_NOTE),
         "pods": [pod for _, pod in pods],
     }
-    order = (NO_CREATION, NO_DELETION, BAD_CREATION, BAD_DELETION, DELETED_BEFORE, ZERO_LIFETIME)
+    order = (
+        NO_CREATION,
+        NO_DELETION,
+        BAD_CREATION,
+        BAD_DELETION,
+        DELETED_BEFORE,
+        ZERO_LIFETIME,
+        TOO_LATE,
+    )
     return ImportResult(
         document=document,
         rows=rows,
@@ -351,6 +369,8 @@ def _lifetime(row: _Row) -> tuple[int | float, int | float] | str:
     if deleted == created:
         # Deleted the second it was created: no demand a node (minutes to boot) could serve.
         return ZERO_LIFETIME
+    if created > MAX_TIME_S or deleted - created > MAX_TIME_S:
+        return TOO_LATE
     return _seconds(created), _seconds(deleted - created)
 
 
@@ -400,4 +420,4 @@ def format_workload(document: Mapping[str, Any]) -> str:
 
 def is_dns_label(text: str) -> bool:
     """A valid namespace name (RFC 1123 label)."""
-    return bool(_DNS_LABEL.match(text))
+    return is_dns1123_label(text)

@@ -20,6 +20,7 @@ import fastjsonschema
 import jsonschema
 
 from scaler.core.model import SpecError
+from scaler.core.names import shown
 from scaler.core.spec import Workload, parse_workload
 
 
@@ -51,11 +52,25 @@ def read_json(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(str(p), f"cannot read: {e}") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise InputError(
             str(p), f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
         ) from None
+    except _NotJSON as e:
+        raise InputError(str(p), f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise InputError(str(p), "not valid JSON: nested too deeply") from None
+
+
+class _NotJSON(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN, Infinity and -Infinity, which JSON does not have; a NaN
+    # arrival compares false with everything and then prints as invalid JSON.
+    raise _NotJSON(f"{name} is not a JSON number")
 
 
 def load_workload(path: str | Path) -> Workload:
@@ -101,7 +116,7 @@ def _path(data: Any, parts: Sequence[Any]) -> str:
             node = node[part] if isinstance(node, list) and part < len(node) else None
             name = node.get("name") if isinstance(node, dict) else None
             if isinstance(name, str) and name:
-                out += f" ({name})"
+                out += f" ({shown(name)})"
         else:
             out += f".{part}" if out else str(part)
             node = node.get(part) if isinstance(node, dict) else None

@@ -3,6 +3,8 @@
 A frozen tree like :class:`scaler.core.settings.Settings`, with units in the names and a
 reason for every default. ``scaler simulate --set name=value`` routes names that are not
 core settings here (``--set boot_s_cpu=120``); :func:`split_overrides` does the routing.
+Numbers are range-checked by the same override path as the core's: a probability is declared
+with ``ranged(..., PROBABILITY)``, everything else is a non-negative quantity.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from scaler.core.settings import Settings, apply_overrides, field_names
+from scaler.core.settings import (
+    MAX_TIME_S,
+    PROBABILITY,
+    Range,
+    Settings,
+    apply_overrides,
+    field_names,
+    ranged,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +38,18 @@ class BootSettings:
     """Ready to the device plugin advertising ``nvidia.com/gpu`` (DOMAIN.md: "only minutes
     after boot"). Until then a GPU node is upcoming capacity, not a place for GPU pods."""
 
-    boot_s_by_family: tuple[tuple[str, float], ...] = ()
+    boot_s_by_family: tuple[tuple[str, float], ...] = ranged((), Range(0.0, MAX_TIME_S))
     """Launch to Ready per instance family, overriding the two figures above
     (``--set boot_s_by_family=p4d:420,g5:200``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class CloudSettings:
-    launch_failure_rate: float = 0.0
+    launch_failure_rate: float = ranged(0.0, PROBABILITY)
     """Probability that one node launch fails with InsufficientInstanceCapacity, every pool.
     0 by default: the bundled traces measure placement, not luck."""
 
-    launch_failure_rate_by_pool: tuple[tuple[str, float], ...] = ()
+    launch_failure_rate_by_pool: tuple[tuple[str, float], ...] = ranged((), PROBABILITY)
     """Per-pool failure probability (``--set launch_failure_rate_by_pool=p3.2xlarge-spot:1``);
     overrides ``launch_failure_rate`` for the pools it names."""
 
@@ -55,12 +65,14 @@ class SpotSettings:
     """Draw Spot interruptions at all (``--set interruptions=false`` to price Spot without
     its risk)."""
 
-    monthly_rate_by_bucket: tuple[float, ...] = (0.025, 0.075, 0.125, 0.175, 0.25)
+    monthly_rate_by_bucket: tuple[float, ...] = ranged(
+        (0.025, 0.075, 0.125, 0.175, 0.25), PROBABILITY
+    )
     """Probability that a Spot node is interrupted within a month (730 h), by Spot Advisor
     bucket (<5%, 5-10%, 10-15%, 15-20%, >20%): each bucket's midpoint, 25% for the open one.
     Turned into a constant hourly hazard: ``-ln(1 - rate) / 730``."""
 
-    monthly_rate_unknown: float = 0.25
+    monthly_rate_unknown: float = ranged(0.25, PROBABILITY)
     """For a type the Advisor has no bucket for: the worst bucket."""
 
     hazard_scale: float = 1.0

@@ -18,7 +18,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from scaler.commands.common import add_capacity_types_flag, add_catalog_flag, parse_capacity_types
+from scaler.commands.outputs import check_output_path
 from scaler.commands.place import console
+from scaler.core.settings import MAX_TIME_S
 from simulations import openmetrics, report, sweep
 from simulations.jobs import POLICIES, Job, catalog_ref, configure, load_trace
 
@@ -94,8 +96,10 @@ def parse_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"expected seconds (or 90m, 12h, 7d), got {text!r}"
         ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    if not 0 < value <= MAX_TIME_S:  # nan fails this too
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most {MAX_TIME_S:g} s (about 10 years), got {text!r}"
+        )
     return value
 
 
@@ -110,6 +114,10 @@ def parse_overrides(items: Sequence[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    for flag, path in (("--plot", args.plot), ("--metrics-out", args.metrics_out),
+                       ("--report", args.report)):
+        if path is not None:
+            check_output_path(flag, path)
     policies = [p.strip() for p in args.policy.split(",") if p.strip()]
     if not policies:
         raise ValueError("--policy: name at least one policy")

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from scaler.commands.outputs import check_output_path
 from scaler.core.model import SpecError
 from scaler.core.spec import parse_workload
 from scaler.importers import FORMATS, format_workload, is_dns_label
@@ -56,6 +57,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    check_output_path("-o", args.output)
     result = FORMATS[args.format](args.csv, limit=args.limit, namespace=args.namespace)
     # The importers should only build valid workloads; this makes sure nothing else is written.
     parse_workload(result.document, source=args.output)

@@ -7,13 +7,51 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 T = TypeVar("T")
+
+MAX_TIME_S: Final = 3.2e8
+"""The largest time scaler reads from a setting or a trace (about ten years, in seconds):
+floats still count milliseconds there, and a time like 1e18 would have a simulated clock
+step by zero (t + 1 == t)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """What a number in a settings tree may be, declared once per field: ``lo <= x <= hi``.
+    A field without one takes :func:`default_range`."""
+
+    lo: float = 0.0
+    hi: float = math.inf
+
+    def admits(self, x: float) -> bool:
+        return self.lo <= x <= self.hi
+
+    def __str__(self) -> str:
+        if self.hi == math.inf:
+            return f"a finite number >= {self.lo:g}"
+        return f"a number from {self.lo:g} to {self.hi:g}"
+
+
+PROBABILITY: Final = Range(0.0, 1.0)
+
+
+def ranged(default: Any, valid: Range) -> Any:
+    """A field whose numbers must lie in ``valid`` (checked by :func:`apply_overrides`)."""
+    return field(default=default, metadata={"range": valid})
+
+
+def default_range(name: str) -> Range:
+    """Every number in these trees is a non-negative quantity (seconds, dollars, counts,
+    rates), and a time (``*_s``) is at most :data:`MAX_TIME_S`. A field that may be negative
+    says so with :func:`ranged`."""
+    return Range(0.0, MAX_TIME_S) if name.endswith("_s") else Range()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +71,7 @@ class PlacementSettings:
     earlier default charged a bucket's monthly rate as a share of each hour's price: ~700x the
     expected loss; the simulator showed it cost ~25% on Spot-heavy traces and never paid.)"""
 
-    chunk_classes: int = 512
+    chunk_classes: int = ranged(512, Range(1.0))
     """Pod classes scored per NumPy chunk: bounds the (classes x pools x resources) temporary
     to a few tens of MB with the full catalog."""
 
@@ -99,7 +137,7 @@ class ScaleUpSettings:
     to the next pool. A refused write (AccessDenied, a validation error) backs off at once:
     asking again gets the same answer. Three tries 10 s apart ride out a throttling burst."""
 
-    priority_cutoff: int = -10
+    priority_cutoff: int = ranged(-10, Range(-(2**31), 10**9))  # a pod priority's range
     """Pending pods whose priority is below this never trigger a scale-up: they are
     expendable, and fill room that is already there (cluster-autoscaler's
     expendable-pods-priority-cutoff, default -10). Overprovisioning placeholders run at -1 so
@@ -168,7 +206,7 @@ class LifecycleSettings:
     within this long (other tools leave it cordoned forever; most recommendations are never
     followed by an interruption)."""
 
-    misplaced_factor: float = 2.0
+    misplaced_factor: float = ranged(2.0, Range(1.0))
     """A running pod is misplaced when its node costs more than this times its cheapest
     fitting pool."""
 
@@ -232,7 +270,9 @@ def apply_overrides(tree: T, overrides: Mapping[str, str], *, what: str = "setti
     a leaf (``idle_timeout_s``) or ``section.leaf`` when the leaf is ambiguous. Values are
     read by the field's type: numbers, booleans (true/false, yes/no, on/off, 1/0), ``None``
     for optional fields, ``Literal`` choices (checked), comma-separated tuples, and
-    ``key:value`` pairs. The simulator's settings use the same function."""
+    ``key:value`` pairs. Every number must be finite and in its field's :class:`Range`
+    (:func:`ranged`, else :func:`default_range`). The simulator's settings use the same
+    function."""
     result: Any = tree
     for name, raw in overrides.items():
         result = _override(result, name, raw, what)
@@ -254,7 +294,26 @@ def _override(tree: Any, name: str, raw: str, what: str) -> Any:
         raise ValueError(f"--set {name}: no such {what}")
     hint = typing.get_type_hints(type(section))[leaf]
     value = _coerce(raw, hint, name)
+    spec = next(f for f in dataclasses.fields(section) if f.name == leaf)
+    valid = spec.metadata.get("range") or default_range(leaf)
+    for number in _numbers(value):
+        if not (math.isfinite(number) and valid.admits(number)):
+            raise ValueError(f"--set {name}={raw}: expected {valid}, got {number:g}")
     return dataclasses.replace(tree, **{section_name: dataclasses.replace(section, **{leaf: value})})
+
+
+def _numbers(value: Any) -> list[float]:
+    """The numbers in a coerced value: itself, a tuple's items, a ``key:value`` pair's value."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        try:
+            return [float(value)]
+        except OverflowError:  # an int of hundreds of digits
+            return [math.inf]
+    if isinstance(value, tuple):
+        return [n for item in value for n in _numbers(item)]
+    return []
 
 
 _TRUE = ("true", "1", "yes", "on")

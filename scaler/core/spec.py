@@ -9,6 +9,7 @@ pod objects (``containers``, ``initContainers``, ``affinity`` are in the API's o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
@@ -32,7 +33,15 @@ from scaler.core.model import (
     Toleration,
     ZoneSpread,
 )
+from scaler.core.names import (
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_label_value,
+    is_qualified_name,
+    shown,
+)
 from scaler.core.quantity import QuantityError, cpu_milli, memory_mib, whole_count
+from scaler.core.settings import MAX_TIME_S  # the same bound as settings' times
 
 FORMAT_VERSION = 1
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -51,6 +60,12 @@ _FIELD_OF = {
     "pods": "pods",
 }
 # The gpu_models names are AWS's (DescribeInstanceTypes GpuInfo.Name), compared upper-case.
+
+MAX_RESOURCE: Final = 1e12
+"""The largest request of any one resource, in its unit (millicores, MiB, count): far beyond
+any node (the largest has 32 TiB, 3.4e7 MiB), below the 2**63 - 1 bytes the API server caps a
+quantity at (8.8e12 MiB: a capped request is a typo, not a pod), and small enough that a pod's
+containers add up to a finite total."""
 
 T = TypeVar("T")
 
@@ -101,8 +116,9 @@ def _located(where: str, raw: Any, parse: Callable[[Any], T]) -> T:
         return parse(raw)
     except SpecError as e:
         name = raw.get("name") if isinstance(raw, Mapping) else None
-        label = f"{where} ({name})" if isinstance(name, str) and name else where
+        label = f"{where} ({shown(name)})" if isinstance(name, str) and name else where
         raise e.within(label) from None
+
 
 
 def _unique(names: Sequence[str], where: str, what: str) -> None:
@@ -120,9 +136,13 @@ def parse_pod(raw: Any) -> PodSpec:
     """One pod entry of the input format (see the JSON Schema for every field)."""
     pod = _mapping(raw, "")
     name = _string(pod, "name", required=True)
+    if not is_dns1123_subdomain(name):
+        raise SpecError("name", f"{name!r} is not a Kubernetes name (DNS-1123 subdomain)")
     namespace = _string(pod, "namespace") or "default"
+    if not is_dns1123_label(namespace):
+        raise SpecError("namespace", f"{namespace!r} is not a namespace name (DNS-1123 label)")
     requests = effective_requests(pod)
-    node_selector = _string_map(pod, "node_selector")
+    node_selector = _label_map(pod, "node_selector")
     affinity = parse_node_affinity(pod.get("affinity"), "affinity")
     tolerations = parse_tolerations(pod.get("tolerations"), "tolerations")
     zone = _string(pod, "zone")
@@ -150,17 +170,25 @@ def parse_pod(raw: Any) -> PodSpec:
     for i, ct in enumerate(capacity_types):
         if ct not in CAPACITY_TYPES:
             raise SpecError(f"capacity_types[{i}]", f"expected one of {CAPACITY_TYPES}, got {ct!r}")
-    arrival = _number(pod, "arrival_s", default=0.0)
-    duration = _number(pod, "duration_s", default=None)
-    if arrival is None or arrival < 0:
-        raise SpecError("arrival_s", f"must be zero or more, got {arrival!r}")
-    if duration is not None and duration < 0:
-        raise SpecError("duration_s", f"must be zero or more, got {duration!r}")
+    arrival = _time(pod, "arrival_s", default=0.0)
+    duration = _time(pod, "duration_s", default=None)
     annotations = _string_map(pod, "annotations")
+    for key, _ in annotations:
+        if not is_qualified_name(key):
+            raise SpecError(f"annotations.{key}", f"{key!r} is not a valid annotation key")
+    if zone is not None and not is_label_value(zone):
+        raise SpecError("zone", f"{zone!r} is not a valid label value")
     labels = _string_map(pod, "labels")
+    for key, value in labels:
+        if not is_qualified_name(key):
+            raise SpecError(f"labels.{shown(key)}", f"{key!r} is not a valid label key")
+        if not is_label_value(value):
+            raise SpecError(f"labels.{shown(key)}", f"{value!r} is not a valid label value")
     priority = pod.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise SpecError("priority", f"expected an integer, got {priority!r}")
+    if not -(2**31) <= priority <= 10**9:  # the API server's range for a pod's priority
+        raise SpecError("priority", f"must be from -2147483648 to 1000000000, got {priority}")
     topology = parse_pod_topology(pod.get("affinity"), pod.get("topologySpreadConstraints"))
     return PodSpec(
         name=name,
@@ -173,7 +201,7 @@ def parse_pod(raw: Any) -> PodSpec:
         arch=arch,
         gpu_models=gpu_models,
         capacity_types=capacity_types,
-        arrival_s=float(arrival),
+        arrival_s=float(arrival or 0.0),
         duration_s=None if duration is None else float(duration),
         annotations=annotations,
         priority=priority,
@@ -213,6 +241,10 @@ def parse_resources(raw: Any, where: str) -> Resources:
                 )
         except QuantityError as e:
             raise SpecError(field, str(e)) from None
+        except OverflowError:  # a finite JSON number whose millicores overflow a float
+            raise SpecError(field, f"{value!r} is too large") from None
+        if any(not amount <= MAX_RESOURCE for amount in values.values()):
+            raise SpecError(field, f"{value!r} is too large (at most {MAX_RESOURCE:g})")
     return Resources(**values)
 
 
@@ -331,11 +363,17 @@ def _requirement(raw: Any, where: str) -> Requirement:
         raise SpecError(
             f"{where}.operator", f"expected one of {', '.join(SELECTOR_OPERATORS)}, got {op!r}"
         )
+    if not is_qualified_name(key):
+        raise SpecError(f"{where}.key", f"{key!r} is not a valid label key")
     values = tuple(_string_list(e, "values", where=where))
     if op in ("In", "NotIn") and not values:
         raise SpecError(f"{where}.values", f"{op} needs at least one value")
     if op in ("Exists", "DoesNotExist") and values:
         raise SpecError(f"{where}.values", f"{op} takes no values")
+    if op in ("In", "NotIn"):
+        for i, value in enumerate(values):
+            if not is_label_value(value):
+                raise SpecError(f"{where}.values[{i}]", f"{value!r} is not a valid label value")
     if op in ("Gt", "Lt"):
         if len(values) != 1:
             raise SpecError(f"{where}.values", f"{op} takes exactly one integer value")
@@ -371,6 +409,10 @@ def parse_tolerations(raw: Any, where: str) -> tuple[Toleration, ...]:
             raise SpecError(f"{tw}.value", "a toleration with operator Exists takes no value")
         if not key and op != "Exists":
             raise SpecError(f"{tw}.key", "an empty key needs operator Exists")
+        if key and not is_qualified_name(key):
+            raise SpecError(f"{tw}.key", f"{key!r} is not a valid taint key")
+        if not is_label_value(value):
+            raise SpecError(f"{tw}.value", f"{value!r} is not a valid taint value")
         out.append(Toleration(key=key, operator=op, value=value, effect=effect))
     return tuple(out)
 
@@ -390,7 +432,12 @@ def parse_taint(raw: Any, where: str) -> Taint:
         raise SpecError(
             f"{where}.effect", f"expected one of {', '.join(TAINT_EFFECTS)}, got {effect!r}"
         )
-    return Taint(key=key, value=_string(t, "value", where=where) or "", effect=effect)
+    value = _string(t, "value", where=where) or ""
+    if not is_qualified_name(key):
+        raise SpecError(f"{where}.key", f"{key!r} is not a valid taint key")
+    if not is_label_value(value):
+        raise SpecError(f"{where}.value", f"{value!r} is not a valid taint value")
+    return Taint(key=key, value=value, effect=effect)
 
 
 # ---------------------------------------------------------------------------------- pools
@@ -400,6 +447,8 @@ def parse_pool(raw: Any) -> PoolSpec:
     """One pool entry (see the JSON Schema)."""
     p = _mapping(raw, "")
     name = _string(p, "name", required=True)
+    if not is_label_value(name):  # scaler writes it as the value of scaler.io/pool
+        raise SpecError("name", f"{name!r} is not a valid label value")
     types: list[str]
     if "instance_type" in p and "instance_types" in p:
         raise SpecError("instance_types", "give instance_type or instance_types, not both")
@@ -428,16 +477,18 @@ def parse_pool(raw: Any) -> PoolSpec:
         raise SpecError("price_usd_per_hour", "must be zero or more")
     allocatable = p.get("allocatable")
     eph = _number(p, "ephemeral_storage_gib", default=20.0)
-    idle = _number(p, "idle_timeout_s", default=None)
+    if eph is not None and not 0 <= eph <= MAX_RESOURCE:
+        raise SpecError("ephemeral_storage_gib", f"must be zero or more, got {eph!r}")
+    idle = _time(p, "idle_timeout_s", default=None)
     return PoolSpec(
         name=name,
         instance_types=tuple(types),
         capacity_type=capacity_type,
-        zones=tuple(_string_list(p, "zones")),
+        zones=tuple(_zones(p)),
         min_size=min_size,
         max_size=max_size,
         current_size=current,
-        labels=_string_map(p, "labels"),
+        labels=_label_map(p, "labels"),
         taints=tuple(parse_taint(t, f"taints[{i}]") for i, t in enumerate(taints_raw)),
         price_usd_per_hour=price,
         allocatable=None if allocatable is None else parse_resources(allocatable, "allocatable"),
@@ -497,6 +548,25 @@ def _string_map(m: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(v.items()))
 
 
+def _zones(m: Mapping[str, Any]) -> list[str]:
+    zones = _string_list(m, "zones")
+    for i, zone in enumerate(zones):
+        if not is_label_value(zone):  # the value of topology.kubernetes.io/zone
+            raise SpecError(f"zones[{i}]", f"{zone!r} is not a valid label value")
+    return zones
+
+
+def _label_map(m: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:
+    """Labels or a node selector: keys and values as the API server accepts them."""
+    pairs = _string_map(m, key)
+    for k, v in pairs:
+        if not is_qualified_name(k):
+            raise SpecError(f"{key}.{k}", f"{k!r} is not a valid label key")
+        if not is_label_value(v):
+            raise SpecError(f"{key}.{k}", f"{v!r} is not a valid label value")
+    return pairs
+
+
 def _list(m: Mapping[str, Any], key: str) -> list[Any]:
     v = m.get(key)
     if v is None:
@@ -512,7 +582,21 @@ def _number(m: Mapping[str, Any], key: str, *, default: float | None) -> float |
         return default
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise SpecError(key, f"expected a number, got {v!r}")
-    return float(v)
+    try:
+        number = float(v)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        raise SpecError(key, "expected a finite number, got an integer too large") from None
+    if not math.isfinite(number):
+        raise SpecError(key, f"expected a finite number, got {v!r}")
+    return number
+
+
+def _time(m: Mapping[str, Any], key: str, *, default: float | None) -> float | None:
+    """Seconds: a number from 0 to :data:`MAX_TIME_S`."""
+    v = _number(m, key, default=default)
+    if v is not None and not 0 <= v <= MAX_TIME_S:
+        raise SpecError(key, f"must be from 0 to {MAX_TIME_S:g} s (about 10 years), got {v!r}")
+    return v
 
 
 def _count(m: Mapping[str, Any], key: str, default: int) -> int:

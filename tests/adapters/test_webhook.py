@@ -377,12 +377,15 @@ async def test_anything_but_a_pod_create_is_allowed_without_a_patch(request_: di
     assert choose.pods == []
 
 
-@pytest.mark.parametrize("review_", [None, [], {}, {"request": "x"}, {"request": {"uid": 7}}])
+@pytest.mark.parametrize(
+    "review_", [None, [], {}, {"request": "x"}, {"request": {"uid": 7}}, {"apiVersion": [1]}]
+)
 @pytest.mark.anyio
 async def test_a_malformed_review_is_still_answered_allowed(review_: Any):
     answer = await admit(review_, Recording())
     assert answer["response"]["allowed"] is True
     assert "patch" not in answer["response"]
+    assert isinstance(answer["response"]["uid"], str) and isinstance(answer["apiVersion"], str)
 
 
 @pytest.mark.anyio
@@ -638,13 +641,34 @@ async def test_webhook_answers_over_tls_with_the_same_uid(pki: Pki):
                     answer = await reply.json()
                 assert answer["response"]["uid"] == review(make_pod())["request"]["uid"]
                 assert answer["response"]["patchType"] == "JSONPatch"
-            async with http.post(
-                f"https://127.0.0.1:{port}/mutate",
-                data=b"{not json",
-                ssl=pki.client_context(),
-            ) as reply:
-                assert reply.status == 200
-                assert (await reply.json())["response"]["allowed"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"{not json", "body is not JSON"),
+        (b'{"request": ' * 10_000 + b"{}" + b"}" * 10_000, "nests deeper than 64 levels"),
+        (b"[" * 100_000, "nests deeper than 64 levels"),
+        (b'{"request": {"uid": NaN}}', "NaN is not a JSON number"),
+        (b"\xff\xfe", "not UTF-8"),
+    ],
+    ids=["not-json", "deep-object", "deep-array", "nan", "not-utf8"],
+)
+@pytest.mark.anyio
+async def test_an_unreadable_body_is_a_one_line_400_and_the_server_keeps_serving(
+    pki: Pki, body: bytes, why: str
+):
+    """Deep nesting once made json.loads raise RecursionError: a 500 with a traceback. The API
+    server treats a 400 by the failurePolicy (Ignore): the pod is admitted unchanged."""
+    with anyio.fail_after(10):
+        async with webhook(pki, Recording()) as (port, _, _), aiohttp.ClientSession() as http:
+            url = f"https://127.0.0.1:{port}/mutate"
+            async with http.post(url, data=body, ssl=pki.client_context()) as reply:
+                assert reply.status == 400
+                text = await reply.text()
+            assert why in text and text.count("\n") == 1 and "Traceback" not in text
+            async with http.post(url, json=review(make_pod()), ssl=pki.client_context()) as ok:
+                assert ok.status == 200
 
 
 @pytest.mark.anyio

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -121,9 +122,15 @@ def _run(
     return result.stdout
 
 
+def _clean_env() -> dict[str, str]:
+    """This process's environment without PYTHONPATH and the like: a checkout on PYTHONPATH
+    (with its ``scaler.egg-info``) would make pip see scaler as installed already."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+
+
 def _image_env(home: Path) -> dict[str, str]:
     """The final stage's ENV, with /tmp standing for the pod's emptyDir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env = _clean_env()
     env.update(
         HOME=str(home), MPLCONFIGDIR=str(home), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1"
     )
@@ -164,7 +171,7 @@ def _check_installed(venv: Path, tmp_path: Path) -> None:
 def test_wheel_of_the_build_context_carries_the_package_data(tmp_path: Path) -> None:
     """The builder's ``pip wheel`` (project only here) on exactly the COPYed files, then the
     final stage's ``pip install --no-index --find-links=/wheels /wheels/*.whl`` into a fresh
-    venv whose dependencies come from this environment (``--system-site-packages``)."""
+    venv whose dependencies come from the environment running the tests (:func:`_venv_over`)."""
     context = _context(tmp_path)
     wheels = tmp_path / "wheels"
     _run(
@@ -178,11 +185,34 @@ def test_wheel_of_the_build_context_carries_the_package_data(tmp_path: Path) -> 
     assert schemas and schemas <= names
     assert any(n.endswith("entry_points.txt") for n in names)
 
-    venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], cwd=tmp_path)
+    venv = _venv_over(tmp_path / "venv")
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index"]
-    _run([*pip, f"--find-links={wheels}", *map(str, wheels.glob("*.whl"))], cwd=tmp_path)
+    _run(
+        [*pip, f"--find-links={wheels}", *map(str, wheels.glob("*.whl"))],
+        cwd=tmp_path,
+        env=_clean_env(),
+    )
     _check_installed(venv, tmp_path)
+
+
+def _venv_over(venv: Path) -> Path:
+    """A new venv that also sees this environment's site-packages, after its own.
+
+    ``python -m venv --system-site-packages`` run from inside a virtualenv links the *base*
+    interpreter's site-packages, which lacks the project's dependencies in a fresh
+    ``python -m venv v && pip install -e ".[test]"``. A ``.pth`` naming this environment's
+    site-packages directories adds them as plain path entries: the dependencies resolve, while
+    the ``.pth`` files in them (the editable install of scaler) are not run, so ``scaler``
+    can only come from the wheel installed into the new venv.
+    """
+    _run([sys.executable, "-m", "venv", str(venv)], cwd=venv.parent)
+    purelib = _run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        cwd=venv.parent,
+    ).strip()
+    outer = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    (Path(purelib) / "_tests_outer_site_packages.pth").write_text("\n".join(outer) + "\n")
+    return venv
 
 
 @pytest.mark.slow
@@ -213,6 +243,9 @@ def test_image_install_steps_with_all_dependencies(tmp_path: Path) -> None:
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index"]
     _run(
-        [*pip, f"--find-links={wheels}", *map(str, wheels.glob("*.whl"))], cwd=tmp_path, timeout=600
+        [*pip, f"--find-links={wheels}", *map(str, wheels.glob("*.whl"))],
+        cwd=tmp_path,
+        env=_clean_env(),
+        timeout=600,
     )
     _check_installed(venv, tmp_path)

@@ -24,6 +24,7 @@ from scaler.adapters.aws.tags import (
     valid_label_value,
 )
 from scaler.core.model import LABEL_NODEGROUP, LABEL_POOL, ON_DEMAND, SPOT, PoolSpec
+from scaler.core.names import shown
 from scaler.core.offerings import PoolProblem
 
 # EC2 launch templates that do not name a version mean the default one (AWS API reference,
@@ -140,9 +141,9 @@ def pool_from_asg(
     try:
         return _pool(name, group, templates, launch_configurations, subnet_zones, known_types)
     except TagError as e:
-        return PoolProblem(name, f"ASG {name}: {e}; pool disabled")
+        return PoolProblem(name, f"ASG {shown(name)}: {e}; pool disabled")
     except _Problem as e:
-        return PoolProblem(name, f"ASG {name}: {e}")
+        return PoolProblem(name, f"ASG {shown(name)}: {e}")
 
 
 class _Problem(Exception):

@@ -16,7 +16,7 @@ from scaler.core.state import LaunchFailure
 # ------------------------------------------------------------------------------ providerID
 
 # kubelet's AWS providerID: aws:///<zone>/<instance id> (Fargate adds a path; not an instance).
-_PROVIDER_ID: Final = re.compile(r"^aws://[^/]*/(?P<zone>[a-z0-9-]+)/(?P<id>i-[0-9a-f]+)$")
+_PROVIDER_ID: Final = re.compile(r"aws://[^/]*/(?P<zone>[a-z0-9-]+)/(?P<id>i-[0-9a-f]+)")
 
 
 def parse_provider_id(provider_id: str | None) -> tuple[str, str] | None:
@@ -24,7 +24,7 @@ def parse_provider_id(provider_id: str | None) -> tuple[str, str] | None:
     anything else (no providerID yet, Fargate, another cloud)."""
     if not provider_id:
         return None
-    m = _PROVIDER_ID.match(provider_id)
+    m = _PROVIDER_ID.fullmatch(provider_id)  # not match(): "$" would allow a trailing "\n"
     return (m["zone"], m["id"]) if m else None
 
 

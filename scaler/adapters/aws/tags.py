@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from scaler.core.model import TAINT_EFFECTS, Resources, Taint
+from scaler.core.names import is_label_value, is_qualified_name, shown
 from scaler.core.quantity import QuantityError, cpu_milli, memory_mib, parse_request, whole_count
+from scaler.core.settings import MAX_TIME_S
 
 CA_PREFIX: Final = "k8s.io/cluster-autoscaler/"
 TAG_ENABLED: Final = CA_PREFIX + "enabled"
@@ -30,11 +32,6 @@ TAG_RESOURCES: Final = NODE_TEMPLATE + "resources/"
 TAG_OPTIONS: Final = NODE_TEMPLATE + "autoscaling-options/"
 OPTION_UNNEEDED_TIME: Final = "scaledownunneededtime"
 
-# Kubernetes label syntax (apimachinery validation.IsQualifiedName / IsValidLabelValue).
-_NAME: Final = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN: Final = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
 # Go's time.ParseDuration: [-+]? then one or more <decimal><unit>; "0" alone needs no unit.
 _GO_UNITS: Final = {
     "ns": 1e-9,
@@ -46,6 +43,7 @@ _GO_UNITS: Final = {
     "m": 60.0,
     "h": 3600.0,
 }
+_GO_MAX_S: Final = (2**63 - 1) / 1e9
 _GO_PART: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -98,7 +96,7 @@ class TagError(ValueError):
     """A node-template tag scaler cannot read: the tag, its value and what is wrong."""
 
     def __init__(self, key: str, value: str, what: str) -> None:
-        super().__init__(f"tag {key}={value!r}: {what}")
+        super().__init__(f"tag {shown(key)}={value!r}: {what}")
         self.key = key
         self.value = value
         self.what = what
@@ -169,6 +167,8 @@ def parse_node_template(tags: Mapping[str, str]) -> NodeTemplate:
                 raise TagError(key, value, str(e)) from None
             if idle < 0:
                 raise TagError(key, value, "a negative duration")
+            if idle > MAX_TIME_S:
+                raise TagError(key, value, f"longer than {MAX_TIME_S:g} s (about 10 years)")
     return NodeTemplate(
         labels=tuple(sorted(labels.items())),
         taints=tuple(sorted(taints, key=str)),
@@ -194,15 +194,12 @@ def _taint(tag: str, key: str, value: str) -> Taint:
 
 
 def valid_label_key(key: str) -> bool:
-    """``[prefix/]name``: prefix a DNS subdomain (<= 253), name <= 63 alphanumerics, -_."""
-    prefix, sep, name = key.rpartition("/")
-    if sep and not (0 < len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix)):
-        return False
-    return 0 < len(name) <= 63 and bool(_NAME.match(name))
+    """``[prefix/]name``, as the API server checks it (:mod:`scaler.core.names`)."""
+    return is_qualified_name(key)
 
 
 def valid_label_value(value: str) -> bool:
-    return value == "" or (len(value) <= 63 and bool(_NAME.match(value)))
+    return is_label_value(value)
 
 
 def parse_go_duration(text: str) -> float:
@@ -224,4 +221,6 @@ def parse_go_duration(text: str) -> float:
             raise ValueError(f"{text!r} is not a Go duration (e.g. 10m, 1h30m, 90s)")
         total += float(m[1]) * _GO_UNITS[m[2]]
         pos = m.end()
+    if total > _GO_MAX_S:  # Go counts int64 nanoseconds and refuses more
+        raise ValueError(f"{text!r} is out of range for a Go duration (at most about 292 years)")
     return sign * total

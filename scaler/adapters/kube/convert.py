@@ -38,6 +38,7 @@ from scaler.core.model import (
     SpecError,
     Toleration,
 )
+from scaler.core.names import shown
 from scaler.core.quantity import QuantityError, cpu_milli, memory_mib, whole_count
 from scaler.core.spec import (
     GPU_RESOURCE,
@@ -81,7 +82,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = f".{self.field}" if self.field else ""
-        return f"{self.kind} {self.key}{where}: {self.what}"
+        return f"{self.kind} {shown(self.key)}{where}: {self.what}"
 
 
 @dataclass(frozen=True, slots=True)

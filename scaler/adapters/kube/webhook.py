@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
@@ -52,6 +53,9 @@ CHOOSE_TIMEOUT_S: Final = 1.5
 """Answer unchanged rather than late: the webhook configuration's timeoutSeconds is 2."""
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 """etcd's object limit is 1.5 MiB; an AdmissionReview carries one pod (CREATE: no old one)."""
+MAX_JSON_DEPTH: Final = 64
+"""A pod is about 15 levels deep (managedFields' fieldsV1 adds a few per path segment); a body
+nested deeper is refused before parsing, so no recursion limit is ever reached."""
 PATHS: Final = ("/mutate",)
 """What manifests/components/webhook points the API server at."""
 REQUIRED: Final = "requiredDuringSchedulingIgnoredDuringExecution"
@@ -171,6 +175,49 @@ def _terms(spec: Mapping[str, Any]) -> list[Any]:
 # ---------------------------------------------------------------------- AdmissionReview
 
 
+class BadReview(ValueError):
+    """A request body that is not an AdmissionReview scaler can read: one line, answered 400."""
+
+
+def read_review(body: bytes) -> Any:
+    """The JSON document in ``body``; :class:`BadReview` if it is not UTF-8 JSON, nests deeper
+    than :data:`MAX_JSON_DEPTH`, or uses NaN/Infinity (which JSON does not have)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadReview("body is not UTF-8") from None
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise BadReview(f"body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except ValueError as e:  # JSONDecodeError, or a NaN/Infinity constant
+        raise BadReview(f"body is not JSON: {e}") from None
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in ``text`` (brackets inside strings skipped).
+    Checked before ``json.loads``, which recurses once per level."""
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(text):
+        ch = m[0]
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+# A JSON string (escapes included) or one bracket: strings are matched whole, so their
+# brackets never count.
+_BRACKETS: Final = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 async def admit(
     review: Any, choose: Chooser, *, choose_timeout_s: float = CHOOSE_TIMEOUT_S
 ) -> dict[str, Any]:
@@ -182,9 +229,10 @@ async def admit(
     request = review.get("request") if isinstance(review, Mapping) else None
     request = request if isinstance(request, Mapping) else {}
     api_version = review.get("apiVersion") if isinstance(review, Mapping) else None
-    response: dict[str, Any] = {"uid": str(request.get("uid", "")), "allowed": True}
+    uid = request.get("uid")
+    response: dict[str, Any] = {"uid": uid if isinstance(uid, str) else "", "allowed": True}
     answer = {
-        "apiVersion": api_version or "admission.k8s.io/v1",
+        "apiVersion": api_version if isinstance(api_version, str) else "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "response": response,
     }
@@ -362,11 +410,13 @@ async def serve_webhook(
     certs = CertFiles(cert_file, key_file)
 
     async def mutate(request: web.Request) -> web.Response:
+        # Refused with a one-line 400 (no traceback): the API server then applies the
+        # webhook's failurePolicy (Ignore), so the pod is admitted unchanged.
         try:
-            review = await request.json()
-        except (ValueError, UnicodeDecodeError) as e:
+            review = read_review(await request.read())
+        except BadReview as e:
             log.warning("webhook_bad_request", error=str(e))
-            review = {}
+            return web.Response(status=400, text=f"bad AdmissionReview: {e}\n")
         answer = await admit(review, choose, choose_timeout_s=choose_timeout_s)
         return web.json_response(answer)
 
@@ -389,12 +439,15 @@ async def serve_webhook(
 __all__ = [
     "ANNOTATION_PIN",
     "ANNOTATION_PINNED_POOLS",
+    "MAX_JSON_DEPTH",
+    "BadReview",
     "CertFiles",
     "Chooser",
     "PinSource",
     "admit",
     "make_chooser",
     "pin_patch",
+    "read_review",
     "selects_pool",
     "serve_webhook",
     "skip_reason",

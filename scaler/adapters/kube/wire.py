@@ -156,11 +156,23 @@ class Wire:
             return self._fallback(line, e)
 
     def _fallback(self, data: bytes, error: Exception) -> Mapping[str, Any]:
-        """In full with json: raises json.JSONDecodeError if it is not JSON at all."""
+        """In full with json: raises json.JSONDecodeError if it is not a JSON object (also
+        when it nests too deeply for Python's recursion limit)."""
         self.fallbacks += 1
         log.info("decoded_in_full", kind=self.kind, why=str(error))
-        decoded: Mapping[str, Any] = json.loads(data)
+        try:
+            decoded = json.loads(data)
+        except RecursionError:
+            raise json.JSONDecodeError("nested too deeply", _text(data), 0) from None
+        if not isinstance(decoded, dict):
+            raise json.JSONDecodeError(
+                f"expected an object, got {type(decoded).__name__}", _text(data), 0
+            )
         return decoded
+
+
+def _text(data: bytes) -> str:
+    return data[:200].decode("utf-8", errors="replace")
 
 
 PODS: Final = Wire(Pod)
