@@ -136,7 +136,8 @@ def print_table(placement: Placement, decision_ms: float, *, n_pools: int) -> No
         why = f"cheapest of {g.fitting_pools} pools that fit"
         if g.nodes and len(g.pods) > g.nodes:
             why += f", {len(g.pods)} pods on {g.nodes} nodes"
-        price = f"{g.price_usd_per_hour:.4f}"
+        # From the figure --json prints (6 digits), so the two never differ in the 4th.
+        price = f"{round(g.price_usd_per_hour, 6):.4f}"
         risk = f"{g.risk_usd_per_hour:.4f}" if g.risk_usd_per_hour else "-"
         if wide:
             table.add_row(pod.name, g.pool.name, g.instance_type, g.zone or "any", price, risk,
