@@ -22,6 +22,7 @@ from scaler.core.model import (
     CPU,
     EPH,
     GPU,
+    LABEL_NODEGROUP,
     LABEL_POOL,
     LABEL_ZONE,
     MEM,
@@ -288,8 +289,11 @@ _ZONE_LABELS = (
 )
 """Labels naming the node's zone: true of the whole pool only when it has one zone."""
 
-_PER_ZONE_LABELS = frozenset({*_ZONE_LABELS, LABEL_POOL})
-"""Labels that differ between otherwise identical per-zone groups (and the pool's name)."""
+_PER_ZONE_LABELS = frozenset(
+    {*_ZONE_LABELS, LABEL_POOL, LABEL_NODEGROUP, "alpha.eksctl.io/nodegroup-name"}
+)
+"""Labels that differ between otherwise identical per-zone groups: the zone's, and the
+group's own name (cluster-autoscaler's AWS balancing ignores the node-group labels too)."""
 
 
 def _similar_ids(o: Offerings) -> np.ndarray:

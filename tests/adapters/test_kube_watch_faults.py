@@ -109,9 +109,12 @@ async def test_a_half_open_watch_is_noticed_within_the_read_timeout_and_resumed(
               f"cache age peaked at {max(ages):.2f} s")
         assert noticed_after < READ_TIMEOUT_S + 4.0
         assert sum(r.reconnects for r in cluster.reflectors) >= 1
-        # The cache age rose while the watch was silent, then reset when it resumed.
+        # The cache age rose while the watch was silent, then reset when every watch resumed
+        # (the pod's may resume a moment before the others: the age is the oldest's).
         assert max(ages) > WATCH_TIMEOUT_S
-        assert cluster.staleness_s() < 1.0
+        with anyio.fail_after(2.0):
+            while cluster.staleness_s() >= 1.0:
+                await anyio.sleep(0.05)
         assert all(r.relists == 1 for r in cluster.reflectors)  # resumed, not re-listed
 
 

@@ -155,6 +155,7 @@ def register_node(
         **node_labels(itype, ON_DEMAND),
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
+        "beta.kubernetes.io/os": "linux",  # the v1.20 kubelet still sets the beta labels
         LABEL_ZONE: zone,
         "failure-domain.beta.kubernetes.io/zone": zone,
         "topology.kubernetes.io/region": REGION,

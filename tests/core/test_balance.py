@@ -70,3 +70,12 @@ def test_water_fill_raises_the_smallest_first_and_breaks_ties_in_order():
     assert _water_fill(1, np.array([1.0, 0.0, 1.0])).tolist() == [0, 1, 0]
     assert _water_fill(2, np.array([0.0, 0.0, 0.0])).tolist() == [1, 1, 0]
     assert _water_fill(10, np.array([3.0, 0.0, 1.0])).tolist() == [2, 5, 3]
+
+
+def test_per_zone_managed_node_groups_are_balanced_although_their_names_differ(catalog):
+    # One EKS managed node group per zone: each group's nodes carry its own name as a label,
+    # which cluster-autoscaler's AWS balancing ignores too.
+    ps = [PoolSpec(f"ng-{z[-2:]}", ("m5.large",), zones=(z,), max_size=50,
+                   labels=(("eks.amazonaws.com/nodegroup", f"ng-{z[-2:]}"),))
+          for z in ZONES]
+    assert nodes_by_pool(ps, pods(3), catalog) == {"ng-1a": 1, "ng-1b": 1, "ng-1c": 1}
