@@ -114,11 +114,14 @@ def test_the_tcp_proxy_stalls_cuts_and_restores_connections(kube_env):
         conn.sendall(request)
         return conn.recv(4096)
 
-    with TcpFaultProxy.for_url(kube_env.server) as proxy:
+    def connect(proxy: TcpFaultProxy) -> ssl.SSLSocket:
         raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=1.0)
-        conn = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+    with TcpFaultProxy.for_url(kube_env.server) as proxy:
+        conn = connect(proxy)
         assert ask(conn).startswith(b"HTTP/1.1 200")
-        assert proxy.stall() == 1
+        assert proxy.stall(reset_on_send=False) == 1
         conn.sendall(request)
         with pytest.raises(TimeoutError):  # half-open: no answer, no error
             conn.recv(4096)
@@ -128,3 +131,16 @@ def test_the_tcp_proxy_stalls_cuts_and_restores_connections(kube_env):
         with pytest.raises((ConnectionError, ssl.SSLError, OSError)):
             ask(conn)
             ask(conn)
+
+        # By default a stalled connection the client sends on again is reset, while one
+        # that only waits for more (a watch) hears nothing; new connections work.
+        waiting, sending = connect(proxy), connect(proxy)
+        assert ask(waiting).startswith(b"HTTP/1.1 200")
+        assert ask(sending).startswith(b"HTTP/1.1 200")
+        assert proxy.stall() == 2
+        with pytest.raises(TimeoutError):
+            waiting.recv(4096)
+        with pytest.raises((ConnectionError, ssl.SSLError, OSError)):
+            ask(sending)
+            ask(sending)
+        assert ask(connect(proxy)).startswith(b"HTTP/1.1 200")
