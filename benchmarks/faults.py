@@ -64,7 +64,7 @@ def scenarios(pods: int) -> dict[str, tuple[list[Any], Callable[[fs.Parts], fs.T
                         lambda p: fs.leader_failover(p, how="kill", pods=pods, first=half)),
         "leader-pause": (fs.BURST_GROUPS,
                          lambda p: fs.leader_failover(p, how="pause", pods=pods, first=half)),
-        "stalled-watch": (fs.BURST_GROUPS, fs.stalled_watch_busy_node),
+        "stalled-watch": (fs.BURST_GROUPS, lambda p: fs.stalled_watch_busy_node(p, watch_s=20.0)),
         "interruption-hung-aws": (fs.SPOT_GROUPS,
                                   lambda p: fs.interruption_while_aws_hangs(p, watch_s=30.0)),
         "never-registers": (fs.BURST_GROUPS, fs.never_registers),
