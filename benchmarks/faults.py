@@ -46,7 +46,8 @@ from typing import Any
 import _live
 
 from tests.fixtures import fault_scenarios as fs
-from tests.fixtures.faults import AwsFaultProxy, TcpFaultProxy, proxied_kubeconfig
+from tests.fixtures.faults import AwsFaultProxy
+from tests.fixtures.kube_faults import TcpFaultProxy, proxied_kubeconfig
 
 CORDON_TARGET_S = 5.0
 # Scenarios where extra nodes count against the target (a restart or a failover).

@@ -1,5 +1,5 @@
-"""Fixtures of the fault suite: the real parts of :mod:`tests.fixtures.fault_scenarios`, fresh
-per test, with the fault proxies in front of moto and of the session's API server."""
+"""Fixtures of the fault suite: the real parts of :mod:`tests.fixtures.fault_parts`, fresh per
+test, with the fault proxies in front of moto and of the session's API server."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import boto3
 import pytest
 
 from tests.fixtures.aws import tagged_groups
-from tests.fixtures.fault_scenarios import BURST_GROUPS, CLUSTER, SPOT_GROUPS, Parts
-from tests.fixtures.faults import AwsFaultProxy, TcpFaultProxy, proxied_kubeconfig
+from tests.fixtures.fault_parts import BURST_GROUPS, CLUSTER, SPOT_GROUPS, Parts
+from tests.fixtures.faults import AwsFaultProxy
+from tests.fixtures.kube_faults import TcpFaultProxy, proxied_kubeconfig
 
 
 def _parts(kube_env: Any, kube_ns: Any, aws: str, tmp_path: Path, groups: list) -> Iterator[Parts]:

@@ -15,7 +15,6 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 from tests.fixtures.aws import Group, tagged_groups
 from tests.fixtures.faults import (
     AwsFaultProxy,
-    TcpFaultProxy,
     access_denied,
     connection_reset,
     delay,
@@ -23,6 +22,7 @@ from tests.fixtures.faults import (
     server_error,
     throttle,
 )
+from tests.fixtures.kube_faults import TcpFaultProxy
 
 NO_RETRY = Config(retries={"total_max_attempts": 1}, read_timeout=5)
 
