@@ -25,7 +25,7 @@ CORDON_TARGET_S = 5.0
 @pytest.mark.xfail(strict=True, reason="issue 10: needs the removal protocol (taint, live read, "
                    "terminate or untaint) from h1a-removal")
 def test_a_pod_bound_while_the_watch_is_stalled_keeps_its_node(kube_env, burst_parts):
-    trial = stalled_watch_busy_node(burst_parts, idle_timeout_s=4.0, watch_s=8.0)
+    trial = stalled_watch_busy_node(burst_parts, idle_timeout_s=4.0, watch_s=6.0)
     assert trial.notes[-1] != "0 connections stalled", trial.notes
     assert trial.busy_terminated == 0, trial
     assert trial.lost_pods == 0, trial
@@ -36,10 +36,10 @@ def test_a_pod_bound_while_the_watch_is_stalled_keeps_its_node(kube_env, burst_p
 def test_sigkill_in_the_middle_of_a_burst_then_a_restart_launches_no_extra_node(
     kube_env, burst_parts
 ):
-    trial = sigkill_mid_burst(burst_parts, pods=16, first=8, settle_s=45.0)
+    trial = sigkill_mid_burst(burst_parts, pods=12, first=6, settle_s=45.0)
     assert not trial.notes, trial.notes
     assert trial.lost_pods == 0, trial
-    assert trial.launched == trial.needed == 16, trial
+    assert trial.launched == trial.needed == 12, trial
 
 
 @pytest.mark.xfail(strict=True, reason="issue 10: needs interruptions off the tick's lock and AWS "
