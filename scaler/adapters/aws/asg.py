@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from scaler.adapters.aws.tags import (
+    PriceOverride,
     TagError,
     enabled_problem,
     parse_node_template,
+    parse_price_override,
     tags_of,
     valid_label_value,
 )
@@ -195,6 +197,11 @@ def _pool(
     )
     if template.ephemeral_storage_mib is not None:
         pool = dataclasses.replace(pool, ephemeral_storage_mib=template.ephemeral_storage_mib)
+    override = parse_price_override(tags_of(group))
+    if override != PriceOverride():
+        pool = dataclasses.replace(
+            pool, price_usd_per_hour=override.usd_per_hour, price_multiplier=override.multiplier
+        )
     return pool
 
 
