@@ -8,7 +8,7 @@ fits either and the cheaper node wins.
 from __future__ import annotations
 
 from scaler.core.catalog import Catalog
-from scaler.core.model import PoolSpec, PodSpec, Resources
+from scaler.core.model import PodSpec, PoolSpec, Resources
 from scaler.core.offerings import Prices, build_offerings
 from scaler.core.placement import place
 

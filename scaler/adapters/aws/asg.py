@@ -136,7 +136,8 @@ def pool_from_asg(
     """
     name = str(group.get("AutoScalingGroupName", ""))
     try:
-        return _pool(name, group, templates, launch_configurations, subnet_zones, known_types)
+        pool = _pool(name, group, templates, launch_configurations, subnet_zones, known_types)
+        return _priced(group, pool)
     except TagError as e:
         return PoolProblem(name, f"ASG {name}: {e}; pool disabled")
     except _Problem as e:
@@ -145,6 +146,16 @@ def pool_from_asg(
 
 class _Problem(Exception):
     pass
+
+
+def _priced(group: Mapping[str, Any], pool: PoolSpec) -> PoolSpec:
+    """The pool at what the company pays for it (price tags, tags.parse_price_override)."""
+    override = parse_price_override(tags_of(group))
+    if override == PriceOverride():
+        return pool
+    return dataclasses.replace(
+        pool, price_usd_per_hour=override.usd_per_hour, price_multiplier=override.multiplier
+    )
 
 
 def _pool(
@@ -197,11 +208,6 @@ def _pool(
     )
     if template.ephemeral_storage_mib is not None:
         pool = dataclasses.replace(pool, ephemeral_storage_mib=template.ephemeral_storage_mib)
-    override = parse_price_override(tags_of(group))
-    if override != PriceOverride():
-        pool = dataclasses.replace(
-            pool, price_usd_per_hour=override.usd_per_hour, price_multiplier=override.multiplier
-        )
     return pool
 
 

@@ -8,7 +8,6 @@ launch nodes that pods then refuse (a missing taint) or cannot fit (a missing re
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -275,6 +274,6 @@ def _finite(key: str, value: str, example: str, text: str | None = None) -> floa
         number = float(value.strip() if text is None else text)
     except ValueError:
         raise TagError(key, value, f"expected {example}") from None
-    if not math.isfinite(number):
+    if not abs(number) < float("inf"):  # NaN compares false too
         raise TagError(key, value, f"expected {example}")
     return number
