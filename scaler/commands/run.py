@@ -20,6 +20,9 @@ def add_connection_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", help="AWS region (default: the standard AWS chain, "
                    "AWS_REGION / AWS_DEFAULT_REGION / config)")
     add_catalog_flag(p)
+    p.add_argument("--live-prices", action="store_true",
+                   help="on-demand prices from the AWS Price List API (pricing:GetProducts) for "
+                   "the cluster's region, refreshed hourly; the catalog's if a read fails")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting (e.g. idle_timeout_s=300); repeatable")
     p.add_argument("--log-format", choices=("console", "json"), default="console")
@@ -35,6 +38,7 @@ def connection_options(args: argparse.Namespace, **rest: Any) -> Any:
         region=args.region,
         catalog=args.catalog,
         settings=settings_from(args),
+        live_prices=args.live_prices,
         **rest,
     )
 

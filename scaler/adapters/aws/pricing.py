@@ -121,6 +121,8 @@ class OnDemandPriceList:
     region: str
     usd_per_hour: dict[str, float] = field(default_factory=dict)
     """The last good answer; empty until one arrives (the catalog's prices apply then)."""
+    last_error: str | None = None
+    """Why the last refresh failed; None after a good one."""
     _lock: anyio.Lock = field(default_factory=anyio.Lock, init=False)
 
     @classmethod
@@ -145,6 +147,7 @@ class OnDemandPriceList:
             try:
                 items = await self._products()
             except PortError as e:
+                self.last_error = str(e)
                 log.warning(
                     "aws.on_demand_prices_failed",
                     region=self.region,
@@ -157,6 +160,7 @@ class OnDemandPriceList:
                 log.warning("aws.on_demand_prices_rejected", count=len(rejected),
                             examples=rejected[:5])
             if not fresh:
+                self.last_error = "GetProducts listed no priced instance type"
                 log.warning(
                     "aws.on_demand_prices_failed",
                     region=self.region,
@@ -165,6 +169,7 @@ class OnDemandPriceList:
                 )
                 return False
             self.usd_per_hour = fresh
+            self.last_error = None
             log.info("aws.on_demand_prices", region=self.region, instance_types=len(fresh))
             return True
 
@@ -185,3 +190,47 @@ class OnDemandPriceList:
                     return out
                 kwargs["NextToken"] = token
         raise PortError(f"GetProducts: still paging after {MAX_PAGES} pages")
+
+
+class CatalogRegionError(ValueError):
+    """The catalog prices another region than the cluster's, and no live price replaces it."""
+
+
+@contextlib.asynccontextmanager
+async def on_demand_for(
+    region: str, catalog_region: str, *, live: bool, session: AioSession | None = None
+) -> AsyncIterator[OnDemandPriceList | None]:
+    """On-demand prices for a cluster in ``region``: live ones (read once before this yields)
+    when ``live``, else None (the catalog's).
+
+    A catalog of another region would price every node at that region's rates without a
+    word, so it is refused (:class:`CatalogRegionError`, one line naming the ways out) unless
+    live prices are on and the first read succeeded; then the catalog still gives specs and
+    Spot estimates, and the log says so once.
+    """
+    if not live:
+        if region != catalog_region:
+            raise CatalogRegionError(
+                f"the catalog is for {catalog_region} but the cluster is in {region}: every "
+                f"node would be priced at {catalog_region}'s rates; pass --catalog with a "
+                f"{region} catalog (tools/build_catalog.py --region {region}), --live-prices "
+                f"(AWS Price List API), or --region if {region} is wrong"
+            )
+        yield None
+        return
+    async with OnDemandPriceList.open(region, session=session) as prices:
+        if not await prices.refresh() and region != catalog_region:
+            raise CatalogRegionError(
+                f"the catalog is for {catalog_region} but the cluster is in {region}, and "
+                f"--live-prices could not read {region}'s prices ({prices.last_error}); pass "
+                f"--catalog with a {region} catalog (tools/build_catalog.py --region {region})"
+            )
+        if region != catalog_region:
+            log.warning(
+                "aws.catalog_region_differs",
+                catalog_region=catalog_region,
+                region=region,
+                on_demand="live",
+                specs_and_spot_estimates="catalog",
+            )
+        yield prices
