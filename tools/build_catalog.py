@@ -143,7 +143,7 @@ def offerings_file(shared: Path, region: str, kind: str) -> Path:
     if path.is_file():
         return path
     try:
-        import moto  # noqa: PLC0415 - only for regions the shared data lacks
+        import moto
     except ImportError:
         return path  # reported as a missing source file
     folder = "region" if kind == "region" else "availability-zone"
@@ -167,7 +167,7 @@ def _credited(
         if key == "prices" and price_credit is not None:
             credit.update(price_credit)
         if not path.is_relative_to(shared):
-            import moto  # noqa: PLC0415 - offerings_file found it there
+            import moto
 
             inside = path.relative_to(Path(moto.__file__).parent.parent).as_posix()
             credit.update(
