@@ -200,6 +200,8 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
             await tg.start(http, name="http")
             tg.start_soon(_refresh_prices, fleet, opts.price_refresh_s, metrics, name="prices")
             if fleet.on_demand is not None:
+                on_demand = fleet.on_demand
+                metrics.on_demand_at = lambda: on_demand.refreshed_at_s
                 tg.start_soon(_refresh_on_demand, fleet.on_demand, opts.on_demand_refresh_s,
                               name="on-demand-prices")
             if opts.webhook_port is not None and opts.webhook_cert_file and opts.webhook_key_file:

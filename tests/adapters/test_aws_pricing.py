@@ -8,11 +8,18 @@ import json
 import pytest
 from structlog.testing import capture_logs
 
+from scaler.adapters.aws import AwsFleet
 from scaler.adapters.aws.pricing import (
+    CatalogRegionError,
     OnDemandPriceList,
+    on_demand_for,
     prices_from_price_list,
     pricing_endpoint_region,
 )
+from scaler.adapters.metrics import Metrics
+from scaler.core.catalog import Catalog
+from scaler.core.model import ON_DEMAND
+from tests.adapters.test_metrics import value
 from tests.fixtures.pricing import PriceListServer, price_list, product  # noqa: F401
 
 EU_WEST_1 = {"m5.large": 0.107, "m5.xlarge": 0.214, "g5.xlarge": 1.123}
@@ -88,3 +95,48 @@ def test_price_list_items_of_another_region_or_without_an_hourly_price_are_rejec
 )
 def test_the_price_list_endpoint_is_one_of_its_three_regions(region: str, endpoint: str):
     assert pricing_endpoint_region(region) == endpoint
+
+
+@pytest.mark.anyio
+async def test_the_fleet_prices_on_demand_pools_at_the_live_rate(
+    aws: str, price_list: PriceListServer, catalog: Catalog  # noqa: F811
+):
+    price_list.prices = {"us-east-1": {"m5.large": 0.25}}
+    async with (
+        on_demand_for("us-east-1", catalog.region, live=True) as on_demand,
+        AwsFleet.open("none", catalog) as fleet,
+    ):
+        assert on_demand is not None
+        fleet.on_demand = on_demand
+        prices = await fleet.prices()
+    assert prices.get(catalog["m5.large"], ON_DEMAND) == 0.25
+    assert prices.get(catalog["m5.xlarge"], ON_DEMAND) == 0.192  # not listed: the catalog's
+
+
+@pytest.mark.anyio
+async def test_a_catalog_of_the_clusters_region_needs_no_live_prices(catalog: Catalog):
+    async with on_demand_for("us-east-1", catalog.region, live=False) as on_demand:
+        assert on_demand is None
+    with pytest.raises(CatalogRegionError, match="catalog is for us-east-1 but the cluster is in"):
+        async with on_demand_for("eu-west-1", catalog.region, live=False):
+            pass
+
+
+@pytest.mark.anyio
+async def test_in_the_catalogs_region_a_failed_first_read_falls_back_to_the_catalog(
+    aws: str, price_list: PriceListServer, catalog: Catalog  # noqa: F811
+):
+    price_list.fail_with = "AccessDeniedException"
+    async with on_demand_for("us-east-1", catalog.region, live=True) as on_demand:
+        assert on_demand is not None and on_demand.usd_per_hour == {}
+        assert "AccessDeniedException" in str(on_demand.last_error)
+
+
+def test_the_on_demand_price_age_follows_the_live_prices_when_there_are_some():
+    m = Metrics(clock=lambda: 1_800_000_000.0, catalog_built_at="2027-01-14")
+    read_at: list[float | None] = [None]
+    m.on_demand_at = lambda: read_at[0]
+    catalog_age = 1_800_000_000.0 - 1_799_884_800.0
+    assert value(m, "scaler_price_catalog_age_seconds", source="on_demand") == catalog_age
+    read_at[0] = 1_799_999_000.0
+    assert value(m, "scaler_price_catalog_age_seconds", source="on_demand") == 1000.0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -123,6 +124,8 @@ class OnDemandPriceList:
     """The last good answer; empty until one arrives (the catalog's prices apply then)."""
     last_error: str | None = None
     """Why the last refresh failed; None after a good one."""
+    refreshed_at_s: float | None = None
+    """Unix time of the last good refresh (``scaler_price_catalog_age_seconds``)."""
     _lock: anyio.Lock = field(default_factory=anyio.Lock, init=False)
 
     @classmethod
@@ -170,6 +173,7 @@ class OnDemandPriceList:
                 return False
             self.usd_per_hour = fresh
             self.last_error = None
+            self.refreshed_at_s = time.time()
             log.info("aws.on_demand_prices", region=self.region, instance_types=len(fresh))
             return True
 
