@@ -8,6 +8,8 @@ One anyio task group holds everything, each task named:
   than ``max_cache_age_s`` (a watch gone quiet);
 - ``webhook`` (optional: the pinning admission webhook over TLS, on every replica);
 - ``prices`` (Spot price refresh; a failed refresh keeps the last good prices);
+- ``on-demand-prices`` (with ``--live-prices``: the region's on-demand prices from the AWS
+  Price List API, hourly; read once before anything else, see ``_open_fleet``);
 - ``review`` (leader only: cost, waste and misplaced pods for ``/metrics`` every
   ``review_interval_s``; :mod:`scaler.adapters.metrics`);
 - ``status`` and ``node-events`` (leader only, not with ``--dry-run``: the status ConfigMap,
@@ -20,11 +22,12 @@ One anyio task group holds everything, each task named:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -35,6 +38,8 @@ from anyio.abc import TaskGroup
 
 from scaler.adapters.aws.dryrun import DryRunFleet
 from scaler.adapters.aws.fleet import AwsFleet
+from scaler.adapters.aws.lean import aws_session
+from scaler.adapters.aws.pricing import OnDemandPriceList, on_demand_for
 from scaler.adapters.aws.queue import SqsInterruptionFeed
 from scaler.adapters.aws.tags import discovery_tag_keys
 from scaler.adapters.http import serve
@@ -99,6 +104,10 @@ class RunOptions:
     sees a scale-up within seconds, and a quiet cluster costs one write a heartbeat."""
     status_heartbeat_s: float = 60.0
     """...and rewritten at least this often, so its ``written_at`` shows the leader alive."""
+    live_prices: bool = False
+    """On-demand prices from the AWS Price List API (pricing:GetProducts), not the catalog."""
+    on_demand_refresh_s: float = 3600.0
+    """AWS changes list prices a few times a year: hourly is fresh, and ~10 calls an hour."""
 
 
 class WallClock:
@@ -194,7 +203,7 @@ async def run_until_signalled(opts: RunOptions) -> Decision | None:
 async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision | None:
     """Run the controller until cancelled; with ``once``, one tick, returning its decision."""
     catalog = Catalog.load(opts.catalog)
-    async with AwsFleet.open(opts.cluster_name, catalog, region=opts.region) as fleet:
+    async with _open_fleet(opts, catalog) as fleet:
         await fleet.discover()
         metrics = Metrics(
             top_misplaced=opts.misplaced_top_pods,
@@ -229,6 +238,11 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
             await tg.start(http, name="http")
             await tg.start(ctl.cluster.run, name="watches")
             tg.start_soon(_refresh_prices, fleet, opts.price_refresh_s, metrics, name="prices")
+            if fleet.on_demand is not None:
+                on_demand = fleet.on_demand
+                metrics.on_demand_at = lambda: on_demand.refreshed_at_s
+                tg.start_soon(_refresh_on_demand, fleet.on_demand, opts.on_demand_refresh_s,
+                              name="on-demand-prices")
             if opts.webhook_port is not None and opts.webhook_cert_file and opts.webhook_key_file:
                 # Every replica serves it (the Service picks any); followers' offerings are
                 # refreshed by Reconciler.offerings_now, since they never tick.
@@ -314,6 +328,26 @@ async def _refresh_prices(fleet: AwsFleet, every_s: float, metrics: Metrics | No
         await anyio.sleep(every_s)
 
 
+@contextlib.asynccontextmanager
+async def _open_fleet(opts: RunOptions, catalog: Catalog) -> AsyncIterator[AwsFleet]:
+    """The cluster's ASGs, priced for its region (pricing.on_demand_for refuses a catalog of
+    another region unless live prices replace it). The region as AwsFleet.open finds it."""
+    region = opts.region or aws_session().get_config_variable("region") or catalog.region
+    async with (
+        on_demand_for(region, catalog.region, live=opts.live_prices) as on_demand,
+        AwsFleet.open(opts.cluster_name, catalog, region=region) as fleet,
+    ):
+        fleet.on_demand = on_demand
+        yield fleet
+
+
+async def _refresh_on_demand(prices: OnDemandPriceList, every_s: float) -> None:
+    """The first read was made at start; a failed one keeps the last good prices."""
+    while True:
+        await anyio.sleep(every_s)
+        await prices.refresh()
+
+
 async def _review(reconciler: Reconciler, metrics: Metrics, every_s: float) -> None:
     """Where the money goes, for /metrics. A failed review is reported and retried at the
     next interval; it never stops the leader's other tasks."""
@@ -336,7 +370,7 @@ def _fan_out(*observers: Observer) -> Observer:
 async def plan(opts: RunOptions) -> tuple[Decision, Reconciler]:
     """Observe and decide once, writing nothing."""
     catalog = Catalog.load(opts.catalog)
-    async with AwsFleet.open(opts.cluster_name, catalog, region=opts.region) as fleet:
+    async with _open_fleet(opts, catalog) as fleet:
         await fleet.discover()
         ctl = build(opts, fleet, catalog, observer=lambda e, f: None)
         check_groups(fleet, fatal=True)

@@ -15,7 +15,11 @@ p3.8xlarge, p3.16xlarge) are added from :data:`NOT_IN_MOTO`: vCPUs and memory fr
 Advisor feed's ``instance_types``, max pods from ``eni-max-pods.txt``, and the GPUs as AWS
 documents them (https://aws.amazon.com/ec2/instance-types/p3/), cross-checked here.
 
-The CC BY-SA (sparecores) and unlicensed files in the same directory are never opened.
+The unlicensed files in the same directory are never opened. The CC BY-SA (sparecores) price
+file is opened only for a region Karpenter's table does not cover (every region but
+us-east-1); such a catalog credits it, CC-BY-SA-4.0, in its ``sources`` and is not bundled
+(:func:`price_file`). moto's offerings for a region not in the shared data come from the
+installed moto package (Apache-2.0) (:func:`offerings_file`).
 
 The output is deterministic: types sorted by name, keys in a fixed order, floats in Python's
 shortest round-trip form. Only ``built_at`` changes between runs; it honours
@@ -137,6 +141,71 @@ class BuildError(Exception):
     pass
 
 
+SPARECORES_CREDIT = {
+    "name": "sparecores-data 0.1.0 sc-data-all.db on-demand prices (Spare Cores, PyPI wheel)",
+    "license": "CC-BY-SA-4.0",
+    "data_date": "2024-02-21",
+}
+"""Provenance of the all-regions price file (shared/data/MANIFEST.md): ShareAlike, so a
+catalog priced from it stays under CC BY-SA 4.0 and credits Spare Cores."""
+
+
+def price_file(shared: Path, region: str) -> tuple[Path, dict[str, str] | None]:
+    """The on-demand price CSV for ``region``, and the provenance to credit when it is not
+    Karpenter's (None: :func:`sources` already credits it). Karpenter's Apache-2.0 table
+    covers us-east-1 only; every other region is priced from the CC BY-SA file."""
+    karpenter = sorted(shared.glob(f"aws/prices/ondemand_{region}_karpenter_*.csv"))
+    if karpenter:
+        return karpenter[-1], None
+    path = _newest(shared, "aws/prices/ondemand_all_regions_sparecores_*.csv")
+    return path, dict(SPARECORES_CREDIT)
+
+
+def offerings_file(shared: Path, region: str, kind: str) -> Path:
+    """moto's ``kind`` (``region`` / ``az``) offerings for ``region``: the shared copy, else
+    the installed moto package's (the same Apache-2.0 data, every region)."""
+    path = shared / f"aws/instance_types/moto_offerings_{kind}_{region}.json.gz"
+    if path.is_file():
+        return path
+    try:
+        import moto
+    except ImportError:
+        return path  # reported as a missing source file
+    folder = "region" if kind == "region" else "availability-zone"
+    installed = (
+        Path(moto.__file__).parent / "ec2/resources/instance_type_offerings" / folder
+        / f"{region}.json.gz"
+    )
+    return installed if installed.is_file() else path
+
+
+def _credited(
+    credits: list[dict[str, str]], shared: Path, paths: Mapping[str, Path],
+    price_credit: dict[str, str] | None,
+) -> list[dict[str, str]]:
+    """:func:`sources` corrected for where the prices and offerings really came from."""
+    out = []
+    for credit in credits:
+        key = credit["file"]  # sources() was given the keys of ``paths`` as file names
+        path = paths[key]
+        credit = dict(credit)
+        if key == "prices" and price_credit is not None:
+            credit.update(price_credit)
+        if not path.is_relative_to(shared):
+            import moto
+
+            inside = path.relative_to(Path(moto.__file__).parent.parent).as_posix()
+            credit.update(
+                name=credit["name"].replace("moto 5.2.5", f"moto {moto.__version__} (installed)"),
+                data_date="unknown (the installed package's)",
+                file=f"site-packages/{inside}",
+            )
+        else:
+            credit["file"] = path.relative_to(shared).as_posix()
+        out.append(credit)
+    return out
+
+
 def _read_json_gz(path: Path) -> Any:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return json.load(f)
@@ -243,12 +312,13 @@ def entry(
 
 def build(shared: Path, region: str) -> tuple[dict[str, Any], dict[str, int]]:
     """The catalog document (without ``built_at``) and counts of what was dropped and why."""
+    price_path, price_credit = price_file(shared, region)
     paths = {
         "types": shared / "aws/instance_types/moto_instance_types.json.gz",
-        "region": shared / f"aws/instance_types/moto_offerings_region_{region}.json.gz",
-        "az": shared / f"aws/instance_types/moto_offerings_az_{region}.json.gz",
+        "region": offerings_file(shared, region, "region"),
+        "az": offerings_file(shared, region, "az"),
         "max_pods": shared / "aws/max_pods/eks_instance-info.jsonl",
-        "prices": _newest(shared, f"aws/prices/ondemand_{region}_karpenter_*.csv"),
+        "prices": price_path,
         "spot": _newest(shared, "aws/prices/spot_advisor_data_*.json"),
         "eni_max_pods": shared / "aws/max_pods/eni-max-pods.txt",
     }
@@ -304,12 +374,15 @@ def build(shared: Path, region: str) -> tuple[dict[str, Any], dict[str, int]]:
                 zones=zones.get(name, ()),
             )
         )
+    dropped.update(unoffered(prices, offered, types, {r["name"] for r in rows}, region))
 
     doc = {
         "format": FORMAT,
         "version": VERSION,
         "region": region,
-        "sources": sources(region, {k: p.relative_to(shared).as_posix() for k, p in paths.items()}),
+        "sources": _credited(
+            sources(region, {k: k for k in paths}), shared, paths, price_credit
+        ),
         "instance_types": rows,
     }
     return doc, dropped
@@ -348,6 +421,27 @@ def supplement_record(
         "SupportedUsageClasses": ["on-demand", "spot"],
         "MaxPods": eni_max_pods[name],
     }
+
+
+def unoffered(
+    prices: Mapping[str, Decimal],
+    offered: set[str],
+    types: Mapping[str, Any],
+    kept: set[str],
+    region: str,
+) -> dict[str, int]:
+    """Types the price file sells in the region that the catalog still lacks, by reason with
+    their names (the summary lists them): the price list is what AWS sells, moto's data only
+    what it describes."""
+    missing: dict[str, list[str]] = {}
+    for name in sorted(set(prices) - offered - kept):
+        why = (
+            "priced but not in moto's instance data"
+            if name not in types
+            else f"priced but not in moto's {region} offerings"
+        )
+        missing.setdefault(why, []).append(name)
+    return {f"{why} ({', '.join(names)})": len(names) for why, names in missing.items()}
 
 
 def built_at() -> str:

@@ -306,6 +306,8 @@ class Metrics:
             else None
         )
         self._spot_at: float | None = None
+        self.on_demand_at: Callable[[], float | None] | None = None
+        """When live on-demand prices were last read (None: never; the catalog's apply)."""
         self._feed: Mapping[str, int] | None = None
         self._follows: Follows | None = None
         self._decision: Decision | None = None
@@ -525,7 +527,10 @@ class Metrics:
             "Age of the prices decisions use; source: on_demand (catalog), spot (last refresh).",
             labels=["source"],
         )
-        if self._catalog_at is not None:
+        live_at = self.on_demand_at() if self.on_demand_at is not None else None
+        if live_at is not None:  # live on-demand prices (--live-prices) replace the catalog's
+            prices.add_metric(["on_demand"], max(0.0, now - live_at))
+        elif self._catalog_at is not None:
             prices.add_metric(["on_demand"], max(0.0, now - self._catalog_at))
         if self._spot_at is not None:
             prices.add_metric(["spot"], max(0.0, now - self._spot_at))

@@ -25,6 +25,9 @@ def add_connection_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE",
                    help="settings file (YAML or JSON; docs/settings.md); SCALER_* environment "
                    "variables override it, --set overrides both")
+    p.add_argument("--live-prices", action="store_true",
+                   help="on-demand prices from the AWS Price List API (pricing:GetProducts) for "
+                   "the cluster's region, refreshed hourly; the catalog's if a read fails")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting (e.g. idle_timeout_s=300); repeatable")
     p.add_argument("--log-format", choices=("console", "json"), default="console")
@@ -40,6 +43,7 @@ def connection_options(args: argparse.Namespace, **rest: Any) -> Any:
         region=args.region,
         catalog=args.catalog,
         settings=settings_from(args),
+        live_prices=args.live_prices,
         **rest,
     )
 

@@ -348,6 +348,9 @@ class PoolSpec:
     taints: tuple[Taint, ...] = ()
     price_usd_per_hour: float | None = None
     allocatable: Resources | None = None
+    price_multiplier: float = 1.0
+    """Applied to the live or catalog price (an RI / Savings Plan / EDP discount); not to
+    ``price_usd_per_hour``, which is already what the company pays."""
     observed_allocatable: tuple[tuple[str, Resources], ...] = ()
     """(instance type, what its registered nodes in this pool report as allocatable): CPU,
     memory and pods are lowered to it where the EKS model says more (:mod:`scaler.core.observed`)."""

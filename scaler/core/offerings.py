@@ -440,6 +440,7 @@ def _resolve(
                 pool.name, f"no {pool.capacity_type} price for {', '.join(unpriced)}"
             )
         price, dearest = max(((p, t) for p, t in priced if p is not None), key=lambda x: x[0])
+        price *= pool.price_multiplier
     if not math.isfinite(price) or any(not math.isfinite(t.on_demand_usd_per_hour) for t in types):
         # A type described live but absent from the catalog has no known price: scoring it
         # would be a guess (and 0 x inf Spot risk is NaN, which argmin would pick).

@@ -16,6 +16,7 @@ from botocore.model import ServiceModel
 from scaler.adapters.aws.lean import (
     EC2_OPERATIONS,
     ENDPOINT_SERVICES,
+    PRICING_OPERATIONS,
     LeanLoader,
     aws_session,
     lean,
@@ -109,3 +110,17 @@ def test_the_lean_loader_searches_where_botocore_would(monkeypatch: pytest.Monke
         assert loader.search_paths[0] == str(tmp_path)
     finally:
         aws_session.cache_clear()
+
+
+def test_pricing_model_keeps_exactly_the_operations_the_code_calls():
+    called = {a.split(":", 1)[1] for a in aws_actions_in_code() if a.startswith("pricing:")}
+    assert called == PRICING_OPERATIONS
+    full = Loader().load_service_model("pricing", "service-2")
+    kept = lean("pricing/2017-10-15/service-2", full)
+    assert set(kept["operations"]) == PRICING_OPERATIONS < set(full["operations"])
+    model = ServiceModel(kept, "pricing")
+    out = model.operation_model("GetProducts").output_shape
+    assert {"PriceList", "NextToken"} <= set(out.members)
+    endpoints = lean("endpoints", Loader().load_data("endpoints"))
+    aws = next(p for p in endpoints["partitions"] if p["partition"] == "aws")
+    assert set(aws["services"]["api.pricing"]["endpoints"]) >= {"us-east-1", "eu-central-1"}

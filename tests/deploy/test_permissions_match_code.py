@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-AWS_SERVICES = {"autoscaling": "autoscaling", "ec2": "ec2", "sqs": "sqs"}
+AWS_SERVICES = {"autoscaling": "autoscaling", "ec2": "ec2", "sqs": "sqs", "pricing": "pricing"}
 NOT_API = {"get_paginator", "close", "paginate", "can_paginate"}
 K8S_API_OBJECTS = {"_core": "", "_leases": "coordination.k8s.io", "_storage": "storage.k8s.io"}
 K8S_METHOD = re.compile(

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from scaler.adapters.aws.tags import (
+    PriceOverride,
     TagError,
     enabled_problem,
     parse_node_template,
+    parse_price_override,
     tags_of,
     valid_label_value,
 )
@@ -139,7 +141,8 @@ def pool_from_asg(
     """
     name = str(group.get("AutoScalingGroupName", ""))
     try:
-        return _pool(name, group, templates, launch_configurations, subnet_zones, known_types)
+        pool = _pool(name, group, templates, launch_configurations, subnet_zones, known_types)
+        return _priced(group, pool)
     except TagError as e:
         return PoolProblem(name, f"ASG {shown(name)}: {e}; pool disabled")
     except _Problem as e:
@@ -148,6 +151,16 @@ def pool_from_asg(
 
 class _Problem(Exception):
     pass
+
+
+def _priced(group: Mapping[str, Any], pool: PoolSpec) -> PoolSpec:
+    """The pool at what the company pays for it (price tags, tags.parse_price_override)."""
+    override = parse_price_override(tags_of(group))
+    if override == PriceOverride():
+        return pool
+    return dataclasses.replace(
+        pool, price_usd_per_hour=override.usd_per_hour, price_multiplier=override.multiplier
+    )
 
 
 def _pool(

@@ -34,11 +34,12 @@ from scaler.adapters.aws.parse import (
     launch_failures_from_activities,
     spot_prices_from_history,
 )
+from scaler.adapters.aws.pricing import OnDemandPriceList
 from scaler.adapters.aws.tags import discovery_tag_keys, is_discoverable, is_writable
 from scaler.adapters.heap import release_free_memory
 from scaler.core.actions import LifecycleHook
 from scaler.core.catalog import Catalog
-from scaler.core.model import SPOT, InstanceType, PoolSpec
+from scaler.core.model import ON_DEMAND, SPOT, InstanceType, PoolSpec
 from scaler.core.offerings import PoolProblem, Prices
 from scaler.core.state import LaunchFailure, Node
 from scaler.ports import NotFound, PortError
@@ -90,6 +91,8 @@ class AwsFleet:
     clock: Callable[[], float] = time.time
     template_ttl_s: float = TEMPLATE_TTL_S
     price_ttl_s: float = PRICE_TTL_S
+    on_demand: OnDemandPriceList | None = None
+    """Live on-demand prices for the cluster's region (pricing.py); None: the catalog's."""
     data: LaunchData = field(init=False, repr=False)
     """What the groups refer to (templates, subnets, types), cached across discoveries."""
     _discovery: Discovery | None = field(default=None, init=False, repr=False)
@@ -363,12 +366,16 @@ class AwsFleet:
     # ------------------------------------------------------------------------------ prices
 
     async def prices(self) -> Prices:
-        """Live Spot prices (mean over each type's zones); on-demand stays the catalog's.
+        """Live Spot prices (mean over each type's zones); on-demand from :attr:`on_demand`
+        where it has the type, else the catalog's.
         Refreshed here when older than ``price_ttl_s``; the last good ones if that fails."""
         attempt = self._price_attempt_at
         if attempt is None or self.clock() - attempt >= self.price_ttl_s:
             await self.refresh_prices()
-        return Prices({(t, SPOT): p for t, p in self._spot.items()})
+        live = {(t, SPOT): p for t, p in self._spot.items()}
+        if self.on_demand is not None:
+            live.update({(t, ON_DEMAND): p for t, p in self.on_demand.usd_per_hour.items()})
+        return Prices(live)
 
     async def refresh_prices(self) -> bool:
         """Read Spot prices for the Spot pools' types; for a background task. Never raises:

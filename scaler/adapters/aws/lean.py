@@ -6,7 +6,8 @@ is 13.5 MiB resident, and the endpoint table adds 6.8 MiB. Together that is a se
 controller's 150 MB budget (benchmarks/controller_memory.py), spent to call 4 of EC2's
 ~700 operations. :class:`LeanLoader` reads the same files from the same places and keeps:
 
-- of ``ec2``'s API model, the operations in :data:`EC2_OPERATIONS` and the shapes they reach;
+- of ``ec2``'s API model, the operations in :data:`EC2_OPERATIONS` and the shapes they reach
+  (of ``pricing``'s, :data:`PRICING_OPERATIONS` likewise);
 - of every API model, everything but the ``documentation`` strings;
 - of the endpoint table, every partition and the services in :data:`ENDPOINT_SERVICES`
   (scaler's, and those the credential chain may call). Any other service still resolves,
@@ -37,8 +38,13 @@ EC2_OPERATIONS: Final = frozenset(
 )
 """Every EC2 operation scaler calls; the rest of EC2's model is not kept."""
 
+PRICING_OPERATIONS: Final = frozenset({"GetProducts"})
+"""Every Price List operation scaler calls (on-demand prices, pricing.py)."""
+
+_OPERATIONS: Final = {"ec2": EC2_OPERATIONS, "pricing": PRICING_OPERATIONS}
+
 ENDPOINT_SERVICES: Final = frozenset(
-    {"autoscaling", "ec2", "sqs", "sts", "sso", "sso-oidc", "signin"}
+    {"autoscaling", "ec2", "sqs", "sts", "sso", "sso-oidc", "signin", "api.pricing"}
 )
 """Endpoint-table entries kept: scaler's services, and those the credential chain calls
 (STS for IRSA web identity and assumed roles, SSO and its OIDC for SSO profiles)."""
@@ -64,8 +70,9 @@ def lean(name: str, data: Any) -> Any:
     if name == "endpoints" and isinstance(data, Mapping):
         return _endpoints(data)
     if name.endswith("/service-2") and isinstance(data, Mapping):
-        if name.split("/", 1)[0] == "ec2":
-            data = _only_operations(data, EC2_OPERATIONS)
+        keep = _OPERATIONS.get(name.split("/", 1)[0])
+        if keep is not None:
+            data = _only_operations(data, keep)
         return _plain(data, drop=_DOCS)
     return _plain(data)
 

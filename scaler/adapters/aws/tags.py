@@ -224,3 +224,55 @@ def parse_go_duration(text: str) -> float:
     if total > _GO_MAX_S:  # Go counts int64 nanoseconds and refuses more
         raise ValueError(f"{text!r} is out of range for a Go duration (at most about 292 years)")
     return sign * total
+
+
+# ------------------------------------------------------------------------ price overrides
+
+TAG_PRICE: Final = "scaler.io/price-usd-per-hour"
+"""What one node of the group really costs, USD/hour (a capacity reservation already paid
+for: 0). Replaces every live and catalog price of the group's types."""
+TAG_DISCOUNT: Final = "scaler.io/price-discount"
+"""The share taken off the group's price (RI, Savings Plan, EDP): ``0.3`` or ``30%``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceOverride:
+    """What the company pays for a group's nodes, when it is not the list price."""
+
+    usd_per_hour: float | None = None
+    multiplier: float = 1.0
+
+
+def parse_price_override(tags: Mapping[str, str]) -> PriceOverride:
+    """The group's price tags; :class:`TagError` for a value that is not a finite price or a
+    discount in [0, 1), or for both tags at once (which one would win is a guess)."""
+    fixed = tags.get(TAG_PRICE)
+    discount = tags.get(TAG_DISCOUNT)
+    if fixed is not None and discount is not None:
+        raise TagError(TAG_DISCOUNT, discount, f"set either it or {TAG_PRICE}, not both")
+    if fixed is not None:
+        price = _finite(TAG_PRICE, fixed, "a price in USD per hour such as 0.0625")
+        if price < 0:
+            raise TagError(TAG_PRICE, fixed, "a negative price")
+        return PriceOverride(usd_per_hour=price)
+    if discount is not None:
+        text = discount.strip()
+        percent = text.endswith("%")
+        share = _finite(TAG_DISCOUNT, discount, "a share such as 0.3 or 30%",
+                        text[:-1] if percent else text)
+        if percent:
+            share /= 100.0
+        if not 0.0 <= share < 1.0:
+            raise TagError(TAG_DISCOUNT, discount, "a discount must be at least 0 and below 100%")
+        return PriceOverride(multiplier=1.0 - share)
+    return PriceOverride()
+
+
+def _finite(key: str, value: str, example: str, text: str | None = None) -> float:
+    try:
+        number = float(value.strip() if text is None else text)
+    except ValueError:
+        raise TagError(key, value, f"expected {example}") from None
+    if not abs(number) < float("inf"):  # NaN compares false too
+        raise TagError(key, value, f"expected {example}")
+    return number
