@@ -43,6 +43,11 @@ class CloudSettings:
     """Per-pool failure probability (``--set launch_failure_rate_by_pool=p3.2xlarge-spot:1``);
     overrides ``launch_failure_rate`` for the pools it names."""
 
+    never_register_rate: float = 0.0
+    """Probability that a launched instance never becomes a node (bad AMI, bootstrap script,
+    no route to the API server): it runs and is billed, but never registers, until scaler
+    gives it up after ``provision_timeout_s``. 0 by default, as launch failures."""
+
     launch_failure_delay_s: float = 30.0
     """How long after SetDesiredCapacity a failed launch shows up in the scaling activities
     (DOMAIN.md: ASG launches are asynchronous, the failure surfaces later); the pool's

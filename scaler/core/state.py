@@ -22,6 +22,9 @@ ANNOTATION_SCALE_DOWN_DISABLED: Final = "cluster-autoscaler.kubernetes.io/scale-
 ANNOTATION_SAFE_TO_EVICT: Final = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 ANNOTATION_DO_NOT_DISRUPT: Final = "karpenter.sh/do-not-disrupt"
 ANNOTATION_RESTARTABLE: Final = "scaler.io/restartable"
+TAINT_REMOVING: Final = "scaler.io/removing"
+"""scaler's own NoSchedule taint on a node it is about to terminate: kube-scheduler puts no
+new pod there while the node's pods are read live and the instance is terminated."""
 
 
 @dataclass(frozen=True, slots=True)

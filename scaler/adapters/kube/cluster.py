@@ -32,6 +32,7 @@ from kubernetes.client import ApiClient
 
 from scaler.adapters.kube import wire
 from scaler.adapters.kube.actuator import KubeActuator
+from scaler.adapters.kube.client import call
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
 from scaler.core.model import Resources
@@ -166,6 +167,25 @@ class KubeCluster(KubeActuator):
             pending=tuple(pending),
             reported_allocatable=self._reports_view,
         )
+
+    async def pods_on(self, node: str) -> tuple[BoundPod, ...]:
+        """The node's unfinished pods, listed from the API server now (LIST pods with
+        fieldSelector ``spec.nodeName=<node>``), never from the watch cache: a half-open
+        watch can leave the cache stale with no error, and this is the last look before the
+        node is terminated."""
+        selector = f"spec.nodeName={node},{POD_FIELD_SELECTOR}"
+        answer = await call(
+            self._limiter,
+            f"list pods on node {node}",
+            self._core.list_pod_for_all_namespaces,
+            field_selector=selector,
+        )
+        out: list[BoundPod] = []
+        for raw in (answer or {}).get("items") or ():
+            value = convert_pod(raw).value
+            if isinstance(value, BoundPod):
+                out.append(value)
+        return tuple(out)
 
     def problems(self) -> Mapping[str, Problem]:
         """Objects scaler could not fully read, by pod key or node name (current ones only)."""
