@@ -48,6 +48,10 @@ class CloudSettings:
     no route to the API server): it runs and is billed, but never registers, until scaler
     gives it up after ``provision_timeout_s``. 0 by default, as launch failures."""
 
+    never_register_rate_by_pool: tuple[tuple[str, float], ...] = ()
+    """Per-pool probability that an instance never registers
+    (``--set never_register_rate_by_pool=m5.large:1``); overrides ``never_register_rate``."""
+
     launch_failure_delay_s: float = 30.0
     """How long after SetDesiredCapacity a failed launch shows up in the scaling activities
     (DOMAIN.md: ASG launches are asynchronous, the failure surfaces later); the pool's
@@ -122,6 +126,12 @@ class SimConfig:
             if name == pool:
                 return rate
         return self.cloud.launch_failure_rate
+
+    def never_register_rate(self, pool: str) -> float:
+        for name, rate in self.cloud.never_register_rate_by_pool:
+            if name == pool:
+                return rate
+        return self.cloud.never_register_rate
 
     def with_overrides(self, overrides: Mapping[str, str]) -> SimConfig:
         """A copy with ``name=value`` overrides (field name, or ``section.name``), read

@@ -317,7 +317,7 @@ class World(WorldRequests):
         node.slot = self.table.add(node, i, alloc, zone)
         self.nodes[node.name] = node
         self.ledger.node_added(node, now)
-        rate = self.config.cloud.never_register_rate
+        rate = self.config.never_register_rate(pool)
         # Drawn only when it can happen, so every other random draw of a run stays as it was.
         if boot_s is None and rate > 0 and self.rng.random() < rate:
             node.registered = False

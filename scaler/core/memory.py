@@ -99,7 +99,7 @@ class Memory:
         a launch's pods went elsewhere, someone else raised the pool) get a launch of their
         own, for no pod, so they too are given up if they never register."""
         known: Counter[str] = Counter()
-        for launch in self.launches:
+        for launch in self.launches + self.overdue:  # overdue ones are judged this tick
             known[launch.pool] += launch.count
         for pool, n in on_the_way.items():
             if n > known[pool]:

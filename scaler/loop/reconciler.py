@@ -142,6 +142,11 @@ class Reconciler:
         ):
             # A write failed (throttled, an API error): ask again soon, not at the next event.
             decision = dataclasses.replace(decision, wake_at_s=self._retry_at_s)
+        # A launch made by this tick must be looked at again by its provision timeout even if
+        # nothing else happens: a node that never registers sends no event.
+        deadline = min((launch.deadline_s for launch in self.memory.launches), default=None)
+        if deadline is not None and (decision.wake_at_s is None or deadline < decision.wake_at_s):
+            decision = dataclasses.replace(decision, wake_at_s=deadline)
         return decision
 
     async def respond(
