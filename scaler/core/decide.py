@@ -216,37 +216,43 @@ def _cover_by_slots(
     )
     covered: set[str] = set()
 
-    def take(c: int, i: int, pod: PodSpec) -> bool:
+    def take(c: int, i: int, members: list[PodSpec]) -> list[PodSpec]:
+        """Cover as many of ``members`` (class ``c``) as pool ``i`` has room for; return
+        the rest."""
         name = offerings.pools[i].name
+        room = capacity.get(name, 0.0)
+        if not members or room <= 0 or not np.isfinite(matrix[c, i]):
+            return members
         share = 1.0 / max(float(per_node[c, i]), 1.0)
-        if not np.isfinite(matrix[c, i]) or capacity.get(name, 0.0) < share - _EPS:
-            return False
-        capacity[name] -= share
-        waiting_for[pod.key] = name
-        covered.add(pod.key)
-        return True
+        n = min(len(members), int((room + _EPS) / share))
+        capacity[name] = room - n * share
+        for pod in members[:n]:
+            waiting_for[pod.key] = name
+            covered.add(pod.key)
+        return members[n:]
 
     # Remembered launches first: their pods were the reason those nodes were bought.
-    for c, members in enumerate(classes):
-        for pod in members:
-            pool = in_flight.get(pod.key)
-            i = offerings.get(pool) if pool is not None else None
-            if i is not None:
-                take(c, i, pod)
+    if in_flight:
+        for c, members in enumerate(classes):
+            mine: dict[int, list[PodSpec]] = {}
+            for pod in members:
+                pool = in_flight.get(pod.key)
+                i = offerings.get(pool) if pool is not None else None
+                if i is not None:
+                    mine.setdefault(i, []).append(pod)
+            for i, pods_of in mine.items():
+                take(c, i, pods_of)
     # Only the few pools with nodes on the way are candidates, cheapest first per class.
     columns = np.array(
         [i for name in capacity if (i := offerings.get(name)) is not None], dtype=np.int64
     )
     for c, members in enumerate(classes):
-        left = [p for p in members if p.key not in covered]
-        if not left:
-            continue
+        left = [p for p in members if p.key not in covered] if covered else list(members)
         row = matrix[c, columns]
         for j in np.argsort(row, kind="stable"):
             if not left or not np.isfinite(row[j]):
                 break
-            while left and take(c, int(columns[j]), left[-1]):
-                left.pop()
+            left = take(c, int(columns[j]), left)
     return [pp for pp in pending if pp.pod.key not in covered]
 
 
