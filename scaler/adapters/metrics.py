@@ -96,6 +96,7 @@ OPERATIONS: Final = {
     "lifecycle_complete_failed": "lifecycle_complete",
     "notice_feed_error": "notice_feed",
     "review_error": "review",
+    "give_up_failed": "give_up",
 }
 """Failure events -> ``scaler_operation_errors_total{operation}``."""
 
@@ -162,6 +163,8 @@ EVENTS: Final[tuple[Count, ...]] = (
     Count("reconcile_error", "scaler_reconcile_errors_total"),
     Count("unplaceable", "scaler_unplaceable_pods_total", amount=_number("pods")),
     Count("migrate", "scaler_migrations_total"),
+    # A launch given up (its node never registered) is a launch that failed.
+    Count("launch_given_up", "scaler_launch_failures_total", {"pool": _field("pool")}),
     *(
         Count(event, "scaler_operation_errors_total", {"operation": _const(op)})
         for event, op in OPERATIONS.items()
