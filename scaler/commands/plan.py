@@ -13,12 +13,14 @@ from scaler.commands.place import console
 from scaler.commands.run import add_connection_flags, connection_options
 from scaler.core.actions import (
     Decision,
+    GiveUpLaunch,
     LabelNode,
     MarkIdle,
     NotifyUnplaceable,
     PinPod,
     RemoveNode,
     ScaleUp,
+    Untaint,
 )
 
 
@@ -62,6 +64,10 @@ def print_plan(decision: Decision, problems: list[str]) -> None:
             table.add_row("idle timer", a.node, "", "", "no workload pods; timer starts")
         elif isinstance(a, LabelNode):
             table.add_row("label node", a.node, "", "", f"{a.key}={a.value}: {a.reason}")
+        elif isinstance(a, Untaint):
+            table.add_row("untaint", a.node, "", "", f"scaler.io/removing: {a.reason}")
+        elif isinstance(a, GiveUpLaunch):
+            table.add_row("give up launch", a.pool, f"-{a.count}", "", a.reason)
     pins = sum(isinstance(a, PinPod) for a in decision.actions)
     out.print(table)
     if pins:

@@ -115,7 +115,7 @@ def decide(
     actions += down
     wakes += down_wakes
     actions += _stale_removal_taints(view, down)
-    actions += _overdue_launches(view, table, memory, settings)
+    actions += _overdue_launches(view, table, memory, settings, busy)
     uncordon, uncordon_wakes = rebalance_expired(view, memory, now=now)
     actions += uncordon
     wakes += uncordon_wakes
@@ -402,16 +402,21 @@ def _stale_removal_taints(view: ClusterView, down: list[Action]) -> list[Action]
 
 
 def _overdue_launches(
-    view: ClusterView, table: PoolTable, memory: Memory, settings: Settings
+    view: ClusterView, table: PoolTable, memory: Memory, settings: Settings, busy: set[str]
 ) -> list[Action]:
     """Launches past the provision timeout whose nodes are still not Ready: give them up.
 
     Nodes on their way are a pool's count, not a launch's, so the shortfall is laid at the
     oldest launches' door: a pool's nodes on their way beyond those of its launches still
-    within their timeout are the overdue ones (at most what the overdue launches asked)."""
+    within their timeout are the overdue ones (at most what the overdue launches asked). A
+    node that is not Ready but has workload pods was up once (its kubelet is in trouble,
+    not its launch): it is no launch's shortfall."""
     if not memory.overdue:
         return []
-    on_the_way = nodes_on_the_way(view, table)
+    on_the_way = Counter(nodes_on_the_way(view, table))
+    for n in view.nodes:
+        if n.pool is not None and not (n.ready and n.gpu_ready) and n.name in busy:
+            on_the_way[n.pool] -= 1
     overdue: Counter[str] = Counter()
     for launch in memory.overdue:
         overdue[launch.pool] += launch.count

@@ -199,3 +199,13 @@ def test_a_given_up_pool_backs_off_and_its_pods_go_to_the_next_cheapest(catalog)
     # The instance is gone and the size lowered: the pod is placed on the next-cheapest pool.
     d = run(ClusterView(1000.5, pending=(PendingPod(pod("a"), 90.0),)), pools(), catalog, memory)
     assert [u.pool for u in d.of(ScaleUp)] == ["big"]
+
+
+def test_a_node_that_ran_pods_and_went_not_ready_is_no_launchs_shortfall(catalog):
+    memory = Memory()
+    memory.launches.append(Launch("small", 1, frozenset(), 100.0, 1000.0))
+    memory.forget(now=1000.0, pending=set())
+    # Desired 1; its one node went NotReady with a pod on it (kubelet trouble, not a launch).
+    view = ClusterView(1000.0, nodes=(node("n1", ready=False, created_s=50.0),),
+                       bound=(BoundPod(pod("x"), "n1"),))
+    assert run(view, pools(small=1), catalog, memory).of(GiveUpLaunch) == []
