@@ -45,7 +45,8 @@ async def drain(
         for pod in action.pods:
             tg.start_soon(_evict_until, pod, action.deadline_s, results, actuator, clock, observe)
     left: list[str] = []
-    if node is not None and cluster is not None:
+    if node is not None and cluster is not None and (action.terminate or action.hook):
+        # The node is about to go: nothing may be left on it that a live read can see.
         left = await _evict_stragglers(action, node, results, cluster, actuator, clock, observe)
     # A drain with nothing to evict (a lifecycle action for an instance that never became a
     # node) is in time by definition.
