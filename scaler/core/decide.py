@@ -217,8 +217,8 @@ def _cover_by_slots(
     covered: set[str] = set()
 
     def take(c: int, i: int, members: list[PodSpec]) -> list[PodSpec]:
-        """Cover as many of ``members`` (class ``c``) as pool ``i`` has room for; return
-        the rest."""
+        """Cover as many of ``members`` (class ``c``, oldest first) as pool ``i`` has room
+        for; return the rest."""
         name = offerings.pools[i].name
         room = capacity.get(name, 0.0)
         if not members or room <= 0 or not np.isfinite(matrix[c, i]):
