@@ -9,7 +9,9 @@ Scale-up, in order:
    a fresh empty Ready node (younger than ``bind_grace_s``) is about to take pods. Both are
    counted against every pending pod that fits them, remembered or not: pods the memory
    knows a launch for take their pool's first, the rest the cheapest left. So a restart, a
-   rollout or a failover (empty memory) does not buy the same capacity again.
+   rollout or a failover (empty memory) does not buy the same capacity again. A fresh node
+   with a NoSchedule taint its pool does not declare (and no start-up lifts) is no one's
+   capacity: kube-scheduler passed the pods over for it.
 2. Batching: new pending pods wait until ``batch_idle_s`` after the last arrival, at most
    ``batch_max_s`` after the first, then go as one decision.
 3. Placement (:func:`scaler.core.placement.place`) with pool headroom and backoff.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from typing import Final
 
 import numpy as np
 
@@ -49,7 +52,7 @@ from scaler.core.actions import (
 )
 from scaler.core.lifecycle import INTERRUPTION_TAINT_KEY, SPOT_NOTICE_S, rebalance_expired
 from scaler.core.memory import Memory
-from scaler.core.model import PodSpec, PoolSpec
+from scaler.core.model import NO_EXECUTE, NO_SCHEDULE, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolTable, pool_table
 from scaler.core.pinning import label_pools
 from scaler.core.placement import cost_matrix, group_pods, place
@@ -171,6 +174,7 @@ def _uncovered(
             and n.created_s >= fresh
             and n.name not in busy
             and not _removing(n)
+            and not _kept_off(n, table)
         ):
             capacity[n.pool] = capacity.get(n.pool, 0.0) + 1.0
     capacity = {k: v for k, v in capacity.items() if v > 0 and offerings.get(k) is not None}
@@ -180,6 +184,36 @@ def _uncovered(
     rest = _cover_by_slots(list(view.pending), capacity, memory.in_flight(), offerings, settings,
                            waiting_for)
     return rest, waiting_for
+
+
+STARTUP_TAINT_KEYS: Final = frozenset({
+    # Karpenter's known ephemeral taints: the node lifecycle controller's and the cloud
+    # controller's, lifted once the node is up.
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "node.kubernetes.io/network-unavailable",
+    "node.cloudprovider.kubernetes.io/uninitialized",
+    # Agents that taint their node until they run (Cilium, the EBS and EFS CSI drivers).
+    "node.cilium.io/agent-not-ready",
+    "ebs.csi.aws.com/agent-not-ready",
+    "efs.csi.aws.com/agent-not-ready",
+})
+"""Taints a new node carries only while it starts: kube-scheduler waits, it does not refuse."""
+
+
+def _kept_off(node: Node, table: PoolTable) -> bool:
+    """Does the node carry a NoSchedule/NoExecute taint that its pool does not declare and
+    that no start-up lifts? Then kube-scheduler passed pods over for it, and it is nobody's
+    capacity (the cost matrix knows only the pool's own taints)."""
+    if not node.taints or node.pool is None:
+        return False
+    pool = table.by_name.get(node.pool)
+    declared = pool.taints if pool is not None else ()
+    return any(
+        t.effect in (NO_SCHEDULE, NO_EXECUTE) and t.key not in STARTUP_TAINT_KEYS
+        and t not in declared
+        for t in node.taints
+    )
 
 
 def nodes_on_the_way(view: ClusterView, table: PoolTable) -> dict[str, int]:

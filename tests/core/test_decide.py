@@ -261,9 +261,9 @@ def test_a_pod_whose_new_node_another_pod_took_is_placed_again_at_once(catalog):
 
 def test_a_fresh_empty_node_covers_a_pod_no_launch_is_remembered_for_until_the_bind_grace(catalog):
     # No launch of ours is remembered for this pod (a restart): the empty node that just came
-    # up is where the scheduler is about to bind it. Had the scheduler passed it over (a
-    # taint or a smaller real allocatable than modelled), the pod is placed once the node is
-    # older than bind_grace_s (600 s): late, never twice.
+    # up is where the scheduler is about to bind it. Had the scheduler passed it over for a
+    # reason scaler does not model, the pod is placed once the node is older than
+    # bind_grace_s (600 s): late, never twice.
     pods = pending(pod("a"), since=100.0)
     view = ClusterView(200.0, pending=pods, nodes=(node("n1", created_s=190.0),))
     assert run(view, pools(small=1), catalog).of(ScaleUp) == []

@@ -105,6 +105,19 @@ def test_a_node_being_removed_covers_no_pending_pod(catalog):
     assert [(u.pool, u.count) for u in d.of(ScaleUp)] == [("small", 1)]
 
 
+def test_a_fresh_empty_node_with_a_taint_its_pool_does_not_declare_covers_nothing(catalog):
+    # kube-scheduler passed the pod over for that taint: scale for it at once. A start-up
+    # taint (the cloud controller's, a CNI agent's) only delays the scheduler: covered.
+    pods = (PendingPod(pod("a"), 100.0),)
+    odd = node("n1", created_s=190.0, taints=(Taint("example.com/dedicated", "x"),))
+    d = run(ClusterView(200.0, pending=pods, nodes=(odd,)), pools(small=1), catalog)
+    assert [(u.pool, u.count) for u in d.of(ScaleUp)] == [("small", 1)]
+    starting = node("n1", created_s=190.0,
+                    taints=(Taint("node.cloudprovider.kubernetes.io/uninitialized", "true"),))
+    d = run(ClusterView(200.0, pending=pods, nodes=(starting,)), pools(small=1), catalog)
+    assert d.of(ScaleUp) == []
+
+
 # ---------------------------------------------------------------------- removal taints
 
 

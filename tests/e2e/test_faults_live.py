@@ -230,15 +230,16 @@ async def test_a_new_reconciler_taking_over_mid_burst_launches_nothing_extra(
         await until(lambda: len(ctl.cluster.snapshot.__self__._pending) == 6, what="pending")
         (up,) = await ticks_until(ctl, ScaleUp)
     assert (up.pool, up.count) == ("od-m5", 6)
-    # Three instances register, Ready but still starting up (the CNI's startup taint keeps
-    # kube-scheduler off them for now); three have no Node yet.
+    # Three instances register, Ready but still starting up (the cloud controller's start-up
+    # taint keeps kube-scheduler off them for now); three have no Node yet.
     for i, (instance_id, zone) in enumerate(instances(empty_account, "od-m5")[:3]):
         kube_ns.make_node(
             f"od-m5-{i}",
             capacity={"cpu": 2, "memory": "8Gi", "pods": 29},
             labels={"node.kubernetes.io/instance-type": "m5.large",
                     "topology.kubernetes.io/zone": zone},
-            taints=[{"key": "node.example.com/agent-not-ready", "effect": "NoSchedule"}],
+            taints=[{"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true",
+                     "effect": "NoSchedule"}],
             provider_id=f"aws:///{zone}/{instance_id}",
         )
     # A new process: no memory of the launch. It sees 3 Ready empty nodes, 3 on their way.
