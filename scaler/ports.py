@@ -7,14 +7,14 @@ as the domain errors below, translated once at the adapter boundary.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from scaler.core.actions import LifecycleHook
 from scaler.core.interruptions import Received
 from scaler.core.model import InstanceType, PodSpec, PoolSpec, Taint
 from scaler.core.offerings import Prices
-from scaler.core.state import ClusterView, LaunchFailure, Node
+from scaler.core.state import BoundPod, ClusterView, LaunchFailure, Node
 
 
 class PortError(Exception):
@@ -61,6 +61,12 @@ class ClusterSource(Protocol):
         (watch-fed caches; 0 where the view is always current, as in the simulator)."""
         ...
 
+    async def pods_on(self, node: str) -> Sequence[BoundPod]:
+        """The pods bound to ``node`` and not finished, read from the source of truth now
+        (the API server, not a watch cache that may be stale without an error): the last
+        check before a node is terminated. A failed read raises ``PortError``."""
+        ...
+
 
 class Fleet(Protocol):
     """The cloud side: node groups and their instances."""
@@ -78,6 +84,13 @@ class Fleet(Protocol):
 
     async def terminate(self, node: Node) -> None:
         """Terminate the node's instance and decrement its pool's desired capacity."""
+        ...
+
+    async def give_up(self, pool: str, count: int, keep: Collection[str]) -> int:
+        """Take back up to ``count`` nodes asked of ``pool`` that never registered: desired
+        capacity no instance was launched for, then instances not in ``keep`` (the ids of
+        Ready or busy nodes), the longest-known first, terminated with a decrement. Returns
+        how many were taken back."""
         ...
 
     async def launch_failures(self, since_s: float) -> Sequence[LaunchFailure]:

@@ -53,6 +53,15 @@ class CloudSettings:
     """Per-pool failure probability (``--set launch_failure_rate_by_pool=p3.2xlarge-spot:1``);
     overrides ``launch_failure_rate`` for the pools it names."""
 
+    never_register_rate: float = 0.0
+    """Probability that a launched instance never becomes a node (bad AMI, bootstrap script,
+    no route to the API server): it runs and is billed, but never registers, until scaler
+    gives it up after ``provision_timeout_s``. 0 by default, as launch failures."""
+
+    never_register_rate_by_pool: tuple[tuple[str, float], ...] = ()
+    """Per-pool probability that an instance never registers
+    (``--set never_register_rate_by_pool=m5.large:1``); overrides ``never_register_rate``."""
+
     launch_failure_delay_s: float = 30.0
     """How long after SetDesiredCapacity a failed launch shows up in the scaling activities
     (DOMAIN.md: ASG launches are asynchronous, the failure surfaces later); the pool's
@@ -129,6 +138,12 @@ class SimConfig:
             if name == pool:
                 return rate
         return self.cloud.launch_failure_rate
+
+    def never_register_rate(self, pool: str) -> float:
+        for name, rate in self.cloud.never_register_rate_by_pool:
+            if name == pool:
+                return rate
+        return self.cloud.never_register_rate
 
     def with_overrides(self, overrides: Mapping[str, str]) -> SimConfig:
         """A copy with ``name=value`` overrides (field name, or ``section.name``), read

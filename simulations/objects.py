@@ -60,6 +60,8 @@ class SimNode:
     ready: bool = False
     gpu_ready: bool = True
     cordoned: bool = False
+    registered: bool = True
+    """False: the instance never becomes a node (``never_register_rate``); no view."""
     alive: bool = True
     annotations: dict[str, str] = field(default_factory=dict)
     added_taints: list[Taint] = field(default_factory=list)

@@ -11,14 +11,14 @@ tests can check what the reconciler asked for and how it copes when asking fails
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 from scaler.core.actions import LifecycleHook
 from scaler.core.catalog import Catalog
 from scaler.core.model import InstanceType, PodSpec, PoolSpec, Taint
 from scaler.core.offerings import Prices
-from scaler.core.state import ClusterView, LaunchFailure, Node
+from scaler.core.state import BoundPod, ClusterView, LaunchFailure, Node
 from scaler.ports import NotFound
 from simulations.clock import SimClock
 from simulations.world import World
@@ -66,6 +66,11 @@ class SimCluster(Recorder):
 
     def staleness_s(self) -> float:
         return 0.0  # the simulated view is always the world's current state
+
+    async def pods_on(self, node: str) -> tuple[BoundPod, ...]:
+        """What the API server would list: the world's own record, never a cached view."""
+        self._record("pods_on", node)
+        return self.world.pods_on(node)
 
     async def pin(self, pod: PodSpec, pool: str) -> None:
         self._record("pin", pod.key, pool)
@@ -124,6 +129,10 @@ class SimFleet(Recorder):
     async def cancel_unfulfilled(self, pool: str) -> None:
         self._record("cancel_unfulfilled", pool)
         self.world.cancel_unfulfilled(pool, self.clock.now())
+
+    async def give_up(self, pool: str, count: int, keep: Collection[str]) -> int:
+        self._record("give_up", pool, count)
+        return self.world.give_up(pool, count, keep, self.clock.now())
 
     async def terminate(self, node: Node) -> None:
         self._record("terminate", node.name)

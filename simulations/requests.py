@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -147,6 +148,31 @@ class WorldRequests:
             raise PortError(f"ValidationError: pool {node.pool} is at its min size")
         self._log(now, "removed", name)
         self._remove(node, now)
+
+    def give_up(self, pool: str, count: int, keep: Collection[str], now: float) -> int:
+        """Terminate up to ``count`` of ``pool``'s instances that never became a Ready node
+        (not in ``keep``), oldest first, shrinking the pool (never below its min size)."""
+        if pool not in self.desired:
+            raise NotFound(f"no pool {pool!r}")
+        duds = sorted(
+            (n for n in self.nodes.values()
+             if n.pool == pool and not n.ready and not n.runs and n.instance_id not in keep),
+            key=lambda n: (n.created_s, n.name),
+        )[:count]
+        for node in duds:
+            self._log(now, "given-up", node.name)
+            self._remove(node, now, decrement=False)
+            if self.desired[pool] > self.pool_specs[pool].min_size:
+                self.desired[pool] -= 1
+        if duds:
+            self._pool_changed(pool)
+        return len(duds)
+
+    def pods_on(self, name: str) -> tuple[BoundPod, ...]:
+        node = self.nodes.get(name)
+        if node is None:
+            return ()
+        return tuple(r.pod.bound_view for r in node.runs if r.pod.bound_view is not None)
 
     def failures_since(self, since_s: float) -> list[LaunchFailure]:
         return [f for f in self.failures if f.at_s >= since_s]

@@ -10,6 +10,9 @@ What is modelled (docs/simulator.md has the reasons):
 
 - A launch is a node at once, NotReady, billed from then; Ready after the boot time of its
   family; a GPU node advertises its GPUs ``gpu_advertise_s`` later (DOMAIN.md).
+- A launched instance may never register (``never_register_rate``): it is billed but no
+  node appears, until the reconciler gives it up (``Fleet.give_up``) after the provision
+  timeout.
 - A launch may fail (per-pool rate): the node never appears, and after
   ``launch_failure_delay_s`` the pool's desired size reverts and the failure is listed by
   ``launch_failures()``, as ASG scaling activities list it.
@@ -314,9 +317,13 @@ class World(WorldRequests):
         node.slot = self.table.add(node, i, alloc, zone)
         self.nodes[node.name] = node
         self.ledger.node_added(node, now)
+        rate = self.config.never_register_rate(pool)
+        # Drawn only when it can happen, so every other random draw of a run stays as it was.
+        if boot_s is None and rate > 0 and self.rng.random() < rate:
+            node.registered = False
         self._refresh(node)
-        self._log(now, "launch", f"{node.name} {pool}")
-        if boot_s is None:
+        self._log(now, "launch" if node.registered else "launch-unregistered", f"{node.name} {pool}")
+        if boot_s is None and node.registered:
             boot_s = self.config.boot_s(itype.family, node.gpus > 0)
             self.queue.push(now + boot_s, ev.NODE_READY, node)
         if node.capacity_type == SPOT and self.config.spot.interruptions:
@@ -415,6 +422,10 @@ class World(WorldRequests):
         self._v_nodes = None
 
     def _refresh(self, node: SimNode) -> None:
+        if not node.registered:  # an instance without a Node: the cluster shows nothing
+            node.view = None
+            self._v_nodes = None
+            return
         node.view = Node(
             name=node.name,
             pool=node.pool,

@@ -97,6 +97,7 @@ OPERATIONS: Final = {
     "notice_feed_error": "notice_feed",
     "review_error": "review",
     "replacement_failed": "replacement",
+    "give_up_failed": "give_up",
 }
 """Failure events -> ``scaler_operation_errors_total{operation}``."""
 
@@ -190,6 +191,8 @@ EVENTS: Final[tuple[Count, ...]] = (
     ),
     Count("migrate", "scaler_migrations_total"),
     Count("destructive_held", "scaler_destructive_actions_held_total", {"action": _field("action")}),
+    # A launch given up (its node never registered) is a launch that failed.
+    Count("launch_given_up", "scaler_launch_failures_total", {"pool": _field("pool")}),
     *(
         Count(event, "scaler_operation_errors_total", {"operation": _const(op)})
         for event, op in OPERATIONS.items()

@@ -15,15 +15,18 @@ from scaler.commands.place import console
 from scaler.commands.run import add_connection_flags, connection_options
 from scaler.core.actions import (
     Decision,
+    GiveUpLaunch,
     LabelNode,
     MarkIdle,
     NotifyUnplaceable,
     PinPod,
     RemoveNode,
     ScaleUp,
+    Untaint,
 )
 from scaler.core.memory import Memory
 from scaler.core.offerings import PoolProblem
+from scaler.core.state import TAINT_REMOVING
 
 NAMED_PODS = 5
 """Pods named on a table row before the rest are counted ("+12 more"): a row stays a line or
@@ -111,6 +114,12 @@ def rows(decision: Decision) -> list[dict[str, Any]]:
         elif isinstance(a, LabelNode):
             out.append({"action": "label_node", "node": a.node,
                         "reasons": [f"{a.key}={a.value}: {a.reason}"]})
+        elif isinstance(a, Untaint):
+            out.append({"action": "untaint", "node": a.node,
+                        "reasons": [f"{TAINT_REMOVING}: {a.reason}"]})
+        elif isinstance(a, GiveUpLaunch):
+            out.append({"action": "give_up_launch", "pool": a.pool, "count": -a.count,
+                        "reasons": [a.reason]})
     return out
 
 
@@ -173,6 +182,8 @@ def print_plan(
                           _named(row["pods"]), why)
         elif kind == "remove_node":
             table.add_row("remove node", f"{row['node']} ({row['pool']})", "-1", price, "", why)
+        elif kind == "give_up_launch":
+            table.add_row("give up launch", row["pool"], str(row["count"]), "", "", why)
         else:
             table.add_row(kind.replace("_", " "), row["node"], "", "", "", why)
     pins = sum(isinstance(a, PinPod) for a in decision.actions)

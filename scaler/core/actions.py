@@ -69,6 +69,26 @@ class RemoveNode:
 
 
 @dataclass(frozen=True, slots=True)
+class Untaint:
+    """Remove scaler's removal taint (``scaler.io/removing``) from a node that is not being
+    removed after all: a process died between tainting and terminating it, or a pod landed."""
+
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUpLaunch:
+    """``count`` nodes asked of ``pool`` have not registered within the provision timeout:
+    take them back (desired size lowered, the unregistered instances terminated), back the
+    pool off, and let their pods be placed again."""
+
+    pool: str
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Cordon:
     """Mark the node unschedulable and taint it, so nothing new lands on a node that is
     going away (``taint`` None: cordon only)."""
@@ -143,6 +163,7 @@ class Forget:
 Action = (
     ScaleUp | PinPod | NotifyUnplaceable | MarkIdle | RemoveNode | Cordon | Uncordon | Drain
     | Evict | Forget | LabelNode
+    | Untaint | GiveUpLaunch
 )
 
 

@@ -5,9 +5,13 @@ the view, the pools, the offerings, the memory and the settings go in, a
 :class:`~scaler.core.actions.Decision` comes out; ``now`` and ``rng`` are arguments.
 
 Scale-up, in order:
-1. Capacity already coming: a pool's desired size minus its Ready nodes is in flight. Pods
-   the memory knows a launch for are covered; after a restart (no memory) pending pods
-   that fit a pool's in-flight slots are covered too, so a restart never scales twice.
+1. Capacity already coming: a pool's desired size minus its Ready nodes is in flight, and
+   a fresh empty Ready node (younger than ``bind_grace_s``) is about to take pods. Both are
+   counted against every pending pod that fits them, remembered or not: pods the memory
+   knows a launch for take their pool's first, the rest the cheapest left. So a restart, a
+   rollout or a failover (empty memory) does not buy the same capacity again. A fresh node
+   with a NoSchedule taint its pool does not declare (and no start-up lifts) is no one's
+   capacity: kube-scheduler passed the pods over for it.
 2. Batching: new pending pods wait until ``batch_idle_s`` after the last arrival, at most
    ``batch_max_s`` after the first, then go as one decision.
 3. Placement (:func:`scaler.core.placement.place`) with pool headroom and backoff.
@@ -17,7 +21,14 @@ Scale-up, in order:
 Scale-down: a Ready node with no workload pod (DaemonSet and mirror pods do not count) is
 idle from the time recorded on it; after its pool's idle timeout it is removed, unless
 scale-down is disabled on it, its pool is at min size, pods are waiting for its pool, the
-cluster scaled up too recently, or the removal budget for the minute is spent.
+cluster scaled up too recently, or the removal budget for the minute is spent. The
+reconciler removes a node by a protocol (docs/kubernetes.md): taint it ``scaler.io/removing``
+(NoSchedule), read its pods live from the API server, then terminate it, or untaint it if a
+workload pod landed. A node left with that taint and not removed now is untainted.
+
+Provision timeout: a launch still short of Ready nodes ``provision_timeout_s`` after it was
+made is given up (:class:`~scaler.core.actions.GiveUpLaunch`): the nodes that never
+registered are taken back, the pool backs off, and its pods are placed again.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from typing import Final
 
 import numpy as np
 
@@ -32,16 +44,18 @@ from scaler.core.actions import (
     Action,
     Decision,
     Drain,
+    GiveUpLaunch,
     MarkIdle,
     NotifyUnplaceable,
     PinPod,
     RemoveNode,
     ScaleUp,
+    Untaint,
 )
 from scaler.core.lifecycle import INTERRUPTION_TAINT_KEY, SPOT_NOTICE_S, rebalance_expired
 from scaler.core.limits import NEXT_STEP_S, apply_limits
 from scaler.core.memory import Memory
-from scaler.core.model import PodSpec, PoolSpec
+from scaler.core.model import NO_EXECUTE, NO_SCHEDULE, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolTable, is_startup_taint, pool_table
 from scaler.core.pinning import label_pools
 from scaler.core.placement import cost_matrix, group_pods, place
@@ -52,6 +66,7 @@ from scaler.core.state import (
     ANNOTATION_IDLE_SINCE,
     ANNOTATION_SAFE_TO_EVICT,
     ANNOTATION_SCALE_DOWN_DISABLED,
+    TAINT_REMOVING,
     BoundPod,
     ClusterView,
     Node,
@@ -109,6 +124,8 @@ def decide(
     )
     actions += down
     wakes += down_wakes
+    actions += _stale_removal_taints(view, down)
+    actions += _overdue_launches(view, table, memory, settings, busy)
     uncordon, uncordon_wakes = rebalance_expired(view, memory, now=now)
     actions += uncordon
     wakes += uncordon_wakes
@@ -140,52 +157,81 @@ def _uncovered(
     now: float,
     busy: set[str],
 ) -> tuple[list[PendingPod], dict[str, str]]:
-    """Pending pods no node is coming for, and pod key -> pool for those one is. A pool
-    backing off after a failed launch has nothing on its way, whatever its desired size."""
+    """Pending pods no node is coming for, and pod key -> pool for those one is.
+
+    Capacity, in nodes per pool: nodes asked for but not Ready (none from a pool backing
+    off: its launch failed), and fresh empty Ready nodes (the scheduler is about to bind
+    pods there). It is counted against *every* pending pod, remembered or not, so a restart,
+    a rollout or a failover (empty memory) never buys the same capacity twice. Pods a
+    remembered launch was made for take their pool's capacity first; the rest take what is
+    left, cheapest first. A node another pod took is busy, so it covers nothing: the pods it
+    was bought for are placed again at once, not after the provision timeout."""
     if not view.pending:
         return [], {}
-    # A node still carrying a startup taint (an agent not ready yet) is capacity on its way.
     keys = settings.placement.startup_taint_keys
+    capacity: dict[str, float] = {
+        name: float(n)
+        for name, n in nodes_on_the_way(view, table, keys).items()
+        if not memory.backing_off(name, now)
+    }
+    fresh = now - settings.scale_up.bind_grace_s
+    for n in view.nodes:
+        if (
+            n.pool is not None
+            and n.schedulable_ready
+            and n.created_s >= fresh
+            and n.name not in busy
+            and not _removing(n)
+            and not _kept_off(n, table, keys)
+        ):
+            capacity[n.pool] = capacity.get(n.pool, 0.0) + 1.0
+    capacity = {k: v for k, v in capacity.items() if v > 0 and offerings.get(k) is not None}
+    if not capacity:
+        return list(view.pending), {}
+    waiting_for: dict[str, str] = {}
+    rest = _cover_by_slots(list(view.pending), capacity, memory.in_flight(), offerings, settings,
+                           waiting_for)
+    return rest, waiting_for
+
+
+_LIFECYCLE_TAINT_PREFIX: Final = "node.kubernetes.io/"
+"""The node lifecycle controller's taints (not-ready, unreachable, network-unavailable):
+lifted once the node is up; kube-scheduler waits, it does not refuse."""
+
+
+def _kept_off(node: Node, table: PoolTable, startup_keys: Sequence[str]) -> bool:
+    """Does the node carry a NoSchedule/NoExecute taint that its pool does not declare and
+    that no start-up lifts? Then kube-scheduler passed pods over for it, and it is nobody's
+    capacity (the cost matrix knows only the pool's own taints)."""
+    if not node.taints or node.pool is None:
+        return False
+    pool = table.by_name.get(node.pool)
+    declared = pool.taints if pool is not None else ()
+    return any(
+        t.effect in (NO_SCHEDULE, NO_EXECUTE)
+        and not is_startup_taint(t, startup_keys)
+        and not t.key.startswith(_LIFECYCLE_TAINT_PREFIX)
+        and t not in declared
+        for t in node.taints
+    )
+
+
+def nodes_on_the_way(
+    view: ClusterView, table: PoolTable, startup_keys: Sequence[str]
+) -> dict[str, int]:
+    """Pool -> nodes asked for (desired size) but not Ready with their GPUs advertised; a
+    node still carrying a startup taint (an agent not ready yet) is on its way too."""
     ready = Counter(
         n.pool
         for n in view.nodes
         if n.pool is not None and n.ready and n.gpu_ready
-        and not any(is_startup_taint(t, keys) for t in n.taints)
+        and not any(is_startup_taint(t, startup_keys) for t in n.taints)
     )
-    # Capacity on its way: nodes asked for but not Ready (none from a pool backing off: its
-    # launch failed).
-    slots = {
+    return {
         p.name: p.current_size - ready[p.name]
         for p in table.sized
-        if p.current_size > ready[p.name] and not memory.backing_off(p.name, now)
+        if p.current_size > ready[p.name]
     }
-    # A pod we launched a node for also waits for a fresh empty Ready node of that pool: it
-    # came up and the scheduler is about to bind the pod. Only such pods: for any other pod
-    # the scheduler has had its chance at that node. A node another pod took is neither, so
-    # the pods it was bought for are placed again at once, not after the provision timeout.
-    fresh = now - settings.scale_up.bind_grace_s
-    fresh_empty: Counter[str] = Counter(
-        n.pool
-        for n in view.nodes
-        if n.pool is not None and n.schedulable_ready and n.created_s >= fresh
-        and n.name not in busy
-    )
-    in_flight = memory.in_flight()
-    waiting_for: dict[str, str] = {}
-    rest: list[PendingPod] = []
-    for pp in view.pending:
-        pool = in_flight.get(pp.pod.key)
-        if pool is not None and pool in table.by_name and slots.get(pool, 0) > 0:
-            slots[pool] -= 1
-            waiting_for[pp.pod.key] = pool
-        elif pool is not None and pool in table.by_name and fresh_empty[pool] > 0:
-            fresh_empty[pool] -= 1
-            waiting_for[pp.pod.key] = pool
-        else:
-            rest.append(pp)
-    if rest and any(v > 0 for v in slots.values()):
-        rest = _cover_by_slots(rest, slots, offerings, settings, waiting_for)
-    return rest, waiting_for
 
 
 def _above_priority_cutoff(pending: list[PendingPod], settings: Settings) -> list[PendingPod]:
@@ -200,36 +246,65 @@ def _above_priority_cutoff(pending: list[PendingPod], settings: Settings) -> lis
 
 def _cover_by_slots(
     pending: list[PendingPod],
-    slots: dict[str, int],
+    capacity: dict[str, float],
+    in_flight: dict[str, str],
     offerings: Offerings,
     settings: Settings,
     waiting_for: dict[str, str],
 ) -> list[PendingPod]:
-    """Nodes are coming that no remembered launch explains (we restarted, or someone else
-    scaled): let the pods that fit them wait for them, cheapest slot first."""
+    """Let the pods that fit the nodes on their way wait for them; return the others.
+
+    ``capacity`` is nodes per pool, used up as pods are assigned: a pod of a class takes
+    1/k of a node of a pool that packs k of them (1 on the usual one-pod-per-node pool).
+    A pod whose remembered launch went to a pool takes that pool first; then every pod left
+    takes the cheapest pool with room. One cost matrix over the pending pods' classes, and
+    only when something is on its way."""
     pods = [pp.pod for pp in pending]
     classes = group_pods(pods)
     reps = [c[0] for c in classes]
     req = np.array([p.requests.as_array() for p in reps]).reshape(len(reps), -1)
-    matrix, _ = cost_matrix(reps, req, offerings, np.ones(len(offerings), bool), settings.placement)
-    # Only the few pools with nodes on the way are candidates, cheapest first per class.
-    columns = np.array(
-        [i for name, n in slots.items() if n > 0 and (i := offerings.get(name)) is not None],
-        dtype=np.int64,
+    matrix, per_node = cost_matrix(
+        reps, req, offerings, np.ones(len(offerings), bool), settings.placement
     )
     covered: set[str] = set()
+
+    def take(c: int, i: int, members: list[PodSpec]) -> list[PodSpec]:
+        """Cover as many of ``members`` (class ``c``, oldest first) as pool ``i`` has room
+        for; return the rest."""
+        name = offerings.pools[i].name
+        room = capacity.get(name, 0.0)
+        if not members or room <= 0 or not np.isfinite(matrix[c, i]):
+            return members
+        share = 1.0 / max(float(per_node[c, i]), 1.0)
+        n = min(len(members), int((room + _EPS) / share))
+        capacity[name] = room - n * share
+        for pod in members[:n]:
+            waiting_for[pod.key] = name
+            covered.add(pod.key)
+        return members[n:]
+
+    # Remembered launches first: their pods were the reason those nodes were bought.
+    if in_flight:
+        for c, members in enumerate(classes):
+            mine: dict[int, list[PodSpec]] = {}
+            for pod in members:
+                pool = in_flight.get(pod.key)
+                i = offerings.get(pool) if pool is not None else None
+                if i is not None:
+                    mine.setdefault(i, []).append(pod)
+            for i, pods_of in mine.items():
+                take(c, i, pods_of)
+    # Only the few pools with nodes on the way are candidates, cheapest first per class.
+    columns = np.array(
+        [i for name in capacity if (i := offerings.get(name)) is not None], dtype=np.int64
+    )
     for c, members in enumerate(classes):
+        left = [p for p in members if p.key not in covered] if covered else list(members)
         row = matrix[c, columns]
-        left = list(members)
         for j in np.argsort(row, kind="stable"):
             if not left or not np.isfinite(row[j]):
                 break
-            name = offerings.pools[columns[j]].name
-            while left and slots.get(name, 0) > 0:
-                pod = left.pop()
-                slots[name] -= 1
-                waiting_for[pod.key] = name
-                covered.add(pod.key)
+            left = take(c, int(columns[j]), left)
     return [pp for pp in pending if pp.pod.key not in covered]
 
 
@@ -367,6 +442,60 @@ def _scale_down(
             )
         )
     return actions, wakes
+
+
+def _removing(node: Node) -> bool:
+    return any(t.key == TAINT_REMOVING for t in node.taints) if node.taints else False
+
+
+def _stale_removal_taints(view: ClusterView, down: list[Action]) -> list[Action]:
+    """A node carries scaler's removal taint but is not being removed now: the process that
+    tainted it died before terminating it (or a pod landed and the untaint failed). Undo it,
+    rather than finish it: the decision that tainted the node is stale, and if the node is
+    still idle and due, this very decision removes it again, through the whole protocol
+    (taint, live read, terminate). A node in no pool is left alone: its instance is already
+    terminating (AWS lists it as no group's), and untainting it would invite pods onto it."""
+    removing = {a.node for a in down if isinstance(a, RemoveNode)}
+    return [
+        Untaint(n.name, "a removal that did not finish")
+        for n in view.nodes
+        if n.taints and n.pool is not None and n.name not in removing and _removing(n)
+    ]
+
+
+def _overdue_launches(
+    view: ClusterView, table: PoolTable, memory: Memory, settings: Settings, busy: set[str]
+) -> list[Action]:
+    """Launches past the provision timeout whose nodes are still not Ready: give them up.
+
+    Nodes on their way are a pool's count, not a launch's, so the shortfall is laid at the
+    oldest launches' door: a pool's nodes on their way beyond those of its launches still
+    within their timeout are the overdue ones (at most what the overdue launches asked). A
+    node that is not Ready but has workload pods was up once (its kubelet is in trouble,
+    not its launch): it is no launch's shortfall."""
+    if not memory.overdue:
+        return []
+    # A Ready node still carrying a startup taint did register: not a launch's shortfall
+    # (give_up keeps Ready instances), so no startup keys here.
+    on_the_way = Counter(nodes_on_the_way(view, table, ()))
+    for n in view.nodes:
+        if n.pool is not None and not (n.ready and n.gpu_ready) and n.name in busy:
+            on_the_way[n.pool] -= 1
+    overdue: Counter[str] = Counter()
+    for launch in memory.overdue:
+        overdue[launch.pool] += launch.count
+    newer: Counter[str] = Counter()
+    for launch in memory.launches:
+        newer[launch.pool] += launch.count
+    timeout = settings.scale_up.provision_timeout_s
+    out: list[Action] = []
+    for pool in sorted(overdue):
+        missing = min(overdue[pool], on_the_way.get(pool, 0) - newer[pool])
+        if missing > 0:
+            out.append(
+                GiveUpLaunch(pool, missing, f"node never registered within {timeout:.0f}s")
+            )
+    return out
 
 
 def _unfinished_drains(

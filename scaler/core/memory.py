@@ -2,13 +2,18 @@
 last scale-up, recent removals. Plain data with small update methods; no I/O, no clock.
 
 Nothing here is needed for correctness after a restart: in-flight capacity is re-derived
-from the pools' desired sizes versus registered nodes, and idle timers live on the nodes as
-annotations. Memory only sharpens decisions between restarts.
+from the pools' desired sizes versus registered nodes (and counted against every pending
+pod, remembered or not), idle timers live on the nodes as annotations, and a removal cut
+short lives on the node as its ``scaler.io/removing`` taint. Memory only sharpens decisions
+between restarts. A launch made before a restart gets a fresh provision timeout in the new
+process (:meth:`Memory.adopt`): a node that never registers is given up at most one timeout
+late.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +61,9 @@ class Memory:
     evicted to move to a cheaper pool, and the pool it left; kept ``MIGRATION_MEMORY_S``."""
     write_failures: dict[str, int] = field(default_factory=dict)
     """Pool -> scale-up writes that failed in a row (reset by a success or a backoff)."""
+    overdue: list[Launch] = field(default_factory=list)
+    """Launches that passed their provision timeout at the last :meth:`forget`: the next
+    decision gives up what of them never registered; the reconciler then clears this."""
 
     # ------------------------------------------------------------------ updates
 
@@ -102,16 +110,40 @@ class Memory:
     def write_succeeded(self, pool: str) -> None:
         self.write_failures.pop(pool, None)
 
+    def gave_up(self, pool: str, *, now: float, ttl_s: float, reason: str) -> None:
+        """Nodes of ``pool`` never registered: back it off for ``ttl_s`` (like a failed
+        launch) and forget its launches so far, so their pods are placed again elsewhere.
+        Unlike :meth:`launch_failed` this moves no cursor of the cloud's failure list."""
+        self.mark_unavailable(pool, until_s=now + ttl_s, reason=reason)
+        self.launches = [
+            launch for launch in self.launches if not (launch.pool == pool and launch.at_s <= now)
+        ]
+
+    def adopt(self, on_the_way: Mapping[str, int], *, now: float, timeout_s: float) -> None:
+        """Nodes on their way that no remembered launch explains (this process restarted,
+        a launch's pods went elsewhere, someone else raised the pool) get a launch of their
+        own, for no pod, so they too are given up if they never register."""
+        known: Counter[str] = Counter()
+        for launch in self.launches + self.overdue:  # overdue ones are judged this tick
+            known[launch.pool] += launch.count
+        for pool, n in on_the_way.items():
+            if n > known[pool]:
+                self.launches.append(
+                    Launch(pool, n - known[pool], frozenset(), now, now + timeout_s)
+                )
+
     def removed(self, *, now: float) -> None:
         self.removals_s.append(now)
 
     def forget(self, *, now: float, pending: set[str]) -> None:
-        """Drop launches past their deadline or whose pods all left the pending set, and
-        backoffs that ended."""
+        """Drop launches whose pods all left the pending set, and backoffs that ended.
+        Launches past their deadline move to :attr:`overdue` for the next decision."""
+        self.overdue += [launch for launch in self.launches if launch.deadline_s <= now]
         self.launches = [
             launch
             for launch in self.launches
-            if launch.deadline_s > now and not launch.pods.isdisjoint(pending)
+            if launch.deadline_s > now
+            and (not launch.pods or not launch.pods.isdisjoint(pending))
         ]
         for pool in [p for p, until in self.backoff_until_s.items() if until <= now]:
             del self.backoff_until_s[pool]

@@ -26,6 +26,9 @@ ANNOTATION_PIN: Final = "scaler.io/pin"
 """On a pod: ``"false"`` opts it out of the pinning webhook."""
 ANNOTATION_PINNED_POOLS: Final = "scaler.io/pinned-pools"
 """On a pod: the tier the pinning webhook pinned it to (its namespace is pinned at admission)."""
+TAINT_REMOVING: Final = "scaler.io/removing"
+"""scaler's own NoSchedule taint on a node it is about to terminate: kube-scheduler puts no
+new pod there while the node's pods are read live and the instance is terminated."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,12 @@
 
 Every workload pod is evicted concurrently through the Eviction API; a PodDisruptionBudget
 that allows no disruption yet (``Throttled``) is retried with capped, jittered backoff until
-the deadline. Then the ASG lifecycle action is completed, or the instance terminated (so a
-reclaimed Spot node is not replaced by its ASG on top of scaler's own replacement).
+the deadline. Then the node's pods are read live from the API server (not the watch cache):
+a workload pod that was not evicted (it landed after the drain began, or the cache that
+listed the pods was stale) is evicted too, until none is left or the deadline passes. Then
+the ASG lifecycle action is completed, or the instance terminated (so a reclaimed Spot node
+is not replaced by its ASG on top of scaler's own replacement) -- but never with a workload
+pod still on it: such a node is left to its interruption (a few seconds later) instead.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import anyio
 from scaler.core.actions import Drain
 from scaler.core.model import PodSpec
 from scaler.core.state import Node
-from scaler.ports import Actuator, Clock, Fleet, NotFound, PortError, Throttled
+from scaler.ports import Actuator, Clock, ClusterSource, Fleet, NotFound, PortError, Throttled
 
 Observe = Callable[[str, dict[str, object]], None]
 
@@ -33,12 +37,17 @@ async def drain(
     fleet: Fleet,
     clock: Clock,
     observe: Observe,
+    cluster: ClusterSource | None = None,
 ) -> None:
     started = clock.now()
     results: dict[str, bool] = {}
     async with anyio.create_task_group() as tg:
         for pod in action.pods:
             tg.start_soon(_evict_until, pod, action.deadline_s, results, actuator, clock, observe)
+    left: list[str] = []
+    if node is not None and cluster is not None and (action.terminate or action.hook):
+        # The node is about to go: nothing may be left on it that a live read can see.
+        left = await _evict_stragglers(action, node, results, cluster, actuator, clock, observe)
     # A drain with nothing to evict (a lifecycle action for an instance that never became a
     # node) is in time by definition.
     in_time = all(results.values()) and (not action.pods or clock.now() <= action.deadline_s)
@@ -58,7 +67,10 @@ async def drain(
             await fleet.complete_lifecycle(action.hook)
         except PortError as e:
             observe("lifecycle_complete_failed", {"node": action.node, "error": str(e)})
-    if action.terminate and node is not None:
+    if action.terminate and node is not None and left:
+        observe("remove_cancelled", {"node": action.node, "pool": node.pool,
+                                     "reason": f"pod {left[0]} still on it after the drain"})
+    elif action.terminate and node is not None:
         try:
             await fleet.terminate(node)
         except NotFound:
@@ -70,6 +82,35 @@ async def drain(
                 "remove_node",
                 {"node": action.node, "pool": node.pool, "reason": "drained before interruption"},
             )
+
+
+async def _evict_stragglers(
+    action: Drain,
+    node: Node,
+    results: dict[str, bool],
+    cluster: ClusterSource,
+    actuator: Actuator,
+    clock: Clock,
+    observe: Observe,
+) -> list[str]:
+    """Read the node's pods live; evict the workload pods this drain has not evicted yet,
+    until there are none or the deadline passes. Returns the keys of those still there."""
+    while True:
+        try:
+            live = await cluster.pods_on(node.name)
+        except PortError as e:
+            observe("drain_live_read_failed", {"node": node.name, "error": str(e)})
+            return ["(unknown: the live read failed)"]
+        stragglers = [b.pod for b in live if b.is_workload and not results.get(b.pod.key)]
+        if not stragglers:
+            return []
+        if clock.now() >= action.deadline_s:
+            return [p.key for p in stragglers]
+        async with anyio.create_task_group() as tg:
+            for pod in stragglers:
+                tg.start_soon(
+                    _evict_until, pod, action.deadline_s, results, actuator, clock, observe
+                )
 
 
 async def _evict_until(

@@ -25,6 +25,7 @@ from scaler.core.actions import (
     Drain,
     Evict,
     Forget,
+    GiveUpLaunch,
     LabelNode,
     MarkIdle,
     NotifyUnplaceable,
@@ -32,9 +33,10 @@ from scaler.core.actions import (
     RemoveNode,
     ScaleUp,
     Uncordon,
+    Untaint,
 )
 from scaler.core.catalog import Catalog
-from scaler.core.decide import decide
+from scaler.core.decide import decide, nodes_on_the_way
 from scaler.core.interruptions import Notice, RebalanceRecommendation, SpotInterruption
 from scaler.core.lifecycle import (
     PodCost,
@@ -54,12 +56,14 @@ from scaler.core.settings import Settings
 from scaler.core.state import (
     ANNOTATION_DRAIN_DEADLINE,
     ANNOTATION_IDLE_SINCE,
+    TAINT_REMOVING,
     BoundPod,
     ClusterView,
     Node,
 )
 from scaler.loop.drain import drain
 from scaler.loop.offerings_cache import OfferingsCache
+from scaler.loop.removal import remove_node
 from scaler.ports import (
     Actuator,
     Clock,
@@ -80,6 +84,8 @@ are counted and logged): a burst must not turn into thousands of Event writes a 
 BACKOFF_RETRY_S = 1.0
 """After a failed write backed its pool off, tick again this soon: the pods go to the
 next-cheapest pool now, not at the next event."""
+GIVE_UP_RETICK_S = 0.5
+"""After giving a launch up, tick again this soon: its pods go to the next-best pool."""
 
 Observer = Callable[[str, dict[str, object]], None]
 """Receives ``(event, fields)`` for each thing worth logging or counting (adapters turn
@@ -154,6 +160,11 @@ class Reconciler:
         ):
             # A write failed (throttled, an API error): ask again soon, not at the next event.
             decision = dataclasses.replace(decision, wake_at_s=self._retry_at_s)
+        # A launch made by this tick must be looked at again by its provision timeout even if
+        # nothing else happens: a node that never registers sends no event.
+        deadline = min((launch.deadline_s for launch in self.memory.launches), default=None)
+        if deadline is not None and (decision.wake_at_s is None or deadline < decision.wake_at_s):
+            decision = dataclasses.replace(decision, wake_at_s=deadline)
         return decision
 
     async def respond(
@@ -273,11 +284,19 @@ class Reconciler:
                     self.observe("cancel_unfulfilled_failed", {"pool": failure.pool, "error": str(e)})
         self.memory.forget(now=now, pending={pp.pod.key for pp in view.pending})
         offerings = await self._current_offerings(pools, self._daemonsets(view))
+        table = self._pool_table(pools, offerings)
+        # Nodes on their way that no launch of this process explains get a provision timeout.
+        self.memory.adopt(
+            nodes_on_the_way(view, table, self.settings.placement.startup_taint_keys),
+            now=now,
+            timeout_s=self.settings.scale_up.provision_timeout_s,
+        )
         t0 = time.perf_counter()
         decision = decide(
             view, pools, offerings, self.memory, self.settings, now=now, rng=self.rng,
-            table=self._pool_table(pools, offerings),
+            table=table,
         )
+        self.memory.overdue.clear()  # judged by this decision (GiveUpLaunch)
 
         self.last_decide_ms = (time.perf_counter() - t0) * 1e3
         self.last_decision = decision
@@ -403,19 +422,46 @@ class Reconciler:
                 if node is None or action.node in busy_now:
                     self.observe("remove_cancelled", {"node": action.node, "pool": action.pool})
                     continue
-                try:
-                    await self.fleet.terminate(node)
-                except NotFound as e:  # already gone or going: nothing was removed now
-                    self.observe("remove_cancelled",
-                                 {"node": action.node, "pool": action.pool, "reason": str(e)})
+                removed = await remove_node(
+                    node, cluster=self.cluster, actuator=self.actuator, fleet=self.fleet,
+                    observe=self.observe, pool=action.pool,
+                )
+                if removed is not None:
                     self.memory.idle_since_s.pop(action.node, None)
-                    continue
-                except PortError as e:
-                    self.observe("remove_failed", {"node": action.node, "error": str(e)})
-                    continue
-                self.memory.removed(now=now)
-                self.memory.idle_since_s.pop(action.node, None)
-                self.observe("remove_node", _fields(action))
+                if removed:
+                    self.memory.removed(now=now)
+                    self.observe("remove_node", _fields(action))
+            elif isinstance(action, Untaint):
+                await self._quietly(self.actuator.untaint(action.node, TAINT_REMOVING), action.node)
+                self.observe("untaint", {"node": action.node, "reason": action.reason})
+            elif isinstance(action, GiveUpLaunch):
+                await self._give_up(action, view, now)
+
+    async def _give_up(self, action: GiveUpLaunch, view: ClusterView, now: float) -> None:
+        """The pool backs off like after a failed launch and its pods are placed again at
+        the next tick (soon); the nodes that never registered are taken back. If taking
+        them back fails, they are still on their way next tick, unexplained, and get a new
+        timeout (Memory.adopt): it is tried again then."""
+        self.memory.gave_up(
+            action.pool, now=now, ttl_s=self.settings.scale_up.launch_failure_ttl_s,
+            reason=action.reason,
+        )
+        retry = now + GIVE_UP_RETICK_S
+        self._retry_at_s = retry if self._retry_at_s is None else min(self._retry_at_s, retry)
+        busy = {b.node for b in view.bound if b.is_workload}
+        keep = {
+            n.instance_id for n in view.nodes if n.instance_id and (n.ready or n.name in busy)
+        }
+        try:
+            given = await self.fleet.give_up(action.pool, action.count, keep)
+        except PortError as e:
+            self.observe("give_up_failed", {"pool": action.pool, "error": str(e)})
+            return
+        self.observe(
+            "launch_given_up",
+            {"pool": action.pool, "count": action.count, "taken_back": given,
+             "reason": action.reason},
+        )
 
     async def _held_by_limit(self, action: NotifyUnplaceable) -> None:
         """Pods a global limit held back: counted, logged, and told which limit (at most
@@ -501,7 +547,7 @@ class Reconciler:
     def _drainer(self, action: Drain, node: Node | None) -> Callable[[], Awaitable[None]]:
         return functools.partial(
             drain, action, node, actuator=self.actuator, fleet=self.fleet, clock=self.clock,
-            observe=self.observe,
+            observe=self.observe, cluster=self.cluster,
         )
 
     async def _busy_nodes(self) -> set[str]:

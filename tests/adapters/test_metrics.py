@@ -744,3 +744,11 @@ if __name__ == "__main__":
         print(f"wrote {PROMETHEUSRULE.relative_to(REPO)}")
     else:
         sys.exit("usage: python -m tests.adapters.test_metrics --write-prometheusrule")
+
+
+def test_a_launch_given_up_counts_as_a_launch_failure_and_a_failed_give_up_as_an_error():
+    m = Metrics()
+    m("launch_given_up", {"pool": "big", "count": 1, "taken_back": 1, "reason": "never"})
+    assert value(m, "scaler_launch_failures_total", pool="big") == 1
+    m("give_up_failed", {"pool": "big", "error": "x"})
+    assert value(m, "scaler_operation_errors_total", operation="give_up") == 1

@@ -259,12 +259,16 @@ def test_a_pod_whose_new_node_another_pod_took_is_placed_again_at_once(catalog):
     assert run(empty, pools(small=1), catalog, memory).of(ScaleUp) == []
 
 
-def test_an_empty_node_the_scheduler_already_passed_over_does_not_cover_a_pending_pod(catalog):
-    # No launch of ours is waiting for this pod; the scheduler saw the empty node and still
-    # found the pod no place (a taint, a smaller real allocatable): scale for it.
-    view = ClusterView(200.0, pending=pending(pod("a"), since=100.0),
-                       nodes=(node("n1", created_s=190.0),))
-    assert [(u.pool, u.count) for u in run(view, pools(small=1), catalog).of(ScaleUp)] == [("small", 1)]
+def test_a_fresh_empty_node_covers_a_pod_no_launch_is_remembered_for_until_the_bind_grace(catalog):
+    # No launch of ours is remembered for this pod (a restart): the empty node that just came
+    # up is where the scheduler is about to bind it. Had the scheduler passed it over for a
+    # reason scaler does not model, the pod is placed once the node is older than
+    # bind_grace_s (600 s): late, never twice.
+    pods = pending(pod("a"), since=100.0)
+    view = ClusterView(200.0, pending=pods, nodes=(node("n1", created_s=190.0),))
+    assert run(view, pools(small=1), catalog).of(ScaleUp) == []
+    later = ClusterView(791.0, pending=pods, nodes=(node("n1", created_s=190.0),))
+    assert [(u.pool, u.count) for u in run(later, pools(small=1), catalog).of(ScaleUp)] == [("small", 1)]
 
 
 def test_a_drain_cut_short_by_a_restart_is_resumed_from_the_taint_it_left():

@@ -22,8 +22,6 @@ pytestmark = [pytest.mark.kube, pytest.mark.timeout(150)]
 CORDON_TARGET_S = 5.0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: needs the removal protocol (taint, live read, "
-                   "terminate or untaint) from h1a-removal")
 def test_a_pod_bound_while_the_watch_is_stalled_keeps_its_node(kube_env, burst_parts):
     trial = stalled_watch_busy_node(burst_parts, idle_timeout_s=4.0, watch_s=6.0)
     assert trial.notes[-1] != "0 connections stalled", trial.notes
@@ -31,8 +29,6 @@ def test_a_pod_bound_while_the_watch_is_stalled_keeps_its_node(kube_env, burst_p
     assert trial.lost_pods == 0, trial
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: needs restart-safe coverage (fresh empty Ready "
-                   "nodes count against all pending pods) from h1a-removal")
 def test_sigkill_in_the_middle_of_a_burst_then_a_restart_launches_no_extra_node(
     kube_env, burst_parts
 ):
@@ -50,8 +46,6 @@ def test_a_spot_warning_is_cordoned_within_5s_while_set_desired_capacity_hangs(
     assert trial.cordon_s is not None and trial.cordon_s <= CORDON_TARGET_S, trial
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: needs the provision timeout that gives a launch "
-                   "up from h1a-removal")
 def test_a_pod_whose_node_never_registers_gets_a_node_elsewhere(kube_env, burst_parts):
     trial = never_registers(burst_parts, provision_timeout_s=4.0, watch_s=15.0)
     assert trial.lost_pods == 0, trial

@@ -3,13 +3,13 @@
 The one place dry-run is decided (the predecessor checked a flag in ten places): the
 composition root wraps the real fleet in :class:`DryRunFleet` and nothing else knows.
 Reads (pools, launch failures, instance types, prices) go to the wrapped fleet; writes
-(``set_desired``, ``terminate``) are logged with structlog as ``dry_run.*`` events. Desired
+(``set_desired``, ``terminate``, ``give_up``) are logged with structlog as ``dry_run.*`` events. Desired
 capacity therefore never changes, and the reconciler sees its scale-up as not yet launched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import structlog
 
@@ -61,3 +61,7 @@ class DryRunFleet:
 
     async def cancel_unfulfilled(self, pool: str) -> None:
         log.info("dry_run.cancel_unfulfilled", pool=pool)
+
+    async def give_up(self, pool: str, count: int, keep: Collection[str]) -> int:
+        log.info("dry_run.give_up", pool=pool, count=count)
+        return 0

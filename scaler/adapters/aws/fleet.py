@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -101,6 +101,9 @@ class AwsFleet:
     _price_attempt_at: float | None = field(default=None, init=False)
     _price_lock: anyio.Lock = field(default_factory=anyio.Lock, init=False)
     _logged_problems: frozenset[PoolProblem] = field(default=frozenset(), init=False)
+    _first_seen: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    """Instance id -> when a discovery first listed it: which unregistered instance is the
+    oldest, for :meth:`give_up` (no extra AWS call, no extra IAM action)."""
 
     def __post_init__(self) -> None:
         self.data = LaunchData(self.catalog, ttl_s=self.template_ttl_s)
@@ -203,6 +206,7 @@ class AwsFleet:
                 live += instance.get("LifecycleState") in _ACTIVE_STATES
             if int(group.get("DesiredCapacity", 0)) > live:
                 launching.add(name)
+        self._first_seen = {i: self._first_seen.get(i, now) for i in instances}
         discovery = Discovery(
             pools=tuple(pools),
             problems=tuple(problems),
@@ -282,6 +286,50 @@ class AwsFleet:
                     AutoScalingGroupName=pool, DesiredCapacity=target, HonorCooldown=False
                 )
             log.info("aws.cancel_unfulfilled", pool=pool, desired=target)
+
+    async def give_up(self, pool: str, count: int, keep: Collection[str]) -> int:
+        """Take back up to ``count`` nodes of ``pool`` that never registered (the provision
+        timeout passed). Desired capacity that no instance answers yet is lowered first
+        (SetDesiredCapacity); then instances not in ``keep`` are terminated, the longest
+        known first (TerminateInstanceInAutoScalingGroup, decrementing while above MinSize;
+        at MinSize the ASG replaces the instance, which is what a dud at the floor needs).
+        Never a lower desired capacity alone for an instance: the ASG would pick which
+        instance goes, and it might be a busy node."""
+        await self._known_group(pool)
+        with translated(f"DescribeAutoScalingGroups {pool}"):
+            answer = await self.autoscaling.describe_auto_scaling_groups(
+                AutoScalingGroupNames=[pool]
+            )
+        groups = answer.get("AutoScalingGroups") or []
+        if not groups:
+            raise NotFound(f"ASG {pool} is gone")
+        group = groups[0]
+        desired, min_size = int(group.get("DesiredCapacity", 0)), int(group.get("MinSize", 0))
+        live = [
+            str(i["InstanceId"])
+            for i in group.get("Instances") or ()
+            if i.get("LifecycleState") not in _GOING_STATES
+        ]
+        given = min(count, max(desired - len(live), 0), max(desired - min_size, 0))
+        if given:
+            desired -= given
+            with translated(f"SetDesiredCapacity {pool}"):
+                await self.autoscaling.set_desired_capacity(
+                    AutoScalingGroupName=pool, DesiredCapacity=desired, HonorCooldown=False
+                )
+        duds = sorted(
+            (i for i in live if i not in keep), key=lambda i: (self._first_seen.get(i, 0.0), i)
+        )
+        for instance_id in duds[: count - given]:
+            decrement = desired > min_size
+            with translated(f"TerminateInstanceInAutoScalingGroup {instance_id}"):
+                await self.autoscaling.terminate_instance_in_auto_scaling_group(
+                    InstanceId=instance_id, ShouldDecrementDesiredCapacity=decrement
+                )
+            desired -= int(decrement)
+            given += 1
+        log.info("aws.give_up", pool=pool, asked=count, given=given, desired=desired)
+        return given
 
     async def complete_lifecycle(self, hook: LifecycleHook) -> None:
         """CompleteLifecycleAction CONTINUE: the node is drained, the ASG may terminate it."""

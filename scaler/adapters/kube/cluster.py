@@ -33,7 +33,7 @@ from urllib3.exceptions import MaxRetryError
 
 from scaler.adapters.kube import wire
 from scaler.adapters.kube.actuator import KubeActuator
-from scaler.adapters.kube.client import TRANSPORT_ERRORS, keep_alive, translate
+from scaler.adapters.kube.client import TRANSPORT_ERRORS, call, keep_alive, translate
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
 from scaler.adapters.kube.learned import LearnedStore
 from scaler.adapters.kube.rest import StorageV1
@@ -299,6 +299,25 @@ class KubeCluster(KubeActuator):
             reported_allocatable=self._reports_view,
             reported_templates=self._templates_view,
         )
+
+    async def pods_on(self, node: str) -> tuple[BoundPod, ...]:
+        """The node's unfinished pods, listed from the API server now (LIST pods with
+        fieldSelector ``spec.nodeName=<node>``), never from the watch cache: a half-open
+        watch can leave the cache stale with no error, and this is the last look before the
+        node is terminated."""
+        selector = f"spec.nodeName={node},{POD_FIELD_SELECTOR}"
+        answer = await call(
+            self._limiter,
+            f"list pods on node {node}",
+            self._core.list_pod_for_all_namespaces,
+            field_selector=selector,
+        )
+        out: list[BoundPod] = []
+        for raw in (answer or {}).get("items") or ():
+            value = convert_pod(raw).value
+            if isinstance(value, BoundPod):
+                out.append(value)
+        return tuple(out)
 
     def problems(self) -> Mapping[str, Problem]:
         """Objects scaler could not fully read, by pod key or node name (current ones only)."""
