@@ -20,6 +20,7 @@ from scaler.adapters.aws.tags import (
     TagError,
     enabled_problem,
     parse_node_template,
+    parse_pack,
     tags_of,
     valid_label_value,
 )
@@ -195,6 +196,8 @@ def _pool(
     )
     if template.ephemeral_storage_mib is not None:
         pool = dataclasses.replace(pool, ephemeral_storage_mib=template.ephemeral_storage_mib)
+    if parse_pack(tags_of(group)):
+        pool = dataclasses.replace(pool, pack=True)
     return pool
 
 
