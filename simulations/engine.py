@@ -213,7 +213,9 @@ class Simulation:
             for pod in self.world.take_created():
                 pin = await self.webhook.pin(pod.live)
                 if pin:
-                    self.world.admit(pod, pinned(pod.live, pin.pools), exclusive=pin.exclusive)
+                    live = pinned(pod.live, pin.pools)
+                    # As pin_patch: a pod that could not be pinned gets no label either.
+                    self.world.admit(pod, live, exclusive=pin.exclusive and live is not pod.live)
         self.world.kube_schedule()
 
     def _on_grid(self, t: float) -> float:

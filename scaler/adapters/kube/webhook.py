@@ -5,7 +5,9 @@ node bought for someone else, and keeps it alive for weeks. A pod's nodeSelector
 are immutable once it exists, so the one moment to constrain it is admission: the API server
 sends each new pod here (``POST /mutate``, an ``admission.k8s.io/v1`` AdmissionReview), the
 core's :func:`~scaler.core.pinning.pin_tier` names the pools it may run on, and the answer is
-a JSONPatch that ANDs ``scaler.io/pool In [tier]`` into the pod's required node affinity.
+a JSONPatch that ANDs ``scaler.io/pool In [tier]`` into the pod's required node affinity;
+when the tier's pools do not pack, the patch also labels the pod ``scaler.io/exclusive`` and
+adds a required pod anti-affinity against that label on the hostname (one pod per node).
 
 It never blocks admission. Every answer is ``allowed: true``; a pod that is skipped, cannot be
 read, or meets an error or a slow answer (past ``choose_timeout_s``) is admitted unchanged.
