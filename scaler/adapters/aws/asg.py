@@ -135,7 +135,8 @@ def pool_from_asg(
     """
     name = str(group.get("AutoScalingGroupName", ""))
     try:
-        return _pool(name, group, templates, launch_configurations, subnet_zones, known_types)
+        pool = _pool(name, group, templates, launch_configurations, subnet_zones, known_types)
+        return dataclasses.replace(pool, pack=True) if parse_pack(tags_of(group)) else pool
     except TagError as e:
         return PoolProblem(name, f"ASG {name}: {e}; pool disabled")
     except _Problem as e:
@@ -196,8 +197,6 @@ def _pool(
     )
     if template.ephemeral_storage_mib is not None:
         pool = dataclasses.replace(pool, ephemeral_storage_mib=template.ephemeral_storage_mib)
-    if parse_pack(tags_of(group)):
-        pool = dataclasses.replace(pool, pack=True)
     return pool
 
 
