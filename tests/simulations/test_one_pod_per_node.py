@@ -50,6 +50,11 @@ def test_without_the_webhook_kube_scheduler_stacks_them():
     assert most_pods_on_one_node(sim) == 4
 
 
+def test_exclusive_false_pins_to_pools_only():
+    sim = simulate(workers(), pools=[pool("m5.4xlarge", name="big")], overrides={"exclusive": "false"})
+    assert most_pods_on_one_node(sim) == 4
+
+
 @pytest.mark.parametrize("overrides", [{}, {"admission_webhook": "false"}])
 def test_a_pool_that_packs_takes_several_pods_per_node(overrides):
     sim = simulate(workers(), pools=[pool("m5.4xlarge", name="dask", pack=True)], overrides=overrides)
