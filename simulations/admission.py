@@ -6,6 +6,9 @@ near-equal pools it may run on, from what the reconciler last saw: its cached of
 pools backing off left out, pools at their max size left out. The pod's required node
 affinity gets ``scaler.io/pool In [tier]`` in every non-empty term (or one new term), so
 kube-scheduler never binds it outside the tier and the reconciler places it within it.
+Whether the pod is also exclusive (a node to itself) is the core's
+:func:`~scaler.core.pinning.pin_for`, the call the live chooser makes; the simulated
+kube-scheduler enforces that flag as the real one enforces the anti-affinity it becomes.
 
 This mirrors ``scaler.adapters.kube.webhook.make_chooser`` and ``pin_patch`` on the model's
 values instead of JSON; it does not import them because that module pulls in the HTTP server
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from scaler.core.model import LABEL_POOL, PodSpec, Requirement, SelectorTerm
-from scaler.core.pinning import pin_tier
+from scaler.core.pinning import Pin, pin_for
 
 
 class Webhook:
@@ -32,10 +35,15 @@ class Webhook:
 
     async def tier(self, pod: PodSpec) -> tuple[str, ...]:
         """The tier for ``pod``; () when the webhook would not pin it."""
+        return (await self.pin(pod)).pools
+
+    async def pin(self, pod: PodSpec) -> Pin:
+        """The tier for ``pod`` and whether it is exclusive; empty when the webhook would
+        not pin it."""
         rec = self.reconciler
         settings = rec.settings
         if not settings.pinning.enabled or selects_pool(pod):
-            return ()
+            return Pin()
         offerings = await rec.offerings_now()
         now = rec.clock.now()
         # Only pools in the backoff table can be unavailable; the live chooser asks every
@@ -53,7 +61,7 @@ class Webhook:
                 i = offerings.get(live.name)
                 if i is not None:
                     headroom[i] = float(max(live.max_size - live.current_size, 0))
-        return pin_tier(pod, offerings, settings, available=available, headroom=headroom)
+        return pin_for(pod, offerings, settings, available=available, headroom=headroom)
 
 
 def selects_pool(pod: PodSpec) -> bool:

@@ -211,9 +211,11 @@ class Simulation:
         """New pods pass the admission webhook, then kube-scheduler binds what it can."""
         if self.webhook is not None:
             for pod in self.world.take_created():
-                tier = await self.webhook.tier(pod.live)
-                if tier:
-                    self.world.admit(pod, pinned(pod.live, tier))
+                pin = await self.webhook.pin(pod.live)
+                if pin:
+                    live = pinned(pod.live, pin.pools)
+                    # As pin_patch: a pod that could not be pinned gets no label either.
+                    self.world.admit(pod, live, exclusive=pin.exclusive and live is not pod.live)
         self.world.kube_schedule()
 
     def _on_grid(self, t: float) -> float:

@@ -7,7 +7,9 @@ nowhere. Filters: node schedulable (Ready, GPUs advertised, not cordoned), resou
 node selector, affinity, tolerations, zone, arch and capacity type against the node's
 labels and taints — the pool-level masks of :class:`scaler.core.offerings.Offerings`, since
 a node carries its pool's labels and taints, plus the node's own zone. A pod pinned by
-scaler (PinPod) only fits its pool's nodes.
+scaler (PinPod) only fits its pool's nodes. A pod the webhook made exclusive (its pin's
+:attr:`~scaler.core.pinning.Pin.exclusive`: the live pod's required anti-affinity against
+``scaler.io/exclusive`` on the hostname) fits only nodes holding no other exclusive pod.
 
 Scoring is NodeResourcesFit's default, **LeastAllocated**: the node with the largest mean
 free fraction of CPU and memory after binding wins (the emptiest node). That is exactly how
@@ -49,6 +51,8 @@ class NodeTable:
         self.pool: IntArray = np.zeros(capacity, dtype=np.int64)
         """Offerings index of the node's pool."""
         self.zone: IntArray = np.full(capacity, -1, dtype=np.int64)
+        self.exclusive: IntArray = np.zeros(capacity, dtype=np.int64)
+        """Exclusive pods bound to the node (0 or 1, as kube-scheduler enforces)."""
         self.nodes: list[SimNode | None] = []
         self._free: list[int] = []
         self._zone_ids: dict[str, int] = {}
@@ -71,6 +75,7 @@ class NodeTable:
         self.nodes[slot] = node
         self.alloc[slot] = alloc
         self.used[slot] = 0.0
+        self.exclusive[slot] = 0
         self.ok[slot] = False
         self.pool[slot] = pool_index
         self.zone[slot] = self.zone_id(zone)
@@ -81,6 +86,7 @@ class NodeTable:
         self.ok[slot] = False
         self.alloc[slot] = 0.0
         self.used[slot] = 0.0
+        self.exclusive[slot] = 0
         self._free.append(slot)
 
     def _grow(self) -> None:
@@ -89,6 +95,7 @@ class NodeTable:
         self.used = _resized(self.used, n)
         self.ok = _resized(self.ok, n)
         self.pool = _resized(self.pool, n)
+        self.exclusive = _resized(self.exclusive, n)
         zone = np.full(n, -1, dtype=np.int64)
         zone[: len(self.zone)] = self.zone
         self.zone = zone
@@ -122,23 +129,24 @@ class KubeScheduler:
     def add(self, pod: SimPod, *, keep_place: bool = False) -> None:
         """Queue a pending pod; ``keep_place`` for one whose spec changed (pinned) while
         it waited, which keeps its place in the queue."""
-        members = self.classes.setdefault(pod.class_key, [])
+        members = self.classes.setdefault(_key(pod), [])
         if keep_place:
             bisect.insort(members, pod, key=lambda p: p.queued)
         else:
             self._queued += 1
             pod.queued = self._queued
             members.append(pod)
-        self._fresh.add(pod.class_key)
+        self._fresh.add(_key(pod))
 
     def remove(self, pod: SimPod) -> None:
-        members = self.classes.get(pod.class_key)
+        key = _key(pod)
+        members = self.classes.get(key)
         if members is None:
             return
         members.remove(pod)
         if not members:
-            del self.classes[pod.class_key]
-            self._fresh.discard(pod.class_key)
+            del self.classes[key]
+            self._fresh.discard(key)
 
     def node_changed(self, slot: int) -> None:
         """The node at ``slot`` gained room or became schedulable."""
@@ -168,10 +176,13 @@ class KubeScheduler:
             if cand.size == 0:
                 continue
             req = members[0].req
+            exclusive = members[0].exclusive
             for pod in list(members):
                 fits = table.ok[cand] & np.all(
                     table.used[cand] + req <= table.alloc[cand] + _EPS, axis=1
                 )
+                if exclusive:
+                    fits &= table.exclusive[cand] == 0
                 if not fits.any():
                     break
                 slot = _least_allocated(table, cand[fits], req)
@@ -193,6 +204,12 @@ class KubeScheduler:
         if spec.zone is not None:
             mask = mask & (self.table.zone[cand] == self.table.zone_id(spec.zone))
         return np.asarray(mask, dtype=bool)
+
+
+def _key(pod: SimPod) -> tuple[object, ...]:
+    """The pod's class, split by exclusivity (it decides which nodes fit, as the constraints
+    and the pin do)."""
+    return (pod.class_key, pod.exclusive)
 
 
 def _least_allocated(table: NodeTable, slots: IntArray, req: FloatArray) -> int:

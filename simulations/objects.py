@@ -27,6 +27,9 @@ class SimPod:
     """kube-scheduler's equivalence class: the live constraints and the pin."""
     pin: str | None = None
     """The pool scaler pinned the pod to (PinPod); kube-scheduler honours it."""
+    exclusive: bool = False
+    """The admission webhook made the pod exclusive (:class:`scaler.core.pinning.Pin`):
+    kube-scheduler binds it only to a node holding no other exclusive pod."""
     state: str = FUTURE
     since_s: float = 0.0
     queued: int = 0

@@ -228,8 +228,9 @@ class World(WorldRequests):
         out, self.created = self.created, []
         return [p for p in out if p.state == PENDING]
 
-    def admit(self, pod: SimPod, live: PodSpec) -> None:
-        """The admission webhook changed the pod as it was created."""
+    def admit(self, pod: SimPod, live: PodSpec, *, exclusive: bool = False) -> None:
+        """The admission webhook changed the pod as it was created (and, ``exclusive``,
+        labelled it and gave it the anti-affinity that keeps it alone on its node)."""
         if self.timeline is not None:
             tier = next(
                 (r.values for t in live.affinity for r in t.requirements if r.key == LABEL_POOL),
@@ -237,7 +238,7 @@ class World(WorldRequests):
             )
             self._log(pod.since_s, "admitted", f"{pod.spec.key} {','.join(tier)}")
         self.sched.remove(pod)
-        pod.live = live
+        pod.live, pod.exclusive = live, exclusive
         pod.class_key = (live.constraints(), pod.pin)
         pod.pending_view = PendingPod(live, pod.since_s)
         self.sched.add(pod, keep_place=True)
@@ -257,6 +258,8 @@ class World(WorldRequests):
         self._bound[pod.spec.key] = pod
         node.runs.append(run)
         self.table.used[node.slot] += pod.req
+        if pod.exclusive:
+            self.table.exclusive[node.slot] += 1
         self.ledger.pending_s.append(now - pod.since_s)
         self._v_pending = self._v_bound = None
         self._log(now, "bound", f"{pod.spec.key} {node.name}")
@@ -270,6 +273,8 @@ class World(WorldRequests):
         self.ledger.settle(node, now)
         node.runs.remove(run)
         self.table.used[node.slot] -= pod.req
+        if pod.exclusive:
+            self.table.exclusive[node.slot] -= 1
         self.sched.node_changed(node.slot)
         (self.ledger.lost if lost else self.ledger.completed)(run)
         pod.run, pod.bound_view = None, None
@@ -287,6 +292,7 @@ class World(WorldRequests):
         pod.lost_runs += 1
         self.evictions += 1
         pod.live, pod.pin, pod.class_key = pod.spec, None, (pod.spec.constraints(), None)
+        pod.exclusive = False
         self._log(now, "evicted", pod.spec.key)
         self._pend(pod, now)
 

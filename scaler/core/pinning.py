@@ -9,11 +9,16 @@ node next door.
 
 Pins select on the ``scaler.io/pool`` node label, so :func:`label_pools` puts it on nodes that
 lack it.
+
+One pod per node is how the core counts nodes for pools that do not pack; :func:`pin_for`
+says whether a pin also makes the pod exclusive (the webhook renders that as a label and a
+required pod anti-affinity on the hostname, the simulator's kube-scheduler enforces the same
+flag), so kube-scheduler never stacks two such pods on a node with room for both.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -47,6 +52,9 @@ def pin_tier(
     pin = settings.pinning
     fitting = np.flatnonzero(np.isfinite(row))
     fitting = fitting[np.argsort(row[fitting], kind="stable")]  # columns in tie-break order
+    # A tier is all packing or all one-per-node, as its cheapest pool: a pod exclusive on one
+    # of its pools and shared on another would follow neither rule.
+    fitting = fitting[offerings.pack[fitting] == offerings.pack[fitting[0]]]
     best = float(row[fitting[0]])
     near = int(np.count_nonzero(row[fitting] <= best * (1.0 + pin.tier_tolerance) + 1e-12))
     if (
@@ -57,6 +65,55 @@ def pin_tier(
     ):
         near = 2
     return tuple(offerings.pools[i].name for i in fitting[: min(near, max(1, pin.tier_max_pools))])
+
+
+LABEL_EXCLUSIVE: Final = "scaler.io/exclusive"
+"""On a pod pinned to pools that do not pack: the label its own pod anti-affinity selects."""
+TOPOLOGY_HOSTNAME: Final = "kubernetes.io/hostname"
+
+
+class Pin(tuple[str, ...]):
+    """A tier (pool names, cheapest first; a plain tuple to whoever reads it as one) and
+    whether the pod must have its node to itself among exclusive pods."""
+
+    exclusive: bool
+
+    def __new__(cls, pools: tuple[str, ...] = (), exclusive: bool = False) -> Pin:
+        pin = super().__new__(cls, pools)
+        pin.exclusive = exclusive and bool(pools)
+        return pin
+
+    @property
+    def pools(self) -> tuple[str, ...]:
+        return tuple(self)
+
+
+def pin_for(
+    pod: PodSpec,
+    offerings: Offerings,
+    settings: Settings,
+    *,
+    available: BoolArray | None = None,
+    headroom: FloatArray | None = None,
+) -> Pin:
+    """:func:`pin_tier`, exclusive when ``pinning.exclusive`` is on and the tier's pools do
+    not pack (a tier never mixes the two). The one rule the webhook and the simulator share."""
+    tier = pin_tier(pod, offerings, settings, available=available, headroom=headroom)
+    packs = any(bool(offerings.pack[i]) for i in map(offerings.get, tier) if i is not None)
+    return Pin(tier, exclusive=settings.pinning.exclusive and not packs)
+
+
+def exclusive_term() -> dict[str, Any]:
+    """The required pod anti-affinity term an exclusive pod carries: no other pod labelled
+    :data:`LABEL_EXCLUSIVE`, in any namespace, on its node. Pods without the label
+    (DaemonSets, pods on packing pools, pods scaler did not pin) are not matched, so they
+    are never blocked by it. ``namespaceSelector: {}`` (all namespaces) is read by
+    Kubernetes 1.22+; older API servers drop the field and the term holds per namespace."""
+    return {
+        "labelSelector": {"matchExpressions": [{"key": LABEL_EXCLUSIVE, "operator": "Exists"}]},
+        "namespaceSelector": {},
+        "topologyKey": TOPOLOGY_HOSTNAME,
+    }
 
 
 LABEL_BUDGET: Final = 50

@@ -186,6 +186,11 @@ class PinningSettings:
     cannot launch, and a fallback within that factor is never a node scaler would call
     misplaced (so the idle 512 GiB node stays out of reach of a 4 GiB notebook)."""
 
+    exclusive: bool = True
+    """A pod pinned to pools that do not pack also gets a node to itself (a label and a
+    required pod anti-affinity on the hostname): scaler buys one node per such pod, and
+    kube-scheduler would otherwise stack several on whichever node has room."""
+
 
 @dataclass(frozen=True, slots=True)
 class LifecycleSettings:

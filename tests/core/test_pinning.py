@@ -45,3 +45,29 @@ def test_pools_at_max_size_and_pods_nothing_fits_are_left_out():
     assert pin_tier(POD, off, preset("scaler"), headroom=headroom) == ("x",)
     huge = PodSpec("huge", requests=Resources(memory_mib=10_000_000, pods=1))
     assert pin_tier(huge, off, preset("scaler")) == ()
+
+
+def test_pin_for_is_exclusive_unless_the_tiers_pools_pack():
+    from scaler.core.pinning import pin_for
+
+    pin = pin_for(POD, offerings(), preset("scaler"))
+    assert pin == ("a", "b") and pin.pools == ("a", "b") and pin.exclusive
+    packing = offerings([PoolSpec(p.name, p.instance_types, pack=True) for p in POOLS])
+    pin = pin_for(POD, packing, preset("scaler"))
+    # Per pod, a packed m5.4xlarge is the cheapest now; whatever the tier, it is shared.
+    assert pin and not pin.exclusive
+    huge = PodSpec("huge", requests=Resources(memory_mib=10_000_000, pods=1))
+    assert pin_for(huge, offerings(), preset("scaler")) == () and not pin_for(
+        huge, offerings(), preset("scaler")
+    ).exclusive
+
+
+def test_a_tier_never_mixes_packing_and_one_per_node_pools():
+    # b (one per node) is within 25% of a (packs): left out, so the pod is not exclusive on a
+    # and shared on b. With a one-per-node cheapest pool, packing ones are left out likewise.
+    mixed = offerings([PoolSpec("a", ("m5a.large",), pack=True), PoolSpec("b", ("m5.large",)),
+                       PoolSpec("x", ("m5.xlarge",))])
+    assert pin_tier(POD, mixed, preset("scaler")) == ("a",)
+    mixed = offerings([PoolSpec("a", ("m5a.large",)), PoolSpec("b", ("m5.large",), pack=True),
+                       PoolSpec("x", ("m5.xlarge",))])
+    assert pin_tier(POD, mixed, preset("scaler")) == ("a",)

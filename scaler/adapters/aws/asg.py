@@ -21,6 +21,7 @@ from scaler.adapters.aws.tags import (
     TagError,
     enabled_problem,
     parse_node_template,
+    parse_pack,
     parse_price_override,
     tags_of,
     valid_label_value,
@@ -142,7 +143,8 @@ def pool_from_asg(
     name = str(group.get("AutoScalingGroupName", ""))
     try:
         pool = _pool(name, group, templates, launch_configurations, subnet_zones, known_types)
-        return _priced(group, pool)
+        pool = _priced(group, pool)
+        return dataclasses.replace(pool, pack=True) if parse_pack(tags_of(group)) else pool
     except TagError as e:
         return PoolProblem(name, f"ASG {shown(name)}: {e}; pool disabled")
     except _Problem as e:

@@ -31,6 +31,9 @@ TAG_TAINT: Final = NODE_TEMPLATE + "taint/"
 TAG_RESOURCES: Final = NODE_TEMPLATE + "resources/"
 TAG_OPTIONS: Final = NODE_TEMPLATE + "autoscaling-options/"
 OPTION_UNNEEDED_TIME: Final = "scaledownunneededtime"
+TAG_PACK: Final = "scaler.io/pack"
+"""``"true"``: the group's nodes take several pods each (Dask worker pools), packed by the
+core; ``"false"`` or absent: one workload pod per node, enforced by the pinning webhook."""
 
 # Go's time.ParseDuration: [-+]? then one or more <decimal><unit>; "0" alone needs no unit.
 _GO_UNITS: Final = {
@@ -176,6 +179,19 @@ def parse_node_template(tags: Mapping[str, str]) -> NodeTemplate:
         ephemeral_storage_mib=ephemeral,
         idle_timeout_s=idle,
     )
+
+
+def parse_pack(tags: Mapping[str, str]) -> bool:
+    """The :data:`TAG_PACK` opt-in; :class:`TagError` for anything but ``true``/``false``
+    (any case): a typo must not silently give a Dask pool one node per worker, or stack
+    notebooks on a pool meant for one each."""
+    value = tags.get(TAG_PACK)
+    if value is None:
+        return False
+    word = value.strip().lower()
+    if word not in ("true", "false"):
+        raise TagError(TAG_PACK, value, 'expected "true" or "false"')
+    return word == "true"
 
 
 def _taint(tag: str, key: str, value: str) -> Taint:

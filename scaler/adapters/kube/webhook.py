@@ -5,7 +5,9 @@ node bought for someone else, and keeps it alive for weeks. A pod's nodeSelector
 are immutable once it exists, so the one moment to constrain it is admission: the API server
 sends each new pod here (``POST /mutate``, an ``admission.k8s.io/v1`` AdmissionReview), the
 core's :func:`~scaler.core.pinning.pin_tier` names the pools it may run on, and the answer is
-a JSONPatch that ANDs ``scaler.io/pool In [tier]`` into the pod's required node affinity.
+a JSONPatch that ANDs ``scaler.io/pool In [tier]`` into the pod's required node affinity;
+when the tier's pools do not pack, the patch also labels the pod ``scaler.io/exclusive`` and
+adds a required pod anti-affinity against that label on the hostname (one pod per node).
 
 It never blocks admission. Every answer is ``allowed: true``; a pod that is skipped, cannot be
 read, or meets an error or a slow answer (past ``choose_timeout_s``) is admitted unchanged.
@@ -37,7 +39,7 @@ from scaler.adapters.kube.convert import is_daemonset_pod, is_mirror_pod, pod_ke
 from scaler.core.memory import Memory
 from scaler.core.model import LABEL_POOL, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings
-from scaler.core.pinning import pin_tier
+from scaler.core.pinning import LABEL_EXCLUSIVE, Pin, exclusive_term, pin_for
 from scaler.core.settings import Settings
 from scaler.ports import Clock
 
@@ -61,7 +63,9 @@ PATHS: Final = ("/mutate",)
 REQUIRED: Final = "requiredDuringSchedulingIgnoredDuringExecution"
 
 Chooser = Callable[[PodSpec], Awaitable[tuple[str, ...]]]
-"""A pod -> the pools it may run on, cheapest first; empty leaves it unpinned."""
+"""A pod -> the pools it may run on, cheapest first; empty leaves it unpinned. A
+:class:`~scaler.core.pinning.Pin` (what :func:`make_chooser` returns) also says whether the
+pod gets a node to itself; a plain tuple never does."""
 Patch = list[dict[str, Any]]
 
 
@@ -104,8 +108,11 @@ def selects_pool(spec: Mapping[str, Any]) -> bool:
     )
 
 
-def pin_patch(pod: Mapping[str, Any], tier: Sequence[str]) -> Patch:
+def pin_patch(pod: Mapping[str, Any], tier: Sequence[str], *, exclusive: bool = False) -> Patch:
     """JSONPatch (RFC 6902) ops that pin ``pod`` to the pools ``tier``, or [] if it cannot be.
+
+    ``exclusive`` (:class:`~scaler.core.pinning.Pin`: the tier's pools do not pack) also adds
+    :func:`exclusive_ops`, so kube-scheduler gives the pod a node to itself.
 
     Required nodeSelectorTerms are ORed, so the requirement is added to every one of them
     (``(t1 or t2) and pool`` is ``(t1 and pool) or (t2 and pool)``); with no terms, one term
@@ -148,12 +155,39 @@ def pin_patch(pod: Mapping[str, Any], tier: Sequence[str]) -> Patch:
                 ops.append(_add(f"{base}/{i}/matchExpressions", [requirement]))
         if not ops:
             return []
+    if exclusive:
+        ops.extend(exclusive_ops(pod))
     value = ",".join(tier)
     annotations = (pod.get("metadata") or {}).get("annotations")
     if annotations:
         ops.append(_add(f"/metadata/annotations/{escape(ANNOTATION_PINNED_POOLS)}", value))
     else:
         ops.append(_add("/metadata/annotations", {ANNOTATION_PINNED_POOLS: value}))
+    return ops
+
+
+def exclusive_ops(pod: Mapping[str, Any]) -> Patch:
+    """Label the pod :data:`~scaler.core.pinning.LABEL_EXCLUSIVE` and append
+    :func:`~scaler.core.pinning.exclusive_term` to its required pod anti-affinity, after any
+    terms the pod already has (they all must hold; none is dropped). Run after the node
+    affinity ops of :func:`pin_patch`, which may have created ``spec.affinity``."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    ops: Patch = []
+    if meta.get("labels"):
+        ops.append(_add(f"/metadata/labels/{escape(LABEL_EXCLUSIVE)}", "true"))
+    else:
+        ops.append(_add("/metadata/labels", {LABEL_EXCLUSIVE: "true"}))
+    # pin_patch always leaves spec.affinity in place (it adds node affinity there).
+    anti = (spec.get("affinity") or {}).get("podAntiAffinity")
+    required = (anti or {}).get(REQUIRED)
+    term = exclusive_term()
+    if not anti:
+        ops.append(_add("/spec/affinity/podAntiAffinity", {REQUIRED: [term]}))
+    elif not required:
+        ops.append(_add(f"/spec/affinity/podAntiAffinity/{REQUIRED}", [term]))
+    else:
+        ops.append(_add(f"/spec/affinity/podAntiAffinity/{REQUIRED}/-", term))
     return ops
 
 
@@ -277,11 +311,11 @@ async def _patch_for(request: Mapping[str, Any], choose: Chooser, timeout_s: flo
         return []
     tier: tuple[str, ...] = ()
     with anyio.move_on_after(timeout_s) as scope:
-        tier = tuple(await choose(converted.value))
+        tier = await choose(converted.value)
     if scope.cancelled_caught:
         log.warning("webhook_slow", pod=key, timeout_s=timeout_s)
         return []
-    patch = pin_patch(pod, tier)
+    patch = pin_patch(pod, tuple(tier), exclusive=isinstance(tier, Pin) and tier.exclusive)
     log.debug("webhook_pin", pod=key, pools=",".join(tier) if patch else "")
     return patch
 
@@ -304,7 +338,8 @@ class PinSource(Protocol):
 def make_chooser(source: PinSource) -> Chooser:
     """Pin with what the reconciler last saw: its cached offerings, pools backing off after a
     failed launch or an interruption left out, pools at their max size left out. No AWS call
-    once the first tick has run. Returns () (no pin) when pinning is disabled in settings."""
+    once the first tick has run. Returns () (no pin) when pinning is disabled in settings;
+    otherwise the core's :func:`~scaler.core.pinning.pin_for` (a tier, and exclusivity)."""
 
     async def choose(pod: PodSpec) -> tuple[str, ...]:
         settings = source.settings
@@ -319,7 +354,7 @@ def make_chooser(source: PinSource) -> Chooser:
         headroom = np.array(
             [_headroom(live.get(p.name, p)) for p in offerings.pools], dtype=np.float64
         )
-        return pin_tier(pod, offerings, settings, available=available, headroom=headroom)
+        return pin_for(pod, offerings, settings, available=available, headroom=headroom)
 
     return choose
 
@@ -445,6 +480,7 @@ __all__ = [
     "Chooser",
     "PinSource",
     "admit",
+    "exclusive_ops",
     "make_chooser",
     "pin_patch",
     "read_review",
