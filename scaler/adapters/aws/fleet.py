@@ -260,10 +260,8 @@ class AwsFleet:
             self._scaled_up_at[pool] = self.clock()
         log.info("aws.set_desired", pool=pool, desired=desired)
 
-    async def cancel_unfulfilled(self, pool: str) -> None:
-        """Lower desired capacity to the instances the group has (never below MinSize), as
-        cluster-autoscaler's DecreaseTargetSize does after a failed launch: the ASG would
-        otherwise keep retrying and bring a node after the pods went elsewhere."""
+    async def _group_now(self, pool: str) -> dict[str, Any]:
+        """One managed group as AWS describes it now (not the last discovery's copy)."""
         await self._known_group(pool)
         with translated(f"DescribeAutoScalingGroups {pool}"):
             answer = await self.autoscaling.describe_auto_scaling_groups(
@@ -272,14 +270,14 @@ class AwsFleet:
         groups = answer.get("AutoScalingGroups") or []
         if not groups:
             raise NotFound(f"ASG {pool} is gone")
-        group = groups[0]
-        live = sum(
-            1
-            for i in group.get("Instances") or []
-            if i.get("LifecycleState")
-            not in ("Terminating", "Terminated", "Terminating:Wait", "Terminating:Proceed")
-        )
-        target = max(int(group.get("MinSize", 0)), live)
+        return dict(groups[0])
+
+    async def cancel_unfulfilled(self, pool: str) -> None:
+        """Lower desired capacity to the instances the group has (never below MinSize), as
+        cluster-autoscaler's DecreaseTargetSize does after a failed launch: the ASG would
+        otherwise keep retrying and bring a node after the pods went elsewhere."""
+        group = await self._group_now(pool)
+        target = max(int(group.get("MinSize", 0)), len(_live_instances(group)))
         if int(group.get("DesiredCapacity", 0)) > target:
             with translated(f"SetDesiredCapacity {pool}"):
                 await self.autoscaling.set_desired_capacity(
@@ -295,21 +293,9 @@ class AwsFleet:
         at MinSize the ASG replaces the instance, which is what a dud at the floor needs).
         Never a lower desired capacity alone for an instance: the ASG would pick which
         instance goes, and it might be a busy node."""
-        await self._known_group(pool)
-        with translated(f"DescribeAutoScalingGroups {pool}"):
-            answer = await self.autoscaling.describe_auto_scaling_groups(
-                AutoScalingGroupNames=[pool]
-            )
-        groups = answer.get("AutoScalingGroups") or []
-        if not groups:
-            raise NotFound(f"ASG {pool} is gone")
-        group = groups[0]
+        group = await self._group_now(pool)
         desired, min_size = int(group.get("DesiredCapacity", 0)), int(group.get("MinSize", 0))
-        live = [
-            str(i["InstanceId"])
-            for i in group.get("Instances") or ()
-            if i.get("LifecycleState") not in _GOING_STATES
-        ]
+        live = _live_instances(group)
         given = min(count, max(desired - len(live), 0), max(desired - min_size, 0))
         if given:
             desired -= given
@@ -479,3 +465,12 @@ class AwsFleet:
                         break
                     kwargs["NextToken"] = token
         return out
+
+
+def _live_instances(group: Mapping[str, Any]) -> list[str]:
+    """The group's instances that are not on their way out."""
+    return [
+        str(i["InstanceId"])
+        for i in group.get("Instances") or ()
+        if i.get("LifecycleState") not in _GOING_STATES
+    ]

@@ -101,27 +101,12 @@ class KubeActuator:
             self._recent_events = {
                 k: t for k, t in self._recent_events.items() if now - t < EVENT_DEDUP_S
             }
-        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         involved = {"apiVersion": "v1", "kind": "Pod", "namespace": pod.namespace, "name": pod.name}
         uid = self.uid_of(pod.key)
         if uid:
             involved["uid"] = uid
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            # client-go's naming: <object>.<unix nanoseconds in hex>, unique per object.
-            "metadata": {"name": f"{pod.name}.{int(now * 1e9):x}", "namespace": pod.namespace},
-            "involvedObject": involved,
-            "reason": reason,
-            "message": message[:EVENT_MESSAGE_MAX],
-            "type": "Warning" if warning else "Normal",
-            "source": {"component": EVENT_COMPONENT},
-            "reportingComponent": EVENT_COMPONENT,
-            "reportingInstance": self._identity,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }
+        body = event_body(involved, pod.namespace, reason, message, warning=warning,
+                          identity=self._identity, now=now)
         try:
             await call(
                 self._limiter,
@@ -244,3 +229,33 @@ def _version_not_served(e: ApiException, version: str) -> bool:
         message = status.get("message") or ""
         return "no kind" in message and version in message
     return False
+
+
+def event_body(
+    involved: dict[str, str],
+    namespace: str,
+    reason: str,
+    message: str,
+    *,
+    warning: bool,
+    identity: str,
+    now: float,
+) -> dict[str, Any]:
+    """A core/v1 Event about ``involved`` (a pod or a node), as scaler reports it."""
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        # client-go's naming: <object>.<unix nanoseconds in hex>, unique per object.
+        "metadata": {"name": f"{involved['name']}.{int(now * 1e9):x}", "namespace": namespace},
+        "involvedObject": involved,
+        "reason": reason,
+        "message": message[:EVENT_MESSAGE_MAX],
+        "type": "Warning" if warning else "Normal",
+        "source": {"component": EVENT_COMPONENT},
+        "reportingComponent": EVENT_COMPONENT,
+        "reportingInstance": identity,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }

@@ -19,7 +19,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 import anyio
@@ -27,7 +26,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from kubernetes.client import ApiClient
 
-from scaler.adapters.kube.actuator import EVENT_COMPONENT, EVENT_DEDUP_S, EVENT_MESSAGE_MAX
+from scaler.adapters.kube.actuator import EVENT_COMPONENT, EVENT_DEDUP_S, event_body
 from scaler.adapters.kube.client import call
 from scaler.adapters.kube.rest import CoreV1
 from scaler.ports import PortError
@@ -141,24 +140,11 @@ class NodeEvents:
             return
         self._recent = {k: t for k, t in self._recent.items() if now - t < EVENT_DEDUP_S}
         self._recent[key] = now
-        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{e.node}.{int(now * 1e9):x}", "namespace": NODE_EVENT_NAMESPACE},
-            # A Node's UID is its name as far as kubectl describe's field selector goes; the
-            # kubelet's own node Events carry uid = name too.
-            "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": e.node, "uid": e.node},
-            "reason": e.reason,
-            "message": e.message[:EVENT_MESSAGE_MAX],
-            "type": "Warning" if e.warning else "Normal",
-            "source": {"component": EVENT_COMPONENT},
-            "reportingComponent": EVENT_COMPONENT,
-            "reportingInstance": self._identity,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }
+        # A Node's UID is its name as far as kubectl describe's field selector goes; the
+        # kubelet's own node Events carry uid = name too.
+        involved = {"apiVersion": "v1", "kind": "Node", "name": e.node, "uid": e.node}
+        body = event_body(involved, NODE_EVENT_NAMESPACE, e.reason, e.message,
+                          warning=e.warning, identity=self._identity, now=now)
         try:
             await call(
                 self._limiter,
