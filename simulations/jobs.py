@@ -61,6 +61,8 @@ class Job:
     seed: int = 0
     capacity_types: tuple[str, ...] = CAPACITY_TYPES
     until_s: float | None = None
+    burstable: bool = False
+    """Burstable types in the default pools (``--burstable``)."""
 
 
 def load_trace(path: str | Path) -> Trace:
@@ -92,7 +94,10 @@ def run_job(
 ) -> Scorecard:
     cat = catalog.load()
     settings, config = configure(dict(job.overrides), job.policy)
-    pools = trace.pools if trace.pools is not None else _default_pools(catalog, job.capacity_types)
+    pools = (
+        trace.pools if trace.pools is not None
+        else _default_pools(catalog, job.capacity_types, job.burstable)
+    )
     sim = Simulation(
         pods=trace.pods,
         pools=pools,
@@ -115,5 +120,7 @@ def _catalog(text: str | None, source: str) -> Catalog:
 
 
 @functools.lru_cache(maxsize=8)
-def _default_pools(catalog: CatalogRef, capacity_types: tuple[str, ...]) -> tuple[PoolSpec, ...]:
-    return tuple(catalog.load().default_pools(capacity_types))
+def _default_pools(
+    catalog: CatalogRef, capacity_types: tuple[str, ...], burstable: bool = False
+) -> tuple[PoolSpec, ...]:
+    return tuple(catalog.load().default_pools(capacity_types, burstable=burstable))

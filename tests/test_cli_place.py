@@ -352,3 +352,21 @@ def test_place_spreads_zone_spread_replicas_and_leaves_expendable_pods_out(
     assert sorted(p["zone"] for p in doc["placements"]) == ["us-east-1a", "us-east-1b", "us-east-1c"]
     (filler,) = doc["unplaceable"]
     assert filler["pod"] == "filler" and filler["reason"].startswith("expendable: priority below")
+
+
+def test_burstable_types_join_the_default_pools_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], catalog: Catalog
+) -> None:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(
+        {"version": 1, "pods": [{"name": "tiny", "requests": {"cpu": "100m", "memory": "256Mi"}}]}
+    ))
+
+    def chosen(*flags: str) -> str:
+        code, out, _ = run(["place", str(path), "--json", *flags], capsys)
+        assert code == 0
+        (placement,) = json.loads(out)["placements"]
+        return str(placement["instance_type"])
+
+    assert not catalog[chosen()].burstable  # CPU credits are not a default
+    assert catalog[chosen("--burstable")].burstable  # the cheapest fit once they are offered

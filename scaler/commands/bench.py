@@ -82,7 +82,8 @@ def run_place(args: argparse.Namespace) -> int:
     trace = resolve_trace(args.trace)
     shapes = load_shapes(trace)
     catalog = load_catalog(args.catalog)
-    pools = catalog.default_pools(parse_capacity_types(args.capacity_types))
+    pools = catalog.default_pools(parse_capacity_types(args.capacity_types),
+                                  burstable=args.burstable)
     pods = draw_pods(shapes, args.pods, args.seed)
     err = Console(stderr=True)
     result = run_place_bench(

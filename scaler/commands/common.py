@@ -29,6 +29,12 @@ def add_capacity_types_flag(parser: argparse.ArgumentParser) -> None:
         help="capacity types of the default pools when the input names none "
         "(default: on-demand,spot)",
     )
+    parser.add_argument(
+        "--burstable",
+        action="store_true",
+        help="also offer burstable types (t2/t3/t3a/t4g: CPU credits) in the default pools; "
+        "they are left out unless asked for, as a sustained load runs at a fraction of them",
+    )
 
 
 def parse_capacity_types(text: str) -> tuple[str, ...]:
@@ -46,11 +52,11 @@ def load_catalog(path: str | None) -> Catalog:
 
 
 def pools_for(
-    workload: Workload, catalog: Catalog, capacity_types: Sequence[str]
+    workload: Workload, catalog: Catalog, capacity_types: Sequence[str], *, burstable: bool = False
 ) -> list[PoolSpec]:
     if workload.pools is not None:
         return list(workload.pools)
-    return catalog.default_pools(capacity_types)
+    return catalog.default_pools(capacity_types, burstable=burstable)
 
 
 def offerings_for(

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     workload = load_workload(args.pods)
     catalog = load_catalog(args.catalog)
     settings = Settings()
-    pools = pools_for(workload, catalog, parse_capacity_types(args.capacity_types))
+    pools = pools_for(workload, catalog, parse_capacity_types(args.capacity_types),
+                      burstable=args.burstable)
     offerings = offerings_for(pools, catalog, settings, strict=workload.pools is not None)
     cutoff = settings.scale_up.priority_cutoff
     expendable = tuple(pod for pod in workload.pods if pod.priority < cutoff)

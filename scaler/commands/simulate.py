@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"two traces share a name: {', '.join(labels)}")
     catalog = catalog_ref(args.catalog)
     template = Job(
-        trace="", policy="", seed=args.seed, capacity_types=capacity_types, until_s=args.until
+        trace="", policy="", seed=args.seed, capacity_types=capacity_types, until_s=args.until,
+        burstable=args.burstable,
     )
     jobs = sweep.plan(traces, policies, overrides, grid, template)
     by_label = {t.label: t for t in traces}

@@ -89,3 +89,20 @@ def test_dask_local_cluster_gives_exactly_the_serial_results() -> None:
     assert [dict(s.series) for s in fanned] == [dict(s.series) for s in serial]
     # The runs really differ from one another (the comparison is not vacuous).
     assert len({json.dumps(s.as_json(), sort_keys=True) for s in serial}) == len(jobs)
+
+
+def test_burstable_default_pools_are_offered_to_the_simulator_only_when_asked(
+    capsys, tmp_path
+) -> None:
+    path = tmp_path / "tiny.json"
+    pods = [{"name": "tiny", "requests": {"cpu": "100m", "memory": "256Mi"}, "duration_s": 3600}]
+    path.write_text(json.dumps({"version": 1, "pods": pods}))
+    totals = []
+    for flags in ([], ["--burstable"]):
+        code = main(["simulate", str(path), "--policy", "scaler", "--json",
+                     "--capacity-types", "on-demand", *flags])  # fmt: skip
+        assert code == 0
+        (result,) = json.loads(capsys.readouterr().out)["results"]
+        totals.append(result["oracle_cost_usd"])
+    # The oracle (cheapest fitting type of the pools offered) drops to a burstable price.
+    assert totals[1] < totals[0]
