@@ -22,8 +22,11 @@ from scaler.core.model import (
     CPU,
     EPH,
     GPU,
+    LABEL_CAPACITY_TYPE,
+    LABEL_INSTANCE_TYPE,
     LABEL_NODEGROUP,
     LABEL_POOL,
+    LABEL_REGION,
     LABEL_ZONE,
     MEM,
     NO_EXECUTE,
@@ -295,6 +298,21 @@ _PER_ZONE_LABELS = frozenset(
 """Labels that differ between otherwise identical per-zone groups: the zone's, and the
 group's own name (cluster-autoscaler's AWS balancing ignores the node-group labels too)."""
 
+_RESTATED_LABELS = frozenset(
+    {
+        LABEL_INSTANCE_TYPE,
+        "beta.kubernetes.io/instance-type",
+        LABEL_CAPACITY_TYPE,
+        LABEL_REGION,
+        "failure-domain.beta.kubernetes.io/region",
+    }
+)
+"""Labels that restate what the similarity key already compares (instance types, capacity
+type) or that per-zone groups share (the region). Left out because a registered node and a
+template guess carry different sets of them (the cloud provider's beta twins; no
+``eks.amazonaws.com/capacityType`` on a self-managed group's nodes): comparing them would stop
+balancing a group against its siblings as soon as one of its nodes registered."""
+
 
 def _similar_ids(o: Offerings) -> np.ndarray:
     """(P,) int: pools with equal ids are the same node in different zones (same types,
@@ -310,7 +328,10 @@ def _similar_ids(o: Offerings) -> np.ndarray:
             tuple(np.round(o.allocatable[i], 3)),
             o.taints[i],
             pool.pack,
-            tuple(sorted((k, v) for k, v in o.labels[i].items() if k not in _PER_ZONE_LABELS)),
+            tuple(sorted(
+                (k, v) for k, v in o.labels[i].items()
+                if k not in _PER_ZONE_LABELS and k not in _RESTATED_LABELS
+            )),
         )
         out[i] = ids.setdefault(key, len(ids))
     return out

@@ -13,24 +13,28 @@ tolerate leaves the pod pending, and the test fails.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+import json
+import os
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import pytest
 
 from scaler.adapters.aws.fleet import AwsFleet
 from scaler.app import Controller, RunOptions, build
 from scaler.core.actions import ScaleUp
-from scaler.core.catalog import Catalog, node_allocatable, node_labels
-from scaler.core.model import LABEL_POOL, LABEL_ZONE, ON_DEMAND
+from scaler.core.catalog import Catalog
 from scaler.core.settings import Settings
 from tests.fixtures.kube import KubeScope, wait_for
+from tests.fixtures.nodes import node_for_pool
 
 CLUSTER = "conformance"
 CA = "k8s.io/cluster-autoscaler/"
-REGION = "us-east-1"
-ROOT_VOLUME_GIB = 20  # the EKS default root volume the launch templates here leave as is
+RESULTS_ENV = "SCALER_CONFORMANCE_RESULTS"
+"""A file each binding check (and each pod scaler called unplaceable) is appended to as a
+JSON line, when set: benchmarks/conformance.py computes its figure from it."""
 
 
 @dataclass(frozen=True)
@@ -143,54 +147,15 @@ def instances(asg: Any, group: str) -> list[tuple[str, str]]:
 def register_node(
     kube: KubeScope, catalog: Catalog, group: ZonalGroup, instance_id: str, zone: str
 ) -> str:
-    """Create the Node this group's instance registers as; return its name.
+    """Create the Node this group's instance registers as (:func:`node_for_pool`: labels,
+    taints, capacity and allocatable from the group's launch template, tags and instance type,
+    computed independently of scaler's model); return its name."""
+    import boto3
 
-    Labels as the kubelet, the AWS cloud provider and the EBS CSI node plugin set them on an
-    EKS node, plus the group's node-template labels (what its launch template passes to
-    ``--node-labels``) and its taints (``--register-with-taints``). Capacity is the instance
-    type's; allocatable is the EKS AMI's (kube-reserved and eviction thresholds subtracted)."""
-    itype = catalog[group.instance_type]
-    name = f"ip-{instance_id[2:14]}.ec2.internal"
-    labels = {
-        **node_labels(itype, ON_DEMAND),
-        "kubernetes.io/hostname": name,
-        "kubernetes.io/os": "linux",
-        "beta.kubernetes.io/os": "linux",  # the v1.20 kubelet still sets the beta labels
-        LABEL_ZONE: zone,
-        "failure-domain.beta.kubernetes.io/zone": zone,
-        "topology.kubernetes.io/region": REGION,
-        "topology.ebs.csi.aws.com/zone": zone,
-        LABEL_POOL: group.name,
-        **group.labels,
-    }
-    taints = []
-    for key, raw in group.taints.items():
-        value, _, effect = raw.rpartition(":")
-        taints.append({"key": key, "value": value, "effect": effect})
-    alloc = node_allocatable(itype, ephemeral_storage_mib=ROOT_VOLUME_GIB * 1024.0)
-    capacity = {
-        "cpu": str(itype.vcpus),
-        "memory": f"{itype.memory_mib}Mi",
-        "pods": str(itype.max_pods),
-        "ephemeral-storage": f"{ROOT_VOLUME_GIB}Gi",
-    }
-    allocatable = {
-        "cpu": f"{int(alloc.cpu_milli)}m",
-        "memory": f"{int(alloc.memory_mib)}Mi",
-        "pods": str(int(alloc.pods)),
-        "ephemeral-storage": f"{int(alloc.ephemeral_mib)}Mi",
-    }
-    if itype.gpu_count:
-        capacity["nvidia.com/gpu"] = allocatable["nvidia.com/gpu"] = str(itype.gpu_count)
-    kube.make_node(
-        name,
-        capacity=capacity,
-        allocatable=allocatable,
-        labels=labels,
-        taints=taints or None,
-        provider_id=f"aws:///{zone}/{instance_id}",
-    )
-    return name
+    del catalog, zone  # node_for_pool reads the instance, its zone and its type from moto
+    ids = sorted(i for i, _ in instances(boto3.client("autoscaling"), group.name))
+    node = node_for_pool(kube, group.name, instance_index=ids.index(instance_id))
+    return node.metadata.name  # type: ignore[no-any-return]
 
 
 def bound_node(kube: KubeScope, pod: str, timeout_s: float = 20.0) -> str:
@@ -201,3 +166,86 @@ def bound_node(kube: KubeScope, pod: str, timeout_s: float = 20.0) -> str:
         return p.spec.node_name  # type: ignore[no-any-return]
 
     return wait_for(node_name, timeout_s=timeout_s, what=f"kube-scheduler to bind {pod}")
+
+
+def ebs_volume(kube: KubeScope, name: str, zone: str, claim: str, *, key: str) -> None:
+    """A PersistentVolume as the EBS CSI driver provisions it (node affinity on ``key``),
+    pre-bound to ``claim``, and the claim bound to it, as the PV controller leaves them."""
+    kube.core.create_persistent_volume({
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": "ebs.csi.aws.com"}},
+        "spec": {
+            "capacity": {"storage": "10Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": "gp3",
+            "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": f"vol-{name}", "fsType": "ext4"},
+            "claimRef": {"namespace": kube.namespace, "name": claim},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": key, "operator": "In", "values": [zone]}]}]}},
+        },
+    })  # fmt: skip
+    kube.core.create_namespaced_persistent_volume_claim(kube.namespace, {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": claim, "annotations": {
+            "pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "gp3", "volumeName": name,
+                 "resources": {"requests": {"storage": "10Gi"}}},
+    })  # fmt: skip
+    # No controller-manager here: report both as the PV controller would.
+    kube.core.patch_persistent_volume_status(name, {"status": {"phase": "Bound"}})
+    kube.core.patch_namespaced_persistent_volume_claim_status(
+        claim, kube.namespace, {"status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
+                                           "capacity": {"storage": "10Gi"}}}
+    )
+
+
+def record(**fields: Any) -> None:
+    """Append one outcome to the results file (:data:`RESULTS_ENV`), if one is named."""
+    path = os.environ.get(RESULTS_ENV)
+    if not path:
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"test": test, **fields}) + "\n")
+
+
+def expect_bound(
+    kube: KubeScope, pod: str, chosen: str | Collection[str], timeout_s: float = 20.0
+) -> str:
+    """Require kube-scheduler to bind ``pod`` to the node scaler chose for it (``chosen``:
+    one node, or the nodes scaler bought for a set of interchangeable replicas), record the
+    outcome, and return the node it was bound to."""
+    want = {chosen} if isinstance(chosen, str) else set(chosen)
+    got: str | None
+    try:
+        got = bound_node(kube, pod, timeout_s=timeout_s)
+    except pytest.fail.Exception:
+        got = None
+    record(pod=f"{kube.namespace}/{pod}", chosen=sorted(want), bound=got, ok=got in want)
+    assert got in want, f"{pod}: kube-scheduler bound it to {got}, scaler chose {sorted(want)}"
+    return got  # type: ignore[return-value]
+
+
+def expect_unplaceable_everywhere(
+    kube: KubeScope, pod: str, reason: str, registered: int, timeout_s: float = 20.0
+) -> None:
+    """Scaler called ``pod`` unplaceable (``reason``): with a node of every group registered
+    (``registered`` nodes in the cluster), kube-scheduler must find none of them fits either.
+    Recorded as an unplaceable pod, with whether kube-scheduler agreed."""
+    want = f"0/{registered} nodes are available"
+
+    def refused() -> bool:
+        c = kube.pod_condition(pod, "PodScheduled")
+        return c is not None and c.reason == "Unschedulable" and want in (c.message or "")
+
+    agreed = True
+    try:
+        wait_for(refused, timeout_s=timeout_s, what=f"kube-scheduler to refuse {pod} on all nodes")
+    except pytest.fail.Exception:
+        agreed = False
+    node = kube.core.read_namespaced_pod(pod, kube.namespace).spec.node_name
+    record(pod=f"{kube.namespace}/{pod}", unplaceable=reason, no_group_runs_it=agreed and not node)
+    assert agreed and not node, f"{pod}: scaler said unplaceable, kube-scheduler bound it to {node}"

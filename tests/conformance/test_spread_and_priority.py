@@ -14,8 +14,8 @@ import pytest
 from scaler.core.actions import ScaleUp
 from tests.conformance.support import (
     ZonalGroup,
-    bound_node,
     controller,
+    expect_bound,
     instances,
     pending_seen,
     register_node,
@@ -73,11 +73,15 @@ async def test_a_zone_spread_deployment_gets_one_node_per_zone_and_every_replica
         await pending_seen(ctl, {f"{kube_ns.namespace}/{n}" for n in names})
         ups = await tick_until_scale_up(ctl)
     assert sorted((u.pool, u.count) for u in ups) == [("cpu-1a", 1), ("cpu-1b", 1), ("cpu-1c", 1)]
+    bought = []
     for up in ups:
         ((instance, zone),) = instances(groups, up.pool)
-        register_node(kube_ns, catalog, CPU[up.pool], instance, zone)
+        bought.append(register_node(kube_ns, catalog, CPU[up.pool], instance, zone))
+    # Replicas are interchangeable: each must bind to one of the nodes scaler bought for them.
     zones = {
-        kube_ns.core.read_node(bound_node(kube_ns, n)).metadata.labels["topology.kubernetes.io/zone"]
+        kube_ns.core.read_node(expect_bound(kube_ns, n, bought)).metadata.labels[
+            "topology.kubernetes.io/zone"
+        ]
         for n in names
     }
     assert zones == set(ZONES)
@@ -135,7 +139,7 @@ async def test_a_placeholder_holds_a_warm_node_a_real_pod_preempts_it_and_scaler
         assert up.pods == (key,) and up.count == 1
         ((instance, zone),) = instances(groups, up.pool)
         warm = register_node(kube_ns, catalog, CPU[up.pool], instance, zone)
-        assert bound_node(kube_ns, "overprovisioner-1") == warm
+        expect_bound(kube_ns, "overprovisioner-1", warm)
 
         # A real pod (priority 0) that needs the room: kube-scheduler preempts the
         # placeholder and binds the pod to the warm node, with no wait for a new node.
@@ -145,7 +149,7 @@ async def test_a_placeholder_holds_a_warm_node_a_real_pod_preempts_it_and_scaler
                 {"name": "nb", "image": "jupyter/base-notebook",
                  "resources": {"requests": {"cpu": "1", "memory": "4Gi"}}}]},
         })  # fmt: skip
-        assert bound_node(kube_ns, "notebook") == warm
+        expect_bound(kube_ns, "notebook", warm)
 
         def placeholder_gone() -> bool:
             pods = kube_ns.core.list_namespaced_pod(kube_ns.namespace).items
@@ -169,5 +173,5 @@ async def test_a_placeholder_holds_a_warm_node_a_real_pod_preempts_it_and_scaler
         assert again.pool != up.pool
     ((instance, zone),) = instances(groups, again.pool)
     replacement = register_node(kube_ns, catalog, CPU[again.pool], instance, zone)
-    assert bound_node(kube_ns, "overprovisioner-2") == replacement
+    expect_bound(kube_ns, "overprovisioner-2", replacement)
     assert kube_ns.core.read_namespaced_pod("filler", kube_ns.namespace).spec.node_name is None

@@ -17,8 +17,9 @@ import pytest
 from scaler.core.catalog import Catalog
 from tests.conformance.support import (
     ZonalGroup,
-    bound_node,
     controller,
+    ebs_volume,
+    expect_bound,
     instances,
     pending_seen,
     register_node,
@@ -56,40 +57,6 @@ def _delete_volumes(kube_ns: KubeScope) -> Any:
     for pv in kube_ns.core.list_persistent_volume().items:
         if kube_ns.namespace in pv.metadata.name:
             kube_ns.core.delete_persistent_volume(pv.metadata.name, grace_period_seconds=0)
-
-
-def ebs_volume(kube: KubeScope, name: str, zone: str, claim: str, *, key: str) -> None:
-    """A PersistentVolume as the EBS CSI driver provisions it (node affinity on ``key``),
-    pre-bound to ``claim``, and the claim bound to it, as the PV controller leaves them."""
-    kube.core.create_persistent_volume({
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": "ebs.csi.aws.com"}},
-        "spec": {
-            "capacity": {"storage": "10Gi"},
-            "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Delete",
-            "storageClassName": "gp3",
-            "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": f"vol-{name}", "fsType": "ext4"},
-            "claimRef": {"namespace": kube.namespace, "name": claim},
-            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                {"key": key, "operator": "In", "values": [zone]}]}]}},
-        },
-    })  # fmt: skip
-    kube.core.create_namespaced_persistent_volume_claim(kube.namespace, {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": claim, "annotations": {
-            "pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes"}},
-        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "gp3", "volumeName": name,
-                 "resources": {"requests": {"storage": "10Gi"}}},
-    })  # fmt: skip
-    # No controller-manager here: report both as the PV controller would.
-    kube.core.patch_persistent_volume_status(name, {"status": {"phase": "Bound"}})
-    kube.core.patch_namespaced_persistent_volume_claim_status(
-        claim, kube.namespace, {"status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
-                                           "capacity": {"storage": "10Gi"}}}
-    )
 
 
 def jupyterhub_user_pod(name: str, claim: str) -> dict[str, Any]:
@@ -168,7 +135,7 @@ async def scale_register_bind(
         (up,) = await tick_until_scale_up(ctl)
     ((instance, zone),) = instances(asg, up.pool)
     node = register_node(kube, catalog, table[up.pool], instance, zone)
-    assert bound_node(kube, pod) == node
+    expect_bound(kube, pod, node)
     return up.pool, node
 
 

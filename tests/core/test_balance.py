@@ -3,6 +3,8 @@ balance-similar-node-groups); anything that makes pools differ keeps the cheapes
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from scaler.core.model import PodSpec, PoolSpec, Resources, Taint
@@ -79,3 +81,23 @@ def test_per_zone_managed_node_groups_are_balanced_although_their_names_differ(c
                    labels=(("eks.amazonaws.com/nodegroup", f"ng-{z[-2:]}"),))
           for z in ZONES]
     assert nodes_by_pool(ps, pods(3), catalog) == {"ng-1a": 1, "ng-1b": 1, "ng-1c": 1}
+
+
+def test_a_group_whose_node_registered_is_still_balanced_against_its_siblings(catalog):
+    # A registered node's labels replace the template's guess: the cloud provider's beta
+    # twins (instance type, region) come in, and a self-managed group's nodes carry no
+    # eks.amazonaws.com/capacityType. The group is still the same node in another zone.
+    real = (
+        ("beta.kubernetes.io/arch", "amd64"), ("beta.kubernetes.io/instance-type", "m5.large"),
+        ("beta.kubernetes.io/os", "linux"), ("failure-domain.beta.kubernetes.io/region", "us-east-1"),
+        ("failure-domain.beta.kubernetes.io/zone", "us-east-1a"), ("kubernetes.io/arch", "amd64"),
+        ("kubernetes.io/os", "linux"), ("node.kubernetes.io/instance-type", "m5.large"),
+        ("topology.ebs.csi.aws.com/zone", "us-east-1a"), ("topology.kubernetes.io/region", "us-east-1"),
+        ("topology.kubernetes.io/zone", "us-east-1a"),
+    )  # fmt: skip
+    learned, *others = zonal()
+    ps = [dataclasses.replace(learned, current_size=1, observed_labels=real), *others]
+    assert nodes_by_pool(ps, pods(1), catalog) == {"cpu-1b": 1}
+    # A label that really differs still keeps the groups apart.
+    odd = dataclasses.replace(learned, observed_labels=(*real, ("gpu-driver", "535")))
+    assert len(nodes_by_pool([odd, *others], pods(4), catalog)) == 1

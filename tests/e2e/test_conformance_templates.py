@@ -22,7 +22,8 @@ from scaler.adapters.aws.fleet import AwsFleet
 from scaler.app import Controller, RunOptions, build
 from scaler.core.actions import ScaleUp
 from scaler.core.catalog import Catalog
-from tests.fixtures.kube import KubeScope, wait_for
+from tests.conformance.support import expect_bound
+from tests.fixtures.kube import KubeScope
 from tests.fixtures.nodes import EksGroup, eks_groups, node_for_pool
 
 pytestmark = [pytest.mark.kube, pytest.mark.anyio]
@@ -73,14 +74,6 @@ def create_pod(kube_ns: KubeScope, name: str, requests: dict[str, str], **spec: 
     kube_ns.core.create_namespaced_pod(kube_ns.namespace, body)
 
 
-def bound_to(kube_ns: KubeScope, pod: str) -> str:
-    return wait_for(
-        lambda: kube_ns.core.read_namespaced_pod(pod, kube_ns.namespace).spec.node_name,
-        timeout_s=30,
-        what=f"{pod} to be bound by kube-scheduler",
-    )
-
-
 def desired(asg: Any) -> dict[str, int]:
     groups = asg.describe_auto_scaling_groups()["AutoScalingGroups"]
     return {g["AutoScalingGroupName"]: g["DesiredCapacity"] for g in groups}
@@ -98,7 +91,7 @@ async def test_a_chart_pod_selecting_linux_gets_a_node_of_the_managed_node_group
         (up,) = await scale_up_for(ctl)
     assert (up.pool, up.count) == ("workers-1a", 1)
     node = node_for_pool(kube_ns, "workers-1a")
-    assert bound_to(kube_ns, "web") == node.metadata.name
+    expect_bound(kube_ns, "web", node.metadata.name, timeout_s=30)
 
 
 async def test_a_pod_asking_100gi_of_scratch_gets_the_launch_templates_big_root_volume(
@@ -113,7 +106,7 @@ async def test_a_pod_asking_100gi_of_scratch_gets_the_launch_templates_big_root_
         (up,) = await scale_up_for(ctl)
     assert up.pool == "scratch"
     node = node_for_pool(kube_ns, "scratch")
-    assert bound_to(kube_ns, "etl") == node.metadata.name
+    expect_bound(kube_ns, "etl", node.metadata.name, timeout_s=30)
 
 
 async def test_a_pod_admitting_both_architectures_gets_the_cheaper_arm64_node(
@@ -138,7 +131,7 @@ async def test_a_pod_admitting_both_architectures_gets_the_cheaper_arm64_node(
     assert up.pool == "arm"
     node = node_for_pool(kube_ns, "arm")
     assert node.metadata.labels["kubernetes.io/arch"] == "arm64"
-    assert bound_to(kube_ns, "multiarch") == node.metadata.name
+    expect_bound(kube_ns, "multiarch", node.metadata.name, timeout_s=30)
 
 
 async def test_a_node_with_only_startup_taints_is_waited_for_then_takes_the_pod(
@@ -169,7 +162,7 @@ async def test_a_node_with_only_startup_taints_is_waited_for_then_takes_the_pod(
     assert desired(asg)["cilium"] == 1
     # The agents come up and take their taints off; the scheduler binds the pod.
     kube_ns.core.patch_node(node.metadata.name, {"spec": {"taints": []}})
-    assert bound_to(kube_ns, "app") == node.metadata.name
+    expect_bound(kube_ns, "app", node.metadata.name, timeout_s=30)
 
 
 async def test_a_v100_pod_gets_a_p3_2xlarge_node_although_moto_does_not_know_the_type(
@@ -190,4 +183,4 @@ async def test_a_v100_pod_gets_a_p3_2xlarge_node_although_moto_does_not_know_the
         (up,) = await scale_up_for(ctl)
     assert (up.pool, up.instance_type) == ("v100", "p3.2xlarge")
     node = node_for_pool(kube_ns, "v100")
-    assert bound_to(kube_ns, "train") == node.metadata.name
+    expect_bound(kube_ns, "train", node.metadata.name, timeout_s=30)
