@@ -6,7 +6,7 @@ kube-apiserver + kube-scheduler, moto), each binding check appending its outcome
 file (``SCALER_CONFORMANCE_RESULTS``, written by ``tests.conformance.support.expect_bound``
 and ``expect_unplaceable_everywhere``), and prints the figure computed from those records::
 
-    . /work/venv/bin/activate && PYTHONPATH=$PWD python benchmarks/conformance.py
+    python benchmarks/conformance.py
 
 A pod counts as placeable when its test checked a binding for it (the test built a group that
 can run it); it counts as bound to scaler's node when kube-scheduler bound it to the node (or
