@@ -492,6 +492,10 @@ def _resolve(
             if all(node_labels(t, pool.capacity_type).get(k) == v for t in types)
         }
     )
+    # Only EKS managed node groups label their nodes with the capacity type (asg.py puts it
+    # in such a pool's labels; default pools carry it in theirs): a self-managed group's
+    # nodes do not, so a pod selecting it must not be sent there.
+    labels.pop(LABEL_CAPACITY_TYPE, None)
     labels.update(placement_labels(pool.zones))
     labels[LABEL_POOL] = pool.name
     labels.update(pool.labels)

@@ -213,7 +213,11 @@ def test_a_launch_configurations_root_volume_is_read_too(catalog):
 def test_an_eks_managed_node_group_labels_its_nodes_with_its_name(catalog):
     pool = pool_of(group(tags={"eks:nodegroup-name": "workers"}), catalog)
     assert pool.label_map["eks.amazonaws.com/nodegroup"] == "workers"
-    assert "eks.amazonaws.com/nodegroup" not in pool_of(group(), catalog).label_map
+    # ... and with its capacity type, which a self-managed group's nodes do not carry.
+    assert pool.label_map["eks.amazonaws.com/capacityType"] == "ON_DEMAND"
+    self_managed = pool_of(group(), catalog).label_map
+    assert "eks.amazonaws.com/nodegroup" not in self_managed
+    assert "eks.amazonaws.com/capacityType" not in self_managed
 
 
 @pytest.mark.parametrize(

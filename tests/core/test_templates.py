@@ -61,6 +61,22 @@ def test_a_pod_selecting_linux_matches_an_asg_pool(catalog: Catalog) -> None:
     assert chosen([linux, beta], pools, catalog) == {"chart": "workers", "old-chart": "workers"}
 
 
+def test_only_a_managed_node_group_is_assumed_to_label_its_nodes_with_the_capacity_type(
+    catalog: Catalog,
+) -> None:
+    # EKS labels a managed node group's nodes eks.amazonaws.com/capacityType; a self-managed
+    # group's kubelet does not, so kube-scheduler would never bind a pod selecting it there.
+    self_managed = PoolSpec("self", ("m5.large",), zones=ZONE_A, max_size=5)
+    managed = PoolSpec("managed", ("m5.xlarge",), zones=ZONE_A, max_size=5, labels=(
+        ("eks.amazonaws.com/capacityType", "ON_DEMAND"), ("eks.amazonaws.com/nodegroup", "ng"),
+    ))  # fmt: skip
+    picky = pod("picky", node_selector=(("eks.amazonaws.com/capacityType", "ON_DEMAND"),))
+    plain = pod("plain")
+    assert chosen([picky, plain], [self_managed, managed], catalog) == {
+        "picky": "managed", "plain": "self"
+    }
+
+
 def test_a_pool_template_carries_region_zone_and_the_ebs_csi_zone(catalog: Catalog) -> None:
     one = PoolSpec("a", ("m5.large",), zones=ZONE_A)
     two = PoolSpec("ab", ("m5.large",), zones=("us-east-1a", "us-east-1b"))

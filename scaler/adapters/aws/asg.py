@@ -26,7 +26,15 @@ from scaler.adapters.aws.tags import (
     tags_of,
     valid_label_value,
 )
-from scaler.core.model import LABEL_NODEGROUP, LABEL_POOL, ON_DEMAND, SPOT, PoolSpec
+from scaler.core.catalog import EKS_CAPACITY_LABEL_VALUE
+from scaler.core.model import (
+    LABEL_CAPACITY_TYPE,
+    LABEL_NODEGROUP,
+    LABEL_POOL,
+    ON_DEMAND,
+    SPOT,
+    PoolSpec,
+)
 from scaler.core.names import shown
 from scaler.core.offerings import PoolProblem
 
@@ -200,8 +208,9 @@ def _pool(
     tags = tags_of(group)
     template = parse_node_template(tags)
     labels = {}
-    if tags.get(TAG_EKS_NODEGROUP):
+    if tags.get(TAG_EKS_NODEGROUP):  # an EKS managed node group labels its nodes so
         labels[LABEL_NODEGROUP] = tags[TAG_EKS_NODEGROUP]
+        labels[LABEL_CAPACITY_TYPE] = EKS_CAPACITY_LABEL_VALUE[capacity_type]
     labels.update(template.labels)
     labels[LABEL_POOL] = name
     pool = PoolSpec(
