@@ -202,6 +202,12 @@ class LifecycleSettings:
     """After a Spot interruption, the pool is not chosen for this long (Karpenter marks the
     offering unavailable for 3 minutes): its capacity is being reclaimed right now."""
 
+    wait_for_reclaimed_pool: bool = True
+    """A pod drained by a Spot interruption waits out its pool's ``interrupted_pool_ttl_s``
+    instead of taking the next pool when the next pool's extra cost over the pod's expected
+    remaining life (its age when interrupted) exceeds the wait priced at the next pool: a
+    replacement otherwise stays on a dearer pool for the rest of a run that can last weeks."""
+
     rebalance_action: Literal["cordon", "drain", "none"] = "cordon"
     """On a rebalance recommendation: ``cordon`` (pre-provision a replacement and cordon;
     pods keep running), ``drain`` (also evict now) or ``none`` (Karpenter's choice)."""

@@ -41,6 +41,7 @@ from scaler.core.interruptions import Notice, RebalanceRecommendation, SpotInter
 from scaler.core.lifecycle import (
     PodCost,
     Waste,
+    drained_lives,
     migrations,
     misplaced,
     pod_costs,
@@ -253,10 +254,11 @@ class Reconciler:
                 self.memory.interrupted[node.name] = notice.deadline_s
                 self.memory.rebalance_until_s.pop(node.name, None)
                 if node.pool is not None:
-                    self.memory.mark_unavailable(
+                    self.memory.reclaimed(
                         node.pool,
+                        now=now,
                         until_s=now + lc.interrupted_pool_ttl_s,
-                        reason="Spot interruption",
+                        lives=drained_lives(view, node.name, now=now),
                     )
             elif isinstance(notice, RebalanceRecommendation) and any(
                 isinstance(a, Cordon) and a.node == node.name for a in actions
