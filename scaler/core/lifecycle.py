@@ -308,6 +308,8 @@ class PodCost:
     """Its share of the node's price (the node's price split over its workload pods)."""
     cheapest_fit_usd_per_hour: float
     """The cheapest pool it could run on alone (inf if none fits any more)."""
+    started_s: float = 0.0
+    """When it was bound to the node."""
 
     @property
     def waste_usd_per_hour(self) -> float:
@@ -321,10 +323,12 @@ def pod_costs(view: ClusterView, offerings: Offerings, settings: Settings) -> li
     index = {p.name: i for i, p in enumerate(offerings.pools)}
     nodes = {n.name: n for n in view.nodes}
     on_node: dict[str, list[PodSpec]] = defaultdict(list)
+    started: dict[str, float] = {}
     for b in view.bound:
         node = nodes.get(b.node)
         if b.is_workload and node is not None and node.pool in index:
             on_node[b.node].append(b.pod)
+            started[b.pod.key] = b.started_s
     pods = [p for ps in on_node.values() for p in ps]
     if not pods:
         return []
@@ -341,7 +345,8 @@ def pod_costs(view: ClusterView, offerings: Offerings, settings: Settings) -> li
         assert node.pool is not None
         price = float(offerings.price[index[node.pool]])
         for p in ps:
-            out.append(PodCost(p, name, node.pool, price, price / len(ps), fit[p.constraints()]))
+            out.append(PodCost(p, name, node.pool, price, price / len(ps), fit[p.constraints()],
+                               started.get(p.key, 0.0)))
     return out
 
 
@@ -386,6 +391,27 @@ def misplaced(costs: Sequence[PodCost], settings: Settings) -> list[PodCost]:
            if np.isfinite(c.cheapest_fit_usd_per_hour)
            and c.share_usd_per_hour > factor * c.cheapest_fit_usd_per_hour]
     return sorted(bad, key=lambda c: (-c.waste_usd_per_hour, c.pod.key))
+
+
+def worth_moving(costs: Sequence[PodCost], settings: Settings, *, now: float) -> list[PodCost]:
+    """Restartable pods dearer than their cheapest fit by less than ``misplaced_factor``
+    (:func:`misplaced` has the others) whose saving over their expected remaining life, their
+    age (a pod that has run long tends to run on), beats ``migration_restart_s`` of their
+    node's price: a replacement that took the next pool after a Spot interruption goes back
+    to the cheapest one when that pays, dearest waste first. :func:`migrations` moves them."""
+    lc = settings.lifecycle
+    factor = lc.misplaced_factor
+    out = []
+    for c in costs:
+        fit, share = c.cheapest_fit_usd_per_hour, c.share_usd_per_hour
+        if (
+            np.isfinite(fit)
+            and fit * (1.0 + 1e-9) < share <= factor * fit
+            and c.pod.annotation(ANNOTATION_RESTARTABLE) == "true"
+            and (share - fit) * max(now - c.started_s, 0.0) > share * lc.migration_restart_s
+        ):
+            out.append(c)
+    return sorted(out, key=lambda c: (-c.waste_usd_per_hour, c.pod.key))
 
 
 def migrations(

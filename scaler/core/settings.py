@@ -221,6 +221,12 @@ class LifecycleSettings:
     """A running pod is misplaced when its node costs more than this times its cheapest
     fitting pool."""
 
+    migration_restart_s: float = 600.0
+    """A moved pod is away about this long (eviction, a new node's boot and GPU advertising,
+    its start): a restartable pod dearer than its fit by less than ``misplaced_factor`` is
+    moved only when the saving over its expected remaining life (its age) beats paying its
+    node this long."""
+
     migrations_per_minute: int = 2
     """Misplaced pods annotated ``scaler.io/restartable: "true"`` are evicted (to re-pend
     onto the cheaper pool) at most this often, PDBs respected. 0 disables migration. Only

@@ -48,6 +48,7 @@ from scaler.core.lifecycle import (
     respond,
     waste,
     workload_of,
+    worth_moving,
 )
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
@@ -226,7 +227,8 @@ class Reconciler:
             offerings = await self._current_offerings(pools, self._daemonsets(view))
             costs = pod_costs(view, offerings, self.settings)
             bad = misplaced(costs, self.settings)
-            moves = migrations(bad, self.memory, self.settings, costs=costs)
+            pays = worth_moving(costs, self.settings, now=view.now_s)
+            moves = migrations(bad + pays, self.memory, self.settings, costs=costs)
             if moves:
                 held = self._hold_if_stale(Decision(now_s=self.clock.now(), actions=tuple(moves)))
                 await self.act(held, view, pools)

@@ -16,13 +16,29 @@ from scaler.core.actions import Drain, PinPod, ScaleUp
 from scaler.core.catalog import Catalog
 from scaler.core.decide import decide
 from scaler.core.interruptions import SpotInterruption
-from scaler.core.lifecycle import drained_lives, respond, wait_for_reclaimed
+from scaler.core.lifecycle import (
+    PodCost,
+    drained_lives,
+    migrations,
+    misplaced,
+    respond,
+    wait_for_reclaimed,
+    worth_moving,
+)
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec, Resources
 from scaler.core.offerings import build_offerings
 from scaler.core.pinning import pin_for
 from scaler.core.settings import preset
-from scaler.core.state import BoundPod, ClusterView, LaunchFailure, Node, PendingPod
+from scaler.core.state import (
+    ANNOTATION_PINNED_POOLS,
+    ANNOTATION_RESTARTABLE,
+    BoundPod,
+    ClusterView,
+    LaunchFailure,
+    Node,
+    PendingPod,
+)
 
 POOLS = [
     PoolSpec("spot-a", ("m5.large",), capacity_type="spot", max_size=10),
@@ -143,3 +159,23 @@ def test_a_pin_made_during_a_reclaim_admits_the_reclaimed_pool_first_then_the_ne
     # Nothing reclaimed: the same tier as ever.
     assert pin_for(pod("a"), offerings, s, available=now_open,
                    readmit=np.zeros(len(offerings), dtype=bool)) == ("od-a",)
+
+
+def restartable(name: str) -> PodSpec:
+    return PodSpec(name, requests=Resources(cpu_milli=500, memory_mib=2048, pods=1),
+                   annotations=((ANNOTATION_RESTARTABLE, "true"), (ANNOTATION_PINNED_POOLS, "spot-a")))
+
+
+def test_a_restartable_replacement_goes_back_when_the_saving_over_its_life_beats_the_restart():
+    # On a node at 1.5x its fit: under misplaced_factor (2), so misplaced() leaves it alone.
+    # Saving $0.5/h; a restart costs 600 s of its $1.5/h node = $0.25: worth it after 30 min.
+    s = preset("scaler")
+    old = PodCost(restartable("old"), "od-1", "od-a", 1.5, 1.5, 1.0, started_s=0.0)
+    young = PodCost(restartable("young"), "od-2", "od-a", 1.5, 1.5, 1.0, started_s=3600.0 - 600.0)
+    stays = PodCost(pod("stays"), "od-3", "od-a", 1.5, 1.5, 1.0, started_s=0.0)
+    at_fit = PodCost(restartable("fit"), "spot-1", "spot-a", 1.0, 1.0, 1.0, started_s=0.0)
+    costs = [old, young, stays, at_fit]
+    assert misplaced(costs, s) == []
+    assert worth_moving(costs, s, now=3600.0) == [old]
+    (evict,) = migrations(worth_moving(costs, s, now=3600.0), Memory(), s, costs=costs)
+    assert evict.pod.name == "old" and evict.node == "od-1"
