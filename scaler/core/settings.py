@@ -406,5 +406,7 @@ PRESETS: dict[str, Settings] = {
         ),
         scale_down=ScaleDownSettings(idle_timeout_s=0.0),
         pinning=PinningSettings(enabled=False),
+        # Karpenter replaces an interrupted node at once on the next offering.
+        lifecycle=LifecycleSettings(wait_for_reclaimed_pool=False),
     ),
 }
