@@ -364,6 +364,10 @@ class PoolSpec:
     pack: bool = False
     choose_zone: bool = False
     idle_timeout_s: float | None = None
+    spot_share: float = 0.0
+    """An on-demand group that mixes in Spot (an ASG's MixedInstancesPolicy): the expected
+    share of its next node on Spot, by which its price and Spot risk are weighed (a partly
+    on-demand group priced as all on-demand loses to dearer pools). 0 otherwise."""
 
     @property
     def label_map(self) -> dict[str, str]:

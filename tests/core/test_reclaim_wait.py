@@ -179,3 +179,14 @@ def test_a_restartable_replacement_goes_back_when_the_saving_over_its_life_beats
     assert worth_moving(costs, s, now=3600.0) == [old]
     (evict,) = migrations(worth_moving(costs, s, now=3600.0), Memory(), s, costs=costs)
     assert evict.pod.name == "old" and evict.node == "od-1"
+
+
+def test_a_partly_spot_on_demand_pool_is_priced_and_risked_by_its_mix():
+    catalog = Catalog.load()
+    half = PoolSpec("half", ("m5.large",), spot_share=0.5)
+    off, problems = build_offerings([half, POOLS[0], POOLS[1]], catalog)
+    assert not problems
+    h, spot, od = off.get("half"), off.get("spot-a"), off.get("od-a")
+    assert off.price[h] == pytest.approx((off.price[spot] + off.price[od]) / 2)
+    assert off.cost[h] - off.price[h] == pytest.approx((off.cost[spot] - off.price[spot]) / 2)
+    assert off.cost[spot] > off.price[spot]  # the Spot pool does carry a risk to halve
