@@ -129,8 +129,12 @@ def respond(
                 continue
             actions.append(Cordon(node.name, "rebalance recommendation",
                                   Taint(REBALANCE_TAINT_KEY, "true", NO_SCHEDULE)))
-            actions += _replace(pods, node, pools, offerings, memory, settings, now, rng,
-                                why="rebalance recommendation", view=None)
+            rebalances = any(p.name == node.pool and p.capacity_rebalance for p in pools)
+            if not rebalances:
+                # A group with CapacityRebalance launches its own replacement: one more
+                # here would be a second node for the same pods.
+                actions += _replace(pods, node, pools, offerings, memory, settings, now, rng,
+                                    why="rebalance recommendation", view=None)
             if lc.rebalance_action == "drain":
                 actions.append(Drain(node.name, pods, now + lc.rebalance_window_s,
                                      "rebalance recommendation"))

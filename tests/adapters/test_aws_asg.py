@@ -251,6 +251,11 @@ def test_a_partly_on_demand_group_says_how_much_of_its_next_node_is_spot(
     assert (pool.capacity_type, pool.spot_share) == (ON_DEMAND, share)
 
 
+def test_capacity_rebalance_is_read_from_the_group(catalog):
+    assert pool_of(group(CapacityRebalance=True), catalog).capacity_rebalance
+    assert not pool_of(group(), catalog).capacity_rebalance
+
+
 def test_a_mixed_policy_without_overrides_launches_its_templates_type(catalog):
     item = group(MixedInstancesPolicy=mixed([]))
     assert template_refs(item) == [TemplateRef(LT, "$Default")]

@@ -217,7 +217,7 @@ async def test_a_mixed_instances_spot_group_offers_all_its_types_as_spot(fleet: 
 
 
 @pytest.mark.anyio
-async def test_a_partly_on_demand_mixed_group_is_priced_by_its_real_mix(
+async def test_a_partly_on_demand_mixed_group_is_priced_by_its_real_mix_and_rebalances(
     fleet: AwsFleet, account: dict[str, Any], catalog: Catalog
 ):
     # 1 on-demand node as a base, then 25% on-demand above it: at desired 3 the next node is
@@ -233,6 +233,7 @@ async def test_a_partly_on_demand_mixed_group_is_priced_by_its_real_mix(
         DesiredCapacity=3,
         VPCZoneIdentifier=account["subnets"],
         Tags=_tags("mostly-spot", DISCOVERABLE),
+        CapacityRebalance=True,
         MixedInstancesPolicy={
             "LaunchTemplate": {
                 "LaunchTemplateSpecification": {"LaunchTemplateId": lt, "Version": "$Default"},
@@ -248,6 +249,8 @@ async def test_a_partly_on_demand_mixed_group_is_priced_by_its_real_mix(
     mixed, plain = pools["mostly-spot"], pools["cpu-m5"]
     assert (mixed.capacity_type, mixed.spot_share) == (ON_DEMAND, 0.75)
     assert plain.spot_share == 0.0 and pools["spot-mixed"].spot_share == 0.0
+    # CapacityRebalance, read over the real API: the group replaces at-risk nodes itself.
+    assert mixed.capacity_rebalance and not plain.capacity_rebalance
     offerings, problems = build_offerings([mixed, plain], catalog)
     assert not problems
     m5 = catalog.types["m5.large"]

@@ -190,3 +190,18 @@ def test_a_partly_spot_on_demand_pool_is_priced_and_risked_by_its_mix():
     assert off.price[h] == pytest.approx((off.price[spot] + off.price[od]) / 2)
     assert off.cost[h] - off.price[h] == pytest.approx((off.cost[spot] - off.price[spot]) / 2)
     assert off.cost[spot] > off.price[spot]  # the Spot pool does carry a risk to halve
+
+
+def test_a_rebalance_recommendation_launches_nothing_in_a_group_that_rebalances_itself():
+    from scaler.core.actions import Cordon
+    from scaler.core.interruptions import RebalanceRecommendation
+
+    catalog = Catalog.load()
+    notice = RebalanceRecommendation(I1, at_s=1000.0, event_id="r1")
+    for rebalancing, launches in ((False, ["od-a"]), (True, [])):
+        pools = [dataclasses.replace(POOLS[0], capacity_rebalance=rebalancing), *POOLS[1:]]
+        off, _ = build_offerings(pools, catalog)
+        actions = respond(notice, spot_view(started_s=0.0), pools, off, Memory(), preset("scaler"),
+                          now=1000.0, rng=np.random.default_rng(0))
+        assert [a.node for a in actions if isinstance(a, Cordon)] == ["spot-1"]
+        assert [a.pool for a in actions if isinstance(a, ScaleUp)] == launches

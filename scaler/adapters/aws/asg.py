@@ -217,6 +217,7 @@ def _pool(
         allocatable=template.allocatable,
         idle_timeout_s=template.idle_timeout_s,
         spot_share=spot_share(group) if capacity_type == ON_DEMAND else 0.0,
+        capacity_rebalance=bool(group.get("CapacityRebalance", False)),
     )
     # The tag overrides what the launch template gives (cluster-autoscaler's precedence).
     root = template.ephemeral_storage_mib
