@@ -47,12 +47,15 @@ class Webhook:
         offerings = await rec.offerings_now()
         now = rec.clock.now()
         # Only pools in the backoff table can be unavailable; the live chooser asks every
-        # pool, with the same answer.
+        # pool, with the same answer. A pool backing off only for a Spot reclaim is
+        # readmitted (pin_for), so the pod may go back there when the backoff ends.
         available = np.ones(len(offerings), dtype=bool)
+        readmit = np.zeros(len(offerings), dtype=bool)
         for name in rec.memory.backoff_until_s:
             i = offerings.get(name)
             if i is not None and rec.memory.backing_off(name, now):
                 available[i] = False
+                readmit[i] = rec.memory.reclaim_only(name, now)
         # Max size minus desired size, as decide() counts it: only pools with a max size
         # can have less than unlimited headroom.
         headroom = np.full(len(offerings), np.inf)
@@ -61,7 +64,8 @@ class Webhook:
                 i = offerings.get(live.name)
                 if i is not None:
                     headroom[i] = float(max(live.max_size - live.current_size, 0))
-        return pin_for(pod, offerings, settings, available=available, headroom=headroom)
+        return pin_for(pod, offerings, settings, available=available, headroom=headroom,
+                       readmit=readmit)
 
 
 def selects_pool(pod: PodSpec) -> bool:

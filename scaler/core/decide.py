@@ -52,7 +52,12 @@ from scaler.core.actions import (
     ScaleUp,
     Untaint,
 )
-from scaler.core.lifecycle import INTERRUPTION_TAINT_KEY, SPOT_NOTICE_S, rebalance_expired
+from scaler.core.lifecycle import (
+    INTERRUPTION_TAINT_KEY,
+    SPOT_NOTICE_S,
+    hold_for_reclaimed,
+    rebalance_expired,
+)
 from scaler.core.limits import NEXT_STEP_S, apply_limits
 from scaler.core.memory import Memory
 from scaler.core.model import NO_EXECUTE, NO_SCHEDULE, PodSpec, PoolSpec
@@ -105,6 +110,11 @@ def decide(
     uncovered, waiting_for = _uncovered(view, table, offerings, memory, settings, now, busy)
     uncovered = _above_priority_cutoff(uncovered, settings)
     uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
+    uncovered, _, reclaim_wake = hold_for_reclaimed(
+        uncovered, offerings, memory, settings, now=now, headroom=table.headroom
+    )
+    if reclaim_wake is not None:
+        wakes.append(reclaim_wake)
     held: list[PendingPod] = []
     batch_closed = False
     if uncovered:

@@ -47,7 +47,15 @@ from scaler.core.interruptions import (
     drain_deadline,
 )
 from scaler.core.memory import Memory
-from scaler.core.model import LABEL_POOL, NO_SCHEDULE, PodSpec, PoolSpec, Taint
+from scaler.core.model import (
+    LABEL_POOL,
+    NO_SCHEDULE,
+    BoolArray,
+    FloatArray,
+    PodSpec,
+    PoolSpec,
+    Taint,
+)
 from scaler.core.offerings import Offerings, pool_table
 from scaler.core.placement import cost_matrix, group_pods, place
 from scaler.core.settings import Settings
@@ -59,6 +67,7 @@ from scaler.core.state import (
     ANNOTATION_SAFE_TO_EVICT,
     ClusterView,
     Node,
+    PendingPod,
 )
 
 INTERRUPTION_TAINT_KEY = "scaler.io/interrupted"
@@ -113,14 +122,19 @@ def respond(
             actions.append(Drain(node.name, pods, deadline, f"{what}; evict before the deadline",
                                  terminate=True))
             actions += _replace(pods, node, pools, offerings, memory, settings, now, rng,
-                                why=what)
+                                why=what,
+                                view=view if isinstance(notice, SpotInterruption) else None)
         elif isinstance(notice, RebalanceRecommendation):
             if lc.rebalance_action == "none" or node.name in memory.interrupted:
                 continue
             actions.append(Cordon(node.name, "rebalance recommendation",
                                   Taint(REBALANCE_TAINT_KEY, "true", NO_SCHEDULE)))
-            actions += _replace(pods, node, pools, offerings, memory, settings, now, rng,
-                                why="rebalance recommendation")
+            rebalances = any(p.name == node.pool and p.capacity_rebalance for p in pools)
+            if not rebalances:
+                # A group with CapacityRebalance launches its own replacement: one more
+                # here would be a second node for the same pods.
+                actions += _replace(pods, node, pools, offerings, memory, settings, now, rng,
+                                    why="rebalance recommendation", view=None)
             if lc.rebalance_action == "drain":
                 actions.append(Drain(node.name, pods, now + lc.rebalance_window_s,
                                      "rebalance recommendation"))
@@ -129,6 +143,94 @@ def respond(
 
 def _workload(view: ClusterView, node: Node) -> tuple[PodSpec, ...]:
     return tuple(b.pod for b in view.bound if b.node == node.name and b.is_workload)
+
+
+def drained_lives(view: ClusterView, node: str, *, now: float) -> dict[str, float]:
+    """Workload -> expected remaining life (s) of the workload pods on ``node``: each one's
+    age. Its work is lost with the node, and a pod that has run for a while tends to run as
+    long again (a 3-week notebook interrupted after a week is not a 10-minute batch pod)."""
+    return {
+        workload_of(b.pod): max(now - b.started_s, 0.0)
+        for b in view.bound
+        if b.node == node and b.is_workload
+    }
+
+
+def wait_for_reclaimed(
+    pods: Sequence[PodSpec],
+    lives_s: Sequence[float],
+    offerings: Offerings,
+    available: BoolArray,
+    reclaimed: dict[int, float],
+    settings: Settings,
+    *,
+    now: float,
+) -> list[bool]:
+    """For each pod, whether it should wait for a reclaimed pool to come back rather than
+    take the best pool open now.
+
+    ``available`` excludes the reclaimed pools; ``reclaimed`` maps their columns to the end
+    of their backoff. A pod waits when its cheapest pool, reclaimed ones included, is a
+    reclaimed one and the next pool's extra cost over the pod's expected remaining life
+    exceeds the wait, priced at the next pool (as if the pod had rented it meanwhile):
+    ``(next - own) x life > next x wait``. Nothing else fits: it waits anyway.
+    """
+    out = [False] * len(pods)
+    if not pods or not reclaimed or not settings.lifecycle.wait_for_reclaimed_pool:
+        return out
+    every = available.copy()
+    cols = np.fromiter(reclaimed, dtype=np.intp, count=len(reclaimed))
+    every[cols] = True
+    index = {id(p): i for i, p in enumerate(pods)}
+    classes = group_pods([p for p, life in zip(pods, lives_s, strict=True) if life > 0])
+    if not classes:
+        return out
+    reps = [c[0] for c in classes]
+    req = np.array([p.requests.as_array() for p in reps]).reshape(len(reps), -1)
+    matrix, _ = cost_matrix(reps, req, offerings, every, settings.placement)
+    for c, members in enumerate(classes):
+        row = matrix[c]
+        best = int(np.argmin(row))
+        if not np.isfinite(row[best]) or best not in reclaimed:
+            continue
+        open_row = np.where(available, row, np.inf)
+        nxt = float(open_row.min())
+        own = float(row[best])
+        wait_h = max(reclaimed[best] - now, 0.0) / 3600.0
+        for pod in members:
+            life_h = lives_s[index[id(pod)]] / 3600.0
+            out[index[id(pod)]] = not np.isfinite(nxt) or (nxt - own) * life_h > nxt * wait_h
+    return out
+
+
+def hold_for_reclaimed(
+    pending: Sequence[PendingPod],
+    offerings: Offerings,
+    memory: Memory,
+    settings: Settings,
+    *,
+    now: float,
+    headroom: FloatArray,
+) -> tuple[list[PendingPod], list[PendingPod], float | None]:
+    """Split pending pods into (placed now, held, when to look again): held are the pods of
+    workloads a Spot interruption drained whose reclaimed pool is worth waiting for
+    (:func:`wait_for_reclaimed`); they are placed again when its backoff ends."""
+    reclaimed = {
+        i: until
+        for pool, until in memory.reclaimed_until_s.items()
+        if memory.reclaim_only(pool, now) and (i := offerings.get(pool)) is not None
+    }
+    if not reclaimed or not memory.expected_life_s:
+        return list(pending), [], None
+    lives = [memory.expected_life_s.get(workload_of(pp.pod), (0.0, 0.0))[1] for pp in pending]
+    if not any(lives):
+        return list(pending), [], None
+    available = memory.available(offerings, now) & (headroom >= 1)
+    wait = wait_for_reclaimed([pp.pod for pp in pending], lives, offerings, available,
+                              reclaimed, settings, now=now)
+    placed = [pp for pp, w in zip(pending, wait, strict=True) if not w]
+    held = [pp for pp, w in zip(pending, wait, strict=True) if w]
+    return placed, held, (min(reclaimed.values()) if held else None)
 
 
 def _replace(
@@ -142,6 +244,7 @@ def _replace(
     rng: np.random.Generator,
     *,
     why: str,
+    view: ClusterView | None,
 ) -> list[Action]:
     """Launch now, on the next-best pools, the nodes the node's pods will need (the node's
     own pool is skipped: its capacity is being reclaimed)."""
@@ -152,6 +255,17 @@ def _replace(
     own = offerings.get(node.pool) if node.pool is not None else None
     if own is not None:
         available[own] = False
+    if own is not None and view is not None:
+        # Pods that would rather wait out the backoff are left pending: decide() holds them
+        # until the pool is back (wait_for_reclaimed there too), then launches on it.
+        lives = drained_lives(view, node.name, now=now)
+        life = [lives.get(workload_of(p), 0.0) for p in pods]
+        until = now + settings.lifecycle.interrupted_pool_ttl_s
+        wait = wait_for_reclaimed(pods, life, offerings, available & (headroom >= 1),
+                                  {own: until}, settings, now=now)
+        pods = tuple(p for p, w in zip(pods, wait, strict=True) if not w)
+        if not pods:
+            return []
     placement = place(pods, offerings, headroom=headroom, available=available,
                       settings=settings.placement, rng=rng)
     actions: list[Action] = []
@@ -198,6 +312,8 @@ class PodCost:
     """Its share of the node's price (the node's price split over its workload pods)."""
     cheapest_fit_usd_per_hour: float
     """The cheapest pool it could run on alone (inf if none fits any more)."""
+    started_s: float = 0.0
+    """When it was bound to the node."""
 
     @property
     def waste_usd_per_hour(self) -> float:
@@ -211,10 +327,12 @@ def pod_costs(view: ClusterView, offerings: Offerings, settings: Settings) -> li
     index = {p.name: i for i, p in enumerate(offerings.pools)}
     nodes = {n.name: n for n in view.nodes}
     on_node: dict[str, list[PodSpec]] = defaultdict(list)
+    started: dict[str, float] = {}
     for b in view.bound:
         node = nodes.get(b.node)
         if b.is_workload and node is not None and node.pool in index:
             on_node[b.node].append(b.pod)
+            started[b.pod.key] = b.started_s
     pods = [p for ps in on_node.values() for p in ps]
     if not pods:
         return []
@@ -231,7 +349,8 @@ def pod_costs(view: ClusterView, offerings: Offerings, settings: Settings) -> li
         assert node.pool is not None
         price = float(offerings.price[index[node.pool]])
         for p in ps:
-            out.append(PodCost(p, name, node.pool, price, price / len(ps), fit[p.constraints()]))
+            out.append(PodCost(p, name, node.pool, price, price / len(ps), fit[p.constraints()],
+                               started.get(p.key, 0.0)))
     return out
 
 
@@ -276,6 +395,27 @@ def misplaced(costs: Sequence[PodCost], settings: Settings) -> list[PodCost]:
            if np.isfinite(c.cheapest_fit_usd_per_hour)
            and c.share_usd_per_hour > factor * c.cheapest_fit_usd_per_hour]
     return sorted(bad, key=lambda c: (-c.waste_usd_per_hour, c.pod.key))
+
+
+def worth_moving(costs: Sequence[PodCost], settings: Settings, *, now: float) -> list[PodCost]:
+    """Restartable pods dearer than their cheapest fit by less than ``misplaced_factor``
+    (:func:`misplaced` has the others) whose saving over their expected remaining life, their
+    age (a pod that has run long tends to run on), beats ``migration_restart_s`` of their
+    node's price: a replacement that took the next pool after a Spot interruption goes back
+    to the cheapest one when that pays, dearest waste first. :func:`migrations` moves them."""
+    lc = settings.lifecycle
+    factor = lc.misplaced_factor
+    out = []
+    for c in costs:
+        fit, share = c.cheapest_fit_usd_per_hour, c.share_usd_per_hour
+        if (
+            np.isfinite(fit)
+            and fit * (1.0 + 1e-9) < share <= factor * fit
+            and c.pod.annotation(ANNOTATION_RESTARTABLE) == "true"
+            and (share - fit) * max(now - c.started_s, 0.0) > share * lc.migration_restart_s
+        ):
+            out.append(c)
+    return sorted(out, key=lambda c: (-c.waste_usd_per_hour, c.pod.key))
 
 
 def migrations(

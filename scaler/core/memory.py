@@ -59,6 +59,13 @@ class Memory:
     migrated: dict[str, tuple[float, str]] = field(default_factory=dict)
     """Workload (:func:`scaler.core.lifecycle.workload_of`) -> when a pod of it was last
     evicted to move to a cheaper pool, and the pool it left; kept ``MIGRATION_MEMORY_S``."""
+    reclaimed_until_s: dict[str, float] = field(default_factory=dict)
+    """Pool -> end of the backoff a Spot interruption put on it (:meth:`reclaimed`): a
+    backoff that pins still admit and replacements may wait out."""
+    expected_life_s: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Workload (:func:`scaler.core.lifecycle.workload_of`) of a pod drained by a Spot
+    interruption -> (when, its expected remaining life: its age then, as a long-running pod
+    tends to run on); kept while its pool's backoff lasts and an hour more."""
     write_failures: dict[str, int] = field(default_factory=dict)
     """Pool -> scale-up writes that failed in a row (reset by a success or a backoff)."""
     overdue: list[Launch] = field(default_factory=list)
@@ -93,6 +100,19 @@ class Memory:
         if until_s > self.backoff_until_s.get(pool, float("-inf")):
             self.backoff_until_s[pool] = until_s
             self.backoff_reason[pool] = reason
+
+    def reclaimed(self, pool: str, *, now: float, until_s: float, lives: Mapping[str, float]) -> None:
+        """A Spot interruption on ``pool``: it backs off until ``until_s``, and ``lives``
+        (workload -> expected remaining life, s) of the pods it drained are remembered."""
+        self.mark_unavailable(pool, until_s=until_s, reason="Spot interruption")
+        self.reclaimed_until_s[pool] = max(until_s, self.reclaimed_until_s.get(pool, until_s))
+        for workload, life in lives.items():
+            self.expected_life_s[workload] = (now, life)
+
+    def reclaim_only(self, pool: str, now: float) -> bool:
+        """``pool`` backs off only because a Spot interruption reclaimed capacity there."""
+        until = self.backoff_until_s.get(pool, float("-inf"))
+        return until > now and until <= self.reclaimed_until_s.get(pool, float("-inf"))
 
     def write_failed(self, pool: str, *, now: float, reason: str, ttl_s: float,
                      persistent: bool, after: int) -> bool:
@@ -154,6 +174,10 @@ class Memory:
             self.migrations_s.popleft()
         for workload in [w for w, (at, _) in self.migrated.items() if at <= now - MIGRATION_MEMORY_S]:
             del self.migrated[workload]
+        for pool in [p for p, until in self.reclaimed_until_s.items() if until <= now]:
+            del self.reclaimed_until_s[pool]
+        for workload in [w for w, (at, _) in self.expected_life_s.items() if at < now - 3600.0]:
+            del self.expected_life_s[workload]
         for node in [n for n, deadline in self.interrupted.items() if deadline < now - 3600.0]:
             del self.interrupted[node]
 

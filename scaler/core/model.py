@@ -364,6 +364,13 @@ class PoolSpec:
     pack: bool = False
     choose_zone: bool = False
     idle_timeout_s: float | None = None
+    spot_share: float = 0.0
+    """An on-demand group that mixes in Spot (an ASG's MixedInstancesPolicy): the expected
+    share of its next node on Spot, by which its price and Spot risk are weighed (a partly
+    on-demand group priced as all on-demand loses to dearer pools). 0 otherwise."""
+    capacity_rebalance: bool = False
+    """The group replaces a Spot node at risk itself (an ASG's ``CapacityRebalance``): a
+    rebalance recommendation then launches nothing beside the group's own replacement."""
 
     @property
     def label_map(self) -> dict[str, str]:

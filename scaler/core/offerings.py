@@ -461,6 +461,11 @@ def _resolve(
                 pool.name, f"no {pool.capacity_type} price for {', '.join(unpriced)}"
             )
         price, dearest = max(((p, t) for p, t in priced if p is not None), key=lambda x: x[0])
+        spot_prices = [prices.get(t, SPOT) for t in types] if _mixes_spot(pool) else []
+        if spot_prices and all(p is not None for p in spot_prices):
+            # The real mix of the next node; with a Spot price missing, all on-demand.
+            spot = max(p for p in spot_prices if p is not None)
+            price = (1.0 - pool.spot_share) * price + pool.spot_share * spot
         price *= pool.price_multiplier
     if not math.isfinite(price) or any(not math.isfinite(t.on_demand_usd_per_hour) for t in types):
         # A type described live but absent from the catalog has no known price: scoring it
@@ -470,7 +475,7 @@ def _resolve(
             "no known on-demand price for its instance types; add them to the catalog (--catalog)",
         )
     risk = 0.0
-    if pool.capacity_type == SPOT:
+    if pool.capacity_type == SPOT or _mixes_spot(pool):
         # Expected cost of redone work per hour: interruptions per hour x lost hours x $/h.
         table = settings.spot_interruptions_per_month_by_bucket
         rates = [
@@ -483,6 +488,8 @@ def _resolve(
             rate / HOURS_PER_MONTH * settings.spot_lost_work_h * t.on_demand_usd_per_hour
             for rate, t in zip(rates, types, strict=True)
         )
+        if pool.capacity_type != SPOT:
+            risk *= pool.spot_share
     labels = (
         node_labels(dearest, pool.capacity_type)
         if len(types) == 1
@@ -613,3 +620,7 @@ def pool_table(pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
     return PoolTable(
         pools, by_name, headroom, {p.name: p for p in pools if p.current_size > 0}, sizes
     )
+
+
+def _mixes_spot(pool: PoolSpec) -> bool:
+    return pool.capacity_type != SPOT and pool.spot_share > 0

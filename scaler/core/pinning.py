@@ -95,10 +95,19 @@ def pin_for(
     *,
     available: BoolArray | None = None,
     headroom: FloatArray | None = None,
+    readmit: BoolArray | None = None,
 ) -> Pin:
     """:func:`pin_tier`, exclusive when ``pinning.exclusive`` is on and the tier's pools do
-    not pack (a tier never mixes the two). The one rule the webhook and the simulator share."""
+    not pack (a tier never mixes the two). The one rule the webhook and the simulator share.
+
+    ``readmit``: pools unavailable now only because a Spot interruption reclaimed capacity
+    there. The tier is then the one they would head (cheapest first) followed by today's:
+    the pod can take the next pool now and still go back to its own once the backoff ends,
+    instead of being held to the dearer pool for the rest of its life."""
     tier = pin_tier(pod, offerings, settings, available=available, headroom=headroom)
+    if readmit is not None and available is not None and readmit.any():
+        back = pin_tier(pod, offerings, settings, available=available | readmit, headroom=headroom)
+        tier = tuple(dict.fromkeys(back + tier))
     packs = any(bool(offerings.pack[i]) for i in map(offerings.get, tier) if i is not None)
     return Pin(tier, exclusive=settings.pinning.exclusive and not packs)
 

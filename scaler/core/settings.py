@@ -202,6 +202,12 @@ class LifecycleSettings:
     """After a Spot interruption, the pool is not chosen for this long (Karpenter marks the
     offering unavailable for 3 minutes): its capacity is being reclaimed right now."""
 
+    wait_for_reclaimed_pool: bool = True
+    """A pod drained by a Spot interruption waits out its pool's ``interrupted_pool_ttl_s``
+    instead of taking the next pool when the next pool's extra cost over the pod's expected
+    remaining life (its age when interrupted) exceeds the wait priced at the next pool: a
+    replacement otherwise stays on a dearer pool for the rest of a run that can last weeks."""
+
     rebalance_action: Literal["cordon", "drain", "none"] = "cordon"
     """On a rebalance recommendation: ``cordon`` (pre-provision a replacement and cordon;
     pods keep running), ``drain`` (also evict now) or ``none`` (Karpenter's choice)."""
@@ -214,6 +220,12 @@ class LifecycleSettings:
     misplaced_factor: float = ranged(2.0, Range(1.0))
     """A running pod is misplaced when its node costs more than this times its cheapest
     fitting pool."""
+
+    migration_restart_s: float = 600.0
+    """A moved pod is away about this long (eviction, a new node's boot and GPU advertising,
+    its start): a restartable pod dearer than its fit by less than ``misplaced_factor`` is
+    moved only when the saving over its expected remaining life (its age) beats paying its
+    node this long."""
 
     migrations_per_minute: int = 2
     """Misplaced pods annotated ``scaler.io/restartable: "true"`` are evicted (to re-pend
@@ -394,5 +406,7 @@ PRESETS: dict[str, Settings] = {
         ),
         scale_down=ScaleDownSettings(idle_timeout_s=0.0),
         pinning=PinningSettings(enabled=False),
+        # Karpenter replaces an interrupted node at once on the next offering.
+        lifecycle=LifecycleSettings(wait_for_reclaimed_pool=False),
     ),
 }

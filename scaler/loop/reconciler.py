@@ -41,12 +41,14 @@ from scaler.core.interruptions import Notice, RebalanceRecommendation, SpotInter
 from scaler.core.lifecycle import (
     PodCost,
     Waste,
+    drained_lives,
     migrations,
     misplaced,
     pod_costs,
     respond,
     waste,
     workload_of,
+    worth_moving,
 )
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec
@@ -225,7 +227,8 @@ class Reconciler:
             offerings = await self._current_offerings(pools, self._daemonsets(view))
             costs = pod_costs(view, offerings, self.settings)
             bad = misplaced(costs, self.settings)
-            moves = migrations(bad, self.memory, self.settings, costs=costs)
+            pays = worth_moving(costs, self.settings, now=view.now_s)
+            moves = migrations(bad + pays, self.memory, self.settings, costs=costs)
             if moves:
                 held = self._hold_if_stale(Decision(now_s=self.clock.now(), actions=tuple(moves)))
                 await self.act(held, view, pools)
@@ -253,10 +256,11 @@ class Reconciler:
                 self.memory.interrupted[node.name] = notice.deadline_s
                 self.memory.rebalance_until_s.pop(node.name, None)
                 if node.pool is not None:
-                    self.memory.mark_unavailable(
+                    self.memory.reclaimed(
                         node.pool,
+                        now=now,
                         until_s=now + lc.interrupted_pool_ttl_s,
-                        reason="Spot interruption",
+                        lives=drained_lives(view, node.name, now=now),
                     )
             elif isinstance(notice, RebalanceRecommendation) and any(
                 isinstance(a, Cordon) and a.node == node.name for a in actions

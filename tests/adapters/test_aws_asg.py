@@ -237,6 +237,29 @@ def test_a_mixed_pool_is_spot_only_with_no_on_demand_share_at_all(
     assert pool_of(item, catalog).capacity_type == capacity_type
 
 
+@pytest.mark.parametrize(
+    ("distribution", "desired", "share"),
+    [
+        ({"OnDemandBaseCapacity": 0, "OnDemandPercentageAboveBaseCapacity": 50}, 0, 0.5),
+        ({"OnDemandBaseCapacity": 2, "OnDemandPercentageAboveBaseCapacity": 0}, 1, 0.0),
+        ({"OnDemandBaseCapacity": 2, "OnDemandPercentageAboveBaseCapacity": 0}, 2, 1.0),
+        ({}, 5, 0.0),  # AWS default: all on-demand
+    ],
+)
+def test_a_partly_on_demand_group_says_how_much_of_its_next_node_is_spot(
+    catalog, distribution, desired, share
+):
+    item = group(MixedInstancesPolicy=mixed([{"InstanceType": "m5.large"}], **distribution),
+                 DesiredCapacity=desired)
+    pool = pool_of(item, catalog)
+    assert (pool.capacity_type, pool.spot_share) == (ON_DEMAND, share)
+
+
+def test_capacity_rebalance_is_read_from_the_group(catalog):
+    assert pool_of(group(CapacityRebalance=True), catalog).capacity_rebalance
+    assert not pool_of(group(), catalog).capacity_rebalance
+
+
 def test_a_mixed_policy_without_overrides_launches_its_templates_type(catalog):
     item = group(MixedInstancesPolicy=mixed([]))
     assert template_refs(item) == [TemplateRef(LT, "$Default")]

@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 from scaler.adapters.aws import AtMinSize, AwsFleet, DryRunFleet, parse_provider_id
 from scaler.core.catalog import Catalog
 from scaler.core.model import LABEL_POOL, NO_SCHEDULE, ON_DEMAND, SPOT, Resources, Taint
+from scaler.core.offerings import build_offerings
 from scaler.core.state import Node
 from scaler.ports import NotFound
 
@@ -213,6 +214,50 @@ async def test_a_gpu_group_at_zero_reads_its_node_template_tags(fleet: AwsFleet)
 async def test_a_mixed_instances_spot_group_offers_all_its_types_as_spot(fleet: AwsFleet):
     spot = next(p for p in await fleet.pools() if p.name == "spot-mixed")
     assert (spot.instance_types, spot.capacity_type) == (("m5.large", "m5a.large"), SPOT)
+
+
+@pytest.mark.anyio
+async def test_a_partly_on_demand_mixed_group_is_priced_by_its_real_mix_and_rebalances(
+    fleet: AwsFleet, account: dict[str, Any], catalog: Catalog
+):
+    # 1 on-demand node as a base, then 25% on-demand above it: at desired 3 the next node is
+    # Spot with 3 chances in 4. Before, such a group was priced as all on-demand.
+    lt = account["ec2"].create_launch_template(
+        LaunchTemplateName="half-spot",
+        LaunchTemplateData={"ImageId": "ami-0eks0node0image0", "InstanceType": "m5.large"},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    account["autoscaling"].create_auto_scaling_group(
+        AutoScalingGroupName="mostly-spot",
+        MinSize=0,
+        MaxSize=10,
+        DesiredCapacity=3,
+        VPCZoneIdentifier=account["subnets"],
+        Tags=_tags("mostly-spot", DISCOVERABLE),
+        CapacityRebalance=True,
+        MixedInstancesPolicy={
+            "LaunchTemplate": {
+                "LaunchTemplateSpecification": {"LaunchTemplateId": lt, "Version": "$Default"},
+                "Overrides": [{"InstanceType": "m5.large"}],
+            },
+            "InstancesDistribution": {
+                "OnDemandBaseCapacity": 1,
+                "OnDemandPercentageAboveBaseCapacity": 25,
+            },
+        },
+    )
+    pools = {p.name: p for p in await fleet.pools()}
+    mixed, plain = pools["mostly-spot"], pools["cpu-m5"]
+    assert (mixed.capacity_type, mixed.spot_share) == (ON_DEMAND, 0.75)
+    assert plain.spot_share == 0.0 and pools["spot-mixed"].spot_share == 0.0
+    # CapacityRebalance, read over the real API: the group replaces at-risk nodes itself.
+    assert mixed.capacity_rebalance and not plain.capacity_rebalance
+    offerings, problems = build_offerings([mixed, plain], catalog)
+    assert not problems
+    m5 = catalog.types["m5.large"]
+    od, spot = m5.price(ON_DEMAND), m5.price(SPOT)
+    assert od is not None and spot is not None
+    assert offerings.price[offerings.get("mostly-spot")] == pytest.approx(0.25 * od + 0.75 * spot)
+    assert offerings.price[offerings.get("cpu-m5")] == pytest.approx(od)
 
 
 @pytest.mark.anyio

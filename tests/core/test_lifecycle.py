@@ -73,9 +73,16 @@ def answer(notice, offerings, memory=None, v=None):
                    now=1000.0, rng=np.random.default_rng(0))
 
 
+def young_view() -> ClusterView:
+    """As :func:`view`, the workload pod started 10 s ago: not worth waiting 3 minutes for."""
+    v = view()
+    return ClusterView(v.now_s, nodes=v.nodes,
+                       bound=(BoundPod(pod("nb"), "spot-1", started_s=990.0), *v.bound[1:]))
+
+
 def test_spot_interruption_cordons_taints_drains_before_the_deadline_and_replaces_elsewhere(offerings):
     notice = SpotInterruption(I1, "terminate", deadline_s=1120.0, event_id="e1", at_s=1000.0)
-    actions = answer(notice, offerings)
+    actions = answer(notice, offerings, v=young_view())
     (cordon,) = [a for a in actions if isinstance(a, Cordon)]
     assert cordon.node == "spot-1" and cordon.taint.key == INTERRUPTION_TAINT_KEY
     (drain,) = [a for a in actions if isinstance(a, Drain)]

@@ -219,12 +219,14 @@ def test_a_spot_interruption_restarts_the_pod_from_scratch_and_it_finishes() -> 
     assert p.lost_runs >= 1 and p.runs == p.lost_runs + 1
     t_notice = next(t for t, w, _ in sim.world.timeline if w == "spot-notice")
     at_notice = [(w, s) for t, w, s in sim.world.timeline if t == t_notice]
-    # Reconciler.respond: cordon, drain (the run is lost), terminate, all on the warning.
+    # Reconciler.respond: cordon, drain (the run is lost), terminate, all on the warning; the
+    # re-created pod is pinned to its reclaimed pool, readmitted (nothing else fits it).
     assert at_notice == [
         ("spot-notice", "sim-00001"),
         ("cordoned", "sim-00001"),
         ("evicted", "default/job"),
         ("removed", "sim-00001"),
+        ("admitted", "default/job spot"),
     ]
     assert next(c.args for c in sim.cluster.calls_to("evict")) == ("default/job",)
     sc = sim.scorecard()

@@ -48,3 +48,26 @@ def test_idle_gpu_pools_return_to_zero_between_training_bursts():
     assert removed[0] == 1.0 + 300.0 + 1800.0 + 120.0
     assert removed[1] == 6 * 3600 + 1.0 + 300.0 + 1800.0 + 120.0
     assert sim.fleet.calls_to("set_desired")[-1].args == ("gpu", 1)  # scaled from zero again
+
+
+def test_an_interrupted_long_running_pod_goes_back_to_spot_instead_of_staying_on_a_dear_pool():
+    # Issue 11's lock-in, small: a week-long pod, a cheap Spot pool and a dear on-demand one.
+    # Before: the interruption barred spot-m5 for 3 minutes, the replacement was pinned to
+    # od-big and stayed there for the rest of the week (43 of 168 h on this seed).
+    pods = [pod("notebook", cpu="1", memory="4Gi", arrival_s=0.0, duration_s=7 * 86400.0)]
+    pools = [pool("m5.large", name="spot-m5", capacity_type="spot"),
+             pool("m5.4xlarge", name="od-big")]
+
+    def run(**overrides: str):
+        sim = simulate(pods, pools=pools, overrides={"hazard_scale": "100", **overrides}, seed=0)
+        return sim, sim.scorecard()
+
+    sim, sc = run()
+    assert sc.interruptions >= 1, "the test must actually interrupt the pod's node"
+    assert sc.node_hours_by_pool.get("od-big", 0.0) == 0.0
+    # It waited out the backoff (3 min) and a new Spot node's boot, no more.
+    assert sc.pending_s["max"] < 600.0
+    assert sum(1 for _, what, _ in sim.world.timeline if what == "bound") == sc.interruptions + 1
+    # The same run with the old rule (replace on the next pool at once) is locked in.
+    _, old = run(wait_for_reclaimed_pool="false")
+    assert old.node_hours_by_pool.get("od-big", 0.0) > 24.0

@@ -225,6 +225,8 @@ def _pool(
         taints=template.taints,
         allocatable=template.allocatable,
         idle_timeout_s=template.idle_timeout_s,
+        spot_share=spot_share(group) if capacity_type == ON_DEMAND else 0.0,
+        capacity_rebalance=bool(group.get("CapacityRebalance", False)),
     )
     # The tag overrides what the launch template gives (cluster-autoscaler's precedence).
     root = template.ephemeral_storage_mib
@@ -303,6 +305,21 @@ def _launch(
             return f"launch configuration {lc_name} names no instance type"
         return (str(lc["InstanceType"]),), SPOT if lc.get("SpotPrice") else ON_DEMAND
     return "no launch template, mixed-instances policy or launch configuration"
+
+
+def spot_share(group: Mapping[str, Any]) -> float:
+    """The share of the group's next node on Spot, from MixedInstancesPolicy's
+    InstancesDistribution: on-demand while below ``OnDemandBaseCapacity``, then Spot for
+    ``100 - OnDemandPercentageAboveBaseCapacity`` percent. 0 without a mixed policy."""
+    policy = group.get("MixedInstancesPolicy")
+    if not policy:
+        return 0.0
+    dist = policy.get("InstancesDistribution") or {}
+    base = int(dist.get("OnDemandBaseCapacity", _DEFAULT_OD_BASE))
+    percent = int(dist.get("OnDemandPercentageAboveBaseCapacity", _DEFAULT_OD_PERCENT))
+    if int(group.get("DesiredCapacity", 0)) < base:
+        return 0.0
+    return min(max(100 - percent, 0), 100) / 100.0
 
 
 def _override_types(overrides: Any) -> tuple[str, ...]:

@@ -350,11 +350,16 @@ def make_chooser(source: PinSource) -> Chooser:
         available = np.array(
             [not source.memory.backing_off(p.name, now) for p in offerings.pools], dtype=bool
         )
+        # Pools out only for a Spot reclaim stay in the tier, after it (pin_for).
+        readmit = np.array(
+            [source.memory.reclaim_only(p.name, now) for p in offerings.pools], dtype=bool
+        )
         live = {p.name: p for p in source.pools_seen}
         headroom = np.array(
             [_headroom(live.get(p.name, p)) for p in offerings.pools], dtype=np.float64
         )
-        return pin_for(pod, offerings, settings, available=available, headroom=headroom)
+        return pin_for(pod, offerings, settings, available=available, headroom=headroom,
+                       readmit=readmit)
 
     return choose
 
