@@ -235,7 +235,7 @@ def nodes_on_the_way(
         n.pool
         for n in view.nodes
         if n.pool is not None and n.ready and n.gpu_ready
-        and not any(is_startup_taint(t, startup_keys) for t in n.taints)
+        and not (n.taints and any(is_startup_taint(t, startup_keys) for t in n.taints))
     )
     return {
         p.name: p.current_size - ready[p.name]
@@ -273,19 +273,24 @@ def _cover_by_slots(
     classes = group_pods(pods)
     reps = [c[0] for c in classes]
     req = np.array([p.requests.as_array() for p in reps]).reshape(len(reps), -1)
+    # Only the few pools with nodes on the way are candidates: the matrix has their columns.
+    columns = np.array(
+        [i for name in capacity if (i := offerings.get(name)) is not None], dtype=np.int64
+    )
+    column_of = {int(i): j for j, i in enumerate(columns)}
     matrix, per_node = cost_matrix(
-        reps, req, offerings, np.ones(len(offerings), bool), settings.placement
+        reps, req, offerings, np.ones(len(offerings), bool), settings.placement, columns=columns
     )
     covered: set[str] = set()
 
-    def take(c: int, i: int, members: list[PodSpec]) -> list[PodSpec]:
-        """Cover as many of ``members`` (class ``c``, oldest first) as pool ``i`` has room
-        for; return the rest."""
-        name = offerings.pools[i].name
+    def take(c: int, j: int, members: list[PodSpec]) -> list[PodSpec]:
+        """Cover as many of ``members`` (class ``c``, oldest first) as the pool of column
+        ``j`` has room for; return the rest."""
+        name = offerings.pools[columns[j]].name
         room = capacity.get(name, 0.0)
-        if not members or room <= 0 or not np.isfinite(matrix[c, i]):
+        if not members or room <= 0 or not np.isfinite(matrix[c, j]):
             return members
-        share = 1.0 / max(float(per_node[c, i]), 1.0)
+        share = 1.0 / max(float(per_node[c, j]), 1.0)
         n = min(len(members), int((room + _EPS) / share))
         capacity[name] = room - n * share
         for pod in members[:n]:
@@ -300,21 +305,19 @@ def _cover_by_slots(
             for pod in members:
                 pool = in_flight.get(pod.key)
                 i = offerings.get(pool) if pool is not None else None
-                if i is not None:
-                    mine.setdefault(i, []).append(pod)
-            for i, pods_of in mine.items():
-                take(c, i, pods_of)
-    # Only the few pools with nodes on the way are candidates, cheapest first per class.
-    columns = np.array(
-        [i for name in capacity if (i := offerings.get(name)) is not None], dtype=np.int64
-    )
+                j = column_of.get(i) if i is not None else None
+                if j is not None:  # a pool with nothing on its way covers no pod
+                    mine.setdefault(j, []).append(pod)
+            for j, pods_of in mine.items():
+                take(c, j, pods_of)
+    # Then cheapest first per class.
     for c, members in enumerate(classes):
         left = [p for p in members if p.key not in covered] if covered else list(members)
-        row = matrix[c, columns]
+        row = matrix[c]
         for j in np.argsort(row, kind="stable"):
             if not left or not np.isfinite(row[j]):
                 break
-            left = take(c, int(columns[j]), left)
+            left = take(c, int(j), left)
     return [pp for pp in pending if pp.pod.key not in covered]
 
 

@@ -291,20 +291,26 @@ def cost_matrix(
     offerings: Offerings,
     available: BoolArray,
     settings: PlacementSettings,
+    *,
+    columns: IntArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """(C, P) USD/hour per pod, ``inf`` where the class cannot run; and (C, P) pods per node.
+    With ``columns`` (pool indices), only those pools: (C, len(columns)), the same values.
 
     Computed in chunks of classes so the (chunk x P x R) fit test stays small.
     """
-    n_classes, n_pools = len(reps), len(offerings)
+    pick: IntArray | slice = slice(None) if columns is None else columns
+    n_classes = len(reps)
+    n_pools = len(offerings) if columns is None else len(columns)
     req = requestless_floor(req, settings)
     matrix = np.full((n_classes, n_pools), np.inf)
     per_node = np.ones((n_classes, n_pools))
     if n_pools == 0:
         return matrix, per_node
-    alloc = offerings.allocatable
-    any_pack = bool(offerings.pack.any())
-    masks = np.stack([offerings.constraint_mask(p) for p in reps]) & available[None, :]
+    alloc = offerings.allocatable[pick]
+    pack, has_gpu, pool_cost = offerings.pack[pick], offerings.has_gpu[pick], offerings.cost[pick]
+    any_pack = bool(pack.any())
+    masks = np.stack([offerings.constraint_mask(p)[pick] for p in reps]) & available[pick][None, :]
     step = max(1, settings.chunk_classes)
     for lo in range(0, n_classes, step):
         hi = min(lo + step, n_classes)
@@ -312,14 +318,14 @@ def cost_matrix(
         fits = np.all(r[:, None, :] <= alloc[None, :, :] + _EPS, axis=2)
         # A GPU node is never bought for a pod that asks for no GPU.
         if settings.never_gpu_for_cpu_pods:
-            fits &= ~(offerings.has_gpu[None, :] & (r[:, GPU] == 0)[:, None])
+            fits &= ~(has_gpu[None, :] & (r[:, GPU] == 0)[:, None])
         feasible = fits & masks[lo:hi]
-        cost = np.broadcast_to(offerings.cost, feasible.shape)
+        cost = np.broadcast_to(pool_cost, feasible.shape)
         if any_pack:
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(r[:, None, :] > 0, alloc[None, :, :] / r[:, None, :], np.inf)
             ppn = np.floor(ratio.min(axis=2) + _EPS)
-            ppn = np.where(offerings.pack[None, :], np.maximum(ppn, 1.0), 1.0)
+            ppn = np.where(pack[None, :], np.maximum(ppn, 1.0), 1.0)
             # Hostname anti-affinity: kube-scheduler puts one such pod per node.
             solo = np.array([p.one_per_node for p in reps[lo:hi]], dtype=bool)
             ppn = np.where(solo[:, None], 1.0, ppn)
