@@ -32,10 +32,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
-from typing import Final
+from typing import Final, TypeVar
 
 from scaler.core.model import PoolSpec, Resources, Taint
 from scaler.core.state import Node, NodeTemplateReport
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 Reports = Mapping[tuple[str, str], Resources]
 Templates = Mapping[tuple[str, str], NodeTemplateReport]
@@ -89,12 +92,7 @@ def remember_templates(
     kept: MutableMapping[tuple[str, str], NodeTemplateReport], nodes: Iterable[Node]
 ) -> bool:
     """:func:`remember_reports` for labels and taints; True if anything changed."""
-    changed = False
-    for key, value in reported_templates(nodes).items():
-        if kept.get(key) != value:
-            kept[key] = value
-            changed = True
-    return changed
+    return _remember(kept, reported_templates(nodes))
 
 
 def _pool_template(
@@ -130,8 +128,14 @@ def remember_reports(
 ) -> bool:
     """Update ``kept`` with the current reports (a (pool, type) with no Ready node keeps its
     last one); True if anything changed."""
+    return _remember(kept, reported_allocatable(nodes))
+
+
+def _remember(kept: MutableMapping[K, V], now: Mapping[K, V]) -> bool:
+    """Update ``kept`` with ``now`` (a key ``now`` lacks keeps its last value); True if
+    anything changed."""
     changed = False
-    for key, value in reported_allocatable(nodes).items():
+    for key, value in now.items():
         if kept.get(key) != value:
             kept[key] = value
             changed = True

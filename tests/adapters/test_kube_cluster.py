@@ -441,3 +441,29 @@ async def test_a_nodes_instance_decides_its_pool_over_its_label(kube_ns: KubeSco
         assert (await pool())[0] is None
         instances = {"i-0labelled": "ng-b"}  # the instance is another group's
         assert await pool() == ("ng-b", False)  # and its label is due to be rewritten
+
+
+@pytest.mark.kube
+@pytest.mark.anyio
+async def test_reports_are_learned_again_when_only_the_instances_pool_changes(kube_ns: KubeScope):
+    # Learning what nodes report is skipped while no node changed; a new discovery that moves
+    # an instance to another group changes what its node reports for, with no node event.
+    instances: dict[str, str] | None = None
+    cluster = KubeCluster(kube_ns.api, instance_pools=lambda: instances)
+    await blocking(
+        lambda: kube_ns.make_node(
+            "reporting",
+            capacity=NODE_CAPACITY,
+            labels={"scaler.io/pool": "ng-a", "node.kubernetes.io/instance-type": "m5.large"},
+            provider_id="aws:///us-east-1a/i-0reporting",
+        )
+    )
+    async with running(cluster):
+        await until(cluster, lambda v: any(n.name == "reporting" for n in v.nodes))
+        first = await cluster.snapshot()
+        assert set(first.reported_allocatable) == {("ng-a", "m5.large")}
+        again = await cluster.snapshot()  # nothing changed: the same learned view
+        assert again.reported_allocatable is first.reported_allocatable
+        instances = {"i-0reporting": "ng-b"}
+        moved = await cluster.snapshot()
+        assert ("ng-b", "m5.large") in moved.reported_allocatable

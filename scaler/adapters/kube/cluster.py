@@ -120,6 +120,9 @@ class KubeCluster(KubeActuator):
         self._learned = learned
         """Where reports and templates outlive a restart (scaler/adapters/kube/learned.py)."""
         self._generation = 0
+        self._node_version = 0
+        """Bumped whenever a node changes (a learned report can only change then)."""
+        self._learned_from: tuple[int, dict[str, str] | None] | None = None
         self._changed: anyio.Event | None = None
         self._ready = False
         self.reflectors = (
@@ -283,14 +286,12 @@ class KubeCluster(KubeActuator):
             (self._with_claim_zones(p) for p in self._pending.values()),
             key=lambda p: (p.since_s, p.pod.key),
         )
-        if remember_reports(self._reports, nodes):
-            self._reports_view = MappingProxyType(dict(self._reports))
-            if self._learned is not None:
-                self._learned.changed.set()
-        if remember_templates(self._templates, nodes):
-            self._templates_view = MappingProxyType(dict(self._templates))
-            if self._learned is not None:
-                self._learned.changed.set()
+        # What nodes report changes only when a node or the instance -> pool map does: two
+        # passes over every node are not per-tick work.
+        learned_from = (self._node_version, None if instances is None else dict(instances))
+        if learned_from != self._learned_from:
+            self._learned_from = learned_from
+            self._learn(nodes)
         return ClusterView(
             now_s=self._clock(),
             nodes=nodes,
@@ -299,6 +300,19 @@ class KubeCluster(KubeActuator):
             reported_allocatable=self._reports_view,
             reported_templates=self._templates_view,
         )
+
+    def _learn(self, nodes: tuple[Node, ...]) -> None:
+        """Allocatable, labels and taints the pools' Ready nodes report
+        (scaler/core/observed.py), kept across snapshots and saved by the learned store."""
+        changed = False
+        if remember_reports(self._reports, nodes):
+            self._reports_view = MappingProxyType(dict(self._reports))
+            changed = True
+        if remember_templates(self._templates, nodes):
+            self._templates_view = MappingProxyType(dict(self._templates))
+            changed = True
+        if changed and self._learned is not None:
+            self._learned.changed.set()
 
     async def pods_on(self, node: str) -> tuple[BoundPod, ...]:
         """The node's unfinished pods, listed from the API server now (LIST pods with
@@ -341,6 +355,7 @@ class KubeCluster(KubeActuator):
         self._nodes = {}
         for name, converted in items.items():
             self._put_node(name, converted)
+        self._node_version += 1
         self._bump()
 
     def _node_event(self, name: str, converted: Converted[Node] | None) -> None:
@@ -351,6 +366,7 @@ class KubeCluster(KubeActuator):
         else:
             self._put_node(name, converted)
         if self._nodes.get(name) != old:
+            self._node_version += 1
             self._bump()
 
     def _put_node(self, name: str, converted: Converted[Node]) -> None:
