@@ -27,6 +27,7 @@ from scaler.app import Controller, RunOptions, build
 from scaler.core.actions import ScaleUp
 from scaler.core.catalog import Catalog
 from scaler.core.settings import Settings
+from tests.fixtures.aws import create_group
 from tests.fixtures.kube import KubeScope, wait_for
 from tests.fixtures.nodes import node_for_pool
 
@@ -71,22 +72,7 @@ def zonal_groups(groups: Sequence[ZonalGroup]) -> Any:
         tags = {CA + "enabled": "true", CA + CLUSTER: "owned"}
         tags.update({f"{CA}node-template/label/{k}": v for k, v in g.labels.items()})
         tags.update({f"{CA}node-template/taint/{k}": v for k, v in g.taints.items()})
-        asg.create_auto_scaling_group(
-            AutoScalingGroupName=g.name,
-            MinSize=0,
-            MaxSize=g.max_size,
-            DesiredCapacity=0,
-            VPCZoneIdentifier=subnets[g.zone],
-            LaunchTemplate={
-                "LaunchTemplateId": template["LaunchTemplate"]["LaunchTemplateId"],
-                "Version": "$Latest",
-            },
-            Tags=[
-                {"ResourceId": g.name, "ResourceType": "auto-scaling-group", "Key": k,
-                 "Value": v, "PropagateAtLaunch": True}
-                for k, v in tags.items()
-            ],
-        )
+        create_group(asg, g.name, template, subnets[g.zone], tags, max_size=g.max_size)
     return asg
 
 
