@@ -340,9 +340,7 @@ def parse_node_affinity(raw: Any, where: str) -> tuple[SelectorTerm, ...]:
     for i, t in enumerate(terms_raw):
         tw = f"{base}.nodeSelectorTerms[{i}]"
         term = _mapping(t, tw)
-        exprs = term.get("matchExpressions") or []
-        if not isinstance(exprs, list):
-            raise SpecError(f"{tw}.matchExpressions", "expected a list")
+        exprs = _list_at(term, "matchExpressions", tw)
         if term.get("matchFields"):
             raise SpecError(
                 f"{tw}.matchFields", "matchFields (node name) cannot be placed on a new node"
@@ -548,6 +546,14 @@ def _string_map(m: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(v.items()))
 
 
+def _list_at(m: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    """``m[key]`` as a list (absent or null: empty), else one line naming ``where.key``."""
+    v = m.get(key) or []
+    if not isinstance(v, list):
+        raise SpecError(f"{where}.{key}", "expected a list")
+    return v
+
+
 def _zones(m: Mapping[str, Any]) -> list[str]:
     zones = _string_list(m, "zones")
     for i, zone in enumerate(zones):
@@ -663,9 +669,8 @@ def parse_pod_topology(affinity: Any, spread: Any, where: str = "") -> PodTopolo
         block = aff.get(kind)
         if block is None:
             continue
-        raw_terms = _mapping(block, f"{pre}affinity.{kind}").get(required) or []
-        if not isinstance(raw_terms, list):
-            raise SpecError(f"{pre}affinity.{kind}.{required}", "expected a list")
+        raw_terms = _list_at(_mapping(block, f"{pre}affinity.{kind}"), required,
+                             f"{pre}affinity.{kind}")
         for i, raw in enumerate(raw_terms):
             w = f"{pre}affinity.{kind}.{required}[{i}]"
             t = _mapping(raw, w)
@@ -683,9 +688,8 @@ def parse_pod_topology(affinity: Any, spread: Any, where: str = "") -> PodTopolo
     node_aff = aff.get("nodeAffinity")
     if node_aff is not None:
         block = "preferredDuringSchedulingIgnoredDuringExecution"
-        raw_pref = _mapping(node_aff, f"{pre}affinity.nodeAffinity").get(block) or []
-        if not isinstance(raw_pref, list):
-            raise SpecError(f"{pre}affinity.nodeAffinity.{block}", "expected a list")
+        raw_pref = _list_at(_mapping(node_aff, f"{pre}affinity.nodeAffinity"), block,
+                            f"{pre}affinity.nodeAffinity")
         for i, raw in enumerate(raw_pref):
             w = f"{pre}affinity.nodeAffinity.{block}[{i}]"
             entry = _mapping(raw, w)
@@ -693,9 +697,7 @@ def parse_pod_topology(affinity: Any, spread: Any, where: str = "") -> PodTopolo
             if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 100:
                 raise SpecError(f"{w}.weight", f"expected an integer 1-100, got {weight!r}")
             pref = _mapping(entry.get("preference"), f"{w}.preference")
-            exprs = pref.get("matchExpressions") or []
-            if not isinstance(exprs, list):
-                raise SpecError(f"{w}.preference.matchExpressions", "expected a list")
+            exprs = _list_at(pref, "matchExpressions", f"{w}.preference")
             preferred.append((weight, SelectorTerm(tuple(
                 _requirement(e, f"{w}.preference.matchExpressions[{j}]")
                 for j, e in enumerate(exprs)
@@ -719,8 +721,6 @@ def _label_selector(raw: Any, where: str) -> tuple[Requirement, ...]:
     if not isinstance(labels, Mapping):
         raise SpecError(f"{where}.matchLabels", "expected a map of strings")
     reqs = [Requirement(str(k), "In", (str(v),)) for k, v in sorted(labels.items())]
-    exprs = sel.get("matchExpressions") or []
-    if not isinstance(exprs, list):
-        raise SpecError(f"{where}.matchExpressions", "expected a list")
+    exprs = _list_at(sel, "matchExpressions", where)
     reqs += [_requirement(e, f"{where}.matchExpressions[{j}]") for j, e in enumerate(exprs)]
     return tuple(reqs)
