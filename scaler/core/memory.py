@@ -1,6 +1,12 @@
 """What the reconciler remembers between ticks: launches in flight, pools backing off, the
 last scale-up, recent removals. Plain data with small update methods; no I/O, no clock.
 
+What acting on a decision taught is absorbed in one place, :func:`absorb`, from typed
+outcomes (:data:`Outcome`: launched, write failed, given up, marked idle, removed, evicted,
+...): the live loop and the simulator act through the same handlers
+(:mod:`scaler.loop.actuation`), so they update memory identically, and the rules are
+tested without ports.
+
 Nothing here is needed for correctness after a restart: in-flight capacity is re-derived
 from the pools' desired sizes versus registered nodes (and counted against every pending
 pod, remembered or not), idle timers live on the nodes as annotations, and a removal cut
@@ -21,6 +27,7 @@ import numpy as np
 from scaler.core.actions import ScaleUp
 from scaler.core.model import BoolArray
 from scaler.core.offerings import Offerings
+from scaler.core.settings import Settings
 from scaler.core.state import LaunchFailure
 
 MIGRATION_MEMORY_S = 86400.0
@@ -199,3 +206,131 @@ class Memory:
     def in_flight(self) -> dict[str, str]:
         """Pod key -> pool of the launch it waits for."""
         return {pod: launch.pool for launch in self.launches for pod in launch.pods}
+
+
+# ---------------------------------------------------------------------- outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class BatchClosed:
+    """A decision placed the pending pods: older ones no longer hold a batch window open."""
+
+
+@dataclass(frozen=True, slots=True)
+class Launched:
+    """The pool's desired size was raised for ``action`` (the write succeeded)."""
+
+    action: ScaleUp
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailed:
+    """A scale-up write to ``pool`` failed; ``persistent``: it would be refused again
+    (access denied, a validation error, the group gone, no capacity)."""
+
+    pool: str
+    reason: str
+    persistent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GaveUp:
+    """Nodes asked of ``pool`` never registered within the provision timeout."""
+
+    pool: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdleMarked:
+    """The node is idle since ``since_s`` (None: busy again)."""
+
+    node: str
+    since_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Uncordoned:
+    """The node's rebalance cordon was lifted."""
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """The node's instance stopped or terminated."""
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """A drain that ends in the node's termination began; it must be gone by ``deadline_s``."""
+
+    node: str
+    deadline_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Evicted:
+    """A pod of ``workload`` was evicted to move it to a cheaper pool, leaving ``pool``
+    (None: its node's pool is unknown)."""
+
+    workload: str
+    pool: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """The removal protocol ended without the node staying: ``terminated`` now, or (False)
+    its node or instance was already gone or going."""
+
+    node: str
+    terminated: bool
+
+
+Outcome = (
+    BatchClosed | Launched | WriteFailed | GaveUp | IdleMarked | Uncordoned | Forgotten
+    | Interrupted | Evicted | Removed
+)
+
+
+def absorb(memory: Memory, outcome: Outcome, settings: Settings, *, now: float) -> bool:
+    """Update ``memory`` with what acting at ``now`` taught. True when it backed a pool off
+    (a failed write that is persistent or one too many in a row; a launch given up)."""
+    up = settings.scale_up
+    match outcome:
+        case BatchClosed():
+            memory.batch_floor_s = now
+        case Launched(action):
+            memory.write_succeeded(action.pool)
+            memory.launched(action, now=now, timeout_s=up.provision_timeout_s)
+        case WriteFailed(pool, reason, persistent):
+            return memory.write_failed(
+                pool, now=now, reason=reason, ttl_s=up.launch_failure_ttl_s,
+                persistent=persistent, after=up.write_failures_before_backoff,
+            )
+        case GaveUp(pool, reason):
+            memory.gave_up(pool, now=now, ttl_s=up.launch_failure_ttl_s, reason=reason)
+            return True
+        case IdleMarked(node, since):
+            if since is None:
+                memory.idle_since_s.pop(node, None)
+            else:
+                memory.idle_since_s[node] = since
+        case Uncordoned(node):
+            memory.rebalance_until_s.pop(node, None)
+        case Forgotten(node):
+            memory.idle_since_s.pop(node, None)
+            memory.rebalance_until_s.pop(node, None)
+        case Interrupted(node, deadline_s):
+            memory.interrupted[node] = deadline_s
+        case Evicted(workload, pool):
+            memory.migrations_s.append(now)
+            if pool is not None:
+                memory.migrated[workload] = (now, pool)
+        case Removed(node, terminated):
+            memory.idle_since_s.pop(node, None)
+            if terminated:
+                memory.removed(now=now)
+    return False

@@ -7,11 +7,8 @@ offerings; it never decides anything itself.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,16 +21,8 @@ from scaler.core.actions import (
     Decision,
     Drain,
     Evict,
-    Forget,
-    GiveUpLaunch,
-    LabelNode,
-    MarkIdle,
-    NotifyUnplaceable,
-    PinPod,
     RemoveNode,
     ScaleUp,
-    Uncordon,
-    Untaint,
 )
 from scaler.core.catalog import Catalog
 from scaler.core.decide import decide, nodes_on_the_way
@@ -47,7 +36,6 @@ from scaler.core.lifecycle import (
     pod_costs,
     respond,
     waste,
-    workload_of,
     worth_moving,
 )
 from scaler.core.memory import Memory
@@ -56,38 +44,20 @@ from scaler.core.observed import ObservedPools
 from scaler.core.offerings import Offerings, PoolProblem, PoolTable
 from scaler.core.settings import Settings
 from scaler.core.state import (
-    ANNOTATION_DRAIN_DEADLINE,
-    ANNOTATION_IDLE_SINCE,
-    TAINT_REMOVING,
     BoundPod,
     ClusterView,
-    Node,
 )
-from scaler.loop.drain import drain
+from scaler.loop import actuation
+from scaler.loop.actuation import BACKOFF_RETRY_S, WRITE_RETRY_S
 from scaler.loop.offerings_cache import OfferingsCache
-from scaler.loop.removal import remove_node
 from scaler.ports import (
     Actuator,
     Clock,
     ClusterSource,
     Fleet,
-    InsufficientCapacity,
-    NotFound,
     PortError,
     PriceSource,
-    Rejected,
 )
-
-WRITE_RETRY_S = 10.0
-"""After a failed scale-up write, tick again this soon (the pods are still pending)."""
-LIMIT_EVENTS = 500
-"""Pods held back by a global limit get an Event each, up to this many a decision (the rest
-are counted and logged): a burst must not turn into thousands of Event writes a tick."""
-BACKOFF_RETRY_S = 1.0
-"""After a failed write backed its pool off, tick again this soon: the pods go to the
-next-cheapest pool now, not at the next event."""
-GIVE_UP_RETICK_S = 0.5
-"""After giving a launch up, tick again this soon: its pods go to the next-best pool."""
 
 Observer = Callable[[str, dict[str, object]], None]
 """Receives ``(event, fields)`` for each thing worth logging or counting (adapters turn
@@ -139,7 +109,6 @@ class Reconciler:
         """Pools capped by what their registered nodes report (scaler/core/observed.py)."""
         self.last_decision: Decision | None = None
         self.last_decide_ms: float = 0.0
-        self._last_nodes: list[str] = []
         self._retry_at_s: float | None = None
         self._lock = anyio.Lock()
         """Held while reading pool sizes and writing new ones: a tick and an interruption
@@ -314,217 +283,25 @@ class Reconciler:
         *,
         spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
     ) -> None:
-        now = decision.now_s
-        if decision.batch_closed:
-            self.memory.batch_floor_s = now
+        """Carry the decision out, one handler per action (scaler/loop/actuation.py)."""
         by_name = self._pool_table(pools, self._offerings).by_name if self._offerings else {
             p.name: p for p in pools
         }
         sizes = {name: by_name[name].current_size for name in
                  {a.pool for a in decision.actions if isinstance(a, ScaleUp)} if name in by_name}
-        adds: dict[str, int] = defaultdict(int)
-        for action in decision.actions:
-            if isinstance(action, ScaleUp):
-                adds[action.pool] += action.count
-        for pool, count in adds.items():
-            desired = sizes[pool] + count
-            try:
-                await self.fleet.set_desired(pool, desired)
-            except PortError as e:
-                await self._scale_up_failed(pool, desired, e, decision, view)
-                continue
-            self.memory.write_succeeded(pool)
-            sizes[pool] = desired
-            for action in decision.of(ScaleUp):
-                assert isinstance(action, ScaleUp)
-                if action.pool == pool:
-                    self.memory.launched(
-                        action, now=now, timeout_s=self.settings.scale_up.provision_timeout_s
-                    )
-                    self.observe("scale_up", _fields(action))
-                    await self._announce(action, view)
-        nodes = {n.name: n for n in view.nodes}
-        self._last_nodes = list(nodes)
-        busy_now: set[str] | None = None
-        for action in decision.actions:
-            if isinstance(action, PinPod):
-                await self.actuator.pin(action.pod, action.pool)
-            elif isinstance(action, NotifyUnplaceable) and action.limit is not None:
-                await self._held_by_limit(action)
-            elif isinstance(action, NotifyUnplaceable):
-                self.observe("unplaceable", {"pods": len(action.pods), "reason": action.reason})
-                for pod in action.pods:
-                    await self.actuator.record_event(
-                        pod,
-                        "NotTriggerScaleUp",
-                        f"scaler: no pool fits: {action.reason}",
-                        warning=True,
-                    )
-            elif isinstance(action, MarkIdle):
-                if action.since_s is None:
-                    self.memory.idle_since_s.pop(action.node, None)
-                else:
-                    self.memory.idle_since_s[action.node] = action.since_s
-                value = None if action.since_s is None else f"{action.since_s:.3f}"
-                with contextlib.suppress(NotFound):
-                    await self.actuator.annotate_node(action.node, ANNOTATION_IDLE_SINCE, value)
-            elif isinstance(action, Cordon):
-                await self._quietly(self.actuator.cordon(action.node), action.node)
-                if action.taint is not None:
-                    await self._quietly(self.actuator.taint(action.node, action.taint), action.node)
-                self.observe("cordon", {"node": action.node, "reason": action.reason})
-            elif isinstance(action, Uncordon):
-                await self._quietly(self.actuator.uncordon(action.node), action.node)
-                if action.taint_key is not None:
-                    await self._quietly(
-                        self.actuator.untaint(action.node, action.taint_key), action.node
-                    )
-                self.memory.rebalance_until_s.pop(action.node, None)
-                self.observe("uncordon", {"node": action.node, "reason": action.reason})
-            elif isinstance(action, LabelNode):
-                await self._quietly(
-                    self.actuator.label_node(action.node, action.key, action.value), action.node
-                )
-                self.observe(
-                    "node_labelled",
-                    {"node": action.node, "label": f"{action.key}={action.value}"},
-                )
-            elif isinstance(action, Forget):
-                for table in (self.memory.idle_since_s, self.memory.rebalance_until_s):
-                    table.pop(action.node, None)
-                self.observe("forget", {"node": action.node, "reason": action.reason})
-            elif isinstance(action, Drain):
-                if action.terminate and action.node:
-                    self.memory.interrupted[action.node] = action.deadline_s
-                    # On the node, for a process that takes the drain over after a restart.
-                    await self._quietly(
-                        self.actuator.annotate_node(
-                            action.node, ANNOTATION_DRAIN_DEADLINE, f"{action.deadline_s:.3f}"
-                        ),
-                        action.node,
-                    )
-                drain = self._drainer(action, nodes.get(action.node))
-                if spawn is not None:
-                    spawn(drain)
-                else:
-                    await drain()
-            elif isinstance(action, Evict):
-                try:
-                    await self.actuator.evict(action.pod)
-                except PortError as e:
-                    self.observe("evict_failed", {"pod": action.pod.key, "error": str(e)})
-                    continue
-                self.memory.migrations_s.append(now)
-                left = nodes.get(action.node)
-                if left is not None and left.pool is not None:
-                    self.memory.migrated[workload_of(action.pod)] = (now, left.pool)
-                self.observe("migrate", {"pod": action.pod.key, "reason": action.reason})
-            elif isinstance(action, RemoveNode):
-                node = nodes.get(action.node)
-                if busy_now is None:
-                    busy_now = await self._busy_nodes()
-                if node is None or action.node in busy_now:
-                    self.observe("remove_cancelled", {"node": action.node, "pool": action.pool})
-                    continue
-                removed = await remove_node(
-                    node, cluster=self.cluster, actuator=self.actuator, fleet=self.fleet,
-                    observe=self.observe, pool=action.pool,
-                )
-                if removed is not None:
-                    self.memory.idle_since_s.pop(action.node, None)
-                if removed:
-                    self.memory.removed(now=now)
-                    self.observe("remove_node", _fields(action))
-            elif isinstance(action, Untaint):
-                await self._quietly(self.actuator.untaint(action.node, TAINT_REMOVING), action.node)
-                self.observe("untaint", {"node": action.node, "reason": action.reason})
-            elif isinstance(action, GiveUpLaunch):
-                await self._give_up(action, view, now)
-
-    async def _give_up(self, action: GiveUpLaunch, view: ClusterView, now: float) -> None:
-        """The pool backs off like after a failed launch and its pods are placed again at
-        the next tick (soon); the nodes that never registered are taken back. If taking
-        them back fails, they are still on their way next tick, unexplained, and get a new
-        timeout (Memory.adopt): it is tried again then."""
-        self.memory.gave_up(
-            action.pool, now=now, ttl_s=self.settings.scale_up.launch_failure_ttl_s,
-            reason=action.reason,
-        )
-        retry = now + GIVE_UP_RETICK_S
-        self._retry_at_s = retry if self._retry_at_s is None else min(self._retry_at_s, retry)
-        busy = {b.node for b in view.bound if b.is_workload}
-        keep = {
-            n.instance_id for n in view.nodes if n.instance_id and (n.ready or n.name in busy)
-        }
-        try:
-            given = await self.fleet.give_up(action.pool, action.count, keep)
-        except PortError as e:
-            self.observe("give_up_failed", {"pool": action.pool, "error": str(e)})
-            return
-        self.observe(
-            "launch_given_up",
-            {"pool": action.pool, "count": action.count, "taken_back": given,
-             "reason": action.reason},
+        await actuation.act(
+            actuation.Act(
+                cluster=self.cluster, fleet=self.fleet, actuator=self.actuator,
+                clock=self.clock, memory=self.memory, settings=self.settings,
+                observe=self.observe, decision=decision, view=view, retry=self._retry,
+                spawn=spawn,
+            ),
+            sizes,
         )
 
-    async def _held_by_limit(self, action: NotifyUnplaceable) -> None:
-        """Pods a global limit held back: counted, logged, and told which limit (at most
-        ``LIMIT_EVENTS`` Events a decision: 20,000 held pods are not 20,000 API calls)."""
-        if not action.pods:
-            return
-        self.observe("limited", {"pods": len(action.pods), "limit": action.limit,
-                                 "reason": action.reason})
-        for pod in action.pods[:LIMIT_EVENTS]:
-            await self.actuator.record_event(
-                pod, "NotTriggerScaleUp", f"scaler: held back: {action.reason}", warning=True
-            )
-
-    async def _scale_up_failed(
-        self, pool: str, desired: int, error: PortError, decision: Decision, view: ClusterView
-    ) -> None:
-        """A refused write (AccessDenied, a validation error, a group gone) backs the pool
-        off at once: retrying it forever would strand its pods. A transient one (throttled,
-        5xx, timeout) is retried soon, and backs the pool off after
-        ``write_failures_before_backoff`` in a row. Backed off, the pods are told why and
-        placed again on the next-cheapest pool at the next tick."""
-        now = decision.now_s
-        up = self.settings.scale_up
-        persistent = isinstance(error, Rejected | NotFound | InsufficientCapacity)
-        reason = (
-            f"scale-up refused: {error}"
-            if persistent
-            else f"{up.write_failures_before_backoff} scale-up writes failed in a row: {error}"
-        )
-        backed_off = self.memory.write_failed(
-            pool, now=now, reason=reason, ttl_s=up.launch_failure_ttl_s,
-            persistent=persistent, after=up.write_failures_before_backoff,
-        )
-        self.observe("scale_up_failed", {"pool": pool, "desired": desired, "error": str(error),
-                                         "backoff": backed_off})
-        retry = now + (BACKOFF_RETRY_S if backed_off else WRITE_RETRY_S)
-        self._retry_at_s = retry if self._retry_at_s is None else min(self._retry_at_s, retry)
-        if not backed_off:
-            return
-        cause = "write_rejected" if persistent else "write_failing"
-        self.observe("pool_backoff", {"pool": pool, "cause": cause, "reason": reason,
-                                      "until_s": now + up.launch_failure_ttl_s})
-        message = (
-            f"scaler: pool {pool} skipped for {up.launch_failure_ttl_s:.0f}s: {reason}; "
-            "the pod goes to the next-cheapest pool"
-        )
-        pods = {key for a in decision.of(ScaleUp) if isinstance(a, ScaleUp) and a.pool == pool
-                for key in a.pods}
-        for pp in view.pending:
-            if pp.pod.key in pods:
-                await self.actuator.record_event(pp.pod, "FailedScaleUp", message, warning=True)
-
-    async def _quietly(self, call: Awaitable[None], node: str) -> None:
-        try:
-            await call
-        except NotFound:
-            pass
-        except PortError as e:
-            self.observe("node_write_failed", {"node": node, "error": str(e)})
+    def _retry(self, at_s: float) -> None:
+        """Tick again by ``at_s`` (a write failed, a launch was given up)."""
+        self._retry_at_s = at_s if self._retry_at_s is None else min(self._retry_at_s, at_s)
 
     def _hold_if_stale(self, decision: Decision) -> Decision:
         """The decision without its destructive actions (node removals, drains that end in
@@ -547,35 +324,6 @@ class Reconciler:
         return dataclasses.replace(
             decision, actions=tuple(a for a in decision.actions if not _destructive(a))
         )
-
-    def _drainer(self, action: Drain, node: Node | None) -> Callable[[], Awaitable[None]]:
-        return functools.partial(
-            drain, action, node, actuator=self.actuator, fleet=self.fleet, clock=self.clock,
-            observe=self.observe, cluster=self.cluster,
-        )
-
-    async def _busy_nodes(self) -> set[str]:
-        """Re-check just before removing: a pod scheduled onto a node since the decision,
-        or the node already gone, cancels its removal (one fresh snapshot per tick)."""
-        view = await self.cluster.snapshot()
-        busy = {b.node for b in view.bound if b.is_workload}
-        present = {n.name for n in view.nodes}
-        return busy | (set(self._last_nodes) - present)
-
-    async def _announce(self, action: ScaleUp, view: ClusterView) -> None:
-        runner = (
-            f"; runner-up {action.runner_up} ${action.runner_up_cost_usd_per_hour:.4f}/h"
-            if action.runner_up and action.runner_up_cost_usd_per_hour is not None
-            else ""
-        )
-        message = (
-            f"scaler: pool {action.pool} +{action.count} ({action.instance_type}, "
-            f"${action.price_usd_per_hour:.4f}/h){runner}"
-        )
-        pods = set(action.pods)
-        for pp in view.pending:
-            if pp.pod.key in pods:
-                await self.actuator.record_event(pp.pod, "TriggeredScaleUp", message, warning=False)
 
     # -------------------------------------------------------------- offerings cache
 
@@ -639,11 +387,10 @@ def _target(action: Action) -> str:
     return str(getattr(action, "node", ""))
 
 
-def _fields(action: ScaleUp | RemoveNode) -> dict[str, object]:
-    out = {f.name: getattr(action, f.name) for f in dataclasses.fields(action)}
-    if isinstance(action, ScaleUp):
-        out["pods"] = len(action.pods)
-    return out
-
-
-__all__ = ["Observer", "Reconciler", "Review"]
+__all__ = [
+    "BACKOFF_RETRY_S",
+    "WRITE_RETRY_S",
+    "Observer",
+    "Reconciler",
+    "Review",
+]

@@ -1,0 +1,398 @@
+"""Acting on a decision: one small handler per action kind.
+
+The reconciler plans (observe, decide) and hands the decision to :func:`act`. Scale-ups go
+first, batched: one desired-size write per pool for all of its :class:`ScaleUp` actions.
+Then every other action, in the decision's order, goes to the handler :data:`HANDLERS`
+names for its type. A handler performs its action through the ports, reports it to the
+observer, and hands what it learned to :func:`scaler.core.memory.absorb` -- the one place
+memory changes after an outcome, so the live loop and the simulator (which drive this same
+code) update it identically. No handler decides anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from scaler.core.actions import (
+    Cordon,
+    Decision,
+    Drain,
+    Evict,
+    Forget,
+    GiveUpLaunch,
+    LabelNode,
+    MarkIdle,
+    NotifyUnplaceable,
+    PinPod,
+    RemoveNode,
+    ScaleUp,
+    Uncordon,
+    Untaint,
+)
+from scaler.core.lifecycle import workload_of
+from scaler.core.memory import (
+    BatchClosed,
+    Evicted,
+    Forgotten,
+    GaveUp,
+    IdleMarked,
+    Interrupted,
+    Launched,
+    Memory,
+    Outcome,
+    Removed,
+    Uncordoned,
+    WriteFailed,
+    absorb,
+)
+from scaler.core.settings import Settings
+from scaler.core.state import (
+    ANNOTATION_DRAIN_DEADLINE,
+    ANNOTATION_IDLE_SINCE,
+    TAINT_REMOVING,
+    ClusterView,
+    Node,
+)
+from scaler.loop.drain import drain
+from scaler.loop.removal import remove_node
+from scaler.ports import (
+    Actuator,
+    Clock,
+    ClusterSource,
+    Fleet,
+    InsufficientCapacity,
+    NotFound,
+    PortError,
+    Rejected,
+)
+
+WRITE_RETRY_S: Final = 10.0
+"""After a failed scale-up write, tick again this soon (the pods are still pending)."""
+LIMIT_EVENTS: Final = 500
+"""Pods held back by a global limit get an Event each, up to this many a decision (the rest
+are counted and logged): a burst must not turn into thousands of Event writes a tick."""
+BACKOFF_RETRY_S: Final = 1.0
+"""After a failed write backed its pool off, tick again this soon: the pods go to the
+next-cheapest pool now, not at the next event."""
+GIVE_UP_RETICK_S: Final = 0.5
+"""After giving a launch up, tick again this soon: its pods go to the next-best pool."""
+
+Observe = Callable[[str, dict[str, object]], None]
+Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+
+
+@dataclass
+class Act:
+    """One decision being acted on: the ports, the memory, and the view it was made on."""
+
+    cluster: ClusterSource
+    fleet: Fleet
+    actuator: Actuator
+    clock: Clock
+    memory: Memory
+    settings: Settings
+    observe: Observe
+    decision: Decision
+    view: ClusterView
+    retry: Callable[[float], None]
+    """Ask for the next tick by this time (a write failed, a launch was given up)."""
+    spawn: Spawn | None = None
+    """Where drains run (the control loop's task group); None: in place."""
+    nodes: dict[str, Node] = field(init=False)
+    _busy: set[str] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.nodes = {n.name: n for n in self.view.nodes}
+
+    @property
+    def now(self) -> float:
+        return self.decision.now_s
+
+    def absorb(self, outcome: Outcome) -> bool:
+        return absorb(self.memory, outcome, self.settings, now=self.now)
+
+    async def busy_nodes(self) -> set[str]:
+        """Re-checked just before removing: a pod scheduled onto a node since the decision,
+        or the node already gone, cancels its removal (one fresh snapshot per decision)."""
+        if self._busy is None:
+            view = await self.cluster.snapshot()
+            busy = {b.node for b in view.bound if b.is_workload}
+            present = {n.name for n in view.nodes}
+            self._busy = busy | (set(self.nodes) - present)
+        return self._busy
+
+    async def quietly(self, call: Awaitable[None], node: str) -> None:
+        """A node write whose failure is reported, not raised (the next decision retries);
+        the node already gone is no failure."""
+        try:
+            await call
+        except NotFound:
+            pass
+        except PortError as e:
+            self.observe("node_write_failed", {"node": node, "error": str(e)})
+
+
+async def act(a: Act, sizes: Mapping[str, int]) -> None:
+    """Carry out ``a.decision``; ``sizes``: the current desired size of each pool a
+    :class:`ScaleUp` names."""
+    if a.decision.batch_closed:
+        a.absorb(BatchClosed())
+    await scale_up(a, sizes)
+    for action in a.decision.actions:
+        if not isinstance(action, ScaleUp):
+            await HANDLERS[type(action)](a, action)
+
+
+# ------------------------------------------------------------------------ scale-ups
+
+
+async def scale_up(a: Act, sizes: Mapping[str, int]) -> None:
+    """One desired-size write per pool for all its ScaleUps (a decision may split a pool's
+    nodes over several groups of pods); each is announced on its pods once the write is in."""
+    adds: dict[str, int] = defaultdict(int)
+    for action in a.decision.actions:
+        if isinstance(action, ScaleUp):
+            adds[action.pool] += action.count
+    for pool, count in adds.items():
+        desired = sizes[pool] + count
+        try:
+            await a.fleet.set_desired(pool, desired)
+        except PortError as e:
+            await _scale_up_failed(a, pool, desired, e)
+            continue
+        for action in a.decision.actions:
+            if isinstance(action, ScaleUp) and action.pool == pool:
+                a.absorb(Launched(action))
+                a.observe("scale_up", fields_of(action))
+                await _announce(a, action)
+
+
+async def _scale_up_failed(a: Act, pool: str, desired: int, error: PortError) -> None:
+    """A refused write (AccessDenied, a validation error, a group gone) backs the pool
+    off at once: retrying it forever would strand its pods. A transient one (throttled,
+    5xx, timeout) is retried soon, and backs the pool off after
+    ``write_failures_before_backoff`` in a row. Backed off, the pods are told why and
+    placed again on the next-cheapest pool at the next tick."""
+    up = a.settings.scale_up
+    persistent = isinstance(error, Rejected | NotFound | InsufficientCapacity)
+    reason = (
+        f"scale-up refused: {error}"
+        if persistent
+        else f"{up.write_failures_before_backoff} scale-up writes failed in a row: {error}"
+    )
+    backed_off = a.absorb(WriteFailed(pool, reason, persistent))
+    a.observe("scale_up_failed", {"pool": pool, "desired": desired, "error": str(error),
+                                  "backoff": backed_off})
+    a.retry(a.now + (BACKOFF_RETRY_S if backed_off else WRITE_RETRY_S))
+    if not backed_off:
+        return
+    cause = "write_rejected" if persistent else "write_failing"
+    a.observe("pool_backoff", {"pool": pool, "cause": cause, "reason": reason,
+                               "until_s": a.now + up.launch_failure_ttl_s})
+    message = (
+        f"scaler: pool {pool} skipped for {up.launch_failure_ttl_s:.0f}s: {reason}; "
+        "the pod goes to the next-cheapest pool"
+    )
+    pods = {key for act in a.decision.actions if isinstance(act, ScaleUp) and act.pool == pool
+            for key in act.pods}
+    for pp in a.view.pending:
+        if pp.pod.key in pods:
+            await a.actuator.record_event(pp.pod, "FailedScaleUp", message, warning=True)
+
+
+async def _announce(a: Act, action: ScaleUp) -> None:
+    runner = (
+        f"; runner-up {action.runner_up} ${action.runner_up_cost_usd_per_hour:.4f}/h"
+        if action.runner_up and action.runner_up_cost_usd_per_hour is not None
+        else ""
+    )
+    message = (
+        f"scaler: pool {action.pool} +{action.count} ({action.instance_type}, "
+        f"${action.price_usd_per_hour:.4f}/h){runner}"
+    )
+    pods = set(action.pods)
+    for pp in a.view.pending:
+        if pp.pod.key in pods:
+            await a.actuator.record_event(pp.pod, "TriggeredScaleUp", message, warning=False)
+
+
+# ------------------------------------------------------------------------ one handler each
+
+
+async def pin(a: Act, action: PinPod) -> None:
+    await a.actuator.pin(action.pod, action.pool)
+
+
+async def notify_unplaceable(a: Act, action: NotifyUnplaceable) -> None:
+    """No pool fits the pods (an Event each); or (``limit`` set) a global limit held them
+    back: counted, logged, and told which limit, at most ``LIMIT_EVENTS`` Events a decision
+    (20,000 held pods are not 20,000 API calls)."""
+    if action.limit is None:
+        a.observe("unplaceable", {"pods": len(action.pods), "reason": action.reason})
+        for pod in action.pods:
+            await a.actuator.record_event(
+                pod, "NotTriggerScaleUp", f"scaler: no pool fits: {action.reason}", warning=True
+            )
+        return
+    if not action.pods:
+        return
+    a.observe("limited", {"pods": len(action.pods), "limit": action.limit,
+                          "reason": action.reason})
+    for pod in action.pods[:LIMIT_EVENTS]:
+        await a.actuator.record_event(
+            pod, "NotTriggerScaleUp", f"scaler: held back: {action.reason}", warning=True
+        )
+
+
+async def mark_idle(a: Act, action: MarkIdle) -> None:
+    a.absorb(IdleMarked(action.node, action.since_s))
+    value = None if action.since_s is None else f"{action.since_s:.3f}"
+    with contextlib.suppress(NotFound):
+        await a.actuator.annotate_node(action.node, ANNOTATION_IDLE_SINCE, value)
+
+
+async def cordon(a: Act, action: Cordon) -> None:
+    await a.quietly(a.actuator.cordon(action.node), action.node)
+    if action.taint is not None:
+        await a.quietly(a.actuator.taint(action.node, action.taint), action.node)
+    a.observe("cordon", {"node": action.node, "reason": action.reason})
+
+
+async def uncordon(a: Act, action: Uncordon) -> None:
+    await a.quietly(a.actuator.uncordon(action.node), action.node)
+    if action.taint_key is not None:
+        await a.quietly(a.actuator.untaint(action.node, action.taint_key), action.node)
+    a.absorb(Uncordoned(action.node))
+    a.observe("uncordon", {"node": action.node, "reason": action.reason})
+
+
+async def label_node(a: Act, action: LabelNode) -> None:
+    await a.quietly(a.actuator.label_node(action.node, action.key, action.value), action.node)
+    a.observe("node_labelled", {"node": action.node, "label": f"{action.key}={action.value}"})
+
+
+async def forget(a: Act, action: Forget) -> None:
+    a.absorb(Forgotten(action.node))
+    a.observe("forget", {"node": action.node, "reason": action.reason})
+
+
+async def start_drain(a: Act, action: Drain) -> None:
+    """The drain itself may take until its deadline: it runs in ``a.spawn`` when given."""
+    if action.terminate and action.node:
+        a.absorb(Interrupted(action.node, action.deadline_s))
+        # On the node, for a process that takes the drain over after a restart.
+        await a.quietly(
+            a.actuator.annotate_node(
+                action.node, ANNOTATION_DRAIN_DEADLINE, f"{action.deadline_s:.3f}"
+            ),
+            action.node,
+        )
+    run = functools.partial(
+        drain, action, a.nodes.get(action.node), actuator=a.actuator, fleet=a.fleet,
+        clock=a.clock, observe=a.observe, cluster=a.cluster,
+    )
+    if a.spawn is not None:
+        a.spawn(run)
+    else:
+        await run()
+
+
+async def evict(a: Act, action: Evict) -> None:
+    try:
+        await a.actuator.evict(action.pod)
+    except PortError as e:
+        a.observe("evict_failed", {"pod": action.pod.key, "error": str(e)})
+        return
+    left = a.nodes.get(action.node)
+    a.absorb(Evicted(workload_of(action.pod), left.pool if left is not None else None))
+    a.observe("migrate", {"pod": action.pod.key, "reason": action.reason})
+
+
+async def remove(a: Act, action: RemoveNode) -> None:
+    """Through the removal protocol (:mod:`scaler.loop.removal`), unless the node is busy
+    or gone by a fresh look."""
+    node = a.nodes.get(action.node)
+    busy = await a.busy_nodes()
+    if node is None or action.node in busy:
+        a.observe("remove_cancelled", {"node": action.node, "pool": action.pool})
+        return
+    removed = await remove_node(
+        node, cluster=a.cluster, actuator=a.actuator, fleet=a.fleet, observe=a.observe,
+        pool=action.pool,
+    )
+    if removed is not None:
+        a.absorb(Removed(action.node, removed))
+    if removed:
+        a.observe("remove_node", fields_of(action))
+
+
+async def untaint(a: Act, action: Untaint) -> None:
+    await a.quietly(a.actuator.untaint(action.node, TAINT_REMOVING), action.node)
+    a.observe("untaint", {"node": action.node, "reason": action.reason})
+
+
+async def give_up(a: Act, action: GiveUpLaunch) -> None:
+    """The pool backs off like after a failed launch and its pods are placed again at
+    the next tick (soon); the nodes that never registered are taken back. If taking
+    them back fails, they are still on their way next tick, unexplained, and get a new
+    timeout (Memory.adopt): it is tried again then."""
+    a.absorb(GaveUp(action.pool, action.reason))
+    a.retry(a.now + GIVE_UP_RETICK_S)
+    busy = {b.node for b in a.view.bound if b.is_workload}
+    keep = {
+        n.instance_id for n in a.view.nodes if n.instance_id and (n.ready or n.name in busy)
+    }
+    try:
+        given = await a.fleet.give_up(action.pool, action.count, keep)
+    except PortError as e:
+        a.observe("give_up_failed", {"pool": action.pool, "error": str(e)})
+        return
+    a.observe(
+        "launch_given_up",
+        {"pool": action.pool, "count": action.count, "taken_back": given,
+         "reason": action.reason},
+    )
+
+
+Handler = Callable[[Act, Any], Awaitable[None]]
+
+HANDLERS: Final[Mapping[type, Handler]] = {
+    PinPod: pin,
+    NotifyUnplaceable: notify_unplaceable,
+    MarkIdle: mark_idle,
+    Cordon: cordon,
+    Uncordon: uncordon,
+    LabelNode: label_node,
+    Forget: forget,
+    Drain: start_drain,
+    Evict: evict,
+    RemoveNode: remove,
+    Untaint: untaint,
+    GiveUpLaunch: give_up,
+}
+"""Action type -> its handler; every action but :class:`ScaleUp` (batched by
+:func:`scale_up`) has one."""
+
+
+def fields_of(action: ScaleUp | RemoveNode) -> dict[str, object]:
+    out = {f.name: getattr(action, f.name) for f in dataclasses.fields(action)}
+    if isinstance(action, ScaleUp):
+        out["pods"] = len(action.pods)
+    return out
+
+
+__all__ = [
+    "BACKOFF_RETRY_S",
+    "GIVE_UP_RETICK_S",
+    "HANDLERS",
+    "LIMIT_EVENTS",
+    "WRITE_RETRY_S",
+    "Act",
+    "act",
+]
