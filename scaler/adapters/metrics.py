@@ -3,12 +3,13 @@
 :class:`Metrics` owns one ``CollectorRegistry`` (served at ``/metrics`` by
 :func:`scaler.adapters.http.serve`) fed from four places:
 
-- **Events** (it is an ``Observer``; :class:`~scaler.adapters.observe.LogObserver` forwards
-  every event to it): counters and histograms, through the table :data:`EVENTS`.
+- **Events** (it subscribes to the loop's typed events, :mod:`scaler.telemetry`): counters
+  and histograms, through the table :data:`EVENTS`, by event type and the event's typed
+  causes (never its prose reason).
 - **Reviews** (:meth:`Metrics.update`, every ``review_interval_s`` on the leader): node cost,
   waste by reason and pool, misplaced pods. These gauges are rebuilt on every review, so a
   pool, node or pod that went away leaves no stale series.
-- **The loop's snapshots** (:meth:`Metrics.watching` wraps the reconciler's cluster source)
+- **The loop's snapshots** (the :class:`~scaler.telemetry.ClusterSeen` event each tick)
   and **decisions** (:meth:`Metrics.follow`): pending pods, the oldest one's age, decide
   time, scale-up latency (each pod's wait from pending to the scale-up that serves it).
 - **Leadership, prices, the SQS feed** (:meth:`leading`, :meth:`prices_refreshed`,
@@ -27,12 +28,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from scaler.core.actions import Decision, ScaleUp
+from scaler.core.actions import BackoffCause, Decision, Limit, RemovalCause, ScaleUp
 from scaler.core.interruptions import (
     RebalanceRecommendation,
     ScheduledChange,
@@ -43,7 +44,24 @@ from scaler.core.interruptions import (
 from scaler.core.lifecycle import PodCost, Waste
 from scaler.core.offerings import Offerings, PoolProblem
 from scaler.core.state import ClusterView
-from scaler.ports import ClusterSource
+from scaler.telemetry import (
+    ClusterSeen,
+    DestructiveHeld,
+    Drained,
+    Event,
+    Failure,
+    LaunchFailed,
+    LaunchGivenUp,
+    NodeRemoved,
+    NoticeHandled,
+    Operation,
+    PodMigrated,
+    PodsLimited,
+    PodsUnplaceable,
+    PoolBackedOff,
+    ReconcileFailed,
+    ScaledUp,
+)
 
 WASTE_REASONS: Final = ("idle", "booting", "oversized", "misplaced")
 """They partition the waste: ``misplaced`` pods' waste is taken out of ``oversized``, so
@@ -78,127 +96,117 @@ DECIDE_BUCKETS_S: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 SCALE_UP_BUCKETS_S: Final = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
 """Batching alone is 1-10 s; past a minute the pod waited on backoff or a failed pool."""
 
-# Free-text reasons from the core, mapped to bounded label values by prefix (first match).
-REMOVAL_REASONS: Final = (("idle", "idle"), ("drained before interruption", "interrupted"))
-DRAIN_KINDS: Final = (
-    ("Spot interruption", "spot_interruption"),
-    ("scheduled ", "scheduled_change"),
-    ("ASG terminate", "terminate_lifecycle_action"),
-    ("instance has no node", "terminate_lifecycle_action"),
-    ("rebalance", "rebalance_recommendation"),
-)
-OPERATIONS: Final = {
-    "scale_up_failed": "scale_up",
-    "remove_failed": "remove",
-    "evict_failed": "evict",
-    "evict_gave_up": "evict_deadline",
-    "node_write_failed": "node_write",
-    "lifecycle_complete_failed": "lifecycle_complete",
-    "notice_feed_error": "notice_feed",
-    "review_error": "review",
-    "replacement_failed": "replacement",
-    "give_up_failed": "give_up",
-}
-"""Failure events -> ``scaler_operation_errors_total{operation}``."""
-
-BACKOFF_CAUSES: Final = ("write_rejected", "write_failing")
+OPERATIONS: Final = tuple(op.value for op in Operation)
+"""``scaler_operation_errors_total{operation}``: what a :class:`~scaler.telemetry.Failure`
+event names (failures with no operation are only logged)."""
+REMOVAL_REASONS: Final = (*(c.value for c in RemovalCause), "other")
+"""``scaler_node_removals_total{reason}``: the :class:`~scaler.core.actions.RemovalCause`
+values; ``other`` stays exported at 0 for dashboards and alerts written against it."""
+BACKOFF_CAUSES: Final = tuple(c.value for c in BackoffCause)
 """Why a pool was backed off by a write (the reason text is logged and on the pods' Events):
 refused (AccessDenied, a validation error: at once), or failing write after write."""
 
-DRY_RUN_EVENTS: Final = ("scale_up", "remove_node", "migrate", "drained")
+DRY_RUN_EVENTS: Final = (ScaledUp, NodeRemoved, PodMigrated, Drained)
 """Events of writes that a dry run only logs. Under ``--dry-run`` they leave every counter
 of work done at zero (scale-ups, nodes added, removals, migrations, drains and the scale-up
-latency) and count in ``scaler_dry_run_actions_total{action}`` instead."""
-LIMITS: Final = ("max_nodes_total", "max_usd_per_hour", "max_new_nodes_per_decision")
+latency) and count in ``scaler_dry_run_actions_total{action}`` (the event's name) instead."""
+LIMITS: Final = tuple(limit.value for limit in Limit)
 """The global limits (settings ``limits.*``) that can hold pods back."""
 
-Fields = Mapping[str, object]
+E = TypeVar("E", bound=Event)
 
 
 def _known(values: Sequence[str], value: object) -> str:
     return str(value) if value in values else "other"
 
 
-def _prefixed(table: Sequence[tuple[str, str]], text: object, default: str = "other") -> str:
-    return next((label for prefix, label in table if str(text).startswith(prefix)), default)
+def _ignored(e: Event) -> str:
+    return "ignored"
 
 
-def _field(name: str) -> Callable[[Fields], str]:
-    return lambda f: str(f.get(name, ""))
+def _one(e: Event) -> float:
+    return 1.0
 
 
-def _const(value: str) -> Callable[[Fields], str]:
-    return lambda f: value
+def _always(e: Event) -> bool:
+    return True
 
 
-def _number(name: str) -> Callable[[Fields], float]:
-    return lambda f: float(f.get(name, 0) or 0)  # type: ignore[arg-type]
-
-
-def _drain_outcome(f: Fields) -> str:
+def _drain_outcome(e: Drained) -> str:
     # A drain with nothing to evict is in time by definition (the reconciler reports a
     # lifecycle drain of an instance with no node as late: its deadline is "now").
-    if f.get("in_time") or not f.get("pods"):
+    if e.in_time or not e.pods:
         return "drained_in_time"
     return "late"
 
 
+def _operation(e: Failure) -> str:
+    return e.operation.value if e.operation is not None else ""
+
+
 @dataclass(frozen=True)
-class Count:
-    """One row of :data:`EVENTS`: on ``event``, add ``amount(fields)`` to counter ``metric``
-    with labels computed from the fields, if ``when(fields)``."""
+class Count(Generic[E]):
+    """One row of :data:`EVENTS`: on an ``event`` (that type or a subclass), add
+    ``amount(e)`` to counter ``metric`` with labels computed from the event's typed
+    attributes (never its prose), if ``when(e)``."""
 
-    event: str
+    event: type[E]
     metric: str
-    labels: Mapping[str, Callable[[Fields], str]] = field(default_factory=dict)
-    amount: Callable[[Fields], float] = lambda f: 1.0
-    when: Callable[[Fields], bool] = lambda f: True
+    labels: Mapping[str, Callable[[E], str]] = field(default_factory=dict)
+    amount: Callable[[E], float] = _one
+    when: Callable[[E], bool] = _always
 
 
-EVENTS: Final[tuple[Count, ...]] = (
-    Count("scale_up", "scaler_scale_ups_total", {"pool": _field("pool")}),
-    Count("scale_up", "scaler_nodes_added_total", {"pool": _field("pool")}, _number("count")),
-    # scale_up also observes scaler_scale_up_latency_seconds per pod (Metrics._latency).
+EVENTS: Final[tuple[Count[Any], ...]] = (
+    Count(ScaledUp, "scaler_scale_ups_total", {"pool": lambda e: e.action.pool}),
     Count(
-        "remove_node",
+        ScaledUp, "scaler_nodes_added_total", {"pool": lambda e: e.action.pool},
+        lambda e: float(e.action.count),
+    ),
+    # ScaledUp also observes scaler_scale_up_latency_seconds per pod (Metrics._latency).
+    Count(
+        NodeRemoved,
         "scaler_node_removals_total",
-        {"pool": _field("pool"), "reason": lambda f: _prefixed(REMOVAL_REASONS, f.get("reason"))},
+        {"pool": lambda e: str(e.pool or ""), "reason": lambda e: e.cause.value},
     ),
-    Count("launch_failed", "scaler_launch_failures_total", {"pool": _field("pool")}),
+    Count(LaunchFailed, "scaler_launch_failures_total", {"pool": lambda e: e.pool}),
     Count(
-        "pool_backoff",
+        PoolBackedOff,
         "scaler_pool_backoffs_total",
-        {"pool": _field("pool"), "cause": lambda f: _known(BACKOFF_CAUSES, f.get("cause"))},
+        {"pool": lambda e: e.pool, "cause": lambda e: e.cause.value},
     ),
     Count(
-        "notice",
+        NoticeHandled,
         "scaler_interruptions_total",
-        {"kind": _field("kind"), "outcome": _const("ignored")},
-        when=lambda f: not f.get("actions"),
+        {"kind": lambda e: e.kind, "outcome": _ignored},
+        when=lambda e: not e.actions,
     ),
     Count(
-        "drained",
+        Drained,
         "scaler_interruptions_total",
-        {"kind": lambda f: _prefixed(DRAIN_KINDS, f.get("reason")), "outcome": _drain_outcome},
+        # A drain taken over after a restart answers no notice of this process: "other".
+        {"kind": lambda e: _known(NOTICE_KINDS, e.cause.value), "outcome": _drain_outcome},
     ),
-    Count("reconcile_error", "scaler_reconcile_errors_total"),
-    Count("unplaceable", "scaler_unplaceable_pods_total", amount=_number("pods")),
+    Count(ReconcileFailed, "scaler_reconcile_errors_total"),
+    Count(PodsUnplaceable, "scaler_unplaceable_pods_total", amount=lambda e: float(e.pods)),
     Count(
-        "limited",
+        PodsLimited,
         "scaler_limited_pods_total",
-        {"limit": lambda f: _known(LIMITS, f.get("limit"))},
-        _number("pods"),
+        {"limit": lambda e: e.limit.value},
+        lambda e: float(e.pods),
     ),
-    Count("migrate", "scaler_migrations_total"),
-    Count("destructive_held", "scaler_destructive_actions_held_total", {"action": _field("action")}),
+    Count(PodMigrated, "scaler_migrations_total"),
+    Count(DestructiveHeld, "scaler_destructive_actions_held_total", {"action": lambda e: e.action}),
     # A launch given up (its node never registered) is a launch that failed.
-    Count("launch_given_up", "scaler_launch_failures_total", {"pool": _field("pool")}),
-    *(
-        Count(event, "scaler_operation_errors_total", {"operation": _const(op)})
-        for event, op in OPERATIONS.items()
+    Count(LaunchGivenUp, "scaler_launch_failures_total", {"pool": lambda e: e.pool}),
+    Count(
+        Failure,
+        "scaler_operation_errors_total",
+        {"operation": _operation},
+        when=lambda e: e.operation is not None,
     ),
 )
-"""Event -> counter, the whole mapping (docs/metrics.md has it as a table)."""
+"""Event type -> counter, the whole mapping (docs/metrics.md has it as a table)."""
 
 # (name, labels, help): every counter and plain gauge; docs/metrics.md says more.
 COUNTERS: Final = (
@@ -280,7 +288,7 @@ class Follows(Protocol):
 
 
 class Metrics:
-    """The Prometheus face of one controller process. Call it as an ``Observer``.
+    """The Prometheus face of one controller process. Subscribe it to the loop's events.
 
     ``clock`` (unix seconds) ages the oldest pending pod and the prices at scrape time;
     ``broken_pools()`` names pools the fleet could not even read (their ASG), on top of the
@@ -338,53 +346,49 @@ class Metrics:
         for kind in NOTICE_KINDS:
             for outcome in OUTCOMES if kind in DRAINING_KINDS else ("ignored",):
                 interruptions.labels(kind=kind, outcome=outcome)
-        for op in OPERATIONS.values():
+        for op in OPERATIONS:
             self.counters["scaler_operation_errors_total"].labels(operation=op)
         for limit in LIMITS:
             self.counters["scaler_limited_pods_total"].labels(limit=limit)
         self.dry_run = dry_run
         self.gauges["scaler_dry_run"].set(1 if dry_run else 0)
         if dry_run:
-            for action in DRY_RUN_EVENTS:
-                self.counters["scaler_dry_run_actions_total"].labels(action=action)
+            for written in DRY_RUN_EVENTS:
+                self.counters["scaler_dry_run_actions_total"].labels(action=written.name)
 
     # ----------------------------------------------------------------------------- events
 
-    def __call__(self, event: str, fields: dict[str, object]) -> None:
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, ClusterSeen):
+            self.saw(event.view)
+            return
         self._catch_up()
-        if self.dry_run and event in DRY_RUN_EVENTS:
+        if self.dry_run and isinstance(event, DRY_RUN_EVENTS):
             # Nothing was written: counting it as done would show scale-ups that never were.
-            self.counters["scaler_dry_run_actions_total"].labels(action=event).inc()
+            self.counters["scaler_dry_run_actions_total"].labels(action=event.name).inc()
             return
         for row in EVENTS:
-            if row.event == event and row.when(fields):
+            if isinstance(event, row.event) and row.when(event):
                 counter = self.counters[row.metric]
                 child = (
-                    counter.labels(**{k: f(fields) for k, f in row.labels.items()})
+                    counter.labels(**{k: f(event) for k, f in row.labels.items()})
                     if row.labels
                     else counter
                 )
-                child.inc(row.amount(fields))
-        if event == "scale_up":
-            self._latency(fields)
+                child.inc(row.amount(event))
+        if isinstance(event, ScaledUp):
+            self._latency(event.action)
 
-    def _latency(self, fields: Fields) -> None:
-        """Match the event to its ScaleUp in the current decision (a replacement launched for
-        an interruption is in none: no pod waited for it) and observe each pod's wait."""
+    def _latency(self, up: ScaleUp) -> None:
+        """Find the ScaleUp in the current decision (a replacement launched for an
+        interruption is in none: no pod waited for it) and observe each pod's wait."""
         decision = self._decision
         if decision is None:
             return
-        want = (
-            fields.get("pool"),
-            fields.get("count"),
-            fields.get("instance_type"),
-            fields.get("reason"),
-        )
         for action in decision.of(ScaleUp):
-            assert isinstance(action, ScaleUp)
-            key = (action.pool, action.count, action.instance_type, action.reason)
-            if key == want and id(action) not in self._matched:
+            if action == up and id(action) not in self._matched:
                 self._matched.add(id(action))
+                assert isinstance(action, ScaleUp)
                 for pod in action.pods:
                     since = self._pending_since.get(pod)
                     if since is not None:
@@ -396,10 +400,6 @@ class Metrics:
     def follow(self, reconciler: Follows) -> None:
         """Read decide time, decisions (for scale-up latency) and pool problems from it."""
         self._follows = reconciler
-
-    def watching(self, source: ClusterSource) -> ClusterSource:
-        """``source``, telling these metrics what each snapshot the loop takes shows."""
-        return _Watched(source, self)
 
     def saw(self, view: ClusterView) -> None:
         self._catch_up()
@@ -479,7 +479,7 @@ class Metrics:
                 "scaler_launch_failures_total",
             ):
                 c[name].labels(pool=pool)
-            for reason in (*(label for _, label in REMOVAL_REASONS), "other"):
+            for reason in REMOVAL_REASONS:
                 c["scaler_node_removals_total"].labels(pool=pool, reason=reason)
             for cause in BACKOFF_CAUSES:
                 c["scaler_pool_backoffs_total"].labels(pool=pool, cause=cause)
@@ -570,25 +570,6 @@ class _Live:
 
     def collect(self) -> Iterator[Metric]:
         return self._metrics.live()
-
-
-class _Watched:
-    """A ClusterSource that shows each snapshot to the metrics on its way to the loop."""
-
-    def __init__(self, source: ClusterSource, metrics: Metrics) -> None:
-        self._source = source
-        self._metrics = metrics
-
-    async def snapshot(self) -> ClusterView:
-        view = await self._source.snapshot()
-        self._metrics.saw(view)
-        return view
-
-    def staleness_s(self) -> float:
-        return self._source.staleness_s()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._source, name)
 
 
 __all__ = ["EVENTS", "Metrics", "waste_by_reason_pool"]

@@ -1,18 +1,34 @@
-"""Where the reconciler's observations go: one structlog event per decision, with keys a
-person can grep (``event=scale_up pool=gpu-a10g count=1 price_usd_per_hour=1.006``)."""
+"""Where the loop's events go as logs: one structlog line per typed event
+(:mod:`scaler.telemetry`), its name and fields as keys a person can grep
+(``event=scale_up pool=gpu-a10g count=1 price_usd_per_hour=1.006``)."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from typing import Final
 
 import structlog
 
-Observer = Callable[[str, dict[str, object]], None]
+from scaler.telemetry import (
+    ClusterSeen,
+    Event,
+    LaunchFailed,
+    PoolBackedOff,
+    PoolDisabled,
+    ReconcileFailed,
+    RemoveFailed,
+    ScaleUpFailed,
+    Telemetry,
+)
 
-_WARNINGS = {"reconcile_error", "scale_up_failed", "remove_failed", "launch_failed",
-             "pool_disabled", "pool_backoff"}
+Observer = Telemetry
+
+WARNINGS: Final = (ReconcileFailed, ScaleUpFailed, RemoveFailed, LaunchFailed, PoolDisabled,
+                   PoolBackedOff)
+"""Logged at warning level; everything else at info, but :data:`QUIET` at debug."""
+QUIET: Final = (ClusterSeen,)
+"""Every tick has one: a line each would bury the rest."""
 
 
 def configure_logging(*, json: bool, level: str = "info") -> None:
@@ -37,16 +53,18 @@ def configure_logging(*, json: bool, level: str = "info") -> None:
 
 
 class LogObserver:
-    """Logs every observation; ``also`` (the metrics exporter) sees them too."""
+    """Logs every event; ``also`` (the metrics exporter) sees them too."""
 
-    def __init__(self, *also: Observer) -> None:
+    def __init__(self, *also: Telemetry) -> None:
         self._log = structlog.get_logger("scaler")
         self._also = also
 
-    def __call__(self, event: str, fields: dict[str, object]) -> None:
-        if event in _WARNINGS:
-            self._log.warning(event, **fields)
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, WARNINGS):
+            self._log.warning(event.name, **event.fields())
+        elif isinstance(event, QUIET):
+            self._log.debug(event.name, **event.fields())
         else:
-            self._log.info(event, **fields)
+            self._log.info(event.name, **event.fields())
         for other in self._also:
-            other(event, fields)
+            other(event)

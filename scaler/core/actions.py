@@ -2,13 +2,58 @@
 
 The reconciler hands each action to the port that performs it; the dry-run adapters log
 them instead. Nothing here performs anything.
+
+A reason comes twice where something counts by it: as prose for people (``reason``, on the
+log line and the Kubernetes Event) and as an enum (``cause``, ``limit``) that metrics label
+by. Rewording the prose never moves a count.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from scaler.core.model import PodSpec, Taint
+
+
+class RemovalCause(StrEnum):
+    """Why a node is terminated (``scaler_node_removals_total{reason}``)."""
+
+    IDLE = "idle"
+    """Idle past its timeout (the scale-down)."""
+    INTERRUPTED = "interrupted"
+    """Drained for an interruption notice, then terminated so its ASG does not replace it."""
+
+
+class DrainCause(StrEnum):
+    """What a drain answers: the notice kind (``scaler_interruptions_total{kind}``; the
+    values are :attr:`scaler.core.interruptions.Notice.kind`), or a drain taken over."""
+
+    SPOT_INTERRUPTION = "spot_interruption"
+    SCHEDULED_CHANGE = "scheduled_change"
+    TERMINATE_LIFECYCLE_ACTION = "terminate_lifecycle_action"
+    REBALANCE_RECOMMENDATION = "rebalance_recommendation"
+    RESUMED = "resumed"
+    """A node tainted for an interruption by a process that restarted mid-drain."""
+
+
+class BackoffCause(StrEnum):
+    """Why a failed scale-up write backed its pool off (``scaler_pool_backoffs_total{cause}``)."""
+
+    WRITE_REJECTED = "write_rejected"
+    """Refused (access denied, a validation error, the group gone): at once."""
+    WRITE_FAILING = "write_failing"
+    """Transient failures (throttling, 5xx, timeouts), ``write_failures_before_backoff`` in
+    a row."""
+
+
+class Limit(StrEnum):
+    """The global limits (settings ``limits.*``) that can hold pods back from a scale-up
+    (``scaler_limited_pods_total{limit}``); the values are the settings' names."""
+
+    MAX_NODES_TOTAL = "max_nodes_total"
+    MAX_USD_PER_HOUR = "max_usd_per_hour"
+    MAX_NEW_NODES_PER_DECISION = "max_new_nodes_per_decision"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +86,9 @@ class NotifyUnplaceable:
 
     pods: tuple[PodSpec, ...]
     reason: str
-    limit: str | None = None
-    """Set when a pool could run the pods but a global limit held them back: the limit's
-    setting name (``max_nodes_total``, ...; scaler/core/limits.py)."""
+    limit: Limit | None = None
+    """Set when a pool could run the pods but a global limit held them back: which one
+    (scaler/core/limits.py)."""
     retry_at_s: float | None = None
     """When a decision will place them (a per-decision cap); None: when something changes."""
 
@@ -66,6 +111,8 @@ class RemoveNode:
     instance_id: str | None
     reason: str
     price_usd_per_hour: float = 0.0
+    cause: RemovalCause = RemovalCause.IDLE
+    """The scale-down of idle nodes is the only decision that removes a node."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +177,7 @@ class Drain:
     terminate: bool = False
     """Then terminate the instance and shrink its pool: otherwise the ASG replaces a
     reclaimed Spot node itself, on top of the replacement scaler already launched."""
+    cause: DrainCause = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)

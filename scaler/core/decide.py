@@ -44,6 +44,7 @@ from scaler.core.actions import (
     Action,
     Decision,
     Drain,
+    DrainCause,
     GiveUpLaunch,
     MarkIdle,
     NotifyUnplaceable,
@@ -530,7 +531,7 @@ def _unfinished_drains(
             if deadline is None:
                 deadline = now + SPOT_NOTICE_S - settings.lifecycle.drain_margin_s
             out.append(Drain(node.name, pods, deadline, "resuming an interrupted node's drain",
-                             terminate=True))
+                             terminate=True, cause=DrainCause.RESUMED))
     return out
 
 

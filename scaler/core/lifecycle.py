@@ -30,6 +30,7 @@ from scaler.core.actions import (
     Action,
     Cordon,
     Drain,
+    DrainCause,
     Evict,
     Forget,
     LifecycleHook,
@@ -98,13 +99,15 @@ def respond(
             hook = LifecycleHook(notice.asg, notice.hook, notice.token, instance_id)
             if node is None:
                 # Not a node (yet, or any more): nothing to drain, let the ASG go on.
-                actions.append(Drain("", (), now, "instance has no node", hook=hook))
+                actions.append(Drain("", (), now, "instance has no node", hook=hook,
+                                     cause=DrainCause.TERMINATE_LIFECYCLE_ACTION))
                 continue
             deadline = drain_deadline(notice, lc.drain_margin_s)
             actions.append(Cordon(node.name, "ASG is terminating the instance",
                                   Taint(INTERRUPTION_TAINT_KEY, "terminating", NO_SCHEDULE)))
             actions.append(Drain(node.name, _workload(view, node), deadline,
-                                 "ASG terminate lifecycle action", hook=hook))
+                                 "ASG terminate lifecycle action", hook=hook,
+                                 cause=DrainCause.TERMINATE_LIFECYCLE_ACTION))
             continue
         if node is None:
             continue
@@ -120,7 +123,7 @@ def respond(
             actions.append(Cordon(node.name, what,
                                   Taint(INTERRUPTION_TAINT_KEY, "true", NO_SCHEDULE)))
             actions.append(Drain(node.name, pods, deadline, f"{what}; evict before the deadline",
-                                 terminate=True))
+                                 terminate=True, cause=DrainCause(notice.kind)))
             actions += _replace(pods, node, pools, offerings, memory, settings, now, rng,
                                 why=what,
                                 view=view if isinstance(notice, SpotInterruption) else None)
@@ -137,7 +140,8 @@ def respond(
                                     why="rebalance recommendation", view=None)
             if lc.rebalance_action == "drain":
                 actions.append(Drain(node.name, pods, now + lc.rebalance_window_s,
-                                     "rebalance recommendation"))
+                                     "rebalance recommendation",
+                                     cause=DrainCause.REBALANCE_RECOMMENDATION))
     return actions
 
 

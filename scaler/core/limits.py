@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from scaler.core.actions import Limit
 from scaler.core.model import PodSpec
 from scaler.core.offerings import Offerings, PoolTable
 from scaler.core.placement import PlacedGroup
@@ -35,9 +36,7 @@ class Held:
     """Pods a limit kept from this decision's scale-up."""
 
     pods: tuple[PodSpec, ...]
-    limit: str
-    """The setting's name: ``max_nodes_total``, ``max_usd_per_hour`` or
-    ``max_new_nodes_per_decision``."""
+    limit: Limit
     reason: str
 
 
@@ -69,7 +68,7 @@ def apply_limits(
     room_usd = limits.max_usd_per_hour - usd_now if limits.max_usd_per_hour else inf
     out: list[PlacedGroup] = []
     held: list[PodSpec] = []
-    stop: tuple[str, str] | None = None
+    stop: tuple[Limit, str] | None = None
     added, added_usd = 0, 0.0
     for g in groups:
         if stop is not None:
@@ -78,9 +77,9 @@ def apply_limits(
         price = g.price_usd_per_hour
         by_usd = math.floor(room_usd / price + _EPS) if price > 0 and room_usd < inf else inf
         rooms = {
-            "max_nodes_total": room_nodes,
-            "max_new_nodes_per_decision": room_new,
-            "max_usd_per_hour": by_usd,
+            Limit.MAX_NODES_TOTAL: room_nodes,
+            Limit.MAX_NEW_NODES_PER_DECISION: room_new,
+            Limit.MAX_USD_PER_HOUR: by_usd,
         }
         allowed = min(rooms.values())
         if allowed >= g.nodes:
@@ -115,14 +114,14 @@ def _pods_per_node(g: PlacedGroup, offerings: Offerings) -> int:
 
 
 def _reason(
-    limit: str, limits: LimitsSettings, nodes: int, usd: float, added: int, added_usd: float
+    limit: Limit, limits: LimitsSettings, nodes: int, usd: float, added: int, added_usd: float
 ) -> str:
-    if limit == "max_nodes_total":
+    if limit is Limit.MAX_NODES_TOTAL:
         return (
             f"limit max_nodes_total={limits.max_nodes_total} reached: {nodes} nodes in "
             f"scaler's pools, {added} more in this decision"
         )
-    if limit == "max_usd_per_hour":
+    if limit is Limit.MAX_USD_PER_HOUR:
         return (
             f"limit max_usd_per_hour={limits.max_usd_per_hour:g} reached: ${usd:.4f}/h in "
             f"scaler's pools, ${added_usd:.4f}/h more in this decision"

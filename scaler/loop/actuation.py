@@ -12,7 +12,6 @@ code) update it identically. No handler decides anything.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from scaler.core.actions import (
+    BackoffCause,
     Cordon,
     Decision,
     Drain,
@@ -71,6 +71,26 @@ from scaler.ports import (
     PortError,
     Rejected,
 )
+from scaler.telemetry import (
+    EvictFailed,
+    GiveUpFailed,
+    LaunchGivenUp,
+    NodeCordoned,
+    NodeForgotten,
+    NodeLabelled,
+    NodeRemoved,
+    NodeUncordoned,
+    NodeUntainted,
+    NodeWriteFailed,
+    PodMigrated,
+    PodsLimited,
+    PodsUnplaceable,
+    PoolBackedOff,
+    RemovalCancelled,
+    ScaledUp,
+    ScaleUpFailed,
+    Telemetry,
+)
 
 WRITE_RETRY_S: Final = 10.0
 """After a failed scale-up write, tick again this soon (the pods are still pending)."""
@@ -83,7 +103,6 @@ next-cheapest pool now, not at the next event."""
 GIVE_UP_RETICK_S: Final = 0.5
 """After giving a launch up, tick again this soon: its pods go to the next-best pool."""
 
-Observe = Callable[[str, dict[str, object]], None]
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
 
 
@@ -97,7 +116,7 @@ class Act:
     clock: Clock
     memory: Memory
     settings: Settings
-    observe: Observe
+    observe: Telemetry
     decision: Decision
     view: ClusterView
     retry: Callable[[float], None]
@@ -135,7 +154,7 @@ class Act:
         except NotFound:
             pass
         except PortError as e:
-            self.observe("node_write_failed", {"node": node, "error": str(e)})
+            self.observe(NodeWriteFailed(node, str(e)))
 
 
 async def act(a: Act, sizes: Mapping[str, int]) -> None:
@@ -169,7 +188,7 @@ async def scale_up(a: Act, sizes: Mapping[str, int]) -> None:
         for action in a.decision.actions:
             if isinstance(action, ScaleUp) and action.pool == pool:
                 a.absorb(Launched(action))
-                a.observe("scale_up", fields_of(action))
+                a.observe(ScaledUp(action))
                 await _announce(a, action)
 
 
@@ -187,14 +206,12 @@ async def _scale_up_failed(a: Act, pool: str, desired: int, error: PortError) ->
         else f"{up.write_failures_before_backoff} scale-up writes failed in a row: {error}"
     )
     backed_off = a.absorb(WriteFailed(pool, reason, persistent))
-    a.observe("scale_up_failed", {"pool": pool, "desired": desired, "error": str(error),
-                                  "backoff": backed_off})
+    a.observe(ScaleUpFailed(pool, desired, str(error), backed_off))
     a.retry(a.now + (BACKOFF_RETRY_S if backed_off else WRITE_RETRY_S))
     if not backed_off:
         return
-    cause = "write_rejected" if persistent else "write_failing"
-    a.observe("pool_backoff", {"pool": pool, "cause": cause, "reason": reason,
-                               "until_s": a.now + up.launch_failure_ttl_s})
+    cause = BackoffCause.WRITE_REJECTED if persistent else BackoffCause.WRITE_FAILING
+    a.observe(PoolBackedOff(pool, cause, reason, a.now + up.launch_failure_ttl_s))
     message = (
         f"scaler: pool {pool} skipped for {up.launch_failure_ttl_s:.0f}s: {reason}; "
         "the pod goes to the next-cheapest pool"
@@ -234,7 +251,7 @@ async def notify_unplaceable(a: Act, action: NotifyUnplaceable) -> None:
     back: counted, logged, and told which limit, at most ``LIMIT_EVENTS`` Events a decision
     (20,000 held pods are not 20,000 API calls)."""
     if action.limit is None:
-        a.observe("unplaceable", {"pods": len(action.pods), "reason": action.reason})
+        a.observe(PodsUnplaceable(len(action.pods), action.reason))
         for pod in action.pods:
             await a.actuator.record_event(
                 pod, "NotTriggerScaleUp", f"scaler: no pool fits: {action.reason}", warning=True
@@ -242,8 +259,7 @@ async def notify_unplaceable(a: Act, action: NotifyUnplaceable) -> None:
         return
     if not action.pods:
         return
-    a.observe("limited", {"pods": len(action.pods), "limit": action.limit,
-                          "reason": action.reason})
+    a.observe(PodsLimited(len(action.pods), action.limit, action.reason))
     for pod in action.pods[:LIMIT_EVENTS]:
         await a.actuator.record_event(
             pod, "NotTriggerScaleUp", f"scaler: held back: {action.reason}", warning=True
@@ -261,7 +277,7 @@ async def cordon(a: Act, action: Cordon) -> None:
     await a.quietly(a.actuator.cordon(action.node), action.node)
     if action.taint is not None:
         await a.quietly(a.actuator.taint(action.node, action.taint), action.node)
-    a.observe("cordon", {"node": action.node, "reason": action.reason})
+    a.observe(NodeCordoned(action.node, action.reason))
 
 
 async def uncordon(a: Act, action: Uncordon) -> None:
@@ -269,17 +285,17 @@ async def uncordon(a: Act, action: Uncordon) -> None:
     if action.taint_key is not None:
         await a.quietly(a.actuator.untaint(action.node, action.taint_key), action.node)
     a.absorb(Uncordoned(action.node))
-    a.observe("uncordon", {"node": action.node, "reason": action.reason})
+    a.observe(NodeUncordoned(action.node, action.reason))
 
 
 async def label_node(a: Act, action: LabelNode) -> None:
     await a.quietly(a.actuator.label_node(action.node, action.key, action.value), action.node)
-    a.observe("node_labelled", {"node": action.node, "label": f"{action.key}={action.value}"})
+    a.observe(NodeLabelled(action.node, f"{action.key}={action.value}"))
 
 
 async def forget(a: Act, action: Forget) -> None:
     a.absorb(Forgotten(action.node))
-    a.observe("forget", {"node": action.node, "reason": action.reason})
+    a.observe(NodeForgotten(action.node, action.reason))
 
 
 async def start_drain(a: Act, action: Drain) -> None:
@@ -307,11 +323,11 @@ async def evict(a: Act, action: Evict) -> None:
     try:
         await a.actuator.evict(action.pod)
     except PortError as e:
-        a.observe("evict_failed", {"pod": action.pod.key, "error": str(e)})
+        a.observe(EvictFailed(action.pod.key, str(e)))
         return
     left = a.nodes.get(action.node)
     a.absorb(Evicted(workload_of(action.pod), left.pool if left is not None else None))
-    a.observe("migrate", {"pod": action.pod.key, "reason": action.reason})
+    a.observe(PodMigrated(action.pod.key, action.reason))
 
 
 async def remove(a: Act, action: RemoveNode) -> None:
@@ -320,7 +336,7 @@ async def remove(a: Act, action: RemoveNode) -> None:
     node = a.nodes.get(action.node)
     busy = await a.busy_nodes()
     if node is None or action.node in busy:
-        a.observe("remove_cancelled", {"node": action.node, "pool": action.pool})
+        a.observe(RemovalCancelled(action.node, action.pool))
         return
     removed = await remove_node(
         node, cluster=a.cluster, actuator=a.actuator, fleet=a.fleet, observe=a.observe,
@@ -329,12 +345,13 @@ async def remove(a: Act, action: RemoveNode) -> None:
     if removed is not None:
         a.absorb(Removed(action.node, removed))
     if removed:
-        a.observe("remove_node", fields_of(action))
+        a.observe(NodeRemoved(action.node, action.pool, action.cause, action.reason,
+                              action.instance_id, action.price_usd_per_hour))
 
 
 async def untaint(a: Act, action: Untaint) -> None:
     await a.quietly(a.actuator.untaint(action.node, TAINT_REMOVING), action.node)
-    a.observe("untaint", {"node": action.node, "reason": action.reason})
+    a.observe(NodeUntainted(action.node, action.reason))
 
 
 async def give_up(a: Act, action: GiveUpLaunch) -> None:
@@ -351,13 +368,9 @@ async def give_up(a: Act, action: GiveUpLaunch) -> None:
     try:
         given = await a.fleet.give_up(action.pool, action.count, keep)
     except PortError as e:
-        a.observe("give_up_failed", {"pool": action.pool, "error": str(e)})
+        a.observe(GiveUpFailed(action.pool, str(e)))
         return
-    a.observe(
-        "launch_given_up",
-        {"pool": action.pool, "count": action.count, "taken_back": given,
-         "reason": action.reason},
-    )
+    a.observe(LaunchGivenUp(action.pool, action.count, given, action.reason))
 
 
 Handler = Callable[[Act, Any], Awaitable[None]]
@@ -378,13 +391,6 @@ HANDLERS: Final[Mapping[type, Handler]] = {
 }
 """Action type -> its handler; every action but :class:`ScaleUp` (batched by
 :func:`scale_up`) has one."""
-
-
-def fields_of(action: ScaleUp | RemoveNode) -> dict[str, object]:
-    out = {f.name: getattr(action, f.name) for f in dataclasses.fields(action)}
-    if isinstance(action, ScaleUp):
-        out["pods"] = len(action.pods)
-    return out
 
 
 __all__ = [

@@ -13,16 +13,23 @@ pod still on it: such a node is left to its interruption (a few seconds later) i
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 import anyio
 
-from scaler.core.actions import Drain
+from scaler.core.actions import Drain, RemovalCause
 from scaler.core.model import PodSpec
 from scaler.core.state import Node
 from scaler.ports import Actuator, Clock, ClusterSource, Fleet, NotFound, PortError, Throttled
-
-Observe = Callable[[str, dict[str, object]], None]
+from scaler.telemetry import (
+    Drained,
+    DrainLiveReadFailed,
+    EvictGaveUp,
+    LifecycleCompleteFailed,
+    NodeRemoved,
+    RemovalCancelled,
+    RemoveFailed,
+    Telemetry,
+)
 
 FIRST_PAUSE_S = 0.5
 MAX_PAUSE_S = 5.0
@@ -36,7 +43,7 @@ async def drain(
     actuator: Actuator,
     fleet: Fleet,
     clock: Clock,
-    observe: Observe,
+    observe: Telemetry,
     cluster: ClusterSource | None = None,
 ) -> None:
     started = clock.now()
@@ -51,37 +58,26 @@ async def drain(
     # A drain with nothing to evict (a lifecycle action for an instance that never became a
     # node) is in time by definition.
     in_time = all(results.values()) and (not action.pods or clock.now() <= action.deadline_s)
-    observe(
-        "drained",
-        {
-            "node": action.node,
-            "pods": len(action.pods),
-            "evicted": sum(results.values()),
-            "in_time": in_time,
-            "took_s": round(clock.now() - started, 3),
-            "reason": action.reason,
-        },
-    )
+    observe(Drained(action.node, len(action.pods), sum(results.values()), in_time,
+                    round(clock.now() - started, 3), action.reason, action.cause))
     if action.hook is not None:
         try:
             await fleet.complete_lifecycle(action.hook)
         except PortError as e:
-            observe("lifecycle_complete_failed", {"node": action.node, "error": str(e)})
+            observe(LifecycleCompleteFailed(action.node, str(e)))
     if action.terminate and node is not None and left:
-        observe("remove_cancelled", {"node": action.node, "pool": node.pool,
-                                     "reason": f"pod {left[0]} still on it after the drain"})
+        observe(RemovalCancelled(action.node, node.pool,
+                                 f"pod {left[0]} still on it after the drain"))
     elif action.terminate and node is not None:
         try:
             await fleet.terminate(node)
         except NotFound:
             pass
         except PortError as e:
-            observe("remove_failed", {"node": action.node, "error": str(e)})
+            observe(RemoveFailed(action.node, str(e)))
         else:
-            observe(
-                "remove_node",
-                {"node": action.node, "pool": node.pool, "reason": "drained before interruption"},
-            )
+            observe(NodeRemoved(action.node, node.pool, RemovalCause.INTERRUPTED,
+                                "drained before interruption"))
 
 
 async def _evict_stragglers(
@@ -91,7 +87,7 @@ async def _evict_stragglers(
     cluster: ClusterSource,
     actuator: Actuator,
     clock: Clock,
-    observe: Observe,
+    observe: Telemetry,
 ) -> list[str]:
     """Read the node's pods live; evict the workload pods this drain has not evicted yet,
     until there are none or the deadline passes. Returns the keys of those still there."""
@@ -99,7 +95,7 @@ async def _evict_stragglers(
         try:
             live = await cluster.pods_on(node.name)
         except PortError as e:
-            observe("drain_live_read_failed", {"node": node.name, "error": str(e)})
+            observe(DrainLiveReadFailed(node.name, str(e)))
             return ["(unknown: the live read failed)"]
         stragglers = [b.pod for b in live if b.is_workload and not results.get(b.pod.key)]
         if not stragglers:
@@ -119,7 +115,7 @@ async def _evict_until(
     results: dict[str, bool],
     actuator: Actuator,
     clock: Clock,
-    observe: Observe,
+    observe: Telemetry,
 ) -> None:
     pause = FIRST_PAUSE_S
     while True:
@@ -134,7 +130,7 @@ async def _evict_until(
             left = deadline_s - clock.now()
             if left <= 0:
                 results[pod.key] = False
-                observe("evict_gave_up", {"pod": pod.key, "error": str(e)})
+                observe(EvictGaveUp(pod.key, str(e)))
                 return
             await clock.sleep_until(clock.now() + min(pause * random.uniform(0.8, 1.2), left))
             pause = min(pause * 2, MAX_PAUSE_S)

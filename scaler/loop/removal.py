@@ -15,13 +15,10 @@ or removes the node again through the whole protocol if it is still idle and due
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from scaler.core.model import NO_SCHEDULE, Taint
 from scaler.core.state import TAINT_REMOVING, Node
 from scaler.ports import Actuator, ClusterSource, Fleet, NotFound, PortError
-
-Observe = Callable[[str, dict[str, object]], None]
+from scaler.telemetry import NodeWriteFailed, RemovalCancelled, RemoveFailed, Telemetry
 
 REMOVING = Taint(TAINT_REMOVING, "", NO_SCHEDULE)
 
@@ -32,48 +29,48 @@ async def remove_node(
     cluster: ClusterSource,
     actuator: Actuator,
     fleet: Fleet,
-    observe: Observe,
+    observe: Telemetry,
     pool: str | None = None,
 ) -> bool | None:
     """Run the protocol on ``node``. True: terminated. False: the node or its instance is
     already gone or going (nothing removed now). None: the node stays (a pod landed, or a
     call failed; a taint a failed call leaves behind is the next decision's to undo)."""
-    where = {"node": node.name, "pool": pool or node.pool}
+    name, pool = node.name, pool or node.pool
     try:
         await actuator.taint(node.name, REMOVING)
     except NotFound as e:
-        observe("remove_cancelled", {**where, "reason": str(e)})
+        observe(RemovalCancelled(name, pool, str(e)))
         return False
     except PortError as e:
-        observe("remove_failed", {**where, "error": str(e)})
+        observe(RemoveFailed(name, str(e), pool))
         return None
     try:
         landed = [b.pod.key for b in await cluster.pods_on(node.name) if b.is_workload]
     except PortError as e:
-        observe("remove_failed", {**where, "error": f"live read of its pods: {e}"})
+        observe(RemoveFailed(name, f"live read of its pods: {e}", pool))
         await _untaint(node.name, actuator, observe)
         return None
     if landed:
-        observe("remove_cancelled", {**where, "reason": f"pod {landed[0]} landed on it"})
+        observe(RemovalCancelled(name, pool, f"pod {landed[0]} landed on it"))
         await _untaint(node.name, actuator, observe)
         return None
     try:
         await fleet.terminate(node)
     except NotFound as e:  # already gone or going: nothing was removed now
-        observe("remove_cancelled", {**where, "reason": str(e)})
+        observe(RemovalCancelled(name, pool, str(e)))
         return False
     except PortError as e:
         # Maybe terminated, maybe not (a timeout): the taint stays, so no pod lands on a
         # node that may be going; the next decision retries the removal or undoes it.
-        observe("remove_failed", {**where, "error": str(e)})
+        observe(RemoveFailed(name, str(e), pool))
         return None
     return True
 
 
-async def _untaint(node: str, actuator: Actuator, observe: Observe) -> None:
+async def _untaint(node: str, actuator: Actuator, observe: Telemetry) -> None:
     try:
         await actuator.untaint(node, TAINT_REMOVING)
     except NotFound:
         pass
     except PortError as e:  # the next decision sees the taint and tries again
-        observe("node_write_failed", {"node": node, "error": str(e)})
+        observe(NodeWriteFailed(node, str(e)))

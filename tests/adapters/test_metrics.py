@@ -7,6 +7,8 @@ on-demand, $0.768/h).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import re
@@ -15,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 import yaml
@@ -22,13 +25,19 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from scaler.adapters.metrics import (
-    DRAIN_KINDS,
     EVENTS,
     Metrics,
-    _prefixed,
     waste_by_reason_pool,
 )
-from scaler.core.actions import Decision, Drain, ScaleUp
+from scaler.core.actions import (
+    BackoffCause,
+    Decision,
+    Drain,
+    DrainCause,
+    Limit,
+    RemovalCause,
+    ScaleUp,
+)
 from scaler.core.catalog import Catalog
 from scaler.core.interruptions import (
     RebalanceRecommendation,
@@ -42,7 +51,31 @@ from scaler.core.model import PodSpec, PoolSpec, Resources
 from scaler.core.offerings import PoolProblem, build_offerings
 from scaler.core.settings import LifecycleSettings, Settings, preset
 from scaler.core.state import BoundPod, ClusterView, Node, PendingPod
+from scaler.loop.drain import drain
 from scaler.loop.reconciler import Review
+from scaler.telemetry import (
+    CancelUnfulfilledFailed,
+    ClusterSeen,
+    DestructiveHeld,
+    Drained,
+    EvictGaveUp,
+    Failure,
+    GiveUpFailed,
+    LaunchFailed,
+    LaunchGivenUp,
+    NodeCordoned,
+    NodeRemoved,
+    NoticeHandled,
+    Operation,
+    PodMigrated,
+    PodsLimited,
+    PodsUnplaceable,
+    PoolBackedOff,
+    ReconcileFailed,
+    ReviewFailed,
+    ScaledUp,
+    ScaleUpFailed,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "manifests/alerts/scaler-rules.yaml"
@@ -218,177 +251,164 @@ def test_waste_since_is_the_first_review_that_saw_it_until_it_stops(offerings):
 
 # ------------------------------------------------------------------------------ events
 
-SCALE_UP = {
-    "pool": "od-a",
-    "count": 3,
-    "pods": 3,
-    "instance_type": "m5.large",
-    "price_usd_per_hour": 0.096,
-    "reason": "cheapest fit",
-    "runner_up": None,
-    "runner_up_cost_usd_per_hour": None,
-}
+UP = ScaleUp("od-a", 3, ("default/a", "default/b", "default/c"), "m5.large", 0.096, "cheapest fit")
 
 
 @pytest.mark.parametrize(
-    ("event", "fields", "name", "labels", "expected"),
+    ("event", "name", "labels", "expected"),
     [
-        ("scale_up", SCALE_UP, "scaler_scale_ups_total", {"pool": "od-a"}, 1),
-        ("scale_up", SCALE_UP, "scaler_nodes_added_total", {"pool": "od-a"}, 3),
+        (ScaledUp(UP), "scaler_scale_ups_total", {"pool": "od-a"}, 1),
+        (ScaledUp(UP), "scaler_nodes_added_total", {"pool": "od-a"}, 3),
         (
-            "remove_node",
-            {
-                "node": "n",
-                "pool": "od-a",
-                "instance_id": "i-1",
-                "reason": "idle 130s (timeout 120s), $0.0960/h",
-                "price_usd_per_hour": 0.096,
-            },
+            NodeRemoved("n", "od-a", RemovalCause.IDLE, "idle 130s (timeout 120s), $0.0960/h",
+                        "i-1", 0.096),
             "scaler_node_removals_total",
             {"pool": "od-a", "reason": "idle"},
             1,
         ),
         (
-            "remove_node",
-            {"node": "n", "pool": "big", "reason": "drained before interruption"},
+            NodeRemoved("n", "big", RemovalCause.INTERRUPTED, "drained before interruption"),
             "scaler_node_removals_total",
             {"pool": "big", "reason": "interrupted"},
             1,
         ),
         (
-            "remove_node",
-            {"node": "n", "pool": "big", "reason": "something new"},
-            "scaler_node_removals_total",
-            {"pool": "big", "reason": "other"},
-            1,
-        ),
-        (
-            "launch_failed",
-            {"pool": "big", "reason": "InsufficientInstanceCapacity"},
+            LaunchFailed("big", "InsufficientInstanceCapacity"),
             "scaler_launch_failures_total",
             {"pool": "big"},
             1,
         ),
         (
-            "notice",
-            {"kind": "rebalance_recommendation", "actions": 0},
+            NoticeHandled("rebalance_recommendation", 0),
             "scaler_interruptions_total",
             {"kind": "rebalance_recommendation", "outcome": "ignored"},
             1,
         ),
         (
-            "notice",
-            {"kind": "spot_interruption", "actions": 3},
+            NoticeHandled("spot_interruption", 3),
             "scaler_interruptions_total",
             {"kind": "spot_interruption", "outcome": "ignored"},
             0,
         ),
         (
-            "drained",
-            {
-                "node": "n",
-                "pods": 2,
-                "evicted": 2,
-                "in_time": True,
-                "took_s": 4.0,
-                "reason": "Spot interruption warning; evict before the deadline",
-            },
+            Drained("n", 2, 2, True, 4.0, "Spot interruption warning; evict before the deadline",
+                    DrainCause.SPOT_INTERRUPTION),
             "scaler_interruptions_total",
             {"kind": "spot_interruption", "outcome": "drained_in_time"},
             1,
         ),
         (
-            "drained",
-            {
-                "node": "n",
-                "pods": 2,
-                "evicted": 1,
-                "in_time": False,
-                "took_s": 105.0,
-                "reason": "ASG terminate lifecycle action",
-            },
+            Drained("n", 2, 1, False, 105.0, "ASG terminate lifecycle action",
+                    DrainCause.TERMINATE_LIFECYCLE_ACTION),
             "scaler_interruptions_total",
             {"kind": "terminate_lifecycle_action", "outcome": "late"},
             1,
         ),
         (
-            "drained",
-            {
-                "node": "",
-                "pods": 0,
-                "evicted": 0,
-                "in_time": False,
-                "took_s": 0.1,
-                "reason": "instance has no node",
-            },
+            Drained("", 0, 0, False, 0.1, "instance has no node",
+                    DrainCause.TERMINATE_LIFECYCLE_ACTION),
             "scaler_interruptions_total",
             {"kind": "terminate_lifecycle_action", "outcome": "drained_in_time"},
             1,
         ),
         (
-            "reconcile_error",
-            {"error": "Throttled: x", "retry_in_s": 1.0},
-            "scaler_reconcile_errors_total",
-            {},
+            Drained("n", 1, 1, True, 2.0, "resuming an interrupted node's drain",
+                    DrainCause.RESUMED),
+            "scaler_interruptions_total",
+            {"kind": "other", "outcome": "drained_in_time"},
             1,
         ),
+        (ReconcileFailed("Throttled: x", 1.0), "scaler_reconcile_errors_total", {}, 1),
+        (PodsUnplaceable(4, "no pool has 2000Gi"), "scaler_unplaceable_pods_total", {}, 4),
+        (PodMigrated("ml/a", "misplaced"), "scaler_migrations_total", {}, 1),
         (
-            "unplaceable",
-            {"pods": 4, "reason": "no pool has 2000Gi"},
-            "scaler_unplaceable_pods_total",
-            {},
-            4,
-        ),
-        ("migrate", {"pod": "ml/a", "reason": "misplaced"}, "scaler_migrations_total", {}, 1),
-        (
-            "evict_gave_up",
-            {"pod": "ml/a", "error": "PDB"},
+            EvictGaveUp("ml/a", "PDB"),
             "scaler_operation_errors_total",
             {"operation": "evict_deadline"},
             1,
         ),
         (
-            "scale_up_failed",
-            {"pool": "big", "desired": 3, "error": "x"},
+            ScaleUpFailed("big", 3, "x", False),
             "scaler_operation_errors_total",
             {"operation": "scale_up"},
             1,
         ),
+        (ReviewFailed("x"), "scaler_operation_errors_total", {"operation": "review"}, 1),
         (
-            "review_error",
-            {"error": "x"},
-            "scaler_operation_errors_total",
-            {"operation": "review"},
-            1,
-        ),
-        (
-            "limited",
-            {"pods": 7, "limit": "max_nodes_total", "reason": "limit max_nodes_total=10"},
+            PodsLimited(7, Limit.MAX_NODES_TOTAL, "limit max_nodes_total=10"),
             "scaler_limited_pods_total",
             {"limit": "max_nodes_total"},
             7,
         ),
         (
-            "pool_backoff",
-            {"pool": "big", "cause": "write_rejected", "reason": "AccessDenied", "until_s": 1.0},
+            PoolBackedOff("big", BackoffCause.WRITE_REJECTED, "AccessDenied", 1.0),
             "scaler_pool_backoffs_total",
             {"pool": "big", "cause": "write_rejected"},
             1,
         ),
+        (
+            DestructiveHeld("RemoveNode", "n1", 400.0),
+            "scaler_destructive_actions_held_total",
+            {"action": "RemoveNode"},
+            1,
+        ),
     ],
 )
-def test_events_count_into_their_metric(event, fields, name, labels, expected):
+def test_events_count_into_their_metric(event, name, labels, expected):
     m = Metrics()
-    m(event, fields)
+    m(event)
     assert value(m, name, **labels) == expected
 
 
-def test_unknown_events_change_nothing():
+def test_events_no_row_counts_change_nothing():
     m = Metrics()
     before = samples(m)
-    m("cordon", {"node": "n", "reason": "x"})
-    m("something_new", {})
+    m(NodeCordoned("n", "x"))
+    m(CancelUnfulfilledFailed("big", "x"))  # a failure with no operation is only logged
     assert samples(m) == before
+
+
+def test_a_removal_is_labelled_by_its_cause_whatever_its_reason_says():
+    """The label comes from the typed cause: a reworded reason cannot move the count."""
+    for cause in RemovalCause:
+        m = Metrics()
+        m(NodeRemoved("n", "big", cause, "some new wording"))
+        assert value(m, "scaler_node_removals_total", pool="big", reason=cause.value) == 1
+
+
+def test_every_backoff_cause_and_limit_reaches_its_label():
+    m = Metrics()
+    for cause in BackoffCause:
+        m(PoolBackedOff("big", cause, "reworded", 1.0))
+        assert value(m, "scaler_pool_backoffs_total", pool="big", cause=cause.value) == 1
+    for limit in Limit:
+        m(PodsLimited(2, limit, "reworded"))
+        assert value(m, "scaler_limited_pods_total", limit=limit.value) == 2
+
+
+def failures() -> list[Failure]:
+    """One event of every Failure type, with placeholder fields."""
+    out: list[Failure] = []
+    # slots=True makes a second class per dataclass; both are listed as subclasses.
+    for kind in {k.name: k for k in Failure.__subclasses__()}.values():
+        values = {
+            f.name: (0 if f.type in ("int", "float") else False if f.type == "bool" else "x")
+            for f in dataclasses.fields(kind)
+        }
+        out.append(kind(**values))
+    return out
+
+
+def test_every_failure_with_an_operation_counts_under_it_and_each_operation_has_one():
+    m = Metrics()
+    counted = set()
+    for event in failures():
+        m(event)
+        if event.operation is not None:
+            counted.add(event.operation)
+            assert value(m, "scaler_operation_errors_total",
+                         operation=event.operation.value) == 1, event
+    assert counted == set(Operation)
 
 
 def test_every_interruption_kind_and_outcome_is_exported_at_zero_from_the_start():
@@ -408,9 +428,24 @@ def drains_for(notice, settings: Settings, offerings, *, with_node: bool = True)
     return [a for a in actions if isinstance(a, Drain)]
 
 
+class _Draining:
+    """Actuator, fleet and clock enough for loop.drain.drain: evictions and terminations
+    succeed, time stands still."""
+
+    async def evict(self, pod: PodSpec, *, grace_period_s: int | None = None) -> None: ...
+    async def complete_lifecycle(self, hook: object) -> None: ...
+    async def terminate(self, node: Node) -> None: ...
+    async def pods_on(self, node: str) -> list[BoundPod]:
+        return []
+
+    def now(self) -> float:
+        return 1000.0
+
+
 def test_the_drain_of_every_notice_kind_is_counted_under_that_kind(offerings):
-    """The drained event carries the Drain's free-text reason; DRAIN_KINDS must read the
-    reasons the core actually writes."""
+    """From the core's respond() through the loop's drain to the counter: the drain carries
+    its notice kind as a typed cause, and the drained event the loop emits is counted
+    under it (no reason text is read on the way)."""
     iid = "i-0123456789abcdef0"
     drain_rebalance = Settings(lifecycle=LifecycleSettings(rebalance_action="drain"))
     cases = [
@@ -432,9 +467,18 @@ def test_the_drain_of_every_notice_kind_is_counted_under_that_kind(offerings):
         ),
         (RebalanceRecommendation(iid, 1000.0, "e5"), drain_rebalance, True),
     ]
+    ports = _Draining()
+    node = Node("n1", "od-a", "m5.large", "on-demand", instance_id=iid)
     for notice, settings, with_node in cases:
-        (drain,) = drains_for(notice, settings, offerings, with_node=with_node)
-        assert _prefixed(DRAIN_KINDS, drain.reason) == notice.kind, drain.reason
+        (action,) = drains_for(notice, settings, offerings, with_node=with_node)
+        m = Metrics()
+        anyio.run(functools.partial(
+            drain, action, node if with_node else None, actuator=ports, fleet=ports,
+            clock=ports, observe=m, cluster=ports,
+        ))
+        got = {dict(k)["kind"]: v for k, v in series(m, "scaler_interruptions_total").items()
+               if v}
+        assert got == {notice.kind: 1.0}, (notice.kind, action.reason)
 
 
 def test_the_event_table_names_only_declared_counters():
@@ -464,15 +508,15 @@ def test_scale_up_latency_is_each_pods_wait_from_pending_to_the_decision():
     m.saw(ClusterView(130.0, pending=(PendingPod(pod("a"), 100.0), PendingPod(pod("b"), 110.0))))
     up = ScaleUp("od-a", 1, ("default/a", "default/b"), "m5.large", 0.096, "cheapest fit")
     rec.decided(Decision(now_s=130.0, actions=(up,)), ms=4.0)
-    fields = {**SCALE_UP, "count": 1, "pods": 2}
-    m("scale_up", fields)
+    m(ScaledUp(up))
     assert value(m, "scaler_scale_up_latency_seconds_count") == 2
     assert value(m, "scaler_scale_up_latency_seconds_sum") == pytest.approx(30.0 + 20.0)
     # The same event again (no new decision) is not counted twice...
-    m("scale_up", fields)
+    m(ScaledUp(up))
     assert value(m, "scaler_scale_up_latency_seconds_count") == 2
     # ...nor is a replacement launched for an interruption (in no decision: no pod waited).
-    m("scale_up", {**fields, "reason": "replacing n1 (Spot interruption warning): cheapest"})
+    replacement = dataclasses.replace(up, reason="replacing n1 (Spot interruption warning)")
+    m(ScaledUp(replacement))
     assert value(m, "scaler_scale_up_latency_seconds_count") == 2
     assert value(m, "scaler_decision_duration_seconds_count") == 1
     assert value(m, "scaler_decision_duration_seconds_sum") == pytest.approx(0.004)
@@ -504,16 +548,31 @@ def test_pending_pods_and_the_oldest_ones_age_at_scrape_time():
     assert value(m, "scaler_pending_pods") == 0 and value(m, "scaler_pending_pod_age_seconds") == 0
 
 
-@pytest.mark.anyio
-async def test_watching_shows_every_snapshot_the_loop_takes():
-    class Source:
-        async def snapshot(self) -> ClusterView:
-            return ClusterView(10.0, pending=(PendingPod(pod("a"), 5.0),))
-
+def test_the_snapshot_a_tick_decides_on_sets_the_pending_pods():
     m = Metrics(clock=lambda: 10.0)
-    view = await m.watching(Source()).snapshot()
-    assert view.pending and value(m, "scaler_pending_pods") == 1
+    m(ClusterSeen(ClusterView(10.0, pending=(PendingPod(pod("a"), 5.0),))))
+    assert value(m, "scaler_pending_pods") == 1
     assert value(m, "scaler_pending_pod_age_seconds") == 5.0
+
+
+def test_every_tick_shows_the_metrics_its_snapshot():
+    """The reconciler emits the view each tick decides on; no wrapper around its source."""
+    from simulations.testing import pod as sim_pod
+    from simulations.testing import pool as sim_pool
+    from simulations.testing import simulate
+
+    seen: list[ClusterView] = []
+
+    def watched(**kwargs):
+        from scaler.loop.reconciler import Reconciler
+
+        kwargs["observer"] = lambda e: seen.append(e.view) if isinstance(e, ClusterSeen) else None
+        return Reconciler(**kwargs)
+
+    sim = simulate([sim_pod("nb", memory="4Gi", arrival_s=0, duration_s=60)],
+                   pools=[sim_pool("m5.large", max_size=2)], reconciler_factory=watched)
+    assert seen and any(v.pending for v in seen)
+    assert len(seen) == len(sim.decisions)
 
 
 def test_losing_the_lead_drops_what_only_a_leader_knows(offerings):
@@ -529,7 +588,7 @@ def test_losing_the_lead_drops_what_only_a_leader_knows(offerings):
         )
     )
     assert value(m, "scaler_leader") == 1 and value(m, "scaler_pending_pods") == 1
-    m("scale_up", SCALE_UP)
+    m(ScaledUp(UP))
     m.leading(False)
     assert value(m, "scaler_leader") == 0
     for name in (
@@ -587,8 +646,8 @@ def test_the_exposition_passes_promtool_check_metrics(offerings):
             cluster(bound=[BoundPod(pod("a"), "big-1"), BoundPod(pod("b"), "big-1")]), offerings
         )
     )
-    for event, fields in (("scale_up", SCALE_UP), ("reconcile_error", {})):
-        m(event, fields)
+    for event in (ScaledUp(UP), ReconcileFailed("x", 1.0)):
+        m(event)
     result = subprocess.run(
         [promtool, "check", "metrics"],
         input=generate_latest(m.registry),
@@ -731,7 +790,11 @@ def test_the_docs_describe_every_metric_event_and_alert(offerings):
     for name in names:
         assert f"`{name}`" in text, name
     for row in EVENTS:
-        assert f"`{row.event}`" in text, row.event
+        if row.event is Failure:
+            for kind in Failure.__subclasses__():
+                assert f"`{kind.name}`" in text, kind.name
+        else:
+            assert f"`{row.event.name}`" in text, row.event.name
     for group in yaml.safe_load(RULES.read_text())["groups"]:
         for rule in group["rules"]:
             assert f"`{rule['alert']}`" in text, rule["alert"]
@@ -748,7 +811,7 @@ if __name__ == "__main__":
 
 def test_a_launch_given_up_counts_as_a_launch_failure_and_a_failed_give_up_as_an_error():
     m = Metrics()
-    m("launch_given_up", {"pool": "big", "count": 1, "taken_back": 1, "reason": "never"})
+    m(LaunchGivenUp("big", 1, 1, "never"))
     assert value(m, "scaler_launch_failures_total", pool="big") == 1
-    m("give_up_failed", {"pool": "big", "error": "x"})
+    m(GiveUpFailed("big", "x"))
     assert value(m, "scaler_operation_errors_total", operation="give_up") == 1

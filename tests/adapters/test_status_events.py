@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from scaler.adapters.kube.events import node_events
 from scaler.adapters.kube.status import PoolHistory, StatusInputs, due, status_document
+from scaler.core.actions import DrainCause, RemovalCause, ScaleUp
 from scaler.core.model import PoolSpec
 from scaler.core.offerings import PoolProblem
+from scaler.telemetry import (
+    Drained,
+    NodeCordoned,
+    NodeRemoved,
+    RemoveFailed,
+    Reviewed,
+    ScaledUp,
+)
 
 T0 = 1_800_000_000.0
 
@@ -37,9 +46,9 @@ def test_a_pool_backs_off_until_its_deadline_then_is_ok_again():
 def test_history_records_the_last_scale_up_and_down_per_pool():
     clock = iter([T0, T0 + 5])
     history = PoolHistory(clock=lambda: next(clock))
-    history("scale_up", {"pool": "cpu", "count": 2})
-    history("remove_node", {"pool": "cpu", "node": "n1"})
-    history("review", {"waste_usd_per_hour": 1.0})
+    history(ScaledUp(ScaleUp("cpu", 2, (), "m5.large", 0.096, "fits")))
+    history(NodeRemoved("n1", "cpu", RemovalCause.IDLE, "idle"))
+    history(Reviewed(1.0, 0, 0))
     (cpu, _) = status_document(inputs(history=history))["pools"]
     assert cpu["last_scale_up_at"] == "2027-01-15T08:00:00Z"
     assert cpu["last_scale_down_at"] == "2027-01-15T08:00:05Z"
@@ -57,21 +66,22 @@ def test_a_write_is_due_on_change_or_heartbeat_not_on_every_tick():
 
 def test_observations_become_node_events():
     never = lambda node: False  # noqa: E731
-    assert [e.reason for e in node_events("cordon", {"node": "n1", "reason": "x"},
+    assert [e.reason for e in node_events(NodeCordoned("n1", "x"),
                                          interrupted=lambda n: n == "n1")] == [
         "Cordoned", "SpotInterruption"]
-    assert [e.reason for e in node_events("cordon", {"node": "n2", "reason": "rebalance"},
+    assert [e.reason for e in node_events(NodeCordoned("n2", "rebalance"),
                                          interrupted=never)] == ["Cordoned"]
-    (late,) = node_events("drained", {"node": "n1", "pods": 3, "evicted": 2, "in_time": False,
-                                      "reason": "r"}, interrupted=never)
+    (late,) = node_events(Drained("n1", 3, 2, False, 9.0, "r", DrainCause.SPOT_INTERRUPTION),
+                          interrupted=never)
     assert late.reason == "DrainIncomplete" and late.warning and "evicted 2 of 3" in late.message
-    (gone,) = node_events("remove_node", {"node": "n1", "pool": "cpu", "reason": "idle 130s",
-                                          "price_usd_per_hour": 0.096}, interrupted=never)
+    (gone,) = node_events(NodeRemoved("n1", "cpu", RemovalCause.IDLE, "idle 130s",
+                                      price_usd_per_hour=0.096), interrupted=never)
     assert gone.reason == "ScaleDown" and gone.message == (
         "scaler: terminating the instance (pool cpu, $0.0960/h): idle 130s")
-    assert node_events("scale_up", {"pool": "cpu"}, interrupted=never) == []
-    assert node_events("remove_failed", {"node": "n1", "error": "boom"},
-                       interrupted=never)[0].reason == "ScaleDownFailed"
+    assert node_events(ScaledUp(ScaleUp("cpu", 1, (), "m5.large", 0.096, "fits")),
+                       interrupted=never) == []
+    assert node_events(RemoveFailed("n1", "boom"), interrupted=never)[0].reason == (
+        "ScaleDownFailed")
 
 
 def test_scaler_status_flags_a_status_no_leader_has_rewritten_for_three_minutes():

@@ -19,10 +19,12 @@ from scaler.core.actions import (
     Cordon,
     Decision,
     Drain,
+    DrainCause,
     Evict,
     Forget,
     GiveUpLaunch,
     LabelNode,
+    Limit,
     MarkIdle,
     NotifyUnplaceable,
     PinPod,
@@ -53,6 +55,7 @@ from scaler.loop.actuation import (
     Act,
 )
 from scaler.ports import NotFound, PortError, Rejected, Throttled
+from scaler.telemetry import by_name
 
 NOW = 1000.0
 
@@ -163,7 +166,7 @@ def acting(
     a = Act(
         cluster=ports, fleet=ports, actuator=ports, clock=ports,  # type: ignore[arg-type]
         memory=memory or Memory(), settings=Settings(),
-        observe=lambda e, f: seen.append((e, f)),
+        observe=by_name(lambda e, f: seen.append((e, f))),
         decision=Decision(now_s=NOW, actions=tuple(actions)), view=view,
         retry=retries.append, spawn=spawn,
     )
@@ -248,12 +251,12 @@ def test_unplaceable_pods_each_get_an_event_and_are_counted():
 def test_pods_held_by_a_limit_get_at_most_limit_events_events():
     a, ports, seen, _ = acting([])
     pods = tuple(pod(f"p{i}") for i in range(LIMIT_EVENTS + 3))
-    handle(a, NotifyUnplaceable(pods, "max 10 nodes", limit="max_nodes_total"))
+    handle(a, NotifyUnplaceable(pods, "max 10 nodes", limit=Limit.MAX_NODES_TOTAL))
     assert len(ports.named("record_event")) == LIMIT_EVENTS
     assert seen == [("limited", {"pods": LIMIT_EVENTS + 3, "limit": "max_nodes_total",
                                  "reason": "max 10 nodes"})]
     a, ports, seen, _ = acting([])
-    handle(a, NotifyUnplaceable((), "max 10 nodes", limit="max_nodes_total"))
+    handle(a, NotifyUnplaceable((), "max 10 nodes", limit=Limit.MAX_NODES_TOTAL))
     assert ports.calls == [] and seen == []
 
 
@@ -304,7 +307,8 @@ def test_a_terminating_drain_is_remembered_written_on_the_node_and_spawned():
     view = ClusterView(now_s=NOW, nodes=(n1,))
     spawned: list[Callable[[], Awaitable[None]]] = []
     a, ports, seen, _ = acting([], view, spawn=spawned.append)
-    handle(a, Drain("n1", (), NOW + 100.0, "Spot interruption warning", terminate=True))
+    handle(a, Drain("n1", (), NOW + 100.0, "Spot interruption warning", terminate=True,
+                    cause=DrainCause.SPOT_INTERRUPTION))
     assert a.memory.interrupted == {"n1": NOW + 100.0}
     assert ports.calls == [("annotate_node", "n1", ANNOTATION_DRAIN_DEADLINE, "1100.000")]
     assert len(spawned) == 1 and seen == []
@@ -314,7 +318,8 @@ def test_a_terminating_drain_is_remembered_written_on_the_node_and_spawned():
 
 def test_a_drain_that_does_not_terminate_runs_in_place_without_a_deadline_note():
     a, ports, seen, _ = acting([], ClusterView(now_s=NOW, nodes=(node("n1"),)))
-    handle(a, Drain("n1", (pod("a"),), NOW + 60.0, "rebalance recommendation"))
+    handle(a, Drain("n1", (pod("a"),), NOW + 60.0, "rebalance recommendation",
+                    cause=DrainCause.REBALANCE_RECOMMENDATION))
     assert a.memory.interrupted == {}
     assert ports.calls == [("evict", "ns/a")]
     assert [e for e, _ in seen] == ["drained"]
@@ -415,7 +420,7 @@ def test_act_sends_each_action_to_its_own_handler(kind, monkeypatch):
         PinPod: PinPod(pod("a"), "cpu", "r"), NotifyUnplaceable: NotifyUnplaceable((), "r"),
         MarkIdle: MarkIdle("n", None), Cordon: Cordon("n", "r"), Uncordon: Uncordon("n", "r"),
         LabelNode: LabelNode("n", "k", "v", "r"), Forget: Forget("n", "r"),
-        Drain: Drain("", (), NOW, "r"), Evict: Evict(pod("a"), "n", "r"),
+        Drain: Drain("", (), NOW, "r", cause=DrainCause.RESUMED), Evict: Evict(pod("a"), "n", "r"),
         RemoveNode: RemoveNode("gone", "cpu", None, "r"), Untaint: Untaint("n", "r"),
         GiveUpLaunch: GiveUpLaunch("cpu", 1, "r"),
     }

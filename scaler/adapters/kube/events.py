@@ -1,11 +1,10 @@
 """Events on Nodes: what scaler did to a node, where ``kubectl describe node`` shows it.
 
 Pod Events (TriggeredScaleUp, NotTriggerScaleUp) are written by the actuator as part of an
-action. Node Events are derived from the reconciler's observations instead
-(:data:`~scaler.loop.reconciler.Observer`): ``cordon``, ``uncordon``, ``drained``,
-``remove_node`` and ``remove_failed`` each become one Event on the node, and a cordon of a
-node with a Spot interruption pending adds a ``SpotInterruption`` Event. The observer is
-called synchronously inside the loop, so it only queues; :meth:`NodeEvents.run` (a task in
+action. Node Events are derived from the loop's typed events instead (:mod:`scaler.telemetry`):
+a cordon, an uncordon, a drain's end, a removal and a failed removal each become one Event on
+the node, and a cordon of a node with a Spot interruption pending adds a ``SpotInterruption``
+Event. The subscriber is called synchronously inside the loop, so it only queues; :meth:`NodeEvents.run` (a task in
 the leader's task group) sends them. A full queue drops Events rather than slow the loop,
 and a failed write is logged, never retried: an Event is a courtesy, not state.
 
@@ -30,6 +29,14 @@ from scaler.adapters.kube.actuator import EVENT_COMPONENT, EVENT_DEDUP_S, event_
 from scaler.adapters.kube.client import call
 from scaler.adapters.kube.rest import CoreV1
 from scaler.ports import PortError
+from scaler.telemetry import (
+    Drained,
+    Event,
+    NodeCordoned,
+    NodeRemoved,
+    NodeUncordoned,
+    RemoveFailed,
+)
 
 NODE_EVENT_NAMESPACE: Final = "default"
 QUEUE: Final = 256
@@ -47,51 +54,43 @@ class NodeEvent:
     warning: bool
 
 
-def node_events(
-    event: str, fields: dict[str, object], *, interrupted: Callable[[str], bool]
-) -> list[NodeEvent]:
-    """The node Events one observation stands for (none for most). ``interrupted(node)``:
+def node_events(event: Event, *, interrupted: Callable[[str], bool]) -> list[NodeEvent]:
+    """The node Events one loop event stands for (none for most). ``interrupted(node)``:
     does the node have a Spot interruption pending (the reconciler's memory)?"""
-    node = str(fields.get("node") or "")
-    if not node:
-        return []
-    reason = str(fields.get("reason") or "")
-    if event == "cordon":
-        out = [NodeEvent(node, "Cordoned", f"scaler: cordoned: {reason}", False)]
-        if interrupted(node):
+    if isinstance(event, NodeCordoned) and event.node:
+        out = [NodeEvent(event.node, "Cordoned", f"scaler: cordoned: {event.reason}", False)]
+        if interrupted(event.node):
             out.append(NodeEvent(
-                node, "SpotInterruption",
+                event.node, "SpotInterruption",
                 "scaler: Spot interruption notice: the instance is reclaimed in about 2 "
                 "minutes; its pods are being evicted and a replacement launched", True,
             ))
         return out
-    if event == "uncordon":
-        return [NodeEvent(node, "Uncordoned", f"scaler: uncordoned: {reason}", False)]
-    if event == "drained":
-        evicted, pods = fields.get("evicted", 0), fields.get("pods", 0)
-        in_time = bool(fields.get("in_time", True))
-        late = "" if in_time else " (not all before the deadline)"
+    if isinstance(event, NodeUncordoned) and event.node:
+        return [NodeEvent(event.node, "Uncordoned", f"scaler: uncordoned: {event.reason}", False)]
+    if isinstance(event, Drained) and event.node:
+        late = "" if event.in_time else " (not all before the deadline)"
         return [NodeEvent(
-            node, "Drained" if in_time else "DrainIncomplete",
-            f"scaler: evicted {evicted} of {pods} pods{late}: {reason}", not in_time,
+            event.node, "Drained" if event.in_time else "DrainIncomplete",
+            f"scaler: evicted {event.evicted} of {event.pods} pods{late}: {event.reason}",
+            not event.in_time,
         )]
-    if event == "remove_node":
-        pool = fields.get("pool")
-        price = fields.get("price_usd_per_hour")
-        cost = f", ${price:.4f}/h" if isinstance(price, float) and math.isfinite(price) and price else ""
+    if isinstance(event, NodeRemoved) and event.node:
+        price = event.price_usd_per_hour
+        cost = f", ${price:.4f}/h" if math.isfinite(price) and price else ""
         return [NodeEvent(
-            node, "ScaleDown", f"scaler: terminating the instance (pool {pool}{cost}): {reason}",
-            False,
+            event.node, "ScaleDown",
+            f"scaler: terminating the instance (pool {event.pool}{cost}): {event.reason}", False,
         )]
-    if event == "remove_failed":
+    if isinstance(event, RemoveFailed) and event.node:
         return [NodeEvent(
-            node, "ScaleDownFailed", f"scaler: could not terminate: {fields.get('error')}", True
+            event.node, "ScaleDownFailed", f"scaler: could not terminate: {event.error}", True
         )]
     return []
 
 
 class NodeEvents:
-    """An observer that turns observations into node Events, and the task that sends them."""
+    """A subscriber that turns loop events into node Events, and the task that sends them."""
 
     def __init__(
         self,
@@ -115,8 +114,8 @@ class NodeEvents:
         self.dropped = 0
         self.sent = 0
 
-    def __call__(self, event: str, fields: dict[str, object]) -> None:
-        for e in node_events(event, fields, interrupted=self.interrupted):
+    def __call__(self, event: Event) -> None:
+        for e in node_events(event, interrupted=self.interrupted):
             try:
                 self._send.send_nowait(e)
             except anyio.WouldBlock:

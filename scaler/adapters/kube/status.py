@@ -31,6 +31,7 @@ from scaler.adapters.kube.rest import CoreV1ConfigMaps
 from scaler.core.model import PoolSpec
 from scaler.core.offerings import PoolProblem
 from scaler.ports import NotFound, PortError
+from scaler.telemetry import Event, NodeRemoved, ScaledUp
 
 STATUS_NAME: Final = "scaler-status"
 STATUS_KEY: Final = "status.json"
@@ -50,20 +51,18 @@ def iso(t: float | None) -> str | None:
 
 @dataclass
 class PoolHistory:
-    """An observer that remembers each pool's last scale-up and scale-down (unix seconds)."""
+    """A subscriber to the loop's events that remembers each pool's last scale-up and
+    scale-down (unix seconds)."""
 
     clock: Callable[[], float] = time.time
     last_scale_up_s: dict[str, float] = field(default_factory=dict)
     last_scale_down_s: dict[str, float] = field(default_factory=dict)
 
-    def __call__(self, event: str, fields: dict[str, object]) -> None:
-        pool = fields.get("pool")
-        if not isinstance(pool, str):
-            return
-        if event == "scale_up":
-            self.last_scale_up_s[pool] = self.clock()
-        elif event == "remove_node":
-            self.last_scale_down_s[pool] = self.clock()
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, ScaledUp):
+            self.last_scale_up_s[event.action.pool] = self.clock()
+        elif isinstance(event, NodeRemoved) and event.pool is not None:
+            self.last_scale_down_s[event.pool] = self.clock()
 
 
 @dataclass(frozen=True)
