@@ -92,9 +92,10 @@ async def measure(args: argparse.Namespace, kube: _live.Kube, workdir: Path) -> 
     )
     logs = _live.configure_controller_logs(workdir / "controller.log")
     from scaler.adapters.observe import LogObserver
+    from scaler.telemetry import by_name
 
     events: list[tuple[float, str, dict[str, Any]]] = []
-    observer = LogObserver(lambda e, f: events.append((time.time(), e, f)))
+    observer = LogObserver(by_name(lambda e, f: events.append((time.time(), e, f))))
     with _live.Watch(kubelet.core.list_namespaced_pod, on_pod, namespace=NAMESPACE):
         async with _live.running_controller(opts, observer) as ctl:
             real_set_desired = ctl.fleet.set_desired

@@ -493,6 +493,7 @@ async def stages_main(args: argparse.Namespace) -> dict[str, Any]:
     from scaler.adapters.aws.fleet import AwsFleet
     from scaler.app import RunOptions, build
     from scaler.core.catalog import Catalog
+    from scaler.telemetry import ignore
 
     def rss() -> float:
         return proc_status()["VmRSS"]
@@ -508,7 +509,7 @@ async def stages_main(args: argparse.Namespace) -> dict[str, Any]:
         await fleet.prices()
         out["spot_prices"] = rss()
         opts = RunOptions(cluster_name=CLUSTER, kubeconfig=args.kubeconfig, leader_elect=False)
-        ctl = build(opts, fleet, catalog, observer=lambda e, f: None)
+        ctl = build(opts, fleet, catalog, observer=ignore)
         out["kube_client_and_reconciler"] = rss()
         async with anyio.create_task_group() as tg:
             await tg.start(ctl.cluster.run)

@@ -132,9 +132,10 @@ class Events:
 
     def __init__(self) -> None:
         from scaler.adapters.observe import LogObserver
+        from scaler.telemetry import by_name
 
         self.items: list[tuple[float, str, dict[str, Any]]] = []
-        self.observer = LogObserver(lambda e, f: self.items.append((time.time(), e, f)))
+        self.observer = LogObserver(by_name(lambda e, f: self.items.append((time.time(), e, f))))
 
     def of(self, name: str) -> list[dict[str, Any]]:
         return [f for _, e, f in self.items if e == name]

@@ -66,7 +66,8 @@ from scaler.core.offerings import PoolProblem
 from scaler.core.settings import Settings
 from scaler.loop.reconciler import Reconciler
 from scaler.loop.runner import control_loop
-from scaler.ports import Actuator, ClusterSource, Fleet, PortError
+from scaler.ports import Actuator, Fleet, PortError
+from scaler.telemetry import NoticeFeedFailed, ReviewFailed, fan_out, ignore
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +159,8 @@ def build(
                           identity="scaler", watch_timeout_s=watch_timeout_s, learned=learned)
     writer_fleet: Fleet = DryRunFleet(fleet) if opts.dry_run else fleet
     actuator: Actuator = DryRunActuator() if opts.dry_run else cluster
-    # The metrics see every snapshot the loop takes (pending pods, scale-up latency).
-    source: ClusterSource = metrics.watching(cluster) if metrics is not None else cluster
     reconciler = Reconciler(
-        cluster=source,
+        cluster=cluster,
         fleet=writer_fleet,
         actuator=actuator,
         catalog=catalog,
@@ -211,10 +210,10 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
             broken_pools=lambda: [p.pool for p in getattr(fleet.last_discovery, "problems", ())],
             dry_run=opts.dry_run,
         )
-        observe = LogObserver(metrics) if observer is None else _fan_out(observer, metrics)
+        observe = LogObserver(metrics) if observer is None else fan_out(observer, metrics)
         history = PoolHistory()
         node_events = NodeEvents(load_api_client(opts.kubeconfig), identity=_identity(opts))
-        observe = _fan_out(observe, history, *(() if opts.dry_run else (node_events,)))
+        observe = fan_out(observe, history, *(() if opts.dry_run else (node_events,)))
         ctl = build(opts, fleet, catalog, observer=observe, metrics=metrics)
         node_events.interrupted = ctl.reconciler.memory.interrupted.__contains__
         if not opts.once:  # after build: a bad kubeconfig is named first
@@ -317,7 +316,7 @@ async def _notices(
             except PortError as e:
                 failures += 1
                 pause = min(60.0, 2.0**failures)
-                reconciler.observe("notice_feed_error", {"error": str(e), "retry_in_s": pause})
+                reconciler.observe(NoticeFeedFailed(str(e), pause))
                 await anyio.sleep(pause)
 
 
@@ -355,16 +354,8 @@ async def _review(reconciler: Reconciler, metrics: Metrics, every_s: float) -> N
         try:
             metrics.update(await reconciler.review())
         except Exception as e:  # the task must outlive any one bad review
-            reconciler.observe("review_error", {"error": f"{type(e).__name__}: {e}"})
+            reconciler.observe(ReviewFailed(f"{type(e).__name__}: {e}"))
         await anyio.sleep(every_s)
-
-
-def _fan_out(*observers: Observer) -> Observer:
-    def observe(event: str, fields: dict[str, object]) -> None:
-        for observer in observers:
-            observer(event, fields)
-
-    return observe
 
 
 async def plan(opts: RunOptions) -> tuple[Decision, Reconciler]:
@@ -372,7 +363,7 @@ async def plan(opts: RunOptions) -> tuple[Decision, Reconciler]:
     catalog = Catalog.load(opts.catalog)
     async with _open_fleet(opts, catalog) as fleet:
         await fleet.discover()
-        ctl = build(opts, fleet, catalog, observer=lambda e, f: None)
+        ctl = build(opts, fleet, catalog, observer=ignore)
         check_groups(fleet, fatal=True)
         await ctl.cluster.check()  # one line naming the server, not a list retried forever
         async with anyio.create_task_group() as tg:

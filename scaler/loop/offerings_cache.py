@@ -26,8 +26,7 @@ from scaler.core.offerings import (
 )
 from scaler.core.settings import Settings
 from scaler.ports import Clock, PriceSource
-
-Observe = Callable[[str, dict[str, object]], None]
+from scaler.telemetry import PoolDisabled, Telemetry
 
 
 class OfferingsCache:
@@ -37,7 +36,7 @@ class OfferingsCache:
         settings: Settings,
         clock: Clock,
         prices: PriceSource | None,
-        observe: Observe,
+        observe: Telemetry,
     ) -> None:
         self.catalog = catalog
         self.settings = settings
@@ -75,7 +74,7 @@ class OfferingsCache:
             )
             for p in problems:
                 if p not in self.problems:
-                    self.observe("pool_disabled", {"pool": p.pool, "reason": p.reason})
+                    self.observe(PoolDisabled(p.pool, p.reason))
             self.problems = problems
             self.offerings = offerings
         self._pools, self._prices, self._daemonsets = pools, prices, daemonsets

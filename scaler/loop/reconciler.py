@@ -58,14 +58,21 @@ from scaler.ports import (
     PortError,
     PriceSource,
 )
+from scaler.telemetry import (
+    CancelUnfulfilledFailed,
+    ClusterSeen,
+    DestructiveHeld,
+    LaunchFailed,
+    NoticeHandled,
+    ReplacementFailed,
+    Reviewed,
+    Telemetry,
+    ignore,
+)
 
-Observer = Callable[[str, dict[str, object]], None]
-"""Receives ``(event, fields)`` for each thing worth logging or counting (adapters turn
+Observer = Telemetry
+"""Receives each typed event (scaler/telemetry.py) worth logging or counting (adapters turn
 them into structlog events and Prometheus metrics; the simulator ignores them)."""
-
-
-def _ignore(event: str, fields: dict[str, object]) -> None:
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +107,7 @@ class Reconciler:
         self.clock = clock
         self.rng = rng
         self.prices = prices
-        self.observe = observer or _ignore
+        self.observe = observer or ignore
         self.memory = Memory()
         self._ds_bound: tuple[BoundPod, ...] | None = None
         self._ds: tuple[PodSpec, ...] = ()
@@ -123,6 +130,7 @@ class Reconciler:
         task group) so a tick never waits out a drain; without one they run in place."""
         async with self._lock:
             decision, view, pools = await self.plan()
+            self.observe(ClusterSeen(view))
             self._retry_at_s = None
             decision = self._hold_if_stale(decision)
             await self.act(decision, view, pools, spawn=spawn)
@@ -172,7 +180,7 @@ class Reconciler:
             )
             self._remember(notice, mine, view, now)
             actions += mine
-            self.observe("notice", {"kind": notice.kind, "actions": len(mine)})
+            self.observe(NoticeHandled(notice.kind, len(mine)))
         first = tuple(a for a in actions if not isinstance(a, ScaleUp))
         await self.act(Decision(now_s=now, actions=first), view, pools, spawn=spawn)
         launches = tuple(a for a in actions if isinstance(a, ScaleUp))
@@ -182,7 +190,7 @@ class Reconciler:
                     fresh = self._capped(await self.fleet.pools(), view.reported_allocatable)
                 except PortError as e:
                     # The next tick places the drained pods again; nothing is lost.
-                    self.observe("replacement_failed", {"error": str(e)})
+                    self.observe(ReplacementFailed(str(e)))
                 else:
                     await self.act(Decision(now_s=now, actions=launches), view, fresh)
         return actions
@@ -202,14 +210,7 @@ class Reconciler:
                 held = self._hold_if_stale(Decision(now_s=self.clock.now(), actions=tuple(moves)))
                 await self.act(held, view, pools)
         result = Review(view, offerings, costs, waste(view, offerings, costs), bad, len(moves))
-        self.observe(
-            "review",
-            {
-                "waste_usd_per_hour": round(result.waste.total(), 4),
-                "misplaced": len(bad),
-                "migrated": len(moves),
-            },
-        )
+        self.observe(Reviewed(round(result.waste.total(), 4), len(bad), len(moves)))
         return result
 
     def _remember(
@@ -250,11 +251,11 @@ class Reconciler:
         for failure in failures:
             if failure.at_s > self.memory.failures_seen_s:
                 self.memory.launch_failed(failure, ttl_s=ttl)
-                self.observe("launch_failed", {"pool": failure.pool, "reason": failure.reason})
+                self.observe(LaunchFailed(failure.pool, failure.reason))
                 try:
                     await self.fleet.cancel_unfulfilled(failure.pool)
                 except PortError as e:
-                    self.observe("cancel_unfulfilled_failed", {"pool": failure.pool, "error": str(e)})
+                    self.observe(CancelUnfulfilledFailed(failure.pool, str(e)))
         self.memory.forget(now=now, pending={pp.pod.key for pp in view.pending})
         offerings = await self._current_offerings(pools, self._daemonsets(view))
         table = self._pool_table(pools, offerings)
@@ -315,11 +316,7 @@ class Reconciler:
         if age <= self.settings.scale_down.max_cache_age_s:
             return decision
         for action in held:
-            self.observe(
-                "destructive_held",
-                {"action": type(action).__name__, "target": _target(action),
-                 "cache_age_s": round(age, 1)},
-            )
+            self.observe(DestructiveHeld(type(action).__name__, _target(action), round(age, 1)))
         self._retry_at_s = decision.now_s + WRITE_RETRY_S
         return dataclasses.replace(
             decision, actions=tuple(a for a in decision.actions if not _destructive(a))

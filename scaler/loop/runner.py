@@ -15,6 +15,7 @@ from anyio.abc import TaskGroup
 
 from scaler.core.actions import Decision
 from scaler.loop.reconciler import Reconciler
+from scaler.telemetry import ReconcileFailed
 
 RESYNC_S = 30.0
 """Tick at least this often with no change at all: pools change on the AWS side (someone
@@ -64,9 +65,7 @@ async def _loop(
             failures += 1
             first, cap = ERROR_BACKOFF_S
             pause = min(cap, first * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
-            reconciler.observe(
-                "reconcile_error", {"error": f"{type(e).__name__}: {e}", "retry_in_s": pause}
-            )
+            reconciler.observe(ReconcileFailed(f"{type(e).__name__}: {e}", pause))
             if once:
                 raise
             await anyio.sleep(pause)

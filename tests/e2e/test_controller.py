@@ -26,6 +26,7 @@ from scaler.app import Controller, RunOptions, build
 from scaler.core.actions import ScaleUp
 from scaler.core.catalog import Catalog
 from scaler.loop.runner import control_loop
+from scaler.telemetry import by_name
 from tests.fixtures.aws import Group, tagged_groups
 from tests.fixtures.kube import wait_for
 
@@ -62,7 +63,7 @@ async def controller(
     opts = RunOptions(cluster_name=CLUSTER, kubeconfig=str(kube_env.kubeconfig), leader_elect=False)
     async with AwsFleet.open(CLUSTER, catalog) as fleet:
         await fleet.discover()
-        ctl = build(opts, fleet, catalog, observer=lambda e, f: events.append((e, f)))
+        ctl = build(opts, fleet, catalog, observer=by_name(lambda e, f: events.append((e, f))))
         async with anyio.create_task_group() as tg:
             await tg.start(ctl.cluster.run)
             yield ctl

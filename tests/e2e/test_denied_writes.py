@@ -25,6 +25,7 @@ from scaler.app import Controller, RunOptions, build
 from scaler.core.actions import ScaleUp
 from scaler.core.catalog import Catalog
 from scaler.ports import Rejected
+from scaler.telemetry import Event
 from tests.fixtures.aws import Group, tagged_groups
 from tests.fixtures.faults import AwsFaultProxy, access_denied
 from tests.fixtures.kube import wait_for
@@ -85,9 +86,9 @@ async def test_a_denied_group_backs_off_and_its_pod_goes_to_the_next_cheapest_gr
     metrics = Metrics()
     events: list[tuple[str, dict[str, Any]]] = []
 
-    def observe(event: str, fields: dict[str, Any]) -> None:
-        events.append((event, fields))
-        metrics(event, fields)
+    def observe(event: Event) -> None:
+        events.append((event.name, event.fields()))
+        metrics(event)
 
     ups: list[ScaleUp] = []
     async with controller(kube_env, catalog, observe) as ctl:

@@ -29,6 +29,7 @@ from scaler.core.catalog import Catalog
 from scaler.core.settings import Settings
 from scaler.core.state import ANNOTATION_IDLE_SINCE
 from scaler.loop.runner import control_loop
+from scaler.telemetry import by_name, ignore
 from tests.e2e.test_lifecycle_live import (
     group,
     nodes_for,
@@ -87,7 +88,7 @@ async def test_while_the_api_server_connection_is_stalled_a_removal_waits_and_re
     )
     events: list[tuple[str, dict[str, Any]]] = []
     async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: app.run(opts, observer=lambda e, f: events.append((e, f))))
+        tg.start_soon(lambda: app.run(opts, observer=by_name(lambda e, f: events.append((e, f)))))
         await until(lambda: readyz(port)[0] == 200, what="ready")
         # The idle timer starts and the node gets its pool label (writes, before the stall).
         await until(lambda: ANNOTATION_IDLE_SINCE in (read_node(kube_ns, node).metadata
@@ -146,7 +147,7 @@ async def test_a_spot_warning_is_cordoned_within_seconds_while_a_ticks_aws_write
                           leader_elect=False, queue_url=queue)
         async with AwsFleet.open(CLUSTER, catalog) as fleet:  # the default 20 s deadline
             await fleet.discover()
-            ctl = build(opts, fleet, catalog, observer=lambda e, f: None)
+            ctl = build(opts, fleet, catalog, observer=ignore)
             async with anyio.create_task_group() as tg:
                 await tg.start(ctl.cluster.run)
                 aws_proxy.hang_on(b"Action=SetDesiredCapacity")

@@ -33,6 +33,7 @@ from scaler.core.catalog import Catalog
 from scaler.core.settings import Settings
 from scaler.core.state import ANNOTATION_IDLE_SINCE
 from scaler.loop.runner import control_loop
+from scaler.telemetry import by_name
 from tests.fixtures.aws import Group, tagged_groups
 
 pytestmark = [pytest.mark.kube, pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -238,7 +239,7 @@ async def controller(
     events: list[tuple[str, dict[str, Any]]] = []
     async with AwsFleet.open(CLUSTER, catalog) as fleet:
         await fleet.discover()
-        ctl = build(opts, fleet, catalog, observer=lambda e, f: events.append((e, f)))
+        ctl = build(opts, fleet, catalog, observer=by_name(lambda e, f: events.append((e, f))))
         if trail is not None and monkeypatch is not None:
             traced(ctl, trail, monkeypatch)
         async with anyio.create_task_group() as tg:

@@ -13,6 +13,7 @@ from scaler.app import RunOptions, build
 from scaler.core.actions import ScaleUp
 from scaler.core.catalog import Catalog
 from scaler.core.settings import Settings
+from scaler.telemetry import by_name
 from tests.fixtures.aws import Group, tagged_groups
 from tests.fixtures.kube import wait_for
 
@@ -34,7 +35,7 @@ async def test_pods_over_max_nodes_total_get_an_event_naming_the_limit(
     ups: list[ScaleUp] = []
     async with AwsFleet.open(CLUSTER, catalog) as fleet:
         await fleet.discover()
-        ctl = build(opts, fleet, catalog, observer=lambda e, f: events.append((e, f)))
+        ctl = build(opts, fleet, catalog, observer=by_name(lambda e, f: events.append((e, f))))
         async with anyio.create_task_group() as tg:
             await tg.start(ctl.cluster.run)
             with anyio.fail_after(20):

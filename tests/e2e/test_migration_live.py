@@ -20,6 +20,7 @@ from scaler.adapters.aws.fleet import AwsFleet
 from scaler.app import RunOptions, build
 from scaler.core.catalog import Catalog
 from scaler.core.state import ANNOTATION_PINNED_POOLS, ANNOTATION_RESTARTABLE
+from scaler.telemetry import by_name
 from tests.fixtures.aws import Group, tagged_groups
 from tests.fixtures.kube import wait_for
 
@@ -74,7 +75,7 @@ async def test_a_replacement_that_lands_on_the_same_big_node_is_not_evicted_agai
     opts = RunOptions(cluster_name=CLUSTER, kubeconfig=str(kube_env.kubeconfig), leader_elect=False)
     async with AwsFleet.open(CLUSTER, catalog) as fleet:
         await fleet.discover()
-        ctl = build(opts, fleet, catalog, observer=lambda e, f: events.append((e, f)))
+        ctl = build(opts, fleet, catalog, observer=by_name(lambda e, f: events.append((e, f))))
         async with anyio.create_task_group() as tg:
             await tg.start(ctl.cluster.run)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from scaler.loop.reconciler import WRITE_RETRY_S, Reconciler
 from scaler.ports import Throttled
+from scaler.telemetry import DestructiveHeld
 from simulations.testing import pod, pool, simulate
 
 
@@ -45,11 +46,11 @@ class _StaleBetween:
 
 
 def test_a_removal_waits_while_the_cluster_cache_is_too_old_and_goes_once_it_is_fresh():
-    held: list[dict[str, object]] = []
+    held: list[DestructiveHeld] = []
 
     def stale_for_a_while(**kwargs: Any) -> Reconciler:
         kwargs["cluster"] = _StaleBetween(kwargs["cluster"], 700.0, 1000.0)
-        kwargs["observer"] = lambda e, f: held.append(f) if e == "destructive_held" else None
+        kwargs["observer"] = lambda e: held.append(e) if isinstance(e, DestructiveHeld) else None
         return Reconciler(**kwargs)
 
     def removals(factory: Any) -> list[float]:
@@ -67,4 +68,4 @@ def test_a_removal_waits_while_the_cluster_cache_is_too_old_and_goes_once_it_is_
     (waited,) = removals(stale_for_a_while)
     # Held at every tick of the stale window, retried WRITE_RETRY_S later, done once fresh.
     assert 1000.0 <= waited <= 1000.0 + WRITE_RETRY_S
-    assert held and {f["action"] for f in held} == {"RemoveNode"}
+    assert held and {e.action for e in held} == {"RemoveNode"}
