@@ -12,8 +12,9 @@ import dataclasses
 import functools
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import numpy as np
@@ -93,6 +94,9 @@ Observer = Callable[[str, dict[str, object]], None]
 """Receives ``(event, fields)`` for each thing worth logging or counting (adapters turn
 them into structlog events and Prometheus metrics; the simulator ignores them)."""
 
+Drainer = Callable[[], Coroutine[Any, Any, None]]
+"""A drain to run to its end: a coroutine function, as a task group's ``start_soon`` takes."""
+
 
 def _ignore(event: str, fields: dict[str, object]) -> None:
     return None
@@ -148,7 +152,7 @@ class Reconciler:
     # ------------------------------------------------------------------ one tick
 
     async def tick(
-        self, *, spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None
+        self, *, spawn: Callable[[Drainer], object] | None = None
     ) -> Decision:
         """One observe-decide-act round. Drains it starts go to ``spawn`` (the control loop's
         task group) so a tick never waits out a drain; without one they run in place."""
@@ -173,7 +177,7 @@ class Reconciler:
         self,
         notices: Sequence[Notice],
         *,
-        spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
+        spawn: Callable[[Drainer], object] | None = None,
     ) -> list[Action]:
         """Act on interruption notices now, between ticks and beside a tick in progress.
         Cordons, taints and drain starts read the watch cache and the pools as last read and
@@ -312,7 +316,7 @@ class Reconciler:
         view: ClusterView,
         pools: Sequence[PoolSpec],
         *,
-        spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
+        spawn: Callable[[Drainer], object] | None = None,
     ) -> None:
         now = decision.now_s
         if decision.batch_closed:
@@ -548,7 +552,7 @@ class Reconciler:
             decision, actions=tuple(a for a in decision.actions if not _destructive(a))
         )
 
-    def _drainer(self, action: Drain, node: Node | None) -> Callable[[], Awaitable[None]]:
+    def _drainer(self, action: Drain, node: Node | None) -> Drainer:
         return functools.partial(
             drain, action, node, actuator=self.actuator, fleet=self.fleet, clock=self.clock,
             observe=self.observe, cluster=self.cluster,
