@@ -146,7 +146,7 @@ def sized(pod: PodSpec, settings: PlacementSettings | None = None) -> list[float
     """The pod's requests as placement sizes it: a zero CPU or memory request is the
     requestless floor (PlacementSettings.requestless_cpu_milli / requestless_memory_mib)."""
     settings = settings or PlacementSettings()
-    requests = pod.requests.as_array().tolist()
+    requests: list[float] = pod.requests.as_array().tolist()
     if requests[CPU] == 0:
         requests[CPU] = settings.requestless_cpu_milli
     if requests[MEM] == 0:

@@ -59,7 +59,8 @@ def render(cards: Sequence[Scorecard], *, origin_s: float = ORIGIN_S) -> str:
             changes[(reason, pool)] += [(start, usd_per_hour), (end, -usd_per_hour)]
         for (reason, pool), deltas in sorted(changes.items()):
             labels = _labels(reason=reason, pool=pool, **run)
-            level, series2 = 0.0, []
+            level = 0.0
+            series2: list[tuple[float, float]] = []
             for t, delta in sorted(deltas):
                 level += delta
                 value = max(round(level, 9), 0.0)

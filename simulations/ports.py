@@ -81,8 +81,8 @@ class SimCluster(Recorder):
         self.world.annotate(node, key, value, self.clock.now())
 
     async def label_node(self, node: str, key: str, value: str) -> None:
-        # Simulated nodes carry their pool's labels from launch; recorded for tests.
         self._record("label_node", node, key, value)
+        self.world.label(node, key, value, self.clock.now())
 
     async def record_event(self, pod: PodSpec, reason: str, message: str, *, warning: bool) -> None:
         self._record("record_event", pod.key, reason, message, warning)
@@ -102,7 +102,7 @@ class SimCluster(Recorder):
 
     async def untaint(self, node: str, key: str, effect: str | None = None) -> None:
         self._record("untaint", node, key, effect)
-        self.world.taint(node, None, self.clock.now(), remove=key)
+        self.world.taint(node, None, self.clock.now(), remove=key, effect=effect)
 
     async def evict(self, pod: PodSpec, *, grace_period_s: int | None = None) -> None:
         """No PodDisruptionBudgets in the simulator: an eviction always succeeds."""

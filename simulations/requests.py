@@ -21,7 +21,7 @@ from scaler.core.state import (
     Node,
     PendingPod,
 )
-from scaler.ports import NotFound, PortError
+from scaler.ports import NotFound, PortError, Rejected
 from simulations import events as ev
 from simulations.config import SimConfig
 from simulations.events import EventQueue
@@ -97,12 +97,13 @@ class WorldRequests:
         i = self.offerings.get(pool)
         if i is None:
             raise PortError(f"pool {pool!r} cannot launch: its types are not in the catalog")
+        # Auto Scaling answers ValidationError, which the adapter translates to Rejected.
         if spec.max_size is not None and desired > spec.max_size:
-            raise PortError(
+            raise Rejected(
                 f"ValidationError: desired capacity {desired} is above max size {spec.max_size}"
             )
         if desired < spec.min_size:
-            raise PortError(
+            raise Rejected(
                 f"ValidationError: desired capacity {desired} is below min size {spec.min_size}"
             )
         delta = desired - self.desired[pool]
@@ -214,15 +215,34 @@ class WorldRequests:
         self._refresh(node)
         self._log(now, "cordoned" if cordoned else "uncordoned", name)
 
-    def taint(self, name: str, taint: Taint | None, now: float, *, remove: str = "") -> None:
-        """Add ``taint``, or remove the taints with key ``remove``."""
+    def taint(
+        self, name: str, taint: Taint | None, now: float, *, remove: str = "",
+        effect: str | None = None,
+    ) -> None:
+        """Add ``taint`` (replacing the one with its key and effect, as the API server's
+        node has one taint per key and effect), or remove the taints with key ``remove``
+        (and ``effect``, if given)."""
         node = self._node(name)
         if taint is not None:
-            if taint not in node.added_taints:
+            same = [i for i, t in enumerate(node.added_taints)
+                    if (t.key, t.effect) == (taint.key, taint.effect)]
+            if same:
+                node.added_taints[same[0]] = taint
+            else:
                 node.added_taints.append(taint)
         else:
-            node.added_taints = [t for t in node.added_taints if t.key != remove]
+            node.added_taints = [
+                t for t in node.added_taints
+                if not (t.key == remove and (effect is None or t.effect == effect))
+            ]
         self._schedulable(node)
+        self._refresh(node)
+
+    def label(self, name: str, key: str, value: str, now: float) -> None:
+        """Set a label on the node, as the cluster shows it. Scheduling here follows the
+        pool's labels, which no label the reconciler writes (its pool's) changes."""
+        node = self._node(name)
+        node.labels = tuple(sorted({**dict(node.labels), key: value}.items()))
         self._refresh(node)
 
     def evict(self, key: str, now: float) -> None:

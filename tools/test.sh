@@ -21,7 +21,7 @@ bash tools/kube/build-kube-bins.sh
 
 echo "== ruff"
 ruff check .
-echo "== mypy (scaler/core, strict)"
+echo "== mypy (scaler + simulations, strict)"
 mypy
 echo "== import contracts"
 lint-imports

@@ -46,7 +46,7 @@ async def serve(
     site = web.TCPSite(runner, host, port)
     await site.start()
     try:
-        bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr]
+        bound = int(runner.addresses[0][1])  # (host, port) of the listening socket
         task_status.started(bound)
         await anyio.sleep_forever()
     finally:

@@ -284,7 +284,9 @@ class Follows(Protocol):
 
     last_decision: Decision | None
     last_decide_ms: float
-    problems: list[PoolProblem]
+
+    @property
+    def problems(self) -> list[PoolProblem]: ...
 
 
 class Metrics:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -103,7 +103,10 @@ next-cheapest pool now, not at the next event."""
 GIVE_UP_RETICK_S: Final = 0.5
 """After giving a launch up, tick again this soon: its pods go to the next-best pool."""
 
-Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+Drainer = Callable[[], Coroutine[Any, Any, None]]
+"""A drain to run to its end: a coroutine function, as a task group's ``start_soon`` takes."""
+
+Spawn = Callable[[Drainer], object]
 
 
 @dataclass

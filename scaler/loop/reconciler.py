@@ -48,7 +48,7 @@ from scaler.core.state import (
     ClusterView,
 )
 from scaler.loop import actuation
-from scaler.loop.actuation import BACKOFF_RETRY_S, WRITE_RETRY_S
+from scaler.loop.actuation import BACKOFF_RETRY_S, WRITE_RETRY_S, Spawn
 from scaler.loop.offerings_cache import OfferingsCache
 from scaler.ports import (
     Actuator,
@@ -124,7 +124,7 @@ class Reconciler:
     # ------------------------------------------------------------------ one tick
 
     async def tick(
-        self, *, spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None
+        self, *, spawn: Spawn | None = None
     ) -> Decision:
         """One observe-decide-act round. Drains it starts go to ``spawn`` (the control loop's
         task group) so a tick never waits out a drain; without one they run in place."""
@@ -150,7 +150,7 @@ class Reconciler:
         self,
         notices: Sequence[Notice],
         *,
-        spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
+        spawn: Spawn | None = None,
     ) -> list[Action]:
         """Act on interruption notices now, between ticks and beside a tick in progress.
         Cordons, taints and drain starts read the watch cache and the pools as last read and
@@ -282,7 +282,7 @@ class Reconciler:
         view: ClusterView,
         pools: Sequence[PoolSpec],
         *,
-        spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
+        spawn: Spawn | None = None,
     ) -> None:
         """Carry the decision out, one handler per action (scaler/loop/actuation.py)."""
         by_name = self._pool_table(pools, self._offerings).by_name if self._offerings else {

@@ -45,7 +45,8 @@ async def control_loop(
     """Reconcile until cancelled (or once). A failing tick is reported to the observer and
     retried after a capped, jittered backoff; it never ends the loop."""
     async with anyio.create_task_group() as drains:
-        return await _loop(reconciler, changes, drains, once, resync_s, debounce_s)
+        decision = await _loop(reconciler, changes, drains, once, resync_s, debounce_s)
+    return decision
 
 
 async def _loop(

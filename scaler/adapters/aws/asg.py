@@ -26,8 +26,8 @@ from scaler.adapters.aws.tags import (
     tags_of,
     valid_label_value,
 )
-from scaler.core.catalog import EKS_CAPACITY_LABEL_VALUE
 from scaler.core.model import (
+    EKS_CAPACITY_LABEL_VALUE,
     LABEL_CAPACITY_TYPE,
     LABEL_NODEGROUP,
     LABEL_POOL,

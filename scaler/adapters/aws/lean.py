@@ -22,8 +22,8 @@ so a new call cannot meet a model that lacks it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, TypeVar, cast
 
 from aiobotocore.session import AioSession, get_session
 from botocore.loaders import Loader, create_loader, instance_cache
@@ -51,6 +51,14 @@ ENDPOINT_SERVICES: Final = frozenset(
 
 _DOCS: Final = frozenset({"documentation", "documentationUrl"})
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _instance_cache(method: _Method) -> _Method:
+    """botocore's ``instance_cache``, typed (botocore ships no type hints): the decorated
+    method keeps its signature."""
+    return cast(_Method, instance_cache(method))
+
 
 class LeanLoader(Loader):  # type: ignore[misc]
     """botocore's :class:`~botocore.loaders.Loader`, keeping less of what it loads.
@@ -59,7 +67,7 @@ class LeanLoader(Loader):  # type: ignore[misc]
     key is the method's name, so this override's result replaces the full data in the
     cache, and the full data is freed."""
 
-    @instance_cache  # type: ignore[misc]
+    @_instance_cache
     def load_data_with_path(self, name: str) -> tuple[Any, str]:
         data, path = super().load_data_with_path(name)
         return lean(name, data), path
@@ -78,7 +86,7 @@ def lean(name: str, data: Any) -> Any:
 
 
 def _endpoints(data: Mapping[str, Any]) -> dict[str, Any]:
-    out = _plain(data)
+    out: dict[str, Any] = _plain(data)
     for partition in out.get("partitions") or ():
         services = partition.get("services") or {}
         partition["services"] = {k: v for k, v in services.items() if k in ENDPOINT_SERVICES}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -500,12 +500,12 @@ class KubeCluster(KubeActuator):
         return dataclasses.replace(pod, affinity=terms)
 
     def claim_aware(
-        self, choose: Callable[[PodSpec], Awaitable[Sequence[str]]]
-    ) -> Callable[[PodSpec], Awaitable[Sequence[str]]]:
+        self, choose: Callable[[PodSpec], Awaitable[tuple[str, ...]]]
+    ) -> Callable[[PodSpec], Awaitable[tuple[str, ...]]]:
         """A webhook chooser that sees the pod limited by its claims: pinned at admission to
         pools of other zones, a pod whose volume is in one zone could never run."""
 
-        async def limited(pod: PodSpec) -> Sequence[str]:
+        async def limited(pod: PodSpec) -> tuple[str, ...]:
             return await choose(self.limited_by_claims(pod) if pod.claims else pod)
 
         return limited

@@ -184,7 +184,7 @@ class LearnedStore:
                 cm = await self._call("read", self._core.read_namespaced_configmap, self.name,
                                       self.namespace)
             except NotFound:
-                body = {"apiVersion": "v1", "kind": "ConfigMap",
+                body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
                         "metadata": {"name": self.name, "namespace": self.namespace},
                         "data": {KEY: text}}
                 await self._call("create", self._core.create_namespaced_configmap,

@@ -139,8 +139,11 @@ def changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     """Did anything but the timestamps change?"""
     if old is None:
         return True
-    strip = lambda d: {k: v for k, v in d.items() if k not in VOLATILE}  # noqa: E731
-    return strip(old) != strip(new)
+    return _lasting(old) != _lasting(new)
+
+
+def _lasting(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k not in VOLATILE}
 
 
 def due(

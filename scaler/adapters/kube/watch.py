@@ -221,7 +221,7 @@ class Reflector(Generic[V]):
         call.hold(response)
         self._heard()
         try:
-            for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
+            for line in iter_resp_lines(response):
                 self._heard()
                 if line:
                     self._handle(self.wire.event(line))

@@ -330,7 +330,9 @@ class PinSource(Protocol):
     settings: Settings
     memory: Memory
     clock: Clock
-    pools_seen: Sequence[PoolSpec]
+
+    @property
+    def pools_seen(self) -> Sequence[PoolSpec]: ...
 
     async def offerings_now(self) -> Offerings: ...
 
