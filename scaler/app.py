@@ -10,10 +10,12 @@ One anyio task group holds everything, each task named:
 - ``prices`` (Spot price refresh; a failed refresh keeps the last good prices);
 - ``on-demand-prices`` (with ``--live-prices``: the region's on-demand prices from the AWS
   Price List API, hourly; read once before anything else, see ``_open_fleet``);
-- ``review`` (leader only: cost, waste and misplaced pods for ``/metrics`` every
-  ``review_interval_s``; :mod:`scaler.adapters.metrics`);
+- ``review`` (leader only: cost, waste and misplaced pods for ``/metrics``, and
+  migrations, every ``review_interval_s``; :mod:`scaler.loop.review`);
 - ``status`` and ``node-events`` (leader only, not with ``--dry-run``: the status ConfigMap,
   :mod:`scaler.adapters.kube.status`, and Events on nodes, :mod:`scaler.adapters.kube.events`);
+- ``notices`` (leader only, with ``--queue-url``: the interruption pipeline,
+  :mod:`scaler.loop.notices`, over the SQS feed);
 - ``leader`` (a coordination.k8s.io Lease), which runs ``control-loop`` only while this
   replica holds the lease and cancels it the moment the lease is lost.
 
@@ -56,18 +58,20 @@ from scaler.adapters.kube.status import (
     StatusWriter,
     status_document,
 )
-from scaler.adapters.kube.webhook import make_chooser, serve_webhook
+from scaler.adapters.kube.webhook import serve_webhook
 from scaler.adapters.metrics import Metrics
 from scaler.adapters.observe import LogObserver, Observer
 from scaler.core.actions import Decision
 from scaler.core.catalog import Catalog
-from scaler.core.interruptions import Dedup
 from scaler.core.offerings import PoolProblem
 from scaler.core.settings import Settings
+from scaler.loop.admission import make_chooser
+from scaler.loop.notices import notice_loop
 from scaler.loop.reconciler import Reconciler
+from scaler.loop.review import REVIEW_INTERVAL_S, review_loop
 from scaler.loop.runner import control_loop
-from scaler.ports import Actuator, Fleet, PortError
-from scaler.telemetry import NoticeFeedFailed, ReviewFailed, fan_out, ignore
+from scaler.ports import Actuator, Fleet
+from scaler.telemetry import fan_out, ignore
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +99,8 @@ class RunOptions:
     queue_url: str | None = None
     """SQS queue fed by EventBridge with interruption notices (docs/interruptions.md)."""
     quarantine_queue_url: str | None = None
-    review_interval_s: float = 60.0
-    """Cost and waste for /metrics: waste moves in minutes, and a review (one snapshot, one
-    cost matrix) a minute costs nothing."""
+    review_interval_s: float = REVIEW_INTERVAL_S
+    """Reviews (cost and waste for /metrics, migrations): the simulator's interval too."""
     misplaced_top_pods: int = 20
     """Misplaced pods exported one by one (the rest summed per namespace): bounds the series."""
     status_interval_s: float = 10.0
@@ -260,8 +263,8 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
                 try:
                     async with anyio.create_task_group() as acting:
                         acting.start_soon(control_loop, ctl.reconciler, ctl.cluster, name="control-loop")
-                        acting.start_soon(_review, ctl.reconciler, metrics, opts.review_interval_s,
-                                          name="review")
+                        acting.start_soon(review_loop, ctl.reconciler, metrics.update,
+                                          opts.review_interval_s, name="review")
                         if opts.queue_url:
                             acting.start_soon(_notices, opts, ctl.reconciler, acting, metrics,
                                               name="notices")
@@ -284,40 +287,15 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
 async def _notices(
     opts: RunOptions, reconciler: Reconciler, tg: TaskGroup, metrics: Metrics | None = None
 ) -> None:
-    """Interruption notices from SQS, acted on as they arrive (not at the next tick).
-    A message is deleted only after its actions were taken; duplicates are harmless."""
+    """Interruption notices from SQS, acted on as they arrive (not at the next tick), by
+    the pipeline the simulator also runs (:mod:`scaler.loop.notices`)."""
     assert opts.queue_url is not None
-    dedup = Dedup()
-    failures = 0
     async with SqsInterruptionFeed.open(
         opts.queue_url, quarantine_queue_url=opts.quarantine_queue_url, region=opts.region
     ) as feed:
         if metrics is not None:
             metrics.feed(feed.counts)
-        while True:
-            try:
-                received = await feed.receive()
-                now = time.time()
-                fresh = []
-                for r in received:
-                    notice = r.notice
-                    if notice is None:
-                        continue  # malformed or unknown: the feed already moved it aside
-                    if dedup.seen(notice, now):
-                        await feed.ack(r)
-                    else:
-                        fresh.append((r, notice))
-                if fresh:
-                    await reconciler.respond([n for _, n in fresh], spawn=tg.start_soon)
-                    for r, notice in fresh:
-                        dedup.record(notice, now)
-                        await feed.ack(r)
-                failures = 0
-            except PortError as e:
-                failures += 1
-                pause = min(60.0, 2.0**failures)
-                reconciler.observe(NoticeFeedFailed(str(e), pause))
-                await anyio.sleep(pause)
+        await notice_loop(feed, reconciler, spawn=tg.start_soon)
 
 
 async def _refresh_prices(fleet: AwsFleet, every_s: float, metrics: Metrics | None = None) -> None:
@@ -347,15 +325,6 @@ async def _refresh_on_demand(prices: OnDemandPriceList, every_s: float) -> None:
         await prices.refresh()
 
 
-async def _review(reconciler: Reconciler, metrics: Metrics, every_s: float) -> None:
-    """Where the money goes, for /metrics. A failed review is reported and retried at the
-    next interval; it never stops the leader's other tasks."""
-    while True:
-        try:
-            metrics.update(await reconciler.review())
-        except Exception as e:  # the task must outlive any one bad review
-            reconciler.observe(ReviewFailed(f"{type(e).__name__}: {e}"))
-        await anyio.sleep(every_s)
 
 
 async def plan(opts: RunOptions) -> tuple[Decision, Reconciler]:

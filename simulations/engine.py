@@ -15,6 +15,19 @@ cluster — is driven inside one ``anyio.run``:
   to the scan grid for scanning policies.
 
 Nothing else ticks: simulated time in which nothing happens costs nothing.
+
+Around the reconciler run the live process's own pipelines (the objects :mod:`scaler.app`
+composes, over simulated ports):
+
+- admission: each new pod passes :func:`scaler.loop.admission.make_chooser`'s chooser, the
+  one the live webhook asks, before kube-scheduler sees it;
+- interruptions: the world's Spot warnings go into a
+  :class:`~simulations.ports.SimInterruptionFeed` as EventBridge messages and come out
+  through :func:`scaler.loop.notices.notice_pass` (parse, dedup, respond, ack) at once;
+- reviews: ``Reconciler.review`` every :data:`~scaler.loop.review.REVIEW_INTERVAL_S` of
+  simulated time, as the live leader runs it (misplaced and worth-moving pods migrated),
+  while anything else is still to happen. A review migrates only restartable pods, so a run
+  whose workload has none skips them (the simulator exports no metrics).
 """
 
 from __future__ import annotations
@@ -22,38 +35,44 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final
 
 import anyio
 import numpy as np
 
 from scaler.core.actions import Decision
 from scaler.core.catalog import Catalog
-from scaler.core.interruptions import SpotInterruption
+from scaler.core.interruptions import Dedup
 from scaler.core.model import PodSpec, PoolSpec, SpecError
 from scaler.core.settings import Settings
+from scaler.core.state import ANNOTATION_RESTARTABLE
+from scaler.loop.admission import PinChooser, make_chooser
+from scaler.loop.notices import notice_pass
+from scaler.loop.reconciler import Reconciler
+from scaler.loop.review import REVIEW_INTERVAL_S
+from scaler.ports import PortError
 from simulations import events as ev
-from simulations.admission import Webhook, pinned
+from simulations.admission import pinned
 from simulations.clock import SimClock
 from simulations.config import SimConfig
 from simulations.events import EventQueue
 from simulations.objects import PENDING
-from simulations.ports import SimCluster, SimFleet
+from simulations.ports import SimCluster, SimFleet, SimInterruptionFeed
 from simulations.scorecard import Scorecard, fit_prices, oracle_cost, percentiles
 from simulations.world import World
 
-
-class Ticker(Protocol):
-    async def tick(self) -> Decision: ...
-
-
-ReconcilerFactory = Callable[..., Ticker]
+ReconcilerFactory = Callable[..., Reconciler]
+"""Builds the reconciler from the keywords :class:`Reconciler` takes (tests wrap a port or
+tell one to fail first)."""
 Progress = Callable[[float], None]
 
+NOTICES: Final = "notices"
+"""A reconcile-phase event: read the interruption feed again (a failed respond's messages
+are visible again)."""
+REVIEW: Final = "review"
 
-def real_reconciler(**kwargs: Any) -> Ticker:
-    from scaler.loop.reconciler import Reconciler
 
+def real_reconciler(**kwargs: Any) -> Reconciler:
     return Reconciler(**kwargs)
 
 
@@ -118,13 +137,17 @@ class Simulation:
             rng=np.random.default_rng(decide_seed),
             prices=self.fleet,
         )
-        self.webhook = (
-            Webhook(self.reconciler)
-            if self.config.cluster.admission_webhook
-            and self.settings.pinning.enabled
-            and hasattr(self.reconciler, "offerings_now")
+        # The chooser answers () when pinning is off: the webhook is left out then.
+        self.choose: PinChooser | None = (
+            make_chooser(self.reconciler)
+            if self.config.cluster.admission_webhook and self.settings.pinning.enabled
             else None
         )
+        self.feed = SimInterruptionFeed(self.clock)
+        self.dedup = Dedup()
+        self.review_s = REVIEW_INTERVAL_S
+        self.reviews = 0
+        self._next_review_s: float | None = None
         self.scan_s = self.settings.scale_up.scan_interval_s
         self.ticks = 0
         self.decisions: list[Decision] = []
@@ -144,8 +167,14 @@ class Simulation:
         report_every = max(len(self.pods) // 200, 1) * 4
         handled = 0
         stop = hard_end
+        if any(p.annotation(ANNOTATION_RESTARTABLE) == "true" for p in self.pods):
+            self._next_review_s = self.review_s
+            queue.push(self.review_s, REVIEW, None, phase=ev.RECONCILE)
         while (head := queue.peek()) is not None and head[0] <= hard_end:
             t, phase = head
+            if len(queue) == 1 and self._review_only():
+                queue.pop()  # the next review is all that is left: nothing to review any more
+                continue
             self.clock.advance(t)
             if phase == ev.WORLD:
                 heard = False
@@ -154,7 +183,7 @@ class Simulation:
                     heard |= world.handle(kind, payload, t)
                     handled += 1
                 await self._schedule()
-                heard |= await self._deliver_notices(t)
+                heard |= await self._deliver_notices()
                 # An arrival matters only if kube-scheduler found no node for it.
                 heard |= world.take_new_pending()
                 if drain and t >= nominal and world.all_done():
@@ -165,7 +194,14 @@ class Simulation:
                 if self.progress is not None and handled % report_every == 0:
                     self.progress(min(t / nominal, 1.0) if nominal > 0 else 1.0)
                 continue
-            queue.pop()
+            _, _, kind, _ = queue.pop()
+            if kind == NOTICES:
+                if await self._deliver_notices():
+                    self._tick_after_change(t)
+                continue
+            if kind == REVIEW:
+                await self._review(t)
+                continue
             self._tick_at.discard(t)
             decision = await self.reconciler.tick()
             self.ticks += 1
@@ -184,34 +220,49 @@ class Simulation:
         if self.progress is not None:
             self.progress(1.0)
 
-    async def _deliver_notices(self, t: float) -> bool:
-        """Spot warnings go to ``Reconciler.respond`` the moment they arrive (the live loop
-        reads them from SQS between ticks)."""
-        nodes = self.world.take_notices()
-        respond = getattr(self.reconciler, "respond", None)
-        if not nodes or respond is None:
-            return False
-        deadline = t + self.config.spot.notice_s
-        await respond(
-            [
-                SpotInterruption(
-                    instance_id=n.instance_id,
-                    action="terminate",
-                    deadline_s=deadline,
-                    event_id=f"sim-{n.instance_id}-{t:.3f}",
-                    at_s=t,
-                )
-                for n in nodes
-            ]
+    def _review_only(self) -> bool:
+        return self._next_review_s is not None and self.queue.peek() == (
+            self._next_review_s, ev.RECONCILE
         )
+
+    async def _review(self, t: float) -> None:
+        """``Reconciler.review`` as the live leader runs it; its evictions re-create pods,
+        which pass admission and may need a tick."""
+        await self.reconciler.review()
+        self.reviews += 1
         await self._schedule()
-        return True
+        if self.world.take_new_pending():
+            self._tick_after_change(t)
+        self._next_review_s = t + self.review_s
+        self.queue.push(self._next_review_s, REVIEW, None, phase=ev.RECONCILE)
+
+    async def _deliver_notices(self) -> bool:
+        """The world's Spot warnings go into the feed as EventBridge messages and through
+        the live pipeline at once (live, SQS long-polling hands them over within a second).
+        A failed respond leaves its messages in the feed: they are read again when SQS would
+        show them again. True if any notice was received."""
+        for node in self.world.take_notices():
+            self.feed.spot_warning(node.instance_id)
+        received = 0
+        while self.feed.visible():
+            try:
+                got = await notice_pass(self.feed, self.dedup, self.reconciler, wait_s=0)
+            except PortError:
+                retry = self.clock.now() + self.feed.visibility_timeout_s
+                self.queue.push(retry, NOTICES, None, phase=ev.RECONCILE)
+                continue
+            if not got:
+                break
+            received += got
+        if received:
+            await self._schedule()
+        return received > 0
 
     async def _schedule(self) -> None:
         """New pods pass the admission webhook, then kube-scheduler binds what it can."""
-        if self.webhook is not None:
+        if self.choose is not None:
             for pod in self.world.take_created():
-                pin = await self.webhook.pin(pod.live)
+                pin = await self.choose(pod.live)
                 if pin:
                     live = pinned(pod.live, pin.pools)
                     # As pin_patch: a pod that could not be pinned gets no label either.

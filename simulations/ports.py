@@ -2,7 +2,10 @@
 
 - :class:`SimCluster` is the ClusterSource and the Actuator (what kube-apiserver answers and
   accepts);
-- :class:`SimFleet` is the Fleet and the PriceSource (what the ASGs and EC2 answer).
+- :class:`SimFleet` is the Fleet and the PriceSource (what the ASGs and EC2 answer);
+- :class:`SimInterruptionFeed` is the InterruptionFeed (what the SQS queue EventBridge feeds
+  holds): the world's Spot warnings go in as the EventBridge messages AWS sends, and come out
+  parsed by the core's own :func:`~scaler.core.interruptions.parse_event`, as live.
 
 Like Karpenter's fake cloud provider, each records every call (``calls``) and can be told to
 fail the next call of a method (``fail_next("set_desired", InsufficientCapacity(...))``), so
@@ -11,11 +14,16 @@ tests can check what the reconciler asked for and how it copes when asking fails
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Collection, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, NamedTuple
 
 from scaler.core.actions import LifecycleHook
 from scaler.core.catalog import Catalog
+from scaler.core.interruptions import MessageError, Received, TestNotification, parse_event
 from scaler.core.model import InstanceType, PodSpec, PoolSpec, Taint
 from scaler.core.offerings import Prices
 from scaler.core.state import BoundPod, ClusterView, LaunchFailure, Node
@@ -73,8 +81,10 @@ class SimCluster(Recorder):
         return self.world.pods_on(node)
 
     async def pin(self, pod: PodSpec, pool: str) -> None:
+        """Recorded, and nothing else, as live (``KubeActuator.pin``): a pod's node affinity
+        is immutable once it exists, so kube-scheduler never learns of a pin made after
+        admission. The pod keeps what the admission webhook gave it."""
         self._record("pin", pod.key, pool)
-        self.world.pin(pod.key, pool, self.clock.now())
 
     async def annotate_node(self, node: str, key: str, value: str | None) -> None:
         self._record("annotate_node", node, key, value)
@@ -158,3 +168,132 @@ class SimFleet(Recorder):
 
 
 _NO_LIVE_PRICES = Prices()
+
+
+VISIBILITY_TIMEOUT_S: Final = 30.0
+"""SQS's default visibility timeout: a message received and not deleted is hidden this long,
+then delivered again."""
+MAX_RECEIVES: Final = 5
+"""As the SQS adapter's: a notice received more often than this is moved aside."""
+
+
+@dataclass
+class Message:
+    """One message in the simulated queue."""
+
+    message_id: str
+    body: str
+    receives: int = 0
+    visible_at_s: float = 0.0
+
+
+class SimInterruptionFeed(Recorder):
+    """InterruptionFeed over an in-memory queue, with SQS's delivery rules.
+
+    :meth:`spot_warning` (the world's Spot notices) and :meth:`put` (any body, for tests)
+    enqueue messages. :meth:`receive` returns the visible ones, each parsed by the core's
+    :func:`~scaler.core.interruptions.parse_event`; a received message is hidden for
+    ``visibility_timeout_s`` and comes back unless acked (a failed respond leaves it there).
+    As :class:`~scaler.adapters.aws.queue.SqsInterruptionFeed`: a malformed or unknown
+    message is moved aside at once (to :attr:`aside`, with its reason) and returned as an
+    error; a test notification is deleted; a notice received more than ``max_receives``
+    times is moved aside, reason ``exhausted``. ``counts`` has the adapter's keys.
+    """
+
+    def __init__(
+        self,
+        clock: SimClock,
+        *,
+        visibility_timeout_s: float = VISIBILITY_TIMEOUT_S,
+        max_receives: int = MAX_RECEIVES,
+    ) -> None:
+        super().__init__(clock)
+        self.visibility_timeout_s = visibility_timeout_s
+        self.max_receives = max_receives
+        self.queue: dict[str, Message] = {}
+        self.aside: list[tuple[Message, str]] = []
+        self.counts: Counter[str] = Counter()
+        self._seq = 0
+
+    def put(self, body: str) -> str:
+        """Enqueue one message body; returns its message id."""
+        self._seq += 1
+        message_id = f"sim-message-{self._seq}"
+        self.queue[message_id] = Message(message_id, body, visible_at_s=self.clock.now())
+        return message_id
+
+    def spot_warning(self, instance_id: str, *, action: str = "terminate") -> str:
+        """The "EC2 Spot Instance Interruption Warning" EventBridge sends now for
+        ``instance_id``; returns its message id."""
+        now = self.clock.now()
+        body = {
+            "version": "0",
+            "id": f"sim-event-{self._seq + 1}",
+            "detail-type": "EC2 Spot Instance Interruption Warning",
+            "source": "aws.ec2",
+            "account": "000000000000",
+            "time": _rfc3339(now),
+            "region": "sim",
+            "resources": [f"arn:aws:ec2:sim:000000000000:instance/{instance_id}"],
+            "detail": {"instance-id": instance_id, "instance-action": action},
+        }
+        return self.put(json.dumps(body))
+
+    def visible(self) -> bool:
+        """Whether :meth:`receive` would return anything now."""
+        now = self.clock.now()
+        return any(m.visible_at_s <= now for m in self.queue.values())
+
+    async def receive(self, max_messages: int = 10, wait_s: float = 20.0) -> list[Received]:
+        """Up to ``max_messages`` visible messages, oldest first. Simulated time does not
+        pass here: an empty queue answers at once, whatever ``wait_s``."""
+        self._record("receive", max_messages)
+        now = self.clock.now()
+        out: list[Received] = []
+        for message in [m for m in self.queue.values() if m.visible_at_s <= now]:
+            if len(out) == max_messages:
+                break
+            message.receives += 1
+            message.visible_at_s = now + self.visibility_timeout_s
+            self.counts["received"] += 1
+            handle = f"{message.message_id}#{message.receives}"
+            try:
+                parsed = parse_event(message.body)
+            except MessageError as error:
+                self.counts[error.counter] += 1
+                self._move_aside(message, error.reason)
+                out.append(Received(error, handle, message.message_id, message.receives))
+                continue
+            if isinstance(parsed, TestNotification):
+                self.counts[parsed.kind] += 1
+                del self.queue[message.message_id]
+                continue
+            if message.receives > self.max_receives:
+                self.counts["exhausted"] += 1
+                self._move_aside(message, "exhausted")
+                continue
+            self.counts[parsed.kind] += 1
+            out.append(Received(parsed, handle, message.message_id, message.receives))
+        return out
+
+    async def ack(self, received: Received) -> None:
+        """Delete a notice's message; a no-op for an error (already moved aside). A receipt
+        handle of an earlier receive no longer deletes (SQS: ReceiptHandleIsInvalid)."""
+        self._record("ack", received.message_id)
+        if received.error is not None:
+            return
+        message = self.queue.get(received.message_id)
+        if message is None or received.receipt_handle != f"{message.message_id}#{message.receives}":
+            raise NotFound(f"receipt handle {received.receipt_handle!r} is not current")
+        del self.queue[received.message_id]
+        self.counts["acked"] += 1
+
+    def _move_aside(self, message: Message, reason: str) -> None:
+        del self.queue[message.message_id]
+        self.aside.append((message, reason))
+        self.counts["quarantined"] += 1
+
+
+def _rfc3339(t: float) -> str:
+    """Simulated seconds as an EventBridge ``time`` (microseconds kept)."""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

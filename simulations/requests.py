@@ -27,7 +27,7 @@ from simulations.config import SimConfig
 from simulations.events import EventQueue
 from simulations.kubesched import KubeScheduler
 from simulations.ledger import Ledger
-from simulations.objects import PENDING, SimNode, SimPod
+from simulations.objects import SimNode, SimPod
 
 
 class WorldRequests:
@@ -177,23 +177,6 @@ class WorldRequests:
 
     def failures_since(self, since_s: float) -> list[LaunchFailure]:
         return [f for f in self.failures if f.at_s >= since_s]
-
-    def pin(self, key: str, pool: str, now: float) -> None:
-        """Only ``pool``'s nodes may take the pod from now on.
-
-        The pin lives beside the pod, not in the spec the reconciler sees: scaler may pin
-        a pod again elsewhere (its pool failed to launch), and a pod restarted after an
-        interruption is a new pod that nothing has pinned yet.
-        """
-        pod = self.pods.get(key)
-        if pod is None or pod.state != PENDING:
-            raise NotFound(f"pod {key!r} is not pending")
-        if pod.pin == pool:
-            return
-        self.sched.remove(pod)
-        pod.pin, pod.class_key = pool, (pod.live.constraints(), pool)
-        self.sched.add(pod, keep_place=True)
-        self._log(now, "pinned", f"{key} {pool}")
 
     def annotate(self, name: str, key: str, value: str | None, now: float) -> None:
         node = self.nodes.get(name)

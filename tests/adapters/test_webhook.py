@@ -36,7 +36,6 @@ from scaler.adapters.kube.webhook import (
     CertFiles,
     admit,
     escape,
-    make_chooser,
     pin_patch,
     serve_webhook,
 )
@@ -46,6 +45,7 @@ from scaler.core.model import LABEL_POOL, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, build_offerings
 from scaler.core.settings import Settings, preset
 from scaler.core.state import ClusterView
+from scaler.loop.admission import make_chooser
 from tests.fixtures.kube import KubeEnv, control_plane, require_kube_parts
 
 blocking = anyio.to_thread.run_sync

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from scaler.adapters.kube.webhook import make_chooser
 from scaler.core.catalog import Catalog
 from scaler.core.offerings import Offerings, build_offerings
 from scaler.core.pinning import LABEL_EXCLUSIVE, exclusive_term
 from scaler.core.settings import preset
+from scaler.loop.admission import make_chooser
 from tests.adapters.test_webhook import (
     REQUIRED,
     Recording,

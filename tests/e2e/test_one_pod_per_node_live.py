@@ -24,10 +24,10 @@ import pytest
 from kubernetes import client
 
 from scaler.adapters.aws.fleet import AwsFleet
-from scaler.adapters.kube.webhook import make_chooser
 from scaler.app import Controller, RunOptions, build
 from scaler.core.actions import ScaleUp
 from scaler.core.catalog import Catalog
+from scaler.loop.admission import make_chooser
 from tests.adapters.test_webhook import Pki, webhook
 from tests.fixtures.aws import Group, tagged_groups
 from tests.fixtures.kube import KubeEnv, KubeScope, control_plane, require_kube_parts

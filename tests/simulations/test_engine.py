@@ -31,8 +31,9 @@ def test_three_pods_follow_the_exact_timeline_under_scaler() -> None:
 
     # The admission webhook pins each pod to its tier as it is created (small alone: big
     # costs 5x). Batching: p1 and p2 wait for 1 s after the last arrival, then one decision
-    # launches two small nodes and pins each pod to the small pool. Nodes are Ready 90 s
-    # later, kube-scheduler binds, pods run their duration, the nodes idle 120 s and go.
+    # launches two small nodes (its PinPods change nothing: a pod's affinity is immutable
+    # once admitted, live and here). Nodes are Ready 90 s later, kube-scheduler binds, pods
+    # run their duration, the nodes idle 120 s and go.
     assert sim.world.timeline == [
         (0.0, "arrive", "default/p1"),
         (0.0, "admitted", "default/p1 small"),
@@ -43,8 +44,6 @@ def test_three_pods_follow_the_exact_timeline_under_scaler() -> None:
         (1.5, "set-desired", "small 2"),
         (1.5, "launch", "sim-00001 small"),
         (1.5, "launch", "sim-00002 small"),
-        (1.5, "pinned", "default/p1 small"),
-        (1.5, "pinned", "default/p2 small"),
         (91.5, "ready", "sim-00001"),
         (91.5, "ready", "sim-00002"),
         (91.5, "bound", "default/p1 sim-00001"),
@@ -54,7 +53,6 @@ def test_three_pods_follow_the_exact_timeline_under_scaler() -> None:
         (100.0, "pending", "default/p3"),
         (101.0, "set-desired", "big 1"),
         (101.0, "launch", "sim-00003 big"),
-        (101.0, "pinned", "default/p3 big"),
         (191.0, "ready", "sim-00003"),
         (191.0, "bound", "default/p3 sim-00003"),
         (491.0, "done", "default/p3"),
@@ -186,11 +184,14 @@ def test_a_failed_launch_sends_the_pod_to_the_next_cheapest_pool() -> None:
     assert "cheap" not in sc.node_hours_by_pool
 
 
-def test_without_the_webhook_a_pinned_pod_is_pinned_again_after_a_failed_launch() -> None:
-    # m5.xlarge costs twice m5.large: outside any tier, but PinPod's pin can be moved.
+def test_pin_pod_is_asked_of_the_cluster_and_binds_nothing_as_live() -> None:
+    # Without the webhook nothing pins the pod: the reconciler's PinPods reach the cluster
+    # port (live, a no-op: a pod's affinity is immutable) and kube-scheduler stays free.
     sim = failed_launch("m5.large", "m5.xlarge", admission_webhook="false")
-    pins = [s for _, w, s in sim.world.timeline if w == "pinned"]
-    assert pins == ["default/p cheap", "default/p dearer"]
+    asked = [c.args for c in sim.cluster.calls_to("pin")]
+    assert asked == [("default/p", "cheap"), ("default/p", "dearer")]
+    assert not [s for _, w, s in sim.world.timeline if w in ("pinned", "admitted")]
+    assert sim.world.pods["default/p"].live.affinity == ()
     assert sim.world.pods["default/p"].pools == ["dearer"]
 
 

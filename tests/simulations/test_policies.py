@@ -133,7 +133,7 @@ def test_unpinned_small_pod_lands_on_the_big_node_and_keeps_it_for_a_week(policy
 def test_scaler_pins_the_small_pod_to_the_small_pool() -> None:
     sim = simulate(big_then_small(), pools=[SMALL, BIG], policy="scaler")
     assert pool_of(sim, "small-notebook") == ["small"]
-    assert ("pinned", "default/small-notebook small") in {(w, s) for _, w, s in sim.world.timeline}
+    assert ("admitted", "default/small-notebook small") in {(w, s) for _, w, s in sim.world.timeline}
     sc = sim.scorecard()
     assert sc.node_hours_by_pool["big"] < 1.2
     assert sc.waste_usd["oversized"] == pytest.approx(0.0)

@@ -138,7 +138,7 @@ class SqsInterruptionFeed:
             bounded = Deadlined(sqs, WAIT_S + CALL_DEADLINE_S)
             yield cls(bounded, queue_url, quarantine_queue_url=quarantine_queue_url, **options)
 
-    async def receive(self, max_messages: int = 10, wait_s: int = WAIT_S) -> list[Received]:
+    async def receive(self, max_messages: int = 10, wait_s: float = WAIT_S) -> list[Received]:
         """Up to ``max_messages`` (1..10) messages, waiting up to ``wait_s`` (0..20) s for
         the first. Notices and errors both come back; errors are already moved aside."""
         if not 1 <= max_messages <= 10 or not 0 <= wait_s <= 20:
@@ -146,7 +146,7 @@ class SqsInterruptionFeed:
         request: dict[str, Any] = {
             "QueueUrl": self.queue_url,
             "MaxNumberOfMessages": max_messages,
-            "WaitTimeSeconds": wait_s,
+            "WaitTimeSeconds": int(wait_s),  # SQS takes whole seconds
             "MessageSystemAttributeNames": ["ApproximateReceiveCount"],
         }
         if self.visibility_timeout_s is not None:

@@ -27,21 +27,16 @@ import os
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import anyio
-import numpy as np
 import structlog
 from aiohttp import web
 from anyio.abc import TaskStatus
 
 from scaler.adapters.kube.convert import is_daemonset_pod, is_mirror_pod, pod_key, pod_spec
-from scaler.core.memory import Memory
-from scaler.core.model import LABEL_POOL, PodSpec, PoolSpec
-from scaler.core.offerings import Offerings
-from scaler.core.pinning import LABEL_EXCLUSIVE, Pin, exclusive_term, pin_for
-from scaler.core.settings import Settings
-from scaler.ports import Clock
+from scaler.core.model import LABEL_POOL, PodSpec
+from scaler.core.pinning import LABEL_EXCLUSIVE, Pin, exclusive_term
 
 log = structlog.get_logger("scaler.kube.webhook")
 
@@ -64,8 +59,10 @@ REQUIRED: Final = "requiredDuringSchedulingIgnoredDuringExecution"
 
 Chooser = Callable[[PodSpec], Awaitable[tuple[str, ...]]]
 """A pod -> the pools it may run on, cheapest first; empty leaves it unpinned. A
-:class:`~scaler.core.pinning.Pin` (what :func:`make_chooser` returns) also says whether the
-pod gets a node to itself; a plain tuple never does."""
+:class:`~scaler.core.pinning.Pin` (what :func:`scaler.loop.admission.make_chooser`, the
+chooser :mod:`scaler.app` passes in, returns) also says whether the pod gets a node to
+itself; a plain tuple never does. The decision is the loop's, shared with the simulator;
+this module only reads the AdmissionReview and writes the patch."""
 Patch = list[dict[str, Any]]
 
 
@@ -320,57 +317,6 @@ async def _patch_for(request: Mapping[str, Any], choose: Chooser, timeout_s: flo
     return patch
 
 
-# ------------------------------------------------------------------------------ choosing
-
-
-class PinSource(Protocol):
-    """What the chooser reads from the reconciler (structurally: adapters do not import
-    the loop)."""
-
-    settings: Settings
-    memory: Memory
-    clock: Clock
-
-    @property
-    def pools_seen(self) -> Sequence[PoolSpec]: ...
-
-    async def offerings_now(self) -> Offerings: ...
-
-
-def make_chooser(source: PinSource) -> Chooser:
-    """Pin with what the reconciler last saw: its cached offerings, pools backing off after a
-    failed launch or an interruption left out, pools at their max size left out. No AWS call
-    once the first tick has run. Returns () (no pin) when pinning is disabled in settings;
-    otherwise the core's :func:`~scaler.core.pinning.pin_for` (a tier, and exclusivity)."""
-
-    async def choose(pod: PodSpec) -> tuple[str, ...]:
-        settings = source.settings
-        if not settings.pinning.enabled:
-            return ()
-        offerings = await source.offerings_now()
-        now = source.clock.now()
-        available = np.array(
-            [not source.memory.backing_off(p.name, now) for p in offerings.pools], dtype=bool
-        )
-        # Pools out only for a Spot reclaim stay in the tier, after it (pin_for).
-        readmit = np.array(
-            [source.memory.reclaim_only(p.name, now) for p in offerings.pools], dtype=bool
-        )
-        live = {p.name: p for p in source.pools_seen}
-        headroom = np.array(
-            [_headroom(live.get(p.name, p)) for p in offerings.pools], dtype=np.float64
-        )
-        return pin_for(pod, offerings, settings, available=available, headroom=headroom,
-                       readmit=readmit)
-
-    return choose
-
-
-def _headroom(pool: PoolSpec) -> float:
-    # Same rule as decide(): max size minus desired size (launches in flight count).
-    return np.inf if pool.max_size is None else float(max(pool.max_size - pool.current_size, 0))
-
-
 # ------------------------------------------------------------------------------------ TLS
 
 
@@ -485,10 +431,8 @@ __all__ = [
     "BadReview",
     "CertFiles",
     "Chooser",
-    "PinSource",
     "admit",
     "exclusive_ops",
-    "make_chooser",
     "pin_patch",
     "read_review",
     "selects_pool",
