@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,11 +45,14 @@ NODE_CAPACITY: Mapping[str, Any] = {"cpu": 2, "memory": "8Gi", "pods": 29}
 """What an m5.large's kubelet reports (2 vCPU, 8 GiB)."""
 
 
+@dataclass(frozen=True)
 class PoolDef:
     """One pool both sides build: an ASG on moto, a pool of the simulated world."""
 
-    def __init__(self, name: str, *, min_size: int = 0, max_size: int = 3, desired: int = 0):
-        self.name, self.min_size, self.max_size, self.desired = name, min_size, max_size, desired
+    name: str
+    min_size: int = 0
+    max_size: int = 3
+    desired: int = 0
 
 
 POOLS = (
