@@ -27,7 +27,6 @@ from scaler.core.interruptions import MessageError, Received, TestNotification, 
 from scaler.core.model import InstanceType, PodSpec, PoolSpec, Taint
 from scaler.core.offerings import Prices
 from scaler.core.state import BoundPod, ClusterView, LaunchFailure, Node
-from scaler.ports import NotFound
 from simulations.clock import SimClock
 from simulations.world import World
 
@@ -153,11 +152,9 @@ class SimFleet(Recorder):
         return self.world.failures_since(since_s)
 
     async def describe_types(self, names: Sequence[str]) -> Sequence[InstanceType]:
+        """The catalog's specs; unknown names are left out, as DescribeInstanceTypes does."""
         self._record("describe_types", tuple(names))
-        missing = [n for n in names if n not in self.catalog]
-        if missing:
-            raise NotFound(f"unknown instance types: {', '.join(missing)}")
-        return [self.catalog[n] for n in names]
+        return [self.catalog[n] for n in dict.fromkeys(names) if n in self.catalog]
 
     async def complete_lifecycle(self, hook: LifecycleHook) -> None:
         self._record("complete_lifecycle", hook)

@@ -1,7 +1,9 @@
 """Fixtures that hand each contract test one rig per implementation of its port.
 
 ``fleet_rig``: the simulated Fleet, and AwsFleet on moto. ``cluster_rig``: the simulated
-ClusterSource + Actuator, and KubeCluster + KubeActuator on the real API server. The real
+ClusterSource + Actuator, and KubeCluster + KubeActuator on the real API server.
+``feed_rig``: the simulated InterruptionFeed (skipped where ``simulations.ports`` has none
+yet), and SqsInterruptionFeed on moto's SQS with a quarantine queue. The real
 sides share the session's moto server and control plane (tests/fixtures/aws.py, kube.py):
 moto is reset and a fresh namespace made per test, nothing is started per test.
 """
@@ -22,7 +24,9 @@ from tests.contracts.rigs import (
     AwsFleetRig,
     KubeClusterRig,
     SimClusterRig,
+    SimFeedRig,
     SimFleetRig,
+    SqsFeedRig,
 )
 
 
@@ -62,3 +66,32 @@ async def cluster_rig(request: pytest.FixtureRequest, catalog: Catalog) -> Async
         await tg.start(cluster.run)
         yield KubeClusterRig(scope, cluster, KubeActuator(scope.api))
         tg.cancel_scope.cancel()
+
+
+VISIBILITY_TIMEOUT_S = 0
+"""A received, unacked message is visible again at once: redelivery is checked without
+waiting on any clock."""
+MAX_RECEIVES = 2
+
+
+@pytest.fixture(params=["simulated", "sqs"])
+async def feed_rig(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    options = {"visibility_timeout_s": VISIBILITY_TIMEOUT_S, "max_receives": MAX_RECEIVES}
+    if request.param == "simulated":
+        import simulations.ports
+
+        feed_class = getattr(simulations.ports, "SimInterruptionFeed", None)
+        if feed_class is None:
+            pytest.skip("no simulated InterruptionFeed in simulations.ports on this branch yet")
+        yield SimFeedRig(feed_class, **options)
+        return
+    import boto3
+
+    from scaler.adapters.aws.queue import SqsInterruptionFeed
+
+    request.getfixturevalue("aws")
+    sqs = boto3.client("sqs")
+    main = sqs.create_queue(QueueName="contract-interruptions")["QueueUrl"]
+    quarantine = sqs.create_queue(QueueName="contract-interruptions-aside")["QueueUrl"]
+    async with SqsInterruptionFeed.open(main, quarantine_queue_url=quarantine, **options) as feed:
+        yield SqsFeedRig(feed, sqs, main, quarantine)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ from scaler.core.catalog import Catalog
 from scaler.core.model import LABEL_POOL, ON_DEMAND, PoolSpec
 from scaler.core.spec import parse_pod, parse_pool
 from scaler.core.state import ClusterView, Node
-from scaler.ports import Actuator, ClusterSource, Fleet
+from scaler.ports import Actuator, ClusterSource, Fleet, InterruptionFeed
 from simulations import events as ev
 from simulations.clock import SimClock
 from simulations.config import SimConfig
@@ -44,11 +45,14 @@ NODE_CAPACITY: Mapping[str, Any] = {"cpu": 2, "memory": "8Gi", "pods": 29}
 """What an m5.large's kubelet reports (2 vCPU, 8 GiB)."""
 
 
+@dataclass(frozen=True)
 class PoolDef:
     """One pool both sides build: an ASG on moto, a pool of the simulated world."""
 
-    def __init__(self, name: str, *, min_size: int = 0, max_size: int = 3, desired: int = 0):
-        self.name, self.min_size, self.max_size, self.desired = name, min_size, max_size, desired
+    name: str
+    min_size: int = 0
+    max_size: int = 3
+    desired: int = 0
 
 
 POOLS = (
@@ -324,3 +328,59 @@ class KubeClusterRig:
                 if found:
                     return found
                 await cluster.wait_changed(seen)
+
+
+# --- the interruption feed ------------------------------------------------------------------
+
+
+class SimFeedRig:
+    """The simulated InterruptionFeed (``simulations.ports.SimInterruptionFeed``): an
+    in-memory queue with SQS's delivery rules, on the simulated clock."""
+
+    name = "simulated"
+
+    def __init__(self, feed_class: Any, *, visibility_timeout_s: int, max_receives: int) -> None:
+        self.clock = SimClock()
+        self.sim_feed = feed_class(
+            self.clock, visibility_timeout_s=visibility_timeout_s, max_receives=max_receives
+        )
+        self.feed: InterruptionFeed = self.sim_feed
+
+    async def put(self, body: str) -> str:
+        return str(self.sim_feed.put(body))
+
+    async def queued(self) -> int:
+        """Messages still in the queue, visible or not."""
+        return len(self.sim_feed.queue)
+
+    async def aside(self) -> list[str]:
+        """The bodies of the messages moved aside."""
+        return [message.body for message, _ in self.sim_feed.aside]
+
+
+class SqsFeedRig:
+    """SqsInterruptionFeed on moto's SQS, with a quarantine queue for what is moved aside."""
+
+    name = "sqs"
+
+    def __init__(self, feed: Any, sqs: Any, main: str, quarantine: str) -> None:
+        self.feed: InterruptionFeed = feed
+        self.sqs, self.main, self.quarantine = sqs, main, quarantine
+
+    async def put(self, body: str) -> str:
+        return str(self.sqs.send_message(QueueUrl=self.main, MessageBody=body)["MessageId"])
+
+    async def queued(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.main,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(v) for v in attributes.values())
+
+    async def aside(self) -> list[str]:
+        out: list[str] = []
+        while batch := self.sqs.receive_message(
+            QueueUrl=self.quarantine, MaxNumberOfMessages=10, VisibilityTimeout=30
+        ).get("Messages", []):
+            out.extend(m["Body"] for m in batch)
+        return out

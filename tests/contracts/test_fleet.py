@@ -133,3 +133,8 @@ async def test_a_failed_launch_is_reported_since_before_it_and_not_after(fleet_r
     assert failure.at_s >= since
     assert failure.reason.startswith("InsufficientInstanceCapacity")
     assert list(await fleet_rig.fleet.launch_failures(failure.at_s + 1)) == []
+
+
+async def test_describe_types_answers_the_known_types_and_leaves_unknown_names_out(fleet_rig):
+    types = await fleet_rig.fleet.describe_types(["m5.large", "zz.huge", "m5.large"])
+    assert [(t.name, t.vcpus, t.memory_mib) for t in types] == [("m5.large", 2, 8192)]
