@@ -289,15 +289,44 @@ class Removed:
     terminated: bool
 
 
+@dataclass(frozen=True, slots=True)
+class LaunchFailureSeen:
+    """The cloud listed a failed launch (an ASG scaling activity)."""
+
+    failure: LaunchFailure
+
+
+@dataclass(frozen=True, slots=True)
+class SpotWarned:
+    """A Spot interruption warning for ``node`` (of ``pool``; None: unknown): it goes at
+    ``deadline_s``; ``lives`` are the expected remaining lives (s) of the workloads it runs
+    (:func:`scaler.core.lifecycle.drained_lives`)."""
+
+    node: str
+    pool: str | None
+    deadline_s: float
+    lives: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class RebalanceCordoned:
+    """A rebalance recommendation cordoned ``node``: lifted after the rebalance window if no
+    interruption follows."""
+
+    node: str
+
+
 Outcome = (
     BatchClosed | Launched | WriteFailed | GaveUp | IdleMarked | Uncordoned | Forgotten
-    | Interrupted | Evicted | Removed
+    | Interrupted | Evicted | Removed | LaunchFailureSeen | SpotWarned | RebalanceCordoned
 )
 
 
 def absorb(memory: Memory, outcome: Outcome, settings: Settings, *, now: float) -> bool:
-    """Update ``memory`` with what acting at ``now`` taught. True when it backed a pool off
-    (a failed write that is persistent or one too many in a row; a launch given up)."""
+    """Update ``memory`` with what acting at ``now`` taught. True when acting backed a pool
+    off (a failed write that is persistent or one too many in a row; a launch given up): the
+    caller then asks for a tick soon. News from the cloud (a listed launch failure, a Spot
+    warning) backs pools off too, and returns False: no write of this decision failed."""
     up = settings.scale_up
     match outcome:
         case BatchClosed():
@@ -333,4 +362,16 @@ def absorb(memory: Memory, outcome: Outcome, settings: Settings, *, now: float) 
             memory.idle_since_s.pop(node, None)
             if terminated:
                 memory.removed(now=now)
+        case LaunchFailureSeen(failure):
+            memory.launch_failed(failure, ttl_s=up.launch_failure_ttl_s)
+        case SpotWarned(node, pool, deadline_s, lives):
+            memory.interrupted[node] = deadline_s
+            memory.rebalance_until_s.pop(node, None)
+            if pool is not None:
+                memory.reclaimed(
+                    pool, now=now, until_s=now + settings.lifecycle.interrupted_pool_ttl_s,
+                    lives=lives,
+                )
+        case RebalanceCordoned(node):
+            memory.rebalance_until_s[node] = now + settings.lifecycle.rebalance_window_s
     return False

@@ -38,7 +38,14 @@ from scaler.core.lifecycle import (
     waste,
     worth_moving,
 )
-from scaler.core.memory import Memory
+from scaler.core.memory import (
+    LaunchFailureSeen,
+    Memory,
+    Outcome,
+    RebalanceCordoned,
+    SpotWarned,
+    absorb,
+)
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.observed import ObservedPools
 from scaler.core.offerings import Offerings, PoolProblem, PoolTable
@@ -216,26 +223,21 @@ class Reconciler:
     def _remember(
         self, notice: Notice, actions: list[Action], view: ClusterView, now: float
     ) -> None:
-        lc = self.settings.lifecycle
         by_instance = {n.instance_id: n for n in view.nodes if n.instance_id}
         for instance_id in notice.instance_ids:
             node = by_instance.get(instance_id)
             if node is None:
                 continue
+            outcome: Outcome | None = None
             if isinstance(notice, SpotInterruption):
-                self.memory.interrupted[node.name] = notice.deadline_s
-                self.memory.rebalance_until_s.pop(node.name, None)
-                if node.pool is not None:
-                    self.memory.reclaimed(
-                        node.pool,
-                        now=now,
-                        until_s=now + lc.interrupted_pool_ttl_s,
-                        lives=drained_lives(view, node.name, now=now),
-                    )
+                lives = drained_lives(view, node.name, now=now) if node.pool is not None else {}
+                outcome = SpotWarned(node.name, node.pool, notice.deadline_s, lives)
             elif isinstance(notice, RebalanceRecommendation) and any(
                 isinstance(a, Cordon) and a.node == node.name for a in actions
             ):
-                self.memory.rebalance_until_s[node.name] = now + lc.rebalance_window_s
+                outcome = RebalanceCordoned(node.name)
+            if outcome is not None:
+                absorb(self.memory, outcome, self.settings, now=now)
 
     async def plan(self) -> tuple[Decision, ClusterView, Sequence[PoolSpec]]:
         """Observe and decide, writing nothing (``scaler plan`` stops here)."""
@@ -247,10 +249,9 @@ class Reconciler:
         # Registered nodes tell what a pool's nodes really hold (scaler/core/observed.py).
         pools = self._capped(pools, view.reported_allocatable, view.reported_templates)
         failures = await self.fleet.launch_failures(self.memory.failures_seen_s)
-        ttl = self.settings.scale_up.launch_failure_ttl_s
         for failure in failures:
             if failure.at_s > self.memory.failures_seen_s:
-                self.memory.launch_failed(failure, ttl_s=ttl)
+                absorb(self.memory, LaunchFailureSeen(failure), self.settings, now=now)
                 self.observe(LaunchFailed(failure.pool, failure.reason))
                 try:
                     await self.fleet.cancel_unfulfilled(failure.pool)

@@ -16,14 +16,18 @@ from scaler.core.memory import (
     Interrupted,
     Launch,
     Launched,
+    LaunchFailureSeen,
     Memory,
     Outcome,
+    RebalanceCordoned,
     Removed,
+    SpotWarned,
     Uncordoned,
     WriteFailed,
     absorb,
 )
 from scaler.core.settings import Settings
+from scaler.core.state import LaunchFailure
 
 SETTINGS = Settings()
 UP = SETTINGS.scale_up
@@ -118,15 +122,52 @@ def test_a_terminated_node_counts_as_a_removal_one_already_going_only_drops_its_
 
 
 @pytest.mark.parametrize("kind", typing.get_args(Outcome))
-def test_only_failed_writes_and_give_ups_can_back_a_pool_off(kind):
+def test_which_outcomes_back_a_pool_off_and_which_say_so(kind):
     examples: dict[type, Outcome] = {
         BatchClosed: BatchClosed(), Launched: Launched(up()),
         WriteFailed: WriteFailed("cpu", "refused", True), GaveUp: GaveUp("cpu", "late"),
         IdleMarked: IdleMarked("n", 1.0), Uncordoned: Uncordoned("n"),
         Forgotten: Forgotten("n"), Interrupted: Interrupted("n", 1.0),
         Evicted: Evicted("ns/w", "cpu"), Removed: Removed("n", True),
+        LaunchFailureSeen: LaunchFailureSeen(LaunchFailure("cpu", 1.0, "no capacity")),
+        SpotWarned: SpotWarned("n", "cpu", 120.0, {}),
+        RebalanceCordoned: RebalanceCordoned("n"),
     }
     memory = Memory()
     backed_off = absorb(memory, examples[kind], SETTINGS, now=1.0)
     assert backed_off == (kind in (WriteFailed, GaveUp))
-    assert backed_off == memory.backing_off("cpu", 1.0)
+    # A failed launch and a Spot warning back the pool off too, but decide nothing now:
+    # they come from the cloud, not from a write this decision made.
+    assert memory.backing_off("cpu", 1.0) == (
+        kind in (WriteFailed, GaveUp, LaunchFailureSeen, SpotWarned)
+    )
+
+
+def test_a_listed_launch_failure_backs_off_from_when_it_failed_and_drops_earlier_launches():
+    memory = Memory()
+    absorb(memory, Launched(up("cpu")), SETTINGS, now=10.0)
+    absorb(memory, Launched(up("cpu", pods=("ns/z",))), SETTINGS, now=30.0)
+    absorb(memory, LaunchFailureSeen(LaunchFailure("cpu", 20.0, "no capacity")), SETTINGS,
+           now=40.0)
+    assert memory.backoff_until_s == {"cpu": 20.0 + UP.launch_failure_ttl_s}
+    assert [launch.at_s for launch in memory.launches] == [30.0]
+    assert memory.failures_seen_s == 20.0
+
+
+def test_a_spot_warning_marks_the_node_and_backs_its_pool_off_as_reclaimed():
+    lc = SETTINGS.lifecycle
+    memory = Memory(rebalance_until_s={"n1": 99.0})
+    absorb(memory, SpotWarned("n1", "spot", 220.0, {"ns/train": 3600.0}), SETTINGS, now=100.0)
+    assert memory.interrupted == {"n1": 220.0}
+    assert memory.rebalance_until_s == {}
+    assert memory.reclaim_only("spot", 100.0)
+    assert memory.backoff_until_s["spot"] == 100.0 + lc.interrupted_pool_ttl_s
+    assert memory.expected_life_s == {"ns/train": (100.0, 3600.0)}
+    absorb(memory, SpotWarned("n2", None, 220.0, {}), SETTINGS, now=100.0)
+    assert memory.interrupted == {"n1": 220.0, "n2": 220.0}
+
+
+def test_a_rebalance_cordon_is_watched_for_the_rebalance_window():
+    memory = Memory()
+    absorb(memory, RebalanceCordoned("n1"), SETTINGS, now=5.0)
+    assert memory.rebalance_until_s == {"n1": 5.0 + SETTINGS.lifecycle.rebalance_window_s}

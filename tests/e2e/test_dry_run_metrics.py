@@ -16,6 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from scaler.adapters.metrics import DRY_RUN_EVENTS, Metrics
+from scaler.core.actions import RemovalCause, ScaleUp
+from scaler.telemetry import LaunchFailed, NodeRemoved, ScaledUp
 from tests.fixtures.aws import Group, free_port, tagged_groups
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,9 +36,9 @@ def samples(text: str) -> dict[tuple[str, frozenset], float]:
 def test_dry_run_metrics_count_only_what_would_have_been_written():
     live, dry = Metrics(), Metrics(dry_run=True)
     for m in (live, dry):
-        m("scale_up", {"pool": "small", "count": 3, "instance_type": "m5.large", "reason": "x"})
-        m("remove_node", {"pool": "small", "reason": "idle 130s"})
-        m("launch_failed", {"pool": "small", "reason": "InsufficientInstanceCapacity"})
+        m(ScaledUp(ScaleUp("small", 3, ("ns/a",), "m5.large", 0.096, "x")))
+        m(NodeRemoved("n1", "small", RemovalCause.IDLE, "idle 130s"))
+        m(LaunchFailed("small", "InsufficientInstanceCapacity"))
     got = {name: samples(_text(m)) for name, m in (("live", live), ("dry", dry))}
     small = frozenset({("pool", "small")})
     assert got["live"][("scaler_nodes_added_total", small)] == 3
@@ -49,7 +51,7 @@ def test_dry_run_metrics_count_only_what_would_have_been_written():
     assert got["dry"][("scaler_dry_run", frozenset())] == 1
     assert got["live"][("scaler_dry_run", frozenset())] == 0
     assert not [k for k in got["live"] if k[0] == "scaler_dry_run_actions_total"]
-    assert set(DRY_RUN_EVENTS) == {"scale_up", "remove_node", "migrate", "drained"}
+    assert {e.name for e in DRY_RUN_EVENTS} == {"scale_up", "remove_node", "migrate", "drained"}
 
 
 def _text(m: Metrics) -> str:
