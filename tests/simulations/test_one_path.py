@@ -73,9 +73,9 @@ def test_every_new_pod_is_pinned_by_the_live_chooser(monkeypatch: pytest.MonkeyP
     asked: list[str] = []
     real = scaler.loop.admission.choose_pin
 
-    async def counting(source: Any, pod: PodSpec) -> Pin:
+    async def counting(source: Any, pod: PodSpec, **kw: Any) -> Pin:
         asked.append(pod.key)
-        return await real(source, pod)
+        return await real(source, pod, **kw)
 
     monkeypatch.setattr(scaler.loop.admission, "choose_pin", counting)
     sim = simulate(three_pods(), pools=[SMALL, BIG], until_s=2000)
