@@ -243,9 +243,12 @@ class SimInterruptionFeed(Recorder):
         return any(m.visible_at_s <= now for m in self.queue.values())
 
     async def receive(self, max_messages: int = 10, wait_s: float = 20.0) -> list[Received]:
-        """Up to ``max_messages`` visible messages, oldest first. Simulated time does not
-        pass here: an empty queue answers at once, whatever ``wait_s``."""
+        """Up to ``max_messages`` visible messages, oldest first. With none visible, a long
+        poll: it waits ``wait_s`` of simulated time (on the clock, which only the engine or
+        a test moves) and answers with what is visible then; ``wait_s=0`` answers at once."""
         self._record("receive", max_messages)
+        if wait_s > 0 and not self.visible():
+            await self.clock.sleep_until(self.clock.now() + wait_s)
         now = self.clock.now()
         out: list[Received] = []
         for message in [m for m in self.queue.values() if m.visible_at_s <= now]:

@@ -472,7 +472,10 @@ def why_not_migrated(
     pod = c.pod
     if pod.namespace not in pinned:
         return f"namespace {pod.namespace} is not pinned at admission"
-    if pod.annotation(ANNOTATION_PIN) == "false" or _selects_pool(pod):
+    # The webhook's own pin (it annotates what it pins) is no owner's choice: the
+    # replacement passes the webhook again and gets today's tier.
+    owner_selects = _selects_pool(pod) and not pod.annotation(ANNOTATION_PINNED_POOLS)
+    if pod.annotation(ANNOTATION_PIN) == "false" or owner_selects:
         return "its replacement would not be pinned to a cheaper pool"
     workload = workload_of(pod)
     last = memory.migrated.get(workload)

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from scaler.core.memory import Memory
-from scaler.core.model import LABEL_POOL, PodSpec, PoolSpec
+from scaler.core.model import LABEL_POOL, FloatArray, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings
 from scaler.core.pinning import Pin, pin_for
 from scaler.core.settings import Settings
@@ -44,7 +44,19 @@ class PinSource(Protocol):
     async def offerings_now(self) -> Offerings: ...
 
 
-async def choose_pin(source: PinSource, pod: PodSpec) -> Pin:
+class HeadroomCache:
+    """The last headroom computed, by the identity of the pools and offerings it came from:
+    they change only when the reconciler reads the pools again, not per admitted pod."""
+
+    def __init__(self) -> None:
+        self.pools: Sequence[PoolSpec] | None = None
+        self.offerings: Offerings | None = None
+        self.headroom: FloatArray = np.zeros(0)
+
+
+async def choose_pin(
+    source: PinSource, pod: PodSpec, *, cache: HeadroomCache | None = None
+) -> Pin:
     """The pin for ``pod``; empty when pinning is off or the pod already selects a pool
     (its owner chose)."""
     settings = source.settings
@@ -61,24 +73,35 @@ async def choose_pin(source: PinSource, pod: PodSpec) -> Pin:
         i = offerings.get(name)
         if i is not None and not available[i]:
             readmit[i] = memory.reclaim_only(name, now)
-    # Max size minus desired size, as decide() counts it (launches in flight count): only
-    # pools with a max size have less than unlimited headroom.
-    # Sizes as last read; a pool of the offerings not among them (gone since) by the
-    # offerings' own copy.
+    pools = source.pools_seen
+    if cache is not None and cache.pools is pools and cache.offerings is offerings:
+        headroom = cache.headroom
+    else:
+        headroom = headroom_of(pools, offerings)
+        if cache is not None:
+            cache.pools, cache.offerings, cache.headroom = pools, offerings, headroom
+    return pin_for(pod, offerings, settings, available=available, headroom=headroom,
+                   readmit=readmit)
+
+
+def headroom_of(pools: Sequence[PoolSpec], offerings: Offerings) -> FloatArray:
+    """(P,) max size minus desired size per pool of ``offerings``, as decide() counts it
+    (launches in flight count), from ``pools`` as last read; a pool of the offerings not
+    among them (gone since) by the offerings' own copy; inf without a max size."""
     headroom = np.full(len(offerings), np.inf)
     seen = 0
-    for live in source.pools_seen:
+    for live in pools:
         i = offerings.get(live.name)
         if i is not None:
             seen += 1
-            headroom[i] = _headroom(live)
+            if live.max_size is not None:
+                headroom[i] = _headroom(live)
     if seen < len(offerings):
-        names = {p.name for p in source.pools_seen}
+        names = {p.name for p in pools}
         for i, pool in enumerate(offerings.pools):
             if pool.name not in names:
                 headroom[i] = _headroom(pool)
-    return pin_for(pod, offerings, settings, available=available, headroom=headroom,
-                   readmit=readmit)
+    return headroom
 
 
 def _headroom(pool: PoolSpec) -> float:
@@ -88,8 +111,10 @@ def _headroom(pool: PoolSpec) -> float:
 def make_chooser(source: PinSource) -> PinChooser:
     """:func:`choose_pin` over ``source`` (the reconciler), as a one-argument chooser."""
 
+    cache = HeadroomCache()
+
     async def choose(pod: PodSpec) -> Pin:
-        return await choose_pin(source, pod)
+        return await choose_pin(source, pod, cache=cache)
 
     return choose
 
@@ -101,4 +126,12 @@ def selects_pool(pod: PodSpec) -> bool:
     )
 
 
-__all__ = ["PinChooser", "PinSource", "choose_pin", "make_chooser", "selects_pool"]
+__all__ = [
+    "HeadroomCache",
+    "PinChooser",
+    "PinSource",
+    "choose_pin",
+    "headroom_of",
+    "make_chooser",
+    "selects_pool",
+]

@@ -15,8 +15,6 @@ from __future__ import annotations
 import random
 from typing import NoReturn
 
-import anyio
-
 from scaler.core.interruptions import Dedup, Notice, Received
 from scaler.loop.actuation import Spawn
 from scaler.loop.reconciler import Reconciler
@@ -64,7 +62,8 @@ async def notice_loop(
     feed: InterruptionFeed, reconciler: Reconciler, *, spawn: Spawn | None = None
 ) -> NoReturn:
     """:func:`notice_pass` forever (each long-polls the feed). A failed pass is reported to
-    the reconciler's observer and retried after a capped, jittered backoff."""
+    the reconciler's observer and retried after a capped, jittered backoff (on the
+    reconciler's clock)."""
     dedup = Dedup()
     failures = 0
     while True:
@@ -75,7 +74,8 @@ async def notice_loop(
             first, cap = ERROR_BACKOFF_S
             pause = min(cap, first * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
             reconciler.observe(NoticeFeedFailed(str(e), pause))
-            await anyio.sleep(pause)
+            clock = reconciler.clock
+            await clock.sleep_until(clock.now() + pause)
             continue
         failures = 0
 
