@@ -9,6 +9,7 @@ import pytest
 from scaler.core.interruptions import Dedup
 from scaler.loop.notices import notice_loop, notice_pass
 from scaler.ports import Throttled
+from scaler.telemetry import by_name
 from simulations.engine import Simulation
 from simulations.ports import SimInterruptionFeed
 from simulations.testing import pod, pool, simulate
@@ -78,7 +79,7 @@ def test_the_loop_reports_a_failing_feed_backs_off_and_goes_on() -> None:
     feed.fail_next("receive", Throttled("SQS is busy"))
     feed.spot_warning(instance)
     seen: list[dict[str, object]] = []
-    sim.reconciler.observe = lambda event, fields: seen.append({"event": event, **fields})
+    sim.reconciler.observe = by_name(lambda event, fields: seen.append({"event": event, **fields}))
 
     async def run() -> None:
         async with anyio.create_task_group() as tg:
