@@ -247,6 +247,8 @@ class SimInterruptionFeed(Recorder):
         poll: it waits ``wait_s`` of simulated time (on the clock, which only the engine or
         a test moves) and answers with what is visible then; ``wait_s=0`` answers at once."""
         self._record("receive", max_messages)
+        if not 1 <= max_messages <= 10 or not 0 <= wait_s <= 20:
+            raise ValueError("max_messages must be within 1..10 and wait_s within 0..20")
         if wait_s > 0 and not self.visible():
             await self.clock.sleep_until(self.clock.now() + wait_s)
         now = self.clock.now()
@@ -257,7 +259,7 @@ class SimInterruptionFeed(Recorder):
             message.receives += 1
             message.visible_at_s = now + self.visibility_timeout_s
             self.counts["received"] += 1
-            handle = f"{message.message_id}#{message.receives}"
+            handle = self._handle(message)
             try:
                 parsed = parse_event(message.body)
             except MessageError as error:
@@ -278,16 +280,20 @@ class SimInterruptionFeed(Recorder):
         return out
 
     async def ack(self, received: Received) -> None:
-        """Delete a notice's message; a no-op for an error (already moved aside). A receipt
-        handle of an earlier receive no longer deletes (SQS: ReceiptHandleIsInvalid)."""
+        """Delete a notice's message; a no-op for an error (already moved aside). As SQS's
+        DeleteMessage: the handle of an earlier receive succeeds but deletes nothing (the
+        message was delivered again since), and a message already gone is no error."""
         self._record("ack", received.message_id)
         if received.error is not None:
             return
         message = self.queue.get(received.message_id)
-        if message is None or received.receipt_handle != f"{message.message_id}#{message.receives}":
-            raise NotFound(f"receipt handle {received.receipt_handle!r} is not current")
-        del self.queue[received.message_id]
+        if message is not None and received.receipt_handle == self._handle(message):
+            del self.queue[received.message_id]
         self.counts["acked"] += 1
+
+    @staticmethod
+    def _handle(message: Message) -> str:
+        return f"{message.message_id}#{message.receives}"
 
     def _move_aside(self, message: Message, reason: str) -> None:
         del self.queue[message.message_id]
