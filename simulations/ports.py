@@ -27,7 +27,6 @@ from scaler.core.interruptions import MessageError, Received, TestNotification, 
 from scaler.core.model import InstanceType, PodSpec, PoolSpec, Taint
 from scaler.core.offerings import Prices
 from scaler.core.state import BoundPod, ClusterView, LaunchFailure, Node
-from scaler.ports import NotFound
 from simulations.clock import SimClock
 from simulations.world import World
 
