@@ -31,3 +31,27 @@ def test_independent_draws_warn_one_node_at_a_time():
 def test_a_partial_reclaim_takes_some_nodes_of_the_pool_not_all():
     per_instant = _notices_per_instant({"reclaim_fraction": "0.5"})
     assert any(1 < n < 6 for n in per_instant.values())
+
+
+def _dask_cluster(overrides: dict[str, str], seed: int) -> Counter[float]:
+    # Eight like Dask workers on per-AZ Spot groups in one zone; a reclaim takes every node
+    # of its capacity pool.
+    types = ("m7i.large", "m5.large", "m5a.large", "c5.large")
+    pools = [pool(t, name=f"{t}-1a", capacity_type="spot", zones=["us-east-1a"]) for t in types]
+    pods = [pod(f"worker-{i}", cpu="1", memory="4Gi", duration_s=12 * 3600.0,
+                capacity_types=["spot"]) for i in range(8)]
+    sim = simulate(pods, pools=pools, seed=seed, overrides={
+        "hazard_scale": "1000", "reclaim_fraction": "1", "diversify_band": "0.10", **overrides,
+    })
+    return Counter(t for t, what, _ in sim.world.timeline if what == "spot-notice")
+
+
+def test_a_spread_dask_cluster_loses_a_third_of_its_workers_to_one_reclaim_not_all():
+    for seed in (1, 2, 3):  # seed 0 has no reclaim within the 12 hours on one pool
+        together = _dask_cluster({"diversify_max_pools": "1"}, seed)
+        spread = _dask_cluster({}, seed)
+        assert together and spread, "the test must actually reclaim"
+        # The first reclaim: the whole cluster when it sits on one pool, a pool's share of it
+        # (3, 3 and 2 workers) when spread. (Replacements are a burst of their own later.)
+        assert together[min(together)] == 8
+        assert spread[min(spread)] <= 3
