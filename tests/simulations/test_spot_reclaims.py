@@ -55,3 +55,13 @@ def test_a_spread_dask_cluster_loses_a_third_of_its_workers_to_one_reclaim_not_a
         # (3, 3 and 2 workers) when spread. (Replacements are a burst of their own later.)
         assert together[min(together)] == 8
         assert spread[min(spread)] <= 3
+
+
+def test_the_oracle_puts_every_pod_of_a_burst_on_the_cheapest_pool_unspread(catalog):
+    from simulations.scorecard import fit_prices
+
+    types = ("m7i.large", "m5.large", "m5a.large")
+    pools = [pool(t, name=t, capacity_type="spot", zones=["us-east-1a"]) for t in types]
+    pods = [pod(f"w-{i}", cpu="1", memory="4Gi") for i in range(8)]
+    fits = fit_prices(pods, pools, catalog)[0]
+    assert len(set(fits.values())) == 1
