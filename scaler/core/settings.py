@@ -74,7 +74,8 @@ class PlacementSettings:
     diversify_band: float = 0.05
     """Spot pools whose per-pod cost is within this fraction of the cheapest may share a
     burst (:mod:`scaler.core.diversify`): 5% on part of a burst is far below what one reclaim
-    of every node of a long-running burst redoes, and well inside ``tier_tolerance``."""
+    of every node of a long-running burst redoes. Keep it below ``tier_tolerance``: a pod's
+    admission tier must hold the pool it is spread to."""
 
     diversify_min_pods: int = ranged(4, Range(2.0))
     """A burst of at least this many like pods bound for one Spot pool is spread: below it a
