@@ -6,7 +6,7 @@ what the strategy will pick, not by its dearest type, and takes Spot risk from t
 
 - ``lowest-price`` (AWS's default when the policy names none): the ``SpotInstancePools``
   (default 2) cheapest Spot pools of a zone, instances spread evenly over them. A zone's pools
-  are the group's types, so: the mean Spot price of the that many cheapest types.
+  are the group's types, so: the mean Spot price of that many cheapest types.
 - ``capacity-optimized``: the pools with the most spare capacity, price ignored. Spare
   capacity is not published; the Spot Instance Advisor's interruption bucket is its trailing
   shadow (a pool short of capacity is the one reclaimed), so the types in the lowest bucket
