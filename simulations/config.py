@@ -84,6 +84,18 @@ class SpotSettings:
     monthly_rate_unknown: float = ranged(0.25, PROBABILITY)
     """For a type the Advisor has no bucket for: the worst bucket."""
 
+    reclaim_by_pool: bool = True
+    """Reclaims hit a Spot capacity pool (instance type x zone): EC2 takes back capacity it
+    needs in that pool, so several of its nodes get their warning at the same instant. A
+    reclaim event comes to each pool with running Spot nodes at the rate that keeps each
+    node's expected interruptions per hour what its Advisor bucket says (rate / fraction).
+    ``false``: each node draws its own time, independently (the model before 2026-12-06)."""
+
+    reclaim_fraction: float = ranged(0.5, Range(0.01, 1.0))
+    """Each running node of the pool is reclaimed by an event with this probability. AWS
+    publishes no figure; half is a middle between one node at a time (the independent
+    model) and the whole pool, which the Advisor's per-type buckets cannot tell apart."""
+
     hazard_scale: float = 1.0
     """Multiplies every hazard: stress tests (``--set hazard_scale=50``)."""
 

@@ -17,6 +17,7 @@ GPU_READY: Final = "gpu-advertised"
 POD_DONE: Final = "pod-done"
 SPOT_NOTICE: Final = "spot-notice"
 NODE_RECLAIMED: Final = "node-reclaimed"
+POOL_RECLAIM: Final = "pool-reclaim"
 LAUNCH_FAILED: Final = "launch-failed"
 TICK: Final = "tick"
 

@@ -26,7 +26,8 @@ from scaler.core.placement import place
 from scaler.core.settings import PlacementSettings
 
 ORACLE_PLACEMENT = PlacementSettings(
-    spot_lost_work_h=0.0
+    spot_lost_work_h=0.0,
+    diversify_max_pools=1,  # every pod on its cheapest pool: a spread burst pays more
 )
 
 

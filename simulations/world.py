@@ -16,8 +16,11 @@ What is modelled (docs/simulator.md has the reasons):
 - A launch may fail (per-pool rate): the node never appears, and after
   ``launch_failure_delay_s`` the pool's desired size reverts and the failure is listed by
   ``launch_failures()``, as ASG scaling activities list it.
-- A Spot node draws its interruption time at launch from a constant hazard derived from its
-  type's Spot Advisor bucket. The warning goes to the reconciler (``Reconciler.respond``) or,
+- Spot reclaims hit a capacity pool (instance type x zone): each such pool with running Spot
+  nodes gets reclaim events at a constant rate, and an event warns each of its nodes with
+  probability ``reclaim_fraction``; the rate is set so a node's expected interruptions per
+  hour are those of its type's Spot Advisor bucket (``reclaim_by_pool=false``: each node
+  draws its own time from that hazard at launch, independently). The warning goes to the reconciler (``Reconciler.respond``) or,
   for a policy that has no interruption handling, to a simulated node-termination-handler
   that cordons and drains the node; 2 minutes later the node is gone and its pool's desired
   size drops by one. Drained pods lose their work and are pending again, from scratch.
@@ -105,6 +108,9 @@ class World(WorldRequests):
         self._bound: dict[str, SimPod] = {}
         self._seq = 0
         self._zone_turn: dict[str, int] = {}
+        self._capacity_pools: dict[tuple[str, str | None], dict[str, SimNode]] = {}
+        """Spot nodes not yet warned, by capacity pool (type, zone): a reclaim's targets."""
+        self._reclaim_armed: set[tuple[str, str | None]] = set()
         self.scale_ups = 0
         self.launch_failures = 0
         self.interruptions = 0
@@ -157,6 +163,9 @@ class World(WorldRequests):
             assert isinstance(payload, str)
             self.launch_failed(payload, now)
             return True
+        if kind == ev.POOL_RECLAIM:
+            key, per_hour = typing.cast(tuple[tuple[str, str | None], float], payload)
+            return self._pool_reclaim(key, per_hour, now)
         node = payload
         assert isinstance(node, SimNode)
         if not node.alive:
@@ -333,7 +342,10 @@ class World(WorldRequests):
             boot_s = self.config.boot_s(itype.family, node.gpus > 0)
             self.queue.push(now + boot_s, ev.NODE_READY, node)
         if node.capacity_type == SPOT and self.config.spot.interruptions:
-            self._draw_interruption(node, itype.spot_interruption_bucket, now)
+            if self.config.spot.reclaim_by_pool:
+                self._join_capacity_pool(node, itype.spot_interruption_bucket, now)
+            else:
+                self._draw_interruption(node, itype.spot_interruption_bucket, now)
         return node
 
     def _labels(self, i: int, zone: str | None) -> tuple[tuple[str, str], ...]:
@@ -355,16 +367,62 @@ class World(WorldRequests):
         self._zone_turn[pool] = turn + 1
         return zones[turn % len(zones)]
 
-    def _draw_interruption(self, node: SimNode, bucket: int | None, now: float) -> None:
+    def _hazard_per_hour(self, bucket: int | None) -> float:
+        """A node's interruptions per hour, from its type's Advisor bucket (0: never)."""
         spot = self.config.spot
         rates = spot.monthly_rate_by_bucket
         rate = rates[bucket] if bucket is not None and bucket < len(rates) else None
         monthly = spot.monthly_rate_unknown if rate is None else rate
         if monthly <= 0:
+            return 0.0
+        return -math.log1p(-min(monthly, 1 - 1e-12)) / HOURS_PER_MONTH * spot.hazard_scale
+
+    def _draw_interruption(self, node: SimNode, bucket: int | None, now: float) -> None:
+        per_hour = self._hazard_per_hour(bucket)
+        if per_hour <= 0:
             return
-        per_hour = -math.log1p(-min(monthly, 1 - 1e-12)) / HOURS_PER_MONTH * spot.hazard_scale
         after_s = float(self.rng.exponential(3600.0 / per_hour))
         self.queue.push(now + after_s, ev.SPOT_NOTICE, node)
+
+    def _join_capacity_pool(self, node: SimNode, bucket: int | None, now: float) -> None:
+        """The node becomes a target of its capacity pool's reclaims; the pool's event
+        stream starts when it first has a node. An event left from a time the pool was
+        empty stays valid when it fills again: the stream is memoryless."""
+        per_hour = self._hazard_per_hour(bucket)
+        if per_hour <= 0:
+            return
+        key = (node.instance_type, node.zone)
+        self._capacity_pools.setdefault(key, {})[node.name] = node
+        if key not in self._reclaim_armed:
+            self._reclaim_armed.add(key)
+            self._next_reclaim(key, per_hour / self.config.spot.reclaim_fraction, now)
+
+    def _next_reclaim(self, key: tuple[str, str | None], per_hour: float, now: float) -> None:
+        after_s = float(self.rng.exponential(3600.0 / per_hour))
+        self.queue.push(now + after_s, ev.POOL_RECLAIM, (key, per_hour))
+
+    def _pool_reclaim(self, key: tuple[str, str | None], per_hour: float, now: float) -> bool:
+        """One reclaim of a capacity pool: each of its nodes not yet warned is warned with
+        probability ``reclaim_fraction``, all at this instant."""
+        members = self._capacity_pools.get(key)
+        if not members:
+            self._reclaim_armed.discard(key)
+            return False
+        nodes = list(members.values())
+        hit = self.rng.random(len(nodes)) < self.config.spot.reclaim_fraction
+        for node, taken in zip(nodes, hit, strict=True):
+            if taken:
+                self._spot_notice(node, now)
+        if members:
+            self._next_reclaim(key, per_hour, now)
+        else:
+            self._reclaim_armed.discard(key)
+        return bool(hit.any())
+
+    def _leave_capacity_pool(self, node: SimNode) -> None:
+        members = self._capacity_pools.get((node.instance_type, node.zone))
+        if members is not None:
+            members.pop(node.name, None)
 
     def _node_ready(self, node: SimNode, now: float) -> None:
         self.ledger.settle(node, now)
@@ -399,6 +457,7 @@ class World(WorldRequests):
 
     def _spot_notice(self, node: SimNode, now: float) -> None:
         self.ledger.settle(node, now)
+        self._leave_capacity_pool(node)
         self.interruptions += 1
         self._log(now, "spot-notice", node.name)
         handler = self.config.spot.notice_handler
@@ -418,6 +477,7 @@ class World(WorldRequests):
 
     def _remove(self, node: SimNode, now: float, *, decrement: bool = True) -> None:
         self._evict(node, now)
+        self._leave_capacity_pool(node)
         self.ledger.node_removed(node, now)
         node.alive = False
         self.table.remove(node.slot)

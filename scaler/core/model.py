@@ -371,6 +371,13 @@ class PoolSpec:
     capacity_rebalance: bool = False
     """The group replaces a Spot node at risk itself (an ASG's ``CapacityRebalance``): a
     rebalance recommendation then launches nothing beside the group's own replacement."""
+    spot_allocation_strategy: str | None = None
+    """How the group picks the type of a Spot node (an ASG's ``SpotAllocationStrategy``,
+    :mod:`scaler.core.spot_allocation`): its Spot share is priced, and its Spot risk taken,
+    from the types that strategy picks. None: the dearest type (any may launch)."""
+    spot_instance_pools: int = 2
+    """``SpotInstancePools`` of a lowest-price group: how many of the cheapest Spot types of
+    a zone it spreads over (AWS's default 2)."""
 
     @property
     def label_map(self) -> dict[str, str]:

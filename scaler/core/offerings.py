@@ -45,6 +45,7 @@ from scaler.core.model import (
     Taint,
 )
 from scaler.core.settings import PlacementSettings
+from scaler.core.spot_allocation import STRATEGIES, spot_pick
 
 HOURS_PER_MONTH = 730.0
 """AWS bills a month as 730 hours."""
@@ -451,6 +452,13 @@ def _resolve(
         given = pool.allocatable.as_array()
         net = np.maximum(given - pool.daemonset_overhead.as_array(), 0.0)
         alloc = np.where(given > 0, net, alloc)
+    spot_types = types  # the types a Spot node of the pool may be (SpotAllocationStrategy)
+    if pool.spot_allocation_strategy not in (None, *STRATEGIES):
+        return PoolProblem(
+            pool.name,
+            f"SpotAllocationStrategy {pool.spot_allocation_strategy!r} is not one of "
+            f"{', '.join(STRATEGIES)}",
+        )
     if pool.price_usd_per_hour is not None:
         price, dearest = pool.price_usd_per_hour, types[0]
     else:
@@ -465,7 +473,11 @@ def _resolve(
         if spot_prices and all(p is not None for p in spot_prices):
             # The real mix of the next node; with a Spot price missing, all on-demand.
             spot = max(p for p in spot_prices if p is not None)
+            if pool.spot_allocation_strategy is not None:
+                spot, spot_types = _picked(pool, types, spot_prices)
             price = (1.0 - pool.spot_share) * price + pool.spot_share * spot
+        elif pool.capacity_type == SPOT and pool.spot_allocation_strategy is not None:
+            price, spot_types = _picked(pool, types, [p for p, _ in priced])
         price *= pool.price_multiplier
     if not math.isfinite(price) or any(not math.isfinite(t.on_demand_usd_per_hour) for t in types):
         # A type described live but absent from the catalog has no known price: scoring it
@@ -482,11 +494,11 @@ def _resolve(
             table[t.spot_interruption_bucket]
             if t.spot_interruption_bucket is not None and t.spot_interruption_bucket < len(table)
             else settings.spot_interruptions_per_month_unknown
-            for t in types
+            for t in spot_types
         ]
         risk = max(
             rate / HOURS_PER_MONTH * settings.spot_lost_work_h * t.on_demand_usd_per_hour
-            for rate, t in zip(rates, types, strict=True)
+            for rate, t in zip(rates, spot_types, strict=True)
         )
         if pool.capacity_type != SPOT:
             risk *= pool.spot_share
@@ -620,6 +632,19 @@ def pool_table(pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
     return PoolTable(
         pools, by_name, headroom, {p.name: p for p in pools if p.current_size > 0}, sizes
     )
+
+
+def _picked(
+    pool: PoolSpec, types: Sequence[InstanceType], spot_prices: Sequence[float | None]
+) -> tuple[float, list[InstanceType]]:
+    """The Spot price of the pool's next Spot node and the types it may be, by its
+    SpotAllocationStrategy (:mod:`scaler.core.spot_allocation`); every price is known."""
+    known = [p for p in spot_prices if p is not None]
+    price, picked = spot_pick(
+        types, known, str(pool.spot_allocation_strategy),
+        spot_instance_pools=pool.spot_instance_pools,
+    )
+    return price, list(picked)
 
 
 def _mixes_spot(pool: PoolSpec) -> bool:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scaler.core.diversify import spread_spot
 from scaler.core.explain import unplaceable_reason
 from scaler.core.model import CPU, GPU, MEM, BoolArray, FloatArray, IntArray, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings
@@ -149,6 +150,9 @@ def place(
     shares: dict[int, list[tuple[int, int]]] = {}
     if settings.expander == "cost" and offerings.any_similar:
         shares = balance_similar(matrix, best, best_cost, counts, offerings, sizes, preferred)
+    spread = spread_spot(matrix, best, best_cost, counts, offerings, settings,
+                         skip=shares.keys() | preferred.keys())
+    shares.update(spread.shares)
     demand = np.bincount(best[placeable], weights=nodes_needed[placeable], minlength=n_pools)
     for k, parts in shares.items():
         # One pod per node on the pools balanced (packing pools are never split).
@@ -169,8 +173,11 @@ def place(
                 continue
             lo = 0
             for i, n in split:
+                group = _group(classes[c][lo : lo + n], i, n, matrix[c], offerings, per_node[c])
+                note = spread.notes.get(int(c))
                 groups.append(
-                    _group(classes[c][lo : lo + n], i, n, matrix[c], offerings, per_node[c])
+                    group if note is None
+                    else dataclasses.replace(group, reason=f"{note}; {group.reason}")
                 )
                 lo += n
         unplaceable = [

@@ -71,6 +71,20 @@ class PlacementSettings:
     earlier default charged a bucket's monthly rate as a share of each hour's price: ~700x the
     expected loss; the simulator showed it cost ~25% on Spot-heavy traces and never paid.)"""
 
+    diversify_band: float = 0.05
+    """Spot pools whose per-pod cost is within this fraction of the cheapest may share a
+    burst (:mod:`scaler.core.diversify`): 5% on part of a burst is far below what one reclaim
+    of every node of a long-running burst redoes. Keep it below ``tier_tolerance``: a pod's
+    admission tier must hold the pool it is spread to."""
+
+    diversify_min_pods: int = ranged(4, Range(2.0))
+    """A burst of at least this many like pods bound for one Spot pool is spread: below it a
+    reclaim takes few nodes whatever their pool."""
+
+    diversify_max_pools: int = ranged(3, Range(1.0))
+    """Spread a burst until it covers this many capacity pools (type x zone; a multi-zone pool
+    counts one per zone), so one reclaim can hit about a third of it; 1 turns spreading off."""
+
     chunk_classes: int = ranged(512, Range(1.0))
     """Pod classes scored per NumPy chunk: bounds the (classes x pools x resources) temporary
     to a few tens of MB with the full catalog."""
@@ -391,6 +405,7 @@ PRESETS: dict[str, Settings] = {
         placement=PlacementSettings(
             expander="least-waste",
             never_gpu_for_cpu_pods=False,
+            diversify_max_pools=1,
             requestless_cpu_milli=0.0,
             requestless_memory_mib=0.0,
         ),
@@ -402,7 +417,8 @@ PRESETS: dict[str, Settings] = {
     # 1 s / 10 s, empty nodes removed at once (consolidateAfter: 0s), no pinning.
     "karpenter-like": Settings(
         placement=PlacementSettings(
-            spot_lost_work_h=0.0, requestless_cpu_milli=0.0, requestless_memory_mib=0.0
+            spot_lost_work_h=0.0, requestless_cpu_milli=0.0, requestless_memory_mib=0.0,
+            diversify_max_pools=1,
         ),
         scale_down=ScaleDownSettings(idle_timeout_s=0.0),
         pinning=PinningSettings(enabled=False),

@@ -381,3 +381,30 @@ def test_go_durations_parse_as_time_parse_duration_does(text, seconds):
 def test_what_go_refuses_is_no_duration(text):
     with pytest.raises(ValueError, match="not a Go duration"):
         parse_go_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("distribution", "expected"),
+    [
+        ({}, ("lowest-price", 2)),  # AWS's defaults
+        ({"SpotAllocationStrategy": "price-capacity-optimized"}, ("price-capacity-optimized", 2)),
+        ({"SpotAllocationStrategy": "lowest-price", "SpotInstancePools": 4}, ("lowest-price", 4)),
+    ],
+)
+def test_the_spot_allocation_strategy_is_read_from_the_mixed_policy(catalog, distribution,
+                                                                     expected):
+    item = group(MixedInstancesPolicy=mixed([{"InstanceType": "m5.large"}], **distribution))
+    pool = pool_of(item, catalog)
+    assert (pool.spot_allocation_strategy, pool.spot_instance_pools) == expected
+
+
+def test_a_group_without_a_mixed_policy_has_no_spot_allocation_strategy(catalog):
+    assert pool_of(group(), catalog).spot_allocation_strategy is None
+
+
+def test_an_unknown_spot_allocation_strategy_disables_the_pool_naming_the_field(catalog):
+    policy = mixed([{"InstanceType": "m5.large"}])
+    policy["InstancesDistribution"] = {"SpotAllocationStrategy": "diversified"}
+    item = group(MixedInstancesPolicy=policy)
+    reason = problem_of(item, catalog)
+    assert "SpotAllocationStrategy 'diversified'" in reason and "cpu-m5" in reason

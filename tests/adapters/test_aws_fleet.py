@@ -469,3 +469,61 @@ async def test_a_failed_or_empty_refresh_keeps_the_last_good_prices(fleet: AwsFl
     assert "RequestLimitExceeded" in logs[0]["error"]
     assert (await fleet.prices()).usd_per_hour == good  # within the TTL: no new call
     assert sum(name == "describe_spot_price_history" for name, _ in fleet.ec2.calls) == 3
+
+
+@pytest.mark.anyio
+async def test_mixed_spot_groups_are_priced_by_their_spot_allocation_strategy(
+    fleet: AwsFleet, account: dict[str, Any], catalog: Catalog
+):
+    lt = account["ec2"].create_launch_template(
+        LaunchTemplateName="spot-strategies",
+        LaunchTemplateData={"ImageId": "ami-0eks0node0image0", "InstanceType": "m5.large"},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    # Spot $/h (bucket): r5 0.0504 (0), m5n 0.0536 (0), c5 0.0349 (0), m7i 0.0323 (3).
+    overrides = [{"InstanceType": t} for t in ("r5.large", "m5n.large", "c5.large", "m7i.large")]
+    strategies = {
+        "spot-lowest": {"SpotAllocationStrategy": "lowest-price", "SpotInstancePools": 1},
+        "spot-capacity": {"SpotAllocationStrategy": "capacity-optimized"},
+        "spot-prioritized": {"SpotAllocationStrategy": "capacity-optimized-prioritized"},
+        "spot-pco": {"SpotAllocationStrategy": "price-capacity-optimized"},
+    }
+    for name, strategy in strategies.items():
+        account["autoscaling"].create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            MinSize=0,
+            MaxSize=10,
+            VPCZoneIdentifier=account["subnets"],
+            Tags=_tags(name, DISCOVERABLE),
+            MixedInstancesPolicy={
+                "LaunchTemplate": {
+                    "LaunchTemplateSpecification": {"LaunchTemplateId": lt, "Version": "$Default"},
+                    "Overrides": overrides,
+                },
+                "InstancesDistribution": {
+                    "OnDemandBaseCapacity": 0,
+                    "OnDemandPercentageAboveBaseCapacity": 0,
+                    **strategy,
+                },
+            },
+        )
+    pools = [p for p in await fleet.pools() if p.name in strategies]
+    assert {p.name: p.spot_allocation_strategy for p in pools} == {
+        n: s["SpotAllocationStrategy"] for n, s in strategies.items()
+    }
+    offerings, problems = build_offerings(pools, catalog)
+    assert not problems
+
+    def spot(itype: str) -> float:
+        price = catalog.types[itype].price(SPOT)
+        assert price is not None
+        return price
+
+    price = {p.name: float(offerings.price[i]) for i, p in enumerate(offerings.pools)}
+    assert price == pytest.approx({
+        "spot-lowest": spot("m7i.large"),       # the cheapest type
+        "spot-capacity": spot("m5n.large"),     # the dearest of the least-reclaimed types
+        "spot-prioritized": spot("r5.large"),   # the first listed of those
+        "spot-pco": spot("c5.large"),           # the cheapest of those
+    })
+    risk = {p.name: float(offerings.risk[i]) for i, p in enumerate(offerings.pools)}
+    assert risk["spot-pco"] < risk["spot-lowest"]  # m7i.large is reclaimed far more often

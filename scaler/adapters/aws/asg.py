@@ -37,6 +37,7 @@ from scaler.core.model import (
 )
 from scaler.core.names import shown
 from scaler.core.offerings import PoolProblem
+from scaler.core.spot_allocation import DEFAULT_SPOT_INSTANCE_POOLS, LOWEST_PRICE, STRATEGIES
 
 # EC2 launch templates that do not name a version mean the default one (AWS API reference,
 # LaunchTemplateSpecification.Version).
@@ -227,6 +228,7 @@ def _pool(
         idle_timeout_s=template.idle_timeout_s,
         spot_share=spot_share(group) if capacity_type == ON_DEMAND else 0.0,
         capacity_rebalance=bool(group.get("CapacityRebalance", False)),
+        **_spot_allocation(group),
     )
     # The tag overrides what the launch template gives (cluster-autoscaler's precedence).
     root = template.ephemeral_storage_mib
@@ -320,6 +322,33 @@ def spot_share(group: Mapping[str, Any]) -> float:
     if int(group.get("DesiredCapacity", 0)) < base:
         return 0.0
     return min(max(100 - percent, 0), 100) / 100.0
+
+
+def _spot_allocation(group: Mapping[str, Any]) -> dict[str, Any]:
+    """PoolSpec's SpotAllocationStrategy and SpotInstancePools fields from the group's
+    InstancesDistribution; none without a mixed-instances policy (one type: nothing to pick).
+    AWS's defaults when the policy leaves them out: lowest-price over 2 pools."""
+    policy = group.get("MixedInstancesPolicy")
+    if not policy:
+        return {}
+    dist = policy.get("InstancesDistribution") or {}
+    strategy = str(dist.get("SpotAllocationStrategy") or LOWEST_PRICE)
+    if strategy not in STRATEGIES:
+        raise _Problem(
+            f"MixedInstancesPolicy.InstancesDistribution.SpotAllocationStrategy {strategy!r} "
+            f"is not one of {', '.join(STRATEGIES)}"
+        )
+    pools = dist.get("SpotInstancePools")
+    try:
+        n = DEFAULT_SPOT_INSTANCE_POOLS if pools is None else int(pools)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise _Problem(
+            "MixedInstancesPolicy.InstancesDistribution.SpotInstancePools: expected a whole "
+            f"number from 1, got {pools!r}"
+        )
+    return {"spot_allocation_strategy": strategy, "spot_instance_pools": n}
 
 
 def _override_types(overrides: Any) -> tuple[str, ...]:
