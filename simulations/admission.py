@@ -24,6 +24,7 @@ import numpy as np
 
 from scaler.core.model import LABEL_POOL, PodSpec, Requirement, SelectorTerm
 from scaler.core.pinning import Pin, pin_for
+from scaler.core.runtime import RuntimeHistory, lost_work_h
 
 
 class Webhook:
@@ -37,9 +38,10 @@ class Webhook:
         """The tier for ``pod``; () when the webhook would not pin it."""
         return (await self.pin(pod)).pools
 
-    async def pin(self, pod: PodSpec) -> Pin:
+    async def pin(self, pod: PodSpec, *, runtimes: RuntimeHistory | None = None) -> Pin:
         """The tier for ``pod`` and whether it is exclusive; empty when the webhook would
-        not pin it."""
+        not pin it. ``runtimes``: the cluster's history of finished runs, which prices the
+        pod's Spot risk by its expected lost work (scaler/core/runtime.py)."""
         rec = self.reconciler
         settings = rec.settings
         if not settings.pinning.enabled or selects_pool(pod):
@@ -64,8 +66,9 @@ class Webhook:
                 i = offerings.get(live.name)
                 if i is not None:
                     headroom[i] = float(max(live.max_size - live.current_size, 0))
+        lost = lost_work_h([pod], runtimes or RuntimeHistory(), settings.placement)
         return pin_for(pod, offerings, settings, available=available, headroom=headroom,
-                       readmit=readmit)
+                       readmit=readmit, lost_work_h=None if lost is None else float(lost[0]))
 
 
 def selects_pool(pod: PodSpec) -> bool:

@@ -211,7 +211,7 @@ class Simulation:
         """New pods pass the admission webhook, then kube-scheduler binds what it can."""
         if self.webhook is not None:
             for pod in self.world.take_created():
-                pin = await self.webhook.pin(pod.live)
+                pin = await self.webhook.pin(pod.live, runtimes=self.world.runtimes.history())
                 if pin:
                     live = pinned(pod.live, pin.pools)
                     # As pin_patch: a pod that could not be pinned gets no label either.

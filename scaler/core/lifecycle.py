@@ -58,6 +58,7 @@ from scaler.core.model import (
 )
 from scaler.core.offerings import Offerings, pool_table
 from scaler.core.placement import cost_matrix, group_pods, place
+from scaler.core.runtime import RuntimeHistory, lost_work_h, with_runs
 from scaler.core.settings import Settings
 from scaler.core.state import (
     ANNOTATION_DO_NOT_DISRUPT,
@@ -266,8 +267,14 @@ def _replace(
         pods = tuple(p for p, w in zip(pods, wait, strict=True) if not w)
         if not pods:
             return []
+    # Judged as their re-created pods will be: the runs lost here are in their history then.
+    runtimes = RuntimeHistory()
+    if view is not None:
+        ran = {b.pod.key: max(now - b.started_s, 0.0) for b in view.bound if b.node == node.name}
+        runtimes = with_runs(view.runtimes, [(p, ran.get(p.key, 0.0)) for p in pods])
     placement = place(pods, offerings, headroom=headroom, available=available,
-                      settings=settings.placement, rng=rng)
+                      settings=settings.placement, rng=rng,
+                      lost_work_h=lost_work_h(pods, runtimes, settings.placement))
     actions: list[Action] = []
     for g in placement.groups:
         actions.append(ScaleUp(
