@@ -49,7 +49,7 @@ from scaler.adapters.kube.volumes import (
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
 from scaler.core.model import LABEL_ZONE, PodSpec, Requirement, Resources, SelectorTerm
 from scaler.core.observed import remember_reports, remember_templates
-from scaler.core.runtime import RuntimeRecorder
+from scaler.core.runtime import RuntimeHistory, RuntimeRecorder
 from scaler.core.state import BoundPod, ClusterView, Node, NodeTemplateReport, PendingPod
 from scaler.ports import PortError
 
@@ -305,6 +305,11 @@ class KubeCluster(KubeActuator):
             reported_templates=self._templates_view,
             runtimes=self._runtimes.history(),
         )
+
+    def runtime_history(self) -> RuntimeHistory:
+        """How long finished pods ran (what ``snapshot().runtimes`` carries), for the
+        admission webhook, which prices a new pod's Spot risk by it without a snapshot."""
+        return self._runtimes.history()
 
     def _learn(self, nodes: tuple[Node, ...]) -> None:
         """Allocatable, labels and taints the pools' Ready nodes report

@@ -40,6 +40,7 @@ from scaler.core.memory import Memory
 from scaler.core.model import LABEL_POOL, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings
 from scaler.core.pinning import LABEL_EXCLUSIVE, Pin, exclusive_term, pin_for
+from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
 from scaler.ports import Clock
 
@@ -335,11 +336,15 @@ class PinSource(Protocol):
     async def offerings_now(self) -> Offerings: ...
 
 
-def make_chooser(source: PinSource) -> Chooser:
+def make_chooser(
+    source: PinSource, runtimes: Callable[[], RuntimeHistory] | None = None
+) -> Chooser:
     """Pin with what the reconciler last saw: its cached offerings, pools backing off after a
     failed launch or an interruption left out, pools at their max size left out. No AWS call
     once the first tick has run. Returns () (no pin) when pinning is disabled in settings;
-    otherwise the core's :func:`~scaler.core.pinning.pin_for` (a tier, and exclusivity)."""
+    otherwise the core's :func:`~scaler.core.pinning.pin_for` (a tier, and exclusivity).
+    ``runtimes``: the cluster's history of finished runs (``KubeCluster.runtime_history``),
+    which prices the pod's Spot risk by its expected lost work as decide() does."""
 
     async def choose(pod: PodSpec) -> tuple[str, ...]:
         settings = source.settings
@@ -358,8 +363,10 @@ def make_chooser(source: PinSource) -> Chooser:
         headroom = np.array(
             [_headroom(live.get(p.name, p)) for p in offerings.pools], dtype=np.float64
         )
+        history = runtimes() if runtimes is not None else RuntimeHistory()
+        lost = lost_work_h([pod], history, settings.placement)
         return pin_for(pod, offerings, settings, available=available, headroom=headroom,
-                       readmit=readmit)
+                       readmit=readmit, lost_work_h=None if lost is None else float(lost[0]))
 
     return choose
 
