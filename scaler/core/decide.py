@@ -112,7 +112,8 @@ def decide(
     uncovered = _above_priority_cutoff(uncovered, settings)
     uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
     uncovered, _, reclaim_wake = hold_for_reclaimed(
-        uncovered, offerings, memory, settings, now=now, headroom=table.headroom
+        uncovered, offerings, memory, settings, now=now, headroom=table.headroom,
+        runtimes=view.runtimes,
     )
     if reclaim_wake is not None:
         wakes.append(reclaim_wake)

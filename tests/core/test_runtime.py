@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pytest
 
-from scaler.core.model import ON_DEMAND, SPOT, PodSpec, PoolSpec
+from scaler.core.model import ON_DEMAND, SPOT, PodSpec, PoolSpec, Resources
 from scaler.core.placement import place
 from scaler.core.runtime import (
     ANNOTATION_EXPECTED_RUNTIME,
@@ -194,3 +194,45 @@ def test_the_pods_per_node_of_a_group_are_what_its_pool_packs() -> None:
     assert (g.pods_per_node, g.nodes) == (4, 1)
     # m1.large: 3,920m allocatable takes four 900m pods; the node's risk is shared.
     assert g.cost_usd_per_hour == pytest.approx(0.06 * (1 + 0.25 / 730 * 50.0) / 4)
+
+
+# ------------------------------------------------------------------ after an interruption
+
+
+def test_an_interrupted_long_run_is_replaced_on_the_steadier_pool_not_held_for_its_own():
+    # A pod that ran 2,000 h on flaky-a (c7i.large Spot, >20% a month, $0.100/h) is
+    # interrupted. Its re-created pod will have that run in its history: 1,000 h at stake.
+    # flaky-a (reclaimed) 0.100 x (1 + 0.25/730 x 1000) = 0.1342, flaky-b 0.1355, steady
+    # (c5.large, <5%, $0.110/h) 0.110 x (1 + 0.025/730 x 1000) = 0.1138: replaced on
+    # steady now. Charged 24 h, flaky-a would be its cheapest pool: it would wait for it.
+    from scaler.core.actions import ScaleUp
+    from scaler.core.catalog import Catalog
+    from scaler.core.interruptions import SpotInterruption
+    from scaler.core.lifecycle import respond
+    from scaler.core.memory import Memory
+    from scaler.core.offerings import build_offerings
+    from scaler.core.settings import Settings
+    from scaler.core.state import BoundPod, ClusterView, Node
+
+    pools = [PoolSpec("flaky-a", ("c7i.large",), SPOT, price_usd_per_hour=0.100, max_size=9),
+             PoolSpec("flaky-b", ("r6i.large",), SPOT, price_usd_per_hour=0.101, max_size=9),
+             PoolSpec("steady", ("c5.large",), SPOT, price_usd_per_hour=0.110, max_size=9)]
+    offerings, problems = build_offerings(pools, Catalog.load())
+    assert not problems
+    now = 2000 * H + 60.0
+    train = PodSpec("train-x7b2k", requests=Resources(cpu_milli=500, memory_mib=1024, pods=1))
+    view = ClusterView(
+        now,
+        nodes=(Node("n1", "flaky-a", "c7i.large", SPOT, instance_id="i-1"),),
+        bound=(BoundPod(train, "n1", started_s=60.0),),
+    )
+    notice = SpotInterruption("i-1", "terminate", deadline_s=now + 120, event_id="e", at_s=now)
+
+    def launches(settings: Settings) -> list[tuple[str, tuple[str, ...]]]:
+        actions = respond(notice, view, pools, offerings, Memory(), settings, now=now,
+                          rng=np.random.default_rng(0))
+        return [(a.pool, a.pods) for a in actions if isinstance(a, ScaleUp)]
+
+    assert launches(Settings()) == [("steady", ("default/train-x7b2k",))]
+    fixed = Settings(placement=PlacementSettings(spot_risk_by_runtime=False))
+    assert launches(fixed) == []  # it waits out flaky-a's backoff
