@@ -274,7 +274,7 @@ def test_spot_risk_changes_the_order_between_nearly_equal_spot_pools() -> None:
 
 
 def test_spot_risk_does_not_outweigh_a_real_price_gap() -> None:
-    # m1-spot 0.06 (+0.0016 risk) against r1-spot 0.09: the expected loss is small next to
+    # m1-spot 0.06 (+0.0005 risk) against r1-spot 0.09: the expected loss is small next to
     # a 50% price difference, so the cheaper node wins (see spot_lost_work_h's docstring).
     assert place_one(pod(cpu=1000, mem=8 * GIB), spot_and_on_demand()) == "m1-spot"
 
