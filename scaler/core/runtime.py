@@ -16,8 +16,8 @@ estimates the lost work from what the cluster knows about the pod, first rule th
 3. Pods of a ReplicaSet, StatefulSet, DaemonSet or ReplicationController (services): they
    restart and carry on; an interruption costs a restart, ``service_lost_work_h``.
 4. Everything else runs to completion (Jobs, CronJobs, bare pods): from the history of
-   completed runs of the same workload (:func:`scaler.core.lifecycle.workload_of`: the name
-   without the suffix a controller generates; a CronJob's Jobs share one), else of its
+   completed runs of the same workload (:func:`workload_key`: the name without the suffix a
+   controller generates; a CronJob's Jobs share one), else of its
    namespace (at least ``runtime_min_samples`` runs), else ``spot_lost_work_h``.
 
 From a history of runtimes ``t_i`` and a pod of age ``a`` (0 when pending): the runs still
@@ -27,9 +27,12 @@ length, so the expected lost work is ``a + sum(r_i^2) / (2 sum(r_i))`` (the leng
 mean of half the rest). A heavy tail therefore counts: a namespace whose median pod runs 9
 minutes but whose 1% run for months expects hundreds of hours lost per interruption, because
 that is where interruptions land. A pod older than every run in its history is expected to
-run as long again (``r = a``). A namespace keeps only count, sum and sum of squares (no ages
-are possible there: its pods are judged at age 0 and, once older, by the same rule as a pod
-older than its history).
+run as long again (``r = a``). A namespace keeps only count, sum and sum of squares, which
+cannot be conditioned on age: a pod judged by its namespace at age ``a > 0`` expects
+``a + max(sum(t^2) / (2 sum(t)), a / 2)``, the larger of the namespace's figure and "as
+long again". Placement only judges pods at age 0 (pending, or about to be re-created).
+The charge is first order in the rate: a run as long as the time between interruptions
+(months on the worst Spot bucket) is lost more than once on average, which it leaves out.
 
 The history comes from the cluster (``ClusterView.runtimes``): the live source records a
 pod that reaches Succeeded/Failed or is deleted after it started; the simulator records a
