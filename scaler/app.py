@@ -254,7 +254,9 @@ async def run(opts: RunOptions, *, observer: Observer | None = None) -> Decision
                     opts.webhook_port,
                     cert_file=opts.webhook_cert_file,
                     key_file=opts.webhook_key_file,
-                    choose=ctl.cluster.claim_aware(make_chooser(ctl.reconciler)),
+                    choose=ctl.cluster.claim_aware(
+                        make_chooser(ctl.reconciler, ctl.cluster.runtime_history)
+                    ),
                 )
                 await tg.start(webhook, name="webhook")
 

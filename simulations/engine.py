@@ -139,7 +139,7 @@ class Simulation:
         )
         # The chooser answers () when pinning is off: the webhook is left out then.
         self.choose: PinChooser | None = (
-            make_chooser(self.reconciler)
+            make_chooser(self.reconciler, self.world.runtimes.history)
             if self.config.cluster.admission_webhook and self.settings.pinning.enabled
             else None
         )

@@ -13,6 +13,7 @@ import numpy as np
 
 from scaler.core.model import PoolSpec, Taint
 from scaler.core.offerings import Offerings
+from scaler.core.runtime import RuntimeRecorder
 from scaler.core.state import (
     ANNOTATION_IDLE_SINCE,
     BoundPod,
@@ -57,6 +58,7 @@ class WorldRequests:
     _v_nodes: tuple[Node, ...] | None
     _v_bound: tuple[BoundPod, ...] | None
     _v_pending: tuple[PendingPod, ...] | None
+    runtimes: RuntimeRecorder
 
     if TYPE_CHECKING:
 
@@ -77,7 +79,8 @@ class WorldRequests:
                 p.pending_view for p in self._pending.values() if p.pending_view
             )
         return ClusterView(
-            now_s=now, nodes=self._v_nodes, bound=self._v_bound, pending=self._v_pending
+            now_s=now, nodes=self._v_nodes, bound=self._v_bound, pending=self._v_pending,
+            runtimes=self.runtimes.history(),
         )
 
     def pool_views(self) -> tuple[PoolSpec, ...]:

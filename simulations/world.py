@@ -49,6 +49,7 @@ from scaler.core.model import (
     Resources,
 )
 from scaler.core.offerings import Offerings
+from scaler.core.runtime import RuntimeRecorder
 from scaler.core.state import (
     BoundPod,
     LaunchFailure,
@@ -118,6 +119,9 @@ class World(WorldRequests):
         self.finished = 0
         self.notices: list[SimNode] = []
         self.created: list[SimPod] = []
+        self.runtimes = RuntimeRecorder()
+        """How long finished and lost runs ran: the view's history (scaler/core/runtime.py),
+        as the live source records pods that finish or are deleted after running."""
         self._label_cache: dict[tuple[int, str | None], tuple[tuple[str, str], ...]] = {}
         self._alloc_cache: dict[tuple[int, bool], Resources] = {}
         self.failing: Counter[str] = Counter()
@@ -154,6 +158,7 @@ class World(WorldRequests):
             pod, run = typing.cast(tuple[SimPod, Run], payload)
             if pod.run is not run:
                 return False  # that run was lost meanwhile
+            self.runtimes.record(pod.live, now - run.start_s)
             self._unbind(pod, now, lost=False)
             pod.state, pod.finished_s = DONE, now
             self.finished += 1
@@ -297,6 +302,8 @@ class World(WorldRequests):
     def _evict_pod(self, pod: SimPod, now: float) -> None:
         """The pod loses its work and is pending again, unpinned, from scratch (its
         controller makes a new pod, which nothing has pinned yet)."""
+        if pod.run is not None:
+            self.runtimes.record(pod.live, now - pod.run.start_s)
         self._unbind(pod, now, lost=True)
         pod.lost_runs += 1
         self.evictions += 1

@@ -10,7 +10,7 @@ EKS allocatable (see tests/core/test_placement.py for the formula):
     r1.xlarge  4     32768  20    -    0.30   -             3920 / 32193
     g2.xlarge  4     16384  20    T4   0.04   -             3920 / 15809
 
-m1-spot: 0.20 x 0.30 = $0.06/h + risk 0.25/730 x 24 x 0.20 = $0.0016/h -> $0.0616/h < m1-od's $0.20.
+m1-spot: 0.20 x 0.30 = $0.06/h + risk 0.25/730 x 24 x 0.06 = $0.0005/h -> $0.0605/h < m1-od's $0.20.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def test_place_json_gives_the_answers_worked_out_by_hand(
     # Pods are listed in file order.
     assert [p["pod"] for p in doc["placements"]] == list(EXPECTED_PLACEMENTS)
     spot = next(p for p in doc["placements"] if p["pool"] == "m1-spot")
-    assert "$0.0600/h + $0.0016/h Spot risk" in spot["reason"]
+    assert "$0.0600/h + $0.0005/h Spot risk" in spot["reason"]
     assert "next m1-od $0.2000/h" in spot["reason"]
 
 

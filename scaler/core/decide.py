@@ -65,6 +65,7 @@ from scaler.core.model import NO_EXECUTE, NO_SCHEDULE, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolTable, is_startup_taint, pool_table
 from scaler.core.pinning import label_pools
 from scaler.core.placement import cost_matrix, group_pods, place
+from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
 from scaler.core.state import (
     ANNOTATION_DO_NOT_DISRUPT,
@@ -112,7 +113,8 @@ def decide(
     uncovered = _above_priority_cutoff(uncovered, settings)
     uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
     uncovered, _, reclaim_wake = hold_for_reclaimed(
-        uncovered, offerings, memory, settings, now=now, headroom=table.headroom
+        uncovered, offerings, memory, settings, now=now, headroom=table.headroom,
+        runtimes=view.runtimes,
     )
     if reclaim_wake is not None:
         wakes.append(reclaim_wake)
@@ -125,7 +127,8 @@ def decide(
             wakes.append(close)
         else:
             batch_closed = True
-            actions += _scale_up(uncovered, table, offerings, memory, settings, now, rng)
+            actions += _scale_up(uncovered, table, offerings, memory, settings, now, rng,
+                                 runtimes=view.runtimes)
     wakes += [a.retry_at_s for a in actions if isinstance(a, NotifyUnplaceable) and a.retry_at_s]
     wanted = set(waiting_for.values()) | {a.pool for a in actions if isinstance(a, ScaleUp)}
     if held:
@@ -339,17 +342,22 @@ def _scale_up(
     settings: Settings,
     now: float,
     rng: np.random.Generator,
+    *,
+    runtimes: RuntimeHistory | None = None,
 ) -> list[Action]:
     headroom = table.headroom
     available = memory.available(offerings, now)
+    pods = [pp.pod for pp in pending]
     placement = place(
-        [pp.pod for pp in pending],
+        pods,
         offerings,
         headroom=headroom,
         available=available,
         settings=settings.placement,
         rng=rng,
         sizes=table.sizes,
+        # Each pod's Spot risk by its expected lost work (scaler/core/runtime.py).
+        lost_work_h=lost_work_h(pods, runtimes or RuntimeHistory(), settings.placement),
     )
     actions: list[Action] = []
     groups, held = apply_limits(placement.groups, table, offerings, settings.limits)

@@ -59,6 +59,7 @@ from scaler.core.model import (
 )
 from scaler.core.offerings import Offerings, pool_table
 from scaler.core.placement import cost_matrix, group_pods, place
+from scaler.core.runtime import RuntimeHistory, lost_work_h, with_runs
 from scaler.core.settings import Settings
 from scaler.core.state import (
     ANNOTATION_DO_NOT_DISRUPT,
@@ -169,9 +170,11 @@ def wait_for_reclaimed(
     settings: Settings,
     *,
     now: float,
+    lost_work_h: FloatArray | None = None,
 ) -> list[bool]:
     """For each pod, whether it should wait for a reclaimed pool to come back rather than
-    take the best pool open now.
+    take the best pool open now. ``lost_work_h`` (N,): each pod's expected lost work, which
+    prices its Spot risk as placement does (:mod:`scaler.core.runtime`).
 
     ``available`` excludes the reclaimed pools; ``reclaimed`` maps their columns to the end
     of their backoff. A pod waits when its cheapest pool, reclaimed ones included, is a
@@ -186,12 +189,18 @@ def wait_for_reclaimed(
     cols = np.fromiter(reclaimed, dtype=np.intp, count=len(reclaimed))
     every[cols] = True
     index = {id(p): i for i, p in enumerate(pods)}
-    classes = group_pods([p for p, life in zip(pods, lives_s, strict=True) if life > 0])
+    alive = [k for k, life in enumerate(lives_s) if life > 0]
+    lost = None if lost_work_h is None else np.asarray(lost_work_h, dtype=np.float64)[alive]
+    classes = group_pods([pods[k] for k in alive], lost)
     if not classes:
         return out
     reps = [c[0] for c in classes]
     req = np.array([p.requests.as_array() for p in reps]).reshape(len(reps), -1)
-    matrix, _ = cost_matrix(reps, req, offerings, every, settings.placement)
+    class_lost = None
+    if lost_work_h is not None:
+        class_lost = np.array([float(lost_work_h[index[id(r)]]) for r in reps])
+    matrix, _ = cost_matrix(reps, req, offerings, every, settings.placement,
+                            lost_work_h=class_lost)
     for c, members in enumerate(classes):
         row = matrix[c]
         best = int(np.argmin(row))
@@ -215,10 +224,12 @@ def hold_for_reclaimed(
     *,
     now: float,
     headroom: FloatArray,
+    runtimes: RuntimeHistory | None = None,
 ) -> tuple[list[PendingPod], list[PendingPod], float | None]:
     """Split pending pods into (placed now, held, when to look again): held are the pods of
     workloads a Spot interruption drained whose reclaimed pool is worth waiting for
-    (:func:`wait_for_reclaimed`); they are placed again when its backoff ends."""
+    (:func:`wait_for_reclaimed`, each pod's Spot risk by ``runtimes``); they are placed
+    again when its backoff ends."""
     reclaimed = {
         i: until
         for pool, until in memory.reclaimed_until_s.items()
@@ -230,8 +241,10 @@ def hold_for_reclaimed(
     if not any(lives):
         return list(pending), [], None
     available = memory.available(offerings, now) & (headroom >= 1)
-    wait = wait_for_reclaimed([pp.pod for pp in pending], lives, offerings, available,
-                              reclaimed, settings, now=now)
+    pods = [pp.pod for pp in pending]
+    lost = lost_work_h(pods, runtimes or RuntimeHistory(), settings.placement)
+    wait = wait_for_reclaimed(pods, lives, offerings, available, reclaimed, settings, now=now,
+                              lost_work_h=lost)
     placed = [pp for pp, w in zip(pending, wait, strict=True) if not w]
     held = [pp for pp, w in zip(pending, wait, strict=True) if w]
     return placed, held, (min(reclaimed.values()) if held else None)
@@ -259,6 +272,12 @@ def _replace(
     own = offerings.get(node.pool) if node.pool is not None else None
     if own is not None:
         available[own] = False
+    # Judged as their re-created pods will be: the runs lost here are in their history then.
+    runtimes = RuntimeHistory()
+    if view is not None:
+        ran = {b.pod.key: max(now - b.started_s, 0.0) for b in view.bound if b.node == node.name}
+        runtimes = with_runs(view.runtimes, [(p, ran.get(p.key, 0.0)) for p in pods])
+    lost = lost_work_h(pods, runtimes, settings.placement)
     if own is not None and view is not None:
         # Pods that would rather wait out the backoff are left pending: decide() holds them
         # until the pool is back (wait_for_reclaimed there too), then launches on it.
@@ -266,12 +285,14 @@ def _replace(
         life = [lives.get(workload_of(p), 0.0) for p in pods]
         until = now + settings.lifecycle.interrupted_pool_ttl_s
         wait = wait_for_reclaimed(pods, life, offerings, available & (headroom >= 1),
-                                  {own: until}, settings, now=now)
+                                  {own: until}, settings, now=now, lost_work_h=lost)
+        if lost is not None:
+            lost = lost[[not w for w in wait]]
         pods = tuple(p for p, w in zip(pods, wait, strict=True) if not w)
         if not pods:
             return []
     placement = place(pods, offerings, headroom=headroom, available=available,
-                      settings=settings.placement, rng=rng)
+                      settings=settings.placement, rng=rng, lost_work_h=lost)
     actions: list[Action] = []
     for g in placement.groups:
         actions.append(ScaleUp(

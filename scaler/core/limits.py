@@ -108,6 +108,8 @@ def apply_limits(
 
 def _pods_per_node(g: PlacedGroup, offerings: Offerings) -> int:
     """Pods one node of the group takes (1 unless its pool packs)."""
+    if g.pods_per_node:
+        return g.pods_per_node
     if g.cost_usd_per_hour > 0:
         return max(1, round(float(offerings.cost[g.pool_index]) / g.cost_usd_per_hour))
     return max(1, math.ceil(len(g.pods) / max(g.nodes, 1)))

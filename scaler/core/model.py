@@ -280,6 +280,10 @@ class PodSpec:
     claims: tuple[str, ...] = ()
     """``namespace/name`` of the PersistentVolumeClaims a live pod mounts: the Kubernetes
     adapter turns them into the pod's zone from its claim and volume caches."""
+    owner_kind: str | None = None
+    """The kind of the pod's controller (``Job``, ``ReplicaSet``, ``StatefulSet``, ...);
+    None for a bare pod. How long it runs and what an interruption costs it depend on it
+    (:mod:`scaler.core.runtime`)."""
 
     def topology(self) -> tuple[object, ...]:
         """What besides :meth:`constraints` sets pods of a class apart: their zone spread,

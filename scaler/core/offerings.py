@@ -96,9 +96,11 @@ class Offerings:
     price: FloatArray
     """(P,): USD/hour of one node."""
     risk: FloatArray
-    """(P,): USD/hour interruption-risk penalty (0 on-demand)."""
+    """(P,): USD/hour interruption-risk penalty of a pod nothing is known of (0 on-demand):
+    interruptions per hour x ``spot_lost_work_h`` x price."""
     cost: FloatArray
-    """(P,): price + risk, what placement minimises."""
+    """(P,): price + risk, what placement minimises for such a pod; a pod whose lost work is
+    estimated (:mod:`scaler.core.runtime`) is charged ``interruptions_per_h`` x its own."""
     spot: BoolArray
     has_gpu: BoolArray
     gpu_model: tuple[str | None, ...]
@@ -108,6 +110,9 @@ class Offerings:
     zones: tuple[tuple[str, ...], ...]
     choose_zone: BoolArray
     pack: BoolArray
+    interruptions_per_h: FloatArray | None = None
+    """(P,): expected Spot interruptions per node-hour (0 on-demand; a partly-Spot pool's
+    rate x its Spot share). None: all zero."""
     _index: dict[str, int] = field(default_factory=dict, repr=False)
     _mask_cache: dict[tuple[object, ...], BoolArray] = field(default_factory=dict, repr=False)
     _label_columns: dict[str, tuple[np.ndarray, BoolArray]] = field(
@@ -389,6 +394,7 @@ def build_offerings(
         zones=tuple(r[0].zones for r in rows),
         choose_zone=np.array([r[0].choose_zone for r in rows], dtype=bool),
         pack=np.array([r[0].pack for r in rows], dtype=bool),
+        interruptions_per_h=np.array(col(9), dtype=np.float64),
     )
     return offerings, problems
 
@@ -397,7 +403,8 @@ _OBSERVED = [CPU, MEM, PODS]
 """The resources a live node's allocatable may lower (PoolSpec.observed_allocatable)."""
 
 _Row = tuple[
-    PoolSpec, "FloatArray", float, float, str, "str | None", str, dict[str, str], tuple[Taint, ...]
+    PoolSpec, "FloatArray", float, float, str, "str | None", str, dict[str, str],
+    tuple[Taint, ...], float,
 ]
 
 
@@ -486,22 +493,20 @@ def _resolve(
             pool.name,
             "no known on-demand price for its instance types; add them to the catalog (--catalog)",
         )
-    risk = 0.0
+    per_h = 0.0
     if pool.capacity_type == SPOT or _mixes_spot(pool):
-        # Expected cost of redone work per hour: interruptions per hour x lost hours x $/h.
+        # Expected cost of redone work per hour: interruptions per hour x lost hours x $/h,
+        # the work redone at this pool's price; the most-interrupted type of a mixed pool.
         table = settings.spot_interruptions_per_month_by_bucket
-        rates = [
+        per_h = max(
             table[t.spot_interruption_bucket]
             if t.spot_interruption_bucket is not None and t.spot_interruption_bucket < len(table)
             else settings.spot_interruptions_per_month_unknown
             for t in spot_types
-        ]
-        risk = max(
-            rate / HOURS_PER_MONTH * settings.spot_lost_work_h * t.on_demand_usd_per_hour
-            for rate, t in zip(rates, spot_types, strict=True)
-        )
+        ) / HOURS_PER_MONTH
         if pool.capacity_type != SPOT:
-            risk *= pool.spot_share
+            per_h *= pool.spot_share
+    risk = per_h * settings.spot_lost_work_h * price
     labels = (
         node_labels(dearest, pool.capacity_type)
         if len(types) == 1
@@ -543,6 +548,7 @@ def _resolve(
         types[0].arch,
         labels,
         taints,
+        per_h,
     )
 
 

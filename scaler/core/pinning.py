@@ -37,16 +37,20 @@ def pin_tier(
     *,
     available: BoolArray | None = None,
     headroom: FloatArray | None = None,
+    lost_work_h: float | None = None,
 ) -> tuple[str, ...]:
     """Pool names, cheapest first; empty when no pool can run the pod (then it is left
-    unpinned: the scheduler and the NotTriggerScaleUp event tell the story)."""
+    unpinned: the scheduler and the NotTriggerScaleUp event tell the story). ``lost_work_h``:
+    the pod's expected lost work if interrupted (:mod:`scaler.core.runtime`), which prices
+    its Spot risk as placement will."""
     if len(offerings) == 0:
         return ()
     ok = np.ones(len(offerings), dtype=bool) if available is None else available.copy()
     if headroom is not None:
         ok &= headroom >= 1
     req = pod.requests.as_array()[None, :]
-    row = cost_matrix([pod], req, offerings, ok, settings.placement)[0][0]
+    lost = None if lost_work_h is None else np.array([lost_work_h], dtype=np.float64)
+    row = cost_matrix([pod], req, offerings, ok, settings.placement, lost_work_h=lost)[0][0]
     if not np.isfinite(row).any():
         return ()
     pin = settings.pinning
@@ -96,6 +100,7 @@ def pin_for(
     available: BoolArray | None = None,
     headroom: FloatArray | None = None,
     readmit: BoolArray | None = None,
+    lost_work_h: float | None = None,
 ) -> Pin:
     """:func:`pin_tier`, exclusive when ``pinning.exclusive`` is on and the tier's pools do
     not pack (a tier never mixes the two). The one rule the webhook and the simulator share.
@@ -104,9 +109,11 @@ def pin_for(
     there. The tier is then the one they would head (cheapest first) followed by today's:
     the pod can take the next pool now and still go back to its own once the backoff ends,
     instead of being held to the dearer pool for the rest of its life."""
-    tier = pin_tier(pod, offerings, settings, available=available, headroom=headroom)
+    tier = pin_tier(pod, offerings, settings, available=available, headroom=headroom,
+                    lost_work_h=lost_work_h)
     if readmit is not None and available is not None and readmit.any():
-        back = pin_tier(pod, offerings, settings, available=available | readmit, headroom=headroom)
+        back = pin_tier(pod, offerings, settings, available=available | readmit, headroom=headroom,
+                        lost_work_h=lost_work_h)
         tier = tuple(dict.fromkeys(back + tier))
     packs = any(bool(offerings.pack[i]) for i in map(offerings.get, tier) if i is not None)
     return Pin(tier, exclusive=settings.pinning.exclusive and not packs)

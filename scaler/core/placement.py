@@ -8,7 +8,10 @@ The hot path is NumPy over a (classes x pools) matrix:
    axis, no GPU node for a pod without GPUs, and the pool's labels, taints, zone, arch, GPU
    model and capacity type allow it (a cached (P,) mask per constraint set).
 3. ``cost[c, p]``: the node's USD/hour plus its Spot-risk penalty, divided by pods per node
-   on the few pools that opt into packing; ``inf`` where infeasible.
+   on the few pools that opt into packing; ``inf`` where infeasible. The penalty is the
+   pool's interruptions per hour x the class's expected lost work (h) x the pool's price
+   when the pods' lost work is estimated (:mod:`scaler.core.runtime`; pods with different
+   estimates are different classes), else the pool's ``risk`` (``spot_lost_work_h``).
 4. The choice is the first minimum of each row: columns are in tie-break order
    (:mod:`scaler.core.offerings`), so equal prices resolve to the smaller node, then the
    name.
@@ -57,6 +60,8 @@ class PlacedGroup:
     runner_up: str | None
     runner_up_cost_usd_per_hour: float | None
     reason: str
+    pods_per_node: int = 0
+    """Pods one node takes (1 unless the pool packs); 0: not said."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,21 +92,58 @@ class Placement:
                 yield pod, u.reason
 
 
-def group_pods(pods: Sequence[PodSpec]) -> list[list[PodSpec]]:
-    """Pods with equal constraints together, classes in order of first appearance."""
+def group_pods(
+    pods: Sequence[PodSpec], lost_work_h: FloatArray | None = None
+) -> list[list[PodSpec]]:
+    """Pods with equal constraints together, classes in order of first appearance; with
+    ``lost_work_h`` (N,), split by equal expected lost work too (their Spot risk differs)."""
+    return _classes(pods, lost_work_h)[0]
+
+
+def _classes(
+    pods: Sequence[PodSpec], lost_work_h: FloatArray | None
+) -> tuple[list[list[PodSpec]], FloatArray | None]:
+    """:func:`group_pods`, and each class's lost work (C,) when ``lost_work_h`` is given."""
     classes: dict[tuple[object, ...], list[PodSpec]] = {}
-    for pod in pods:
-        # A class has one priority, so capped pools can serve the higher one first.
+    if lost_work_h is None:
+        for pod in pods:
+            # A class has one priority, so capped pools can serve the higher one first.
+            key = pod.constraints()
+            extra = pod.topology()
+            if pod.priority or extra:
+                key = (*key, pod.priority, *extra)
+            bucket = classes.get(key)
+            if bucket is None:
+                classes[key] = [pod]
+            else:
+                bucket.append(pod)
+        return list(classes.values()), None
+    # The same, remembering where each class's pods are (one dict lookup per pod).
+    at: dict[tuple[object, ...], list[int]] = {}
+    for k, pod in enumerate(pods):
         key = pod.constraints()
         extra = pod.topology()
         if pod.priority or extra:
             key = (*key, pod.priority, *extra)
-        bucket = classes.get(key)
-        if bucket is None:
-            classes[key] = [pod]
+        where = at.get(key)
+        if where is None:
+            at[key] = [k]
         else:
-            bucket.append(pod)
-    return list(classes.values())
+            where.append(k)
+    out: list[list[PodSpec]] = []
+    hours: list[float] = []
+    for where in at.values():
+        values = lost_work_h[where]
+        if values.min() == values.max():  # the usual class: one workload, one estimate
+            out.append([pods[k] for k in where])
+            hours.append(float(values[0]))
+            continue
+        split: dict[float, list[PodSpec]] = {}
+        for k, v in zip(where, values.tolist(), strict=True):
+            split.setdefault(v, []).append(pods[k])
+        out += split.values()
+        hours += split.keys()
+    return out, np.array(hours, dtype=np.float64)
 
 
 def place(
@@ -113,6 +155,7 @@ def place(
     settings: PlacementSettings | None = None,
     rng: np.random.Generator | None = None,
     sizes: FloatArray | None = None,
+    lost_work_h: FloatArray | None = None,
 ) -> Placement:
     """Choose a pool for every pod, one pod per node unless the pool packs.
 
@@ -123,10 +166,12 @@ def place(
     current size, ``inf`` without a max). ``available`` (P,) is False for pools that are
     backing off after a failed launch. ``sizes`` (P,) is each pool's desired size (default:
     the pools' ``current_size``): a class whose cheapest pool has equals in other zones is
-    spread over them so their sizes even out (:func:`balance_similar`).
+    spread over them so their sizes even out (:func:`balance_similar`). ``lost_work_h`` (N,)
+    is each pod's expected lost work if interrupted (:func:`scaler.core.runtime.lost_work_h`);
+    without it every pod is charged the pools' ``risk``.
     """
     settings = settings or PlacementSettings()
-    classes = group_pods(pods)
+    classes, class_lost = _classes(pods, _spot_relevant(lost_work_h, offerings))
     if not classes:
         return Placement((), ())
     n_pools = len(offerings)
@@ -138,7 +183,10 @@ def place(
     counts = np.array([len(c) for c in classes], dtype=np.int64)
     req = np.array([p.requests.as_array() for p in reps], dtype=np.float64).reshape(len(reps), -1)
 
-    matrix, per_node = cost_matrix(reps, req, offerings, available, settings)
+    matrix, per_node = cost_matrix(reps, req, offerings, available, settings,
+                                   lost_work_h=class_lost)
+    # The reasons name each class's own risk only where it has one of its own.
+    dollars = matrix if class_lost is not None else None
     if settings.expander == "least-waste":
         matrix = least_waste_matrix(matrix, req, offerings, rng or np.random.default_rng(0))
     best = np.argmin(matrix, axis=1) if n_pools else np.zeros(len(reps), dtype=np.int64)
@@ -167,13 +215,14 @@ def place(
                 groups.append(
                     _group(
                         classes[c], int(best[c]), int(nodes_needed[c]), matrix[c], offerings,
-                        per_node[c],
+                        per_node[c], None if dollars is None else dollars[c],
                     )
                 )
                 continue
             lo = 0
             for i, n in split:
-                group = _group(classes[c][lo : lo + n], i, n, matrix[c], offerings, per_node[c])
+                group = _group(classes[c][lo : lo + n], i, n, matrix[c], offerings, per_node[c],
+                               None if dollars is None else dollars[c])
                 note = spread.notes.get(int(c))
                 groups.append(
                     group if note is None
@@ -194,7 +243,17 @@ def place(
         offerings,
         available,
         headroom.astype(np.float64).copy(),
+        dollars,
     )
+
+
+def _spot_relevant(lost: FloatArray | None, offerings: Offerings) -> FloatArray | None:
+    """``lost`` as an array, or None where it cannot change a cost (no pool is ever
+    interrupted): pods are then grouped and priced exactly as without it."""
+    rate = offerings.interruptions_per_h
+    if lost is None or rate is None or not rate.any():
+        return None
+    return np.asarray(lost, dtype=np.float64)
 
 
 def balance_similar(
@@ -300,9 +359,12 @@ def cost_matrix(
     settings: PlacementSettings,
     *,
     columns: IntArray | None = None,
+    lost_work_h: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """(C, P) USD/hour per pod, ``inf`` where the class cannot run; and (C, P) pods per node.
     With ``columns`` (pool indices), only those pools: (C, len(columns)), the same values.
+    With ``lost_work_h`` (C,), a class's Spot risk is the pools' interruptions per hour x its
+    lost work x their price (a (C, P) term) instead of the pools' ``risk``.
 
     Computed in chunks of classes so the (chunk x P x R) fit test stays small.
     """
@@ -318,6 +380,12 @@ def cost_matrix(
     pack, has_gpu, pool_cost = offerings.pack[pick], offerings.has_gpu[pick], offerings.cost[pick]
     any_pack = bool(pack.any())
     masks = np.stack([offerings.constraint_mask(p)[pick] for p in reps]) & available[pick][None, :]
+    rates = offerings.interruptions_per_h
+    lost: FloatArray | None = None
+    price = rate = pool_cost
+    if lost_work_h is not None and rates is not None and bool(rates[pick].any()):
+        # Per class: price x (1 + interruptions/h x its lost hours), a (C, P) broadcast.
+        lost, price, rate = lost_work_h, offerings.price[pick], rates[pick]
     step = max(1, settings.chunk_classes)
     for lo in range(0, n_classes, step):
         hi = min(lo + step, n_classes)
@@ -327,7 +395,10 @@ def cost_matrix(
         if settings.never_gpu_for_cpu_pods:
             fits &= ~(has_gpu[None, :] & (r[:, GPU] == 0)[:, None])
         feasible = fits & masks[lo:hi]
-        cost = np.broadcast_to(pool_cost, feasible.shape)
+        if lost is not None:
+            cost = price[None, :] * (1.0 + rate[None, :] * lost[lo:hi, None])
+        else:
+            cost = np.broadcast_to(pool_cost, feasible.shape)
         if any_pack:
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(r[:, None, :] > 0, alloc[None, :, :] / r[:, None, :], np.inf)
@@ -381,8 +452,10 @@ def _group(
     row: FloatArray,
     offerings: Offerings,
     per_node: FloatArray,
+    dollars: FloatArray | None = None,
 ) -> PlacedGroup:
-    """``row`` is what was minimised: dollars, or least-waste scores (then named so)."""
+    """``row`` is what was minimised: dollars, or least-waste scores (then named so);
+    ``dollars`` the class's USD/hour per pod (default: the pools' ``cost``)."""
     finite = np.isfinite(row)
     n_fit = int(finite.sum())
     masked = row.copy()
@@ -390,10 +463,15 @@ def _group(
     second = int(np.argmin(masked))
     has_second = bool(np.isfinite(masked[second]))
     price = float(offerings.price[i])
-    risk = float(offerings.risk[i])
     ppn = int(per_node[i])
-    cost = float(offerings.cost[i]) / ppn
-    second_cost = float(offerings.cost[second]) / int(per_node[second]) if has_second else None
+    if dollars is None:
+        risk = float(offerings.risk[i])
+        cost = float(offerings.cost[i]) / ppn
+        second_cost = float(offerings.cost[second]) / int(per_node[second]) if has_second else None
+    else:
+        cost = float(dollars[i])
+        risk = max(cost * ppn - price, 0.0)
+        second_cost = float(dollars[second]) if has_second else None
     by_dollars = abs(float(row[i]) - cost) < 1e-9
     what = f"${price:.4f}/h"
     if risk:
@@ -420,6 +498,7 @@ def _group(
         runner_up=offerings.pools[second].name if has_second else None,
         runner_up_cost_usd_per_hour=second_cost,
         reason=reason,
+        pods_per_node=ppn,
     )
 
 
@@ -438,6 +517,7 @@ def _place_with_limits(
     offerings: Offerings,
     available: BoolArray,
     headroom: FloatArray,
+    dollars: FloatArray | None = None,
 ) -> Placement:
     """Some pool would overflow: walk classes, higher priority first, then dearest first
     (big pods have fewest options), each down its own row in cost order, taking what
@@ -474,7 +554,8 @@ def _place_with_limits(
             take = int(min(len(pods), room))
             nodes = math.ceil(take / ppn)
             headroom[i] -= nodes
-            group = _group(pods[:take], int(i), nodes, row, offerings, per_node[c])
+            group = _group(pods[:take], int(i), nodes, row, offerings, per_node[c],
+                           None if dollars is None else dollars[c])
             if full:
                 group = dataclasses.replace(
                     group, reason=f"cheaper pools full ({', '.join(full[:3])}); {group.reason}"

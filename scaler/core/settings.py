@@ -64,12 +64,28 @@ class PlacementSettings:
     """For a Spot type the Advisor has no bucket for: assume the worst bucket."""
 
     spot_lost_work_h: float = 24.0
-    """Work an interruption throws away, in hours of the node's on-demand price: a day of an
-    unsaved notebook or an uncheckpointed training run. A Spot pool is charged its expected
-    loss, interruptions per hour x this x on-demand $/h, on top of its price, so the cheapest
-    pool does not win when it is reclaimed far more often than a nearly-as-cheap one. (An
-    earlier default charged a bucket's monthly rate as a share of each hour's price: ~700x the
-    expected loss; the simulator showed it cost ~25% on Spot-heavy traces and never paid.)"""
+    """Work an interruption throws away, in hours of the node's price, where nothing better
+    is known of the pod (no expected-runtime annotation, no history; and for notebooks): a
+    day of an unsaved notebook or an uncheckpointed training run. A Spot pool is charged its
+    expected loss, interruptions per hour x lost work x its $/h, on top of its price, so the
+    cheapest pool does not win when it is reclaimed far more often than a nearly-as-cheap
+    one. (An earlier default charged a bucket's monthly rate as a share of each hour's price:
+    ~700x the expected loss; the simulator showed it cost ~25% on Spot-heavy traces.)"""
+
+    spot_risk_by_runtime: bool = True
+    """Charge each pod's own expected lost work (:mod:`scaler.core.runtime`: its expected
+    runtime annotation, its kind, the runtimes of its workload's and namespace's finished
+    pods) instead of ``spot_lost_work_h`` for every pod, which then applies only where
+    nothing is known: a 10-minute batch pod and a pod that runs for weeks are not the same
+    Spot risk."""
+
+    service_lost_work_h: float = 0.1
+    """Work a service pod (ReplicaSet, StatefulSet, DaemonSet) loses to an interruption: a
+    restart elsewhere, about six minutes to schedule, pull and warm up; its work is not redone."""
+
+    runtime_min_samples: int = ranged(5, Range(1.0))
+    """Finished runs a namespace needs before its history judges its pods: fewer say little
+    about a heavy tail."""
 
     diversify_band: float = 0.05
     """Spot pools whose per-pod cost is within this fraction of the cheapest may share a
@@ -419,6 +435,7 @@ PRESETS: dict[str, Settings] = {
         placement=PlacementSettings(
             spot_lost_work_h=0.0, requestless_cpu_milli=0.0, requestless_memory_mib=0.0,
             diversify_max_pools=1,
+            spot_risk_by_runtime=False,
         ),
         scale_down=ScaleDownSettings(idle_timeout_s=0.0),
         pinning=PinningSettings(enabled=False),

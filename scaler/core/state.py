@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from scaler.core.model import PodSpec, Resources, Taint
+from scaler.core.runtime import RuntimeHistory
 
 # Annotations scaler reads and writes on nodes and pods.
 ANNOTATION_IDLE_SINCE: Final = "scaler.io/idle-since"
@@ -123,6 +124,9 @@ class ClusterView:
     reported_templates: Mapping[tuple[str, str], NodeTemplateReport] = field(default_factory=dict)
     """(pool, instance type) -> the labels and taints its registered nodes carry, kept after
     the pool scales to zero (:mod:`scaler.core.observed`). Empty in the simulator."""
+    runtimes: RuntimeHistory = field(default_factory=RuntimeHistory)
+    """How long finished pods ran, by workload and namespace (:mod:`scaler.core.runtime`):
+    what a pod's Spot risk is judged by. Recorded by the source as pods finish."""
 
     def daemonsets(self) -> tuple[PodSpec, ...]:
         """One pod spec per DaemonSet running in the cluster (its largest pod's requests):

@@ -19,6 +19,7 @@ from scaler.core.memory import Memory
 from scaler.core.model import LABEL_POOL, FloatArray, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings
 from scaler.core.pinning import Pin, pin_for
+from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
 from scaler.ports import Clock
 
@@ -55,10 +56,15 @@ class HeadroomCache:
 
 
 async def choose_pin(
-    source: PinSource, pod: PodSpec, *, cache: HeadroomCache | None = None
+    source: PinSource,
+    pod: PodSpec,
+    *,
+    cache: HeadroomCache | None = None,
+    runtimes: RuntimeHistory | None = None,
 ) -> Pin:
     """The pin for ``pod``; empty when pinning is off or the pod already selects a pool
-    (its owner chose)."""
+    (its owner chose). ``runtimes``: the cluster's history of finished runs, which prices
+    the pod's Spot risk by its expected lost work as decide() does (scaler/core/runtime.py)."""
     settings = source.settings
     if not settings.pinning.enabled or selects_pool(pod):
         return Pin()
@@ -80,8 +86,9 @@ async def choose_pin(
         headroom = headroom_of(pools, offerings)
         if cache is not None:
             cache.pools, cache.offerings, cache.headroom = pools, offerings, headroom
+    lost = lost_work_h([pod], runtimes or RuntimeHistory(), settings.placement)
     return pin_for(pod, offerings, settings, available=available, headroom=headroom,
-                   readmit=readmit)
+                   readmit=readmit, lost_work_h=None if lost is None else float(lost[0]))
 
 
 def headroom_of(pools: Sequence[PoolSpec], offerings: Offerings) -> FloatArray:
@@ -108,13 +115,18 @@ def _headroom(pool: PoolSpec) -> float:
     return np.inf if pool.max_size is None else float(max(pool.max_size - pool.current_size, 0))
 
 
-def make_chooser(source: PinSource) -> PinChooser:
-    """:func:`choose_pin` over ``source`` (the reconciler), as a one-argument chooser."""
+def make_chooser(
+    source: PinSource, runtimes: Callable[[], RuntimeHistory] | None = None
+) -> PinChooser:
+    """:func:`choose_pin` over ``source`` (the reconciler), as a one-argument chooser;
+    ``runtimes`` reads the cluster's history of finished runs at each admission (live
+    ``KubeCluster.runtime_history``, simulated the world's)."""
 
     cache = HeadroomCache()
 
     async def choose(pod: PodSpec) -> Pin:
-        return await choose_pin(source, pod, cache=cache)
+        history = runtimes() if runtimes is not None else None
+        return await choose_pin(source, pod, cache=cache, runtimes=history)
 
     return choose
 

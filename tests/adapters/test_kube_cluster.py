@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -116,6 +117,47 @@ async def test_deleted_node_and_finished_pod_leave_the_snapshot(kube_ns: KubeSco
         await until(cluster, lambda v: all(b.pod.key != key for b in v.bound))
         await blocking(lambda: kube_ns.core.delete_node("gone-node"))
         await until(cluster, lambda v: all(n.name != "gone-node" for n in v.nodes))
+
+
+@pytest.mark.kube
+@pytest.mark.anyio
+async def test_a_pod_that_finishes_or_is_deleted_after_running_is_a_run_in_the_history(
+    kube_ns: KubeScope,
+):
+    """The history a pod's Spot risk is judged by (scaler/core/runtime.py) comes from the
+    cluster: a pod's phase patched to Succeeded through the status subresource, as the
+    kubelet reports it, is one run of its workload, as long as it ran; so is a pod deleted
+    while it runs. A pod deleted before it was bound ran nothing."""
+    started = time.time() - 7200.0
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    async with running(KubeCluster(kube_ns.api)) as cluster:
+        await blocking(lambda: kube_ns.make_node("worker", capacity=NODE_CAPACITY))
+        for name in ("train-x7b2k", "notebook", "never-bound"):
+            await blocking(lambda name=name: kube_ns.make_pod(
+                name, requests={"memory": "64Gi"} if name == "never-bound" else None,
+                node_name=None if name == "never-bound" else "worker"))
+        for name in ("train-x7b2k", "notebook"):
+            await blocking(lambda name=name: kube_ns.core.patch_namespaced_pod_status(
+                name, kube_ns.namespace, {"status": {"phase": "Running", "startTime": start}}))
+        await until(cluster, lambda v: sum(b.pod.namespace == kube_ns.namespace
+                                           for b in v.bound) == 2)
+        assert not (await cluster.snapshot()).runtimes.workloads
+
+        await blocking(lambda: kube_ns.set_pod_phase("train-x7b2k", "Succeeded"))
+        await blocking(lambda: kube_ns.core.delete_namespaced_pod("notebook", kube_ns.namespace))
+        await blocking(lambda: kube_ns.core.delete_namespaced_pod("never-bound", kube_ns.namespace))
+        view = await until(cluster, lambda v: v if len(v.runtimes.workloads) >= 2 else None)
+        await until(cluster, lambda v: not any(p.pod.namespace == kube_ns.namespace
+                                               for p in v.pending))
+
+    runs = (await cluster.snapshot()).runtimes
+    # The generated suffix is dropped: the Job's next pod is the same workload.
+    (trained,) = view.runtimes.workloads[ours(kube_ns, "train")]
+    (notebook,) = view.runtimes.workloads[ours(kube_ns, "notebook")]
+    assert 7200.0 <= trained < 7200.0 + 60.0  # startTime has one-second resolution
+    assert 7200.0 <= notebook < 7200.0 + 60.0
+    assert set(runs.workloads) == {ours(kube_ns, "train"), ours(kube_ns, "notebook")}
+    assert runs.namespaces[kube_ns.namespace].count == 2
 
 
 # --- writing ------------------------------------------------------------------------------

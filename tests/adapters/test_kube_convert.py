@@ -480,3 +480,17 @@ def test_a_pods_priority_is_read_from_spec_priority_and_defaults_to_zero():
     assert pod_spec(pod(priority=1_000_000)).value.priority == 1_000_000
     assert pod_spec(pod()).value.priority == 0
     assert pod_spec(pod(priority="high")).value.priority == 0
+
+
+def test_a_pods_controller_kind_is_carried_for_its_runtime_estimate():
+    def owners(*refs: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"apiVersion": "v1", "name": "o", "uid": "u", **r} for r in refs]
+
+    job = pod("etl-x7b2k", conditions=[unschedulable()], ownerReferences=owners({"kind": "Job"}))
+    assert convert_pod(job).value.pod.owner_kind == "Job"  # type: ignore[union-attr]
+    # The owner marked controller, not merely the first.
+    two = owners({"kind": "ConfigMap"}, {"kind": "StatefulSet", "controller": True})
+    nb = pod("nb-0", node="n", phase="Running", ownerReferences=two)
+    assert convert_pod(nb).value.pod.owner_kind == "StatefulSet"  # type: ignore[union-attr]
+    bare = pod("lone", conditions=[unschedulable()])
+    assert convert_pod(bare).value.pod.owner_kind is None  # type: ignore[union-attr]

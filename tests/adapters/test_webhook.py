@@ -866,3 +866,23 @@ async def test_the_api_server_pins_pods_in_opted_in_namespaces_and_ignores_us_wh
             assert anyio.current_time() - started < 5
     finally:
         await blocking(cleanup)
+
+
+@pytest.mark.anyio
+async def test_chooser_prices_spot_risk_by_the_clusters_history_of_the_pods_workload():
+    # flaky (c7i.large Spot, 0.25 interruptions a month) at $0.100/h, steady (c5.large, 0.025)
+    # at $0.120/h. Charged 24 h of lost work, flaky is cheaper: 0.100 x (1 + 0.25/730 x 24)
+    # = 0.1008 < 0.1201. The Job's last pod ran 2,000 h: 1,000 h at stake, 0.1342 > 0.1241.
+    from scaler.core.catalog import Catalog
+    from scaler.core.model import SPOT, Resources
+    from scaler.core.offerings import build_offerings
+    from scaler.core.runtime import RuntimeRecorder
+
+    pools = [PoolSpec("flaky", ("c7i.large",), SPOT, price_usd_per_hour=0.100),
+             PoolSpec("steady", ("c5.large",), SPOT, price_usd_per_hour=0.120)]
+    offerings, _ = build_offerings(pools, Catalog.load())
+    train = PodSpec("train-x7b2k", requests=Resources(cpu_milli=500, memory_mib=1024, pods=1))
+    recorder = RuntimeRecorder()
+    assert await make_chooser(Source(offerings), recorder.history)(train) == ("flaky", "steady")
+    recorder.record(PodSpec("train-bbbbb"), 2000 * 3600.0)
+    assert await make_chooser(Source(offerings), recorder.history)(train) == ("steady", "flaky")

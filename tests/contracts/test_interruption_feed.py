@@ -90,15 +90,9 @@ async def test_a_notice_received_more_than_max_receives_times_is_moved_aside(fee
     assert await feed_rig.aside() == [SPOT]
 
 
-async def test_an_ack_with_an_earlier_receives_handle_does_not_raise(
-    feed_rig, request: pytest.FixtureRequest
-):
+async def test_an_ack_with_an_earlier_receives_handle_does_not_raise(feed_rig):
     # SQS's DeleteMessage with a receipt handle that is not the latest: "the request will
     # still succeed, but the message might not be deleted" (the API reference); moto deletes.
-    if feed_rig.name == "simulated":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="SimInterruptionFeed raises NotFound for a receipt handle of an "
-            "earlier receive; SQS accepts it"))
     await feed_rig.put(SPOT)
     [first] = await feed_rig.feed.receive(10, 0)
     [_again] = await feed_rig.feed.receive(10, 0)

@@ -19,8 +19,8 @@ memory = MiB - (255 + 11*max_pods) - 100 eviction.
     r1            3920  32768 - 475 - 100 = 32193
 
 Spot risk = interruptions per month (bucket midpoints 0.025, 0.075, 0.125, 0.175, 0.25)
-/ 730 h x 24 h of lost work x on-demand price: m1 (>20%) 0.25/730*24*0.20 = 0.0016438,
-r1 (<5%) 0.025/730*24*0.30 = 0.00024658.
+/ 730 h x 24 h of lost work (``spot_lost_work_h``, a pod nothing is known of) x the pool's
+price: m1 (>20%) 0.25/730*24*0.06 = 0.00049315, r1 (<5%) 0.025/730*24*0.09 = 0.000073973.
 """
 
 from __future__ import annotations
@@ -169,11 +169,14 @@ def test_the_hand_made_catalog_resolves_to_the_figures_worked_out_above() -> Non
     assert o.allocatable[by["c1-od"], :2].tolist() == [1930, 3631]
     assert o.allocatable[by["m1-od"], :2].tolist() == [3920, 15809]
     assert o.allocatable[by["r1-od"], :2].tolist() == [3920, 32193]
-    # Spot price + interruptions/month / 730 h x 24 h x on-demand price.
-    assert o.cost[by["c1-spot"]] == pytest.approx(0.02 + 0.025 / 730 * 24 * 0.05)
-    assert o.cost[by["m1-spot"]] == pytest.approx(0.06 + 0.25 / 730 * 24 * 0.20)
-    assert o.cost[by["r1-spot"]] == pytest.approx(0.09 + 0.025 / 730 * 24 * 0.30)
-    assert o.cost[by["g1-spot"]] == pytest.approx(0.40 + 0.125 / 730 * 24 * 0.80)
+    # Spot price x (1 + interruptions/month / 730 h x 24 h).
+    assert o.cost[by["c1-spot"]] == pytest.approx(0.02 + 0.025 / 730 * 24 * 0.02)
+    assert o.cost[by["m1-spot"]] == pytest.approx(0.06 + 0.25 / 730 * 24 * 0.06)
+    assert o.cost[by["r1-spot"]] == pytest.approx(0.09 + 0.025 / 730 * 24 * 0.09)
+    assert o.cost[by["g1-spot"]] == pytest.approx(0.40 + 0.125 / 730 * 24 * 0.40)
+    assert o.interruptions_per_h is not None
+    assert o.interruptions_per_h[by["m1-spot"]] == pytest.approx(0.25 / 730)
+    assert o.interruptions_per_h[by["m1-od"]] == 0.0
     # Columns are in tie-break order: cost first.
     assert list(o.cost) == sorted(o.cost)
 
@@ -255,22 +258,23 @@ def spot_and_on_demand() -> list[PoolSpec]:
 
 
 def test_spot_risk_changes_the_order_between_nearly_equal_spot_pools() -> None:
-    # Two Spot pools a tenth of a cent apart: m1 (reclaimed >20% a month) at $0.0600/h,
-    # r1 (<5%) at $0.0610/h. Expected redone work: m1 +0.0016438 -> 0.0616438; r1
-    # +0.00024658 -> 0.06124658: the slightly dearer, far steadier pool wins.
+    # Two Spot pools four hundredths of a cent apart: m1 (reclaimed >20% a month) at
+    # $0.0600/h, r1 (<5%) at $0.0604/h. Expected redone work: m1 +0.25/730*24*0.06 =
+    # 0.00049315 -> 0.06049315; r1 +0.025/730*24*0.0604 = 0.00004964 -> 0.06044964: the
+    # slightly dearer, far steadier pool wins.
     pools = [pool("m1.large", SPOT, price_usd_per_hour=0.0600),
-             pool("r1.xlarge", SPOT, price_usd_per_hour=0.0610)]
+             pool("r1.xlarge", SPOT, price_usd_per_hour=0.0604)]
     placement = place([pod(cpu=1000, mem=8 * GIB)], offer(pools))
     (g,) = placement.groups
     assert g.pool.name == "r1-spot"
-    assert g.risk_usd_per_hour == pytest.approx(0.025 / 730 * 24 * 0.30)
-    assert g.cost_usd_per_hour == pytest.approx(0.0610 + 0.025 / 730 * 24 * 0.30)
+    assert g.risk_usd_per_hour == pytest.approx(0.025 / 730 * 24 * 0.0604)
+    assert g.cost_usd_per_hour == pytest.approx(0.0604 + 0.025 / 730 * 24 * 0.0604)
     assert g.runner_up == "m1-spot"
     assert "Spot risk" in g.reason
 
 
 def test_spot_risk_does_not_outweigh_a_real_price_gap() -> None:
-    # m1-spot 0.06 (+0.0016 risk) against r1-spot 0.09: the expected loss is small next to
+    # m1-spot 0.06 (+0.0005 risk) against r1-spot 0.09: the expected loss is small next to
     # a 50% price difference, so the cheaper node wins (see spot_lost_work_h's docstring).
     assert place_one(pod(cpu=1000, mem=8 * GIB), spot_and_on_demand()) == "m1-spot"
 

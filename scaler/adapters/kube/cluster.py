@@ -49,6 +49,7 @@ from scaler.adapters.kube.volumes import (
 from scaler.adapters.kube.watch import PAGE_SIZE, WATCH_TIMEOUT_S, Reflector
 from scaler.core.model import LABEL_ZONE, PodSpec, Requirement, Resources, SelectorTerm
 from scaler.core.observed import remember_reports, remember_templates
+from scaler.core.runtime import RuntimeHistory, RuntimeRecorder
 from scaler.core.state import BoundPod, ClusterView, Node, NodeTemplateReport, PendingPod
 from scaler.ports import PortError
 
@@ -119,6 +120,9 @@ class KubeCluster(KubeActuator):
         self._templates_view: Mapping[tuple[str, str], NodeTemplateReport] = MappingProxyType({})
         self._learned = learned
         """Where reports and templates outlive a restart (scaler/adapters/kube/learned.py)."""
+        self._runtimes = RuntimeRecorder()
+        """How long pods ran that finished (Succeeded/Failed) or were deleted after they
+        started, as this process saw them end (scaler/core/runtime.py)."""
         self._generation = 0
         self._node_version = 0
         """Bumped whenever a node changes (a learned report can only change then)."""
@@ -299,7 +303,13 @@ class KubeCluster(KubeActuator):
             pending=tuple(pending),
             reported_allocatable=self._reports_view,
             reported_templates=self._templates_view,
+            runtimes=self._runtimes.history(),
         )
+
+    def runtime_history(self) -> RuntimeHistory:
+        """How long finished pods ran (what ``snapshot().runtimes`` carries), for the
+        admission webhook, which prices a new pod's Spot risk by it without a snapshot."""
+        return self._runtimes.history()
 
     def _learn(self, nodes: tuple[Node, ...]) -> None:
         """Allocatable, labels and taints the pools' Ready nodes report
@@ -395,6 +405,10 @@ class KubeCluster(KubeActuator):
             new = None
         else:
             new = self._put_pod(key, entry)
+        if new is None and isinstance(old, BoundPod) and old.is_workload:
+            # Finished (the watch's selector lets go of Succeeded and Failed pods) or deleted
+            # after it started: one run of its workload, this long.
+            self._runtimes.record(old.pod, self._clock() - old.started_s)
         if isinstance(new, PendingPod):
             # Pending since when *we saw it*: lastTransitionTime has one-second resolution,
             # and batching on truncated times would close a burst's window before the watch

@@ -127,6 +127,15 @@ def daemonset_owner(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
+def owner_kind(pod: Mapping[str, Any]) -> str | None:
+    """The kind of the pod's controller (the owner reference marked ``controller``, else the
+    first), or None for a bare pod."""
+    refs = [r for r in (pod.get("metadata") or {}).get("ownerReferences") or ()
+            if isinstance(r, Mapping) and isinstance(r.get("kind"), str)]
+    ref = next((r for r in refs if r.get("controller") is True), refs[0] if refs else None)
+    return _intern(ref["kind"]) if ref is not None else None
+
+
 def is_mirror_pod(pod: Mapping[str, Any]) -> bool:
     return ANNOTATION_MIRROR in ((pod.get("metadata") or {}).get("annotations") or {})
 
@@ -216,6 +225,7 @@ def pod_spec(pod: Mapping[str, Any], *, strict: bool = True) -> Converted[PodSpe
             one_per_node=topology.one_per_node,
             preferred=topology.preferred,
             claims=_shared(pod_claims(pod)),
+            owner_kind=owner_kind(pod),
         ),
         problem,
     )

@@ -45,6 +45,7 @@ class _Meta(TypedDict, total=False):
 class _OwnerRef(TypedDict, total=False):
     kind: Any
     name: Any
+    controller: Any
 
 
 class _Condition(TypedDict, total=False):
