@@ -61,7 +61,7 @@ from scaler.core.lifecycle import (
 from scaler.core.limits import NEXT_STEP_S, apply_limits
 from scaler.core.memory import Memory
 from scaler.core.model import NO_EXECUTE, NO_SCHEDULE, PodSpec, PoolSpec
-from scaler.core.offerings import Offerings, PoolTable, is_startup_taint, pool_table
+from scaler.core.offerings import Offerings, PoolTable, is_startup_taint
 from scaler.core.pinning import label_pools
 from scaler.core.placement import cost_matrix, group_pods, place
 from scaler.core.settings import Settings
@@ -72,41 +72,35 @@ from scaler.core.state import (
     ANNOTATION_SAFE_TO_EVICT,
     ANNOTATION_SCALE_DOWN_DISABLED,
     TAINT_REMOVING,
-    BoundPod,
     ClusterView,
     Node,
     PendingPod,
 )
 from scaler.core.topology import pin_pending
+from scaler.core.viewindex import BoundIndex, NodeIndex, bound_index, idle_candidates, node_index
 
 _EPS = 1e-6
 
 
 def decide(
     view: ClusterView,
-    pools: Sequence[PoolSpec],
-    offerings: Offerings,
+    table: PoolTable,
     memory: Memory,
     settings: Settings,
     *,
     now: float,
     rng: np.random.Generator,
-    table: PoolTable | None = None,
 ) -> Decision:
-    """``table`` is :func:`~scaler.core.offerings.pool_table` of ``pools``, if the caller
-    keeps one (the reconciler does, per pools sequence); else it is built here."""
-    table = table if table is not None else pool_table(pools, offerings)
+    """``table`` is the pools with their offerings (:func:`~scaler.core.offerings.pool_table`;
+    the reconciler keeps one across ticks, updated where a pool changed)."""
+    offerings = table.offerings
     by_name = table.by_name
     actions: list[Action] = []
     wakes: list[float] = []
 
-    busy: set[str] = set()
-    others: list[BoundPod] = []  # DaemonSet and mirror pods: they never make a node busy
-    for b in view.bound:
-        if b.is_workload:
-            busy.add(b.node)
-        else:
-            others.append(b)
+    nodes = node_index(view.nodes)
+    bound = bound_index(view.bound)
+    busy = bound.busy
     uncovered, waiting_for = _uncovered(view, table, offerings, memory, settings, now, busy)
     uncovered = _above_priority_cutoff(uncovered, settings)
     uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
@@ -130,16 +124,16 @@ def decide(
     if held:
         wanted |= _feasible_pools(held, offerings, settings)
     down, down_wakes = _scale_down(
-        view, by_name, offerings, memory, settings, now, wanted, busy, others
+        nodes, bound, by_name, offerings, memory, settings, now, wanted
     )
     actions += down
     wakes += down_wakes
-    actions += _stale_removal_taints(view, down)
+    actions += _stale_removal_taints(nodes, down)
     actions += _overdue_launches(view, table, memory, settings, busy)
     uncordon, uncordon_wakes = rebalance_expired(view, memory, now=now)
     actions += uncordon
     wakes += uncordon_wakes
-    actions += _unfinished_drains(view, memory, settings, now)
+    actions += _unfinished_drains(nodes, bound, memory, settings, now)
     if settings.pinning.enabled:
         actions += label_pools(view)
     wakes += [launch.deadline_s for launch in memory.launches]
@@ -165,7 +159,7 @@ def _uncovered(
     memory: Memory,
     settings: Settings,
     now: float,
-    busy: set[str],
+    busy: frozenset[str],
 ) -> tuple[list[PendingPod], dict[str, str]]:
     """Pending pods no node is coming for, and pod key -> pool for those one is.
 
@@ -185,15 +179,10 @@ def _uncovered(
         if not memory.backing_off(name, now)
     }
     fresh = now - settings.scale_up.bind_grace_s
-    for n in view.nodes:
-        if (
-            n.pool is not None
-            and n.schedulable_ready
-            and n.created_s >= fresh
-            and n.name not in busy
-            and not _removing(n)
-            and not _kept_off(n, table, keys)
-        ):
+    # Only open nodes (of a pool, schedulable and Ready, not being removed) created since
+    # ``fresh``: the index keeps them by creation time.
+    for n in node_index(view.nodes).open_since(fresh):
+        if n.pool is not None and n.name not in busy and not _kept_off(n, table, keys):
             capacity[n.pool] = capacity.get(n.pool, 0.0) + 1.0
     capacity = {k: v for k, v in capacity.items() if v > 0 and offerings.get(k) is not None}
     if not capacity:
@@ -230,18 +219,9 @@ def nodes_on_the_way(
     view: ClusterView, table: PoolTable, startup_keys: Sequence[str]
 ) -> dict[str, int]:
     """Pool -> nodes asked for (desired size) but not Ready with their GPUs advertised; a
-    node still carrying a startup taint (an agent not ready yet) is on its way too."""
-    ready = Counter(
-        n.pool
-        for n in view.nodes
-        if n.pool is not None and n.ready and n.gpu_ready
-        and not (n.taints and any(is_startup_taint(t, startup_keys) for t in n.taints))
-    )
-    return {
-        p.name: p.current_size - ready[p.name]
-        for p in table.sized
-        if p.current_size > ready[p.name]
-    }
+    node still carrying a startup taint (an agent not ready yet) is on its way too.
+    Kept per nodes tuple and table (:mod:`scaler.core.viewindex`): do not change it."""
+    return node_index(view.nodes).on_the_way(table, startup_keys)
 
 
 def _above_priority_cutoff(pending: list[PendingPod], settings: Settings) -> list[PendingPod]:
@@ -396,25 +376,27 @@ def _feasible_pools(
 
 
 def _scale_down(
-    view: ClusterView,
+    nodes: NodeIndex,
+    bound: BoundIndex,
     by_name: dict[str, PoolSpec],
     offerings: Offerings,
     memory: Memory,
     settings: Settings,
     now: float,
     wanted: set[str],
-    busy: set[str],
-    others: list[BoundPod],
 ) -> tuple[list[Action], list[float]]:
     sd = settings.scale_down
+    busy = bound.busy
     # A DaemonSet or mirror pod never makes a node busy, but one that must not be disrupted pins its node (cluster-autoscaler's safe-to-evict
     # "false", Karpenter's do-not-disrupt). Busy nodes are never removed anyway.
-    protected = {b.node for b in others if not _disruptable(b.pod)}
+    protected = {b.node for b in bound.others if not _disruptable(b.pod)}
     actions: list[Action] = []
     wakes: list[float] = []
     removing: Counter[str] = Counter()
     budget = sd.max_removals_per_minute - len(memory.removals_s)
-    for node in view.nodes:
+    # Only the nodes with no workload pod and the busy ones that may still be marked idle:
+    # every other node has nothing to do here.
+    for node in idle_candidates(nodes, bound, memory.idle_since_s):
         if node.name in busy:  # most nodes, most ticks: the cheapest test first
             if (node.annotations or node.name in memory.idle_since_s) and _idle_since(
                 node, memory
@@ -457,11 +439,7 @@ def _scale_down(
     return actions, wakes
 
 
-def _removing(node: Node) -> bool:
-    return any(t.key == TAINT_REMOVING for t in node.taints) if node.taints else False
-
-
-def _stale_removal_taints(view: ClusterView, down: list[Action]) -> list[Action]:
+def _stale_removal_taints(nodes: NodeIndex, down: list[Action]) -> list[Action]:
     """A node carries scaler's removal taint but is not being removed now: the process that
     tainted it died before terminating it (or a pod landed and the untaint failed). Undo it,
     rather than finish it: the decision that tainted the node is stale, and if the node is
@@ -471,13 +449,17 @@ def _stale_removal_taints(view: ClusterView, down: list[Action]) -> list[Action]
     removing = {a.node for a in down if isinstance(a, RemoveNode)}
     return [
         Untaint(n.name, "a removal that did not finish")
-        for n in view.nodes
-        if n.taints and n.pool is not None and n.name not in removing and _removing(n)
+        for n in nodes.tainted(TAINT_REMOVING)
+        if n.pool is not None and n.name not in removing
     ]
 
 
 def _overdue_launches(
-    view: ClusterView, table: PoolTable, memory: Memory, settings: Settings, busy: set[str]
+    view: ClusterView,
+    table: PoolTable,
+    memory: Memory,
+    settings: Settings,
+    busy: frozenset[str],
 ) -> list[Action]:
     """Launches past the provision timeout whose nodes are still not Ready: give them up.
 
@@ -512,19 +494,17 @@ def _overdue_launches(
 
 
 def _unfinished_drains(
-    view: ClusterView, memory: Memory, settings: Settings, now: float
+    nodes: NodeIndex, bound: BoundIndex, memory: Memory, settings: Settings, now: float
 ) -> list[Action]:
     """A node we tainted for an interruption that this process knows nothing about (it
     restarted mid-drain) still has workload pods: drain it again, by the deadline the old
     process wrote on the node (``scaler.io/drain-deadline``; one already past means evict
     now). Without it (the old process died before writing it), assume the warning just came."""
     out: list[Action] = []
-    for node in view.nodes:
-        if node.name in memory.interrupted or not any(
-            t.key == INTERRUPTION_TAINT_KEY for t in node.taints
-        ):
+    for node in nodes.tainted(INTERRUPTION_TAINT_KEY):
+        if node.name in memory.interrupted:
             continue
-        pods = tuple(b.pod for b in view.bound if b.node == node.name and b.is_workload)
+        pods = bound.workload_on(node.name)
         if pods:
             deadline = _written_deadline(node, now)
             if deadline is None:

@@ -287,8 +287,7 @@ class Reconciler:
                 except PortError as e:
                     self.observe("cancel_unfulfilled_failed", {"pool": failure.pool, "error": str(e)})
         self.memory.forget(now=now, pending={pp.pod.key for pp in view.pending})
-        offerings = await self._current_offerings(pools, self._daemonsets(view))
-        table = self._pool_table(pools, offerings)
+        table = await self._cache.table_for(pools, self._daemonsets(view))
         # Nodes on their way that no launch of this process explains get a provision timeout.
         self.memory.adopt(
             nodes_on_the_way(view, table, self.settings.placement.startup_taint_keys),
@@ -296,10 +295,7 @@ class Reconciler:
             timeout_s=self.settings.scale_up.provision_timeout_s,
         )
         t0 = time.perf_counter()
-        decision = decide(
-            view, pools, offerings, self.memory, self.settings, now=now, rng=self.rng,
-            table=table,
-        )
+        decision = decide(view, table, self.memory, self.settings, now=now, rng=self.rng)
         self.memory.overdue.clear()  # judged by this decision (GiveUpLaunch)
 
         self.last_decide_ms = (time.perf_counter() - t0) * 1e3
