@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from scaler.core.model import LABEL_POOL, PodSpec, Requirement, SelectorTerm
-from scaler.core.pinning import Pin, pin_for
+from scaler.core.pinning import Pin, TierCache
 
 
 class Webhook:
@@ -32,6 +32,7 @@ class Webhook:
 
     def __init__(self, reconciler: Any) -> None:
         self.reconciler = reconciler
+        self.tiers = TierCache()
 
     async def tier(self, pod: PodSpec) -> tuple[str, ...]:
         """The tier for ``pod``; () when the webhook would not pin it."""
@@ -64,8 +65,8 @@ class Webhook:
                 i = offerings.get(live.name)
                 if i is not None:
                     headroom[i] = float(max(live.max_size - live.current_size, 0))
-        return pin_for(pod, offerings, settings, available=available, headroom=headroom,
-                       readmit=readmit)
+        return self.tiers.pin(pod, offerings, settings, available=available, headroom=headroom,
+                              readmit=readmit)
 
 
 def selects_pool(pod: PodSpec) -> bool:
