@@ -252,15 +252,12 @@ def _cover_by_slots(
     pods = [pp.pod for pp in pending]
     classes = group_pods(pods)
     reps = [c[0] for c in classes]
-    req = np.array([p.requests.as_array() for p in reps]).reshape(len(reps), -1)
     # Only the few pools with nodes on the way are candidates: the matrix has their columns.
     columns = np.array(
         [i for name in capacity if (i := offerings.get(name)) is not None], dtype=np.int64
     )
     column_of = {int(i): j for j, i in enumerate(columns)}
-    matrix, per_node = cost_matrix(
-        reps, req, offerings, np.ones(len(offerings), bool), settings.placement, columns=columns
-    )
+    matrix, per_node = _open_matrix(reps, offerings, settings, columns)
     covered: set[str] = set()
 
     def take(c: int, j: int, members: list[PodSpec]) -> list[PodSpec]:
@@ -299,6 +296,49 @@ def _cover_by_slots(
                 break
             left = take(c, int(j), left)
     return [pp for pp in pending if pp.pod.key not in covered]
+
+
+class _Matrices:
+    """Cost matrices over every pool left open (no backoff, no headroom: what covering and
+    the pools pending pods could want ask), per classes and columns, kept while the
+    offerings and settings are the same objects. Pods waiting for nodes on their way ask the
+    same question tick after tick; the answer is cost_matrix's own (the key holds all it
+    reads of a pod: its constraints and whether it wants a node to itself)."""
+
+    def __init__(self) -> None:
+        self.basis: tuple[Offerings, Settings] | None = None
+        self.kept: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+
+_MATRICES = _Matrices()
+_MATRICES_KEPT = 1024
+
+
+def _open_matrix(
+    reps: Sequence[PodSpec], offerings: Offerings, settings: Settings, columns: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``cost_matrix`` of ``reps`` over ``columns`` (all pools: None), every pool available;
+    read-only arrays."""
+    cache = _MATRICES
+    if cache.basis is None or cache.basis[0] is not offerings or cache.basis[1] is not settings:
+        cache.basis, cache.kept = (offerings, settings), {}
+    key = (
+        tuple((p.constraints(), p.one_per_node) for p in reps),
+        None if columns is None else columns.tobytes(),
+    )
+    found = cache.kept.get(key)
+    if found is None:
+        req = np.array([p.requests.as_array() for p in reps]).reshape(len(reps), -1)
+        matrix, per_node = cost_matrix(
+            reps, req, offerings, np.ones(len(offerings), bool), settings.placement,
+            columns=columns,
+        )
+        matrix.setflags(write=False)
+        per_node.setflags(write=False)
+        if len(cache.kept) >= _MATRICES_KEPT:
+            cache.kept.clear()
+        found = cache.kept[key] = (matrix, per_node)
+    return found
 
 
 def _batch_close(pending: list[PendingPod], memory: Memory, settings: Settings) -> float | None:
@@ -367,8 +407,7 @@ def _feasible_pools(
     pending: list[PendingPod], offerings: Offerings, settings: Settings
 ) -> set[str]:
     pods: list[PodSpec] = [c[0] for c in group_pods([pp.pod for pp in pending])]
-    req = np.array([p.requests.as_array() for p in pods]).reshape(len(pods), -1)
-    matrix, _ = cost_matrix(pods, req, offerings, np.ones(len(offerings), bool), settings.placement)
+    matrix, _ = _open_matrix(pods, offerings, settings, None)
     return {offerings.pools[i].name for i in np.flatnonzero(np.isfinite(matrix).any(axis=0))}
 
 

@@ -14,6 +14,8 @@ it is computed.
 from __future__ import annotations
 
 import bisect
+import itertools
+import operator
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,24 +26,50 @@ from scaler.core.offerings import PoolTable, is_startup_taint
 from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, Node
 
 
+def _facts(n: Node) -> tuple[frozenset[str], bool, bool, bool]:
+    """What the index keeps of one node: its taint keys, whether it has an idle-since
+    annotation, whether it is of a pool but not labelled so, whether it is open (see
+    ``NodeIndex.open_by_created``)."""
+    keys = frozenset(t.key for t in n.taints) if n.taints else frozenset()
+    idle = bool(n.annotations) and n.annotation(ANNOTATION_IDLE_SINCE) is not None
+    unlabelled = n.pool is not None and not n.pool_labelled
+    is_open = n.pool is not None and n.schedulable_ready and TAINT_REMOVING not in keys
+    return keys, idle, unlabelled, is_open
+
+
+def _ready(n: Node, keys: Sequence[str]) -> bool:
+    return (
+        n.pool is not None and n.ready and n.gpu_ready
+        and not (n.taints and any(is_startup_taint(t, keys) for t in n.taints))
+    )
+
+
+_name = operator.attrgetter("name")
+
+
 @dataclass(eq=False)
 class NodeIndex:
-    """What every tick asks of ``nodes``; built once per tuple."""
+    """What every tick asks of ``nodes``; built once per tuple, from the last index by the
+    nodes that changed (new objects: a node value is replaced when it changes) and those
+    gone. Sets are kept unordered and put in view order when asked, so a tuple that only
+    reorders nodes changes no answer."""
 
     nodes: tuple[Node, ...]
-    position: dict[str, int]
-    """Node name -> its place in ``nodes`` (the order actions are emitted in)."""
-    by_taint_key: dict[str, tuple[Node, ...]]
-    """Taint key -> the nodes carrying a taint with that key, in view order."""
-    idle_annotated: frozenset[str]
+    ids: set[int]
+    """The nodes' ids, for telling which nodes of the next tuple are new (the index holds
+    the nodes, so no id is reused while it lives)."""
+    by_taint_key: dict[str, list[Node]]
+    """Taint key -> the nodes carrying a taint with that key (any order)."""
+    idle_annotated: set[str]
     """Nodes with an idle-since annotation (a value, parsable or not)."""
-    unlabelled: tuple[Node, ...]
-    """Nodes of a known pool whose pool label does not name it, in view order."""
-    open_by_created: tuple[Node, ...]
+    unlabelled_nodes: list[Node]
+    """Nodes of a known pool whose pool label does not name it (any order)."""
+    open_by_created: list[Node]
     """Nodes of a pool, Ready with GPUs, not cordoned and not being removed, by creation
-    time (ties in view order): the only ones that can be fresh capacity."""
+    time: the only ones that can be fresh capacity."""
     created_s: list[float]
     """``open_by_created``'s creation times, for bisecting."""
+    _position: dict[str, int] | None = None
     _ready: dict[tuple[str, ...], Counter[str]] = field(default_factory=dict)
     _on_the_way: dict[tuple[str, ...], tuple[PoolTable, dict[str, int]]] = field(
         default_factory=dict
@@ -49,37 +77,104 @@ class NodeIndex:
 
     @classmethod
     def build(cls, nodes: tuple[Node, ...]) -> NodeIndex:
-        by_taint: dict[str, list[Node]] = {}
-        idle: set[str] = set()
-        unlabelled: list[Node] = []
-        open_nodes: list[tuple[float, int, Node]] = []
-        for i, n in enumerate(nodes):
-            removing = False
-            if n.taints:
-                keys = {t.key for t in n.taints}
-                for key in keys:
-                    by_taint.setdefault(key, []).append(n)
-                removing = TAINT_REMOVING in keys
-            if n.annotations and n.annotation(ANNOTATION_IDLE_SINCE) is not None:
-                idle.add(n.name)
-            if n.pool is not None:
-                if not n.pool_labelled:
-                    unlabelled.append(n)
-                if n.schedulable_ready and not removing:
-                    open_nodes.append((n.created_s, i, n))
-        open_nodes.sort(key=lambda x: (x[0], x[1]))
-        return cls(
-            nodes=nodes,
-            position={n.name: i for i, n in enumerate(nodes)},
-            by_taint_key={k: tuple(v) for k, v in by_taint.items()},
-            idle_annotated=frozenset(idle),
-            unlabelled=tuple(unlabelled),
-            open_by_created=tuple(n for _, _, n in open_nodes),
-            created_s=[c for c, _, _ in open_nodes],
+        index = cls(nodes, set(map(id, nodes)), {}, set(), [], [], [])
+        index._add(nodes)
+        return index
+
+    def _add(self, nodes: Sequence[Node]) -> None:
+        for n in nodes:
+            keys, is_idle, is_unlabelled, is_open = _facts(n)
+            for key in keys:
+                self.by_taint_key.setdefault(key, []).append(n)
+            if is_idle:
+                self.idle_annotated.add(n.name)
+            if is_unlabelled:
+                self.unlabelled_nodes.append(n)
+            if is_open:
+                i = bisect.bisect_right(self.created_s, n.created_s)
+                self.open_by_created.insert(i, n)
+                self.created_s.insert(i, n.created_s)
+
+    def next(self, nodes: tuple[Node, ...]) -> NodeIndex:
+        """The index of ``nodes``, a later tuple of the same cluster: this one's, less the
+        nodes gone, plus the new ones. The identity passes run at C speed; Python runs per
+        changed node only."""
+        ids = set(map(id, nodes))
+        gone = self.ids - ids
+        new = ids - self.ids
+        if len(gone) + len(new) > max(8, len(nodes) // 4) or len(ids) != len(nodes):
+            return NodeIndex.build(nodes)
+        removed = (
+            list(itertools.compress(self.nodes, map(gone.__contains__, map(id, self.nodes))))
+            if gone else []
         )
+        added = (
+            list(itertools.compress(nodes, map(new.__contains__, map(id, nodes)))) if new else []
+        )
+        by_taint = dict(self.by_taint_key)
+        idle = set(self.idle_annotated)
+        unlabelled = self.unlabelled_nodes
+        open_nodes, created = self.open_by_created, self.created_s
+        for n in removed:
+            keys, is_idle, is_unlabelled, is_open = _facts(n)
+            for key in keys:
+                by_taint[key] = [m for m in by_taint[key] if m is not n]
+                if not by_taint[key]:
+                    del by_taint[key]
+            if is_idle:
+                idle.discard(n.name)
+            if is_unlabelled:
+                unlabelled = [m for m in unlabelled if m is not n]
+            if is_open:
+                if open_nodes is self.open_by_created:
+                    open_nodes, created = list(open_nodes), list(created)
+                i = bisect.bisect_left(created, n.created_s)
+                while open_nodes[i] is not n:
+                    i += 1
+                del open_nodes[i], created[i]
+        if added:
+            if open_nodes is self.open_by_created:
+                open_nodes, created = list(open_nodes), list(created)
+            if unlabelled is self.unlabelled_nodes:
+                unlabelled = list(unlabelled)
+            for key in {k for n in added if n.taints for k in _facts(n)[0]}:
+                by_taint[key] = list(by_taint.get(key, ()))
+        index = NodeIndex(nodes, ids, by_taint, idle, unlabelled, open_nodes, created)
+        index._add(added)
+        # The counts move to the new index and are updated in place (copying a count per
+        # pool is the per-tick work this avoids); this index recounts if asked again.
+        index._ready, self._ready = self._ready, {}
+        for startup, counts in index._ready.items():
+            for n in removed:
+                if n.pool is not None and _ready(n, startup):
+                    counts[n.pool] -= 1
+            for n in added:
+                if n.pool is not None and _ready(n, startup):
+                    counts[n.pool] += 1
+        return index
+
+    @property
+    def position(self) -> dict[str, int]:
+        """Node name -> its place in ``nodes`` (the order actions are emitted in)."""
+        if self._position is None:
+            self._position = dict(zip(map(_name, self.nodes), range(len(self.nodes)),
+                                      strict=True))
+        return self._position
+
+    def _in_view_order(self, xs: Sequence[Node]) -> tuple[Node, ...]:
+        if len(xs) < 2:
+            return tuple(xs)
+        position = self.position
+        return tuple(sorted(xs, key=lambda m: position[m.name]))
 
     def tainted(self, key: str) -> tuple[Node, ...]:
-        return self.by_taint_key.get(key, ())
+        """The nodes carrying a taint with ``key``, in view order."""
+        return self._in_view_order(self.by_taint_key.get(key, ()))
+
+    @property
+    def unlabelled(self) -> tuple[Node, ...]:
+        """Nodes of a known pool whose pool label does not name it, in view order."""
+        return self._in_view_order(self.unlabelled_nodes)
 
     def open_since(self, since_s: float) -> list[Node]:
         """Open nodes (see ``open_by_created``) created at or after ``since_s``, in view
@@ -87,20 +182,14 @@ class NodeIndex:
         lo = bisect.bisect_left(self.created_s, since_s)
         if lo == len(self.created_s):
             return []
-        found = self.open_by_created[lo:]
-        return sorted(found, key=lambda n: self.position[n.name]) if len(found) > 1 else list(found)
+        return list(self._in_view_order(self.open_by_created[lo:]))
 
     def ready_by_pool(self, startup_keys: Sequence[str]) -> Counter[str]:
         """Pool -> nodes Ready with their GPUs advertised and no startup taint left."""
         keys = tuple(startup_keys)
         ready = self._ready.get(keys)
         if ready is None:
-            ready = Counter(
-                n.pool
-                for n in self.nodes
-                if n.pool is not None and n.ready and n.gpu_ready
-                and not (n.taints and any(is_startup_taint(t, keys) for t in n.taints))
-            )
+            ready = Counter(n.pool for n in self.nodes if n.pool is not None and _ready(n, keys))
             self._ready[keys] = ready
         return ready
 
@@ -181,7 +270,11 @@ _IDLE: _Last[tuple[NodeIndex, BoundIndex], tuple[Node, ...]] = _Last()
 
 
 def node_index(nodes: tuple[Node, ...]) -> NodeIndex:
-    return _NODES.get(nodes) or _NODES.put(nodes, NodeIndex.build(nodes))
+    kept = _NODES.get(nodes)
+    if kept is not None:
+        return kept
+    last = _NODES.value
+    return _NODES.put(nodes, last.next(nodes) if last is not None else NodeIndex.build(nodes))
 
 
 def bound_index(bound: tuple[BoundPod, ...]) -> BoundIndex:

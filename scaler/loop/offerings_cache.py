@@ -10,6 +10,7 @@ costing anything per pool.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
@@ -134,9 +135,12 @@ class OfferingsCache:
         return table
 
 
-def _shape(p: PoolSpec) -> PoolSpec:
-    """The pool without its sizes: what offerings are built from."""
-    return dataclasses.replace(p, current_size=0, min_size=0, max_size=None)
+_SIZES = frozenset({"current_size", "min_size", "max_size"})
+_shape = operator.attrgetter(
+    *(f.name for f in dataclasses.fields(PoolSpec) if f.name not in _SIZES)
+)
+"""The pool without its sizes (every other field, as a tuple): what offerings are built
+from."""
 
 
 def _same_shapes(

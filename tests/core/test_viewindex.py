@@ -4,6 +4,7 @@ rebuilt (a fresh answer) as soon as nodes, bound pods or the pool table change."
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import numpy as np
 
@@ -14,8 +15,8 @@ from scaler.core.memory import Memory
 from scaler.core.model import NO_SCHEDULE, PodSpec, PoolSpec, Resources, Taint
 from scaler.core.offerings import build_offerings, changed_pools, pool_table
 from scaler.core.settings import preset
-from scaler.core.state import TAINT_REMOVING, BoundPod, ClusterView, Node
-from scaler.core.viewindex import bound_index, idle_candidates, node_index
+from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, ClusterView, Node
+from scaler.core.viewindex import NodeIndex, bound_index, idle_candidates, node_index
 
 
 def nodes(*ns: Node) -> tuple[Node, ...]:
@@ -145,3 +146,62 @@ def test_allocatable_does_not_matter_to_the_index() -> None:
     assert a == b and a is not b
     assert node_index(a) is not node_index(b)
     assert node_index(a).position == node_index(b).position == {"a": 0}
+
+
+def _same(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...]) -> None:
+    assert a.nodes is b.nodes
+    assert a.position == b.position
+    assert a.by_taint_key.keys() == b.by_taint_key.keys()
+    for key in a.by_taint_key:
+        assert a.tainted(key) == b.tainted(key)
+    assert a.idle_annotated == b.idle_annotated
+    assert a.unlabelled == b.unlabelled
+    assert a.created_s == b.created_s
+    for since in (0.0, 5.0, 10.0, 15.0, 99.0):
+        assert a.open_since(since) == b.open_since(since)
+    for ks in ((), keys):
+        assert +a.ready_by_pool(ks) == +b.ready_by_pool(ks)  # + drops zero counts
+
+
+def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
+    rng = random.Random(7)
+    keys = ("agent-not-ready",)
+    taints = [Taint(TAINT_REMOVING, "", NO_SCHEDULE), Taint(keys[0], "", NO_SCHEDULE),
+              Taint("scaler.io/interrupted", "", NO_SCHEDULE)]
+
+    def random_node(name: str) -> Node:
+        return n(
+            name,
+            rng.choice(["small", "big", None]),
+            ready=rng.random() < 0.8,
+            gpu_ready=rng.random() < 0.9,
+            unschedulable=rng.random() < 0.1,
+            created_s=float(rng.randrange(20)),
+            taints=tuple(t for t in taints if rng.random() < 0.2),
+            annotations=((ANNOTATION_IDLE_SINCE, "5"),) if rng.random() < 0.3 else (),
+            pool_labelled=rng.random() < 0.8,
+        )
+
+    current = tuple(random_node(f"n{i}") for i in range(30))
+    index = NodeIndex.build(current)
+    index.ready_by_pool(keys), index.ready_by_pool(())  # counts to carry forward
+    serial = 30
+    for _ in range(300):
+        ns = list(current)
+        for _ in range(rng.choice([0, 1, 1, 2, 3])):
+            what = rng.random()
+            if what < 0.3 and ns:
+                ns.pop(rng.randrange(len(ns)))
+            elif what < 0.6:
+                serial += 1
+                ns.append(random_node(f"n{serial}"))
+            elif ns:
+                i = rng.randrange(len(ns))
+                ns[i] = random_node(ns[i].name)
+        if rng.random() < 0.05:
+            rng.shuffle(ns)
+        before, current = current, tuple(ns)
+        previous, index = index, index.next(current)
+        _same(index, NodeIndex.build(current), keys)
+        # The last index still answers for its own tuple (its counts moved on).
+        assert +previous.ready_by_pool(keys) == +NodeIndex.build(before).ready_by_pool(keys)
