@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Final
 
 import numpy as np
@@ -159,7 +160,7 @@ def _uncovered(
     memory: Memory,
     settings: Settings,
     now: float,
-    busy: frozenset[str],
+    busy: AbstractSet[str],
 ) -> tuple[list[PendingPod], dict[str, str]]:
     """Pending pods no node is coming for, and pod key -> pool for those one is.
 
@@ -498,7 +499,7 @@ def _overdue_launches(
     table: PoolTable,
     memory: Memory,
     settings: Settings,
-    busy: frozenset[str],
+    busy: AbstractSet[str],
 ) -> list[Action]:
     """Launches past the provision timeout whose nodes are still not Ready: give them up.
 

@@ -18,6 +18,7 @@ import itertools
 import operator
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -213,25 +214,68 @@ class NodeIndex:
 
 @dataclass(eq=False)
 class BoundIndex:
-    """What every tick asks of ``bound``; built once per tuple."""
+    """What every tick asks of ``bound``; built once per tuple, from the last index by the
+    pods that changed."""
 
     bound: tuple[BoundPod, ...]
-    busy: frozenset[str]
-    """Nodes with a workload pod (DaemonSet and mirror pods never make a node busy)."""
-    others: tuple[BoundPod, ...]
-    """The DaemonSet and mirror pods, in view order."""
+    ids: set[int]
+    """The pods' ids (see ``NodeIndex.ids``)."""
+    _counts: dict[str, int] | None
+    """Node -> workload pods on it; None once moved to the next index."""
+    others: list[BoundPod]
+    """The DaemonSet and mirror pods (any order)."""
     _workload: dict[str, tuple[PodSpec, ...]] | None = None
 
     @classmethod
     def build(cls, bound: tuple[BoundPod, ...]) -> BoundIndex:
-        busy: set[str] = set()
+        counts: dict[str, int] = {}
         others: list[BoundPod] = []
         for b in bound:
             if b.is_workload:
-                busy.add(b.node)
+                counts[b.node] = counts.get(b.node, 0) + 1
             else:
                 others.append(b)
-        return cls(bound=bound, busy=frozenset(busy), others=tuple(others))
+        return cls(bound, set(map(id, bound)), counts, others)
+
+    @property
+    def busy(self) -> AbstractSet[str]:
+        """Nodes with a workload pod (DaemonSet and mirror pods never make a node busy)."""
+        if self._counts is None:  # moved on: count again for this tuple
+            self._counts = BoundIndex.build(self.bound)._counts
+            assert self._counts is not None
+        return self._counts.keys()
+
+    def next(self, bound: tuple[BoundPod, ...]) -> BoundIndex:
+        """The index of ``bound``, a later tuple: this one's counts, less the pods gone,
+        plus the new ones (they move to the new index; this one counts again if asked)."""
+        ids = set(map(id, bound))
+        gone = self.ids - ids
+        new = ids - self.ids
+        if (
+            self._counts is None
+            or len(gone) + len(new) > max(8, len(bound) // 4)
+            or len(ids) != len(bound)
+        ):
+            return BoundIndex.build(bound)
+        counts, others = self._counts, self.others
+        self._counts = None
+        if gone:
+            for b in itertools.compress(self.bound, map(gone.__contains__, map(id, self.bound))):
+                if b.is_workload:
+                    left = counts[b.node] - 1
+                    if left:
+                        counts[b.node] = left
+                    else:
+                        del counts[b.node]
+                else:
+                    others = [o for o in others if o is not b]
+        if new:
+            for b in itertools.compress(bound, map(new.__contains__, map(id, bound))):
+                if b.is_workload:
+                    counts[b.node] = counts.get(b.node, 0) + 1
+                else:
+                    others = [*others, b]
+        return BoundIndex(bound, ids, counts, others)
 
     def workload_on(self, node: str) -> tuple[PodSpec, ...]:
         """The workload pods bound to ``node``, in view order."""
@@ -278,7 +322,11 @@ def node_index(nodes: tuple[Node, ...]) -> NodeIndex:
 
 
 def bound_index(bound: tuple[BoundPod, ...]) -> BoundIndex:
-    return _BOUND.get(bound) or _BOUND.put(bound, BoundIndex.build(bound))
+    kept = _BOUND.get(bound)
+    if kept is not None:
+        return kept
+    last = _BOUND.value
+    return _BOUND.put(bound, last.next(bound) if last is not None else BoundIndex.build(bound))
 
 
 def not_busy(nodes: NodeIndex, bound: BoundIndex) -> tuple[Node, ...]:
@@ -286,8 +334,8 @@ def not_busy(nodes: NodeIndex, bound: BoundIndex) -> tuple[Node, ...]:
     kept = _IDLE.key
     if kept is not None and kept[0] is nodes and kept[1] is bound and _IDLE.value is not None:
         return _IDLE.value
-    busy = bound.busy
-    return _IDLE.put((nodes, bound), tuple(n for n in nodes.nodes if n.name not in busy))
+    free = map(operator.not_, map(bound.busy.__contains__, map(_name, nodes.nodes)))
+    return _IDLE.put((nodes, bound), tuple(itertools.compress(nodes.nodes, free)))
 
 
 def idle_candidates(

@@ -62,6 +62,7 @@ from scaler.core.state import (
     BoundPod,
     ClusterView,
     Node,
+    PendingPod,
 )
 from scaler.loop.drain import drain
 from scaler.loop.offerings_cache import OfferingsCache
@@ -134,6 +135,8 @@ class Reconciler:
         self.memory = Memory()
         self._ds_bound: tuple[BoundPod, ...] | None = None
         self._ds: tuple[PodSpec, ...] = ()
+        self._pending_seen: tuple[PendingPod, ...] | None = None
+        self._pending_set: set[str] = set()
         self._cache = OfferingsCache(catalog, settings, clock, prices, self.observe)
         self._capped = ObservedPools()
         """Pools capped by what their registered nodes report (scaler/core/observed.py)."""
@@ -286,7 +289,7 @@ class Reconciler:
                     await self.fleet.cancel_unfulfilled(failure.pool)
                 except PortError as e:
                     self.observe("cancel_unfulfilled_failed", {"pool": failure.pool, "error": str(e)})
-        self.memory.forget(now=now, pending={pp.pod.key for pp in view.pending})
+        self.memory.forget(now=now, pending=self._pending_keys(view))
         table = await self._cache.table_for(pools, self._daemonsets(view))
         # Nodes on their way that no launch of this process explains get a provision timeout.
         self.memory.adopt(
@@ -608,6 +611,15 @@ class Reconciler:
         if view.bound is not self._ds_bound:
             self._ds_bound, self._ds = view.bound, view.daemonsets()
         return self._ds
+
+    def _pending_keys(self, view: ClusterView) -> set[str]:
+        """The pending pods' keys, recomputed only when the pending tuple changed (sources
+        hand back the same tuple until then). Read-only for callers."""
+        if view.pending is not self._pending_seen:
+            self._pending_seen, self._pending_set = view.pending, {
+                pp.pod.key for pp in view.pending
+            }
+        return self._pending_set
 
     def _pool_table(self, pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
         return self._cache.table(pools, offerings)

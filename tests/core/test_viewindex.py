@@ -16,7 +16,7 @@ from scaler.core.model import NO_SCHEDULE, PodSpec, PoolSpec, Resources, Taint
 from scaler.core.offerings import build_offerings, changed_pools, pool_table
 from scaler.core.settings import preset
 from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, ClusterView, Node
-from scaler.core.viewindex import NodeIndex, bound_index, idle_candidates, node_index
+from scaler.core.viewindex import BoundIndex, NodeIndex, bound_index, idle_candidates, node_index
 
 
 def nodes(*ns: Node) -> tuple[Node, ...]:
@@ -205,3 +205,33 @@ def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
         _same(index, NodeIndex.build(current), keys)
         # The last index still answers for its own tuple (its counts moved on).
         assert +previous.ready_by_pool(keys) == +NodeIndex.build(before).ready_by_pool(keys)
+
+
+def test_a_bound_index_updated_pod_by_pod_equals_one_built_afresh() -> None:
+    rng = random.Random(11)
+    serial = 0
+
+    def random_pod() -> BoundPod:
+        nonlocal serial
+        serial += 1
+        return BoundPod(PodSpec(f"p{serial}"), f"n{rng.randrange(12)}",
+                        daemonset=rng.random() < 0.2)
+
+    current = tuple(random_pod() for _ in range(40))
+    index = BoundIndex.build(current)
+    for _ in range(300):
+        pods = list(current)
+        for _ in range(rng.choice([0, 1, 2, 3])):
+            if rng.random() < 0.5 and pods:
+                pods.pop(rng.randrange(len(pods)))
+            else:
+                pods.insert(rng.randrange(len(pods) + 1), random_pod())
+        before, current = current, tuple(pods)
+        previous, index = index, index.next(current)
+        fresh = BoundIndex.build(current)
+        assert set(index.busy) == set(fresh.busy)
+        assert sorted(map(id, index.others)) == sorted(map(id, fresh.others))
+        for node in (f"n{i}" for i in range(12)):
+            assert index.workload_on(node) == fresh.workload_on(node)
+        # The last index still answers for its own tuple (its counts moved on).
+        assert set(previous.busy) == set(BoundIndex.build(before).busy)
