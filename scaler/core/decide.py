@@ -299,47 +299,51 @@ def _cover_by_slots(
     return [pp for pp in pending if pp.pod.key not in covered]
 
 
-class _Matrices:
-    """Cost matrices over every pool left open (no backoff, no headroom: what covering and
-    the pools pending pods could want ask), per classes and columns, kept while the
-    offerings and settings are the same objects. Pods waiting for nodes on their way ask the
-    same question tick after tick; the answer is cost_matrix's own (the key holds all it
-    reads of a pod: its constraints and whether it wants a node to itself)."""
+class _Rows:
+    """Cost-matrix rows over every pool, every pool open (no backoff, no headroom: what
+    covering and the pools held pods could want ask), per pod class, kept while the
+    offerings and settings are the same objects. Pods waiting for nodes on their way ask
+    about the same few classes tick after tick; a row is cost_matrix's own (the key holds
+    all it reads of a pod: its constraints and whether it wants a node to itself, and each
+    cell depends on its own pool only)."""
 
     def __init__(self) -> None:
         self.basis: tuple[Offerings, Settings] | None = None
         self.kept: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = {}
 
 
-_MATRICES = _Matrices()
-_MATRICES_KEPT = 1024
+_ROWS = _Rows()
+_ROWS_KEPT = 4096
 
 
 def _open_matrix(
     reps: Sequence[PodSpec], offerings: Offerings, settings: Settings, columns: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``cost_matrix`` of ``reps`` over ``columns`` (all pools: None), every pool available;
-    read-only arrays."""
-    cache = _MATRICES
+    """``cost_matrix`` of ``reps`` over ``columns`` (all pools: None), every pool
+    available."""
+    cache = _ROWS
     if cache.basis is None or cache.basis[0] is not offerings or cache.basis[1] is not settings:
         cache.basis, cache.kept = (offerings, settings), {}
-    key = (
-        tuple((p.constraints(), p.one_per_node) for p in reps),
-        None if columns is None else columns.tobytes(),
-    )
-    found = cache.kept.get(key)
-    if found is None:
-        req = np.array([p.requests.as_array() for p in reps]).reshape(len(reps), -1)
+    keys = [(p.constraints(), p.one_per_node) for p in reps]
+    found = {k: row for k in keys if (row := cache.kept.get(k)) is not None}
+    missing = {k: p for k, p in zip(keys, reps, strict=True) if k not in found}
+    if missing:
+        new = list(missing.values())
+        req = np.array([p.requests.as_array() for p in new]).reshape(len(new), -1)
         matrix, per_node = cost_matrix(
-            reps, req, offerings, np.ones(len(offerings), bool), settings.placement,
-            columns=columns,
+            new, req, offerings, np.ones(len(offerings), bool), settings.placement
         )
-        matrix.setflags(write=False)
-        per_node.setflags(write=False)
-        if len(cache.kept) >= _MATRICES_KEPT:
+        if len(cache.kept) + len(new) > _ROWS_KEPT:
             cache.kept.clear()
-        found = cache.kept[key] = (matrix, per_node)
-    return found
+        for i, k in enumerate(missing):
+            found[k] = cache.kept[k] = (matrix[i], per_node[i])
+    rows = [found[k] for k in keys]
+    n = len(offerings)
+    full = np.array([r[0] for r in rows]).reshape(len(rows), n)
+    ppn = np.array([r[1] for r in rows]).reshape(len(rows), n)
+    if columns is None:
+        return full, ppn
+    return full[:, columns], ppn[:, columns]
 
 
 def _batch_close(pending: list[PendingPod], memory: Memory, settings: Settings) -> float | None:

@@ -235,3 +235,23 @@ def test_a_bound_index_updated_pod_by_pod_equals_one_built_afresh() -> None:
             assert index.workload_on(node) == fresh.workload_on(node)
         # The last index still answers for its own tuple (its counts moved on).
         assert set(previous.busy) == set(BoundIndex.build(before).busy)
+
+
+def test_kept_cost_rows_are_cost_matrix_s_and_follow_new_offerings() -> None:
+    from scaler.core.decide import _open_matrix
+    from scaler.core.placement import cost_matrix
+
+    settings = preset("scaler")
+    small = PodSpec("s", requests=Resources(cpu_milli=500, memory_mib=1024, pods=1))
+    large = PodSpec("l", requests=Resources(cpu_milli=6000, memory_mib=8192, pods=1))
+    for ps in (pools(), pools()[:1], pools()):  # new offerings objects each time
+        offerings = build_offerings(ps, Catalog.load())[0]
+        for reps in ([small, large], [large], [small]):
+            req = np.array([p.requests.as_array() for p in reps])
+            want, want_ppn = cost_matrix(reps, req, offerings, np.ones(len(offerings), bool),
+                                         settings.placement)
+            got, got_ppn = _open_matrix(reps, offerings, settings, None)
+            assert np.array_equal(got, want) and np.array_equal(got_ppn, want_ppn)
+            cols = np.array([len(offerings) - 1], dtype=np.int64)
+            got, _ = _open_matrix(reps, offerings, settings, cols)
+            assert np.array_equal(got, want[:, cols])
