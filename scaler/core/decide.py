@@ -338,12 +338,13 @@ def _open_matrix(
         for i, k in enumerate(missing):
             found[k] = cache.kept[k] = (matrix[i], per_node[i])
     rows = [found[k] for k in keys]
-    n = len(offerings)
-    full = np.array([r[0] for r in rows]).reshape(len(rows), n)
-    ppn = np.array([r[1] for r in rows]).reshape(len(rows), n)
     if columns is None:
-        return full, ppn
-    return full[:, columns], ppn[:, columns]
+        n = len(offerings)
+        return (np.array([r[0] for r in rows]).reshape(len(rows), n),
+                np.array([r[1] for r in rows]).reshape(len(rows), n))
+    width = len(columns)
+    return (np.array([r[0][columns] for r in rows]).reshape(len(rows), width),
+            np.array([r[1][columns] for r in rows]).reshape(len(rows), width))
 
 
 def _batch_close(pending: list[PendingPod], memory: Memory, settings: Settings) -> float | None:
