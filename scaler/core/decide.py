@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Final
 
 import numpy as np
@@ -62,7 +63,7 @@ from scaler.core.lifecycle import (
 from scaler.core.limits import NEXT_STEP_S, apply_limits
 from scaler.core.memory import Memory
 from scaler.core.model import NO_EXECUTE, NO_SCHEDULE, PodSpec, PoolSpec
-from scaler.core.offerings import Offerings, PoolTable, is_startup_taint, pool_table
+from scaler.core.offerings import Offerings, PoolTable, is_startup_taint
 from scaler.core.pinning import label_pools
 from scaler.core.placement import cost_matrix, group_pods, place
 from scaler.core.runtime import RuntimeHistory, lost_work_h
@@ -74,41 +75,35 @@ from scaler.core.state import (
     ANNOTATION_SAFE_TO_EVICT,
     ANNOTATION_SCALE_DOWN_DISABLED,
     TAINT_REMOVING,
-    BoundPod,
     ClusterView,
     Node,
     PendingPod,
 )
 from scaler.core.topology import pin_pending
+from scaler.core.viewindex import BoundIndex, NodeIndex, bound_index, idle_candidates, node_index
 
 _EPS = 1e-6
 
 
 def decide(
     view: ClusterView,
-    pools: Sequence[PoolSpec],
-    offerings: Offerings,
+    table: PoolTable,
     memory: Memory,
     settings: Settings,
     *,
     now: float,
     rng: np.random.Generator,
-    table: PoolTable | None = None,
 ) -> Decision:
-    """``table`` is :func:`~scaler.core.offerings.pool_table` of ``pools``, if the caller
-    keeps one (the reconciler does, per pools sequence); else it is built here."""
-    table = table if table is not None else pool_table(pools, offerings)
+    """``table`` is the pools with their offerings (:func:`~scaler.core.offerings.pool_table`;
+    the reconciler keeps one across ticks, updated where a pool changed)."""
+    offerings = table.offerings
     by_name = table.by_name
     actions: list[Action] = []
     wakes: list[float] = []
 
-    busy: set[str] = set()
-    others: list[BoundPod] = []  # DaemonSet and mirror pods: they never make a node busy
-    for b in view.bound:
-        if b.is_workload:
-            busy.add(b.node)
-        else:
-            others.append(b)
+    nodes = node_index(view.nodes)
+    bound = bound_index(view.bound)
+    busy = bound.busy
     uncovered, waiting_for = _uncovered(view, table, offerings, memory, settings, now, busy)
     uncovered = _above_priority_cutoff(uncovered, settings)
     uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
@@ -134,16 +129,16 @@ def decide(
     if held:
         wanted |= _feasible_pools(held, offerings, settings)
     down, down_wakes = _scale_down(
-        view, by_name, offerings, memory, settings, now, wanted, busy, others
+        nodes, bound, by_name, offerings, memory, settings, now, wanted
     )
     actions += down
     wakes += down_wakes
-    actions += _stale_removal_taints(view, down)
+    actions += _stale_removal_taints(nodes, down)
     actions += _overdue_launches(view, table, memory, settings, busy)
     uncordon, uncordon_wakes = rebalance_expired(view, memory, now=now)
     actions += uncordon
     wakes += uncordon_wakes
-    actions += _unfinished_drains(view, memory, settings, now)
+    actions += _unfinished_drains(nodes, bound, memory, settings, now)
     if settings.pinning.enabled:
         actions += label_pools(view)
     wakes += [launch.deadline_s for launch in memory.launches]
@@ -169,7 +164,7 @@ def _uncovered(
     memory: Memory,
     settings: Settings,
     now: float,
-    busy: set[str],
+    busy: AbstractSet[str],
 ) -> tuple[list[PendingPod], dict[str, str]]:
     """Pending pods no node is coming for, and pod key -> pool for those one is.
 
@@ -189,15 +184,10 @@ def _uncovered(
         if not memory.backing_off(name, now)
     }
     fresh = now - settings.scale_up.bind_grace_s
-    for n in view.nodes:
-        if (
-            n.pool is not None
-            and n.schedulable_ready
-            and n.created_s >= fresh
-            and n.name not in busy
-            and not _removing(n)
-            and not _kept_off(n, table, keys)
-        ):
+    # Only open nodes (of a pool, schedulable and Ready, not being removed) created since
+    # ``fresh``: the index keeps them by creation time.
+    for n in node_index(view.nodes).open_since(fresh):
+        if n.pool is not None and n.name not in busy and not _kept_off(n, table, keys):
             capacity[n.pool] = capacity.get(n.pool, 0.0) + 1.0
     capacity = {k: v for k, v in capacity.items() if v > 0 and offerings.get(k) is not None}
     if not capacity:
@@ -234,18 +224,9 @@ def nodes_on_the_way(
     view: ClusterView, table: PoolTable, startup_keys: Sequence[str]
 ) -> dict[str, int]:
     """Pool -> nodes asked for (desired size) but not Ready with their GPUs advertised; a
-    node still carrying a startup taint (an agent not ready yet) is on its way too."""
-    ready = Counter(
-        n.pool
-        for n in view.nodes
-        if n.pool is not None and n.ready and n.gpu_ready
-        and not (n.taints and any(is_startup_taint(t, startup_keys) for t in n.taints))
-    )
-    return {
-        p.name: p.current_size - ready[p.name]
-        for p in table.sized
-        if p.current_size > ready[p.name]
-    }
+    node still carrying a startup taint (an agent not ready yet) is on its way too.
+    Kept per nodes tuple and table (:mod:`scaler.core.viewindex`): do not change it."""
+    return node_index(view.nodes).on_the_way(table, startup_keys)
 
 
 def _above_priority_cutoff(pending: list[PendingPod], settings: Settings) -> list[PendingPod]:
@@ -276,15 +257,12 @@ def _cover_by_slots(
     pods = [pp.pod for pp in pending]
     classes = group_pods(pods)
     reps = [c[0] for c in classes]
-    req = np.array([p.requests.as_array() for p in reps]).reshape(len(reps), -1)
     # Only the few pools with nodes on the way are candidates: the matrix has their columns.
     columns = np.array(
         [i for name in capacity if (i := offerings.get(name)) is not None], dtype=np.int64
     )
     column_of = {int(i): j for j, i in enumerate(columns)}
-    matrix, per_node = cost_matrix(
-        reps, req, offerings, np.ones(len(offerings), bool), settings.placement, columns=columns
-    )
+    matrix, per_node = _open_matrix(reps, offerings, settings, columns)
     covered: set[str] = set()
 
     def take(c: int, j: int, members: list[PodSpec]) -> list[PodSpec]:
@@ -323,6 +301,54 @@ def _cover_by_slots(
                 break
             left = take(c, int(j), left)
     return [pp for pp in pending if pp.pod.key not in covered]
+
+
+class _Rows:
+    """Cost-matrix rows over every pool, every pool open (no backoff, no headroom: what
+    covering and the pools held pods could want ask), per pod class, kept while the
+    offerings and settings are the same objects. Pods waiting for nodes on their way ask
+    about the same few classes tick after tick; a row is cost_matrix's own (the key holds
+    all it reads of a pod: its constraints and whether it wants a node to itself, and each
+    cell depends on its own pool only)."""
+
+    def __init__(self) -> None:
+        self.basis: tuple[Offerings, Settings] | None = None
+        self.kept: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+
+_ROWS = _Rows()
+_ROWS_KEPT = 4096
+
+
+def _open_matrix(
+    reps: Sequence[PodSpec], offerings: Offerings, settings: Settings, columns: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``cost_matrix`` of ``reps`` over ``columns`` (all pools: None), every pool
+    available."""
+    cache = _ROWS
+    if cache.basis is None or cache.basis[0] is not offerings or cache.basis[1] is not settings:
+        cache.basis, cache.kept = (offerings, settings), {}
+    keys = [(p.constraints(), p.one_per_node) for p in reps]
+    found = {k: row for k in keys if (row := cache.kept.get(k)) is not None}
+    missing = {k: p for k, p in zip(keys, reps, strict=True) if k not in found}
+    if missing:
+        new = list(missing.values())
+        req = np.array([p.requests.as_array() for p in new]).reshape(len(new), -1)
+        matrix, per_node = cost_matrix(
+            new, req, offerings, np.ones(len(offerings), bool), settings.placement
+        )
+        if len(cache.kept) + len(new) > _ROWS_KEPT:
+            cache.kept.clear()
+        for i, k in enumerate(missing):
+            found[k] = cache.kept[k] = (matrix[i], per_node[i])
+    rows = [found[k] for k in keys]
+    if columns is None:
+        n = len(offerings)
+        return (np.array([r[0] for r in rows]).reshape(len(rows), n),
+                np.array([r[1] for r in rows]).reshape(len(rows), n))
+    width = len(columns)
+    return (np.array([r[0][columns] for r in rows]).reshape(len(rows), width),
+            np.array([r[1][columns] for r in rows]).reshape(len(rows), width))
 
 
 def _batch_close(pending: list[PendingPod], memory: Memory, settings: Settings) -> float | None:
@@ -396,8 +422,7 @@ def _feasible_pools(
     pending: list[PendingPod], offerings: Offerings, settings: Settings
 ) -> set[str]:
     pods: list[PodSpec] = [c[0] for c in group_pods([pp.pod for pp in pending])]
-    req = np.array([p.requests.as_array() for p in pods]).reshape(len(pods), -1)
-    matrix, _ = cost_matrix(pods, req, offerings, np.ones(len(offerings), bool), settings.placement)
+    matrix, _ = _open_matrix(pods, offerings, settings, None)
     return {offerings.pools[i].name for i in np.flatnonzero(np.isfinite(matrix).any(axis=0))}
 
 
@@ -405,25 +430,27 @@ def _feasible_pools(
 
 
 def _scale_down(
-    view: ClusterView,
+    nodes: NodeIndex,
+    bound: BoundIndex,
     by_name: dict[str, PoolSpec],
     offerings: Offerings,
     memory: Memory,
     settings: Settings,
     now: float,
     wanted: set[str],
-    busy: set[str],
-    others: list[BoundPod],
 ) -> tuple[list[Action], list[float]]:
     sd = settings.scale_down
+    busy = bound.busy
     # A DaemonSet or mirror pod never makes a node busy, but one that must not be disrupted pins its node (cluster-autoscaler's safe-to-evict
     # "false", Karpenter's do-not-disrupt). Busy nodes are never removed anyway.
-    protected = {b.node for b in others if not _disruptable(b.pod)}
+    protected = {b.node for b in bound.others if not _disruptable(b.pod)}
     actions: list[Action] = []
     wakes: list[float] = []
     removing: Counter[str] = Counter()
     budget = sd.max_removals_per_minute - len(memory.removals_s)
-    for node in view.nodes:
+    # Only the nodes with no workload pod and the busy ones that may still be marked idle:
+    # every other node has nothing to do here.
+    for node in idle_candidates(nodes, bound, memory.idle_since_s):
         if node.name in busy:  # most nodes, most ticks: the cheapest test first
             if (node.annotations or node.name in memory.idle_since_s) and _idle_since(
                 node, memory
@@ -466,11 +493,7 @@ def _scale_down(
     return actions, wakes
 
 
-def _removing(node: Node) -> bool:
-    return any(t.key == TAINT_REMOVING for t in node.taints) if node.taints else False
-
-
-def _stale_removal_taints(view: ClusterView, down: list[Action]) -> list[Action]:
+def _stale_removal_taints(nodes: NodeIndex, down: list[Action]) -> list[Action]:
     """A node carries scaler's removal taint but is not being removed now: the process that
     tainted it died before terminating it (or a pod landed and the untaint failed). Undo it,
     rather than finish it: the decision that tainted the node is stale, and if the node is
@@ -480,13 +503,17 @@ def _stale_removal_taints(view: ClusterView, down: list[Action]) -> list[Action]
     removing = {a.node for a in down if isinstance(a, RemoveNode)}
     return [
         Untaint(n.name, "a removal that did not finish")
-        for n in view.nodes
-        if n.taints and n.pool is not None and n.name not in removing and _removing(n)
+        for n in nodes.tainted(TAINT_REMOVING)
+        if n.pool is not None and n.name not in removing
     ]
 
 
 def _overdue_launches(
-    view: ClusterView, table: PoolTable, memory: Memory, settings: Settings, busy: set[str]
+    view: ClusterView,
+    table: PoolTable,
+    memory: Memory,
+    settings: Settings,
+    busy: AbstractSet[str],
 ) -> list[Action]:
     """Launches past the provision timeout whose nodes are still not Ready: give them up.
 
@@ -521,19 +548,17 @@ def _overdue_launches(
 
 
 def _unfinished_drains(
-    view: ClusterView, memory: Memory, settings: Settings, now: float
+    nodes: NodeIndex, bound: BoundIndex, memory: Memory, settings: Settings, now: float
 ) -> list[Action]:
     """A node we tainted for an interruption that this process knows nothing about (it
     restarted mid-drain) still has workload pods: drain it again, by the deadline the old
     process wrote on the node (``scaler.io/drain-deadline``; one already past means evict
     now). Without it (the old process died before writing it), assume the warning just came."""
     out: list[Action] = []
-    for node in view.nodes:
-        if node.name in memory.interrupted or not any(
-            t.key == INTERRUPTION_TAINT_KEY for t in node.taints
-        ):
+    for node in nodes.tainted(INTERRUPTION_TAINT_KEY):
+        if node.name in memory.interrupted:
             continue
-        pods = tuple(b.pod for b in view.bound if b.node == node.name and b.is_workload)
+        pods = bound.workload_on(node.name)
         if pods:
             deadline = _written_deadline(node, now)
             if deadline is None:

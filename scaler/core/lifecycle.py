@@ -71,6 +71,7 @@ from scaler.core.state import (
     Node,
     PendingPod,
 )
+from scaler.core.viewindex import node_index
 
 INTERRUPTION_TAINT_KEY = "scaler.io/interrupted"
 SPOT_NOTICE_S = 120.0
@@ -308,7 +309,9 @@ def _replace(
 
 def rebalance_expired(view: ClusterView, memory: Memory, *, now: float) -> tuple[list[Action], list[float]]:
     """Uncordon nodes whose rebalance window passed with no interruption."""
-    present = {n.name for n in view.nodes}
+    if not memory.rebalance_until_s:
+        return [], []
+    present = node_index(view.nodes).position
     actions: list[Action] = []
     wakes: list[float] = []
     for node, until in memory.rebalance_until_s.items():

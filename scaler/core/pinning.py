@@ -28,6 +28,7 @@ from scaler.core.offerings import Offerings
 from scaler.core.placement import cost_matrix
 from scaler.core.settings import Settings
 from scaler.core.state import ClusterView
+from scaler.core.viewindex import node_index
 
 
 def pin_tier(
@@ -119,6 +120,55 @@ def pin_for(
     return Pin(tier, exclusive=settings.pinning.exclusive and not packs)
 
 
+TIER_CACHE_ENTRIES: Final = 4096
+"""Answers a :class:`TierCache` keeps before starting over: pod classes times backoff and
+headroom states seen since the offerings last changed, a few dozen in practice."""
+
+
+class TierCache:
+    """:func:`pin_for`'s answers, per pod class, while the offerings and settings (held, by
+    identity) and the pools' availability, headroom and readmission (by value) stay the
+    same: a burst of like pods costs one cost-matrix row, not one per pod. The answer is
+    the function's, to the bit: the key holds everything it reads of the pod (its
+    constraints and whether it wants a node to itself) and of the masks (``headroom >= 1``
+    is all it reads of the headroom) and the pod's expected lost work."""
+
+    def __init__(self) -> None:
+        self._basis: tuple[Offerings, Settings] | None = None
+        self._answers: dict[tuple[object, ...], Pin] = {}
+
+    def pin(
+        self,
+        pod: PodSpec,
+        offerings: Offerings,
+        settings: Settings,
+        *,
+        available: BoolArray | None = None,
+        headroom: FloatArray | None = None,
+        readmit: BoolArray | None = None,
+        lost_work_h: float | None = None,
+    ) -> Pin:
+        basis = self._basis
+        if basis is None or basis[0] is not offerings or basis[1] is not settings:
+            self._basis, self._answers = (offerings, settings), {}
+        key = (
+            pod.constraints(),
+            pod.one_per_node,
+            None if available is None else available.tobytes(),
+            None if headroom is None else (headroom >= 1).tobytes(),
+            None if readmit is None else readmit.tobytes(),
+            lost_work_h,
+        )
+        pin = self._answers.get(key)
+        if pin is None:
+            if len(self._answers) >= TIER_CACHE_ENTRIES:
+                self._answers.clear()
+            pin = pin_for(pod, offerings, settings, available=available, headroom=headroom,
+                          readmit=readmit, lost_work_h=lost_work_h)
+            self._answers[key] = pin
+        return pin
+
+
 def exclusive_term() -> dict[str, Any]:
     """The required pod anti-affinity term an exclusive pod carries: no other pod labelled
     :data:`LABEL_EXCLUSIVE`, in any namespace, on its node. Pods without the label
@@ -146,7 +196,7 @@ def label_pools(view: ClusterView, *, budget: int = LABEL_BUDGET) -> list[LabelN
     the kubelet's ``--node-labels``; this covers groups whose launch template does not.
     """
     out = []
-    for node in view.nodes:
+    for node in node_index(view.nodes).unlabelled:  # kept per nodes tuple: not per-tick work
         if not node.pool_labelled and node.pool is not None:
             out.append(
                 LabelNode(node.name, LABEL_POOL, node.pool, "the label does not name the pool of its instance")

@@ -18,7 +18,7 @@ import numpy as np
 from scaler.core.memory import Memory
 from scaler.core.model import LABEL_POOL, FloatArray, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings
-from scaler.core.pinning import Pin, pin_for
+from scaler.core.pinning import Pin, TierCache, pin_for
 from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
 from scaler.ports import Clock
@@ -47,12 +47,15 @@ class PinSource(Protocol):
 
 class HeadroomCache:
     """The last headroom computed, by the identity of the pools and offerings it came from:
-    they change only when the reconciler reads the pools again, not per admitted pod."""
+    they change only when the reconciler reads the pools again, not per admitted pod; and
+    the tiers answered (:class:`~scaler.core.pinning.TierCache`), one per pod class while
+    nothing they depend on changes."""
 
     def __init__(self) -> None:
         self.pools: Sequence[PoolSpec] | None = None
         self.offerings: Offerings | None = None
         self.headroom: FloatArray = np.zeros(0)
+        self.tiers = TierCache()
 
 
 async def choose_pin(
@@ -87,8 +90,12 @@ async def choose_pin(
         if cache is not None:
             cache.pools, cache.offerings, cache.headroom = pools, offerings, headroom
     lost = lost_work_h([pod], runtimes or RuntimeHistory(), settings.placement)
+    lost_h = None if lost is None else float(lost[0])
+    if cache is not None:
+        return cache.tiers.pin(pod, offerings, settings, available=available,
+                               headroom=headroom, readmit=readmit, lost_work_h=lost_h)
     return pin_for(pod, offerings, settings, available=available, headroom=headroom,
-                   readmit=readmit, lost_work_h=None if lost is None else float(lost[0]))
+                   readmit=readmit, lost_work_h=lost_h)
 
 
 def headroom_of(pools: Sequence[PoolSpec], offerings: Offerings) -> FloatArray:

@@ -1,15 +1,20 @@
 """The reconciler's cache of offerings and pool tables.
 
 Offerings (NumPy arrays over the pools) are rebuilt only when the pools' shapes, the prices or
-the DaemonSets change, never for a size change; pools are compared by identity first and by
-shape only where a value changed, because fleets hand back the same pool values until one
-changes. With the 1,286 default pools this is what keeps a tick that changes nothing from
-costing anything per pool.
+the DaemonSets change, never for a size change. Fleets hand back the same pool values until
+one changes, so one identity pass at C speed (:func:`~scaler.core.offerings.changed_pools`)
+finds the few that did; only those are compared by shape and updated in the
+:class:`~scaler.core.offerings.PoolTable` that decide() reads. With the 1,817 default pools
+this is what keeps a tick that changes nothing from costing anything per pool in Python.
+
+Prices are the price source's last good ones (live: refreshed by a background task, never
+by a tick; the simulator's: the catalog's).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
@@ -22,6 +27,7 @@ from scaler.core.offerings import (
     PoolTable,
     Prices,
     build_offerings,
+    changed_pools,
     pool_table,
 )
 from scaler.core.settings import Settings
@@ -50,18 +56,35 @@ class OfferingsCache:
         self._pools: Sequence[PoolSpec] = ()
         self._prices: Prices | None = None
         self._daemonsets: tuple[PodSpec, ...] = ()
-        self._table: tuple[Offerings, PoolTable] | None = None
+        self._table: PoolTable | None = None
         self._at = float("-inf")
         self._lock = anyio.Lock()
 
     async def current(
         self, pools: Sequence[PoolSpec], daemonsets: tuple[PodSpec, ...] = ()
     ) -> Offerings:
+        return (await self.table_for(pools, daemonsets)).offerings
+
+    async def table_for(
+        self, pools: Sequence[PoolSpec], daemonsets: tuple[PodSpec, ...] = ()
+    ) -> PoolTable:
+        """The pool table (offerings included) for ``pools``: offerings rebuilt only when a
+        shape, the prices or the DaemonSets changed, the table updated where a size did.
+
+        Prices are the price source's last good ones: it never calls the cloud here (the
+        background refresher does), so a tick never waits on the price API."""
         self.pools_seen, self._at = tuple(pools), self.clock.now()
         prices = await self.prices.prices() if self.prices is not None else Prices()
+        before = self._pools
+        changed = (
+            None if before is pools or len(before) != len(pools) else changed_pools(before, pools)
+        )
         if (
             self.offerings is None
-            or not _same_shapes(self._pools, pools)
+            or not (
+                before is pools
+                or (changed is not None and _same_shapes(before, pools, changed))
+            )
             or not _same_prices(self._prices, prices)
             or daemonsets != self._daemonsets
         ):
@@ -78,7 +101,14 @@ class OfferingsCache:
             self.problems = problems
             self.offerings = offerings
         self._pools, self._prices, self._daemonsets = pools, prices, daemonsets
-        return self.offerings
+        cached = self._table
+        if cached is None or cached.offerings is not self.offerings:
+            table = pool_table(pools, self.offerings)
+        else:
+            # ``changed`` is against the pools last read here; the table may be of others.
+            table = cached.updated(pools, changed if cached.pools is before else None)
+        self._table = table
+        return table
 
     async def now(
         self, pools: Callable[[], Awaitable[Sequence[PoolSpec]]], *, max_age_s: float
@@ -100,27 +130,27 @@ class OfferingsCache:
     def table(self, pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
         """Kept across ticks, updated only where a pool changed."""
         cached = self._table
-        if cached is None or cached[0] is not offerings:
+        if cached is None or cached.offerings is not offerings:
             table = pool_table(pools, offerings)
         else:
-            table = cached[1].updated(pools, offerings)
-        self._table = (offerings, table)
+            table = cached.updated(pools)
+        self._table = table
         return table
 
 
-def _shape(p: PoolSpec) -> PoolSpec:
-    """The pool without its sizes: what offerings are built from."""
-    return dataclasses.replace(p, current_size=0, min_size=0, max_size=None)
+_SIZES = frozenset({"current_size", "min_size", "max_size"})
+_shape = operator.attrgetter(
+    *(f.name for f in dataclasses.fields(PoolSpec) if f.name not in _SIZES)
+)
+"""The pool without its sizes (every other field, as a tuple): what offerings are built
+from."""
 
 
-def _same_shapes(before: Sequence[PoolSpec], now: Sequence[PoolSpec]) -> bool:
-    if before is now:
-        return True
-    if len(before) != len(now):
-        return False
-    # One C-speed identity pass; shapes are compared only where a pool value changed.
-    changed = [(a, b) for a, b in zip(before, now, strict=True) if a is not b]
-    return all(_shape(a) == _shape(b) for a, b in changed)
+def _same_shapes(
+    before: Sequence[PoolSpec], now: Sequence[PoolSpec], changed: Sequence[int]
+) -> bool:
+    """Do the pools at the ``changed`` places keep their shapes? Only they are compared."""
+    return all(_shape(before[i]) == _shape(now[i]) for i in changed)
 
 
 def _same_prices(before: Prices | None, now: Prices) -> bool:

@@ -53,6 +53,7 @@ from scaler.core.settings import Settings
 from scaler.core.state import (
     BoundPod,
     ClusterView,
+    PendingPod,
 )
 from scaler.loop import actuation
 from scaler.loop.actuation import BACKOFF_RETRY_S, WRITE_RETRY_S, Spawn
@@ -118,6 +119,8 @@ class Reconciler:
         self.memory = Memory()
         self._ds_bound: tuple[BoundPod, ...] | None = None
         self._ds: tuple[PodSpec, ...] = ()
+        self._pending_seen: tuple[PendingPod, ...] | None = None
+        self._pending_set: set[str] = set()
         self._cache = OfferingsCache(catalog, settings, clock, prices, self.observe)
         self._capped = ObservedPools()
         """Pools capped by what their registered nodes report (scaler/core/observed.py)."""
@@ -262,9 +265,8 @@ class Reconciler:
                     await self.fleet.cancel_unfulfilled(failure.pool)
                 except PortError as e:
                     self.observe(CancelUnfulfilledFailed(failure.pool, str(e)))
-        self.memory.forget(now=now, pending={pp.pod.key for pp in view.pending})
-        offerings = await self._current_offerings(pools, self._daemonsets(view))
-        table = self._pool_table(pools, offerings)
+        self.memory.forget(now=now, pending=self._pending_keys(view))
+        table = await self._cache.table_for(pools, self._daemonsets(view))
         # Nodes on their way that no launch of this process explains get a provision timeout.
         self.memory.adopt(
             nodes_on_the_way(view, table, self.settings.placement.startup_taint_keys),
@@ -272,10 +274,7 @@ class Reconciler:
             timeout_s=self.settings.scale_up.provision_timeout_s,
         )
         t0 = time.perf_counter()
-        decision = decide(
-            view, pools, offerings, self.memory, self.settings, now=now, rng=self.rng,
-            table=table,
-        )
+        decision = decide(view, table, self.memory, self.settings, now=now, rng=self.rng)
         self.memory.overdue.clear()  # judged by this decision (GiveUpLaunch)
 
         self.last_decide_ms = (time.perf_counter() - t0) * 1e3
@@ -363,6 +362,15 @@ class Reconciler:
         if view.bound is not self._ds_bound:
             self._ds_bound, self._ds = view.bound, view.daemonsets()
         return self._ds
+
+    def _pending_keys(self, view: ClusterView) -> set[str]:
+        """The pending pods' keys, recomputed only when the pending tuple changed (sources
+        hand back the same tuple until then). Read-only for callers."""
+        if view.pending is not self._pending_seen:
+            self._pending_seen, self._pending_set = view.pending, {
+                pp.pod.key for pp in view.pending
+            }
+        return self._pending_set
 
     def _pool_table(self, pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
         return self._cache.table(pools, offerings)

@@ -467,7 +467,7 @@ async def test_a_failed_or_empty_refresh_keeps_the_last_good_prices(fleet: AwsFl
         assert await fleet.refresh_prices() is False  # empty
     assert [e["event"] for e in logs] == ["aws.spot_prices_failed", "aws.spot_prices_empty"]
     assert "RequestLimitExceeded" in logs[0]["error"]
-    assert (await fleet.prices()).usd_per_hour == good  # within the TTL: no new call
+    assert (await fleet.prices()).usd_per_hour == good  # the last good ones: no new call
     assert sum(name == "describe_spot_price_history" for name, _ in fleet.ec2.calls) == 3
 
 
@@ -527,3 +527,33 @@ async def test_mixed_spot_groups_are_priced_by_their_spot_allocation_strategy(
     })
     risk = {p.name: float(offerings.risk[i]) for i, p in enumerate(offerings.pools)}
     assert risk["spot-pco"] < risk["spot-lowest"]  # m7i.large is reclaimed far more often
+
+
+@pytest.mark.anyio
+async def test_a_tick_never_calls_the_price_api_after_the_first_read_however_old(
+    fleet: AwsFleet,
+):
+    now = [1_000.0]
+    fleet.clock = lambda: now[0]
+    fleet.ec2 = Scripted(fleet.ec2)
+    fleet.ec2.script["describe_spot_price_history"] = [
+        spot_answer(("m5.large", "us-east-1a", "0.0310"), ("m5.large", "us-east-1b", "0.0350"),
+                    ("m5a.large", "us-east-1a", "0.0290")),
+        spot_answer(("m5.large", "us-east-1a", "0.0410"), ("m5.large", "us-east-1b", "0.0450"),
+                    ("m5a.large", "us-east-1a", "0.0390")),
+    ]
+
+    def reads() -> int:
+        return sum(name == "describe_spot_price_history" for name, _ in fleet.ec2.calls)
+
+    # Before any read (a one-shot run, a tick that beat the refresher): one read, so the
+    # first decision is priced.
+    first = await fleet.prices()
+    assert first.usd_per_hour[("m5.large", SPOT)] == pytest.approx(0.033)
+    now[0] += 86_400.0  # a day later: older than any freshness window
+    assert (await fleet.prices()).usd_per_hour == first.usd_per_hour
+    assert reads() == 1
+    # Only the background refresher's read moves them.
+    assert await fleet.refresh_prices() is True
+    assert (await fleet.prices()).usd_per_hour[("m5.large", SPOT)] == pytest.approx(0.043)
+    assert reads() == 2

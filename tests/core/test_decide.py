@@ -16,7 +16,7 @@ from scaler.core.catalog import Catalog
 from scaler.core.decide import decide
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec, Resources
-from scaler.core.offerings import build_offerings
+from scaler.core.offerings import build_offerings, pool_table
 from scaler.core.settings import Settings, preset
 from scaler.core.state import (
     ANNOTATION_IDLE_SINCE,
@@ -56,7 +56,7 @@ def run(view: ClusterView, ps: list[PoolSpec], catalog: Catalog, memory: Memory 
         settings: Settings | None = None):
     offerings, problems = build_offerings(ps, catalog)
     assert not problems
-    return decide(view, ps, offerings, memory or Memory(), settings or preset("scaler"),
+    return decide(view, pool_table(ps, offerings), memory or Memory(), settings or preset("scaler"),
                   now=view.now_s, rng=np.random.default_rng(0))
 
 
@@ -210,7 +210,8 @@ def test_gpu_pod_scales_the_gpu_pool_from_zero(catalog):
 def test_zero_request_pod_goes_to_the_cheapest_pool_every_time(catalog):
     for seed in range(5):
         offerings, _ = build_offerings(pools(), catalog)
-        d = decide(ClusterView(102.0, pending=pending(PodSpec("empty"))), pools(), offerings,
+        d = decide(ClusterView(102.0, pending=pending(PodSpec("empty"))),
+                   pool_table(pools(), offerings),
                    Memory(), preset("scaler"), now=102.0, rng=np.random.default_rng(seed))
         assert [u.pool for u in d.of(ScaleUp)] == ["small"]
 
@@ -219,7 +220,8 @@ def test_least_waste_policy_picks_at_random_among_ties_for_a_zero_request_pod(ca
     chosen = set()
     for seed in range(20):
         offerings, _ = build_offerings(pools(), catalog)
-        d = decide(ClusterView(102.0, pending=pending(PodSpec("empty"))), pools(), offerings,
+        d = decide(ClusterView(102.0, pending=pending(PodSpec("empty"))),
+                   pool_table(pools(), offerings),
                    Memory(), preset("ca-least-waste"), now=102.0, rng=np.random.default_rng(seed))
         chosen |= {u.pool for u in d.of(ScaleUp)}
     assert {"small", "big"} <= chosen

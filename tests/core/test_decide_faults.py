@@ -15,7 +15,7 @@ from scaler.core.catalog import Catalog
 from scaler.core.decide import decide
 from scaler.core.memory import Launch, Memory
 from scaler.core.model import PodSpec, PoolSpec, Resources, Taint
-from scaler.core.offerings import build_offerings
+from scaler.core.offerings import build_offerings, pool_table
 from scaler.core.settings import Settings, preset
 from scaler.core.state import (
     ANNOTATION_IDLE_SINCE,
@@ -49,7 +49,7 @@ def run(view: ClusterView, ps: list[PoolSpec], catalog: Catalog, memory: Memory 
         settings: Settings | None = None):
     offerings, problems = build_offerings(ps, catalog)
     assert not problems
-    return decide(view, ps, offerings, memory or Memory(), settings or preset("scaler"),
+    return decide(view, pool_table(ps, offerings), memory or Memory(), settings or preset("scaler"),
                   now=view.now_s, rng=np.random.default_rng(0))
 
 

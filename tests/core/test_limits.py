@@ -14,7 +14,7 @@ from scaler.core.catalog import Catalog
 from scaler.core.decide import decide
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec, Resources
-from scaler.core.offerings import build_offerings
+from scaler.core.offerings import build_offerings, pool_table
 from scaler.core.settings import Settings
 from scaler.core.state import BoundPod, ClusterView, Node, PendingPod
 
@@ -44,7 +44,7 @@ def run(pending: list[PendingPod], ps: list[PoolSpec], catalog: Catalog, *,
                   for i in range(p.current_size - (launching if p.name == "small" else 0)))
     bound = tuple(BoundPod(pod(f"run-{n.name}"), n.name) for n in nodes)
     view = ClusterView(now, nodes=nodes, bound=bound, pending=tuple(pending))
-    return decide(view, ps, offerings, memory or Memory(), settings, now=now,
+    return decide(view, pool_table(ps, offerings), memory or Memory(), settings, now=now,
                   rng=np.random.default_rng(0))
 
 

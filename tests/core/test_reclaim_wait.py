@@ -27,7 +27,7 @@ from scaler.core.lifecycle import (
 )
 from scaler.core.memory import Memory
 from scaler.core.model import PodSpec, PoolSpec, Resources
-from scaler.core.offerings import build_offerings
+from scaler.core.offerings import build_offerings, pool_table
 from scaler.core.pinning import pin_for
 from scaler.core.settings import preset
 from scaler.core.state import (
@@ -132,7 +132,7 @@ def test_decide_holds_the_drained_pod_until_the_backoff_ends_then_launches_on_th
     def tick(now: float, *pods: PodSpec):
         v = ClusterView(now, pending=tuple(PendingPod(p, 1000.0) for p in pods))
         memory.forget(now=now, pending={p.key for p in pods})
-        return decide(v, POOLS, offerings, memory, s, now=now, rng=np.random.default_rng(0))
+        return decide(v, pool_table(POOLS, offerings), memory, s, now=now, rng=np.random.default_rng(0))
 
     d = tick(1100.0, pod("nb"), pod("fresh"))
     # The pod no interruption drained is placed at once, on the next pool (spot-a backs off).

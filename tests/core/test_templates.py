@@ -29,7 +29,7 @@ from scaler.core.model import (
     Taint,
     Toleration,
 )
-from scaler.core.offerings import build_offerings
+from scaler.core.offerings import build_offerings, pool_table
 from scaler.core.placement import place
 from scaler.core.settings import PlacementSettings, Settings, preset
 from scaler.core.state import ClusterView, Node, PendingPod
@@ -155,7 +155,7 @@ def test_a_node_with_only_startup_taints_is_capacity_on_its_way(catalog: Catalog
         node = Node("n1", "workers", "m5.large", "on-demand", ready=True, created_s=0.0,
                     taints=taints)
         view = ClusterView(2000.0, nodes=(node,), pending=waiting)
-        d = decide(view, pools, offerings, Memory(batch_floor_s=1000.0), preset("scaler"),
+        d = decide(view, pool_table(pools, offerings), Memory(batch_floor_s=1000.0), preset("scaler"),
                    now=2000.0, rng=np.random.default_rng(0))
         return d.of(ScaleUp)
 
@@ -167,7 +167,7 @@ def test_a_node_with_only_startup_taints_is_capacity_on_its_way(catalog: Catalog
     custom = Settings(placement=PlacementSettings(startup_taint_keys=()))
     node = Node("n1", "workers", "m5.large", "on-demand", ready=True,
                 taints=(Taint("ebs.csi.aws.com/agent-not-ready", "", NO_SCHEDULE),))
-    d = decide(ClusterView(2000.0, nodes=(node,), pending=waiting), pools, offerings,
+    d = decide(ClusterView(2000.0, nodes=(node,), pending=waiting), pool_table(pools, offerings),
                Memory(batch_floor_s=1000.0), custom, now=2000.0, rng=np.random.default_rng(0))
     assert d.of(ScaleUp), "without the key configured, the taint is a lasting one"
 

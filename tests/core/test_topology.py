@@ -18,7 +18,7 @@ from scaler.core.model import (
     SelectorTerm,
     ZoneSpread,
 )
-from scaler.core.offerings import build_offerings
+from scaler.core.offerings import build_offerings, pool_table
 from scaler.core.placement import place
 from scaler.core.settings import preset
 from scaler.core.state import BoundPod, ClusterView, Node, PendingPod
@@ -44,7 +44,7 @@ def node(name: str, zone: str) -> Node:
 
 def scale_ups(view: ClusterView, pools: list[PoolSpec], catalog) -> dict[str, int]:
     offerings, _ = build_offerings(pools, catalog)
-    d = decide(view, pools, offerings, Memory(), preset("scaler"), now=view.now_s,
+    d = decide(view, pool_table(pools, offerings), Memory(), preset("scaler"), now=view.now_s,
                rng=np.random.default_rng(0))
     return {u.pool: u.count for u in d.of(ScaleUp)}
 
@@ -72,7 +72,7 @@ def test_a_spread_zone_no_pool_can_serve_is_reported_not_bought_elsewhere(catalo
         pending=(PendingPod(web("w3", zone_spread=spread), 10.0),),
     )
     offerings, _ = build_offerings(pools, catalog)
-    d = decide(view, pools, offerings, Memory(), preset("scaler"), now=100.0,
+    d = decide(view, pool_table(pools, offerings), Memory(), preset("scaler"), now=100.0,
                rng=np.random.default_rng(0))
     assert d.of(ScaleUp) == []
     (note,) = d.of(NotifyUnplaceable)

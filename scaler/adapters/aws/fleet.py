@@ -48,8 +48,6 @@ log = structlog.get_logger("scaler.adapters.aws")
 
 # botocore's standard mode, bounded per call: scaler/adapters/aws/deadline.py.
 DEFAULT_MAX_ATTEMPTS: Final = MAX_ATTEMPTS
-# Spot prices move slowly (AWS smooths them, changes are hours apart): 5 minutes is fresh.
-PRICE_TTL_S: Final = 300.0
 # Scaling activities per failing group: the newest page is enough for a recent failure.
 ACTIVITY_PAGE: Final = 50
 # Instance types per DescribeSpotPriceHistory request.
@@ -90,7 +88,6 @@ class AwsFleet:
     ec2: Any
     clock: Callable[[], float] = time.time
     template_ttl_s: float = TEMPLATE_TTL_S
-    price_ttl_s: float = PRICE_TTL_S
     on_demand: OnDemandPriceList | None = None
     """Live on-demand prices for the cluster's region (pricing.py); None: the catalog's."""
     data: LaunchData = field(init=False, repr=False)
@@ -98,7 +95,8 @@ class AwsFleet:
     _discovery: Discovery | None = field(default=None, init=False, repr=False)
     _scaled_up_at: dict[str, float] = field(default_factory=dict, init=False)
     _spot: dict[str, float] = field(default_factory=dict, init=False)
-    _price_attempt_at: float | None = field(default=None, init=False)
+    _prices_read: bool = field(default=False, init=False)
+    """A Spot price read was made (it may have failed: then the catalog's estimates)."""
     _price_lock: anyio.Lock = field(default_factory=anyio.Lock, init=False)
     _logged_problems: frozenset[PoolProblem] = field(default=frozenset(), init=False)
     _first_seen: dict[str, float] = field(default_factory=dict, init=False, repr=False)
@@ -401,11 +399,16 @@ class AwsFleet:
 
     async def prices(self) -> Prices:
         """Live Spot prices (mean over each type's zones); on-demand from :attr:`on_demand`
-        where it has the type, else the catalog's.
-        Refreshed here when older than ``price_ttl_s``; the last good ones if that fails."""
-        attempt = self._price_attempt_at
-        if attempt is None or self.clock() - attempt >= self.price_ttl_s:
-            await self.refresh_prices()
+        where it has the type, else the catalog's. The last good ones: this never calls AWS
+        once a read was made (the background refresher, app.py's ``_refresh_prices``, calls
+        :meth:`refresh_prices`), so a tick never waits on the Spot price API. Before the
+        first read (a one-shot run, ``scaler plan``, a tick that beat the refresher's first
+        read) it makes that read, or waits for the one in progress, so the first decision
+        is priced."""
+        if not self._prices_read:
+            async with self._price_lock:
+                if not self._prices_read:
+                    await self._read_prices()
         live = {(t, SPOT): p for t, p in self._spot.items()}
         if self.on_demand is not None:
             live.update({(t, ON_DEMAND): p for t, p in self.on_demand.usd_per_hour.items()})
@@ -415,7 +418,12 @@ class AwsFleet:
         """Read Spot prices for the Spot pools' types; for a background task. Never raises:
         a failed or empty refresh keeps the last good prices, logs, and returns False."""
         async with self._price_lock:
-            self._price_attempt_at = now = self.clock()
+            return await self._read_prices()
+
+    async def _read_prices(self) -> bool:
+        """:meth:`refresh_prices`, under the price lock."""
+        now = self.clock()
+        try:
             try:
                 discovery = self._discovery or await self.discover()
                 zones_by_type: dict[str, set[str]] = {}
@@ -444,6 +452,9 @@ class AwsFleet:
             self._spot.update(fresh)
             log.info("aws.spot_prices", instance_types=len(fresh))
             return True
+        finally:
+            # Read once, well or not: later reads are the refresher's, never a tick's.
+            self._prices_read = True
 
     async def _spot_history(self, types: Sequence[str], now_s: float) -> list[Mapping[str, Any]]:
         # StartTime = now and no end: AWS answers the price in effect now per (type, zone,

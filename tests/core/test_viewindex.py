@@ -1,0 +1,257 @@
+"""The per-tuple indexes behind decide(): kept while the view hands back the same tuple,
+rebuilt (a fresh answer) as soon as nodes, bound pods or the pool table change."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+
+from scaler.core.actions import MarkIdle, RemoveNode, Untaint
+from scaler.core.catalog import Catalog
+from scaler.core.decide import decide, nodes_on_the_way
+from scaler.core.memory import Memory
+from scaler.core.model import NO_SCHEDULE, PodSpec, PoolSpec, Resources, Taint
+from scaler.core.offerings import build_offerings, changed_pools, pool_table
+from scaler.core.settings import preset
+from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, ClusterView, Node
+from scaler.core.viewindex import BoundIndex, NodeIndex, bound_index, idle_candidates, node_index
+
+
+def nodes(*ns: Node) -> tuple[Node, ...]:
+    return tuple(ns)
+
+
+def n(name: str, pool: str = "small", **kw: object) -> Node:
+    return Node(name, pool, "m5.large", "on-demand", **kw)  # type: ignore[arg-type]
+
+
+def pools(small: int = 0, big: int = 0) -> list[PoolSpec]:
+    return [
+        PoolSpec("small", ("m5.large",), max_size=10, current_size=small),
+        PoolSpec("big", ("m5.4xlarge",), max_size=10, current_size=big),
+    ]
+
+
+def test_same_tuple_same_index_and_a_new_tuple_a_fresh_one() -> None:
+    first = nodes(n("a"), n("b"))
+    assert node_index(first) is node_index(first)
+    tainted = Taint(TAINT_REMOVING, "", NO_SCHEDULE)
+    second = nodes(n("a"), n("b", taints=(tainted,)))
+    assert [x.name for x in node_index(second).tainted(TAINT_REMOVING)] == ["b"]
+    # Back to the first tuple: its answer again, not the second's.
+    assert node_index(first).tainted(TAINT_REMOVING) == ()
+
+
+def test_ready_count_follows_a_node_turning_ready() -> None:
+    table = pool_table(pools(small=2), build_offerings(pools(small=2), Catalog.load())[0])
+    keys = ("node.cilium.io/agent-not-ready",)
+    booting = ClusterView(10.0, nodes=nodes(n("a"), n("b", ready=False)))
+    assert nodes_on_the_way(booting, table, keys) == {"small": 1}
+    up = ClusterView(20.0, nodes=nodes(n("a"), n("b")))
+    assert nodes_on_the_way(up, table, keys) == {}
+    # A startup taint still on: on its way, under those keys only.
+    agent = Taint(keys[0], "", NO_SCHEDULE)
+    starting = ClusterView(30.0, nodes=nodes(n("a"), n("b", taints=(agent,))))
+    assert nodes_on_the_way(starting, table, keys) == {"small": 1}
+    assert nodes_on_the_way(starting, table, ()) == {}
+
+
+def test_nodes_on_the_way_follows_the_table_with_the_same_nodes() -> None:
+    ps = pools(small=1)
+    offerings = build_offerings(ps, Catalog.load())[0]
+    view = ClusterView(10.0, nodes=nodes(n("a")))
+    table = pool_table(ps, offerings)
+    assert nodes_on_the_way(view, table, ()) == {}
+    raised = [dataclasses.replace(ps[0], current_size=3), ps[1]]
+    bigger = table.updated(raised)
+    assert nodes_on_the_way(view, bigger, ()) == {"small": 2}
+    assert nodes_on_the_way(view, table, ()) == {}
+
+
+def test_busy_follows_the_bound_pods() -> None:
+    ns = nodes(n("a"), n("b"))
+    work = BoundPod(PodSpec("w"), "a")
+    ds = BoundPod(PodSpec("ds"), "b", daemonset=True)
+    assert bound_index((work, ds)).busy == {"a"}
+    assert bound_index((ds,)).busy == frozenset()
+    idx = node_index(ns)
+    assert [x.name for x in idle_candidates(idx, bound_index((work, ds)), {})] == ["b"]
+    # A busy node still remembered idle is a candidate (to be marked busy), in view order.
+    assert [x.name for x in idle_candidates(idx, bound_index((work,)), {"a": 1.0})] == ["a", "b"]
+
+
+def test_decide_sees_a_node_become_busy_and_idle_again() -> None:
+    ps = pools(small=2)
+    table = pool_table(ps, build_offerings(ps, Catalog.load())[0])
+    ns = nodes(n("a"), n("b"))
+    memory = Memory()
+    settings = preset("scaler")
+    rng = np.random.default_rng(0)
+
+    def marks(view: ClusterView) -> list[MarkIdle]:
+        return decide(view, table, memory, settings, now=view.now_s, rng=rng).of(MarkIdle)
+
+    first = marks(ClusterView(100.0, nodes=ns))
+    assert [(m.node, m.since_s) for m in first] == [("a", 100.0), ("b", 100.0)]
+    memory.idle_since_s.update({"a": 100.0, "b": 100.0})
+    busy = marks(ClusterView(110.0, nodes=ns, bound=(BoundPod(PodSpec("w"), "b"),)))
+    assert [(m.node, m.since_s) for m in busy] == [("b", None)]
+    del memory.idle_since_s["b"]
+    again = marks(ClusterView(120.0, nodes=ns))
+    assert [(m.node, m.since_s) for m in again] == [("b", 120.0)]
+
+
+def test_a_removal_taint_left_behind_is_seen_on_the_next_tuple() -> None:
+    ps = pools(small=1)
+    table = pool_table(ps, build_offerings(ps, Catalog.load())[0])
+    busy = (BoundPod(PodSpec("w"), "a"),)
+    clean = ClusterView(100.0, nodes=nodes(n("a")), bound=busy)
+    settings, rng = preset("scaler"), np.random.default_rng(0)
+    assert decide(clean, table, Memory(), settings, now=100.0, rng=rng).of(Untaint) == []
+    left = Taint(TAINT_REMOVING, "", NO_SCHEDULE)
+    tainted = ClusterView(101.0, nodes=nodes(n("a", taints=(left,))), bound=busy)
+    d = decide(tainted, table, Memory(), settings, now=101.0, rng=rng)
+    assert [u.node for u in d.of(Untaint)] == ["a"]
+    assert d.of(RemoveNode) == []
+
+
+def test_changed_pools_names_the_places_holding_new_objects() -> None:
+    before = pools(small=1, big=2)
+    now = [before[0], dataclasses.replace(before[1], current_size=3)]
+    assert changed_pools(before, now) == [1]
+    assert changed_pools(before, list(before)) == []
+
+
+def test_an_updated_table_equals_a_fresh_one() -> None:
+    ps = pools(small=1, big=0)
+    offerings = build_offerings(ps, Catalog.load())[0]
+    table = pool_table(ps, offerings)
+    later = [dataclasses.replace(ps[0], current_size=0), dataclasses.replace(ps[1], current_size=4)]
+    for updated in (table.updated(later), table.updated(later, changed_pools(ps, later))):
+        fresh = pool_table(later, offerings)
+        assert updated.offerings is offerings
+        assert updated.by_name == fresh.by_name
+        assert list(updated.sized_by_name) == list(fresh.sized_by_name) == ["big"]
+        assert np.array_equal(updated.headroom, fresh.headroom)
+        assert updated.sizes is not None and fresh.sizes is not None
+        assert np.array_equal(updated.sizes, fresh.sizes)
+
+
+def test_allocatable_does_not_matter_to_the_index() -> None:
+    # Nodes compared by identity only: an equal but new tuple is indexed again, same answer.
+    a = nodes(n("a", allocatable=Resources(cpu_milli=1000)))
+    b = nodes(n("a", allocatable=Resources(cpu_milli=1000)))
+    assert a == b and a is not b
+    assert node_index(a) is not node_index(b)
+    assert node_index(a).position == node_index(b).position == {"a": 0}
+
+
+def _same(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...]) -> None:
+    assert a.nodes is b.nodes
+    assert a.position == b.position
+    assert a.by_taint_key.keys() == b.by_taint_key.keys()
+    for key in a.by_taint_key:
+        assert a.tainted(key) == b.tainted(key)
+    assert a.idle_annotated == b.idle_annotated
+    assert a.unlabelled == b.unlabelled
+    assert a.created_s == b.created_s
+    for since in (0.0, 5.0, 10.0, 15.0, 99.0):
+        assert a.open_since(since) == b.open_since(since)
+    for ks in ((), keys):
+        assert +a.ready_by_pool(ks) == +b.ready_by_pool(ks)  # + drops zero counts
+
+
+def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
+    rng = random.Random(7)
+    keys = ("agent-not-ready",)
+    taints = [Taint(TAINT_REMOVING, "", NO_SCHEDULE), Taint(keys[0], "", NO_SCHEDULE),
+              Taint("scaler.io/interrupted", "", NO_SCHEDULE)]
+
+    def random_node(name: str) -> Node:
+        return n(
+            name,
+            rng.choice(["small", "big", None]),
+            ready=rng.random() < 0.8,
+            gpu_ready=rng.random() < 0.9,
+            unschedulable=rng.random() < 0.1,
+            created_s=float(rng.randrange(20)),
+            taints=tuple(t for t in taints if rng.random() < 0.2),
+            annotations=((ANNOTATION_IDLE_SINCE, "5"),) if rng.random() < 0.3 else (),
+            pool_labelled=rng.random() < 0.8,
+        )
+
+    current = tuple(random_node(f"n{i}") for i in range(30))
+    index = NodeIndex.build(current)
+    index.ready_by_pool(keys), index.ready_by_pool(())  # counts to carry forward
+    serial = 30
+    for _ in range(300):
+        ns = list(current)
+        for _ in range(rng.choice([0, 1, 1, 2, 3])):
+            what = rng.random()
+            if what < 0.3 and ns:
+                ns.pop(rng.randrange(len(ns)))
+            elif what < 0.6:
+                serial += 1
+                ns.append(random_node(f"n{serial}"))
+            elif ns:
+                i = rng.randrange(len(ns))
+                ns[i] = random_node(ns[i].name)
+        if rng.random() < 0.05:
+            rng.shuffle(ns)
+        before, current = current, tuple(ns)
+        previous, index = index, index.next(current)
+        _same(index, NodeIndex.build(current), keys)
+        # The last index still answers for its own tuple (its counts moved on).
+        assert +previous.ready_by_pool(keys) == +NodeIndex.build(before).ready_by_pool(keys)
+
+
+def test_a_bound_index_updated_pod_by_pod_equals_one_built_afresh() -> None:
+    rng = random.Random(11)
+    serial = 0
+
+    def random_pod() -> BoundPod:
+        nonlocal serial
+        serial += 1
+        return BoundPod(PodSpec(f"p{serial}"), f"n{rng.randrange(12)}",
+                        daemonset=rng.random() < 0.2)
+
+    current = tuple(random_pod() for _ in range(40))
+    index = BoundIndex.build(current)
+    for _ in range(300):
+        pods = list(current)
+        for _ in range(rng.choice([0, 1, 2, 3])):
+            if rng.random() < 0.5 and pods:
+                pods.pop(rng.randrange(len(pods)))
+            else:
+                pods.insert(rng.randrange(len(pods) + 1), random_pod())
+        before, current = current, tuple(pods)
+        previous, index = index, index.next(current)
+        fresh = BoundIndex.build(current)
+        assert set(index.busy) == set(fresh.busy)
+        assert sorted(map(id, index.others)) == sorted(map(id, fresh.others))
+        for node in (f"n{i}" for i in range(12)):
+            assert index.workload_on(node) == fresh.workload_on(node)
+        # The last index still answers for its own tuple (its counts moved on).
+        assert set(previous.busy) == set(BoundIndex.build(before).busy)
+
+
+def test_kept_cost_rows_are_cost_matrix_s_and_follow_new_offerings() -> None:
+    from scaler.core.decide import _open_matrix
+    from scaler.core.placement import cost_matrix
+
+    settings = preset("scaler")
+    small = PodSpec("s", requests=Resources(cpu_milli=500, memory_mib=1024, pods=1))
+    large = PodSpec("l", requests=Resources(cpu_milli=6000, memory_mib=8192, pods=1))
+    for ps in (pools(), pools()[:1], pools()):  # new offerings objects each time
+        offerings = build_offerings(ps, Catalog.load())[0]
+        for reps in ([small, large], [large], [small]):
+            req = np.array([p.requests.as_array() for p in reps])
+            want, want_ppn = cost_matrix(reps, req, offerings, np.ones(len(offerings), bool),
+                                         settings.placement)
+            got, got_ppn = _open_matrix(reps, offerings, settings, None)
+            assert np.array_equal(got, want) and np.array_equal(got_ppn, want_ppn)
+            cols = np.array([len(offerings) - 1], dtype=np.int64)
+            got, _ = _open_matrix(reps, offerings, settings, cols)
+            assert np.array_equal(got, want[:, cols])

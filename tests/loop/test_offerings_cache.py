@@ -1,0 +1,103 @@
+"""The reconciler's offerings cache: offerings kept across a size change, rebuilt when a
+shape or a price changes; the pool table always that of the pools just read."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import anyio
+import numpy as np
+
+from scaler.core.catalog import Catalog
+from scaler.core.model import ON_DEMAND, PoolSpec
+from scaler.core.offerings import Prices
+from scaler.core.settings import preset
+from scaler.loop.offerings_cache import OfferingsCache
+
+
+class Clock:
+    def now(self) -> float:
+        return 0.0
+
+
+class PriceBook:
+    def __init__(self) -> None:
+        self.current = Prices()
+
+    async def prices(self) -> Prices:
+        return self.current
+
+
+def pools(small: int = 0, big: int = 0) -> tuple[PoolSpec, ...]:
+    return (
+        PoolSpec("small", ("m5.large",), max_size=10, current_size=small),
+        PoolSpec("big", ("m5.4xlarge",), max_size=10, current_size=big),
+    )
+
+
+def cache(book: PriceBook | None = None) -> OfferingsCache:
+    return OfferingsCache(Catalog.load(), preset("scaler"), Clock(), book,
+                          lambda event, fields: None)
+
+
+def test_a_size_change_keeps_the_offerings_and_updates_the_table() -> None:
+    async def main() -> None:
+        c = cache()
+        first = pools(small=1)
+        t1 = await c.table_for(first)
+        assert await c.table_for(first) is t1
+        second = (dataclasses.replace(first[0], current_size=4), first[1])
+        t2 = await c.table_for(second)
+        assert t2.offerings is t1.offerings
+        assert t2.by_name["small"].current_size == 4
+        i = t2.offerings.index("small")
+        assert t2.headroom[i] == 6.0 and t1.headroom[i] == 9.0
+
+    anyio.run(main)
+
+
+def test_a_shape_change_rebuilds_the_offerings() -> None:
+    async def main() -> None:
+        c = cache()
+        first = pools()
+        t1 = await c.table_for(first)
+        retyped = (dataclasses.replace(first[0], instance_types=("m5.xlarge",)), first[1])
+        t2 = await c.table_for(retyped)
+        assert t2.offerings is not t1.offerings
+        assert t2.offerings.instance_type[t2.offerings.index("small")] == "m5.xlarge"
+
+    anyio.run(main)
+
+
+def test_new_prices_rebuild_the_offerings() -> None:
+    async def main() -> None:
+        book = PriceBook()
+        c = cache(book)
+        ps = pools()
+        t1 = await c.table_for(ps)
+        book.current = Prices({("m5.large", ON_DEMAND): 0.01})
+        t2 = await c.table_for(ps)
+        assert t2.offerings is not t1.offerings
+        assert t2.offerings.price[t2.offerings.index("small")] == 0.01
+
+    anyio.run(main)
+
+
+def test_the_table_is_of_the_pools_just_read_after_another_set_was_tabled() -> None:
+    # respond() tables the pools it read itself; the next tick's diff must not be taken
+    # against the pools the cache read before that.
+    async def main() -> None:
+        c = cache()
+        first = pools(small=1)
+        t1 = await c.table_for(first)
+        other = (first[0], dataclasses.replace(first[1], current_size=2))
+        c.table(other, t1.offerings)
+        third = (dataclasses.replace(first[0], current_size=5), first[1])
+        t3 = await c.table_for(third)
+        assert t3.by_name["small"].current_size == 5
+        assert t3.by_name["big"].current_size == 0
+        assert list(t3.sized_by_name) == ["small"]
+        assert np.array_equal(t3.headroom[[t3.offerings.index("small"), t3.offerings.index("big")]],
+                              [5.0, 10.0])
+
+    anyio.run(main)
