@@ -290,6 +290,8 @@ class Reconciler:
         spawn: Spawn | None = None,
     ) -> None:
         """Carry the decision out, one handler per action (scaler/loop/actuation.py)."""
+        if not decision.actions and not decision.batch_closed:
+            return  # most ticks decide nothing: no handler would run, no table to look up
         by_name = self._pool_table(pools, self._offerings).by_name if self._offerings else {
             p.name: p for p in pools
         }
