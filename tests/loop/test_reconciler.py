@@ -95,3 +95,39 @@ def test_an_empty_decision_writes_nothing_but_a_closed_batch_still_moves_the_flo
     # A decision whose only news is that the batch window closed is not "nothing".
     anyio.run(act, Decision(now_s=60.0, batch_closed=True))
     assert rec.memory.batch_floor_s == 60.0
+
+
+def test_a_tick_over_ports_that_answer_at_once_takes_no_round_trip_through_the_event_loop():
+    """The tick's lock, free, is taken without a checkpoint (the simulator ticks tens of
+    thousands of times a run); held, it still makes the other side wait (respond's
+    replacements)."""
+    import anyio
+
+    sim = simulate(
+        [pod("nb", memory="4Gi", arrival_s=0, duration_s=600)],
+        pools=[pool("m5.large", max_size=5)],
+        until_s=100,
+    )
+    rec = sim.reconciler
+    order: list[str] = []
+
+    async def main() -> None:
+        async def other() -> None:
+            order.append("other task")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other)
+            await rec.tick()
+            order.append("tick done")
+
+    anyio.run(main)
+    assert order == ["tick done", "other task"]
+
+    async def contended() -> None:
+        async with rec._lock:
+            with anyio.move_on_after(0.05) as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(rec.tick)
+            assert scope.cancelled_caught  # the tick waited for the lock
+
+    anyio.run(contended)
