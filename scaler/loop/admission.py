@@ -17,7 +17,7 @@ import numpy as np
 
 from scaler.core.memory import Memory
 from scaler.core.model import LABEL_POOL, FloatArray, PodSpec, PoolSpec
-from scaler.core.offerings import Offerings, changed_pools
+from scaler.core.offerings import Offerings, PoolTable, changed_pools
 from scaler.core.pinning import Pin, TierCache, pin_for
 from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
@@ -41,6 +41,9 @@ class PinSource(Protocol):
 
     @property
     def pools_seen(self) -> Sequence[PoolSpec]: ...
+
+    @property
+    def table_seen(self) -> PoolTable | None: ...
 
     async def offerings_now(self) -> Offerings: ...
 
@@ -118,7 +121,11 @@ async def choose_pin(
         if i is not None and not available[i]:
             readmit[i] = memory.reclaim_only(name, now)
     pools = source.pools_seen
-    if cache is not None:
+    table = source.table_seen
+    if table is not None and table.pools is pools and table.offerings is offerings:
+        # The tick's own table of these pools: its headroom is kept up to date per change.
+        headroom = table.headroom
+    elif cache is not None:
         headroom = cache.headroom_for(pools, offerings)
     else:
         headroom = headroom_of(pools, offerings)

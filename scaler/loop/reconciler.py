@@ -357,6 +357,12 @@ class Reconciler:
         return self._cache.pools_seen
 
     @property
+    def table_seen(self) -> PoolTable | None:
+        """The pool table of :attr:`pools_seen` (headroom as decide() counts it), when the
+        last one built is of those pools; None otherwise."""
+        return self._cache.table_seen
+
+    @property
     def problems(self) -> list[PoolProblem]:
         """Pools left out of the offerings, and why."""
         return self._cache.problems

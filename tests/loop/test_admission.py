@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import anyio
 import numpy as np
 
 from scaler.core.catalog import Catalog
-from scaler.core.model import PoolSpec
-from scaler.core.offerings import Offerings, build_offerings
-from scaler.loop.admission import HeadroomCache, headroom_of
+from scaler.core.memory import Memory
+from scaler.core.model import PodSpec, PoolSpec, Resources
+from scaler.core.offerings import Offerings, PoolTable, build_offerings, pool_table
+from scaler.core.settings import preset
+from scaler.loop.admission import HeadroomCache, choose_pin, headroom_of
 
 
 def pools() -> tuple[PoolSpec, ...]:
@@ -84,3 +87,43 @@ def test_other_offerings_start_over() -> None:
     second = resized(first, 0, current_size=7)
     np.testing.assert_array_equal(cache.headroom_for(second, rebuilt),
                                   headroom_of(second, rebuilt))
+
+
+class Source:
+    """What choose_pin reads from the reconciler; ``table_seen`` as the reconciler has it."""
+
+    def __init__(self, built: Offerings, seen: tuple[PoolSpec, ...],
+                 table: PoolTable | None) -> None:
+        self.settings = preset("scaler")
+        self.memory = Memory()
+        self.clock = Clock()
+        self.offerings, self.pools_seen, self.table_seen = built, seen, table
+
+    async def offerings_now(self) -> Offerings:
+        return self.offerings
+
+
+class Clock:
+    def now(self) -> float:
+        return 0.0
+
+
+def pin(source: Source, cache: HeadroomCache) -> tuple[str, ...]:
+    pod = PodSpec("nb", requests=Resources(cpu_milli=500, memory_mib=1024, pods=1))
+    return tuple(anyio.run(lambda: choose_pin(source, pod, cache=cache)))
+
+
+def test_the_chooser_takes_the_ticks_table_of_the_pools_seen_and_no_other() -> None:
+    first = pools()
+    built = offerings(first)
+    full = tuple(dataclasses.replace(p, current_size=p.max_size) if p.name == "small" else p
+                 for p in first)  # small at its max size: not in any tier
+    assert "small" in pin(Source(built, first, pool_table(first, built)), HeadroomCache())
+    # The tick's table of the pools seen is what the chooser reads (its cache is not).
+    cache = HeadroomCache()
+    assert "small" not in pin(Source(built, full, pool_table(full, built)), cache)
+    assert cache.pools is None
+    # A table of other pools (a respond() that read them again) is not used.
+    cache = HeadroomCache()
+    assert "small" not in pin(Source(built, full, pool_table(first, built)), cache)
+    assert cache.pools is full
