@@ -62,14 +62,15 @@ def spread_spot(
     if max_pools < 2 or not len(best) or not len(offerings) or settings.expander != "cost":
         return Spread({}, {})
     spot, pack = offerings.spot, offerings.pack
-    zones = np.array([max(len(z), 1) for z in offerings.zones], dtype=np.int64)
+    # Zone counts of the classes' chosen pools only: (C,), not a pass over every pool.
+    zones_best = np.array([_zone_count(offerings, int(b)) for b in best], dtype=np.int64)
     finite = np.isfinite(best_cost)
     eligible = (
         finite
         & (counts >= max(int(settings.diversify_min_pods), 2))
         & spot[best]
         & ~pack[best]
-        & (zones[best] < max_pools)
+        & (zones_best < max_pools)
     )
     # Candidates: feasible Spot pools within the band of the class's cheapest, one pod per
     # node. One (C, P) test; only eligible classes with a second candidate are walked.
@@ -85,7 +86,7 @@ def spread_spot(
         # Cheapest first; equal costs keep the columns' tie-break order.
         members = members[np.argsort(matrix[c, members], kind="stable")]
         b = int(best[c])
-        chosen, seen, covered = [b], {_capacity_key(offerings, b)}, int(zones[b])
+        chosen, seen, covered = [b], {_capacity_key(offerings, b)}, int(zones_best[c])
         for i in members:
             if covered >= max_pools or len(chosen) >= counts[c]:
                 break
@@ -94,7 +95,7 @@ def spread_spot(
                 continue
             chosen.append(int(i))
             seen.add(key)
-            covered += int(zones[i])
+            covered += _zone_count(offerings, int(i))
         if len(chosen) < 2:
             continue
         n, n_chosen = int(counts[c]), len(chosen)
@@ -108,6 +109,11 @@ def spread_spot(
             "so one reclaim does not take them all"
         )
     return Spread(shares, notes)
+
+
+def _zone_count(offerings: Offerings, i: int) -> int:
+    """How many capacity pools pool ``i`` spreads over (one per zone; no zone counts one)."""
+    return max(len(offerings.zones[i]), 1)
 
 
 def _capacity_key(offerings: Offerings, i: int) -> tuple[str, tuple[str, ...]]:

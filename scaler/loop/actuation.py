@@ -126,11 +126,14 @@ class Act:
     """Ask for the next tick by this time (a write failed, a launch was given up)."""
     spawn: Spawn | None = None
     """Where drains run (the control loop's task group); None: in place."""
-    nodes: dict[str, Node] = field(init=False)
     _busy: set[str] | None = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
-        self.nodes = {n.name: n for n in self.view.nodes}
+    @functools.cached_property
+    def nodes(self) -> dict[str, Node]:
+        """The view's nodes by name, built once per decision by the first handler that asks
+        (most decisions only mark nodes idle or scale up: a pass over every node bought
+        nothing)."""
+        return {n.name: n for n in self.view.nodes}
 
     @property
     def now(self) -> float:

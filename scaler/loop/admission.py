@@ -17,7 +17,7 @@ import numpy as np
 
 from scaler.core.memory import Memory
 from scaler.core.model import LABEL_POOL, FloatArray, PodSpec, PoolSpec
-from scaler.core.offerings import Offerings
+from scaler.core.offerings import Offerings, PoolTable, changed_pools
 from scaler.core.pinning import Pin, TierCache, pin_for
 from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
@@ -42,6 +42,9 @@ class PinSource(Protocol):
     @property
     def pools_seen(self) -> Sequence[PoolSpec]: ...
 
+    @property
+    def table_seen(self) -> PoolTable | None: ...
+
     async def offerings_now(self) -> Offerings: ...
 
 
@@ -56,6 +59,41 @@ class HeadroomCache:
         self.offerings: Offerings | None = None
         self.headroom: FloatArray = np.zeros(0)
         self.tiers = TierCache()
+        self._names: tuple[str, ...] = ()
+
+    def headroom_for(self, pools: Sequence[PoolSpec], offerings: Offerings) -> FloatArray:
+        """:func:`headroom_of` ``(pools, offerings)``. Each tick reads the pools again, but a
+        fleet hands back the same pool values until one changes (sizes move a few pools a
+        tick), so with the same offerings and pool names only the pools that are other
+        objects are looked at again."""
+        before = self.pools
+        if before is pools and self.offerings is offerings:
+            return self.headroom
+        if (
+            before is None
+            or self.offerings is not offerings
+            or len(before) != len(pools)
+            or len(set(self._names)) != len(self._names)
+        ):
+            return self._full(pools, offerings)
+        changed = changed_pools(before, pools)
+        if any(pools[k].name != self._names[k] for k in changed):
+            return self._full(pools, offerings)
+        if changed:
+            headroom = self.headroom.copy()
+            for k in changed:
+                i = offerings.get(pools[k].name)
+                if i is not None:
+                    headroom[i] = _headroom(pools[k])
+            self.headroom = headroom
+        self.pools = pools
+        return self.headroom
+
+    def _full(self, pools: Sequence[PoolSpec], offerings: Offerings) -> FloatArray:
+        self.pools, self.offerings = pools, offerings
+        self.headroom = headroom_of(pools, offerings)
+        self._names = tuple(p.name for p in pools)
+        return self.headroom
 
 
 async def choose_pin(
@@ -83,12 +121,14 @@ async def choose_pin(
         if i is not None and not available[i]:
             readmit[i] = memory.reclaim_only(name, now)
     pools = source.pools_seen
-    if cache is not None and cache.pools is pools and cache.offerings is offerings:
-        headroom = cache.headroom
+    table = source.table_seen
+    if table is not None and table.pools is pools and table.offerings is offerings:
+        # The tick's own table of these pools: its headroom is kept up to date per change.
+        headroom = table.headroom
+    elif cache is not None:
+        headroom = cache.headroom_for(pools, offerings)
     else:
         headroom = headroom_of(pools, offerings)
-        if cache is not None:
-            cache.pools, cache.offerings, cache.headroom = pools, offerings, headroom
     lost = lost_work_h([pod], runtimes or RuntimeHistory(), settings.placement)
     lost_h = None if lost is None else float(lost[0])
     if cache is not None:

@@ -127,6 +127,13 @@ class OfferingsCache:
         assert self.offerings is not None
         return self.offerings
 
+    @property
+    def table_seen(self) -> PoolTable | None:
+        """The table of :attr:`pools_seen` when the last one built is of those very pools
+        (by identity), else None."""
+        table = self._table
+        return table if table is not None and table.pools is self.pools_seen else None
+
     def table(self, pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
         """Kept across ticks, updated only where a pool changed."""
         cached = self._table

@@ -127,9 +127,12 @@ class Reconciler:
         self.last_decision: Decision | None = None
         self.last_decide_ms: float = 0.0
         self._retry_at_s: float | None = None
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)
         """Held while reading pool sizes and writing new ones: a tick and an interruption
-        response never both raise a pool from the same observed size."""
+        response never both raise a pool from the same observed size. Taken without a
+        checkpoint when free (``fast_acquire``): what it guards awaits the ports at once,
+        which is where a cancellation lands; a round trip through the event loop per tick
+        bought nothing (the simulator ticks tens of thousands of times a run)."""
 
     # ------------------------------------------------------------------ one tick
 
@@ -290,6 +293,8 @@ class Reconciler:
         spawn: Spawn | None = None,
     ) -> None:
         """Carry the decision out, one handler per action (scaler/loop/actuation.py)."""
+        if not decision.actions and not decision.batch_closed:
+            return  # most ticks decide nothing: no handler would run, no table to look up
         by_name = self._pool_table(pools, self._offerings).by_name if self._offerings else {
             p.name: p for p in pools
         }
@@ -350,6 +355,12 @@ class Reconciler:
     def pools_seen(self) -> Sequence[PoolSpec]:
         """The pools as last read (live sizes), for the webhook's headroom."""
         return self._cache.pools_seen
+
+    @property
+    def table_seen(self) -> PoolTable | None:
+        """The pool table of :attr:`pools_seen` (headroom as decide() counts it), when the
+        last one built is of those pools; None otherwise."""
+        return self._cache.table_seen
 
     @property
     def problems(self) -> list[PoolProblem]:

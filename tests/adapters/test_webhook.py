@@ -42,7 +42,7 @@ from scaler.adapters.kube.webhook import (
 from scaler.core.catalog import Catalog
 from scaler.core.memory import Memory
 from scaler.core.model import LABEL_POOL, PodSpec, PoolSpec
-from scaler.core.offerings import Offerings, build_offerings
+from scaler.core.offerings import Offerings, PoolTable, build_offerings
 from scaler.core.settings import Settings, preset
 from scaler.core.state import ClusterView
 from scaler.loop.admission import make_chooser
@@ -155,6 +155,7 @@ class Source:
     memory: Memory = field(default_factory=Memory)
     clock: FixedClock = field(default_factory=FixedClock)
     pools_seen: list[PoolSpec] = field(default_factory=list)
+    table_seen: PoolTable | None = None
     lookups: int = 0
 
     async def offerings_now(self) -> Offerings:

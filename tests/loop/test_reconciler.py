@@ -69,3 +69,65 @@ def test_a_removal_waits_while_the_cluster_cache_is_too_old_and_goes_once_it_is_
     # Held at every tick of the stale window, retried WRITE_RETRY_S later, done once fresh.
     assert 1000.0 <= waited <= 1000.0 + WRITE_RETRY_S
     assert held and {e.action for e in held} == {"RemoveNode"}
+
+
+def test_an_empty_decision_writes_nothing_but_a_closed_batch_still_moves_the_floor():
+    import anyio
+
+    from scaler.core.actions import Decision
+
+    sim = simulate(
+        [pod("nb", memory="4Gi", arrival_s=0, duration_s=600)],
+        pools=[pool("m5.large", max_size=5)],
+        until_s=100,
+    )
+    rec = sim.reconciler
+    calls = (len(sim.fleet.calls), len(sim.cluster.calls))
+
+    async def act(decision: Decision) -> None:
+        await rec.act(decision, await sim.cluster.snapshot(), rec.pools_seen)
+
+    floor = rec.memory.batch_floor_s
+    anyio.run(act, Decision(now_s=50.0))
+    assert rec.memory.batch_floor_s == floor
+    # The snapshot above is the one read; acting on nothing calls no port.
+    assert (len(sim.fleet.calls), len(sim.cluster.calls) - 1) == calls
+    # A decision whose only news is that the batch window closed is not "nothing".
+    anyio.run(act, Decision(now_s=60.0, batch_closed=True))
+    assert rec.memory.batch_floor_s == 60.0
+
+
+def test_a_tick_over_ports_that_answer_at_once_takes_no_round_trip_through_the_event_loop():
+    """The tick's lock, free, is taken without a checkpoint (the simulator ticks tens of
+    thousands of times a run); held, it still makes the other side wait (respond's
+    replacements)."""
+    import anyio
+
+    sim = simulate(
+        [pod("nb", memory="4Gi", arrival_s=0, duration_s=600)],
+        pools=[pool("m5.large", max_size=5)],
+        until_s=100,
+    )
+    rec = sim.reconciler
+    order: list[str] = []
+
+    async def main() -> None:
+        async def other() -> None:
+            order.append("other task")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other)
+            await rec.tick()
+            order.append("tick done")
+
+    anyio.run(main)
+    assert order == ["tick done", "other task"]
+
+    async def contended() -> None:
+        async with rec._lock:
+            with anyio.move_on_after(0.05) as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(rec.tick)
+            assert scope.cancelled_caught  # the tick waited for the lock
+
+    anyio.run(contended)
