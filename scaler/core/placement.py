@@ -100,6 +100,14 @@ def group_pods(
     return _classes(pods, lost_work_h)[0]
 
 
+def _class_key(pod: PodSpec) -> tuple[object, ...]:
+    """What makes two pods one class. A class has one priority, so capped pools can serve
+    the higher one first."""
+    key = pod.constraints()
+    extra = pod.topology()
+    return (*key, pod.priority, *extra) if pod.priority or extra else key
+
+
 def _classes(
     pods: Sequence[PodSpec], lost_work_h: FloatArray | None
 ) -> tuple[list[list[PodSpec]], FloatArray | None]:
@@ -107,11 +115,7 @@ def _classes(
     classes: dict[tuple[object, ...], list[PodSpec]] = {}
     if lost_work_h is None:
         for pod in pods:
-            # A class has one priority, so capped pools can serve the higher one first.
-            key = pod.constraints()
-            extra = pod.topology()
-            if pod.priority or extra:
-                key = (*key, pod.priority, *extra)
+            key = _class_key(pod)
             bucket = classes.get(key)
             if bucket is None:
                 classes[key] = [pod]
@@ -121,10 +125,7 @@ def _classes(
     # The same, remembering where each class's pods are (one dict lookup per pod).
     at: dict[tuple[object, ...], list[int]] = {}
     for k, pod in enumerate(pods):
-        key = pod.constraints()
-        extra = pod.topology()
-        if pod.priority or extra:
-            key = (*key, pod.priority, *extra)
+        key = _class_key(pod)
         where = at.get(key)
         if where is None:
             at[key] = [k]
