@@ -109,10 +109,6 @@ class Fleet(Protocol):
 class Actuator(Protocol):
     """Writes to the cluster."""
 
-    async def pin(self, pod: PodSpec, pool: str) -> None:
-        """Make ``pod`` schedulable only on ``pool``'s nodes."""
-        ...
-
     async def annotate_node(self, node: str, key: str, value: str | None) -> None:
         """Set (or with ``None`` remove) an annotation on a node."""
         ...

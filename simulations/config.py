@@ -116,8 +116,8 @@ class ClusterSettings:
     admission_webhook: bool = True
     """Run scaler's pinning webhook when the policy pins (``pinning.enabled``): each pod is
     pinned to its tier of near-equal pools as it is created, before kube-scheduler sees it,
-    as the live product does (docs/webhook.md). False: nothing pins pods (the reconciler's
-    PinPod is a no-op, as live), and kube-scheduler binds them anywhere they fit."""
+    as the live product does (docs/webhook.md). False: nothing pins pods, and kube-scheduler
+    binds them anywhere they fit."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ nowhere. Filters: node schedulable (Ready, GPUs advertised, not cordoned), resou
 (requests + already bound <= allocatable on every axis, pods included), and the pod's
 node selector, affinity, tolerations, zone, arch and capacity type against the node's
 labels and taints — the pool-level masks of :class:`scaler.core.offerings.Offerings`, since
-a node carries its pool's labels and taints, plus the node's own zone. A pod pinned by
-scaler (PinPod) only fits its pool's nodes. A pod the webhook made exclusive (its pin's
+a node carries its pool's labels and taints, plus the node's own zone. A pod the webhook
+pinned carries the pin in its affinity, as live. A pod the webhook made exclusive (its pin's
 :attr:`~scaler.core.pinning.Pin.exclusive`: the live pod's required anti-affinity against
 ``scaler.io/exclusive`` on the hostname) fits only nodes holding no other exclusive pod.
 
@@ -193,14 +193,10 @@ class KubeScheduler:
         return bound
 
     def _static_mask(self, pod: SimPod, cand: IntArray) -> BoolArray:
-        """Labels, taints, arch, capacity type (pool level), the pin, and the zone (node
-        level)."""
+        """Labels, taints, arch, capacity type (pool level), and the zone (node level)."""
         spec = pod.live
         pools = self.table.pool[cand]
         mask = self.offerings.constraint_mask(spec)[pools]
-        if pod.pin is not None:
-            pinned = self.offerings.get(pod.pin)
-            mask = mask & (pools == (-1 if pinned is None else pinned))
         if spec.zone is not None:
             mask = mask & (self.table.zone[cand] == self.table.zone_id(spec.zone))
         return np.asarray(mask, dtype=bool)
@@ -208,7 +204,7 @@ class KubeScheduler:
 
 def _key(pod: SimPod) -> tuple[object, ...]:
     """The pod's class, split by exclusivity (it decides which nodes fit, as the constraints
-    and the pin do)."""
+    do)."""
     return (pod.class_key, pod.exclusive)
 
 

@@ -24,9 +24,7 @@ class SimPod:
     req: FloatArray
     fit_usd_per_hour: float
     class_key: tuple[object, ...]
-    """kube-scheduler's equivalence class: the live constraints and the pin."""
-    pin: str | None = None
-    """The pool scaler pinned the pod to (PinPod); kube-scheduler honours it."""
+    """kube-scheduler's equivalence class: the live constraints (the webhook's pin included)."""
     exclusive: bool = False
     """The admission webhook made the pod exclusive (:class:`scaler.core.pinning.Pin`):
     kube-scheduler binds it only to a node holding no other exclusive pod."""

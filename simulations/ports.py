@@ -79,12 +79,6 @@ class SimCluster(Recorder):
         self._record("pods_on", node)
         return self.world.pods_on(node)
 
-    async def pin(self, pod: PodSpec, pool: str) -> None:
-        """Recorded, and nothing else, as live (``KubeActuator.pin``): a pod's node affinity
-        is immutable once it exists, so kube-scheduler never learns of a pin made after
-        admission. The pod keeps what the admission webhook gave it."""
-        self._record("pin", pod.key, pool)
-
     async def annotate_node(self, node: str, key: str, value: str | None) -> None:
         self._record("annotate_node", node, key, value)
         self.world.annotate(node, key, value, self.clock.now())

@@ -130,7 +130,7 @@ class World(WorldRequests):
         """Of those, how many no longer count in the desired size (cancel_unfulfilled)."""
         for spec in pods:
             fit = fit_usd_per_hour.get(spec.key, math.nan)
-            pod = SimPod(spec, spec, spec.requests.as_array(), fit, (spec.constraints(), None))
+            pod = SimPod(spec, spec, spec.requests.as_array(), fit, spec.constraints())
             self.pods[spec.key] = pod
             queue.push(spec.arrival_s, ev.ARRIVE, pod)
         for p in pools:
@@ -253,7 +253,7 @@ class World(WorldRequests):
             self._log(pod.since_s, "admitted", f"{pod.spec.key} {','.join(tier)}")
         self.sched.remove(pod)
         pod.live, pod.exclusive = live, exclusive
-        pod.class_key = (live.constraints(), pod.pin)
+        pod.class_key = live.constraints()
         pod.pending_view = PendingPod(live, pod.since_s)
         self.sched.add(pod, keep_place=True)
         self._v_pending = None
@@ -307,7 +307,7 @@ class World(WorldRequests):
         self._unbind(pod, now, lost=True)
         pod.lost_runs += 1
         self.evictions += 1
-        pod.live, pod.pin, pod.class_key = pod.spec, None, (pod.spec.constraints(), None)
+        pod.live, pod.class_key = pod.spec, pod.spec.constraints()
         pod.exclusive = False
         self._log(now, "evicted", pod.spec.key)
         self._pend(pod, now)

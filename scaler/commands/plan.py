@@ -19,7 +19,6 @@ from scaler.core.actions import (
     LabelNode,
     MarkIdle,
     NotifyUnplaceable,
-    PinPod,
     RemoveNode,
     ScaleUp,
     Untaint,
@@ -131,7 +130,6 @@ def as_json(
     return {
         "now_s": decision.now_s,
         "actions": rows(decision),
-        "pinned_pods": sum(isinstance(a, PinPod) for a in decision.actions),
         "waiting_pods": list(decision.waiting),
         "next_decision_in_s": (
             None if decision.wake_at_s is None else max(0.0, decision.wake_at_s - decision.now_s)
@@ -186,10 +184,7 @@ def print_plan(
             table.add_row("give up launch", row["pool"], str(row["count"]), "", "", why)
         else:
             table.add_row(kind.replace("_", " "), row["node"], "", "", "", why)
-    pins = sum(isinstance(a, PinPod) for a in decision.actions)
     out.print(table)
-    if pins:
-        out.print(f"{pins} pods would be pinned to their pool (scaler.io/pool)")
     if decision.waiting:
         out.print(f"{len(decision.waiting)} pending pods wait (batch window open or nodes on "
                   f"the way): {_named(decision.waiting)}")

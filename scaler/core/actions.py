@@ -71,16 +71,6 @@ class ScaleUp:
 
 
 @dataclass(frozen=True, slots=True)
-class PinPod:
-    """Restrict ``pod`` to ``pool``'s nodes (a nodeSelector on ``scaler.io/pool``), so the
-    scheduler cannot put it on a bigger idle node of another pool."""
-
-    pod: PodSpec
-    pool: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class NotifyUnplaceable:
     """Tell the people who own ``pods`` why no pool can run them (a NotTriggerScaleUp Event)."""
 
@@ -209,7 +199,7 @@ class Forget:
 
 
 Action = (
-    ScaleUp | PinPod | NotifyUnplaceable | MarkIdle | RemoveNode | Cordon | Uncordon | Drain
+    ScaleUp | NotifyUnplaceable | MarkIdle | RemoveNode | Cordon | Uncordon | Drain
     | Evict | Forget | LabelNode
     | Untaint | GiveUpLaunch
 )

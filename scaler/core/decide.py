@@ -49,7 +49,6 @@ from scaler.core.actions import (
     GiveUpLaunch,
     MarkIdle,
     NotifyUnplaceable,
-    PinPod,
     RemoveNode,
     ScaleUp,
     Untaint,
@@ -400,8 +399,6 @@ def _scale_up(
                 runner_up_cost_usd_per_hour=g.runner_up_cost_usd_per_hour,
             )
         )
-        if settings.pinning.enabled:
-            actions += [PinPod(pod, g.pool.name, g.reason) for pod in g.pods]
     new = {pp.pod.key for pp in pending if pp.since_s > memory.batch_floor_s}
     for u in placement.unplaceable:
         fresh = tuple(p for p in u.pods if p.key in new)

@@ -34,7 +34,6 @@ from scaler.core.actions import (
     Evict,
     Forget,
     LifecycleHook,
-    PinPod,
     ScaleUp,
     Uncordon,
 )
@@ -302,8 +301,6 @@ def _replace(
             reason=f"replacing {node.name} ({why}): {g.reason}",
             runner_up=g.runner_up, runner_up_cost_usd_per_hour=g.runner_up_cost_usd_per_hour,
         ))
-        if settings.pinning.enabled:
-            actions += [PinPod(p, g.pool.name, f"replacement for {node.name}") for p in g.pods]
     return actions
 
 

@@ -29,7 +29,6 @@ from scaler.core.actions import (
     LabelNode,
     MarkIdle,
     NotifyUnplaceable,
-    PinPod,
     RemoveNode,
     ScaleUp,
     Uncordon,
@@ -248,10 +247,6 @@ async def _announce(a: Act, action: ScaleUp) -> None:
 # ------------------------------------------------------------------------ one handler each
 
 
-async def pin(a: Act, action: PinPod) -> None:
-    await a.actuator.pin(action.pod, action.pool)
-
-
 async def notify_unplaceable(a: Act, action: NotifyUnplaceable) -> None:
     """No pool fits the pods (an Event each); or (``limit`` set) a global limit held them
     back: counted, logged, and told which limit, at most ``LIMIT_EVENTS`` Events a decision
@@ -382,7 +377,6 @@ async def give_up(a: Act, action: GiveUpLaunch) -> None:
 Handler = Callable[[Act, Any], Awaitable[None]]
 
 HANDLERS: Final[Mapping[type, Handler]] = {
-    PinPod: pin,
     NotifyUnplaceable: notify_unplaceable,
     MarkIdle: mark_idle,
     Cordon: cordon,

@@ -181,7 +181,7 @@ class SimClusterRig:
             {"name": name, "namespace": self.namespace, "arrival_s": self.sim.clock.now(),
              "requests": {"cpu": cpu, "memory": memory}}
         )
-        pod = SimPod(spec, spec, spec.requests.as_array(), math.nan, (spec.constraints(), None))
+        pod = SimPod(spec, spec, spec.requests.as_array(), math.nan, spec.constraints())
         self.sim.world.pods[spec.key] = pod
         self.sim.queue.push(self.sim.clock.now(), ev.ARRIVE, pod)
         self.sim.settle()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scaler.core.actions import Cordon, Drain, Evict, Forget, PinPod, ScaleUp, Uncordon
+from scaler.core.actions import Cordon, Drain, Evict, Forget, ScaleUp, Uncordon
 from scaler.core.catalog import Catalog
 from scaler.core.interruptions import (
     RebalanceRecommendation,
@@ -92,7 +92,6 @@ def test_spot_interruption_cordons_taints_drains_before_the_deadline_and_replace
     (up,) = [a for a in actions if isinstance(a, ScaleUp)]
     # The interrupted pool is skipped: the next-best is the same type on-demand.
     assert up.pool == "od-a" and up.pods == ("default/nb",) and "replacing spot-1" in up.reason
-    assert [a.pool for a in actions if isinstance(a, PinPod)] == ["od-a"]
 
 
 def test_scheduled_maintenance_is_an_interruption_at_its_start_time(offerings):
@@ -104,7 +103,7 @@ def test_scheduled_maintenance_is_an_interruption_at_its_start_time(offerings):
 
 def test_rebalance_recommendation_cordons_and_preprovisions_but_does_not_drain(offerings):
     actions = answer(RebalanceRecommendation(I1, at_s=1000.0, event_id="r1"), offerings)
-    assert [type(a) for a in actions if not isinstance(a, PinPod)] == [Cordon, ScaleUp]
+    assert [type(a) for a in actions] == [Cordon, ScaleUp]
     assert actions[0].taint.key == REBALANCE_TAINT_KEY
 
 

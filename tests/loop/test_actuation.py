@@ -27,7 +27,6 @@ from scaler.core.actions import (
     Limit,
     MarkIdle,
     NotifyUnplaceable,
-    PinPod,
     RemoveNode,
     ScaleUp,
     Uncordon,
@@ -81,9 +80,6 @@ class Ports:
         return [c for c in self.calls if c[0] == method]
 
     # Actuator
-    async def pin(self, pod: PodSpec, pool: str) -> None:
-        self._call("pin", pod.key, pool)
-
     async def annotate_node(self, node: str, key: str, value: str | None) -> None:
         self._call("annotate_node", node, key, value)
 
@@ -232,12 +228,6 @@ def test_a_closed_batch_moves_the_memorys_floor():
     a.decision = Decision(now_s=NOW, batch_closed=True)
     anyio.run(actuation.act, a, {})
     assert a.memory.batch_floor_s == NOW
-
-
-def test_pin_pins_the_pod_to_its_pool():
-    a, ports, _, _ = acting([])
-    handle(a, PinPod(pod("a"), "cpu", "cheapest"))
-    assert ports.calls == [("pin", "ns/a", "cpu")]
 
 
 def test_unplaceable_pods_each_get_an_event_and_are_counted():
@@ -417,7 +407,7 @@ def test_act_sends_each_action_to_its_own_handler(kind, monkeypatch):
 
     monkeypatch.setitem(HANDLERS, kind, record)  # type: ignore[arg-type]
     sample: dict[type, Action] = {
-        PinPod: PinPod(pod("a"), "cpu", "r"), NotifyUnplaceable: NotifyUnplaceable((), "r"),
+        NotifyUnplaceable: NotifyUnplaceable((), "r"),
         MarkIdle: MarkIdle("n", None), Cordon: Cordon("n", "r"), Uncordon: Uncordon("n", "r"),
         LabelNode: LabelNode("n", "k", "v", "r"), Forget: Forget("n", "r"),
         Drain: Drain("", (), NOW, "r", cause=DrainCause.RESUMED), Evict: Evict(pod("a"), "n", "r"),

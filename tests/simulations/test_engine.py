@@ -31,8 +31,8 @@ def test_three_pods_follow_the_exact_timeline_under_scaler() -> None:
 
     # The admission webhook pins each pod to its tier as it is created (small alone: big
     # costs 5x). Batching: p1 and p2 wait for 1 s after the last arrival, then one decision
-    # launches two small nodes (its PinPods change nothing: a pod's affinity is immutable
-    # once admitted, live and here). Nodes are Ready 90 s later, kube-scheduler binds, pods
+    # launches two small nodes (a pod's affinity is immutable once admitted, live and here:
+    # the pin is the webhook's). Nodes are Ready 90 s later, kube-scheduler binds, pods
     # run their duration, the nodes idle 120 s and go.
     assert sim.world.timeline == [
         (0.0, "arrive", "default/p1"),
@@ -184,12 +184,10 @@ def test_a_failed_launch_sends_the_pod_to_the_next_cheapest_pool() -> None:
     assert "cheap" not in sc.node_hours_by_pool
 
 
-def test_pin_pod_is_asked_of_the_cluster_and_binds_nothing_as_live() -> None:
-    # Without the webhook nothing pins the pod: the reconciler's PinPods reach the cluster
-    # port (live, a no-op: a pod's affinity is immutable) and kube-scheduler stays free.
+def test_without_the_webhook_nothing_pins_the_pod_as_live() -> None:
+    # A pod's affinity is immutable once it exists: only admission can pin it, live and
+    # here, so without the webhook kube-scheduler stays free.
     sim = failed_launch("m5.large", "m5.xlarge", admission_webhook="false")
-    asked = [c.args for c in sim.cluster.calls_to("pin")]
-    assert asked == [("default/p", "cheap"), ("default/p", "dearer")]
     assert not [s for _, w, s in sim.world.timeline if w in ("pinned", "admitted")]
     assert sim.world.pods["default/p"].live.affinity == ()
     assert sim.world.pods["default/p"].pools == ["dearer"]

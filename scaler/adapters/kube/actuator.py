@@ -72,12 +72,6 @@ class KubeActuator:
 
     # --- Actuator port --------------------------------------------------------------------
 
-    async def pin(self, pod: PodSpec, pool: str) -> None:
-        """A no-op here. A live pod's nodeSelector and affinity are immutable, so a pending
-        pod cannot be pinned by patching it; pinning happens at admission, in the mutating
-        webhook (a later issue), which asks the same decision code."""
-        log.debug("pin_skipped", pod=pod.key, pool=pool, why="pod spec is immutable")
-
     async def annotate_node(self, node: str, key: str, value: str | None) -> None:
         """Set an annotation, or remove it with None (JSON merge patch: PATCH nodes)."""
         body = {"metadata": {"annotations": {key: value}}}

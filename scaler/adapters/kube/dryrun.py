@@ -35,9 +35,6 @@ class DryRunActuator:
         self.calls.append(Call(method, tuple(args.items())))
         self._log.info("dry_run_write", action=method, **args)
 
-    async def pin(self, pod: PodSpec, pool: str) -> None:
-        self._record("pin", pod=pod.key, pool=pool)
-
     async def annotate_node(self, node: str, key: str, value: str | None) -> None:
         self._record("annotate_node", node=node, key=key, value=value)
 
