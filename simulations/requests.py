@@ -23,6 +23,7 @@ from scaler.core.state import (
     Node,
     PendingPod,
 )
+from scaler.core.viewindex import ViewIndexes
 from scaler.ports import NotFound, PortError, Rejected
 from simulations import events as ev
 from simulations.config import SimConfig
@@ -64,6 +65,7 @@ class WorldRequests:
     _v_bound: tuple[BoundPod, ...] | None
     _v_pending: tuple[PendingPod, ...] | None
     runtimes: RuntimeRecorder
+    indexes: ViewIndexes
 
     if TYPE_CHECKING:
 
@@ -85,7 +87,7 @@ class WorldRequests:
             self._v_pending = tuple(filter(None, map(_PENDING_VIEW, self._pending.values())))
         return ClusterView(
             now_s=now, nodes=self._v_nodes, bound=self._v_bound, pending=self._v_pending,
-            runtimes=self.runtimes.history(),
+            runtimes=self.runtimes.history(), indexes=self.indexes,
         )
 
     def pool_views(self) -> tuple[PoolSpec, ...]:

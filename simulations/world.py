@@ -56,6 +56,7 @@ from scaler.core.state import (
     Node,
     PendingPod,
 )
+from scaler.core.viewindex import ViewIndexes
 from simulations import events as ev
 from simulations.clock import SimClock
 from simulations.config import SimConfig
@@ -120,6 +121,8 @@ class World(WorldRequests):
         self.notices: list[SimNode] = []
         self.created: list[SimPod] = []
         self.runtimes = RuntimeRecorder()
+        self.indexes = ViewIndexes()
+        """Kept across snapshots, as a live source keeps its own (scaler/core/viewindex.py)."""
         """How long finished and lost runs ran: the view's history (scaler/core/runtime.py),
         as the live source records pods that finish or are deleted after running."""
         self._label_cache: dict[tuple[int, str | None], tuple[tuple[str, str], ...]] = {}

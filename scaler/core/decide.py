@@ -62,7 +62,7 @@ from scaler.core.lifecycle import (
 from scaler.core.limits import NEXT_STEP_S, apply_limits
 from scaler.core.memory import Memory
 from scaler.core.model import NO_EXECUTE, NO_SCHEDULE, PodSpec, PoolSpec
-from scaler.core.offerings import Offerings, PoolTable, is_startup_taint
+from scaler.core.offerings import Offerings, OpenRows, PoolTable, is_startup_taint
 from scaler.core.pinning import label_pools
 from scaler.core.placement import cost_matrix, group_pods, place
 from scaler.core.runtime import RuntimeHistory, lost_work_h
@@ -100,8 +100,8 @@ def decide(
     actions: list[Action] = []
     wakes: list[float] = []
 
-    nodes = node_index(view.nodes)
-    bound = bound_index(view.bound)
+    nodes = node_index(view)
+    bound = bound_index(view)
     busy = bound.busy
     uncovered, waiting_for = _uncovered(view, table, offerings, memory, settings, now, busy)
     uncovered = _above_priority_cutoff(uncovered, settings)
@@ -185,7 +185,7 @@ def _uncovered(
     fresh = now - settings.scale_up.bind_grace_s
     # Only open nodes (of a pool, schedulable and Ready, not being removed) created since
     # ``fresh``: the index keeps them by creation time.
-    for n in node_index(view.nodes).open_since(fresh):
+    for n in node_index(view).open_since(fresh):
         if n.pool is not None and n.name not in busy and not _kept_off(n, table, keys):
             capacity[n.pool] = capacity.get(n.pool, 0.0) + 1.0
     capacity = {k: v for k, v in capacity.items() if v > 0 and offerings.get(k) is not None}
@@ -225,7 +225,7 @@ def nodes_on_the_way(
     """Pool -> nodes asked for (desired size) but not Ready with their GPUs advertised; a
     node still carrying a startup taint (an agent not ready yet) is on its way too.
     Kept per nodes tuple and table (:mod:`scaler.core.viewindex`): do not change it."""
-    return node_index(view.nodes).on_the_way(table, startup_keys)
+    return node_index(view).on_the_way(table, startup_keys)
 
 
 def _above_priority_cutoff(pending: list[PendingPod], settings: Settings) -> list[PendingPod]:
@@ -302,33 +302,14 @@ def _cover_by_slots(
     return [pp for pp in pending if pp.pod.key not in covered]
 
 
-class _Rows:
-    """Cost-matrix rows over every pool, every pool open (no backoff, no headroom: what
-    covering and the pools held pods could want ask), per pod class, kept while the
-    offerings and settings are the same objects. Pods waiting for nodes on their way ask
-    about the same few classes tick after tick; a row is cost_matrix's own (the key holds
-    all it reads of a pod: its constraints and whether it wants a node to itself, and each
-    cell depends on its own pool only)."""
-
-    def __init__(self) -> None:
-        self.basis: tuple[Offerings, Settings] | None = None
-        self.kept: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = {}
-
-
-_ROWS = _Rows()
-_ROWS_KEPT = 4096
-
-
 def _open_matrix(
     reps: Sequence[PodSpec], offerings: Offerings, settings: Settings, columns: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``cost_matrix`` of ``reps`` over ``columns`` (all pools: None), every pool
-    available."""
-    cache = _ROWS
-    if cache.basis is None or cache.basis[0] is not offerings or cache.basis[1] is not settings:
-        cache.basis, cache.kept = (offerings, settings), {}
+    available (the rows kept on the offerings: :class:`~scaler.core.offerings.OpenRows`)."""
+    kept = offerings.open_rows.for_settings(settings)
     keys = [(p.constraints(), p.one_per_node) for p in reps]
-    found = {k: row for k in keys if (row := cache.kept.get(k)) is not None}
+    found = {k: row for k in keys if (row := kept.get(k)) is not None}
     missing = {k: p for k, p in zip(keys, reps, strict=True) if k not in found}
     if missing:
         new = list(missing.values())
@@ -336,10 +317,10 @@ def _open_matrix(
         matrix, per_node = cost_matrix(
             new, req, offerings, np.ones(len(offerings), bool), settings.placement
         )
-        if len(cache.kept) + len(new) > _ROWS_KEPT:
-            cache.kept.clear()
+        if len(kept) + len(new) > OpenRows.KEPT:
+            kept.clear()
         for i, k in enumerate(missing):
-            found[k] = cache.kept[k] = (matrix[i], per_node[i])
+            found[k] = kept[k] = (matrix[i], per_node[i])
     rows = [found[k] for k in keys]
     if columns is None:
         n = len(offerings)

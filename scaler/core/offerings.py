@@ -16,6 +16,7 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 
@@ -86,6 +87,27 @@ class Prices:
         return live if live is not None else itype.price(capacity_type)
 
 
+class OpenRows:
+    """Cost-matrix rows over every pool of one :class:`Offerings`, every pool open (no
+    backoff, no headroom: what covering and the pools held pods could want ask), per pod
+    class, for the settings they were scored with. Pods waiting for nodes on their way ask
+    about the same few classes tick after tick; a row is ``cost_matrix``'s own (the key holds
+    all it reads of a pod: its constraints and whether it wants a node to itself, and each
+    cell depends on its own pool only). Filled by :mod:`scaler.core.decide`."""
+
+    KEPT: Final = 4096
+
+    def __init__(self) -> None:
+        self.settings: object | None = None
+        self.kept: dict[tuple[object, ...], tuple[FloatArray, FloatArray]] = {}
+
+    def for_settings(self, settings: object) -> dict[tuple[object, ...], tuple[FloatArray, FloatArray]]:
+        """The rows scored with ``settings`` (another settings object starts afresh)."""
+        if self.settings is not settings:
+            self.settings, self.kept = settings, {}
+        return self.kept
+
+
 @dataclass(eq=False)
 class Offerings:
     """Pools as arrays, in tie-break order. Shapes: P pools, R resources."""
@@ -120,6 +142,9 @@ class Offerings:
     _label_columns: dict[str, tuple[np.ndarray, BoolArray]] = field(
         default_factory=dict, repr=False
     )
+    open_rows: OpenRows = field(default_factory=lambda: OpenRows(), repr=False)
+    """decide()'s cost rows per pod class over these pools (:class:`OpenRows`): kept as long
+    as these offerings are, like the constraint masks."""
 
     def __post_init__(self) -> None:
         self._index = {p.name: i for i, p in enumerate(self.pools)}

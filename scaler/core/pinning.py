@@ -196,7 +196,7 @@ def label_pools(view: ClusterView, *, budget: int = LABEL_BUDGET) -> list[LabelN
     the kubelet's ``--node-labels``; this covers groups whose launch template does not.
     """
     out = []
-    for node in node_index(view.nodes).unlabelled:  # kept per nodes tuple: not per-tick work
+    for node in node_index(view).unlabelled:  # kept per nodes tuple: not per-tick work
         if not node.pool_labelled and node.pool is not None:
             out.append(
                 LabelNode(node.name, LABEL_POOL, node.pool, "the label does not name the pool of its instance")

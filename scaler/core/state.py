@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from scaler.core.model import PodSpec, Resources, Taint
 from scaler.core.runtime import RuntimeHistory
+
+if TYPE_CHECKING:
+    from scaler.core.viewindex import ViewIndexes
 
 # Annotations scaler reads and writes on nodes and pods.
 ANNOTATION_IDLE_SINCE: Final = "scaler.io/idle-since"
@@ -127,6 +130,10 @@ class ClusterView:
     runtimes: RuntimeHistory = field(default_factory=RuntimeHistory)
     """How long finished pods ran, by workload and namespace (:mod:`scaler.core.runtime`):
     what a pod's Spot risk is judged by. Recorded by the source as pods finish."""
+    indexes: ViewIndexes = field(default_factory=lambda: _fresh_indexes(), compare=False,
+                                 repr=False)
+    """The source's indexes over ``nodes`` and ``bound`` (:mod:`scaler.core.viewindex`),
+    kept across its views while its tuples are the same objects; a fresh set by default."""
 
     def daemonsets(self) -> tuple[PodSpec, ...]:
         """One pod spec per DaemonSet running in the cluster (its largest pod's requests):
@@ -155,3 +162,10 @@ class LaunchFailure:
     pool: str
     at_s: float
     reason: str
+
+
+def _fresh_indexes() -> ViewIndexes:
+    # viewindex builds on this module's types, so it is imported when a view is made.
+    from scaler.core.viewindex import ViewIndexes
+
+    return ViewIndexes()

@@ -8,7 +8,9 @@ source's snapshot is rebuilt from its watch cache on a change), so a tick in whi
 changed asks these questions without a pass over the cluster. Identity, not equality: hashing
 a thousand frozen nodes would cost what the index saves, and a tuple cannot change while it
 is held. Each index is a pure function of its tuple; keeping it changes no answer, only when
-it is computed.
+it is computed. The indexes are kept per source (:class:`ViewIndexes`, carried on each
+``ClusterView`` it builds), not per process: two sources, or a test's hand-built views, never
+share them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Generic, TypeVar
 
 from scaler.core.model import PodSpec
 from scaler.core.offerings import PoolTable, is_startup_taint
-from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, Node
+from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, ClusterView, Node
 
 
 def _facts(n: Node) -> tuple[frozenset[str], bool, bool, bool]:
@@ -72,6 +74,8 @@ class NodeIndex:
     """``open_by_created``'s creation times, for bisecting."""
     _position: dict[str, int] | None = None
     _ready: dict[tuple[str, ...], Counter[str]] = field(default_factory=dict)
+    _free: tuple[BoundIndex, tuple[Node, ...]] | None = None
+    """:func:`not_busy` against the last bound index asked about."""
     _on_the_way: dict[tuple[str, ...], tuple[PoolTable, dict[str, int]]] = field(
         default_factory=dict
     )
@@ -308,34 +312,54 @@ class _Last(Generic[K, V]):
         return value
 
 
-_NODES: _Last[tuple[Node, ...], NodeIndex] = _Last()
-_BOUND: _Last[tuple[BoundPod, ...], BoundIndex] = _Last()
-_IDLE: _Last[tuple[NodeIndex, BoundIndex], tuple[Node, ...]] = _Last()
+class ViewIndexes:
+    """The indexes of one cluster source's views, each kept while the source hands back the
+    same tuple and updated from the last one when it hands back a new tuple. Each source owns
+    one and gives it to every view it builds (``ClusterView.indexes``); a view built
+    elsewhere (a test, a one-off) gets a fresh one, so no two sources share state."""
+
+    def __init__(self) -> None:
+        self._nodes: _Last[tuple[Node, ...], NodeIndex] = _Last()
+        self._bound: _Last[tuple[BoundPod, ...], BoundIndex] = _Last()
+
+    def nodes(self, nodes: tuple[Node, ...]) -> NodeIndex:
+        kept = self._nodes.get(nodes)
+        if kept is not None:
+            return kept
+        last = self._nodes.value
+        return self._nodes.put(
+            nodes, last.next(nodes) if last is not None else NodeIndex.build(nodes)
+        )
+
+    def bound(self, bound: tuple[BoundPod, ...]) -> BoundIndex:
+        kept = self._bound.get(bound)
+        if kept is not None:
+            return kept
+        last = self._bound.value
+        return self._bound.put(
+            bound, last.next(bound) if last is not None else BoundIndex.build(bound)
+        )
 
 
-def node_index(nodes: tuple[Node, ...]) -> NodeIndex:
-    kept = _NODES.get(nodes)
-    if kept is not None:
-        return kept
-    last = _NODES.value
-    return _NODES.put(nodes, last.next(nodes) if last is not None else NodeIndex.build(nodes))
+def node_index(view: ClusterView) -> NodeIndex:
+    """The index of ``view.nodes``, from the view's source's indexes."""
+    return view.indexes.nodes(view.nodes)
 
 
-def bound_index(bound: tuple[BoundPod, ...]) -> BoundIndex:
-    kept = _BOUND.get(bound)
-    if kept is not None:
-        return kept
-    last = _BOUND.value
-    return _BOUND.put(bound, last.next(bound) if last is not None else BoundIndex.build(bound))
+def bound_index(view: ClusterView) -> BoundIndex:
+    """The index of ``view.bound``, from the view's source's indexes."""
+    return view.indexes.bound(view.bound)
 
 
 def not_busy(nodes: NodeIndex, bound: BoundIndex) -> tuple[Node, ...]:
-    """The nodes with no workload pod, in view order; kept per pair of indexes."""
-    kept = _IDLE.key
-    if kept is not None and kept[0] is nodes and kept[1] is bound and _IDLE.value is not None:
-        return _IDLE.value
+    """The nodes with no workload pod, in view order; kept on ``nodes`` per bound index."""
+    kept = nodes._free
+    if kept is not None and kept[0] is bound:
+        return kept[1]
     free = map(operator.not_, map(bound.busy.__contains__, map(_name, nodes.nodes)))
-    return _IDLE.put((nodes, bound), tuple(itertools.compress(nodes.nodes, free)))
+    out = tuple(itertools.compress(nodes.nodes, free))
+    nodes._free = (bound, out)
+    return out
 
 
 def idle_candidates(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,16 @@ from scaler.core.model import NO_SCHEDULE, PodSpec, PoolSpec, Resources, Taint
 from scaler.core.offerings import build_offerings, changed_pools, pool_table
 from scaler.core.settings import preset
 from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, ClusterView, Node
-from scaler.core.viewindex import BoundIndex, NodeIndex, bound_index, idle_candidates, node_index
+from scaler.core.viewindex import BoundIndex, NodeIndex, ViewIndexes, idle_candidates
+
+IX = ViewIndexes()
+"""One source's indexes for the whole module, as one live source keeps them across its
+views: the incremental path is what these tests exercise."""
+
+
+def View(now_s: float, **kw: Any) -> ClusterView:
+    return ClusterView(now_s, indexes=IX, **kw)
+
 
 
 def nodes(*ns: Node) -> tuple[Node, ...]:
@@ -36,24 +46,24 @@ def pools(small: int = 0, big: int = 0) -> list[PoolSpec]:
 
 def test_same_tuple_same_index_and_a_new_tuple_a_fresh_one() -> None:
     first = nodes(n("a"), n("b"))
-    assert node_index(first) is node_index(first)
+    assert IX.nodes(first) is IX.nodes(first)
     tainted = Taint(TAINT_REMOVING, "", NO_SCHEDULE)
     second = nodes(n("a"), n("b", taints=(tainted,)))
-    assert [x.name for x in node_index(second).tainted(TAINT_REMOVING)] == ["b"]
+    assert [x.name for x in IX.nodes(second).tainted(TAINT_REMOVING)] == ["b"]
     # Back to the first tuple: its answer again, not the second's.
-    assert node_index(first).tainted(TAINT_REMOVING) == ()
+    assert IX.nodes(first).tainted(TAINT_REMOVING) == ()
 
 
 def test_ready_count_follows_a_node_turning_ready() -> None:
     table = pool_table(pools(small=2), build_offerings(pools(small=2), Catalog.load())[0])
     keys = ("node.cilium.io/agent-not-ready",)
-    booting = ClusterView(10.0, nodes=nodes(n("a"), n("b", ready=False)))
+    booting = View(10.0, nodes=nodes(n("a"), n("b", ready=False)))
     assert nodes_on_the_way(booting, table, keys) == {"small": 1}
-    up = ClusterView(20.0, nodes=nodes(n("a"), n("b")))
+    up = View(20.0, nodes=nodes(n("a"), n("b")))
     assert nodes_on_the_way(up, table, keys) == {}
     # A startup taint still on: on its way, under those keys only.
     agent = Taint(keys[0], "", NO_SCHEDULE)
-    starting = ClusterView(30.0, nodes=nodes(n("a"), n("b", taints=(agent,))))
+    starting = View(30.0, nodes=nodes(n("a"), n("b", taints=(agent,))))
     assert nodes_on_the_way(starting, table, keys) == {"small": 1}
     assert nodes_on_the_way(starting, table, ()) == {}
 
@@ -61,7 +71,7 @@ def test_ready_count_follows_a_node_turning_ready() -> None:
 def test_nodes_on_the_way_follows_the_table_with_the_same_nodes() -> None:
     ps = pools(small=1)
     offerings = build_offerings(ps, Catalog.load())[0]
-    view = ClusterView(10.0, nodes=nodes(n("a")))
+    view = View(10.0, nodes=nodes(n("a")))
     table = pool_table(ps, offerings)
     assert nodes_on_the_way(view, table, ()) == {}
     raised = [dataclasses.replace(ps[0], current_size=3), ps[1]]
@@ -74,12 +84,12 @@ def test_busy_follows_the_bound_pods() -> None:
     ns = nodes(n("a"), n("b"))
     work = BoundPod(PodSpec("w"), "a")
     ds = BoundPod(PodSpec("ds"), "b", daemonset=True)
-    assert bound_index((work, ds)).busy == {"a"}
-    assert bound_index((ds,)).busy == frozenset()
-    idx = node_index(ns)
-    assert [x.name for x in idle_candidates(idx, bound_index((work, ds)), {})] == ["b"]
+    assert IX.bound((work, ds)).busy == {"a"}
+    assert IX.bound((ds,)).busy == frozenset()
+    idx = IX.nodes(ns)
+    assert [x.name for x in idle_candidates(idx, IX.bound((work, ds)), {})] == ["b"]
     # A busy node still remembered idle is a candidate (to be marked busy), in view order.
-    assert [x.name for x in idle_candidates(idx, bound_index((work,)), {"a": 1.0})] == ["a", "b"]
+    assert [x.name for x in idle_candidates(idx, IX.bound((work,)), {"a": 1.0})] == ["a", "b"]
 
 
 def test_decide_sees_a_node_become_busy_and_idle_again() -> None:
@@ -93,13 +103,13 @@ def test_decide_sees_a_node_become_busy_and_idle_again() -> None:
     def marks(view: ClusterView) -> list[MarkIdle]:
         return decide(view, table, memory, settings, now=view.now_s, rng=rng).of(MarkIdle)
 
-    first = marks(ClusterView(100.0, nodes=ns))
+    first = marks(View(100.0, nodes=ns))
     assert [(m.node, m.since_s) for m in first] == [("a", 100.0), ("b", 100.0)]
     memory.idle_since_s.update({"a": 100.0, "b": 100.0})
-    busy = marks(ClusterView(110.0, nodes=ns, bound=(BoundPod(PodSpec("w"), "b"),)))
+    busy = marks(View(110.0, nodes=ns, bound=(BoundPod(PodSpec("w"), "b"),)))
     assert [(m.node, m.since_s) for m in busy] == [("b", None)]
     del memory.idle_since_s["b"]
-    again = marks(ClusterView(120.0, nodes=ns))
+    again = marks(View(120.0, nodes=ns))
     assert [(m.node, m.since_s) for m in again] == [("b", 120.0)]
 
 
@@ -107,11 +117,11 @@ def test_a_removal_taint_left_behind_is_seen_on_the_next_tuple() -> None:
     ps = pools(small=1)
     table = pool_table(ps, build_offerings(ps, Catalog.load())[0])
     busy = (BoundPod(PodSpec("w"), "a"),)
-    clean = ClusterView(100.0, nodes=nodes(n("a")), bound=busy)
+    clean = View(100.0, nodes=nodes(n("a")), bound=busy)
     settings, rng = preset("scaler"), np.random.default_rng(0)
     assert decide(clean, table, Memory(), settings, now=100.0, rng=rng).of(Untaint) == []
     left = Taint(TAINT_REMOVING, "", NO_SCHEDULE)
-    tainted = ClusterView(101.0, nodes=nodes(n("a", taints=(left,))), bound=busy)
+    tainted = View(101.0, nodes=nodes(n("a", taints=(left,))), bound=busy)
     d = decide(tainted, table, Memory(), settings, now=101.0, rng=rng)
     assert [u.node for u in d.of(Untaint)] == ["a"]
     assert d.of(RemoveNode) == []
@@ -144,8 +154,8 @@ def test_allocatable_does_not_matter_to_the_index() -> None:
     a = nodes(n("a", allocatable=Resources(cpu_milli=1000)))
     b = nodes(n("a", allocatable=Resources(cpu_milli=1000)))
     assert a == b and a is not b
-    assert node_index(a) is not node_index(b)
-    assert node_index(a).position == node_index(b).position == {"a": 0}
+    assert IX.nodes(a) is not IX.nodes(b)
+    assert IX.nodes(a).position == IX.nodes(b).position == {"a": 0}
 
 
 def _same(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...]) -> None:

@@ -51,6 +51,7 @@ from scaler.core.model import LABEL_ZONE, PodSpec, Requirement, Resources, Selec
 from scaler.core.observed import remember_reports, remember_templates
 from scaler.core.runtime import RuntimeHistory, RuntimeRecorder
 from scaler.core.state import BoundPod, ClusterView, Node, NodeTemplateReport, PendingPod
+from scaler.core.viewindex import ViewIndexes
 from scaler.ports import PortError
 
 POD_FIELD_SELECTOR: Final = "status.phase!=Succeeded,status.phase!=Failed"
@@ -121,6 +122,8 @@ class KubeCluster(KubeActuator):
         self._learned = learned
         """Where reports and templates outlive a restart (scaler/adapters/kube/learned.py)."""
         self._runtimes = RuntimeRecorder()
+        self._indexes = ViewIndexes()
+        """Kept across snapshots: per-tick questions are answered from what changed."""
         """How long pods ran that finished (Succeeded/Failed) or were deleted after they
         started, as this process saw them end (scaler/core/runtime.py)."""
         self._generation = 0
@@ -304,6 +307,7 @@ class KubeCluster(KubeActuator):
             reported_allocatable=self._reports_view,
             reported_templates=self._templates_view,
             runtimes=self._runtimes.history(),
+            indexes=self._indexes,
         )
 
     def runtime_history(self) -> RuntimeHistory:
