@@ -19,6 +19,7 @@ loop (:func:`why_not_migrated`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -449,11 +450,17 @@ def migrations(
     settings: Settings,
     *,
     costs: Sequence[PodCost] = (),
+    offerings: Offerings | None = None,
+    now: float = 0.0,
 ) -> list[Action]:
     """Evict restartable misplaced pods, at most ``migrations_per_minute``, and only those
     whose replacement cannot come back to a node as dear (:func:`why_not_migrated`).
-    ``costs`` is every running pod's (``bad`` is taken from it)."""
+    ``costs`` is every running pod's (``bad`` is taken from it); with ``offerings``, pools
+    backing off at ``now`` hold the pods they would have taken."""
     budget = settings.lifecycle.migrations_per_minute - len(memory.migrations_s)
+    held_from = (
+        cheapest_backing_off(offerings, memory, now) if offerings is not None else math.inf
+    )
     seen = costs or bad
     pinned = pinned_namespaces(seen) if settings.pinning.enabled else set()
     out: list[Action] = []
@@ -464,7 +471,7 @@ def migrations(
             c.pod.annotation(ANNOTATION_RESTARTABLE) == "true"
             and c.pod.annotation(ANNOTATION_DO_NOT_DISRUPT) != "true"
             and c.pod.annotation(ANNOTATION_SAFE_TO_EVICT) != "false"
-            and why_not_migrated(c, pinned, memory, seen, bad) is None
+            and why_not_migrated(c, pinned, memory, seen, bad, held_from=held_from) is None
         ):
             out.append(Evict(c.pod, c.node,
                              f"misplaced: ${c.share_usd_per_hour:.4f}/h on {c.node}, fits "
@@ -479,6 +486,8 @@ def why_not_migrated(
     memory: Memory,
     costs: Sequence[PodCost],
     bad: Sequence[PodCost],
+    *,
+    held_from: float = math.inf,
 ) -> str | None:
     """Why evicting this misplaced pod would not move it (None: it would).
 
@@ -489,10 +498,15 @@ def why_not_migrated(
     does not select a pool itself (the webhook leaves such pods alone). And as a backstop,
     per workload: while the replacement of its last migration has not run yet, or came back
     misplaced on the pool it left, it is not evicted again (for ``MIGRATION_MEMORY_S``).
+    While a pool at most as dear as its cheapest fit backs off (``held_from``: the cheapest
+    such pool's price; a reclaim, a failed launch), the replacement would be admitted to the
+    tier the pod has now and bound back on its node: it waits for a later review.
     """
     pod = c.pod
     if pod.namespace not in pinned:
         return f"namespace {pod.namespace} is not pinned at admission"
+    if c.cheapest_fit_usd_per_hour >= held_from:
+        return "a pool as cheap as its fit is backing off: its replacement would come back here"
     # The webhook's own pin (it annotates what it pins) is no owner's choice: the
     # replacement passes the webhook again and gets today's tier.
     owner_selects = _selects_pool(pod) and not pod.annotation(ANNOTATION_PINNED_POOLS)
@@ -511,6 +525,13 @@ def why_not_migrated(
     if any(x.pod.key in again and x.pool == pool for x in after):
         return f"its last migration came back misplaced on {pool}"
     return None
+
+
+def cheapest_backing_off(offerings: Offerings, memory: Memory, now: float) -> float:
+    """The lowest price among the pools backing off at ``now`` (inf if none)."""
+    prices = [float(offerings.price[i]) for name in memory.backoff_until_s
+              if memory.backing_off(name, now) and (i := offerings.get(name)) is not None]
+    return min(prices, default=math.inf)
 
 
 _GENERATED = re.compile(r"-[bcdfghjklmnpqrstvwxz2456789]{5}$")

@@ -218,12 +218,8 @@ class Reconciler:
             costs = pod_costs(view, offerings, self.settings)
             bad = misplaced(costs, self.settings)
             pays = worth_moving(costs, self.settings, now=view.now_s)
-            # While a pool as cheap as a pod's fit backs off (a reclaim, a failed launch), the
-            # replacement would be admitted to the tier the pod has now, and bound back on
-            # its node: that pod waits for the next review.
-            out = _cheapest_backing_off(offerings, self.memory, self.clock.now())
-            movable = [c for c in bad + pays if c.cheapest_fit_usd_per_hour < out]
-            moves = migrations(movable, self.memory, self.settings, costs=costs)
+            moves = migrations(bad + pays, self.memory, self.settings, costs=costs,
+                               offerings=offerings, now=self.clock.now())
             if moves:
                 held = self._hold_if_stale(Decision(now_s=self.clock.now(), actions=tuple(moves)))
                 await self.act(held, view, pools)
@@ -394,13 +390,6 @@ class Reconciler:
     @property
     def _offerings(self) -> Offerings | None:
         return self._cache.offerings
-
-
-def _cheapest_backing_off(offerings: Offerings, memory: Memory, now: float) -> float:
-    """The lowest price among pools backing off now (inf if none)."""
-    prices = [float(offerings.price[i]) for name in memory.backoff_until_s
-              if memory.backing_off(name, now) and (i := offerings.get(name)) is not None]
-    return min(prices, default=float("inf"))
 
 
 def _destructive(action: Action) -> bool:

@@ -141,3 +141,24 @@ def test_workload_of_strips_only_the_generated_suffix(name, workload):
 def test_the_core_and_the_webhook_name_the_same_annotations():
     assert webhook.ANNOTATION_PINNED_POOLS == ANNOTATION_PINNED_POOLS
     assert webhook.ANNOTATION_PIN == ANNOTATION_PIN
+
+
+def test_a_pod_waits_while_a_pool_as_cheap_as_its_fit_backs_off(offerings):
+    # Its replacement would be admitted to the tier it has now (small is out) and bound
+    # back on big-1; once small is back the same review moves it.
+    settings = Settings()
+    alone = BoundPod(pod("web-7d9f8c-x2b4k", RESTARTABLE), "big-1")
+    costs = pod_costs(ClusterView(1000.0, nodes=NODES, bound=(EVIDENCE, alone)), offerings,
+                      settings)
+    bad = misplaced(costs, settings)
+    memory = Memory()
+    memory.reclaimed("small", now=990.0, until_s=1180.0, lives={})
+    held = migrations(bad, memory, settings, costs=costs, offerings=offerings, now=1000.0)
+    assert held == []
+    (c,) = bad
+    cheapest = float(offerings.price[offerings.index("small")])
+    assert why_not_migrated(c, {"ml"}, memory, costs, bad, held_from=cheapest) == (
+        "a pool as cheap as its fit is backing off: its replacement would come back here"
+    )
+    after = migrations(bad, memory, settings, costs=costs, offerings=offerings, now=1200.0)
+    assert [m.pod.name for m in after if isinstance(m, Evict)] == ["web-7d9f8c-x2b4k"]
