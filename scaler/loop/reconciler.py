@@ -56,7 +56,7 @@ from scaler.core.state import (
     PendingPod,
 )
 from scaler.loop import actuation
-from scaler.loop.actuation import BACKOFF_RETRY_S, WRITE_RETRY_S, Spawn
+from scaler.loop.actuation import WRITE_RETRY_S, Spawn
 from scaler.loop.offerings_cache import OfferingsCache
 from scaler.ports import (
     Actuator,
@@ -406,8 +406,6 @@ def _target(action: Action) -> str:
 
 
 __all__ = [
-    "BACKOFF_RETRY_S",
-    "WRITE_RETRY_S",
     "Observer",
     "Reconciler",
     "Review",

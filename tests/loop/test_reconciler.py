@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from scaler.loop.reconciler import WRITE_RETRY_S, Reconciler
+from scaler.loop.actuation import WRITE_RETRY_S
+from scaler.loop.reconciler import Reconciler
 from scaler.ports import Throttled
 from scaler.telemetry import DestructiveHeld
 from simulations.testing import pod, pool, simulate

@@ -8,7 +8,8 @@ from typing import Any
 
 from scaler.commands.plan import backing_off, print_plan
 from scaler.core.actions import Decision
-from scaler.loop.reconciler import BACKOFF_RETRY_S, WRITE_RETRY_S, Reconciler
+from scaler.loop.actuation import BACKOFF_RETRY_S, WRITE_RETRY_S
+from scaler.loop.reconciler import Reconciler
 from scaler.ports import PortError, Rejected, Throttled
 from simulations.testing import pod, pool, simulate
 
