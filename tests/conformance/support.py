@@ -24,7 +24,6 @@ import pytest
 
 from scaler.adapters.aws.fleet import AwsFleet
 from scaler.app import Controller, RunOptions, build
-from scaler.core.actions import ScaleUp
 from scaler.core.catalog import Catalog
 from scaler.core.settings import Settings
 from tests.fixtures.aws import create_group
@@ -100,17 +99,6 @@ async def pending_seen(ctl: Controller, keys: set[str], timeout_s: float = 20.0)
     with anyio.fail_after(timeout_s):
         while not keys <= {p.pod.key for p in (await ctl.cluster.snapshot()).pending}:
             await anyio.sleep(0.05)
-
-
-async def tick_until_scale_up(ctl: Controller, timeout_s: float = 15.0) -> list[ScaleUp]:
-    """Tick as the loop would (the batch window closes ~1 s after the last pod)."""
-    with anyio.fail_after(timeout_s):
-        while True:
-            decision = await ctl.reconciler.tick()
-            ups = [a for a in decision.actions if isinstance(a, ScaleUp)]
-            if ups:
-                return ups
-            await anyio.sleep(0.1)
 
 
 def wait_unschedulable(kube: KubeScope, *names: str) -> None:

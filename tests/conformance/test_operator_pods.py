@@ -29,10 +29,10 @@ from tests.conformance.support import (
     expect_bound,
     expect_unplaceable_everywhere,
     pending_seen,
-    tick_until_scale_up,
     wait_unschedulable,
     zonal_groups,
 )
+from tests.fixtures.controller import tick_until_scale_up
 from tests.fixtures.kube import KubeScope, kube_request, wait_for
 from tests.fixtures.nodes import EksGroup, eks_groups, node_for_pool
 

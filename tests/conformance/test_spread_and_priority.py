@@ -19,10 +19,10 @@ from tests.conformance.support import (
     instances,
     pending_seen,
     register_node,
-    tick_until_scale_up,
     wait_unschedulable,
     zonal_groups,
 )
+from tests.fixtures.controller import tick_until_scale_up
 from tests.fixtures.kube import KubeScope, kube_request, wait_for
 
 pytestmark = [pytest.mark.kube, pytest.mark.anyio]

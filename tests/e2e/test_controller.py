@@ -28,6 +28,7 @@ from scaler.core.catalog import Catalog
 from scaler.loop.runner import control_loop
 from scaler.telemetry import by_name
 from tests.fixtures.aws import Group, tagged_groups
+from tests.fixtures.controller import tick_until_scale_up
 from tests.fixtures.kube import wait_for
 
 pytestmark = [pytest.mark.kube, pytest.mark.anyio]
@@ -90,17 +91,6 @@ async def pending_seen(ctl: Controller, n: int, timeout_s: float = 15.0) -> None
     with anyio.fail_after(timeout_s):
         while len((await ctl.cluster.snapshot()).pending) < n:
             await anyio.sleep(0.05)
-
-
-async def tick_until_scale_up(ctl: Controller, timeout_s: float = 10.0) -> list[ScaleUp]:
-    """Tick as the loop would (the batch window closes ~1 s after the last pod)."""
-    with anyio.fail_after(timeout_s):
-        while True:
-            decision = await ctl.reconciler.tick()
-            ups = [a for a in decision.actions if isinstance(a, ScaleUp)]
-            if ups:
-                return ups
-            await anyio.sleep(0.1)
 
 
 async def test_a_gpu_pod_scales_the_cheapest_gpu_group_from_zero(
