@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import anyio
 import numpy as np
 
 from scaler.core.actions import (
@@ -58,6 +57,7 @@ from scaler.core.state import (
 from scaler.loop import actuation
 from scaler.loop.actuation import WRITE_RETRY_S, Spawn
 from scaler.loop.offerings_cache import OfferingsCache
+from scaler.loop.ticklock import TickLock
 from scaler.ports import (
     Actuator,
     Clock,
@@ -127,12 +127,12 @@ class Reconciler:
         self.last_decision: Decision | None = None
         self.last_decide_ms: float = 0.0
         self._retry_at_s: float | None = None
-        self._lock = anyio.Lock(fast_acquire=True)
+        self._lock = TickLock()
         """Held while reading pool sizes and writing new ones: a tick and an interruption
         response never both raise a pool from the same observed size. Taken without a
-        checkpoint when free (``fast_acquire``): what it guards awaits the ports at once,
-        which is where a cancellation lands; a round trip through the event loop per tick
-        bought nothing (the simulator ticks tens of thousands of times a run)."""
+        checkpoint when free: what it guards awaits the ports at once, which is where a
+        cancellation lands; a round trip through the event loop per tick bought nothing
+        (the simulator ticks tens of thousands of times a run)."""
 
     # ------------------------------------------------------------------ one tick
 
