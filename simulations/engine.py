@@ -11,8 +11,11 @@ cluster — is driven inside one ``anyio.run``:
   node Ready or advertising GPUs, a pod finished, a node gone, a launch failure listed) —
   at once for event-driven policies (``scan_interval_s`` = 0), on the next multiple of the
   scan interval for cluster-autoscaler-like ones;
-- and at each ``Decision.wake_at_s`` (batch window end, idle timer, backoff end), rounded up
-  to the scan grid for scanning policies.
+- and at the last decision's ``Decision.wake_at_s`` (batch window end, idle timer, backoff
+  end), rounded up to the scan grid for scanning policies. Only the last: a decision asks
+  for the earliest time anything it knows of falls due, so a later decision's wake replaces
+  an earlier one, as it does in the live loop (scaler/loop/runner.py sleeps until the
+  latest decision's wake time or a change).
 
 Nothing else ticks: simulated time in which nothing happens costs nothing.
 
@@ -152,6 +155,10 @@ class Simulation:
         self.ticks = 0
         self.decisions: list[Decision] = []
         self._tick_at: set[float] = set()
+        """When ticks are due for a change heard (one per time)."""
+        self._wake_s: float | None = None
+        """When the last decision asked to be woken: the only wake that still holds, as in
+        the live loop, which sleeps until the latest decision's wake time or a change."""
 
     # ----------------------------------------------------------------- running
 
@@ -184,8 +191,10 @@ class Simulation:
                     handled += 1
                 await self._schedule()
                 heard |= await self._deliver_notices()
-                # An arrival matters only if kube-scheduler found no node for it.
+                # An arrival matters only if kube-scheduler found no node for it, or put it
+                # on an empty node.
                 heard |= world.take_new_pending()
+                heard |= world.take_filled()
                 if drain and t >= nominal and world.all_done():
                     stop = t
                     break
@@ -202,15 +211,24 @@ class Simulation:
             if kind == REVIEW:
                 await self._review(t)
                 continue
-            self._tick_at.discard(t)
+            if t in self._tick_at:
+                self._tick_at.discard(t)
+            elif t != self._wake_s:
+                continue  # a wake a later decision superseded (or one this time already had)
             decision = await self.reconciler.tick()
             self.ticks += 1
             if self.record:
                 self.decisions.append(decision)
             await self._schedule()
+            # Pods its drains evicted and pods bound to empty nodes are watch events, live.
+            if self.world.take_new_pending() | self.world.take_filled():
+                self._tick_after_change(t)
             wake = decision.wake_at_s
+            self._wake_s = None
             if wake is not None and wake > t:
-                self._tick(self._on_grid(wake))
+                self._wake_s = self._on_grid(wake)
+                if self._wake_s not in self._tick_at:
+                    queue.push(self._wake_s, ev.TICK, None, phase=ev.RECONCILE)
         else:
             # Nothing left to happen: the run ends with its last event (or the nominal end).
             stop = min(max(nominal, self.clock.now()), hard_end)
@@ -231,7 +249,7 @@ class Simulation:
         await self.reconciler.review()
         self.reviews += 1
         await self._schedule()
-        if self.world.take_new_pending():
+        if self.world.take_new_pending() | self.world.take_filled():
             self._tick_after_change(t)
         self._next_review_s = t + self.review_s
         self.queue.push(self._next_review_s, REVIEW, None, phase=ev.RECONCILE)

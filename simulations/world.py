@@ -107,6 +107,8 @@ class World(WorldRequests):
         self._v_pending: tuple[PendingPod, ...] | None = None
         self._pending: dict[str, SimPod] = {}
         self._arrived: list[SimPod] = []
+        self._filled = False
+        """A pod was bound to a node that had none since :meth:`take_filled` last asked."""
         self._bound: dict[str, SimPod] = {}
         self._seq = 0
         self._zone_turn: dict[str, int] = {}
@@ -213,13 +215,20 @@ class World(WorldRequests):
         return self.finished == len(self.pods)
 
     def take_new_pending(self) -> bool:
-        """Did a pod that arrived since the last call stay pending (kube-scheduler found
-        no node for it)?"""
+        """Did a pod that arrived (or was made again for an evicted one) since the last
+        call stay pending (kube-scheduler found no node for it)?"""
         pending = [p for p in self._arrived if p.state == PENDING]
         for pod in pending:
             self._log(pod.since_s, "pending", pod.spec.key)
         self._arrived.clear()
         return bool(pending)
+
+    def take_filled(self) -> bool:
+        """Was a pod bound to an empty node since the last call? That node is no longer
+        idle: live, the bind is a pod watch event the loop ticks on (and clears the node's
+        idle mark); other binds change nothing a decision reads that it did not count."""
+        filled, self._filled = self._filled, False
+        return filled
 
     def finish(self, end_s: float) -> None:
         """Stop the clock: settle every node, count running pods' work as done."""
@@ -273,6 +282,7 @@ class World(WorldRequests):
         pod.pending_view = None
         pod.bound_view = BoundPod(pod.live, node.name, now)
         self._bound[pod.spec.key] = pod
+        self._filled |= not node.runs
         node.runs.append(run)
         self.table.used[node.slot] += pod.req
         if pod.exclusive:
@@ -314,6 +324,7 @@ class World(WorldRequests):
         pod.exclusive = False
         self._log(now, "evicted", pod.spec.key)
         self._pend(pod, now)
+        self._arrived.append(pod)  # its controller's new pod: a watch event, live
 
     # --------------------------------------------------------------- nodes
 
