@@ -34,6 +34,7 @@ registered are taken back, the pool backs off, and its pods are placed again.
 from __future__ import annotations
 
 import math
+import typing
 from collections import Counter
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
@@ -62,9 +63,9 @@ from scaler.core.lifecycle import (
 from scaler.core.limits import NEXT_STEP_S, apply_limits
 from scaler.core.memory import Memory
 from scaler.core.model import NO_EXECUTE, NO_SCHEDULE, PodSpec, PoolSpec
-from scaler.core.offerings import Offerings, OpenRows, PoolTable, is_startup_taint
+from scaler.core.offerings import Offerings, PoolTable, is_startup_taint
 from scaler.core.pinning import label_pools
-from scaler.core.placement import cost_matrix, group_pods, place
+from scaler.core.placement import group_pods, open_rows, place
 from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
 from scaler.core.state import (
@@ -191,10 +192,23 @@ def _uncovered(
     capacity = {k: v for k, v in capacity.items() if v > 0 and offerings.get(k) is not None}
     if not capacity:
         return list(view.pending), {}
-    waiting_for: dict[str, str] = {}
-    rest = _cover_by_slots(list(view.pending), capacity, memory.in_flight(), offerings, settings,
-                           waiting_for)
-    return rest, waiting_for
+    # Pods wait for their nodes through many ticks about other nodes: the same pending
+    # tuple over the same capacity (in its order, which breaks cost ties) and launches is
+    # covered the same way, so the last answer stands.
+    in_flight = memory.in_flight()
+    asked = (view.pending, tuple(capacity.items()), in_flight, offerings, settings)
+    kept = view.indexes.cover
+    if (
+        kept is not None and kept[0] is asked[0] and kept[1] == asked[1]
+        and kept[2] == in_flight and kept[3] is offerings and kept[4] is settings
+    ):
+        rest, waiting_for = typing.cast(tuple[list[PendingPod], dict[str, str]], kept[5:])
+    else:
+        waiting_for = {}
+        rest = _cover_by_slots(list(view.pending), capacity, in_flight, offerings, settings,
+                               waiting_for)
+        view.indexes.cover = (*asked, rest, waiting_for)
+    return list(rest), dict(waiting_for)
 
 
 _LIFECYCLE_TAINT_PREFIX: Final = "node.kubernetes.io/"
@@ -306,29 +320,8 @@ def _open_matrix(
     reps: Sequence[PodSpec], offerings: Offerings, settings: Settings, columns: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``cost_matrix`` of ``reps`` over ``columns`` (all pools: None), every pool
-    available (the rows kept on the offerings: :class:`~scaler.core.offerings.OpenRows`)."""
-    kept = offerings.open_rows.for_settings(settings)
-    keys = [(p.constraints(), p.one_per_node) for p in reps]
-    found = {k: row for k in keys if (row := kept.get(k)) is not None}
-    missing = {k: p for k, p in zip(keys, reps, strict=True) if k not in found}
-    if missing:
-        new = list(missing.values())
-        req = np.array([p.requests.as_array() for p in new]).reshape(len(new), -1)
-        matrix, per_node = cost_matrix(
-            new, req, offerings, np.ones(len(offerings), bool), settings.placement
-        )
-        if len(kept) + len(new) > OpenRows.KEPT:
-            kept.clear()
-        for i, k in enumerate(missing):
-            found[k] = kept[k] = (matrix[i], per_node[i])
-    rows = [found[k] for k in keys]
-    if columns is None:
-        n = len(offerings)
-        return (np.array([r[0] for r in rows]).reshape(len(rows), n),
-                np.array([r[1] for r in rows]).reshape(len(rows), n))
-    width = len(columns)
-    return (np.array([r[0][columns] for r in rows]).reshape(len(rows), width),
-            np.array([r[1][columns] for r in rows]).reshape(len(rows), width))
+    available (:func:`~scaler.core.placement.open_rows`, kept on the offerings)."""
+    return open_rows(reps, offerings, settings.placement, columns=columns)
 
 
 def _batch_close(pending: list[PendingPod], memory: Memory, settings: Settings) -> float | None:

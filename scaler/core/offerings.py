@@ -89,19 +89,22 @@ class Prices:
 
 class OpenRows:
     """Cost-matrix rows over every pool of one :class:`Offerings`, every pool open (no
-    backoff, no headroom: what covering and the pools held pods could want ask), per pod
-    class, for the settings they were scored with. Pods waiting for nodes on their way ask
-    about the same few classes tick after tick; a row is ``cost_matrix``'s own (the key holds
-    all it reads of a pod: its constraints and whether it wants a node to itself, and each
-    cell depends on its own pool only). Filled by :mod:`scaler.core.decide`."""
+    backoff, no headroom), per pod class, for the settings they were scored with. Pods
+    waiting for nodes on their way, and each placement, ask about the same classes tick
+    after tick; a row is ``cost_matrix``'s own (the key holds all it reads of a pod: its
+    constraints and whether it wants a node to itself, and each cell depends on its own pool
+    only). Filled by :func:`scaler.core.placement.open_rows`."""
 
     KEPT: Final = 4096
 
     def __init__(self) -> None:
         self.settings: object | None = None
-        self.kept: dict[tuple[object, ...], tuple[FloatArray, FloatArray]] = {}
+        self.kept: dict[tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray]] = {}
+        """Class key -> (cost row, pods per node, where the class fits)."""
 
-    def for_settings(self, settings: object) -> dict[tuple[object, ...], tuple[FloatArray, FloatArray]]:
+    def for_settings(
+        self, settings: object
+    ) -> dict[tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray]]:
         """The rows scored with ``settings`` (another settings object starts afresh)."""
         if self.settings is not settings:
             self.settings, self.kept = settings, {}

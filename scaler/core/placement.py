@@ -184,8 +184,9 @@ def place(
     counts = np.array([len(c) for c in classes], dtype=np.int64)
     req = np.array([p.requests.as_array() for p in reps], dtype=np.float64).reshape(len(reps), -1)
 
-    matrix, per_node = cost_matrix(reps, req, offerings, available, settings,
-                                   lost_work_h=class_lost)
+    matrix, per_node = open_rows(reps, offerings, settings, class_lost)
+    if not available.all():
+        matrix = np.where(available[None, :], matrix, np.inf)
     # The reasons name each class's own risk only where it has one of its own.
     dollars = matrix if class_lost is not None else None
     if settings.expander == "least-waste":
@@ -412,6 +413,56 @@ def cost_matrix(
             cost = cost / ppn
         matrix[lo:hi] = np.where(feasible, cost, np.inf)
     return matrix, per_node
+
+
+def open_rows(
+    reps: Sequence[PodSpec],
+    offerings: Offerings,
+    settings: PlacementSettings,
+    lost_work_h: FloatArray | None = None,
+    *,
+    columns: IntArray | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`cost_matrix` of ``reps`` over every pool of ``offerings`` (only ``columns``,
+    when given), every pool available: the same values, from rows kept on the offerings
+    (:class:`~scaler.core.offerings.OpenRows`) and computed only for classes not asked
+    about before. A row depends on its class alone (each cell on its own pool), so the key
+    is all ``cost_matrix`` reads of a pod: its constraints and whether it wants a node to
+    itself. A class's Spot risk by ``lost_work_h`` is priced from its kept fit and pods per
+    node, as ``cost_matrix`` prices it, not kept (estimates vary pod by pod). Availability
+    is a mask the caller applies (:func:`place` does)."""
+    kept = offerings.open_rows.for_settings(settings)
+    keys: list[tuple[object, ...]] = [(p.constraints(), p.one_per_node) for p in reps]
+    found = {k: row for k in keys if (row := kept.get(k)) is not None}
+    missing: dict[tuple[object, ...], PodSpec] = {}
+    for key, pod in zip(keys, reps, strict=True):
+        if key not in found:
+            missing.setdefault(key, pod)
+    if missing:
+        new = list(missing.values())
+        req = np.array([p.requests.as_array() for p in new]).reshape(len(new), -1)
+        matrix, per_node = cost_matrix(
+            new, req, offerings, np.ones(len(offerings), bool), settings
+        )
+        if len(kept) + len(new) > offerings.open_rows.KEPT:
+            kept.clear()
+        for i, fresh in enumerate(missing):
+            found[fresh] = kept[fresh] = (matrix[i], per_node[i], np.isfinite(matrix[i]))
+    rows = [found[k] for k in keys]
+    pick: IntArray | slice = slice(None) if columns is None else columns
+    width = len(offerings) if columns is None else len(columns)
+    shape = (len(rows), width)
+    per_node_out = np.array([r[1][pick] for r in rows]).reshape(shape)
+    rates = offerings.interruptions_per_h
+    if lost_work_h is None or rates is None or not bool(rates[pick].any()):
+        return np.array([r[0][pick] for r in rows]).reshape(shape), per_node_out
+    # cost_matrix's Spot branch, with the same operations in the same order.
+    feasible = np.array([r[2][pick] for r in rows]).reshape(shape)
+    lost = np.asarray(lost_work_h, dtype=np.float64)
+    cost = offerings.price[pick][None, :] * (1.0 + rates[pick][None, :] * lost[:, None])
+    if bool(offerings.pack[pick].any()):
+        cost = cost / per_node_out
+    return np.where(feasible, cost, np.inf), per_node_out
 
 
 def requestless_floor(req: FloatArray, settings: PlacementSettings) -> FloatArray:

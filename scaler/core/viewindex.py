@@ -321,6 +321,9 @@ class ViewIndexes:
     def __init__(self) -> None:
         self._nodes: _Last[tuple[Node, ...], NodeIndex] = _Last()
         self._bound: _Last[tuple[BoundPod, ...], BoundIndex] = _Last()
+        self.cover: tuple[object, ...] | None = None
+        """decide's last covering of the pending pods by nodes on their way: what it was
+        asked and answered (:func:`scaler.core.decide._uncovered` keeps it)."""
 
     def nodes(self, nodes: tuple[Node, ...]) -> NodeIndex:
         kept = self._nodes.get(nodes)

@@ -236,3 +236,22 @@ def test_an_interrupted_long_run_is_replaced_on_the_steadier_pool_not_held_for_i
     assert launches(Settings()) == [("steady", ("default/train-x7b2k",))]
     fixed = Settings(placement=PlacementSettings(spot_risk_by_runtime=False))
     assert launches(fixed) == []  # it waits out flaky-a's backoff
+
+
+def test_kept_rows_price_each_class_s_own_lost_work_as_cost_matrix_does() -> None:
+    """open_rows keeps one row per class and prices Spot risk per call: the same values
+    as cost_matrix for any lost work, packing pools and a column subset included."""
+    from scaler.core.placement import cost_matrix, open_rows
+
+    o = offer([*spot_pools(), pool("m1.large", SPOT, pack=True)])
+    settings = PlacementSettings()
+    reps = [pod("a", cpu=1000, mem=8 * GIB), pod("b", cpu=900, mem=1 * GIB)]
+    req = np.array([p.requests.as_array() for p in reps])
+    for lost in (np.array([0.1, 2000.0]), np.array([1700.0, 3.0]), None):
+        want, want_ppn = cost_matrix(reps, req, o, np.ones(len(o), bool), settings,
+                                     lost_work_h=lost)
+        got, got_ppn = open_rows(reps, o, settings, lost)
+        assert np.array_equal(got, want) and np.array_equal(got_ppn, want_ppn)
+        cols = np.array([3, 0], dtype=np.int64)
+        got, got_ppn = open_rows(reps, o, settings, lost, columns=cols)
+        assert np.array_equal(got, want[:, cols]) and np.array_equal(got_ppn, want_ppn[:, cols])

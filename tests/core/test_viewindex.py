@@ -265,3 +265,44 @@ def test_kept_cost_rows_are_cost_matrix_s_and_follow_new_offerings() -> None:
             cols = np.array([len(offerings) - 1], dtype=np.int64)
             got, _ = _open_matrix(reps, offerings, settings, cols)
             assert np.array_equal(got, want[:, cols])
+
+
+def test_the_kept_covering_follows_capacity_launches_and_the_pending_tuple() -> None:
+    """decide keeps its last covering of the pending pods (ViewIndexes.cover); the same
+    pending tuple over other nodes on the way, or other launches, is covered afresh."""
+    from scaler.core.memory import Launch
+    from scaler.core.state import PendingPod
+
+    settings = preset("scaler")
+    rng = np.random.default_rng(0)
+    ix = ViewIndexes()
+    a = PodSpec("a", requests=Resources(cpu_milli=500, memory_mib=1024, pods=1))
+    b = PodSpec("b", requests=Resources(cpu_milli=500, memory_mib=1024, pods=1))
+    pending = (PendingPod(a, 0.0), PendingPod(b, 0.0))
+
+    offerings = build_offerings(pools(), Catalog.load())[0]  # one set of pools throughout
+
+    def waiting(ps: list[PoolSpec], memory: Memory, pend: tuple[PendingPod, ...] = pending
+                ) -> tuple[str, ...]:
+        table = pool_table(ps, offerings)
+        view = ClusterView(50.0, pending=pend, indexes=ix)
+        return decide(view, table, memory, settings, now=50.0, rng=rng).waiting
+
+    memory = Memory()
+    # One small node on its way covers one of the two pods (the other waits in the batch
+    # window, so it is listed too: waiting names both, in that order).
+    one = waiting(pools(small=1), memory)
+    assert ix.cover is not None
+    assert waiting(pools(small=1), memory) == one
+    # Same pending tuple, two nodes on the way now: both pods covered.
+    assert waiting(pools(small=2), memory) == ("default/a", "default/b")
+    # Same tuple, nothing on the way: nothing covers them (the batch holds them).
+    memory.batch_floor_s = 100.0  # not new: placed at once, so not listed as held
+    assert waiting(pools(small=0), memory) == ()
+    # One node on the way, and a remembered launch for b: b takes it.
+    memory.launches.append(Launch("small", 1, frozenset({"default/b"}), 0.0, 900.0))
+    assert waiting(pools(small=1), memory) == ("default/b",)
+    memory.launches[0] = Launch("small", 1, frozenset({"default/a"}), 0.0, 900.0)
+    assert waiting(pools(small=1), memory) == ("default/a",)
+    # Another pending tuple with the same capacity and launches.
+    assert waiting(pools(small=1), memory, pending[1:]) == ("default/b",)
