@@ -62,16 +62,17 @@ def spread_spot(
     if max_pools < 2 or not len(best) or not len(offerings) or settings.expander != "cost":
         return Spread({}, {})
     spot, pack = offerings.spot, offerings.pack
-    # Zone counts of the classes' chosen pools only: (C,), not a pass over every pool.
-    zones_best = np.array([_zone_count(offerings, int(b)) for b in best], dtype=np.int64)
-    finite = np.isfinite(best_cost)
     eligible = (
-        finite
+        np.isfinite(best_cost)
         & (counts >= max(int(settings.diversify_min_pods), 2))
         & spot[best]
         & ~pack[best]
-        & (zones_best < max_pools)
     )
+    if not eligible.any():  # most placements: no burst bound for Spot, nothing to test
+        return Spread({}, {})
+    # Zone counts of the classes' chosen pools only: (C,), not a pass over every pool.
+    zones_best = np.array([_zone_count(offerings, int(b)) for b in best], dtype=np.int64)
+    eligible &= zones_best < max_pools
     # Candidates: feasible Spot pools within the band of the class's cheapest, one pod per
     # node. One (C, P) test; only eligible classes with a second candidate are walked.
     limit = best_cost * (1.0 + settings.diversify_band) + _EPS

@@ -19,25 +19,27 @@ import bisect
 import itertools
 import operator
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from scaler.core.model import PodSpec
 from scaler.core.offerings import PoolTable, is_startup_taint
 from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, ClusterView, Node
 
+_Facts = tuple[Node, frozenset[str], bool, bool, bool]
 
-def _facts(n: Node) -> tuple[frozenset[str], bool, bool, bool]:
-    """What the index keeps of one node: its taint keys, whether it has an idle-since
-    annotation, whether it is of a pool but not labelled so, whether it is open (see
-    ``NodeIndex.open_by_created``)."""
+
+def _facts(n: Node) -> _Facts:
+    """What the index keeps of one node: the node, its taint keys, whether it has an
+    idle-since annotation, whether it is of a pool but not labelled so, whether it is open
+    (see ``_State.open_nodes``)."""
     keys = frozenset(t.key for t in n.taints) if n.taints else frozenset()
     idle = bool(n.annotations) and n.annotation(ANNOTATION_IDLE_SINCE) is not None
     unlabelled = n.pool is not None and not n.pool_labelled
     is_open = n.pool is not None and n.schedulable_ready and TAINT_REMOVING not in keys
-    return keys, idle, unlabelled, is_open
+    return n, keys, idle, unlabelled, is_open
 
 
 def _ready(n: Node, keys: Sequence[str]) -> bool:
@@ -50,113 +52,127 @@ def _ready(n: Node, keys: Sequence[str]) -> bool:
 _name = operator.attrgetter("name")
 
 
-@dataclass(eq=False)
-class NodeIndex:
-    """What every tick asks of ``nodes``; built once per tuple, from the last index by the
-    nodes that changed (new objects: a node value is replaced when it changes) and those
-    gone. Sets are kept unordered and put in view order when asked, so a tuple that only
-    reorders nodes changes no answer."""
+@dataclass(eq=False, slots=True)
+class _State:
+    """An index's tables, keyed by node identity so a node is added or dropped in O(1)
+    (sets and dicts kept unordered; answers are put in view order when asked)."""
 
-    nodes: tuple[Node, ...]
-    ids: set[int]
-    """The nodes' ids, for telling which nodes of the next tuple are new (the index holds
-    the nodes, so no id is reused while it lives)."""
-    by_taint_key: dict[str, list[Node]]
-    """Taint key -> the nodes carrying a taint with that key (any order)."""
+    facts: dict[int, _Facts]
+    """Node id -> what the index keeps of it; its keys are the ids of the tuple's nodes."""
+    by_taint_key: dict[str, dict[int, Node]]
+    """Taint key -> the nodes carrying a taint with that key."""
     idle_annotated: set[str]
     """Nodes with an idle-since annotation (a value, parsable or not)."""
-    unlabelled_nodes: list[Node]
-    """Nodes of a known pool whose pool label does not name it (any order)."""
-    open_by_created: list[Node]
+    unlabelled: dict[int, Node]
+    """Nodes of a known pool whose pool label does not name it."""
+    open_nodes: list[Node]
     """Nodes of a pool, Ready with GPUs, not cordoned and not being removed, by creation
     time: the only ones that can be fresh capacity."""
     created_s: list[float]
-    """``open_by_created``'s creation times, for bisecting."""
-    _position: dict[str, int] | None = None
-    _ready: dict[tuple[str, ...], Counter[str]] = field(default_factory=dict)
-    _free: tuple[BoundIndex, tuple[Node, ...]] | None = None
-    """:func:`not_busy` against the last bound index asked about."""
-    _on_the_way: dict[tuple[str, ...], tuple[PoolTable, dict[str, int]]] = field(
-        default_factory=dict
-    )
+    """``open_nodes``' creation times, for bisecting."""
+    ready: dict[tuple[str, ...], Counter[str]]
+    """Startup keys -> pool -> nodes Ready with their GPUs and none of those taints left
+    (only for the keys asked about)."""
+
+    @classmethod
+    def of(cls, nodes: tuple[Node, ...]) -> _State:
+        state = cls({}, {}, set(), {}, [], [], {})
+        for n in nodes:
+            state.add(n)
+        return state
+
+    def add(self, n: Node) -> None:
+        facts = _facts(n)
+        _, keys, is_idle, is_unlabelled, is_open = facts
+        self.facts[id(n)] = facts
+        for key in keys:
+            self.by_taint_key.setdefault(key, {})[id(n)] = n
+        if is_idle:
+            self.idle_annotated.add(n.name)
+        if is_unlabelled:
+            self.unlabelled[id(n)] = n
+        if is_open:
+            i = bisect.bisect_right(self.created_s, n.created_s)
+            self.open_nodes.insert(i, n)
+            self.created_s.insert(i, n.created_s)
+        for startup, counts in self.ready.items():
+            if n.pool is not None and _ready(n, startup):
+                counts[n.pool] += 1
+
+    def drop(self, node_id: int) -> None:
+        n, keys, is_idle, is_unlabelled, is_open = self.facts.pop(node_id)
+        for key in keys:
+            holders = self.by_taint_key[key]
+            del holders[node_id]
+            if not holders:
+                del self.by_taint_key[key]
+        if is_idle:
+            # Names are unique within a tuple; a node replaced by a newer value of itself
+            # is dropped before its new value is added.
+            self.idle_annotated.discard(n.name)
+        if is_unlabelled:
+            del self.unlabelled[node_id]
+        if is_open:
+            i = bisect.bisect_left(self.created_s, n.created_s)
+            while self.open_nodes[i] is not n:
+                i += 1
+            del self.open_nodes[i], self.created_s[i]
+        for startup, counts in self.ready.items():
+            if n.pool is not None and _ready(n, startup):
+                counts[n.pool] -= 1
+
+
+class NodeIndex:
+    """What every tick asks of ``nodes``; built once per tuple, from the last index by the
+    nodes that changed (new objects: a node value is replaced when it changes) and those
+    gone. The tables move to the next index and are updated in place there (copying them
+    is the per-tick work this avoids); an index whose tables moved on builds them again
+    from its own tuple if it is asked again. A tuple that only reorders nodes changes no
+    answer."""
+
+    __slots__ = ("_free", "_on_the_way", "_position", "_state", "nodes")
+
+    def __init__(self, nodes: tuple[Node, ...], state: _State | None = None) -> None:
+        self.nodes = nodes
+        self._state = state
+        self._position: dict[str, int] | None = None
+        self._free: tuple[BoundIndex, tuple[Node, ...]] | None = None
+        """:func:`not_busy` against the last bound index asked about."""
+        self._on_the_way: dict[tuple[str, ...], tuple[PoolTable, dict[str, int]]] = {}
 
     @classmethod
     def build(cls, nodes: tuple[Node, ...]) -> NodeIndex:
-        index = cls(nodes, set(map(id, nodes)), {}, set(), [], [], [])
-        index._add(nodes)
-        return index
+        return cls(nodes, _State.of(nodes))
 
-    def _add(self, nodes: Sequence[Node]) -> None:
-        for n in nodes:
-            keys, is_idle, is_unlabelled, is_open = _facts(n)
-            for key in keys:
-                self.by_taint_key.setdefault(key, []).append(n)
-            if is_idle:
-                self.idle_annotated.add(n.name)
-            if is_unlabelled:
-                self.unlabelled_nodes.append(n)
-            if is_open:
-                i = bisect.bisect_right(self.created_s, n.created_s)
-                self.open_by_created.insert(i, n)
-                self.created_s.insert(i, n.created_s)
+    @property
+    def state(self) -> _State:
+        if self._state is None:  # moved on to a later index: this tuple's tables again
+            self._state = _State.of(self.nodes)
+        return self._state
 
     def next(self, nodes: tuple[Node, ...]) -> NodeIndex:
-        """The index of ``nodes``, a later tuple of the same cluster: this one's, less the
-        nodes gone, plus the new ones. The identity passes run at C speed; Python runs per
-        changed node only."""
+        """The index of ``nodes``, a later tuple of the same cluster: this one's tables,
+        less the nodes gone, plus the new ones. The identity passes run at C speed; Python
+        runs per changed node only."""
+        state = self.state
         ids = set(map(id, nodes))
-        gone = self.ids - ids
-        new = ids - self.ids
+        facts = state.facts
+        gone = facts.keys() - ids
+        new = ids - facts.keys()
         if len(gone) + len(new) > max(8, len(nodes) // 4) or len(ids) != len(nodes):
             return NodeIndex.build(nodes)
-        removed = (
-            list(itertools.compress(self.nodes, map(gone.__contains__, map(id, self.nodes))))
-            if gone else []
-        )
-        added = (
-            list(itertools.compress(nodes, map(new.__contains__, map(id, nodes)))) if new else []
-        )
-        by_taint = dict(self.by_taint_key)
-        idle = set(self.idle_annotated)
-        unlabelled = self.unlabelled_nodes
-        open_nodes, created = self.open_by_created, self.created_s
-        for n in removed:
-            keys, is_idle, is_unlabelled, is_open = _facts(n)
-            for key in keys:
-                by_taint[key] = [m for m in by_taint[key] if m is not n]
-                if not by_taint[key]:
-                    del by_taint[key]
-            if is_idle:
-                idle.discard(n.name)
-            if is_unlabelled:
-                unlabelled = [m for m in unlabelled if m is not n]
-            if is_open:
-                if open_nodes is self.open_by_created:
-                    open_nodes, created = list(open_nodes), list(created)
-                i = bisect.bisect_left(created, n.created_s)
-                while open_nodes[i] is not n:
-                    i += 1
-                del open_nodes[i], created[i]
-        if added:
-            if open_nodes is self.open_by_created:
-                open_nodes, created = list(open_nodes), list(created)
-            if unlabelled is self.unlabelled_nodes:
-                unlabelled = list(unlabelled)
-            for key in {k for n in added if n.taints for k in _facts(n)[0]}:
-                by_taint[key] = list(by_taint.get(key, ()))
-        index = NodeIndex(nodes, ids, by_taint, idle, unlabelled, open_nodes, created)
-        index._add(added)
-        # The counts move to the new index and are updated in place (copying a count per
-        # pool is the per-tick work this avoids); this index recounts if asked again.
-        index._ready, self._ready = self._ready, {}
-        for startup, counts in index._ready.items():
-            for n in removed:
-                if n.pool is not None and _ready(n, startup):
-                    counts[n.pool] -= 1
-            for n in added:
-                if n.pool is not None and _ready(n, startup):
-                    counts[n.pool] += 1
-        return index
+        self._state = None
+        for node_id in gone:
+            state.drop(node_id)
+        if new:
+            for n in itertools.compress(nodes, map(new.__contains__, map(id, nodes))):
+                state.add(n)
+        return NodeIndex(nodes, state)
+
+    @property
+    def idle_annotated(self) -> set[str]:
+        """Nodes with an idle-since annotation (a value, parsable or not). Read-only."""
+        return self.state.idle_annotated
 
     @property
     def position(self) -> dict[str, int]:
@@ -166,7 +182,7 @@ class NodeIndex:
                                       strict=True))
         return self._position
 
-    def _in_view_order(self, xs: Sequence[Node]) -> tuple[Node, ...]:
+    def _in_view_order(self, xs: Collection[Node]) -> tuple[Node, ...]:
         if len(xs) < 2:
             return tuple(xs)
         position = self.position
@@ -174,28 +190,36 @@ class NodeIndex:
 
     def tainted(self, key: str) -> tuple[Node, ...]:
         """The nodes carrying a taint with ``key``, in view order."""
-        return self._in_view_order(self.by_taint_key.get(key, ()))
+        holders = self.state.by_taint_key.get(key)
+        return self._in_view_order(holders.values()) if holders else ()
+
+    @property
+    def taint_keys(self) -> frozenset[str]:
+        """The keys of every taint some node carries."""
+        return frozenset(self.state.by_taint_key)
 
     @property
     def unlabelled(self) -> tuple[Node, ...]:
         """Nodes of a known pool whose pool label does not name it, in view order."""
-        return self._in_view_order(self.unlabelled_nodes)
+        return self._in_view_order(self.state.unlabelled.values())
 
     def open_since(self, since_s: float) -> list[Node]:
-        """Open nodes (see ``open_by_created``) created at or after ``since_s``, in view
-        order."""
-        lo = bisect.bisect_left(self.created_s, since_s)
-        if lo == len(self.created_s):
+        """Open nodes (of a pool, Ready with GPUs, not cordoned and not being removed)
+        created at or after ``since_s``, in view order."""
+        state = self.state
+        lo = bisect.bisect_left(state.created_s, since_s)
+        if lo == len(state.created_s):
             return []
-        return list(self._in_view_order(self.open_by_created[lo:]))
+        return list(self._in_view_order(state.open_nodes[lo:]))
 
     def ready_by_pool(self, startup_keys: Sequence[str]) -> Counter[str]:
         """Pool -> nodes Ready with their GPUs advertised and no startup taint left."""
         keys = tuple(startup_keys)
-        ready = self._ready.get(keys)
+        state = self.state
+        ready = state.ready.get(keys)
         if ready is None:
             ready = Counter(n.pool for n in self.nodes if n.pool is not None and _ready(n, keys))
-            self._ready[keys] = ready
+            state.ready[keys] = ready
         return ready
 
     def on_the_way(self, table: PoolTable, startup_keys: Sequence[str]) -> dict[str, int]:

@@ -161,12 +161,12 @@ def test_allocatable_does_not_matter_to_the_index() -> None:
 def _same(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...]) -> None:
     assert a.nodes is b.nodes
     assert a.position == b.position
-    assert a.by_taint_key.keys() == b.by_taint_key.keys()
-    for key in a.by_taint_key:
+    assert a.taint_keys == b.taint_keys
+    for key in a.taint_keys:
         assert a.tainted(key) == b.tainted(key)
     assert a.idle_annotated == b.idle_annotated
     assert a.unlabelled == b.unlabelled
-    assert a.created_s == b.created_s
+    assert a.state.created_s == b.state.created_s
     for since in (0.0, 5.0, 10.0, 15.0, 99.0):
         assert a.open_since(since) == b.open_since(since)
     for ks in ((), keys):
@@ -213,8 +213,9 @@ def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
         before, current = current, tuple(ns)
         previous, index = index, index.next(current)
         _same(index, NodeIndex.build(current), keys)
-        # The last index still answers for its own tuple (its counts moved on).
-        assert +previous.ready_by_pool(keys) == +NodeIndex.build(before).ready_by_pool(keys)
+        # The last index still answers for its own tuple (its tables moved on).
+        if rng.random() < 0.2:
+            _same(previous, NodeIndex.build(before), keys)
 
 
 def test_a_bound_index_updated_pod_by_pod_equals_one_built_afresh() -> None:
