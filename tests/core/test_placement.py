@@ -686,7 +686,15 @@ def test_place_agrees_with_a_per_pod_python_loop(
     placement = place(pods, o, available=available)
     ref_pools = reference_pools(o, available.tolist())
     expected = {p.name: (r.name if (r := reference_place(p, ref_pools)) else None) for p in pods}
-    assert chosen(placement) == expected
+    got = chosen(placement)
+    # The reference takes the first of equal pools; a class of several pods is spread over
+    # equals that differ only by zone (balance_similar): another of those is as right.
+    similar = {q.name: int(o.similar[i]) for i, q in enumerate(o.pools)}
+    for name, want in expected.items():
+        if want is not None and got[name] is not None and got[name] != want:
+            assert similar[got[name]] == similar[want], (name, got[name], want)
+            got[name] = want
+    assert got == expected
     # The per-pod cost is the reference's too.
     by_name = {r.name: r for r in ref_pools}
     for p, g in placement.by_pod():
