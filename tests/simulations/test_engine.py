@@ -357,3 +357,27 @@ def test_sim_clock_is_a_clock() -> None:
         assert inspect.iscoroutinefunction(getattr(SimClock, member)) == (
             inspect.iscoroutinefunction(getattr(Clock, member))
         )
+
+
+def test_a_pod_bound_to_an_idle_node_restarts_its_idle_time() -> None:
+    """A pod kube-scheduler binds to an idle node is a watch event live: the node is busy
+    from then, and idle again only from when that pod ends. (The simulator once heard no
+    such bind, and removed the node 120 s after the *first* pod ended, 20 s after the
+    second.)"""
+    sim = simulate(
+        [
+            pod("first", cpu="1", memory="2Gi", duration_s=600),
+            pod("second", cpu="1", memory="2Gi", arrival_s=741.0, duration_s=50),
+        ],
+        pools=[SMALL],
+        until_s=2000,
+    )
+    log = [(t, what, who) for t, what, who in sim.world.timeline
+           if what in ("bound", "done", "removed")]
+    assert log == [
+        (91.0, "bound", "default/first sim-00001"),
+        (691.0, "done", "default/first"),
+        (741.0, "bound", "default/second sim-00001"),
+        (791.0, "done", "default/second"),
+        (911.0, "removed", "sim-00001"),  # 120 s after the second pod, its idle timeout
+    ]
