@@ -150,6 +150,8 @@ class Memory:
         """Nodes on their way that no remembered launch explains (this process restarted,
         a launch's pods went elsewhere, someone else raised the pool) get a launch of their
         own, for no pod, so they too are given up if they never register."""
+        if not on_the_way:
+            return
         known: Counter[str] = Counter()
         for launch in self.launches + self.overdue:  # overdue ones are judged this tick
             known[launch.pool] += launch.count
