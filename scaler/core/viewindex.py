@@ -51,6 +51,23 @@ def _ready(n: Node, keys: Sequence[str]) -> bool:
 
 _name = operator.attrgetter("name")
 
+T = TypeVar("T")
+
+
+def _aligned_changes(
+    before: tuple[T, ...], after: tuple[T, ...], most: int
+) -> tuple[list[T], list[T]] | None:
+    """(gone, added) when ``after`` is ``before`` with at most ``most`` items replaced in
+    place and others appended: one identity pass at C speed, no set of ids. None when
+    it is not (an item removed shifts the rest: the callers diff by identity sets)."""
+    if len(after) < len(before) or len(after) - len(before) > most:
+        return None
+    changed = list(itertools.compress(range(len(before)), map(operator.is_not, before, after)))
+    if 2 * len(changed) + len(after) - len(before) > most:
+        return None
+    gone = [before[i] for i in changed]
+    return gone, [after[i] for i in changed] + list(after[len(before):])
+
 
 @dataclass(eq=False, slots=True)
 class _State:
@@ -155,11 +172,28 @@ class NodeIndex:
         less the nodes gone, plus the new ones. The identity passes run at C speed; Python
         runs per changed node only."""
         state = self.state
+        if len(state.facts) != len(self.nodes):
+            # This tuple holds a node twice; the tables hold it once: start over.
+            return NodeIndex.build(nodes)
+        most = max(8, len(nodes) // 4)
+        aligned = _aligned_changes(self.nodes, nodes, most)
+        if aligned is not None:
+            # The usual new tuple: the same nodes in the same places, a few replaced, some
+            # appended (a source rebuilds its tuple in its own stable order).
+            gone_nodes, added = aligned
+            self._state = None
+            for n in gone_nodes:
+                state.drop(id(n))
+            for n in added:
+                if id(n) in state.facts:  # the same node twice in one tuple
+                    return NodeIndex.build(nodes)
+                state.add(n)
+            return NodeIndex(nodes, state)
         ids = set(map(id, nodes))
         facts = state.facts
         gone = facts.keys() - ids
         new = ids - facts.keys()
-        if len(gone) + len(new) > max(8, len(nodes) // 4) or len(ids) != len(nodes):
+        if len(gone) + len(new) > most or len(ids) != len(nodes):
             return NodeIndex.build(nodes)
         self._state = None
         for node_id in gone:
@@ -276,33 +310,46 @@ class BoundIndex:
     def next(self, bound: tuple[BoundPod, ...]) -> BoundIndex:
         """The index of ``bound``, a later tuple: this one's counts, less the pods gone,
         plus the new ones (they move to the new index; this one counts again if asked)."""
-        ids = set(map(id, bound))
-        gone = self.ids - ids
-        new = ids - self.ids
-        if (
-            self._counts is None
-            or len(gone) + len(new) > max(8, len(bound) // 4)
-            or len(ids) != len(bound)
-        ):
-            return BoundIndex.build(bound)
+        if self._counts is None or len(self.ids) != len(self.bound):
+            return BoundIndex.build(bound)  # moved on already, or a pod twice in the tuple
         counts, others = self._counts, self.others
-        self._counts = None
-        if gone:
-            for b in itertools.compress(self.bound, map(gone.__contains__, map(id, self.bound))):
-                if b.is_workload:
-                    left = counts[b.node] - 1
-                    if left:
-                        counts[b.node] = left
-                    else:
-                        del counts[b.node]
+        self._counts = None  # this index counts again if asked
+        most = max(8, len(bound) // 4)
+        aligned = _aligned_changes(self.bound, bound, most)
+        if aligned is not None:
+            removed, added = aligned
+            ids = self.ids  # moves on with the counts
+            for b in removed:
+                ids.discard(id(b))
+            for b in added:
+                if id(b) in ids:  # the same pod twice in one tuple
+                    return BoundIndex.build(bound)
+                ids.add(id(b))
+        else:
+            ids = set(map(id, bound))
+            gone = self.ids - ids
+            new = ids - self.ids
+            if len(gone) + len(new) > most or len(ids) != len(bound):
+                return BoundIndex.build(bound)
+            removed = (
+                list(itertools.compress(self.bound, map(gone.__contains__, map(id, self.bound))))
+                if gone else []
+            )
+            added = list(itertools.compress(bound, map(new.__contains__, map(id, bound))))
+        for b in removed:
+            if b.is_workload:
+                left = counts[b.node] - 1
+                if left:
+                    counts[b.node] = left
                 else:
-                    others = [o for o in others if o is not b]
-        if new:
-            for b in itertools.compress(bound, map(new.__contains__, map(id, bound))):
-                if b.is_workload:
-                    counts[b.node] = counts.get(b.node, 0) + 1
-                else:
-                    others = [*others, b]
+                    del counts[b.node]
+            else:
+                others = [o for o in others if o is not b]
+        for b in added:
+            if b.is_workload:
+                counts[b.node] = counts.get(b.node, 0) + 1
+            else:
+                others = [*others, b]
         return BoundIndex(bound, ids, counts, others)
 
     def workload_on(self, node: str) -> tuple[PodSpec, ...]:

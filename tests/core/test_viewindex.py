@@ -210,6 +210,12 @@ def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
                 ns[i] = random_node(ns[i].name)
         if rng.random() < 0.05:
             rng.shuffle(ns)
+        if ns and rng.random() < 0.05:
+            # The same object twice (never in a real cluster): indexed right, and the next
+            # tuple's index is built afresh from it.
+            twice = (*ns, ns[-1])
+            index, current = index.next(twice), twice
+            _same(index, NodeIndex.build(twice), keys)
         before, current = current, tuple(ns)
         previous, index = index, index.next(current)
         _same(index, NodeIndex.build(current), keys)
@@ -233,10 +239,19 @@ def test_a_bound_index_updated_pod_by_pod_equals_one_built_afresh() -> None:
     for _ in range(300):
         pods = list(current)
         for _ in range(rng.choice([0, 1, 2, 3])):
-            if rng.random() < 0.5 and pods:
+            what = rng.random()
+            if what < 0.3 and pods:
                 pods.pop(rng.randrange(len(pods)))
-            else:
+            elif what < 0.5:
                 pods.insert(rng.randrange(len(pods) + 1), random_pod())
+            elif what < 0.75:
+                pods.append(random_pod())  # the in-place path: appended...
+            elif pods:
+                pods[rng.randrange(len(pods))] = random_pod()  # ...and replaced in place
+        if pods and rng.random() < 0.05:
+            twice = (*pods, pods[0])  # the same object twice: counted twice, then built afresh
+            index, current = index.next(twice), twice
+            assert set(index.busy) == set(BoundIndex.build(twice).busy)
         before, current = current, tuple(pods)
         previous, index = index, index.next(current)
         fresh = BoundIndex.build(current)
