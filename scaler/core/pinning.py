@@ -23,7 +23,7 @@ from typing import Any, Final
 import numpy as np
 
 from scaler.core.actions import LabelNode
-from scaler.core.model import LABEL_POOL, BoolArray, FloatArray, PodSpec
+from scaler.core.model import LABEL_POOL, BoolArray, FloatArray, IntArray, PodSpec
 from scaler.core.offerings import Offerings
 from scaler.core.placement import cost_matrix
 from scaler.core.settings import Settings
@@ -39,27 +39,43 @@ def pin_tier(
     available: BoolArray | None = None,
     headroom: FloatArray | None = None,
     lost_work_h: float | None = None,
+    columns: IntArray | None = None,
 ) -> tuple[str, ...]:
     """Pool names, cheapest first; empty when no pool can run the pod (then it is left
     unpinned: the scheduler and the NotTriggerScaleUp event tell the story). ``lost_work_h``:
     the pod's expected lost work if interrupted (:mod:`scaler.core.runtime`), which prices
-    its Spot risk as placement will."""
-    if len(offerings) == 0:
+    its Spot risk as placement will. ``columns``: pool indices, ascending, that hold every
+    pool able to run the pod with all pools available (:meth:`TierCache.pin` keeps them
+    per pod class); the row is then scored over those alone, to the same answer."""
+    if len(offerings) == 0 or (columns is not None and not len(columns)):
         return ()
-    ok = np.ones(len(offerings), dtype=bool) if available is None else available.copy()
-    if headroom is not None:
-        ok &= headroom >= 1
+    ok = _admitted(len(offerings), available, headroom)
     req = pod.requests.as_array()[None, :]
     lost = None if lost_work_h is None else np.array([lost_work_h], dtype=np.float64)
-    row = cost_matrix([pod], req, offerings, ok, settings.placement, lost_work_h=lost)[0][0]
-    if not np.isfinite(row).any():
-        return ()
-    pin = settings.pinning
+    rates = offerings.interruptions_per_h
+    if (
+        columns is not None
+        and lost is not None
+        and rates is not None
+        and bool(rates.any())
+        and not bool(rates[columns].any())
+    ):
+        # cost_matrix prices lost work only when a pool it scores has an interruption rate:
+        # over these columns alone it would charge the pools' own risk instead.
+        columns = None
+    row = cost_matrix([pod], req, offerings, ok, settings.placement, columns=columns,
+                      lost_work_h=lost)[0][0]
     fitting = np.flatnonzero(np.isfinite(row))
-    fitting = fitting[np.argsort(row[fitting], kind="stable")]  # columns in tie-break order
+    if not len(fitting):
+        return ()
+    # Positions in ``row`` in tie-break order: a stable sort of columns kept ascending.
+    fitting = fitting[np.argsort(row[fitting], kind="stable")]
+    pools = fitting if columns is None else columns[fitting]
     # A tier is all packing or all one-per-node, as its cheapest pool: a pod exclusive on one
     # of its pools and shared on another would follow neither rule.
-    fitting = fitting[offerings.pack[fitting] == offerings.pack[fitting[0]]]
+    same = offerings.pack[pools] == offerings.pack[pools[0]]
+    fitting, pools = fitting[same], pools[same]
+    pin = settings.pinning
     best = float(row[fitting[0]])
     near = int(np.count_nonzero(row[fitting] <= best * (1.0 + pin.tier_tolerance) + 1e-12))
     if (
@@ -69,7 +85,23 @@ def pin_tier(
         and row[fitting[1]] <= best * settings.lifecycle.misplaced_factor + 1e-12
     ):
         near = 2
-    return tuple(offerings.pools[i].name for i in fitting[: min(near, max(1, pin.tier_max_pools))])
+    return tuple(offerings.pools[i].name for i in pools[: min(near, max(1, pin.tier_max_pools))])
+
+
+def reads_lost_work(offerings: Offerings) -> bool:
+    """Whether a pod's expected lost work can change its tier: some pool has an interruption
+    rate, the only case in which :func:`~scaler.core.placement.cost_matrix` prices it."""
+    rates = offerings.interruptions_per_h
+    return rates is not None and bool(rates.any())
+
+
+def _admitted(n: int, available: BoolArray | None, headroom: FloatArray | None) -> BoolArray:
+    """(P,) the pools a tier may name: available, with room for one more node. All that
+    :func:`pin_tier` reads of the availability and the headroom."""
+    ok = np.ones(n, dtype=bool) if available is None else available.copy()
+    if headroom is not None:
+        ok &= headroom >= 1
+    return ok
 
 
 LABEL_EXCLUSIVE: Final = "scaler.io/exclusive"
@@ -102,6 +134,7 @@ def pin_for(
     headroom: FloatArray | None = None,
     readmit: BoolArray | None = None,
     lost_work_h: float | None = None,
+    columns: IntArray | None = None,
 ) -> Pin:
     """:func:`pin_tier`, exclusive when ``pinning.exclusive`` is on and the tier's pools do
     not pack (a tier never mixes the two). The one rule the webhook and the simulator share.
@@ -111,10 +144,10 @@ def pin_for(
     the pod can take the next pool now and still go back to its own once the backoff ends,
     instead of being held to the dearer pool for the rest of its life."""
     tier = pin_tier(pod, offerings, settings, available=available, headroom=headroom,
-                    lost_work_h=lost_work_h)
+                    lost_work_h=lost_work_h, columns=columns)
     if readmit is not None and available is not None and readmit.any():
         back = pin_tier(pod, offerings, settings, available=available | readmit, headroom=headroom,
-                        lost_work_h=lost_work_h)
+                        lost_work_h=lost_work_h, columns=columns)
         tier = tuple(dict.fromkeys(back + tier))
     packs = any(bool(offerings.pack[i]) for i in map(offerings.get, tier) if i is not None)
     return Pin(tier, exclusive=settings.pinning.exclusive and not packs)
@@ -122,20 +155,30 @@ def pin_for(
 
 TIER_CACHE_ENTRIES: Final = 4096
 """Answers a :class:`TierCache` keeps before starting over: pod classes times backoff and
-headroom states seen since the offerings last changed, a few dozen in practice."""
+headroom states (and, where pools have an interruption rate, expected lost work) seen since
+the offerings last changed."""
 
 
 class TierCache:
     """:func:`pin_for`'s answers, per pod class, while the offerings and settings (held, by
-    identity) and the pools' availability, headroom and readmission (by value) stay the
-    same: a burst of like pods costs one cost-matrix row, not one per pod. The answer is
-    the function's, to the bit: the key holds everything it reads of the pod (its
-    constraints and whether it wants a node to itself) and of the masks (``headroom >= 1``
-    is all it reads of the headroom) and the pod's expected lost work."""
+    identity) and the pools a tier may name (by value) stay the same: a burst of like pods
+    costs one cost-matrix row, not one per pod. The answer is the function's, to the bit:
+    the key holds everything it reads of the pod (its constraints and whether it wants a
+    node to itself), of the masks (the pools available with room for a node, and those
+    once the readmitted ones are back) and the pod's expected lost work, which it reads
+    only when some pool has an interruption rate (never on-demand-only offerings; else
+    every arrival would be its own key, the lost work of a finished-run history moving
+    with each run that ends).
+
+    A miss scores only the pools that can run the pod's class at all, found once per
+    class: Spot pricing by each pod's own lost work misses per distinct estimate."""
 
     def __init__(self) -> None:
         self._basis: tuple[Offerings, Settings] | None = None
         self._answers: dict[tuple[object, ...], Pin] = {}
+        self._columns: dict[tuple[object, ...], IntArray | None] = {}
+        self._priced = False
+        self._finite = False
 
     def pin(
         self,
@@ -150,23 +193,41 @@ class TierCache:
     ) -> Pin:
         basis = self._basis
         if basis is None or basis[0] is not offerings or basis[1] is not settings:
-            self._basis, self._answers = (offerings, settings), {}
-        key = (
-            pod.constraints(),
-            pod.one_per_node,
-            None if available is None else available.tobytes(),
-            None if headroom is None else (headroom >= 1).tobytes(),
-            None if readmit is None else readmit.tobytes(),
-            lost_work_h,
-        )
+            self._basis, self._answers, self._columns = (offerings, settings), {}, {}
+            self._priced = reads_lost_work(offerings)
+            self._finite = bool(np.isfinite(offerings.cost).all())
+        n = len(offerings)
+        ok = _admitted(n, available, headroom)
+        back = None
+        if readmit is not None and available is not None and readmit.any():
+            back = _admitted(n, available | readmit, headroom)
+        cls = (pod.constraints(), pod.one_per_node)
+        key = (cls, ok.tobytes(), None if back is None else back.tobytes(),
+               lost_work_h if self._priced else None)
         pin = self._answers.get(key)
         if pin is None:
             if len(self._answers) >= TIER_CACHE_ENTRIES:
                 self._answers.clear()
+                self._columns.clear()
+            if cls in self._columns:
+                columns = self._columns[cls]
+            else:
+                columns = self._columns[cls] = self._fitting(pod, offerings, settings)
             pin = pin_for(pod, offerings, settings, available=available, headroom=headroom,
-                          readmit=readmit, lost_work_h=lost_work_h)
+                          readmit=readmit, lost_work_h=lost_work_h, columns=columns)
             self._answers[key] = pin
         return pin
+
+    def _fitting(self, pod: PodSpec, offerings: Offerings, settings: Settings) -> IntArray | None:
+        """The pools that can run ``pod`` with every pool available: those with a finite
+        cost in its row as the pools' own price and risk (with finite ones, finite exactly
+        where the pod fits and is allowed); None when some pool's cost is not finite."""
+        if not self._finite:
+            return None
+        req = pod.requests.as_array()[None, :]
+        everywhere = np.ones(len(offerings), dtype=bool)
+        row = cost_matrix([pod], req, offerings, everywhere, settings.placement)[0][0]
+        return np.flatnonzero(np.isfinite(row))
 
 
 def exclusive_term() -> dict[str, Any]:

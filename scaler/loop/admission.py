@@ -18,7 +18,7 @@ import numpy as np
 from scaler.core.memory import Memory
 from scaler.core.model import LABEL_POOL, FloatArray, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolTable, changed_pools
-from scaler.core.pinning import Pin, TierCache, pin_for
+from scaler.core.pinning import Pin, TierCache, pin_for, reads_lost_work
 from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
 from scaler.ports import Clock
@@ -129,8 +129,11 @@ async def choose_pin(
         headroom = cache.headroom_for(pools, offerings)
     else:
         headroom = headroom_of(pools, offerings)
-    lost = lost_work_h([pod], runtimes or RuntimeHistory(), settings.placement)
-    lost_h = None if lost is None else float(lost[0])
+    lost_h = None
+    if reads_lost_work(offerings):
+        # Estimated only where it prices something: on-demand pools never read it.
+        lost = lost_work_h([pod], runtimes or RuntimeHistory(), settings.placement)
+        lost_h = None if lost is None else float(lost[0])
     if cache is not None:
         return cache.tiers.pin(pod, offerings, settings, available=available,
                                headroom=headroom, readmit=readmit, lost_work_h=lost_h)
