@@ -98,10 +98,10 @@ def reads_lost_work(offerings: Offerings) -> bool:
 def _admitted(n: int, available: BoolArray | None, headroom: FloatArray | None) -> BoolArray:
     """(P,) the pools a tier may name: available, with room for one more node. All that
     :func:`pin_tier` reads of the availability and the headroom."""
-    ok = np.ones(n, dtype=bool) if available is None else available.copy()
-    if headroom is not None:
-        ok &= headroom >= 1
-    return ok
+    if headroom is None:
+        return np.ones(n, dtype=bool) if available is None else available.copy()
+    room = headroom >= 1
+    return room if available is None else available & room
 
 
 LABEL_EXCLUSIVE: Final = "scaler.io/exclusive"
@@ -191,11 +191,7 @@ class TierCache:
         readmit: BoolArray | None = None,
         lost_work_h: float | None = None,
     ) -> Pin:
-        basis = self._basis
-        if basis is None or basis[0] is not offerings or basis[1] is not settings:
-            self._basis, self._answers, self._columns = (offerings, settings), {}, {}
-            self._priced = reads_lost_work(offerings)
-            self._finite = bool(np.isfinite(offerings.cost).all())
+        self._rebase(offerings, settings)
         n = len(offerings)
         ok = _admitted(n, available, headroom)
         back = None
@@ -217,6 +213,19 @@ class TierCache:
                           readmit=readmit, lost_work_h=lost_work_h, columns=columns)
             self._answers[key] = pin
         return pin
+
+    def reads_lost_work(self, offerings: Offerings, settings: Settings) -> bool:
+        """:func:`reads_lost_work` of ``offerings``, kept with their answers: asked per
+        admission, whether the pod's lost work is worth estimating at all."""
+        self._rebase(offerings, settings)
+        return self._priced
+
+    def _rebase(self, offerings: Offerings, settings: Settings) -> None:
+        basis = self._basis
+        if basis is None or basis[0] is not offerings or basis[1] is not settings:
+            self._basis, self._answers, self._columns = (offerings, settings), {}, {}
+            self._priced = reads_lost_work(offerings)
+            self._finite = bool(np.isfinite(offerings.cost).all())
 
     def _fitting(self, pod: PodSpec, offerings: Offerings, settings: Settings) -> IntArray | None:
         """The pools that can run ``pod`` with every pool available: those with a finite

@@ -112,14 +112,16 @@ async def choose_pin(
     offerings = await source.offerings_now()
     now = source.clock.now()
     memory = source.memory
-    available = memory.available(offerings, now)
-    # A pool backing off only for a Spot reclaim stays in the tier, after the others
-    # (pin_for), so the pod may go back there when the backoff ends.
-    readmit = np.zeros(len(offerings), dtype=bool)
-    for name in memory.backoff_until_s:
-        i = offerings.get(name)
-        if i is not None and not available[i]:
-            readmit[i] = memory.reclaim_only(name, now)
+    available = readmit = None  # no pool backing off: all available, none to readmit
+    if memory.backoff_until_s:
+        available = memory.available(offerings, now)
+        # A pool backing off only for a Spot reclaim stays in the tier, after the others
+        # (pin_for), so the pod may go back there when the backoff ends.
+        readmit = np.zeros(len(offerings), dtype=bool)
+        for name in memory.backoff_until_s:
+            i = offerings.get(name)
+            if i is not None and not available[i]:
+                readmit[i] = memory.reclaim_only(name, now)
     pools = source.pools_seen
     table = source.table_seen
     if table is not None and table.pools is pools and table.offerings is offerings:
@@ -130,7 +132,9 @@ async def choose_pin(
     else:
         headroom = headroom_of(pools, offerings)
     lost_h = None
-    if reads_lost_work(offerings):
+    priced = (cache.tiers.reads_lost_work(offerings, settings) if cache is not None
+              else reads_lost_work(offerings))
+    if priced:
         # Estimated only where it prices something: on-demand pools never read it.
         lost = lost_work_h([pod], runtimes or RuntimeHistory(), settings.placement)
         lost_h = None if lost is None else float(lost[0])
