@@ -18,6 +18,7 @@ flag), so kube-scheduler never stacks two such pods on a node with room for both
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -39,53 +40,96 @@ def pin_tier(
     available: BoolArray | None = None,
     headroom: FloatArray | None = None,
     lost_work_h: float | None = None,
-    columns: IntArray | None = None,
+    row: ClassRow | None = None,
 ) -> tuple[str, ...]:
     """Pool names, cheapest first; empty when no pool can run the pod (then it is left
     unpinned: the scheduler and the NotTriggerScaleUp event tell the story). ``lost_work_h``:
     the pod's expected lost work if interrupted (:mod:`scaler.core.runtime`), which prices
-    its Spot risk as placement will. ``columns``: pool indices, ascending, that hold every
-    pool able to run the pod with all pools available (:meth:`TierCache.pin` keeps them
-    per pod class); the row is then scored over those alone, to the same answer."""
-    if len(offerings) == 0 or (columns is not None and not len(columns)):
+    its Spot risk as placement will. ``row``: the pod's class's :class:`ClassRow` over
+    these offerings, which gives the same answer without scoring every pool again."""
+    if len(offerings) == 0:
         return ()
     ok = _admitted(len(offerings), available, headroom)
-    req = pod.requests.as_array()[None, :]
-    lost = None if lost_work_h is None else np.array([lost_work_h], dtype=np.float64)
-    rates = offerings.interruptions_per_h
-    if (
-        columns is not None
-        and lost is not None
-        and rates is not None
-        and bool(rates.any())
-        and not bool(rates[columns].any())
-    ):
-        # cost_matrix prices lost work only when a pool it scores has an interruption rate:
-        # over these columns alone it would charge the pools' own risk instead.
-        columns = None
-    row = cost_matrix([pod], req, offerings, ok, settings.placement, columns=columns,
-                      lost_work_h=lost)[0][0]
-    fitting = np.flatnonzero(np.isfinite(row))
+    if row is None:
+        req = pod.requests.as_array()[None, :]
+        lost = None if lost_work_h is None else np.array([lost_work_h], dtype=np.float64)
+        cost = cost_matrix([pod], req, offerings, ok, settings.placement, lost_work_h=lost)[0][0]
+        return _cheapest(cost, None, offerings, settings)
+    return _cheapest(*row.cost(offerings, ok, lost_work_h), offerings, settings)
+
+
+def _cheapest(
+    cost: FloatArray, columns: IntArray | None, offerings: Offerings, settings: Settings
+) -> tuple[str, ...]:
+    """The tier from a pod's cost per pool: ``cost[k]`` is pool ``columns[k]``'s (pool ``k``'s
+    without ``columns``; ascending either way), ``inf`` where it cannot run."""
+    fitting = np.flatnonzero(np.isfinite(cost))
     if not len(fitting):
         return ()
-    # Positions in ``row`` in tie-break order: a stable sort of columns kept ascending.
-    fitting = fitting[np.argsort(row[fitting], kind="stable")]
+    # Positions in ``cost`` in tie-break order: a stable sort of columns kept ascending.
+    fitting = fitting[np.argsort(cost[fitting], kind="stable")]
     pools = fitting if columns is None else columns[fitting]
     # A tier is all packing or all one-per-node, as its cheapest pool: a pod exclusive on one
     # of its pools and shared on another would follow neither rule.
     same = offerings.pack[pools] == offerings.pack[pools[0]]
     fitting, pools = fitting[same], pools[same]
     pin = settings.pinning
-    best = float(row[fitting[0]])
-    near = int(np.count_nonzero(row[fitting] <= best * (1.0 + pin.tier_tolerance) + 1e-12))
+    best = float(cost[fitting[0]])
+    near = int(np.count_nonzero(cost[fitting] <= best * (1.0 + pin.tier_tolerance) + 1e-12))
     if (
         near == 1
         and pin.tier_fallback
         and len(fitting) > 1
-        and row[fitting[1]] <= best * settings.lifecycle.misplaced_factor + 1e-12
+        and cost[fitting[1]] <= best * settings.lifecycle.misplaced_factor + 1e-12
     ):
         near = 2
     return tuple(offerings.pools[i].name for i in pools[: min(near, max(1, pin.tier_max_pools))])
+
+
+@dataclass(frozen=True, slots=True)
+class ClassRow:
+    """A pod class's cost row with every pool available and lost work not priced, as
+    :func:`~scaler.core.placement.cost_matrix` scores it, kept to the pools it can run on:
+    neither which pools are out nor the pod's lost work changes where it fits or how many
+    share a node, so a tier is found from these few pools alone (:func:`class_row`)."""
+
+    columns: IntArray
+    """Pool indices, ascending: the pools the class can run on."""
+    base: FloatArray
+    """Its cost there (USD/hour per pod) when lost work is not priced."""
+    per_node: FloatArray
+    """Pods of the class per node there (1 but on packing pools)."""
+    priced: bool
+    """Some pool of the offerings has an interruption rate (:func:`reads_lost_work`)."""
+
+    def cost(
+        self, offerings: Offerings, ok: BoolArray, lost_work_h: float | None
+    ) -> tuple[FloatArray, IntArray]:
+        """(cost, columns): the class's cost row restricted to its pools that ``ok`` admits,
+        and those pools; to the bit what cost_matrix gives there for a pod of the class
+        with ``lost_work_h`` over the offerings the row was scored over (elsewhere it
+        gives ``inf``)."""
+        keep = ok[self.columns]
+        columns = self.columns[keep]
+        rates = offerings.interruptions_per_h
+        if lost_work_h is None or rates is None or not self.priced:
+            return self.base[keep], columns
+        # cost_matrix's charge for a pod whose lost work is known, on every pool once one
+        # has an interruption rate: price x (1 + interruptions/h x lost hours), per pod.
+        price = offerings.price[columns] * (1.0 + rates[columns] * lost_work_h)
+        return price / self.per_node[keep], columns
+
+
+def class_row(pod: PodSpec, offerings: Offerings, settings: Settings) -> ClassRow | None:
+    """``pod``'s :class:`ClassRow`; None when a pool's own cost is not finite (then a
+    finite cost would no longer say the pod fits: its row must be scored in full)."""
+    if not bool(np.isfinite(offerings.cost).all()):
+        return None
+    req = pod.requests.as_array()[None, :]
+    everywhere = np.ones(len(offerings), dtype=bool)
+    cost, per_node = cost_matrix([pod], req, offerings, everywhere, settings.placement)
+    columns = np.flatnonzero(np.isfinite(cost[0]))
+    return ClassRow(columns, cost[0][columns], per_node[0][columns], reads_lost_work(offerings))
 
 
 def reads_lost_work(offerings: Offerings) -> bool:
@@ -134,7 +178,7 @@ def pin_for(
     headroom: FloatArray | None = None,
     readmit: BoolArray | None = None,
     lost_work_h: float | None = None,
-    columns: IntArray | None = None,
+    row: ClassRow | None = None,
 ) -> Pin:
     """:func:`pin_tier`, exclusive when ``pinning.exclusive`` is on and the tier's pools do
     not pack (a tier never mixes the two). The one rule the webhook and the simulator share.
@@ -144,10 +188,10 @@ def pin_for(
     the pod can take the next pool now and still go back to its own once the backoff ends,
     instead of being held to the dearer pool for the rest of its life."""
     tier = pin_tier(pod, offerings, settings, available=available, headroom=headroom,
-                    lost_work_h=lost_work_h, columns=columns)
+                    lost_work_h=lost_work_h, row=row)
     if readmit is not None and available is not None and readmit.any():
         back = pin_tier(pod, offerings, settings, available=available | readmit, headroom=headroom,
-                        lost_work_h=lost_work_h, columns=columns)
+                        lost_work_h=lost_work_h, row=row)
         tier = tuple(dict.fromkeys(back + tier))
     packs = any(bool(offerings.pack[i]) for i in map(offerings.get, tier) if i is not None)
     return Pin(tier, exclusive=settings.pinning.exclusive and not packs)
@@ -170,15 +214,14 @@ class TierCache:
     every arrival would be its own key, the lost work of a finished-run history moving
     with each run that ends).
 
-    A miss scores only the pools that can run the pod's class at all, found once per
-    class: Spot pricing by each pod's own lost work misses per distinct estimate."""
+    A miss (with Spot pools, each new lost-work estimate) is answered from the class's
+    :class:`ClassRow`, scored once per class for the life of the offerings."""
 
     def __init__(self) -> None:
         self._basis: tuple[Offerings, Settings] | None = None
         self._answers: dict[tuple[object, ...], Pin] = {}
-        self._columns: dict[tuple[object, ...], IntArray | None] = {}
+        self._rows: dict[tuple[object, ...], ClassRow | None] = {}
         self._priced = False
-        self._finite = False
 
     def pin(
         self,
@@ -204,13 +247,13 @@ class TierCache:
         if pin is None:
             if len(self._answers) >= TIER_CACHE_ENTRIES:
                 self._answers.clear()
-                self._columns.clear()
-            if cls in self._columns:
-                columns = self._columns[cls]
+                self._rows.clear()
+            if cls in self._rows:
+                row = self._rows[cls]
             else:
-                columns = self._columns[cls] = self._fitting(pod, offerings, settings)
+                row = self._rows[cls] = class_row(pod, offerings, settings)
             pin = pin_for(pod, offerings, settings, available=available, headroom=headroom,
-                          readmit=readmit, lost_work_h=lost_work_h, columns=columns)
+                          readmit=readmit, lost_work_h=lost_work_h, row=row)
             self._answers[key] = pin
         return pin
 
@@ -223,20 +266,8 @@ class TierCache:
     def _rebase(self, offerings: Offerings, settings: Settings) -> None:
         basis = self._basis
         if basis is None or basis[0] is not offerings or basis[1] is not settings:
-            self._basis, self._answers, self._columns = (offerings, settings), {}, {}
+            self._basis, self._answers, self._rows = (offerings, settings), {}, {}
             self._priced = reads_lost_work(offerings)
-            self._finite = bool(np.isfinite(offerings.cost).all())
-
-    def _fitting(self, pod: PodSpec, offerings: Offerings, settings: Settings) -> IntArray | None:
-        """The pools that can run ``pod`` with every pool available: those with a finite
-        cost in its row as the pools' own price and risk (with finite ones, finite exactly
-        where the pod fits and is allowed); None when some pool's cost is not finite."""
-        if not self._finite:
-            return None
-        req = pod.requests.as_array()[None, :]
-        everywhere = np.ones(len(offerings), dtype=bool)
-        row = cost_matrix([pod], req, offerings, everywhere, settings.placement)[0][0]
-        return np.flatnonzero(np.isfinite(row))
 
 
 def exclusive_term() -> dict[str, Any]:

@@ -13,7 +13,8 @@ import numpy as np
 from scaler.core.catalog import Catalog
 from scaler.core.model import SPOT, PodSpec, PoolSpec, Resources
 from scaler.core.offerings import build_offerings
-from scaler.core.pinning import TierCache, pin_for, pin_tier
+from scaler.core.pinning import TierCache, class_row, pin_for
+from scaler.core.placement import cost_matrix
 from scaler.core.settings import preset
 
 POOLS = [PoolSpec("a", ("m5a.large",)), PoolSpec("b", ("m5.large",)), PoolSpec("x", ("m5.xlarge",))]
@@ -101,40 +102,78 @@ def test_a_tier_found_while_a_pool_was_out_does_not_hide_it_once_back():
                                                                 headroom=room) == ("a",)
 
 
-def test_scoring_only_the_pools_a_class_can_run_prices_lost_work_as_the_full_row():
+def test_a_class_row_prices_lost_work_as_the_full_row_does():
     # A hand-built table whose on-demand pool "b" carries a risk although it has no
-    # interruption rate. An on-demand pod can run on a, b and x only: scored over those
-    # alone, b would be charged that risk; in the full row it is charged its rate x the
-    # pod's lost work (none), as cost_matrix prices every pool once some pool has a rate.
+    # interruption rate. An on-demand pod runs on a, b and x only; once some pool has a
+    # rate, cost_matrix charges every pool its rate x the pod's lost work (for b: none), so
+    # neither the pools' own risk nor whether the class's pools have a rate decides.
     built = offerings([*POOLS, PoolSpec("s", ("m5.large",), SPOT, price_usd_per_hour=0.5)])
     risk = built.risk.copy()
     risk[built.index("b")] = 1.0
     off = dataclasses.replace(built, risk=risk, cost=built.price + risk)
     settings = preset("scaler")
     pod = dataclasses.replace(POD, capacity_types=("on-demand",))
-    columns = np.array(sorted(off.index(name) for name in ("a", "b", "x")))
-    full = pin_tier(pod, off, settings, lost_work_h=2.0)
+    full = pin_for(pod, off, settings, lost_work_h=2.0)
     assert full == ("a", "b")
-    assert pin_tier(pod, off, settings, lost_work_h=2.0, columns=columns) == full
+    assert TierCache().pin(pod, off, settings, lost_work_h=2.0) == full
+
+
+def test_a_pool_whose_own_cost_is_not_finite_is_still_scored_by_the_pods_lost_work():
+    # Spot pool "c" with an infinite risk for a pod nothing is known of: a pod whose lost
+    # work is known is charged by it instead, and c is then the cheapest.
+    built = offerings([*POOLS, PoolSpec("c", ("c5.large",), SPOT, price_usd_per_hour=0.02)])
+    risk = built.risk.copy()
+    risk[built.index("c")] = np.inf
+    off = dataclasses.replace(built, risk=risk, cost=built.price + risk)
+    settings = preset("scaler")
+    small = dataclasses.replace(POD, requests=Resources(cpu_milli=500, memory_mib=1024, pods=1))
+    full = pin_for(small, off, settings, lost_work_h=1.0)
+    assert full[0] == "c"
+    assert TierCache().pin(small, off, settings, lost_work_h=1.0) == full
+
+
+# Spot and on-demand pools, two of them packing; pods of each kind the row handles.
+MIXED = [PoolSpec("a", ("m5a.large",)), PoolSpec("b", ("m5.large",)),
+         PoolSpec("x", ("m5.xlarge",), pack=True), PoolSpec("g", ("g4dn.xlarge",)),
+         PoolSpec("c", ("c5.large",), SPOT), PoolSpec("r", ("r5.large",), SPOT, pack=True),
+         PoolSpec("m", ("m5.2xlarge",), SPOT), *SPOT_POOLS]
+PODS = [POD, TRAIN, dataclasses.replace(TRAIN, name="solo", one_per_node=True),
+        PodSpec("big", requests=Resources(cpu_milli=3000, memory_mib=12000, pods=1)),
+        PodSpec("gpu", requests=Resources(cpu_milli=1000, memory_mib=4096, gpu=1, pods=1)),
+        PodSpec("huge", requests=Resources(cpu_milli=64000, pods=1))]
+
+
+def lost_hours(rng: np.random.Generator) -> float | None:
+    # None, the ends, and anywhere in between (where two pools' charges cross).
+    return [None, 0.0, 1e6, float(rng.uniform(0.0, 2000.0))][rng.integers(4)]
+
+
+def test_a_class_row_costs_what_cost_matrix_gives_to_the_bit():
+    rng = np.random.default_rng(11)
+    off, settings = offerings(MIXED), preset("scaler")
+    for pod in PODS:
+        row = class_row(pod, off, settings)
+        assert row is not None
+        req = pod.requests.as_array()[None, :]
+        for _ in range(60):
+            ok = rng.random(len(off)) < 0.7
+            lost = lost_hours(rng)
+            full = cost_matrix([pod], req, off, ok, settings.placement,
+                               lost_work_h=None if lost is None else np.array([lost]))[0][0]
+            cost, columns = row.cost(off, ok, lost)
+            assert full[columns].tobytes() == cost.tobytes()
+            assert not np.isfinite(np.delete(full, columns)).any()
 
 
 def test_cached_answers_are_pin_for_s_across_masks_readmissions_and_lost_work():
     rng = np.random.default_rng(7)
-    pools = [PoolSpec("a", ("m5a.large",)), PoolSpec("b", ("m5.large",)),
-             PoolSpec("x", ("m5.xlarge",), pack=True), PoolSpec("g", ("g4dn.xlarge",)),
-             PoolSpec("c", ("c5.large",), SPOT), PoolSpec("r", ("r5.large",), SPOT, pack=True),
-             PoolSpec("m", ("m5.2xlarge",), SPOT)]
-    off, settings, tiers = offerings(pools), preset("scaler"), TierCache()
-    pods = [POD, TRAIN, dataclasses.replace(TRAIN, name="solo", one_per_node=True),
-            PodSpec("big", requests=Resources(cpu_milli=3000, memory_mib=12000, pods=1)),
-            PodSpec("gpu", requests=Resources(cpu_milli=1000, memory_mib=4096, gpu=1, pods=1)),
-            PodSpec("huge", requests=Resources(cpu_milli=64000, pods=1))]
-    for _ in range(400):
-        pod = pods[rng.integers(len(pods))]
+    off, settings, tiers = offerings(MIXED), preset("scaler"), TierCache()
+    for _ in range(600):
+        pod = PODS[rng.integers(len(PODS))]
         available = rng.random(len(off)) < 0.7
         headroom = rng.choice([0.0, 1.0, np.inf], size=len(off))
         readmit = ~available & (rng.random(len(off)) < 0.5)
-        lost = float(rng.choice([0.1, 24.0, 1000.0]))
+        lost = lost_hours(rng)
         got = tiers.pin(pod, off, settings, available=available, headroom=headroom,
                         readmit=readmit, lost_work_h=lost)
         want = pin_for(pod, off, settings, available=available, headroom=headroom,
