@@ -1,5 +1,7 @@
 """TierCache: pin_for's answer per pod class, fresh whenever the offerings, the settings, a
-pool's availability (backoff), its headroom or its readmission changes.
+pool's availability (backoff), its headroom, its readmission or, once some pool has an
+interruption rate, the pod's expected lost work changes; a new answer scored from the
+class's row is cost_matrix's, to the bit.
 
 Pools (bundled catalog, on-demand): m5a.large $0.086/h, m5.large $0.096/h, m5.xlarge $0.192/h.
 """
