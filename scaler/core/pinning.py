@@ -18,12 +18,13 @@ flag), so kube-scheduler never stacks two such pods on a node with room for both
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 
 from scaler.core.actions import LabelNode
-from scaler.core.model import LABEL_POOL, BoolArray, FloatArray, PodSpec
+from scaler.core.model import LABEL_POOL, BoolArray, FloatArray, IntArray, PodSpec
 from scaler.core.offerings import Offerings
 from scaler.core.placement import cost_matrix
 from scaler.core.settings import Settings
@@ -39,37 +40,112 @@ def pin_tier(
     available: BoolArray | None = None,
     headroom: FloatArray | None = None,
     lost_work_h: float | None = None,
+    row: ClassRow | None = None,
 ) -> tuple[str, ...]:
     """Pool names, cheapest first; empty when no pool can run the pod (then it is left
     unpinned: the scheduler and the NotTriggerScaleUp event tell the story). ``lost_work_h``:
     the pod's expected lost work if interrupted (:mod:`scaler.core.runtime`), which prices
-    its Spot risk as placement will."""
+    its Spot risk as placement will. ``row``: the pod's class's :class:`ClassRow` over
+    these offerings, which gives the same answer without scoring every pool again."""
     if len(offerings) == 0:
         return ()
-    ok = np.ones(len(offerings), dtype=bool) if available is None else available.copy()
-    if headroom is not None:
-        ok &= headroom >= 1
-    req = pod.requests.as_array()[None, :]
-    lost = None if lost_work_h is None else np.array([lost_work_h], dtype=np.float64)
-    row = cost_matrix([pod], req, offerings, ok, settings.placement, lost_work_h=lost)[0][0]
-    if not np.isfinite(row).any():
+    ok = _admitted(len(offerings), available, headroom)
+    if row is None:
+        req = pod.requests.as_array()[None, :]
+        lost = None if lost_work_h is None else np.array([lost_work_h], dtype=np.float64)
+        cost = cost_matrix([pod], req, offerings, ok, settings.placement, lost_work_h=lost)[0][0]
+        return _cheapest(cost, None, offerings, settings)
+    return _cheapest(*row.cost(offerings, ok, lost_work_h), offerings, settings)
+
+
+def _cheapest(
+    cost: FloatArray, columns: IntArray | None, offerings: Offerings, settings: Settings
+) -> tuple[str, ...]:
+    """The tier from a pod's cost per pool: ``cost[k]`` is pool ``columns[k]``'s (pool ``k``'s
+    without ``columns``; ascending either way), ``inf`` where it cannot run."""
+    fitting = np.flatnonzero(np.isfinite(cost))
+    if not len(fitting):
         return ()
-    pin = settings.pinning
-    fitting = np.flatnonzero(np.isfinite(row))
-    fitting = fitting[np.argsort(row[fitting], kind="stable")]  # columns in tie-break order
+    # Positions in ``cost`` in tie-break order: a stable sort of columns kept ascending.
+    fitting = fitting[np.argsort(cost[fitting], kind="stable")]
+    pools = fitting if columns is None else columns[fitting]
     # A tier is all packing or all one-per-node, as its cheapest pool: a pod exclusive on one
     # of its pools and shared on another would follow neither rule.
-    fitting = fitting[offerings.pack[fitting] == offerings.pack[fitting[0]]]
-    best = float(row[fitting[0]])
-    near = int(np.count_nonzero(row[fitting] <= best * (1.0 + pin.tier_tolerance) + 1e-12))
+    same = offerings.pack[pools] == offerings.pack[pools[0]]
+    fitting, pools = fitting[same], pools[same]
+    pin = settings.pinning
+    best = float(cost[fitting[0]])
+    near = int(np.count_nonzero(cost[fitting] <= best * (1.0 + pin.tier_tolerance) + 1e-12))
     if (
         near == 1
         and pin.tier_fallback
         and len(fitting) > 1
-        and row[fitting[1]] <= best * settings.lifecycle.misplaced_factor + 1e-12
+        and cost[fitting[1]] <= best * settings.lifecycle.misplaced_factor + 1e-12
     ):
         near = 2
-    return tuple(offerings.pools[i].name for i in fitting[: min(near, max(1, pin.tier_max_pools))])
+    return tuple(offerings.pools[i].name for i in pools[: min(near, max(1, pin.tier_max_pools))])
+
+
+@dataclass(frozen=True, slots=True)
+class ClassRow:
+    """A pod class's cost row with every pool available and lost work not priced, as
+    :func:`~scaler.core.placement.cost_matrix` scores it, kept to the pools it can run on:
+    neither which pools are out nor the pod's lost work changes where it fits or how many
+    share a node, so a tier is found from these few pools alone (:func:`class_row`)."""
+
+    columns: IntArray
+    """Pool indices, ascending: the pools the class can run on."""
+    base: FloatArray
+    """Its cost there (USD/hour per pod) when lost work is not priced."""
+    per_node: FloatArray
+    """Pods of the class per node there (1 but on packing pools)."""
+    priced: bool
+    """Some pool of the offerings has an interruption rate (:func:`reads_lost_work`)."""
+
+    def cost(
+        self, offerings: Offerings, ok: BoolArray, lost_work_h: float | None
+    ) -> tuple[FloatArray, IntArray]:
+        """(cost, columns): the class's cost row restricted to its pools that ``ok`` admits,
+        and those pools; to the bit what cost_matrix gives there for a pod of the class
+        with ``lost_work_h`` over the offerings the row was scored over (elsewhere it
+        gives ``inf``)."""
+        keep = ok[self.columns]
+        columns = self.columns[keep]
+        rates = offerings.interruptions_per_h
+        if lost_work_h is None or rates is None or not self.priced:
+            return self.base[keep], columns
+        # cost_matrix's charge for a pod whose lost work is known, on every pool once one
+        # has an interruption rate: price x (1 + interruptions/h x lost hours), per pod.
+        price = offerings.price[columns] * (1.0 + rates[columns] * lost_work_h)
+        return price / self.per_node[keep], columns
+
+
+def class_row(pod: PodSpec, offerings: Offerings, settings: Settings) -> ClassRow | None:
+    """``pod``'s :class:`ClassRow`; None when a pool's own cost is not finite (then a
+    finite cost would no longer say the pod fits: its row must be scored in full)."""
+    if not bool(np.isfinite(offerings.cost).all()):
+        return None
+    req = pod.requests.as_array()[None, :]
+    everywhere = np.ones(len(offerings), dtype=bool)
+    cost, per_node = cost_matrix([pod], req, offerings, everywhere, settings.placement)
+    columns = np.flatnonzero(np.isfinite(cost[0]))
+    return ClassRow(columns, cost[0][columns], per_node[0][columns], reads_lost_work(offerings))
+
+
+def reads_lost_work(offerings: Offerings) -> bool:
+    """Whether a pod's expected lost work can change its tier: some pool has an interruption
+    rate, the only case in which :func:`~scaler.core.placement.cost_matrix` prices it."""
+    rates = offerings.interruptions_per_h
+    return rates is not None and bool(rates.any())
+
+
+def _admitted(n: int, available: BoolArray | None, headroom: FloatArray | None) -> BoolArray:
+    """(P,) the pools a tier may name: available, with room for one more node. All that
+    :func:`pin_tier` reads of the availability and the headroom."""
+    if headroom is None:
+        return np.ones(n, dtype=bool) if available is None else available.copy()
+    room = headroom >= 1
+    return room if available is None else available & room
 
 
 LABEL_EXCLUSIVE: Final = "scaler.io/exclusive"
@@ -102,6 +178,7 @@ def pin_for(
     headroom: FloatArray | None = None,
     readmit: BoolArray | None = None,
     lost_work_h: float | None = None,
+    row: ClassRow | None = None,
 ) -> Pin:
     """:func:`pin_tier`, exclusive when ``pinning.exclusive`` is on and the tier's pools do
     not pack (a tier never mixes the two). The one rule the webhook and the simulator share.
@@ -111,10 +188,10 @@ def pin_for(
     the pod can take the next pool now and still go back to its own once the backoff ends,
     instead of being held to the dearer pool for the rest of its life."""
     tier = pin_tier(pod, offerings, settings, available=available, headroom=headroom,
-                    lost_work_h=lost_work_h)
+                    lost_work_h=lost_work_h, row=row)
     if readmit is not None and available is not None and readmit.any():
         back = pin_tier(pod, offerings, settings, available=available | readmit, headroom=headroom,
-                        lost_work_h=lost_work_h)
+                        lost_work_h=lost_work_h, row=row)
         tier = tuple(dict.fromkeys(back + tier))
     packs = any(bool(offerings.pack[i]) for i in map(offerings.get, tier) if i is not None)
     return Pin(tier, exclusive=settings.pinning.exclusive and not packs)
@@ -122,20 +199,29 @@ def pin_for(
 
 TIER_CACHE_ENTRIES: Final = 4096
 """Answers a :class:`TierCache` keeps before starting over: pod classes times backoff and
-headroom states seen since the offerings last changed, a few dozen in practice."""
+headroom states (and, where pools have an interruption rate, expected lost work) seen since
+the offerings last changed."""
 
 
 class TierCache:
     """:func:`pin_for`'s answers, per pod class, while the offerings and settings (held, by
-    identity) and the pools' availability, headroom and readmission (by value) stay the
-    same: a burst of like pods costs one cost-matrix row, not one per pod. The answer is
-    the function's, to the bit: the key holds everything it reads of the pod (its
-    constraints and whether it wants a node to itself) and of the masks (``headroom >= 1``
-    is all it reads of the headroom) and the pod's expected lost work."""
+    identity) and the pools a tier may name (by value) stay the same: a burst of like pods
+    costs one cost-matrix row, not one per pod. The answer is the function's, to the bit:
+    the key holds everything it reads of the pod (its constraints and whether it wants a
+    node to itself), of the masks (the pools available with room for a node, and those
+    once the readmitted ones are back) and the pod's expected lost work, which it reads
+    only when some pool has an interruption rate (never on-demand-only offerings; else
+    every arrival would be its own key, the lost work of a finished-run history moving
+    with each run that ends).
+
+    A miss (with Spot pools, each new lost-work estimate) is answered from the class's
+    :class:`ClassRow`, scored once per class for the life of the offerings."""
 
     def __init__(self) -> None:
         self._basis: tuple[Offerings, Settings] | None = None
         self._answers: dict[tuple[object, ...], Pin] = {}
+        self._rows: dict[tuple[object, ...], ClassRow | None] = {}
+        self._priced = False
 
     def pin(
         self,
@@ -148,25 +234,40 @@ class TierCache:
         readmit: BoolArray | None = None,
         lost_work_h: float | None = None,
     ) -> Pin:
-        basis = self._basis
-        if basis is None or basis[0] is not offerings or basis[1] is not settings:
-            self._basis, self._answers = (offerings, settings), {}
-        key = (
-            pod.constraints(),
-            pod.one_per_node,
-            None if available is None else available.tobytes(),
-            None if headroom is None else (headroom >= 1).tobytes(),
-            None if readmit is None else readmit.tobytes(),
-            lost_work_h,
-        )
+        self._rebase(offerings, settings)
+        n = len(offerings)
+        ok = _admitted(n, available, headroom)
+        back = None
+        if readmit is not None and available is not None and readmit.any():
+            back = _admitted(n, available | readmit, headroom)
+        cls = (pod.constraints(), pod.one_per_node)
+        key = (cls, ok.tobytes(), None if back is None else back.tobytes(),
+               lost_work_h if self._priced else None)
         pin = self._answers.get(key)
         if pin is None:
             if len(self._answers) >= TIER_CACHE_ENTRIES:
                 self._answers.clear()
+                self._rows.clear()
+            if cls in self._rows:
+                row = self._rows[cls]
+            else:
+                row = self._rows[cls] = class_row(pod, offerings, settings)
             pin = pin_for(pod, offerings, settings, available=available, headroom=headroom,
-                          readmit=readmit, lost_work_h=lost_work_h)
+                          readmit=readmit, lost_work_h=lost_work_h, row=row)
             self._answers[key] = pin
         return pin
+
+    def reads_lost_work(self, offerings: Offerings, settings: Settings) -> bool:
+        """:func:`reads_lost_work` of ``offerings``, kept with their answers: asked per
+        admission, whether the pod's lost work is worth estimating at all."""
+        self._rebase(offerings, settings)
+        return self._priced
+
+    def _rebase(self, offerings: Offerings, settings: Settings) -> None:
+        basis = self._basis
+        if basis is None or basis[0] is not offerings or basis[1] is not settings:
+            self._basis, self._answers, self._rows = (offerings, settings), {}, {}
+            self._priced = reads_lost_work(offerings)
 
 
 def exclusive_term() -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 from scaler.core.memory import Memory
 from scaler.core.model import LABEL_POOL, FloatArray, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolTable, changed_pools
-from scaler.core.pinning import Pin, TierCache, pin_for
+from scaler.core.pinning import Pin, TierCache, pin_for, reads_lost_work
 from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
 from scaler.ports import Clock
@@ -112,14 +112,16 @@ async def choose_pin(
     offerings = await source.offerings_now()
     now = source.clock.now()
     memory = source.memory
-    available = memory.available(offerings, now)
-    # A pool backing off only for a Spot reclaim stays in the tier, after the others
-    # (pin_for), so the pod may go back there when the backoff ends.
-    readmit = np.zeros(len(offerings), dtype=bool)
-    for name in memory.backoff_until_s:
-        i = offerings.get(name)
-        if i is not None and not available[i]:
-            readmit[i] = memory.reclaim_only(name, now)
+    available = readmit = None  # no pool backing off: all available, none to readmit
+    if memory.backoff_until_s:
+        available = memory.available(offerings, now)
+        # A pool backing off only for a Spot reclaim stays in the tier, after the others
+        # (pin_for), so the pod may go back there when the backoff ends.
+        readmit = np.zeros(len(offerings), dtype=bool)
+        for name in memory.backoff_until_s:
+            i = offerings.get(name)
+            if i is not None and not available[i]:
+                readmit[i] = memory.reclaim_only(name, now)
     pools = source.pools_seen
     table = source.table_seen
     if table is not None and table.pools is pools and table.offerings is offerings:
@@ -129,8 +131,13 @@ async def choose_pin(
         headroom = cache.headroom_for(pools, offerings)
     else:
         headroom = headroom_of(pools, offerings)
-    lost = lost_work_h([pod], runtimes or RuntimeHistory(), settings.placement)
-    lost_h = None if lost is None else float(lost[0])
+    lost_h = None
+    priced = (cache.tiers.reads_lost_work(offerings, settings) if cache is not None
+              else reads_lost_work(offerings))
+    if priced:
+        # Estimated only where it prices something: on-demand pools never read it.
+        lost = lost_work_h([pod], runtimes or RuntimeHistory(), settings.placement)
+        lost_h = None if lost is None else float(lost[0])
     if cache is not None:
         return cache.tiers.pin(pod, offerings, settings, available=available,
                                headroom=headroom, readmit=readmit, lost_work_h=lost_h)

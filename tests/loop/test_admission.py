@@ -10,10 +10,11 @@ import numpy as np
 
 from scaler.core.catalog import Catalog
 from scaler.core.memory import Memory
-from scaler.core.model import PodSpec, PoolSpec, Resources
+from scaler.core.model import SPOT, PodSpec, PoolSpec, Resources
 from scaler.core.offerings import Offerings, PoolTable, build_offerings, pool_table
+from scaler.core.runtime import RuntimeRecorder
 from scaler.core.settings import preset
-from scaler.loop.admission import HeadroomCache, choose_pin, headroom_of
+from scaler.loop.admission import HeadroomCache, choose_pin, headroom_of, make_chooser
 
 
 def pools() -> tuple[PoolSpec, ...]:
@@ -127,3 +128,18 @@ def test_the_chooser_takes_the_ticks_table_of_the_pools_seen_and_no_other() -> N
     cache = HeadroomCache()
     assert "small" not in pin(Source(built, full, pool_table(first, built)), cache)
     assert cache.pools is full
+
+
+def test_one_chooser_answers_again_once_the_pods_workload_has_a_finished_run() -> None:
+    # flaky (c7i.large Spot, 0.25 interruptions a month) at $0.100/h, steady (c5.large Spot,
+    # 0.025) at $0.120/h: with nothing known of the Job, flaky is cheaper; once a run of it
+    # lasted 2,000 h, 1,000 h are at stake and steady is.
+    spot = (PoolSpec("flaky", ("c7i.large",), SPOT, price_usd_per_hour=0.100),
+            PoolSpec("steady", ("c5.large",), SPOT, price_usd_per_hour=0.120))
+    built = offerings(spot)
+    recorder = RuntimeRecorder()
+    choose = make_chooser(Source(built, spot, None), recorder.history)
+    train = PodSpec("train-x7b2k", requests=Resources(cpu_milli=500, memory_mib=1024, pods=1))
+    assert anyio.run(choose, train) == ("flaky", "steady")
+    recorder.record(PodSpec("train-bbbbb"), 2000 * 3600.0)
+    assert anyio.run(choose, train) == ("steady", "flaky")
