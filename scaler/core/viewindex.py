@@ -57,16 +57,37 @@ T = TypeVar("T")
 def _aligned_changes(
     before: tuple[T, ...], after: tuple[T, ...], most: int
 ) -> tuple[list[T], list[T]] | None:
-    """(gone, added) when ``after`` is ``before`` with at most ``most`` items replaced in
-    place and others appended: one identity pass at C speed, no set of ids. None when
-    it is not (an item removed shifts the rest: the callers diff by identity sets)."""
-    if len(after) < len(before) or len(after) - len(before) > most:
+    """(gone, added) when ``after`` is ``before`` with a few items removed, replaced in
+    place or appended (a source rebuilds its tuple in its own stable order): both are
+    walked in step, the identical runs between changes at C speed. None when more than
+    ``most`` changed (or the order did): the callers diff by identity sets instead. Every
+    item of ``after`` not matched to the same object of ``before`` is in ``added``, every
+    other item of ``before`` in ``gone``, whichever way a change is read."""
+    gone: list[T] = []
+    added: list[T] = []
+    i = j = 0
+    n, m = len(before), len(after)
+    while i < n and j < m:
+        run = map(operator.is_not, itertools.islice(before, i, None),
+                  itertools.islice(after, j, None))
+        skip = next(itertools.compress(itertools.count(), run), None)
+        if skip is None:  # identical up to the shorter one's end
+            i, j = i + min(n - i, m - j), j + min(n - i, m - j)
+            break
+        i, j = i + skip, j + skip
+        gone.append(before[i])
+        if i + 1 < n and before[i + 1] is after[j]:
+            i += 1  # removed
+        else:
+            added.append(after[j])  # replaced in place
+            i, j = i + 1, j + 1
+        if len(gone) + len(added) > most:
+            return None
+    gone += before[i:]
+    added += after[j:]
+    if len(gone) + len(added) > most:
         return None
-    changed = list(itertools.compress(range(len(before)), map(operator.is_not, before, after)))
-    if 2 * len(changed) + len(after) - len(before) > most:
-        return None
-    gone = [before[i] for i in changed]
-    return gone, [after[i] for i in changed] + list(after[len(before):])
+    return gone, added
 
 
 @dataclass(eq=False, slots=True)
