@@ -58,6 +58,7 @@ from scaler.core.state import (
     ClusterView,
     Node,
 )
+from scaler.core.viewindex import bound_index, node_index
 from scaler.loop.drain import drain
 from scaler.loop.removal import remove_node
 from scaler.ports import (
@@ -125,14 +126,13 @@ class Act:
     """Ask for the next tick by this time (a write failed, a launch was given up)."""
     spawn: Spawn | None = None
     """Where drains run (the control loop's task group); None: in place."""
-    _busy: set[str] | None = field(default=None, init=False)
+    _fresh: ClusterView | None = field(default=None, init=False)
 
-    @functools.cached_property
-    def nodes(self) -> dict[str, Node]:
-        """The view's nodes by name, built once per decision by the first handler that asks
-        (most decisions only mark nodes idle or scale up: a pass over every node bought
-        nothing)."""
-        return {n.name: n for n in self.view.nodes}
+    def node(self, name: str) -> Node | None:
+        """The decision's view of node ``name`` (the view's own index: no pass over every
+        node per decision)."""
+        i = node_index(self.view).position.get(name)
+        return None if i is None else self.view.nodes[i]
 
     @property
     def now(self) -> float:
@@ -141,15 +141,14 @@ class Act:
     def absorb(self, outcome: Outcome) -> bool:
         return absorb(self.memory, outcome, self.settings, now=self.now)
 
-    async def busy_nodes(self) -> set[str]:
-        """Re-checked just before removing: a pod scheduled onto a node since the decision,
-        or the node already gone, cancels its removal (one fresh snapshot per decision)."""
-        if self._busy is None:
-            view = await self.cluster.snapshot()
-            busy = {b.node for b in view.bound if b.is_workload}
-            present = {n.name for n in view.nodes}
-            self._busy = busy | (set(self.nodes) - present)
-        return self._busy
+    async def busy_or_gone(self, name: str) -> bool:
+        """Re-checked just before removing: a pod scheduled onto the node since the
+        decision, or the node already gone, cancels its removal (one fresh snapshot per
+        decision, asked through its indexes)."""
+        if self._fresh is None:
+            self._fresh = await self.cluster.snapshot()
+        fresh = self._fresh
+        return name in bound_index(fresh).busy or name not in node_index(fresh).position
 
     async def quietly(self, call: Awaitable[None], node: str) -> None:
         """A node write whose failure is reported, not raised (the next decision retries);
@@ -311,7 +310,7 @@ async def start_drain(a: Act, action: Drain) -> None:
             action.node,
         )
     run = functools.partial(
-        drain, action, a.nodes.get(action.node), actuator=a.actuator, fleet=a.fleet,
+        drain, action, a.node(action.node), actuator=a.actuator, fleet=a.fleet,
         clock=a.clock, observe=a.observe, cluster=a.cluster,
     )
     if a.spawn is not None:
@@ -326,7 +325,7 @@ async def evict(a: Act, action: Evict) -> None:
     except PortError as e:
         a.observe(EvictFailed(action.pod.key, str(e)))
         return
-    left = a.nodes.get(action.node)
+    left = a.node(action.node)
     a.absorb(Evicted(workload_of(action.pod), left.pool if left is not None else None))
     a.observe(PodMigrated(action.pod.key, action.reason))
 
@@ -334,9 +333,8 @@ async def evict(a: Act, action: Evict) -> None:
 async def remove(a: Act, action: RemoveNode) -> None:
     """Through the removal protocol (:mod:`scaler.loop.removal`), unless the node is busy
     or gone by a fresh look."""
-    node = a.nodes.get(action.node)
-    busy = await a.busy_nodes()
-    if node is None or action.node in busy:
+    node = a.node(action.node)
+    if node is None or await a.busy_or_gone(action.node):
         a.observe(RemovalCancelled(action.node, action.pool))
         return
     removed = await remove_node(

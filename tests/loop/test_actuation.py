@@ -357,6 +357,17 @@ def test_a_removal_is_cancelled_when_a_fresh_look_finds_the_node_busy_looked_onc
     assert [e for e, _ in seen] == ["remove_cancelled", "remove_node"]
 
 
+def test_a_removal_is_cancelled_when_a_fresh_look_finds_the_node_gone():
+    n1, n2 = node("n1"), node("n2")
+    view = ClusterView(now_s=NOW, nodes=(n1, n2))
+    live = ClusterView(now_s=NOW, nodes=(n2,))
+    a, ports, seen, _ = acting([], view, live=live, memory=Memory(idle_since_s={"n1": 0.0}))
+    handle(a, RemoveNode("n1", "cpu", None, "idle"))
+    handle(a, RemoveNode("n2", "cpu", None, "idle"))
+    assert ports.named("terminate") == [("terminate", "n2")]
+    assert [e for e, _ in seen] == ["remove_cancelled", "remove_node"]
+
+
 def test_a_removal_of_a_node_already_going_drops_its_timer_but_counts_nothing():
     view = ClusterView(now_s=NOW, nodes=(node("n1"),))
     a, ports, seen, _ = acting([], view, memory=Memory(idle_since_s={"n1": 0.0}))
