@@ -26,7 +26,7 @@ import numpy as np
 from scaler.core.actions import LabelNode
 from scaler.core.model import LABEL_POOL, BoolArray, FloatArray, IntArray, PodSpec
 from scaler.core.offerings import Offerings
-from scaler.core.placement import cost_matrix
+from scaler.core.placement import cost_matrix, spot_priced
 from scaler.core.settings import Settings
 from scaler.core.state import ClusterView
 from scaler.core.viewindex import node_index
@@ -116,7 +116,7 @@ class ClassRow:
             return self.base[keep], columns
         # cost_matrix's charge for a pod whose lost work is known, on every pool once one
         # has an interruption rate: price x (1 + interruptions/h x lost hours), per pod.
-        price = offerings.price[columns] * (1.0 + rates[columns] * lost_work_h)
+        price = spot_priced(offerings.price[columns], rates[columns], lost_work_h)
         return price / self.per_node[keep], columns
 
 

@@ -398,7 +398,7 @@ def cost_matrix(
             fits &= ~(has_gpu[None, :] & (r[:, GPU] == 0)[:, None])
         feasible = fits & masks[lo:hi]
         if lost is not None:
-            cost = price[None, :] * (1.0 + rate[None, :] * lost[lo:hi, None])
+            cost = spot_priced(price[None, :], rate[None, :], lost[lo:hi, None])
         else:
             cost = np.broadcast_to(pool_cost, feasible.shape)
         if any_pack:
@@ -413,6 +413,16 @@ def cost_matrix(
             cost = cost / ppn
         matrix[lo:hi] = np.where(feasible, cost, np.inf)
     return matrix, per_node
+
+
+def spot_priced(
+    price: FloatArray, interruptions_per_h: FloatArray, lost_work_h: FloatArray | float
+) -> FloatArray:
+    """USD/hour of a node for a pod an interruption costs ``lost_work_h`` hours of work:
+    price x (1 + interruptions/h x lost hours). The one formula :func:`cost_matrix`, the
+    kept rows (:func:`open_rows`) and the admission tier cache price by: their answers must
+    agree to the bit."""
+    return price * (1.0 + interruptions_per_h * lost_work_h)
 
 
 def open_rows(
@@ -459,7 +469,7 @@ def open_rows(
     # cost_matrix's Spot branch, with the same operations in the same order.
     feasible = np.array([r[2][pick] for r in rows]).reshape(shape)
     lost = np.asarray(lost_work_h, dtype=np.float64)
-    cost = offerings.price[pick][None, :] * (1.0 + rates[pick][None, :] * lost[:, None])
+    cost = spot_priced(offerings.price[pick][None, :], rates[pick][None, :], lost[:, None])
     if bool(offerings.pack[pick].any()):
         cost = cost / per_node_out
     return np.where(feasible, cost, np.inf), per_node_out
