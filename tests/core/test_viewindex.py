@@ -132,6 +132,12 @@ def test_changed_pools_names_the_places_holding_new_objects() -> None:
     now = [before[0], dataclasses.replace(before[1], current_size=3)]
     assert changed_pools(before, now) == [1]
     assert changed_pools(before, list(before)) == []
+    # An equal new value is no change; a change in a later block is found there.
+    assert changed_pools(before, [dataclasses.replace(before[0]), before[1]]) == []
+    many = [dataclasses.replace(before[0], name=f"p{i}") for i in range(300)]
+    later = [*many[:200], dataclasses.replace(many[200], current_size=5), *many[201:]]
+    assert changed_pools(many, later) == [200]
+    assert changed_pools(tuple(many), later) == [200]
 
 
 def test_an_updated_table_equals_a_fresh_one() -> None:
