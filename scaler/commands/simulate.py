@@ -12,10 +12,7 @@ import importlib
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING, Any
 
 from scaler.commands.common import add_capacity_types_flag, add_catalog_flag, parse_capacity_types
 from scaler.commands.outputs import check_output_path
@@ -23,6 +20,9 @@ from scaler.commands.place import console
 from scaler.core.settings import MAX_TIME_S
 from simulations import openmetrics, report, sweep
 from simulations.jobs import POLICIES, Job, catalog_ref, configure, load_trace
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 def add_parser(sub: Any) -> None:
@@ -192,6 +192,15 @@ class _progress:
     def __enter__(self) -> Callable[[int, float], None] | None:
         if not sys.stderr.isatty():
             return None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
