@@ -57,7 +57,9 @@ class WorldRequests:
     failing: Counter[str]
     cancelled: Counter[str]
     scale_ups: int
-    _pool_views: dict[str, PoolSpec]
+    _pool_views: list[PoolSpec]
+    _pool_at: dict[str, int]
+    _pool_sized: dict[tuple[str, int], PoolSpec]
     _pools_cache: tuple[PoolSpec, ...] | None
     _pending: dict[str, SimPod]
     _bound: dict[str, SimPod]
@@ -91,13 +93,23 @@ class WorldRequests:
         )
 
     def pool_views(self) -> tuple[PoolSpec, ...]:
+        """The same tuple, holding the same values, until a pool's size changes: the
+        offerings cache finds what changed by identity (scaler.core.offerings.changed_pools)."""
         if self._pools_cache is None:
-            self._pools_cache = tuple(self._pool_views.values())
+            self._pools_cache = tuple(self._pool_views)
         return self._pools_cache
 
     def _pool_changed(self, pool: str) -> None:
-        spec = self._pool_views[pool]
-        self._pool_views[pool] = dataclasses.replace(spec, current_size=self.desired[pool])
+        i = self._pool_at[pool]
+        size = self.desired[pool]
+        if self._pool_views[i].current_size == size:
+            return
+        # A pool's size goes up and down over a few values: each is built once.
+        spec = self._pool_sized.get((pool, size))
+        if spec is None:
+            spec = dataclasses.replace(self._pool_views[i], current_size=size)
+            self._pool_sized[pool, size] = spec
+        self._pool_views[i] = spec
         self._pools_cache = None
 
     def set_desired(self, pool: str, desired: int, now: float) -> None:

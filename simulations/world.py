@@ -96,7 +96,9 @@ class World(WorldRequests):
         self.timeline: list[tuple[float, str, str]] | None = [] if record else None
         self.pool_specs = {p.name: p for p in pools}
         self.desired = {p.name: p.current_size for p in pools}
-        self._pool_views = {p.name: p for p in pools}
+        self._pool_views = list({p.name: p for p in pools}.values())
+        self._pool_at = {p.name: i for i, p in enumerate(self._pool_views)}
+        self._pool_sized: dict[tuple[str, int], PoolSpec] = {}
         self._pools_cache: tuple[PoolSpec, ...] | None = None
         self.nodes: dict[str, SimNode] = {}
         self.pods: dict[str, SimPod] = {}

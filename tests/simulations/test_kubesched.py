@@ -106,3 +106,4 @@ def test_a_new_node_takes_the_lowest_free_slot() -> None:
     assert i is not None
     assert [w._launch("m5.large", i, 2.0).slot for _ in range(4)] == [1, 2, 3, 4]
     assert table.size == 5
+
