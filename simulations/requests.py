@@ -5,7 +5,6 @@ cloud's (ASG and EC2). :class:`World` mixes this in; :mod:`simulations.ports` ca
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections import Counter
 from collections.abc import Collection
 from typing import TYPE_CHECKING
@@ -32,10 +31,6 @@ from simulations.kubesched import KubeScheduler
 from simulations.ledger import Ledger
 from simulations.objects import SimNode, SimPod
 
-_NODE_VIEW = operator.attrgetter("view")
-_BOUND_VIEW = operator.attrgetter("bound_view")
-_PENDING_VIEW = operator.attrgetter("pending_view")
-
 
 class WorldRequests:
     """The request half of :class:`~simulations.world.World`; it reads and changes the
@@ -61,8 +56,9 @@ class WorldRequests:
     _pool_at: dict[str, int]
     _pool_sized: dict[tuple[str, int], PoolSpec]
     _pools_cache: tuple[PoolSpec, ...] | None
-    _pending: dict[str, SimPod]
-    _bound: dict[str, SimPod]
+    _node_views: dict[str, Node]
+    _bound_views: dict[str, BoundPod]
+    _pending_views: dict[str, PendingPod]
     _v_nodes: tuple[Node, ...] | None
     _v_bound: tuple[BoundPod, ...] | None
     _v_pending: tuple[PendingPod, ...] | None
@@ -79,14 +75,12 @@ class WorldRequests:
         def _log(self, now: float, what: str, subject: str) -> None: ...
 
     def snapshot(self, now: float) -> ClusterView:
-        # Rebuilt after any change, so a pass at C speed: the views are dataclasses without
-        # __len__ or __bool__, so filter(None, ...) drops exactly the missing (None) ones.
         if self._v_nodes is None:
-            self._v_nodes = tuple(filter(None, map(_NODE_VIEW, self.nodes.values())))
+            self._v_nodes = tuple(self._node_views.values())
         if self._v_bound is None:
-            self._v_bound = tuple(filter(None, map(_BOUND_VIEW, self._bound.values())))
+            self._v_bound = tuple(self._bound_views.values())
         if self._v_pending is None:
-            self._v_pending = tuple(filter(None, map(_PENDING_VIEW, self._pending.values())))
+            self._v_pending = tuple(self._pending_views.values())
         return ClusterView(
             now_s=now, nodes=self._v_nodes, bound=self._v_bound, pending=self._v_pending,
             runtimes=self.runtimes.history(), indexes=self.indexes,

@@ -3,8 +3,11 @@ something changed: each answer must still be the world's current state."""
 
 from __future__ import annotations
 
-from simulations.testing import pool
-from tests.simulations.test_kubesched import world
+import dataclasses
+
+from simulations import events as ev
+from simulations.testing import pod, pool
+from tests.simulations.test_kubesched import arrive, node_of, world
 
 
 def test_the_fleet_hands_back_the_same_pool_values_until_a_size_changes() -> None:
@@ -29,3 +32,45 @@ def test_the_fleet_hands_back_the_same_pool_values_until_a_size_changes() -> Non
     w.set_desired("m5.large", 0, 5.0)
     assert [p.current_size for p in w.pool_views()] == [0, 2]
     assert w.pool_views()[1] is second[1]
+
+
+def test_a_snapshot_shows_each_change_since_the_last_one_in_the_order_objects_appeared() -> None:
+    w = world(
+        [pod("a", cpu="1", duration_s=100.0), pod("b", cpu="4"), pod("c", cpu="4")],
+        [pool("m5.large", current_size=2)],
+    )
+    first, second = sorted(w.nodes)
+    view = w.snapshot(0.0)
+    assert [n.name for n in view.nodes] == [first, second]
+    assert (view.bound, view.pending) == ((), ())
+    assert w.snapshot(0.0).nodes is view.nodes  # nothing changed: the same tuple
+
+    a = arrive(w, "a")
+    assert [p.pod.key for p in w.snapshot(0.0).pending] == ["default/a"]
+    w.kube_schedule()
+    view = w.snapshot(0.0)
+    assert [(b.pod.key, b.node) for b in view.bound] == [("default/a", node_of(a))]
+    assert view.pending == ()
+
+    w.annotate(second, "example.com/k", "v", 1.0)
+    view = w.snapshot(1.0)
+    assert [n.name for n in view.nodes] == [first, second]
+    assert view.nodes[1].annotation("example.com/k") == "v"
+
+    w.set_desired("m5.large", 3, 2.0)
+    (third,) = set(w.nodes) - {first, second}
+    idle = second if node_of(a) == first else first
+    w.terminate(idle, 3.0)
+    assert [n.name for n in w.snapshot(3.0).nodes] == sorted({first, second, third} - {idle})
+
+    assert a.run is not None
+    w.handle(ev.POD_DONE, (a, a.run), 100.0)
+    assert w.snapshot(100.0).bound == ()
+
+    b = arrive(w, "b", 100.0)
+    arrive(w, "c", 100.0)
+    pinned = dataclasses.replace(b.live, node_selector=(("scaler.io/pool", "none"),))
+    w.admit(b, pinned)
+    view = w.snapshot(100.0)
+    assert [p.pod.key for p in view.pending] == ["default/b", "default/c"]
+    assert view.pending[0].pod is pinned
