@@ -246,6 +246,7 @@ def _least_allocated(table: NodeTable, slots: IntArray, req: FloatArray) -> int:
         return int(slots[0])
     alloc = table.alloc[slots][:, (CPU, MEM)]
     free = alloc - table.used[slots][:, (CPU, MEM)] - req[[CPU, MEM]]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(alloc > 0, free / alloc, 0.0)
-    return int(slots[int(np.argmax(frac.mean(axis=1)))])
+    has = alloc > 0
+    frac = np.where(has, free / np.where(has, alloc, 1.0), 0.0)  # 0 where a node has none
+    # Two fractions' sum orders the nodes as their mean does, ties included (halving is exact).
+    return int(slots[int(np.argmax(frac.sum(axis=1)))])

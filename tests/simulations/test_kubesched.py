@@ -107,3 +107,19 @@ def test_a_new_node_takes_the_lowest_free_slot() -> None:
     assert [w._launch("m5.large", i, 2.0).slot for _ in range(4)] == [1, 2, 3, 4]
     assert table.size == 5
 
+
+
+def test_a_pod_goes_to_the_emptiest_node_after_binding_and_a_tie_to_the_lowest_slot() -> None:
+    # CPU only (memory stays free everywhere): m5.xlarge allocates about 3.9 vCPU, m5.large
+    # about 1.9, so the xlarge is emptiest for two 1-vCPU pods, and then the two larges tie.
+    w = world(
+        [pod(n, cpu="1") for n in ("p", "q", "r")],
+        [pool("m5.large", current_size=2), pool("m5.xlarge", current_size=1)],
+    )
+    by_slot = [n.name for n in sorted(w.nodes.values(), key=lambda n: n.slot)]
+    placed = []
+    for name in ("p", "q", "r"):
+        p = arrive(w, name)
+        assert w.kube_schedule() == 1
+        placed.append(by_slot.index(node_of(p)))
+    assert placed == [2, 2, 0]
