@@ -4,7 +4,9 @@ cloud's (ASG and EC2). :class:`World` mixes this in; :mod:`simulations.ports` ca
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import operator
 from collections import Counter
 from collections.abc import Collection
 from typing import TYPE_CHECKING
@@ -30,6 +32,8 @@ from simulations.events import EventQueue
 from simulations.kubesched import KubeScheduler
 from simulations.ledger import Ledger
 from simulations.objects import SimNode, SimPod
+
+_AT_S = operator.attrgetter("at_s")
 
 
 class WorldRequests:
@@ -192,7 +196,9 @@ class WorldRequests:
         return tuple(r.pod.bound_view for r in node.runs if r.pod.bound_view is not None)
 
     def failures_since(self, since_s: float) -> list[LaunchFailure]:
-        return [f for f in self.failures if f.at_s >= since_s]
+        # Listed as they surface, so in time order: the reconciler asks every tick for the
+        # few since its last look, which must not cost a pass over every failure of the run.
+        return self.failures[bisect.bisect_left(self.failures, since_s, key=_AT_S):]
 
     def annotate(self, name: str, key: str, value: str | None, now: float) -> None:
         node = self.nodes.get(name)

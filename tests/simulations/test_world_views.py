@@ -74,3 +74,16 @@ def test_a_snapshot_shows_each_change_since_the_last_one_in_the_order_objects_ap
     view = w.snapshot(100.0)
     assert [p.pod.key for p in view.pending] == ["default/b", "default/c"]
     assert view.pending[0].pod is pinned
+
+
+def test_launch_failures_since_a_time_are_those_listed_then_or_later_in_order() -> None:
+    w = world([], [pool("m5.large", current_size=3), pool("c5.large", current_size=3)])
+    for pool_name, at_s in (("m5.large", 10.0), ("c5.large", 20.0), ("m5.large", 20.0),
+                            ("c5.large", 30.0)):
+        w.launch_failed(pool_name, at_s)
+    assert [(f.pool, f.at_s) for f in w.failures_since(20.0)] == [
+        ("c5.large", 20.0), ("m5.large", 20.0), ("c5.large", 30.0)
+    ]
+    assert len(w.failures_since(0.0)) == 4
+    assert w.failures_since(20.5)[0].at_s == 30.0
+    assert w.failures_since(31.0) == []
