@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFERRED = ("structlog", "jsonschema", "rich", "importlib.metadata", "scaler.adapters")
 
@@ -54,3 +56,20 @@ def test_version_is_still_the_installed_one() -> None:
     from scaler.cli import version
 
     assert done.stdout == f"scaler {version()}\n"
+
+
+def test_a_simulation_leaves_the_garbage_collector_as_it_found_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The runs freeze what was loaded before them (scaler.commands.simulate); a caller in
+    # the same process (a test, a notebook) gets it back collectable.
+    import gc
+
+    from scaler.cli import main
+
+    before = gc.get_freeze_count()
+    args = ["simulate", str(ROOT / "traces/spot-batch.json"), "--policy", "karpenter-like",
+            "--json", "--until", "600"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["results"]
+    assert gc.get_freeze_count() == before
