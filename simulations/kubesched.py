@@ -206,6 +206,11 @@ class KubeScheduler:
             first = cls.members[0]
             req = first.req
             exclusive = first.exclusive
+            if exclusive:
+                # A node that holds an exclusive pod now holds one all run (binding only adds).
+                cand = cand[table.exclusive[cand] == 0]
+                if cand.size == 0:
+                    continue
             # Allocatable does not change while pods bind; what is used does.
             room = table.alloc[cand] + _EPS
             for pod in list(cls.members):

@@ -123,3 +123,22 @@ def test_a_pod_goes_to_the_emptiest_node_after_binding_and_a_tie_to_the_lowest_s
         assert w.kube_schedule() == 1
         placed.append(by_slot.index(node_of(p)))
     assert placed == [2, 2, 0]
+
+
+def test_exclusive_pods_take_a_node_each_and_never_one_holding_another() -> None:
+    w = world(
+        [pod(n, cpu="100m") for n in ("held", "x1", "x2", "x3", "plain")],
+        [pool("m5.xlarge", current_size=3)],
+    )
+    held = arrive(w, "held")
+    w.admit(held, held.live, exclusive=True)
+    assert w.kube_schedule() == 1
+    xs = [arrive(w, n) for n in ("x1", "x2", "x3")]
+    for x in xs:
+        w.admit(x, x.live, exclusive=True)
+    assert w.kube_schedule() == 2  # one per node left; none beside "held"
+    assert len({node_of(p) for p in (held, *xs[:2])}) == 3
+    assert xs[2].state == PENDING
+    plain = arrive(w, "plain")  # not exclusive: any node with room, exclusive pods or not
+    assert w.kube_schedule() == 1
+    assert plain.state == RUNNING
