@@ -211,19 +211,28 @@ class KubeScheduler:
                 cand = cand[table.exclusive[cand] == 0]
                 if cand.size == 0:
                     continue
-            # Allocatable does not change while pods bind; what is used does.
+            # Allocatable does not change while pods bind; what is used does, on the node a
+            # pod was bound to only: the other nodes fit and score as they did.
             room = table.alloc[cand] + _EPS
+            fits: BoolArray = np.all(table.used[cand] + req <= room, axis=1)
+            scores: FloatArray | None = None
             for pod in list(cls.members):
-                fits = (table.used[cand] + req <= room).all(axis=1)
-                if exclusive:
-                    fits &= table.exclusive[cand] == 0
                 if not fits.any():
                     break
-                slot = _least_allocated(table, cand[fits], req)
-                node = table.nodes[slot]
+                if scores is None:
+                    scores = _least_allocated(table, cand, req)
+                # The first of the best scores among the nodes that fit.
+                j = int(np.argmax(np.where(fits, scores, -np.inf)))
+                node = table.nodes[int(cand[j])]
                 assert node is not None
                 self._bind(pod, node)
                 bound += 1
+                if exclusive:
+                    fits[j] = False  # it holds an exclusive pod now
+                else:
+                    row = cand[j : j + 1]
+                    fits[j] = np.all(table.used[row] + req <= room[j : j + 1], axis=1)[0]
+                    scores[j] = _least_allocated(table, row, req)[0]
         return bound
 
     def _static_mask(self, cls: _Class, cand: IntArray) -> BoolArray:
@@ -244,14 +253,13 @@ def _key(pod: SimPod) -> tuple[object, ...]:
     return (pod.class_key, pod.exclusive)
 
 
-def _least_allocated(table: NodeTable, slots: IntArray, req: FloatArray) -> int:
-    """kube-scheduler's LeastAllocated score (CPU and memory, weight 1 each): the mean free
-    fraction after binding; the first of equal scores."""
-    if len(slots) == 1:
-        return int(slots[0])
+def _least_allocated(table: NodeTable, slots: IntArray, req: FloatArray) -> FloatArray:
+    """(len(slots),) kube-scheduler's LeastAllocated score (CPU and memory, weight 1 each):
+    the mean free fraction after binding, doubled; the node with the highest wins."""
     alloc = table.alloc[slots][:, (CPU, MEM)]
     free = alloc - table.used[slots][:, (CPU, MEM)] - req[[CPU, MEM]]
     has = alloc > 0
     frac = np.where(has, free / np.where(has, alloc, 1.0), 0.0)  # 0 where a node has none
     # Two fractions' sum orders the nodes as their mean does, ties included (halving is exact).
-    return int(slots[int(np.argmax(frac.sum(axis=1)))])
+    scores: FloatArray = frac.sum(axis=1)
+    return scores

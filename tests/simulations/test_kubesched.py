@@ -142,3 +142,17 @@ def test_exclusive_pods_take_a_node_each_and_never_one_holding_another() -> None
     plain = arrive(w, "plain")  # not exclusive: any node with room, exclusive pods or not
     assert w.kube_schedule() == 1
     assert plain.state == RUNNING
+
+
+def test_pods_of_one_class_bound_in_one_run_see_the_room_each_bind_took() -> None:
+    # Five 1-vCPU pods at once on an m5.xlarge (~3.9 vCPU) and an m5.large (~1.9): the
+    # xlarge is emptiest twice, then the large, then the xlarge again; the fifth fits nowhere.
+    w = world(
+        [pod(f"p{i}", cpu="1") for i in range(5)],
+        [pool("m5.xlarge", current_size=1), pool("m5.large", current_size=1)],
+    )
+    ps = [arrive(w, f"p{i}") for i in range(5)]
+    assert w.kube_schedule() == 4
+    pools = [w.nodes[node_of(p)].pool for p in ps[:4]]
+    assert pools == ["m5.xlarge", "m5.xlarge", "m5.large", "m5.xlarge"]
+    assert ps[4].state == PENDING
