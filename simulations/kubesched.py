@@ -216,13 +216,23 @@ class KubeScheduler:
             room = table.alloc[cand] + _EPS
             fits: BoolArray = np.all(table.used[cand] + req <= room, axis=1)
             scores: FloatArray | None = None
+            changed_row = -1
             for pod in list(cls.members):
-                if not fits.any():
+                if changed_row >= 0:
+                    j, row = changed_row, cand[changed_row : changed_row + 1]
+                    fits[j] = np.all(table.used[row] + req <= room[j : j + 1], axis=1)[0]
+                    if scores is not None:
+                        scores[j] = _least_allocated(table, row, req)[0]
+                    changed_row = -1
+                fitting = np.flatnonzero(fits)
+                if fitting.size == 0:
                     break
-                if scores is None:
-                    scores = _least_allocated(table, cand, req)
-                # The first of the best scores among the nodes that fit.
-                j = int(np.argmax(np.where(fits, scores, -np.inf)))
+                if fitting.size == 1:
+                    j = int(fitting[0])
+                else:
+                    if scores is None:
+                        scores = _least_allocated(table, cand, req)
+                    j = int(fitting[np.argmax(scores[fitting])])  # the first of the best
                 node = table.nodes[int(cand[j])]
                 assert node is not None
                 self._bind(pod, node)
@@ -230,9 +240,7 @@ class KubeScheduler:
                 if exclusive:
                     fits[j] = False  # it holds an exclusive pod now
                 else:
-                    row = cand[j : j + 1]
-                    fits[j] = np.all(table.used[row] + req <= room[j : j + 1], axis=1)[0]
-                    scores[j] = _least_allocated(table, row, req)[0]
+                    changed_row = j
         return bound
 
     def _static_mask(self, cls: _Class, cand: IntArray) -> BoolArray:
