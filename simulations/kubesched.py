@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from simulations.objects import SimNode, SimPod
 
 _EPS = 1e-6
+_ALL = np.logical_and.reduce
+"""``np.all`` without its Python wrapper (it runs per class and per bind)."""
 
 
 class NodeTable:
@@ -214,13 +216,13 @@ class KubeScheduler:
             # Allocatable does not change while pods bind; what is used does, on the node a
             # pod was bound to only: the other nodes fit and score as they did.
             room = table.alloc[cand] + _EPS
-            fits: BoolArray = np.all(table.used[cand] + req <= room, axis=1)
+            fits: BoolArray = _ALL(table.used[cand] + req <= room, axis=1)
             scores: FloatArray | None = None
             changed_row = -1
             for pod in list(cls.members):
                 if changed_row >= 0:
                     j, row = changed_row, cand[changed_row : changed_row + 1]
-                    fits[j] = np.all(table.used[row] + req <= room[j : j + 1], axis=1)[0]
+                    fits[j] = _ALL(table.used[row] + req <= room[j : j + 1], axis=1)[0]
                     if scores is not None:
                         scores[j] = _least_allocated(table, row, req)[0]
                     changed_row = -1
