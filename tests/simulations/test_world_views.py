@@ -4,8 +4,11 @@ something changed: each answer must still be the world's current state."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 
 from simulations import events as ev
+from simulations.clock import SimClock
+from simulations.ports import Call, Recorder
 from simulations.testing import pod, pool
 from tests.simulations.test_kubesched import arrive, node_of, world
 
@@ -87,3 +90,20 @@ def test_launch_failures_since_a_time_are_those_listed_then_or_later_in_order() 
     assert len(w.failures_since(0.0)) == 4
     assert w.failures_since(20.5)[0].at_s == 30.0
     assert w.failures_since(31.0) == []
+
+
+def test_a_port_lists_every_call_in_order_and_holds_them_untracked_by_the_collector() -> None:
+    clock = SimClock()
+    port = Recorder(clock)
+    port._record("pools")
+    clock.advance(5.0)
+    before = port.calls
+    port._record("set_desired", "m5.large", 2)
+    assert before == [Call(0.0, "pools", ())]
+    assert port.calls == [Call(0.0, "pools", ()), Call(5.0, "set_desired", ("m5.large", 2))]
+    assert port.calls_to("set_desired")[0].args == ("m5.large", 2)
+    # Hundreds of thousands per run: the cyclic collector must not walk them all each pass.
+    # (A pass stops tracking a tuple of untracked items: the arguments first, then the call.)
+    gc.collect()
+    gc.collect()
+    assert not any(gc.is_tracked(c) for c in port._calls)
