@@ -124,7 +124,8 @@ class _Class:
 
 class KubeScheduler:
     """The pending queue and the bind loop. ``bind(pod, node)`` is the world's callback; it
-    must call :meth:`remove` for the pod."""
+    must call :meth:`remove` for the pod, and change no table row but the node's (what it
+    uses, its exclusive pods): a run re-checks only that row between two binds."""
 
     def __init__(
         self,
