@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from scaler.core.model import SpecError
 from scaler.ports import PortError
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scaler",
         description="Node autoscaler for Kubernetes on AWS: each pod on the cheapest node that fits.",
     )
-    parser.add_argument("--version", action="version", version=f"scaler {version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         try:
@@ -43,8 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked: importlib.metadata would cost every command
+    tens of milliseconds at start-up."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                         nargs=0, help="show program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"scaler {version()}")
+        parser.exit()
+
+
 def version() -> str:
     """The installed distribution's version (what ``pip`` installed), else the source's."""
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("scaler")
     except importlib.metadata.PackageNotFoundError:

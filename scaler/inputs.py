@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import fastjsonschema
-import jsonschema
 
 from scaler.core.model import SpecError
 from scaler.core.names import shown
@@ -90,6 +89,8 @@ def parse_workload_document(data: Any, *, source: str) -> Workload:
         pass  # invalid: jsonschema below says where, in words
     else:
         return workload
+    import jsonschema  # loads only for a document that fails: most never do
+
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(workload_schema()).iter_errors(data)
     )

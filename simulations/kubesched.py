@@ -23,6 +23,7 @@ against nodes that gained room or became schedulable since.
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from simulations.objects import SimNode, SimPod
 
 _EPS = 1e-6
+_ALL = np.logical_and.reduce
+"""``np.all`` without its Python wrapper (it runs per class and per bind)."""
 
 
 class NodeTable:
@@ -64,8 +67,7 @@ class NodeTable:
 
     def add(self, node: SimNode, pool_index: int, alloc: FloatArray, zone: str | None) -> int:
         if self._free:
-            slot = min(self._free)
-            self._free.remove(slot)
+            slot = heapq.heappop(self._free)  # the lowest free slot, as ties go to it
         else:
             slot = self.size
             self.size += 1
@@ -87,7 +89,7 @@ class NodeTable:
         self.alloc[slot] = 0.0
         self.used[slot] = 0.0
         self.exclusive[slot] = 0
-        self._free.append(slot)
+        heapq.heappush(self._free, slot)
 
     def _grow(self) -> None:
         n = len(self.ok) * 2
@@ -107,9 +109,23 @@ def _resized(a: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+class _Class:
+    """One scheduling class's pending pods, first come first, and what it asks of a node
+    (equal for every member: the class key holds the requests and the constraints)."""
+
+    __slots__ = ("mask", "members", "zone")
+
+    def __init__(self) -> None:
+        self.members: list[SimPod] = []
+        self.mask: BoolArray | None = None
+        """(P,) pools whose labels and taints admit the class; set on its first try."""
+        self.zone: int | None = None
+
+
 class KubeScheduler:
     """The pending queue and the bind loop. ``bind(pod, node)`` is the world's callback; it
-    must call :meth:`remove` for the pod."""
+    must call :meth:`remove` for the pod, and change no table row but the node's (what it
+    uses, its exclusive pods): a run re-checks only that row between two binds."""
 
     def __init__(
         self,
@@ -120,8 +136,8 @@ class KubeScheduler:
         self.table = table
         self.offerings = offerings
         self._bind = bind
-        self.classes: dict[tuple[object, ...], list[SimPod]] = {}
-        """Pending pods by scheduling class (equal constraints), first come first."""
+        self.classes: dict[tuple[object, ...], _Class] = {}
+        """Pending pods by scheduling class (equal constraints)."""
         self._fresh: set[tuple[object, ...]] = set()
         self._changed: set[int] = set()
         self._queued = 0
@@ -129,22 +145,25 @@ class KubeScheduler:
     def add(self, pod: SimPod, *, keep_place: bool = False) -> None:
         """Queue a pending pod; ``keep_place`` for one whose spec changed (pinned) while
         it waited, which keeps its place in the queue."""
-        members = self.classes.setdefault(_key(pod), [])
+        key = _key(pod)
+        cls = self.classes.get(key)
+        if cls is None:
+            cls = self.classes[key] = _Class()
         if keep_place:
-            bisect.insort(members, pod, key=lambda p: p.queued)
+            bisect.insort(cls.members, pod, key=lambda p: p.queued)
         else:
             self._queued += 1
             pod.queued = self._queued
-            members.append(pod)
-        self._fresh.add(_key(pod))
+            cls.members.append(pod)
+        self._fresh.add(key)
 
     def remove(self, pod: SimPod) -> None:
         key = _key(pod)
-        members = self.classes.get(key)
-        if members is None:
+        cls = self.classes.get(key)
+        if cls is None:
             return
-        members.remove(pod)
-        if not members:
+        cls.members.remove(pod)
+        if not cls.members:
             del self.classes[key]
             self._fresh.discard(key)
 
@@ -160,46 +179,83 @@ class KubeScheduler:
         if not self._changed and not self._fresh:
             return 0
         table = self.table
-        everything = np.arange(table.size, dtype=np.int64)
+        # Whether a node is schedulable does not change while pods bind, so the nodes that
+        # are not drop out once, here, rather than per pod.
+        ok = table.ok[: table.size]
         changed = np.array(sorted(s for s in self._changed if s < table.size), dtype=np.int64)
+        changed = changed[ok[changed]]
         fresh = self._fresh
         self._changed, self._fresh = set(), set()
+        # A class tried before is tried only against changed nodes: with none, only the
+        # fresh classes have anything to try.
+        if changed.size:
+            classes = list(self.classes.items())
+        else:
+            classes = [(k, self.classes[k]) for k in fresh if k in self.classes]
+        if not classes:
+            return 0
+        everything = np.flatnonzero(ok) if fresh else changed
         bound = 0
         # First come, first served across classes, as kube-scheduler's active queue orders
         # pods of equal priority by the time they were queued.
-        queue = sorted(self.classes.items(), key=lambda kv: kv[1][0].queued)
-        for key, members in queue:
+        classes.sort(key=lambda kv: kv[1].members[0].queued)
+        for key, cls in classes:
             cand = everything if key in fresh else changed
             if cand.size == 0:
                 continue
-            cand = cand[self._static_mask(members[0], cand)]
+            cand = cand[self._static_mask(cls, cand)]
             if cand.size == 0:
                 continue
-            req = members[0].req
-            exclusive = members[0].exclusive
-            for pod in list(members):
-                fits = table.ok[cand] & np.all(
-                    table.used[cand] + req <= table.alloc[cand] + _EPS, axis=1
-                )
-                if exclusive:
-                    fits &= table.exclusive[cand] == 0
-                if not fits.any():
+            first = cls.members[0]
+            req = first.req
+            exclusive = first.exclusive
+            if exclusive:
+                # A node that holds an exclusive pod now holds one all run (binding only adds).
+                cand = cand[table.exclusive[cand] == 0]
+                if cand.size == 0:
+                    continue
+            # Allocatable does not change while pods bind; what is used does, on the node a
+            # pod was bound to only: the other nodes fit and score as they did.
+            room = table.alloc[cand] + _EPS
+            fits: BoolArray = _ALL(table.used[cand] + req <= room, axis=1)
+            scores: FloatArray | None = None
+            changed_row = -1
+            for pod in list(cls.members):
+                if changed_row >= 0:
+                    j, row = changed_row, cand[changed_row : changed_row + 1]
+                    fits[j] = _ALL(table.used[row] + req <= room[j : j + 1], axis=1)[0]
+                    if scores is not None:
+                        scores[j] = _least_allocated(table, row, req)[0]
+                    changed_row = -1
+                fitting = np.flatnonzero(fits)
+                if fitting.size == 0:
                     break
-                slot = _least_allocated(table, cand[fits], req)
-                node = table.nodes[slot]
+                if fitting.size == 1:
+                    j = int(fitting[0])
+                else:
+                    if scores is None:
+                        scores = _least_allocated(table, cand, req)
+                    j = int(fitting[np.argmax(scores[fitting])])  # the first of the best
+                node = table.nodes[int(cand[j])]
                 assert node is not None
                 self._bind(pod, node)
                 bound += 1
+                if exclusive:
+                    fits[j] = False  # it holds an exclusive pod now
+                else:
+                    changed_row = j
         return bound
 
-    def _static_mask(self, pod: SimPod, cand: IntArray) -> BoolArray:
+    def _static_mask(self, cls: _Class, cand: IntArray) -> BoolArray:
         """Labels, taints, arch, capacity type (pool level), and the zone (node level)."""
-        spec = pod.live
-        pools = self.table.pool[cand]
-        mask = self.offerings.constraint_mask(spec)[pools]
-        if spec.zone is not None:
-            mask = mask & (self.table.zone[cand] == self.table.zone_id(spec.zone))
-        return np.asarray(mask, dtype=bool)
+        if cls.mask is None:
+            spec = cls.members[0].live
+            cls.mask = self.offerings.constraint_mask(spec)
+            cls.zone = None if spec.zone is None else self.table.zone_id(spec.zone)
+        mask = cls.mask[self.table.pool[cand]]
+        if cls.zone is not None:
+            mask &= self.table.zone[cand] == cls.zone
+        return mask
 
 
 def _key(pod: SimPod) -> tuple[object, ...]:
@@ -208,11 +264,13 @@ def _key(pod: SimPod) -> tuple[object, ...]:
     return (pod.class_key, pod.exclusive)
 
 
-def _least_allocated(table: NodeTable, slots: IntArray, req: FloatArray) -> int:
-    """kube-scheduler's LeastAllocated score (CPU and memory, weight 1 each): the mean free
-    fraction after binding; the first of equal scores."""
+def _least_allocated(table: NodeTable, slots: IntArray, req: FloatArray) -> FloatArray:
+    """(len(slots),) kube-scheduler's LeastAllocated score (CPU and memory, weight 1 each):
+    the mean free fraction after binding, doubled; the node with the highest wins."""
     alloc = table.alloc[slots][:, (CPU, MEM)]
     free = alloc - table.used[slots][:, (CPU, MEM)] - req[[CPU, MEM]]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(alloc > 0, free / alloc, 0.0)
-    return int(slots[int(np.argmax(frac.mean(axis=1)))])
+    has = alloc > 0
+    frac = np.where(has, free / np.where(has, alloc, 1.0), 0.0)  # 0 where a node has none
+    # Two fractions' sum orders the nodes as their mean does, ties included (halving is exact).
+    scores: FloatArray = frac.sum(axis=1)
+    return scores

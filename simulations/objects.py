@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from scaler.core.model import FloatArray, PodSpec, Taint
-from scaler.core.state import BoundPod, Node, PendingPod
+from scaler.core.state import BoundPod
 
 if TYPE_CHECKING:
     from simulations.ledger import Run
@@ -39,7 +39,6 @@ class SimPod:
     pools: list[str] = field(default_factory=list)
     """The pool of each run, in order (tests and reports read it)."""
     unplaceable: bool = False
-    pending_view: PendingPod | None = None
     bound_view: BoundPod | None = None
 
 
@@ -68,4 +67,3 @@ class SimNode:
     added_taints: list[Taint] = field(default_factory=list)
     """Taints put on the node after launch (an interruption taint), beside its pool's."""
     runs: list[Run] = field(default_factory=list)
-    view: Node | None = None

@@ -44,17 +44,24 @@ class Recorder:
 
     def __init__(self, clock: SimClock) -> None:
         self.clock = clock
-        self.calls: list[Call] = []
+        # Plain tuples, which the garbage collector stops tracking: a run records hundreds of
+        # thousands of calls, and namedtuples it would walk at every full collection.
+        self._calls: list[tuple[float, str, tuple[object, ...]]] = []
         self._failures: dict[str, list[BaseException]] = {}
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every call so far, oldest first (a new list each time)."""
+        return list(map(Call._make, self._calls))
 
     def fail_next(self, method: str, error: BaseException) -> None:
         self._failures.setdefault(method, []).append(error)
 
     def calls_to(self, method: str) -> list[Call]:
-        return [c for c in self.calls if c.method == method]
+        return [Call._make(c) for c in self._calls if c[1] == method]
 
     def _record(self, method: str, *args: object) -> None:
-        self.calls.append(Call(self.clock.now(), method, args))
+        self._calls.append((self.clock.now(), method, args))
         queued = self._failures.get(method)
         if queued:
             raise queued.pop(0)

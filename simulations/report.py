@@ -8,13 +8,13 @@ import html
 import io
 import json
 from collections.abc import Sequence
-from typing import IO, Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import IO, TYPE_CHECKING, Any
 
 from simulations.ledger import WASTE_REASONS
 from simulations.scorecard import Scorecard
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 LEGEND = (
     ("total $", "what the nodes cost, from launch to termination (EC2 bills booting nodes)"),
@@ -116,6 +116,8 @@ def rows_of(sc: Scorecard) -> list[str]:
 
 
 def print_table(results: Sequence[Scorecard], console: Console) -> None:
+    from rich.table import Table  # rich loads only for the table, not for JSON or CSV
+
     console.print(
         "[bold]scaler simulate[/]: the same trace under each policy, same seed. Dollars are "
         "USD for the whole trace."

@@ -4,6 +4,7 @@ cloud's (ASG and EC2). :class:`World` mixes this in; :mod:`simulations.ports` ca
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import operator
 from collections import Counter
@@ -32,9 +33,7 @@ from simulations.kubesched import KubeScheduler
 from simulations.ledger import Ledger
 from simulations.objects import SimNode, SimPod
 
-_NODE_VIEW = operator.attrgetter("view")
-_BOUND_VIEW = operator.attrgetter("bound_view")
-_PENDING_VIEW = operator.attrgetter("pending_view")
+_AT_S = operator.attrgetter("at_s")
 
 
 class WorldRequests:
@@ -57,10 +56,13 @@ class WorldRequests:
     failing: Counter[str]
     cancelled: Counter[str]
     scale_ups: int
-    _pool_views: dict[str, PoolSpec]
+    _pool_views: list[PoolSpec]
+    _pool_at: dict[str, int]
+    _pool_sized: dict[tuple[str, int], PoolSpec]
     _pools_cache: tuple[PoolSpec, ...] | None
-    _pending: dict[str, SimPod]
-    _bound: dict[str, SimPod]
+    _node_views: dict[str, Node]
+    _bound_views: dict[str, BoundPod]
+    _pending_views: dict[str, PendingPod]
     _v_nodes: tuple[Node, ...] | None
     _v_bound: tuple[BoundPod, ...] | None
     _v_pending: tuple[PendingPod, ...] | None
@@ -77,27 +79,35 @@ class WorldRequests:
         def _log(self, now: float, what: str, subject: str) -> None: ...
 
     def snapshot(self, now: float) -> ClusterView:
-        # Rebuilt after any change, so a pass at C speed: the views are dataclasses without
-        # __len__ or __bool__, so filter(None, ...) drops exactly the missing (None) ones.
         if self._v_nodes is None:
-            self._v_nodes = tuple(filter(None, map(_NODE_VIEW, self.nodes.values())))
+            self._v_nodes = tuple(self._node_views.values())
         if self._v_bound is None:
-            self._v_bound = tuple(filter(None, map(_BOUND_VIEW, self._bound.values())))
+            self._v_bound = tuple(self._bound_views.values())
         if self._v_pending is None:
-            self._v_pending = tuple(filter(None, map(_PENDING_VIEW, self._pending.values())))
+            self._v_pending = tuple(self._pending_views.values())
         return ClusterView(
             now_s=now, nodes=self._v_nodes, bound=self._v_bound, pending=self._v_pending,
             runtimes=self.runtimes.history(), indexes=self.indexes,
         )
 
     def pool_views(self) -> tuple[PoolSpec, ...]:
+        """The same tuple, holding the same values, until a pool's size changes: the
+        offerings cache finds what changed by identity (scaler.core.offerings.changed_pools)."""
         if self._pools_cache is None:
-            self._pools_cache = tuple(self._pool_views.values())
+            self._pools_cache = tuple(self._pool_views)
         return self._pools_cache
 
     def _pool_changed(self, pool: str) -> None:
-        spec = self._pool_views[pool]
-        self._pool_views[pool] = dataclasses.replace(spec, current_size=self.desired[pool])
+        i = self._pool_at[pool]
+        size = self.desired[pool]
+        if self._pool_views[i].current_size == size:
+            return
+        # A pool's size goes up and down over a few values: each is built once.
+        spec = self._pool_sized.get((pool, size))
+        if spec is None:
+            spec = dataclasses.replace(self._pool_views[i], current_size=size)
+            self._pool_sized[pool, size] = spec
+        self._pool_views[i] = spec
         self._pools_cache = None
 
     def set_desired(self, pool: str, desired: int, now: float) -> None:
@@ -186,7 +196,9 @@ class WorldRequests:
         return tuple(r.pod.bound_view for r in node.runs if r.pod.bound_view is not None)
 
     def failures_since(self, since_s: float) -> list[LaunchFailure]:
-        return [f for f in self.failures if f.at_s >= since_s]
+        # Listed as they surface, so in time order: the reconciler asks every tick for the
+        # few since its last look, which must not cost a pass over every failure of the run.
+        return self.failures[bisect.bisect_left(self.failures, since_s, key=_AT_S):]
 
     def annotate(self, name: str, key: str, value: str | None, now: float) -> None:
         node = self.nodes.get(name)

@@ -96,20 +96,24 @@ class World(WorldRequests):
         self.timeline: list[tuple[float, str, str]] | None = [] if record else None
         self.pool_specs = {p.name: p for p in pools}
         self.desired = {p.name: p.current_size for p in pools}
-        self._pool_views = {p.name: p for p in pools}
+        self._pool_views = list({p.name: p for p in pools}.values())
+        self._pool_at = {p.name: i for i, p in enumerate(self._pool_views)}
+        self._pool_sized: dict[tuple[str, int], PoolSpec] = {}
         self._pools_cache: tuple[PoolSpec, ...] | None = None
         self.nodes: dict[str, SimNode] = {}
         self.pods: dict[str, SimPod] = {}
         self.failures: list[LaunchFailure] = []
-        # What the cluster looks like, rebuilt only when that part changed.
+        # What the cluster looks like: each object's current view by name, in the order the
+        # objects appeared, and the tuples of them rebuilt only when that part changed.
+        self._node_views: dict[str, Node] = {}
+        self._bound_views: dict[str, BoundPod] = {}
+        self._pending_views: dict[str, PendingPod] = {}
         self._v_nodes: tuple[Node, ...] | None = None
         self._v_bound: tuple[BoundPod, ...] | None = None
         self._v_pending: tuple[PendingPod, ...] | None = None
-        self._pending: dict[str, SimPod] = {}
         self._arrived: list[SimPod] = []
         self._filled = False
         """A pod was bound to a node that had none since :meth:`take_filled` last asked."""
-        self._bound: dict[str, SimPod] = {}
         self._seq = 0
         self._zone_turn: dict[str, int] = {}
         self._capacity_pools: dict[tuple[str, str | None], dict[str, SimNode]] = {}
@@ -242,8 +246,7 @@ class World(WorldRequests):
 
     def _pend(self, pod: SimPod, now: float) -> None:
         pod.state, pod.since_s = PENDING, now
-        pod.pending_view = PendingPod(pod.live, now)
-        self._pending[pod.spec.key] = pod
+        self._pending_views[pod.spec.key] = PendingPod(pod.live, now)
         self.sched.add(pod)
         self.created.append(pod)
         self._v_pending = None
@@ -266,7 +269,8 @@ class World(WorldRequests):
         self.sched.remove(pod)
         pod.live, pod.exclusive = live, exclusive
         pod.class_key = live.constraints()
-        pod.pending_view = PendingPod(live, pod.since_s)
+        if pod.spec.key in self._pending_views:
+            self._pending_views[pod.spec.key] = PendingPod(live, pod.since_s)
         self.sched.add(pod, keep_place=True)
         self._v_pending = None
 
@@ -274,14 +278,12 @@ class World(WorldRequests):
         now = self.clock.now()
         self.ledger.settle(node, now)
         self.sched.remove(pod)
-        del self._pending[pod.spec.key]
+        del self._pending_views[pod.spec.key]
         fit = pod.fit_usd_per_hour if math.isfinite(pod.fit_usd_per_hour) else 0.0
         run = Run(pod, node, now, fit)
         pod.state, pod.run, pod.runs = RUNNING, run, pod.runs + 1
         pod.pools.append(node.pool)
-        pod.pending_view = None
-        pod.bound_view = BoundPod(pod.live, node.name, now)
-        self._bound[pod.spec.key] = pod
+        pod.bound_view = self._bound_views[pod.spec.key] = BoundPod(pod.live, node.name, now)
         self._filled |= not node.runs
         node.runs.append(run)
         self.table.used[node.slot] += pod.req
@@ -305,7 +307,7 @@ class World(WorldRequests):
         self.sched.node_changed(node.slot)
         (self.ledger.lost if lost else self.ledger.completed)(run)
         pod.run, pod.bound_view = None, None
-        del self._bound[pod.spec.key]
+        del self._bound_views[pod.spec.key]
         self._v_bound = None
 
     def _evict(self, node: SimNode, now: float) -> None:
@@ -503,6 +505,7 @@ class World(WorldRequests):
         node.alive = False
         self.table.remove(node.slot)
         del self.nodes[node.name]
+        self._node_views.pop(node.name, None)
         if decrement:
             self.desired[node.pool] = max(self.desired[node.pool] - 1, 0)
             self._pool_changed(node.pool)
@@ -510,10 +513,10 @@ class World(WorldRequests):
 
     def _refresh(self, node: SimNode) -> None:
         if not node.registered:  # an instance without a Node: the cluster shows nothing
-            node.view = None
+            self._node_views.pop(node.name, None)
             self._v_nodes = None
             return
-        node.view = Node(
+        self._node_views[node.name] = Node(
             name=node.name,
             pool=node.pool,
             instance_type=node.instance_type,

@@ -13,9 +13,6 @@ import statistics
 import sys
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from scaler.bench import (
     DEFAULT_TRACE,
     TARGET_DECISION_MS,
@@ -85,6 +82,8 @@ def run_place(args: argparse.Namespace) -> int:
     pools = catalog.default_pools(parse_capacity_types(args.capacity_types),
                                   burstable=args.burstable)
     pods = draw_pods(shapes, args.pods, args.seed)
+    from rich.console import Console  # rich loads only for the command that prints
+
     err = Console(stderr=True)
     result = run_place_bench(
         pods,
@@ -109,6 +108,9 @@ def _mark(ok: bool) -> str:
 
 
 def print_result(r: PlaceBench, *, trace: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     out = Console(width=None if sys.stdout.isatty() else 120)
     table = Table(
         title=f"scaler bench place: {r.pods} pods ({r.classes} classes) x {r.pools} pools",

@@ -8,10 +8,7 @@ import json
 import os
 import sys
 import time
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from scaler.commands.common import (
     add_capacity_types_flag,
@@ -25,6 +22,9 @@ from scaler.core.placement import Placement, Unplaceable, place
 from scaler.core.settings import Settings
 from scaler.core.topology import pin_zones
 from scaler.inputs import load_workload
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_parser(sub: Any) -> None:
@@ -103,12 +103,16 @@ def console(pipe_width: int = 160) -> Console:
     """The terminal's width, or ``$COLUMNS`` when set (rich reads it); ``pipe_width`` when
     output goes to a file or a pipe, so nothing there is cut for a terminal that is not
     there."""
+    from rich.console import Console  # rich loads only for a command that prints a table
+
     if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit():
         return Console()
     return Console(width=pipe_width)
 
 
 def print_table(placement: Placement, decision_ms: float, *, n_pools: int) -> None:
+    from rich.table import Table
+
     out = console()
     n_pods = sum(len(g.pods) for g in placement.groups)
     table = Table(

@@ -10,7 +10,6 @@ from typing import Any
 
 import anyio
 
-from scaler.adapters.observe import configure_logging
 from scaler.commands.place import console
 from scaler.commands.run import add_connection_flags, connection_options
 from scaler.core.actions import (
@@ -46,6 +45,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaler import app
+    from scaler.adapters.observe import configure_logging
 
     configure_logging(json=args.log_format == "json", level="warning")
     opts = connection_options(args, dry_run=True, leader_elect=False)

@@ -8,7 +8,6 @@ from typing import Any
 
 import anyio
 
-from scaler.adapters.observe import configure_logging
 from scaler.commands.common import add_catalog_flag
 from scaler.commands.configuration import resolve
 from scaler.core.settings import Settings, preset
@@ -92,6 +91,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaler import app
+    from scaler.adapters.observe import configure_logging
 
     listen_host, listen_port = host_port(args.listen, "--listen")
     if bool(args.webhook_cert) != bool(args.webhook_key):

@@ -9,6 +9,7 @@ pod objects (``containers``, ``initContainers``, ``affinity`` are in the API's o
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -221,31 +222,46 @@ def parse_resources(raw: Any, where: str) -> Resources:
     m = _mapping(raw, where)
     values: dict[str, float] = {}
     for key, value in m.items():
-        field = f"{where}.{key}" if where else str(key)
+        field = _FIELD_OF.get(key) if isinstance(key, str) else None
+        if field is None and key not in IGNORED_RESOURCES:
+            raise SpecError(
+                _field(where, key),
+                f"unknown resource; scaler schedules by {', '.join(KNOWN_RESOURCES)}",
+            )
         try:
-            if key == "cpu":
-                values["cpu_milli"] = float(cpu_milli(value))
-            elif key == "memory":
-                values["memory_mib"] = memory_mib(value)
-            elif key == GPU_RESOURCE:
-                values["gpu"] = float(whole_count(value))
-            elif key == "ephemeral-storage":
-                values["ephemeral_mib"] = memory_mib(value)
-            elif key == "pods":
-                values["pods"] = float(whole_count(value))
-            elif key in IGNORED_RESOURCES:
-                whole_count(value)
-            else:
-                raise SpecError(
-                    field, f"unknown resource; scaler schedules by {', '.join(KNOWN_RESOURCES)}"
-                )
+            # A trace repeats a few quantities thousands of times; exact parsing is costly.
+            amount = _amount(key, value) if type(value) in _SCALARS else _convert(key, value)
         except QuantityError as e:
-            raise SpecError(field, str(e)) from None
+            raise SpecError(_field(where, key), str(e)) from None
         except OverflowError:  # a finite JSON number whose millicores overflow a float
-            raise SpecError(field, f"{value!r} is too large") from None
-        if any(not amount <= MAX_RESOURCE for amount in values.values()):
-            raise SpecError(field, f"{value!r} is too large (at most {MAX_RESOURCE:g})")
+            raise SpecError(_field(where, key), f"{value!r} is too large") from None
+        if field is None:
+            continue  # checked, not scheduled by
+        if not amount <= MAX_RESOURCE:
+            raise SpecError(_field(where, key), f"{value!r} is too large (at most {MAX_RESOURCE:g})")
+        values[field] = amount
     return Resources(**values)
+
+
+def _field(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+_SCALARS: Final = (str, int, float)
+"""The types a quantity comes as (exactly: a bool is no quantity, and 1 == True in a cache)."""
+
+
+def _convert(key: str, value: Any) -> float:
+    """One known or ignored resource's amount in its unit (raises QuantityError)."""
+    if key == "cpu":
+        return float(cpu_milli(value))
+    if key == "memory" or key == "ephemeral-storage":
+        return memory_mib(value)
+    return float(whole_count(value))  # GPUs, pods, and the ignored extended resources
+
+
+_amount = functools.lru_cache(maxsize=4096, typed=True)(_convert)
+""":func:`_convert` for hashable scalars, memoised (errors are raised again each time)."""
 
 
 def effective_requests(pod: Mapping[str, Any]) -> Resources:
@@ -262,7 +278,8 @@ def effective_requests(pod: Mapping[str, Any]) -> Resources:
         total = parse_resources(pod.get("requests"), "requests")
     else:
         total = _from_containers(pod)
-    total = total + parse_resources(pod.get("overhead"), "overhead")
+    if pod.get("overhead") is not None:
+        total = total + parse_resources(pod["overhead"], "overhead")
     return Resources(
         cpu_milli=total.cpu_milli,
         memory_mib=total.memory_mib,

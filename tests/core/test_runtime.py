@@ -140,6 +140,27 @@ def test_the_recorder_keeps_recent_runs_per_workload_and_a_bounded_number_of_wor
     assert MAX_WORKLOADS >= 1000
 
 
+def test_every_snapshot_holds_what_was_recorded_before_it_in_recency_order() -> None:
+    # Thousands of runs, so the recorder rebuilds its own dict many times over: each
+    # snapshot must still be that moment's history, oldest workload first, and stay so.
+    rec = RuntimeRecorder(samples_per_workload=2, max_workloads=50)
+    model: dict[str, tuple[float, ...]] = {}
+    kept: list[tuple[RuntimeHistory, dict[str, tuple[float, ...]]]] = []
+    for i in range(3000):
+        name = f"job-{(i * 7919) % 120}"
+        rec.record(bare(name), float(i))
+        key = f"batch/{name}"
+        runs = model.pop(key, ())
+        model[key] = (*runs[-1:], float(i))
+        if len(model) > 50:
+            del model[next(iter(model))]
+        if i % 37 == 0:
+            kept.append((rec.history(), dict(model)))
+    for history, then in kept:
+        assert list(history.workloads.items()) == list(then.items())
+    assert list(rec.history().workloads.items()) == list(model.items())
+
+
 def test_a_replacement_is_judged_with_the_run_its_interruption_ends() -> None:
     h = with_runs(RuntimeHistory(), [(bare("sim-pod"), 800 * H)])
     assert estimate(bare("sim-pod"), h, S).lost_work_s == pytest.approx(400 * H)

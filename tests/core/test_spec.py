@@ -65,6 +65,20 @@ def test_a_pod_without_requests_asks_only_for_a_pod_slot() -> None:
     assert pod().requests == Resources(pods=1)
 
 
+def test_a_quantity_read_before_is_read_again_by_its_type_and_refused_again_when_bad() -> None:
+    # Quantities are memoised: 1 and True are equal keys to a dict, and a bad one must fail
+    # every time, not only the first.
+    assert pod(requests={"nvidia.com/gpu": 1}).requests.gpu == 1
+    assert pod(requests={"cpu": 1.0}).requests.cpu_milli == 1000
+    for _ in range(2):
+        with pytest.raises(SpecError, match="True is not a quantity"):
+            pod(requests={"nvidia.com/gpu": True})
+        with pytest.raises(SpecError, match="not a Kubernetes quantity"):
+            pod(requests={"memory": "lots"})
+    assert pod(requests={"cpu": "1"}).requests.cpu_milli == 1000
+    assert pod(requests={"cpu": "1m"}).requests.cpu_milli == 1
+
+
 def test_app_containers_add_up() -> None:
     p = pod(
         containers=[container("a", cpu="1", memory="1Gi"), container("b", cpu="500m", memory="2Gi")]

@@ -1,0 +1,158 @@
+"""The simulated kube-scheduler on its own: a world built and never run, driven event by
+event, so each bind can be checked against the node it should have gone to."""
+
+from __future__ import annotations
+
+from scaler.core.catalog import Catalog
+from scaler.core.model import PodSpec, PoolSpec
+from simulations import events as ev
+from simulations.engine import Simulation
+from simulations.jobs import configure
+from simulations.kubesched import NodeTable
+from simulations.objects import PENDING, RUNNING, SimPod
+from simulations.testing import pod, pool
+from simulations.world import World
+
+# m5.large allocates about 1.9 vCPU: a 1 vCPU pod and a 1.5 vCPU pod do not share one.
+
+
+def world(pods: list[PodSpec], pools: list[PoolSpec]) -> World:
+    """Pools' current nodes Ready at 0; pods not arrived yet (see :func:`arrive`)."""
+    settings, config = configure({"admission_webhook": "false"}, "scaler")
+    sim = Simulation(
+        pods=pods, pools=pools, catalog=Catalog.load(), settings=settings, config=config,
+        until_s=10_000.0,
+    )
+    return sim.world
+
+
+def arrive(w: World, name: str, now: float = 0.0) -> SimPod:
+    p = w.pods[f"default/{name}"]
+    w.handle(ev.ARRIVE, p, now)
+    return p
+
+
+def node_of(p: SimPod) -> str:
+    assert p.run is not None
+    return p.run.node.name
+
+
+def test_a_pod_tried_and_left_pending_binds_once_a_node_frees_room() -> None:
+    w = world(
+        [pod("a", cpu="1", duration_s=100.0), pod("b", cpu="1500m")],
+        [pool("m5.large", current_size=1)],
+    )
+    a = arrive(w, "a")
+    b = arrive(w, "b")
+    assert w.kube_schedule() == 1
+    assert (a.state, b.state) == (RUNNING, PENDING)
+    assert w.kube_schedule() == 0  # nothing changed: b is not tried again
+
+    assert a.run is not None
+    w.handle(ev.POD_DONE, (a, a.run), 100.0)  # its node has room again
+    assert w.kube_schedule() == 1
+    assert b.state == RUNNING
+
+
+def test_a_pod_waiting_for_a_cordoned_node_binds_when_it_is_uncordoned() -> None:
+    w = world([pod("a", cpu="1")], [pool("m5.large", current_size=1)])
+    (name,) = w.nodes
+    w.cordon(name, True, 0.0)
+    a = arrive(w, "a")
+    assert w.kube_schedule() == 0
+    w.cordon(name, False, 1.0)
+    assert w.kube_schedule() == 1
+    assert node_of(a) == name
+
+
+def test_each_class_goes_only_to_the_nodes_its_selector_admits() -> None:
+    # Two classes pending at once, each admitted by one pool's nodes: a node mask kept from
+    # one class and used for the other would put both on the same pool.
+    w = world(
+        [pod("x", cpu="1", node_selector={"scaler.io/pool": "px"}),
+         pod("y", cpu="1", node_selector={"scaler.io/pool": "py"})],
+        [pool("m5.large", name="px", current_size=1), pool("m5.large", name="py", current_size=1)],
+    )
+    x = arrive(w, "x")
+    y = arrive(w, "y")
+    assert w.kube_schedule() == 2
+    assert w.nodes[node_of(x)].pool == "px"
+    assert w.nodes[node_of(y)].pool == "py"
+
+
+def test_a_class_retried_on_changed_nodes_skips_those_its_selector_refuses() -> None:
+    w = world(
+        [pod("busy", cpu="1500m", duration_s=100.0, node_selector={"scaler.io/pool": "px"}),
+         pod("y", cpu="1500m", node_selector={"scaler.io/pool": "py"})],
+        [pool("m5.large", name="px", current_size=1)],
+    )
+    busy = arrive(w, "busy")
+    y = arrive(w, "y")
+    assert w.kube_schedule() == 1
+    assert busy.run is not None
+    w.handle(ev.POD_DONE, (busy, busy.run), 100.0)
+    assert w.kube_schedule() == 0
+    assert y.state == PENDING
+
+
+def test_a_new_node_takes_the_lowest_free_slot() -> None:
+    w = world([], [pool("m5.large", current_size=4)])
+    table: NodeTable = w.table
+    nodes = sorted(w.nodes.values(), key=lambda n: n.slot)
+    assert [n.slot for n in nodes] == [0, 1, 2, 3]
+    for n in (nodes[1], nodes[3], nodes[2]):
+        w.terminate(n.name, 1.0)
+    i = w.offerings.get("m5.large")
+    assert i is not None
+    assert [w._launch("m5.large", i, 2.0).slot for _ in range(4)] == [1, 2, 3, 4]
+    assert table.size == 5
+
+
+
+def test_a_pod_goes_to_the_emptiest_node_after_binding_and_a_tie_to_the_lowest_slot() -> None:
+    # CPU only (memory stays free everywhere): m5.xlarge allocates about 3.9 vCPU, m5.large
+    # about 1.9, so the xlarge is emptiest for two 1-vCPU pods, and then the two larges tie.
+    w = world(
+        [pod(n, cpu="1") for n in ("p", "q", "r")],
+        [pool("m5.large", current_size=2), pool("m5.xlarge", current_size=1)],
+    )
+    by_slot = [n.name for n in sorted(w.nodes.values(), key=lambda n: n.slot)]
+    placed = []
+    for name in ("p", "q", "r"):
+        p = arrive(w, name)
+        assert w.kube_schedule() == 1
+        placed.append(by_slot.index(node_of(p)))
+    assert placed == [2, 2, 0]
+
+
+def test_exclusive_pods_take_a_node_each_and_never_one_holding_another() -> None:
+    w = world(
+        [pod(n, cpu="100m") for n in ("held", "x1", "x2", "x3", "plain")],
+        [pool("m5.xlarge", current_size=3)],
+    )
+    held = arrive(w, "held")
+    w.admit(held, held.live, exclusive=True)
+    assert w.kube_schedule() == 1
+    xs = [arrive(w, n) for n in ("x1", "x2", "x3")]
+    for x in xs:
+        w.admit(x, x.live, exclusive=True)
+    assert w.kube_schedule() == 2  # one per node left; none beside "held"
+    assert len({node_of(p) for p in (held, *xs[:2])}) == 3
+    assert xs[2].state == PENDING
+    plain = arrive(w, "plain")  # not exclusive: any node with room, exclusive pods or not
+    assert w.kube_schedule() == 1
+    assert plain.state == RUNNING
+
+
+def test_pods_of_one_class_bound_in_one_run_see_the_room_each_bind_took() -> None:
+    # Five 1-vCPU pods at once on an m5.xlarge (~3.9 vCPU) and an m5.large (~1.9): the
+    # xlarge is emptiest twice, then the large, then the xlarge again; the fifth fits nowhere.
+    w = world(
+        [pod(f"p{i}", cpu="1") for i in range(5)],
+        [pool("m5.xlarge", current_size=1), pool("m5.large", current_size=1)],
+    )
+    ps = [arrive(w, f"p{i}") for i in range(5)]
+    assert w.kube_schedule() == 4
+    pools = [w.nodes[node_of(p)].pool for p in ps[:4]]
+    assert pools == ["m5.xlarge", "m5.xlarge", "m5.large", "m5.xlarge"]
+    assert ps[4].state == PENDING

@@ -1,0 +1,109 @@
+"""What the simulated world answers the ports, kept between calls and rebuilt only where
+something changed: each answer must still be the world's current state."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+
+from simulations import events as ev
+from simulations.clock import SimClock
+from simulations.ports import Call, Recorder
+from simulations.testing import pod, pool
+from tests.simulations.test_kubesched import arrive, node_of, world
+
+
+def test_the_fleet_hands_back_the_same_pool_values_until_a_size_changes() -> None:
+    # The offerings cache finds changed pools by identity; every size must still be current.
+    w = world([], [pool("m5.large", current_size=1), pool("c5.large")])
+    first = w.pool_views()
+    assert w.pool_views() is first
+    assert [(p.name, p.current_size) for p in first] == [("m5.large", 1), ("c5.large", 0)]
+
+    w.set_desired("c5.large", 2, 1.0)
+    second = w.pool_views()
+    assert [p.current_size for p in second] == [1, 2]
+    assert second[0] is first[0]
+    w.set_desired("c5.large", 2, 2.0)  # the size it has: nothing changes
+    assert w.pool_views() is second
+
+    c5 = next(n for n in w.nodes.values() if n.pool == "c5.large")
+    w.terminate(c5.name, 3.0)
+    assert [p.current_size for p in w.pool_views()] == [1, 1]
+    w.set_desired("c5.large", 2, 4.0)
+    assert [p.current_size for p in w.pool_views()] == [1, 2]
+    w.set_desired("m5.large", 0, 5.0)
+    assert [p.current_size for p in w.pool_views()] == [0, 2]
+    assert w.pool_views()[1] is second[1]
+
+
+def test_a_snapshot_shows_each_change_since_the_last_one_in_the_order_objects_appeared() -> None:
+    w = world(
+        [pod("a", cpu="1", duration_s=100.0), pod("b", cpu="4"), pod("c", cpu="4")],
+        [pool("m5.large", current_size=2)],
+    )
+    first, second = sorted(w.nodes)
+    view = w.snapshot(0.0)
+    assert [n.name for n in view.nodes] == [first, second]
+    assert (view.bound, view.pending) == ((), ())
+    assert w.snapshot(0.0).nodes is view.nodes  # nothing changed: the same tuple
+
+    a = arrive(w, "a")
+    assert [p.pod.key for p in w.snapshot(0.0).pending] == ["default/a"]
+    w.kube_schedule()
+    view = w.snapshot(0.0)
+    assert [(b.pod.key, b.node) for b in view.bound] == [("default/a", node_of(a))]
+    assert view.pending == ()
+
+    w.annotate(second, "example.com/k", "v", 1.0)
+    view = w.snapshot(1.0)
+    assert [n.name for n in view.nodes] == [first, second]
+    assert view.nodes[1].annotation("example.com/k") == "v"
+
+    w.set_desired("m5.large", 3, 2.0)
+    (third,) = set(w.nodes) - {first, second}
+    idle = second if node_of(a) == first else first
+    w.terminate(idle, 3.0)
+    assert [n.name for n in w.snapshot(3.0).nodes] == sorted({first, second, third} - {idle})
+
+    assert a.run is not None
+    w.handle(ev.POD_DONE, (a, a.run), 100.0)
+    assert w.snapshot(100.0).bound == ()
+
+    b = arrive(w, "b", 100.0)
+    arrive(w, "c", 100.0)
+    pinned = dataclasses.replace(b.live, node_selector=(("scaler.io/pool", "none"),))
+    w.admit(b, pinned)
+    view = w.snapshot(100.0)
+    assert [p.pod.key for p in view.pending] == ["default/b", "default/c"]
+    assert view.pending[0].pod is pinned
+
+
+def test_launch_failures_since_a_time_are_those_listed_then_or_later_in_order() -> None:
+    w = world([], [pool("m5.large", current_size=3), pool("c5.large", current_size=3)])
+    for pool_name, at_s in (("m5.large", 10.0), ("c5.large", 20.0), ("m5.large", 20.0),
+                            ("c5.large", 30.0)):
+        w.launch_failed(pool_name, at_s)
+    assert [(f.pool, f.at_s) for f in w.failures_since(20.0)] == [
+        ("c5.large", 20.0), ("m5.large", 20.0), ("c5.large", 30.0)
+    ]
+    assert len(w.failures_since(0.0)) == 4
+    assert w.failures_since(20.5)[0].at_s == 30.0
+    assert w.failures_since(31.0) == []
+
+
+def test_a_port_lists_every_call_in_order_and_holds_them_untracked_by_the_collector() -> None:
+    clock = SimClock()
+    port = Recorder(clock)
+    port._record("pools")
+    clock.advance(5.0)
+    before = port.calls
+    port._record("set_desired", "m5.large", 2)
+    assert before == [Call(0.0, "pools", ())]
+    assert port.calls == [Call(0.0, "pools", ()), Call(5.0, "set_desired", ("m5.large", 2))]
+    assert port.calls_to("set_desired")[0].args == ("m5.large", 2)
+    # Hundreds of thousands per run: the cyclic collector must not walk them all each pass.
+    # (A pass stops tracking a tuple of untracked items: the arguments first, then the call.)
+    gc.collect()
+    gc.collect()
+    assert not any(gc.is_tracked(c) for c in port._calls)

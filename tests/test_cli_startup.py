@@ -1,0 +1,75 @@
+"""What every command pays before it does anything: the parser, and the modules it loads.
+
+A library that only some paths need loads on those paths: structlog for the live commands,
+jsonschema for an input that fails its schema, rich for a printed table or progress bar,
+importlib.metadata for ``--version``. Each costs every other command tens of milliseconds.
+Run in a fresh interpreter, as a user runs ``scaler``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFERRED = ("structlog", "jsonschema", "rich", "importlib.metadata", "scaler.adapters")
+
+
+def loaded_after(code: str) -> list[str]:
+    """Which of :data:`DEFERRED` are imported once ``code`` has run (stdout goes to stderr)."""
+    probe = (
+        "import contextlib, json, sys\n"
+        "with contextlib.redirect_stdout(sys.stderr):\n"
+        + "".join(f"    {line}\n" for line in code.splitlines())
+        + f"print(json.dumps([m for m in {DEFERRED!r} if m in sys.modules]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        check=True,
+    )
+    loaded: list[str] = json.loads(done.stdout)
+    return loaded
+
+
+def test_building_the_parser_loads_none_of_the_libraries_only_some_commands_use() -> None:
+    assert loaded_after("from scaler.cli import build_parser\nbuild_parser()") == []
+
+
+def test_a_simulation_printed_as_json_loads_no_table_logging_or_schema_library() -> None:
+    code = (
+        "from scaler.cli import main\n"
+        "main(['simulate', 'traces/spot-batch.json', '--policy', 'karpenter-like', '--json',"
+        " '--until', '600'])"
+    )
+    assert loaded_after(code) == []
+
+
+def test_version_is_still_the_installed_one() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "scaler", "--version"], capture_output=True, text=True,
+        timeout=120, cwd=ROOT, check=True,
+    )
+    from scaler.cli import version
+
+    assert done.stdout == f"scaler {version()}\n"
+
+
+def test_a_simulation_leaves_the_garbage_collector_as_it_found_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The runs freeze what was loaded before them (scaler.commands.simulate); a caller in
+    # the same process (a test, a notebook) gets it back collectable.
+    import gc
+
+    from scaler.cli import main
+
+    before = gc.get_freeze_count()
+    args = ["simulate", str(ROOT / "traces/spot-batch.json"), "--policy", "karpenter-like",
+            "--json", "--until", "600"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["results"]
+    assert gc.get_freeze_count() == before
