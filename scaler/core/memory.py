@@ -167,28 +167,38 @@ class Memory:
     def forget(self, *, now: float, pending: set[str]) -> None:
         """Drop launches whose pods all left the pending set, and backoffs that ended.
         Launches past their deadline move to :attr:`overdue` for the next decision."""
-        self.overdue += [launch for launch in self.launches if launch.deadline_s <= now]
-        self.launches = [
-            launch
-            for launch in self.launches
-            if launch.deadline_s > now
-            and (not launch.pods or not launch.pods.isdisjoint(pending))
-        ]
-        for pool in [p for p, until in self.backoff_until_s.items() if until <= now]:
-            del self.backoff_until_s[pool]
-            self.backoff_reason.pop(pool, None)
+        # Called every tick; most tables are empty most ticks, so each is scanned only when
+        # it holds something (a comprehension over an empty table still costs a call).
+        if self.launches:
+            self.overdue += [launch for launch in self.launches if launch.deadline_s <= now]
+            self.launches = [
+                launch
+                for launch in self.launches
+                if launch.deadline_s > now
+                and (not launch.pods or not launch.pods.isdisjoint(pending))
+            ]
+        if self.backoff_until_s:
+            for pool in [p for p, until in self.backoff_until_s.items() if until <= now]:
+                del self.backoff_until_s[pool]
+                self.backoff_reason.pop(pool, None)
         while self.removals_s and self.removals_s[0] <= now - 60.0:
             self.removals_s.popleft()
         while self.migrations_s and self.migrations_s[0] <= now - 60.0:
             self.migrations_s.popleft()
-        for workload in [w for w, (at, _) in self.migrated.items() if at <= now - MIGRATION_MEMORY_S]:
-            del self.migrated[workload]
-        for pool in [p for p, until in self.reclaimed_until_s.items() if until <= now]:
-            del self.reclaimed_until_s[pool]
-        for workload in [w for w, (at, _) in self.expected_life_s.items() if at < now - 3600.0]:
-            del self.expected_life_s[workload]
-        for node in [n for n, deadline in self.interrupted.items() if deadline < now - 3600.0]:
-            del self.interrupted[node]
+        if self.migrated:
+            for workload in [w for w, (at, _) in self.migrated.items()
+                             if at <= now - MIGRATION_MEMORY_S]:
+                del self.migrated[workload]
+        if self.reclaimed_until_s:
+            for pool in [p for p, until in self.reclaimed_until_s.items() if until <= now]:
+                del self.reclaimed_until_s[pool]
+        if self.expected_life_s:
+            for workload in [w for w, (at, _) in self.expected_life_s.items()
+                             if at < now - 3600.0]:
+                del self.expected_life_s[workload]
+        if self.interrupted:
+            for node in [n for n, deadline in self.interrupted.items() if deadline < now - 3600.0]:
+                del self.interrupted[node]
 
     # ------------------------------------------------------------------- queries
 
