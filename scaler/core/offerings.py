@@ -596,17 +596,33 @@ class PoolTable:
     """Live pools (their sizes change with every scale-up) lined up with the
     :class:`Offerings` built from them: the one pool value a decision reads. Kept per pools
     sequence and updated only where a pool changed: a tick that changes nothing costs
-    nothing per pool, which matters with the 1,817 default pools."""
+    nothing per pool, which matters with the 1,817 default pools. The name tables move to
+    the updated table (copying two dicts of every pool per change was most of an update);
+    a table whose tables moved on builds them again from its own pools if asked."""
 
     pools: Sequence[PoolSpec]
     offerings: Offerings
-    by_name: dict[str, PoolSpec]
+    _by_name: dict[str, PoolSpec] | None
     headroom: FloatArray
     """(P,) in offerings order: how many more nodes each pool may add (inf: no max)."""
-    sized_by_name: dict[str, PoolSpec]
-    """Pools with a desired size above zero (the only ones with nodes on the way)."""
+    _sized_by_name: dict[str, PoolSpec] | None
     sizes: FloatArray | None = None
     """(P,) in offerings order: each pool's desired size (zone balancing evens these out)."""
+
+    @property
+    def by_name(self) -> dict[str, PoolSpec]:
+        """Pool name -> its live value. Read-only for callers."""
+        if self._by_name is None:  # moved on to a later table
+            self._by_name = {p.name: p for p in self.pools}
+        return self._by_name
+
+    @property
+    def sized_by_name(self) -> dict[str, PoolSpec]:
+        """Pools with a desired size above zero (the only ones with nodes on the way).
+        Read-only for callers."""
+        if self._sized_by_name is None:  # moved on to a later table
+            self._sized_by_name = {p.name: p for p in self.pools if p.current_size > 0}
+        return self._sized_by_name
 
     @property
     def sized(self) -> tuple[PoolSpec, ...]:
@@ -624,13 +640,13 @@ class PoolTable:
             return pool_table(pools, offerings)
         if changed is None:
             changed = changed_pools(self.pools, pools)
-        by_name = dict(self.by_name)
-        sized = dict(self.sized_by_name)
+        if any(pools[i].name not in self.by_name for i in changed):
+            return pool_table(pools, offerings)
+        by_name, sized = self.by_name, self.sized_by_name
+        self._by_name = self._sized_by_name = None
         headroom = self.headroom.copy()
         sizes = self.sizes.copy() if self.sizes is not None else None
         for p in map(pools.__getitem__, changed):
-            if p.name not in by_name:
-                return pool_table(pools, offerings)
             by_name[p.name] = p
             if p.current_size > 0:
                 sized[p.name] = p
