@@ -309,7 +309,7 @@ def rebalance_expired(view: ClusterView, memory: Memory, *, now: float) -> tuple
     """Uncordon nodes whose rebalance window passed with no interruption."""
     if not memory.rebalance_until_s:
         return [], []
-    present = node_index(view).position
+    present = node_index(view).by_name
     actions: list[Action] = []
     wakes: list[float] = []
     for node, until in memory.rebalance_until_s.items():

@@ -21,7 +21,7 @@ import operator
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from scaler.core.model import PodSpec
@@ -55,14 +55,17 @@ T = TypeVar("T")
 
 
 def _aligned_changes(
-    before: tuple[T, ...], after: tuple[T, ...], most: int
+    before: tuple[T, ...], after: tuple[T, ...], most: int,
+    replaced: list[tuple[T, T]] | None = None,
 ) -> tuple[list[T], list[T]] | None:
     """(gone, added) when ``after`` is ``before`` with a few items removed, replaced in
     place or appended (a source rebuilds its tuple in its own stable order): both are
     walked in step, the identical runs between changes at C speed. None when more than
     ``most`` changed (or the order did): the callers diff by identity sets instead. Every
     item of ``after`` not matched to the same object of ``before`` is in ``added``, every
-    other item of ``before`` in ``gone``, whichever way a change is read."""
+    other item of ``before`` in ``gone``, whichever way a change is read. ``replaced``, when
+    given, gets (gone, added) for each item of ``after`` read as taking the place of one of
+    ``before``; the other added items are appended."""
     gone: list[T] = []
     added: list[T] = []
     i = j = 0
@@ -80,6 +83,8 @@ def _aligned_changes(
             i += 1  # removed
         else:
             added.append(after[j])  # replaced in place
+            if replaced is not None:
+                replaced.append((before[i], after[j]))
             i, j = i + 1, j + 1
         if len(gone) + len(added) > most:
             return None
@@ -111,18 +116,42 @@ class _State:
     ready: dict[tuple[str, ...], Counter[str]]
     """Startup keys -> pool -> nodes Ready with their GPUs and none of those taints left
     (only for the keys asked about)."""
+    by_name: dict[str, Node]
+    """Node name -> the node (names are unique within a tuple)."""
+    rank: dict[int, int]
+    """Node id -> a number increasing along the tuple: view order without a pass over every
+    node when one is removed (positions would shift; ranks do not)."""
+    next_rank: int
+    """The rank of the next node appended."""
+    free_against: BoundIndex | None = None
+    """The bound index ``free`` is the answer against (None: no answer kept)."""
+    free: list[Node] = field(default_factory=list)
+    """The nodes with no workload pod against ``free_against``, by rank (view order), less
+    the nodes dropped since, without the nodes in ``unchecked``."""
+    free_ranks: list[int] = field(default_factory=list)
+    """``free``'s ranks, for bisecting."""
+    unchecked: dict[int, Node] = field(default_factory=dict)
+    """Nodes added since ``free`` was brought up to date: not yet asked whether busy."""
 
     @classmethod
     def of(cls, nodes: tuple[Node, ...]) -> _State:
-        state = cls({}, {}, set(), {}, [], [], {})
+        state = cls({}, {}, set(), {}, [], [], {}, {}, {}, 0)
         for n in nodes:
             state.add(n)
         return state
 
-    def add(self, n: Node) -> None:
+    def add(self, n: Node, rank: int | None = None) -> None:
+        """Index ``n``, at ``rank`` (None: after every node)."""
         facts = _facts(n)
         _, keys, is_idle, is_unlabelled, is_open = facts
         self.facts[id(n)] = facts
+        self.by_name[n.name] = n
+        if rank is None:
+            rank = self.next_rank
+            self.next_rank += 1
+        self.rank[id(n)] = rank
+        if self.free_against is not None:
+            self.unchecked[id(n)] = n
         for key in keys:
             self.by_taint_key.setdefault(key, {})[id(n)] = n
         if is_idle:
@@ -139,6 +168,12 @@ class _State:
 
     def drop(self, node_id: int) -> None:
         n, keys, is_idle, is_unlabelled, is_open = self.facts.pop(node_id)
+        if self.by_name.get(n.name) is n:
+            del self.by_name[n.name]
+        rank = self.rank.pop(node_id)
+        # A node not yet asked about is in no answer; one that was may be in ``free``.
+        if self.free_against is not None and self.unchecked.pop(node_id, None) is None:
+            self._unfree(n, rank)
         for key in keys:
             holders = self.by_taint_key[key]
             del holders[node_id]
@@ -158,6 +193,47 @@ class _State:
         for startup, counts in self.ready.items():
             if n.pool is not None and _ready(n, startup):
                 counts[n.pool] -= 1
+
+    def _unfree(self, n: Node, rank: int) -> None:
+        i = bisect.bisect_left(self.free_ranks, rank)
+        if i < len(self.free) and self.free[i] is n:
+            del self.free[i], self.free_ranks[i]
+
+    def _free(self, n: Node) -> None:
+        rank = self.rank[id(n)]
+        i = bisect.bisect_left(self.free_ranks, rank)
+        if i == len(self.free) or self.free[i] is not n:
+            self.free.insert(i, n)
+            self.free_ranks.insert(i, rank)
+
+    def not_busy(self, nodes: tuple[Node, ...], bound: BoundIndex) -> tuple[Node, ...]:
+        """The nodes of ``nodes`` (this state's tuple) with no workload pod in ``bound``, in
+        view order: from the last answer, by the nodes added since and the nodes whose
+        busyness changed since, when ``bound`` is that answer's index or the next one;
+        from every node otherwise."""
+        last = self.free_against
+        if last is not None and (last is bound or bound.came_from is last):
+            busy = bound.busy
+            if last is not bound:
+                for name in bound.flipped:
+                    n = self.by_name.get(name)
+                    if n is None or id(n) in self.unchecked:
+                        continue
+                    if name in busy:
+                        self._unfree(n, self.rank[id(n)])
+                    else:
+                        self._free(n)
+            for n in self.unchecked.values():
+                if n.name not in busy:
+                    self._free(n)
+            self.unchecked.clear()
+        else:
+            free = map(operator.not_, map(bound.busy.__contains__, map(_name, nodes)))
+            self.free = list(itertools.compress(nodes, free))
+            self.free_ranks = [self.rank[id(n)] for n in self.free]
+            self.unchecked.clear()
+        self.free_against = bound
+        return tuple(self.free)
 
 
 class NodeIndex:
@@ -197,18 +273,22 @@ class NodeIndex:
             # This tuple holds a node twice; the tables hold it once: start over.
             return NodeIndex.build(nodes)
         most = max(8, len(nodes) // 4)
-        aligned = _aligned_changes(self.nodes, nodes, most)
+        replaced: list[tuple[Node, Node]] = []
+        aligned = _aligned_changes(self.nodes, nodes, most, replaced)
         if aligned is not None:
             # The usual new tuple: the same nodes in the same places, a few replaced, some
-            # appended (a source rebuilds its tuple in its own stable order).
+            # appended (a source rebuilds its tuple in its own stable order). A node
+            # replaced in place takes the rank of the one it replaces (read before that one
+            # is dropped); a node both gone and added (moved to the end) gets a new one.
             gone_nodes, added = aligned
+            in_place = {id(new): state.rank[id(old)] for old, new in replaced}
             self._state = None
             for n in gone_nodes:
                 state.drop(id(n))
             for n in added:
                 if id(n) in state.facts:  # the same node twice in one tuple
                     return NodeIndex.build(nodes)
-                state.add(n)
+                state.add(n, in_place.get(id(n)))
             return NodeIndex(nodes, state)
         ids = set(map(id, nodes))
         facts = state.facts
@@ -222,6 +302,10 @@ class NodeIndex:
         if new:
             for n in itertools.compress(nodes, map(new.__contains__, map(id, nodes))):
                 state.add(n)
+        # Reordered: rank the nodes afresh (a rare tuple; the pass is at C speed).
+        state.rank = dict(zip(map(id, nodes), range(len(nodes)), strict=True))
+        state.next_rank = len(nodes)
+        state.free_against = None
         return NodeIndex(nodes, state)
 
     @property
@@ -237,11 +321,16 @@ class NodeIndex:
                                       strict=True))
         return self._position
 
+    @property
+    def by_name(self) -> dict[str, Node]:
+        """Node name -> the node. Read-only."""
+        return self.state.by_name
+
     def _in_view_order(self, xs: Collection[Node]) -> tuple[Node, ...]:
         if len(xs) < 2:
             return tuple(xs)
-        position = self.position
-        return tuple(sorted(xs, key=lambda m: position[m.name]))
+        rank = self.state.rank
+        return tuple(sorted(xs, key=lambda m: rank[id(m)]))
 
     def tainted(self, key: str) -> tuple[Node, ...]:
         """The nodes carrying a taint with ``key``, in view order."""
@@ -308,6 +397,10 @@ class BoundIndex:
     others: list[BoundPod]
     """The DaemonSet and mirror pods (any order)."""
     _workload: dict[str, tuple[PodSpec, ...]] | None = None
+    came_from: BoundIndex | None = None
+    """The index this one was updated from (only the last step is kept: no chain)."""
+    flipped: set[str] = field(default_factory=set)
+    """Nodes that may have turned busy or free since ``came_from`` (a superset)."""
 
     @classmethod
     def build(cls, bound: tuple[BoundPod, ...]) -> BoundIndex:
@@ -335,6 +428,8 @@ class BoundIndex:
             return BoundIndex.build(bound)  # moved on already, or a pod twice in the tuple
         counts, others = self._counts, self.others
         self._counts = None  # this index counts again if asked
+        self.came_from, self.flipped = None, set()  # one step kept, not a chain of them
+        flipped: set[str] = set()
         most = max(8, len(bound) // 4)
         aligned = _aligned_changes(self.bound, bound, most)
         if aligned is not None:
@@ -364,14 +459,18 @@ class BoundIndex:
                     counts[b.node] = left
                 else:
                     del counts[b.node]
+                    flipped.add(b.node)
             else:
                 others = [o for o in others if o is not b]
         for b in added:
             if b.is_workload:
-                counts[b.node] = counts.get(b.node, 0) + 1
+                had = counts.get(b.node, 0)
+                counts[b.node] = had + 1
+                if not had:
+                    flipped.add(b.node)
             else:
                 others = [*others, b]
-        return BoundIndex(bound, ids, counts, others)
+        return BoundIndex(bound, ids, counts, others, came_from=self, flipped=flipped)
 
     def workload_on(self, node: str) -> tuple[PodSpec, ...]:
         """The workload pods bound to ``node``, in view order."""
@@ -447,12 +546,12 @@ def bound_index(view: ClusterView) -> BoundIndex:
 
 
 def not_busy(nodes: NodeIndex, bound: BoundIndex) -> tuple[Node, ...]:
-    """The nodes with no workload pod, in view order; kept on ``nodes`` per bound index."""
+    """The nodes with no workload pod, in view order; kept on ``nodes`` per bound index, and
+    brought up to date from the last answer by what changed (``_State.not_busy``)."""
     kept = nodes._free
     if kept is not None and kept[0] is bound:
         return kept[1]
-    free = map(operator.not_, map(bound.busy.__contains__, map(_name, nodes.nodes)))
-    out = tuple(itertools.compress(nodes.nodes, free))
+    out = nodes.state.not_busy(nodes.nodes, bound)
     nodes._free = (bound, out)
     return out
 
@@ -465,13 +564,13 @@ def idle_candidates(
     scale-down has anything to say about."""
     free = not_busy(nodes, bound)
     marked = nodes.idle_annotated.union(remembered) if remembered else nodes.idle_annotated
+    by_name = nodes.by_name
     busy_marked = [
-        nodes.nodes[i]
-        for name in marked
-        if name in bound.busy and (i := nodes.position.get(name)) is not None
+        n for name in marked if name in bound.busy and (n := by_name.get(name)) is not None
     ]
     if not busy_marked:
         return list(free)
     out = list(free) + busy_marked
-    out.sort(key=lambda n: nodes.position[n.name])
+    rank = nodes.state.rank
+    out.sort(key=lambda n: rank[id(n)])
     return out

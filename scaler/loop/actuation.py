@@ -131,8 +131,7 @@ class Act:
     def node(self, name: str) -> Node | None:
         """The decision's view of node ``name`` (the view's own index: no pass over every
         node per decision)."""
-        i = node_index(self.view).position.get(name)
-        return None if i is None else self.view.nodes[i]
+        return node_index(self.view).by_name.get(name)
 
     @property
     def now(self) -> float:
@@ -148,7 +147,7 @@ class Act:
         if self._fresh is None:
             self._fresh = await self.cluster.snapshot()
         fresh = self._fresh
-        return name in bound_index(fresh).busy or name not in node_index(fresh).position
+        return name in bound_index(fresh).busy or name not in node_index(fresh).by_name
 
     async def quietly(self, call: Awaitable[None], node: str) -> None:
         """A node write whose failure is reported, not raised (the next decision retries);

@@ -17,7 +17,13 @@ from scaler.core.model import NO_SCHEDULE, PodSpec, PoolSpec, Resources, Taint
 from scaler.core.offerings import build_offerings, changed_pools, pool_table
 from scaler.core.settings import preset
 from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, ClusterView, Node
-from scaler.core.viewindex import BoundIndex, NodeIndex, ViewIndexes, idle_candidates
+from scaler.core.viewindex import (
+    BoundIndex,
+    NodeIndex,
+    ViewIndexes,
+    idle_candidates,
+    not_busy,
+)
 
 IX = ViewIndexes()
 """One source's indexes for the whole module, as one live source keeps them across its
@@ -167,6 +173,10 @@ def test_allocatable_does_not_matter_to_the_index() -> None:
 def _same(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...]) -> None:
     assert a.nodes is b.nodes
     assert a.position == b.position
+    assert a.by_name == b.by_name
+    if len(set(map(id, a.nodes))) == len(a.nodes):  # (a node twice has one rank)
+        ranks = [a.state.rank[id(x)] for x in a.nodes]  # view order, kept across removals
+        assert ranks == sorted(set(ranks)) and len(a.state.rank) == len(a.nodes)
     assert a.taint_keys == b.taint_keys
     for key in a.taint_keys:
         assert a.tainted(key) == b.tainted(key)
@@ -328,3 +338,70 @@ def test_the_kept_covering_follows_capacity_launches_and_the_pending_tuple() -> 
     assert waiting(pools(small=1), memory) == ("default/a",)
     # Another pending tuple with the same capacity and launches.
     assert waiting(pools(small=1), memory, pending[1:]) == ("default/b",)
+
+
+def test_not_busy_kept_across_nodes_and_pods_changing_equals_a_fresh_answer() -> None:
+    """not_busy is brought up to date from the last answer by the nodes added and the nodes
+    whose busyness changed; asked of any nodes and bound indexes, in any order, it answers
+    what a pass over every node answers."""
+    rng = random.Random(5)
+    serial = 0
+
+    def pod() -> BoundPod:
+        nonlocal serial
+        serial += 1
+        return BoundPod(PodSpec(f"p{serial}"), f"n{rng.randrange(16)}",
+                        daemonset=rng.random() < 0.2)
+
+    def fresh(ns: tuple[Node, ...], pods: tuple[BoundPod, ...]) -> list[str]:
+        busy = {b.node for b in pods if b.is_workload}
+        return [x.name for x in ns if x.name not in busy]
+
+    ns = tuple(n(f"n{i}") for i in range(12))
+    pods = tuple(pod() for _ in range(10))
+    nodes_ix, bound_ix = NodeIndex.build(ns), BoundIndex.build(pods)
+    seen: list[tuple[NodeIndex, BoundIndex]] = [(nodes_ix, bound_ix)]
+    names = 16
+    for _ in range(600):
+        if rng.random() < 0.6:
+            changed = list(ns)
+            for _ in range(rng.choice([1, 1, 2, 3])):
+                what = rng.random()
+                if what < 0.3 and changed:
+                    changed.pop(rng.randrange(len(changed)))
+                elif what < 0.5:
+                    # A new node, sometimes with the name of one busy since (its pods stay).
+                    name = f"n{rng.randrange(names + 4)}"
+                    if name not in {x.name for x in changed}:
+                        changed.append(n(name))
+                elif changed:
+                    i = rng.randrange(len(changed))
+                    changed[i] = n(changed[i].name, created_s=float(rng.randrange(9)))
+            if rng.random() < 0.05:
+                rng.shuffle(changed)
+            ns = tuple(changed)
+            nodes_ix = nodes_ix.next(ns)
+        if rng.random() < 0.6:
+            later = list(pods)
+            for _ in range(rng.choice([1, 1, 2, 3])):
+                what = rng.random()
+                if what < 0.4 and later:
+                    later.pop(rng.randrange(len(later)))
+                elif what < 0.8:
+                    later.append(pod())
+                elif later:
+                    later[rng.randrange(len(later))] = pod()
+            pods = tuple(later)
+            bound_ix = bound_ix.next(pods)
+        # Mostly asked every step; sometimes a step is skipped (an answer more than one
+        # bound step old is not brought up to date from).
+        if rng.random() < 0.8:
+            assert [x.name for x in not_busy(nodes_ix, bound_ix)] == fresh(ns, pods)
+        seen.append((nodes_ix, bound_ix))
+        if rng.random() < 0.05:
+            # Old indexes asked again (their tables moved on), and old pairs mixed.
+            old_nodes, _ = rng.choice(seen)
+            _, old_bound = rng.choice(seen)
+            assert [x.name for x in not_busy(old_nodes, old_bound)] == fresh(
+                old_nodes.nodes, old_bound.bound
+            )
