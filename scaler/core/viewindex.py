@@ -563,11 +563,13 @@ def idle_candidates(
     marked idle (an idle-since annotation, or a time in ``remembered``): the only nodes
     scale-down has anything to say about."""
     free = not_busy(nodes, bound)
-    marked = nodes.idle_annotated.union(remembered) if remembered else nodes.idle_annotated
+    # Intersections at C speed, over the smaller side: most marked nodes are idle, not busy.
+    busy = bound.busy
+    names = busy & nodes.idle_annotated
+    if remembered:
+        names |= busy & remembered.keys()
     by_name = nodes.by_name
-    busy_marked = [
-        n for name in marked if name in bound.busy and (n := by_name.get(name)) is not None
-    ]
+    busy_marked = [n for name in names if (n := by_name.get(name)) is not None]
     if not busy_marked:
         return list(free)
     out = list(free) + busy_marked

@@ -8,6 +8,7 @@ offerings; it never decides anything itself.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,7 +155,8 @@ class Reconciler:
             decision = dataclasses.replace(decision, wake_at_s=self._retry_at_s)
         # A launch made by this tick must be looked at again by its provision timeout even if
         # nothing else happens: a node that never registers sends no event.
-        deadline = min((launch.deadline_s for launch in self.memory.launches), default=None)
+        launches = self.memory.launches
+        deadline = min(map(_deadline, launches)) if launches else None
         if deadline is not None and (decision.wake_at_s is None or deadline < decision.wake_at_s):
             decision = dataclasses.replace(decision, wake_at_s=deadline)
         return decision
@@ -390,6 +392,9 @@ class Reconciler:
     @property
     def _offerings(self) -> Offerings | None:
         return self._cache.offerings
+
+
+_deadline = operator.attrgetter("deadline_s")
 
 
 def _destructive(action: Action) -> bool:
