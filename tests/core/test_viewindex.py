@@ -405,3 +405,57 @@ def test_not_busy_kept_across_nodes_and_pods_changing_equals_a_fresh_answer() ->
             assert [x.name for x in not_busy(old_nodes, old_bound)] == fresh(
                 old_nodes.nodes, old_bound.bound
             )
+
+
+def _walk(before: tuple[object, ...], after: tuple[object, ...], most: int) -> Any:
+    """_aligned_changes read item by item: the oracle for its C-speed passes."""
+    gone: list[object] = []
+    added: list[object] = []
+    pairs: list[tuple[object, object]] = []
+    i = j = 0
+    while i < len(before) and j < len(after):
+        if before[i] is after[j]:
+            i, j = i + 1, j + 1
+            continue
+        gone.append(before[i])
+        if i + 1 < len(before) and before[i + 1] is after[j]:
+            i += 1
+        else:
+            added.append(after[j])
+            pairs.append((before[i], after[j]))
+            i, j = i + 1, j + 1
+    gone += before[i:]
+    added += after[j:]
+    if len(gone) + len(added) > most:
+        return None
+    return gone, added, pairs
+
+
+def test_aligned_changes_answers_as_an_item_by_item_walk() -> None:
+    from scaler.core.viewindex import _aligned_changes
+
+    rng = random.Random(3)
+    for _ in range(3000):
+        before = tuple(object() for _ in range(rng.randrange(0, 12)))
+        after = list(before)
+        for _ in range(rng.choice([0, 1, 2, 3, 5])):
+            what = rng.random()
+            if what < 0.25 and after:
+                after.pop(rng.randrange(len(after)))
+            elif what < 0.5:
+                after.insert(rng.randrange(len(after) + 1), object())
+            elif what < 0.75:
+                after.append(object())
+            elif after:
+                after[rng.randrange(len(after))] = object()
+        if rng.random() < 0.05:
+            rng.shuffle(after)
+        most = rng.choice([2, 4, 8, 100])
+        pairs: list[tuple[object, object]] = []
+        got = _aligned_changes(before, tuple(after), most, pairs)
+        want = _walk(before, tuple(after), most)
+        if want is None:
+            assert got is None
+        else:
+            assert got is not None
+            assert (got[0], got[1], pairs) == want
