@@ -640,9 +640,10 @@ class PoolTable:
             return pool_table(pools, offerings)
         if changed is None:
             changed = changed_pools(self.pools, pools)
-        if any(pools[i].name not in self.by_name for i in changed):
-            return pool_table(pools, offerings)
         by_name, sized = self.by_name, self.sized_by_name
+        for k in changed:
+            if pools[k].name not in by_name:
+                return pool_table(pools, offerings)
         self._by_name = self._sized_by_name = None
         headroom = self.headroom.copy()
         sizes = self.sizes.copy() if self.sizes is not None else None

@@ -281,7 +281,7 @@ class NodeIndex:
             # replaced in place takes the rank of the one it replaces (read before that one
             # is dropped); a node both gone and added (moved to the end) gets a new one.
             gone_nodes, added = aligned
-            in_place = {id(new): state.rank[id(old)] for old, new in replaced}
+            in_place = {id(new): state.rank[id(old)] for old, new in replaced} if replaced else {}
             self._state = None
             for n in gone_nodes:
                 state.drop(id(n))
