@@ -18,7 +18,7 @@ late.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -152,14 +152,15 @@ class Memory:
         own, for no pod, so they too are given up if they never register."""
         if not on_the_way:
             return
-        known: Counter[str] = Counter()
-        for launch in self.launches + self.overdue:  # overdue ones are judged this tick
-            known[launch.pool] += launch.count
+        # A plain dict, not a Counter: this runs every tick a pool has nodes on the way.
+        known: dict[str, int] = {}
+        for launches in (self.launches, self.overdue):  # overdue ones are judged this tick
+            for launch in launches:
+                known[launch.pool] = known.get(launch.pool, 0) + launch.count
         for pool, n in on_the_way.items():
-            if n > known[pool]:
-                self.launches.append(
-                    Launch(pool, n - known[pool], frozenset(), now, now + timeout_s)
-                )
+            k = known.get(pool, 0)
+            if n > k:
+                self.launches.append(Launch(pool, n - k, frozenset(), now, now + timeout_s))
 
     def removed(self, *, now: float) -> None:
         self.removals_s.append(now)
