@@ -276,16 +276,21 @@ def _cover_by_slots(
     )
     column_of = {int(i): j for j, i in enumerate(columns)}
     matrix, per_node = _open_matrix(reps, offerings, settings, columns)
+    # One to three columns as a rule: Python floats walk them cheaper than NumPy scalars,
+    # with the same values and the same arithmetic.
+    cost: list[list[float]] = matrix.tolist()
+    ppn: list[list[float]] = per_node.tolist()
+    names = [offerings.pools[i].name for i in columns.tolist()]
     covered: set[str] = set()
 
     def take(c: int, j: int, members: list[PodSpec]) -> list[PodSpec]:
         """Cover as many of ``members`` (class ``c``, oldest first) as the pool of column
         ``j`` has room for; return the rest."""
-        name = offerings.pools[columns[j]].name
+        name = names[j]
         room = capacity.get(name, 0.0)
-        if not members or room <= 0 or not np.isfinite(matrix[c, j]):
+        if not members or room <= 0 or not math.isfinite(cost[c][j]):
             return members
-        share = 1.0 / max(float(per_node[c, j]), 1.0)
+        share = 1.0 / max(ppn[c][j], 1.0)
         n = min(len(members), int((room + _EPS) / share))
         capacity[name] = room - n * share
         for pod in members[:n]:
@@ -305,14 +310,15 @@ def _cover_by_slots(
                     mine.setdefault(j, []).append(pod)
             for j, pods_of in mine.items():
                 take(c, j, pods_of)
-    # Then cheapest first per class.
+    # Then cheapest first per class: the finite cells in a stable sort by cost, the order
+    # a stable argsort gives them (it puts inf and nan after every finite cost).
     for c, members in enumerate(classes):
         left = [p for p in members if p.key not in covered] if covered else list(members)
-        row = matrix[c]
-        for j in np.argsort(row, kind="stable"):
-            if not left or not np.isfinite(row[j]):
+        row = cost[c]
+        for j in sorted((j for j, v in enumerate(row) if math.isfinite(v)), key=row.__getitem__):
+            if not left:
                 break
-            left = take(c, int(j), left)
+            left = take(c, j, left)
     return [pp for pp in pending if pp.pod.key not in covered]
 
 

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from scaler.core.classkeys import class_key, row_key
 from scaler.core.diversify import spread_spot
 from scaler.core.explain import unplaceable_reason
 from scaler.core.model import CPU, GPU, MEM, BoolArray, FloatArray, IntArray, PodSpec, PoolSpec
@@ -100,14 +102,6 @@ def group_pods(
     return _classes(pods, lost_work_h)[0]
 
 
-def _class_key(pod: PodSpec) -> tuple[object, ...]:
-    """What makes two pods one class. A class has one priority, so capped pools can serve
-    the higher one first."""
-    key = pod.constraints()
-    extra = pod.topology()
-    return (*key, pod.priority, *extra) if pod.priority or extra else key
-
-
 def _classes(
     pods: Sequence[PodSpec], lost_work_h: FloatArray | None
 ) -> tuple[list[list[PodSpec]], FloatArray | None]:
@@ -115,7 +109,7 @@ def _classes(
     classes: dict[tuple[object, ...], list[PodSpec]] = {}
     if lost_work_h is None:
         for pod in pods:
-            key = _class_key(pod)
+            key = class_key(pod)
             bucket = classes.get(key)
             if bucket is None:
                 classes[key] = [pod]
@@ -125,7 +119,7 @@ def _classes(
     # The same, remembering where each class's pods are (one dict lookup per pod).
     at: dict[tuple[object, ...], list[int]] = {}
     for k, pod in enumerate(pods):
-        key = _class_key(pod)
+        key = class_key(pod)
         where = at.get(key)
         if where is None:
             at[key] = [k]
@@ -442,13 +436,13 @@ def open_rows(
     node, as ``cost_matrix`` prices it, not kept (estimates vary pod by pod). Availability
     is a mask the caller applies (:func:`place` does)."""
     kept = offerings.open_rows.for_settings(settings)
-    keys: list[tuple[object, ...]] = [(p.constraints(), p.one_per_node) for p in reps]
-    found = {k: row for k in keys if (row := kept.get(k)) is not None}
-    missing: dict[tuple[object, ...], PodSpec] = {}
-    for key, pod in zip(keys, reps, strict=True):
-        if key not in found:
-            missing.setdefault(key, pod)
-    if missing:
+    keys = [row_key(p) for p in reps]
+    rows = [kept.get(k) for k in keys]
+    if None in rows:
+        missing: dict[tuple[object, ...], PodSpec] = {}
+        for key, pod, row in zip(keys, reps, rows, strict=True):
+            if row is None:
+                missing.setdefault(key, pod)
         new = list(missing.values())
         req = np.array([p.requests.as_array() for p in new]).reshape(len(new), -1)
         matrix, per_node = cost_matrix(
@@ -456,18 +450,26 @@ def open_rows(
         )
         if len(kept) + len(new) > offerings.open_rows.KEPT:
             kept.clear()
+        fresh_rows: dict[tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray]] = {}
         for i, fresh in enumerate(missing):
-            found[fresh] = kept[fresh] = (matrix[i], per_node[i], np.isfinite(matrix[i]))
-    rows = [found[k] for k in keys]
+            fresh_rows[fresh] = kept[fresh] = (matrix[i], per_node[i], np.isfinite(matrix[i]))
+        rows = [fresh_rows[k] if r is None else r for k, r in zip(keys, rows, strict=True)]
+    found = typing.cast(list[tuple[FloatArray, FloatArray, BoolArray]], rows)
     pick: IntArray | slice = slice(None) if columns is None else columns
     width = len(offerings) if columns is None else len(columns)
-    shape = (len(rows), width)
-    per_node_out = np.array([r[1][pick] for r in rows]).reshape(shape)
+    shape = (len(found), width)
     rates = offerings.interruptions_per_h
-    if lost_work_h is None or rates is None or not bool(rates[pick].any()):
-        return np.array([r[0][pick] for r in rows]).reshape(shape), per_node_out
+    spot = lost_work_h is not None and rates is not None and bool(rates[pick].any())
+    if len(found) == 1 and not spot:
+        # The usual ask, one class: its row as a (1, width) copy, without a list to convert.
+        cost_row, ppn_row, _ = found[0]
+        return cost_row[pick].reshape(shape).copy(), ppn_row[pick].reshape(shape).copy()
+    per_node_out = np.array([r[1][pick] for r in found]).reshape(shape)
+    if not spot:
+        return np.array([r[0][pick] for r in found]).reshape(shape), per_node_out
+    assert lost_work_h is not None and rates is not None
     # cost_matrix's Spot branch, with the same operations in the same order.
-    feasible = np.array([r[2][pick] for r in rows]).reshape(shape)
+    feasible = np.array([r[2][pick] for r in found]).reshape(shape)
     lost = np.asarray(lost_work_h, dtype=np.float64)
     cost = spot_priced(offerings.price[pick][None, :], rates[pick][None, :], lost[:, None])
     if bool(offerings.pack[pick].any()):
