@@ -5,7 +5,8 @@ another (:func:`row_key`, :class:`~scaler.core.offerings.OpenRows`). The same pe
 ``PodSpec`` objects are asked about tick after tick (covering, placement, the pools a batch
 keeps), and a key is a tuple of frozen dataclasses: building it and hashing it again at
 every dict lookup was most of what grouping cost. So the two keys of a pod are kept by the
-pod's identity, each with its hash worked out once (:class:`Key`).
+pod's identity, each with its hash worked out once (:class:`Key`), and equal keys are one
+object (interned), so grouping compares keys by identity, not field by field.
 
 A ``PodSpec`` is frozen, so its keys never change; the entry holds the pod itself, so its
 id cannot be reused by another object while the entry stands, and an entry whose pod is
@@ -37,6 +38,7 @@ class Key(tuple[object, ...]):
 
 
 _by_pod: dict[int, tuple[PodSpec, Key, Key]] = {}
+_interned: dict[Key, Key] = {}
 
 
 def keys(pod: PodSpec) -> tuple[PodSpec, Key, Key]:
@@ -48,11 +50,16 @@ def keys(pod: PodSpec) -> tuple[PodSpec, Key, Key]:
     extra = pod.topology()
     # A class has one priority, so capped pools can serve the higher one first.
     cls = (*constraints, pod.priority, *extra) if pod.priority or extra else constraints
-    entry = (pod, Key(cls), Key((constraints, pod.one_per_node)))
     if len(_by_pod) >= KEPT:
         _by_pod.clear()
+        _interned.clear()
+    entry = (pod, _intern(Key(cls)), _intern(Key((constraints, pod.one_per_node))))
     _by_pod[id(pod)] = entry
     return entry
+
+
+def _intern(key: Key) -> Key:
+    return _interned.setdefault(key, key)
 
 
 def class_key(pod: PodSpec) -> Key:

@@ -65,7 +65,7 @@ from scaler.core.memory import Memory
 from scaler.core.model import NO_EXECUTE, NO_SCHEDULE, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolTable, is_startup_taint
 from scaler.core.pinning import label_pools
-from scaler.core.placement import group_pods, open_rows, place
+from scaler.core.placement import fitting_pools, group_pods, open_rows, place
 from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
 from scaler.core.state import (
@@ -397,10 +397,8 @@ def _scale_up(
 
 def _feasible_pools(
     pending: list[PendingPod], offerings: Offerings, settings: Settings
-) -> set[str]:
-    pods: list[PodSpec] = [c[0] for c in group_pods([pp.pod for pp in pending])]
-    matrix, _ = _open_matrix(pods, offerings, settings, None)
-    return {offerings.pools[i].name for i in np.flatnonzero(np.isfinite(matrix).any(axis=0))}
+) -> AbstractSet[str]:
+    return fitting_pools([pp.pod for pp in pending], offerings, settings.placement)
 
 
 # ------------------------------------------------------------------------- scale-down

@@ -28,7 +28,9 @@ import dataclasses
 import math
 import typing
 from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
@@ -435,26 +437,7 @@ def open_rows(
     itself. A class's Spot risk by ``lost_work_h`` is priced from its kept fit and pods per
     node, as ``cost_matrix`` prices it, not kept (estimates vary pod by pod). Availability
     is a mask the caller applies (:func:`place` does)."""
-    kept = offerings.open_rows.for_settings(settings)
-    keys = [row_key(p) for p in reps]
-    rows = [kept.get(k) for k in keys]
-    if None in rows:
-        missing: dict[tuple[object, ...], PodSpec] = {}
-        for key, pod, row in zip(keys, reps, rows, strict=True):
-            if row is None:
-                missing.setdefault(key, pod)
-        new = list(missing.values())
-        req = np.array([p.requests.as_array() for p in new]).reshape(len(new), -1)
-        matrix, per_node = cost_matrix(
-            new, req, offerings, np.ones(len(offerings), bool), settings
-        )
-        if len(kept) + len(new) > offerings.open_rows.KEPT:
-            kept.clear()
-        fresh_rows: dict[tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray]] = {}
-        for i, fresh in enumerate(missing):
-            fresh_rows[fresh] = kept[fresh] = (matrix[i], per_node[i], np.isfinite(matrix[i]))
-        rows = [fresh_rows[k] if r is None else r for k, r in zip(keys, rows, strict=True)]
-    found = typing.cast(list[tuple[FloatArray, FloatArray, BoolArray]], rows)
+    found = _kept_rows(reps, offerings, settings)
     pick: IntArray | slice = slice(None) if columns is None else columns
     width = len(offerings) if columns is None else len(columns)
     shape = (len(found), width)
@@ -475,6 +458,68 @@ def open_rows(
     if bool(offerings.pack[pick].any()):
         cost = cost / per_node_out
     return np.where(feasible, cost, np.inf), per_node_out
+
+
+_Row = tuple[FloatArray, FloatArray, BoolArray]
+"""A kept row (:class:`~scaler.core.offerings.OpenRows`): cost, pods per node, fit."""
+
+
+def _kept_rows(
+    reps: Sequence[PodSpec], offerings: Offerings, settings: PlacementSettings
+) -> list[_Row]:
+    """The kept row of each of ``reps``, computing (and keeping) the ones not asked before."""
+    kept = offerings.open_rows.for_settings(settings)
+    keys = [row_key(p) for p in reps]
+    rows = [kept.get(k) for k in keys]
+    if None in rows:
+        missing: dict[tuple[object, ...], PodSpec] = {}
+        for key, pod, row in zip(keys, reps, rows, strict=True):
+            if row is None:
+                missing.setdefault(key, pod)
+        new = list(missing.values())
+        req = np.array([p.requests.as_array() for p in new]).reshape(len(new), -1)
+        matrix, per_node = cost_matrix(
+            new, req, offerings, np.ones(len(offerings), bool), settings
+        )
+        if len(kept) + len(new) > offerings.open_rows.KEPT:
+            kept.clear()
+        fresh_rows: dict[tuple[object, ...], _Row] = {}
+        for i, fresh in enumerate(missing):
+            fit = np.isfinite(matrix[i])
+            fit.flags.writeable = False  # fitting_pools keeps names by its identity
+            fresh_rows[fresh] = kept[fresh] = (matrix[i], per_node[i], fit)
+        rows = [fresh_rows[k] if r is None else r for k, r in zip(keys, rows, strict=True)]
+    return typing.cast(list[_Row], rows)
+
+
+_names_by_fit: dict[int, tuple[BoolArray, frozenset[str]]] = {}
+_NAMES_KEPT: Final = 4096
+
+
+def fitting_pools(
+    pods: Sequence[PodSpec], offerings: Offerings, settings: PlacementSettings
+) -> AbstractSet[str]:
+    """Names of the pools some of ``pods`` fit, every pool open (where their
+    :func:`open_rows` are finite). A batch being held asks this tick after tick about
+    the same few classes, so the names are kept per kept row's fit mask: the mask is
+    never written, and the entry holds it, so its id names it while the entry stands."""
+    distinct: dict[tuple[object, ...], PodSpec] = {}
+    for pod in pods:
+        distinct.setdefault(row_key(pod), pod)
+    sets: list[frozenset[str]] = []
+    for _, _, fit in _kept_rows(list(distinct.values()), offerings, settings):
+        kept = _names_by_fit.get(id(fit))
+        if kept is None or kept[0] is not fit:
+            if len(_names_by_fit) >= _NAMES_KEPT:
+                _names_by_fit.clear()
+            pools = offerings.pools
+            kept = _names_by_fit[id(fit)] = (
+                fit, frozenset(pools[i].name for i in np.flatnonzero(fit).tolist())
+            )
+        sets.append(kept[1])
+    if len(sets) == 1:
+        return sets[0]
+    return frozenset().union(*sets)
 
 
 def requestless_floor(req: FloatArray, settings: PlacementSettings) -> FloatArray:
@@ -521,7 +566,7 @@ def _group(
     """``row`` is what was minimised: dollars, or least-waste scores (then named so);
     ``dollars`` the class's USD/hour per pod (default: the pools' ``cost``)."""
     finite = np.isfinite(row)
-    n_fit = int(finite.sum())
+    n_fit = int(np.count_nonzero(finite))
     masked = row.copy()
     masked[i] = np.inf
     second = int(np.argmin(masked))
