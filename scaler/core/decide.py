@@ -353,6 +353,7 @@ def _scale_up(
     headroom = table.headroom
     available = memory.available(offerings, now)
     pods = [pp.pod for pp in pending]
+    rates = offerings.interruptions_per_h
     placement = place(
         pods,
         offerings,
@@ -361,8 +362,12 @@ def _scale_up(
         settings=settings.placement,
         rng=rng,
         sizes=table.sizes,
-        # Each pod's Spot risk by its expected lost work (scaler/core/runtime.py).
-        lost_work_h=lost_work_h(pods, runtimes or RuntimeHistory(), settings.placement),
+        # Each pod's Spot risk by its expected lost work (scaler/core/runtime.py); where no
+        # pool is ever interrupted place() would not read it, so it is not estimated.
+        lost_work_h=(
+            lost_work_h(pods, runtimes or RuntimeHistory(), settings.placement)
+            if rates is not None and np.count_nonzero(rates) else None
+        ),
     )
     actions: list[Action] = []
     groups, held = apply_limits(placement.groups, table, offerings, settings.limits)
