@@ -65,7 +65,7 @@ from scaler.core.memory import Memory
 from scaler.core.model import NO_EXECUTE, NO_SCHEDULE, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolTable, is_startup_taint
 from scaler.core.pinning import label_pools
-from scaler.core.placement import fitting_pools, group_pods, open_rows, place
+from scaler.core.placement import fitting_pools, group_pods, open_cells, place
 from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
 from scaler.core.state import (
@@ -271,16 +271,12 @@ def _cover_by_slots(
     classes = group_pods(pods)
     reps = [c[0] for c in classes]
     # Only the few pools with nodes on the way are candidates: the matrix has their columns.
-    columns = np.array(
-        [i for name in capacity if (i := offerings.get(name)) is not None], dtype=np.int64
-    )
-    column_of = {int(i): j for j, i in enumerate(columns)}
-    matrix, per_node = _open_matrix(reps, offerings, settings, columns)
-    # One to three columns as a rule: Python floats walk them cheaper than NumPy scalars,
-    # with the same values and the same arithmetic.
-    cost: list[list[float]] = matrix.tolist()
-    ppn: list[list[float]] = per_node.tolist()
-    names = [offerings.pools[i].name for i in columns.tolist()]
+    # One to three as a rule: Python floats walk them cheaper than NumPy scalars, with the
+    # same values and the same arithmetic.
+    columns = [i for name in capacity if (i := offerings.get(name)) is not None]
+    column_of = {i: j for j, i in enumerate(columns)}
+    cost, ppn = open_cells(reps, offerings, settings.placement, columns)
+    names = [offerings.pools[i].name for i in columns]
     covered: set[str] = set()
 
     def take(c: int, j: int, members: list[PodSpec]) -> list[PodSpec]:
@@ -320,14 +316,6 @@ def _cover_by_slots(
                 break
             left = take(c, j, left)
     return [pp for pp in pending if pp.pod.key not in covered]
-
-
-def _open_matrix(
-    reps: Sequence[PodSpec], offerings: Offerings, settings: Settings, columns: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``cost_matrix`` of ``reps`` over ``columns`` (all pools: None), every pool
-    available (:func:`~scaler.core.placement.open_rows`, kept on the offerings)."""
-    return open_rows(reps, offerings, settings.placement, columns=columns)
 
 
 def _batch_close(pending: list[PendingPod], memory: Memory, settings: Settings) -> float | None:

@@ -492,6 +492,16 @@ def _kept_rows(
     return typing.cast(list[_Row], rows)
 
 
+def open_cells(
+    reps: Sequence[PodSpec], offerings: Offerings, settings: PlacementSettings,
+    columns: Sequence[int],
+) -> tuple[list[list[float]], list[list[float]]]:
+    """:func:`open_rows` over a few ``columns`` (no Spot risk by lost work), as Python
+    floats: ``open_rows(reps, ..., columns=columns)`` as lists, without the arrays."""
+    cols = np.asarray(columns, dtype=np.int64)
+    found = _kept_rows(reps, offerings, settings)
+    return [r[0].take(cols).tolist() for r in found], [r[1].take(cols).tolist() for r in found]
+
 _names_by_fit: dict[int, tuple[BoolArray, frozenset[str]]] = {}
 _NAMES_KEPT: Final = 4096
 
