@@ -247,7 +247,7 @@ def _above_priority_cutoff(pending: list[PendingPod], settings: Settings) -> lis
     batch window open: they run only where room already is (cluster-autoscaler's
     expendable-pods-priority-cutoff)."""
     cutoff = settings.scale_up.priority_cutoff
-    if all(pp.pod.priority >= cutoff for pp in pending):
+    if not pending or all(pp.pod.priority >= cutoff for pp in pending):
         return pending
     return [pp for pp in pending if pp.pod.priority >= cutoff]
 

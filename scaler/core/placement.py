@@ -178,16 +178,18 @@ def place(
         available = np.ones(n_pools, dtype=bool)
     reps = [c[0] for c in classes]
     counts = np.array([len(c) for c in classes], dtype=np.int64)
-    req = np.array([p.requests.as_array() for p in reps], dtype=np.float64).reshape(len(reps), -1)
-
     matrix, per_node = open_rows(reps, offerings, settings, class_lost)
     if not available.all():
         matrix = np.where(available[None, :], matrix, np.inf)
     # The reasons name each class's own risk only where it has one of its own.
     dollars = matrix if class_lost is not None else None
     if settings.expander == "least-waste":
-        matrix = least_waste_matrix(matrix, req, offerings, rng or np.random.default_rng(0))
-    best = np.argmin(matrix, axis=1) if n_pools else np.zeros(len(reps), dtype=np.int64)
+        req = np.array([p.requests.as_array() for p in reps], dtype=np.float64)
+        matrix = least_waste_matrix(matrix, req.reshape(len(reps), -1), offerings,
+                                    rng or np.random.default_rng(0))
+    # ndarray methods, not np.argmin and np.all: the same answers without NumPy's Python
+    # wrappers, which cost more than the work on a row or two.
+    best = matrix.argmin(axis=1) if n_pools else np.zeros(len(reps), dtype=np.int64)
     best_cost = matrix[np.arange(len(reps)), best] if n_pools else np.full(len(reps), np.inf)
     placeable = np.isfinite(best_cost)
 
@@ -205,9 +207,9 @@ def place(
         demand[best[k]] -= nodes_needed[k]
         for i, n in parts:
             demand[i] += n
-    if n_pools and np.all(demand <= headroom + _EPS):
+    if n_pools and (demand <= headroom + _EPS).all():
         groups = []
-        for c in np.flatnonzero(placeable):
+        for c in placeable.nonzero()[0]:
             split = shares.get(int(c))
             if split is None:
                 groups.append(
@@ -229,7 +231,7 @@ def place(
                 lo += n
         unplaceable = [
             Unplaceable(tuple(classes[c]), _why(reps[c], offerings, available, headroom, matrix[c]))
-            for c in np.flatnonzero(~placeable)
+            for c in (~placeable).nonzero()[0]
         ]
         return Placement(tuple(groups), tuple(unplaceable))
     return _place_with_limits(
@@ -579,7 +581,7 @@ def _group(
     n_fit = int(np.count_nonzero(finite))
     masked = row.copy()
     masked[i] = np.inf
-    second = int(np.argmin(masked))
+    second = int(masked.argmin())
     has_second = bool(np.isfinite(masked[second]))
     price = float(offerings.price[i])
     ppn = int(per_node[i])
