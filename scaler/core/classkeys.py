@@ -38,7 +38,7 @@ class Key(tuple[object, ...]):
 
 
 _by_pod: dict[int, tuple[PodSpec, Key, Key]] = {}
-_interned: dict[Key, Key] = {}
+_interned: dict[tuple[object, ...], Key] = {}
 
 
 def keys(pod: PodSpec) -> tuple[PodSpec, Key, Key]:
@@ -53,13 +53,18 @@ def keys(pod: PodSpec) -> tuple[PodSpec, Key, Key]:
     if len(_by_pod) >= KEPT:
         _by_pod.clear()
         _interned.clear()
-    entry = (pod, _intern(Key(cls)), _intern(Key((constraints, pod.one_per_node))))
+    entry = (pod, _intern(cls), _intern((constraints, pod.one_per_node)))
     _by_pod[id(pod)] = entry
     return entry
 
 
-def _intern(key: Key) -> Key:
-    return _interned.setdefault(key, key)
+def _intern(items: tuple[object, ...]) -> Key:
+    """The one :class:`Key` equal to ``items``: looked up by the plain tuple, so a class
+    seen before costs one hash and no new object."""
+    key = _interned.get(items)
+    if key is None:
+        key = _interned[items] = Key(items)
+    return key
 
 
 def class_key(pod: PodSpec) -> Key:

@@ -34,7 +34,7 @@ from typing import Final
 
 import numpy as np
 
-from scaler.core.classkeys import class_key, row_key
+from scaler.core.classkeys import keys as pod_keys
 from scaler.core.diversify import spread_spot
 from scaler.core.explain import unplaceable_reason
 from scaler.core.model import CPU, GPU, MEM, BoolArray, FloatArray, IntArray, PodSpec, PoolSpec
@@ -111,7 +111,7 @@ def _classes(
     classes: dict[tuple[object, ...], list[PodSpec]] = {}
     if lost_work_h is None:
         for pod in pods:
-            key = class_key(pod)
+            key = pod_keys(pod)[1]
             bucket = classes.get(key)
             if bucket is None:
                 classes[key] = [pod]
@@ -121,7 +121,7 @@ def _classes(
     # The same, remembering where each class's pods are (one dict lookup per pod).
     at: dict[tuple[object, ...], list[int]] = {}
     for k, pod in enumerate(pods):
-        key = class_key(pod)
+        key = pod_keys(pod)[1]
         where = at.get(key)
         if where is None:
             at[key] = [k]
@@ -471,11 +471,11 @@ def _kept_rows(
 ) -> list[_Row]:
     """The kept row of each of ``reps``, computing (and keeping) the ones not asked before."""
     kept = offerings.open_rows.for_settings(settings)
-    keys = [row_key(p) for p in reps]
-    rows = [kept.get(k) for k in keys]
+    row_keys = [pod_keys(p)[2] for p in reps]
+    rows = [kept.get(k) for k in row_keys]
     if None in rows:
         missing: dict[tuple[object, ...], PodSpec] = {}
-        for key, pod, row in zip(keys, reps, rows, strict=True):
+        for key, pod, row in zip(row_keys, reps, rows, strict=True):
             if row is None:
                 missing.setdefault(key, pod)
         new = list(missing.values())
@@ -490,7 +490,7 @@ def _kept_rows(
             fit = np.isfinite(matrix[i])
             fit.flags.writeable = False  # fitting_pools keeps names by its identity
             fresh_rows[fresh] = kept[fresh] = (matrix[i], per_node[i], fit)
-        rows = [fresh_rows[k] if r is None else r for k, r in zip(keys, rows, strict=True)]
+        rows = [fresh_rows[k] if r is None else r for k, r in zip(row_keys, rows, strict=True)]
     return typing.cast(list[_Row], rows)
 
 
@@ -517,7 +517,7 @@ def fitting_pools(
     never written, and the entry holds it, so its id names it while the entry stands."""
     distinct: dict[tuple[object, ...], PodSpec] = {}
     for pod in pods:
-        distinct.setdefault(row_key(pod), pod)
+        distinct.setdefault(pod_keys(pod)[2], pod)
     sets: list[frozenset[str]] = []
     for _, _, fit in _kept_rows(list(distinct.values()), offerings, settings):
         kept = _names_by_fit.get(id(fit))
