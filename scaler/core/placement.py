@@ -500,9 +500,12 @@ def open_cells(
 ) -> tuple[list[list[float]], list[list[float]]]:
     """:func:`open_rows` over a few ``columns`` (no Spot risk by lost work), as Python
     floats: ``open_rows(reps, ..., columns=columns)`` as lists, without the arrays."""
-    cols = np.asarray(columns, dtype=np.int64)
     found = _kept_rows(reps, offerings, settings)
-    return [r[0].take(cols).tolist() for r in found], [r[1].take(cols).tolist() for r in found]
+    # ndarray.item per cell: for a few cells cheaper than take() and tolist(), same floats.
+    return (
+        [[cost.item(i) for i in columns] for cost, _, _ in found],
+        [[ppn.item(i) for i in columns] for _, ppn, _ in found],
+    )
 
 _names_by_fit: dict[int, tuple[BoolArray, frozenset[str]]] = {}
 _NAMES_KEPT: Final = 4096
