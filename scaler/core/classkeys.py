@@ -3,8 +3,8 @@
 Placement groups pods into classes by a key (:func:`class_key`) and keeps cost rows per
 another (:func:`row_key`, :class:`~scaler.core.offerings.OpenRows`). The same pending
 ``PodSpec`` objects are asked about tick after tick (covering, placement, the pools a batch
-keeps), and a key is a tuple of frozen dataclasses: building it and hashing it again at
-every dict lookup was most of what grouping cost. So the two keys of a pod are kept by the
+keeps), and a key is a tuple of frozen dataclasses, built again and hashed field by field
+at every dict lookup (three per pod in ``open_rows``). So the two keys of a pod are kept by the
 pod's identity, each with its hash worked out once (:class:`Key`), and equal keys are one
 object (interned), so grouping compares keys by identity, not field by field.
 
