@@ -65,7 +65,7 @@ from scaler.core.memory import Memory
 from scaler.core.model import NO_EXECUTE, NO_SCHEDULE, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings, PoolTable, is_startup_taint
 from scaler.core.pinning import label_pools
-from scaler.core.placement import group_pods, open_rows, place
+from scaler.core.placement import fitting_pools, group_pods, open_cells, place
 from scaler.core.runtime import RuntimeHistory, lost_work_h
 from scaler.core.settings import Settings
 from scaler.core.state import (
@@ -247,7 +247,7 @@ def _above_priority_cutoff(pending: list[PendingPod], settings: Settings) -> lis
     batch window open: they run only where room already is (cluster-autoscaler's
     expendable-pods-priority-cutoff)."""
     cutoff = settings.scale_up.priority_cutoff
-    if all(pp.pod.priority >= cutoff for pp in pending):
+    if not pending or all(pp.pod.priority >= cutoff for pp in pending):
         return pending
     return [pp for pp in pending if pp.pod.priority >= cutoff]
 
@@ -271,21 +271,22 @@ def _cover_by_slots(
     classes = group_pods(pods)
     reps = [c[0] for c in classes]
     # Only the few pools with nodes on the way are candidates: the matrix has their columns.
-    columns = np.array(
-        [i for name in capacity if (i := offerings.get(name)) is not None], dtype=np.int64
-    )
-    column_of = {int(i): j for j, i in enumerate(columns)}
-    matrix, per_node = _open_matrix(reps, offerings, settings, columns)
+    # One to three as a rule: Python floats walk them cheaper than NumPy scalars, with the
+    # same values and the same arithmetic.
+    columns = [i for name in capacity if (i := offerings.get(name)) is not None]
+    column_of = {i: j for j, i in enumerate(columns)}
+    cost, ppn = open_cells(reps, offerings, settings.placement, columns)
+    names = [offerings.pools[i].name for i in columns]
     covered: set[str] = set()
 
     def take(c: int, j: int, members: list[PodSpec]) -> list[PodSpec]:
         """Cover as many of ``members`` (class ``c``, oldest first) as the pool of column
         ``j`` has room for; return the rest."""
-        name = offerings.pools[columns[j]].name
+        name = names[j]
         room = capacity.get(name, 0.0)
-        if not members or room <= 0 or not np.isfinite(matrix[c, j]):
+        if not members or room <= 0 or not math.isfinite(cost[c][j]):
             return members
-        share = 1.0 / max(float(per_node[c, j]), 1.0)
+        share = 1.0 / max(ppn[c][j], 1.0)
         n = min(len(members), int((room + _EPS) / share))
         capacity[name] = room - n * share
         for pod in members[:n]:
@@ -305,23 +306,16 @@ def _cover_by_slots(
                     mine.setdefault(j, []).append(pod)
             for j, pods_of in mine.items():
                 take(c, j, pods_of)
-    # Then cheapest first per class.
+    # Then cheapest first per class: the finite cells in a stable sort by cost, the order
+    # a stable argsort gives them (it puts inf and nan after every finite cost).
     for c, members in enumerate(classes):
         left = [p for p in members if p.key not in covered] if covered else list(members)
-        row = matrix[c]
-        for j in np.argsort(row, kind="stable"):
-            if not left or not np.isfinite(row[j]):
+        row = cost[c]
+        for j in sorted((j for j, v in enumerate(row) if math.isfinite(v)), key=row.__getitem__):
+            if not left:
                 break
-            left = take(c, int(j), left)
+            left = take(c, j, left)
     return [pp for pp in pending if pp.pod.key not in covered]
-
-
-def _open_matrix(
-    reps: Sequence[PodSpec], offerings: Offerings, settings: Settings, columns: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``cost_matrix`` of ``reps`` over ``columns`` (all pools: None), every pool
-    available (:func:`~scaler.core.placement.open_rows`, kept on the offerings)."""
-    return open_rows(reps, offerings, settings.placement, columns=columns)
 
 
 def _batch_close(pending: list[PendingPod], memory: Memory, settings: Settings) -> float | None:
@@ -347,6 +341,7 @@ def _scale_up(
     headroom = table.headroom
     available = memory.available(offerings, now)
     pods = [pp.pod for pp in pending]
+    rates = offerings.interruptions_per_h
     placement = place(
         pods,
         offerings,
@@ -355,8 +350,12 @@ def _scale_up(
         settings=settings.placement,
         rng=rng,
         sizes=table.sizes,
-        # Each pod's Spot risk by its expected lost work (scaler/core/runtime.py).
-        lost_work_h=lost_work_h(pods, runtimes or RuntimeHistory(), settings.placement),
+        # Each pod's Spot risk by its expected lost work (scaler/core/runtime.py); where no
+        # pool is ever interrupted place() would not read it, so it is not estimated.
+        lost_work_h=(
+            lost_work_h(pods, runtimes or RuntimeHistory(), settings.placement)
+            if rates is not None and np.count_nonzero(rates) else None
+        ),
     )
     actions: list[Action] = []
     groups, held = apply_limits(placement.groups, table, offerings, settings.limits)
@@ -391,10 +390,8 @@ def _scale_up(
 
 def _feasible_pools(
     pending: list[PendingPod], offerings: Offerings, settings: Settings
-) -> set[str]:
-    pods: list[PodSpec] = [c[0] for c in group_pods([pp.pod for pp in pending])]
-    matrix, _ = _open_matrix(pods, offerings, settings, None)
-    return {offerings.pools[i].name for i in np.flatnonzero(np.isfinite(matrix).any(axis=0))}
+) -> AbstractSet[str]:
+    return fitting_pools([pp.pod for pp in pending], offerings, settings.placement)
 
 
 # ------------------------------------------------------------------------- scale-down

@@ -62,10 +62,13 @@ def spread_spot(
     if max_pools < 2 or not len(best) or not len(offerings) or settings.expander != "cost":
         return Spread({}, {})
     spot, pack = offerings.spot, offerings.pack
+    spot_best = spot[best]
+    if not spot_best.any():  # every class on on-demand: nothing to spread
+        return Spread({}, {})
     eligible = (
         np.isfinite(best_cost)
         & (counts >= max(int(settings.diversify_min_pods), 2))
-        & spot[best]
+        & spot_best
         & ~pack[best]
     )
     if not eligible.any():  # most placements: no burst bound for Spot, nothing to test

@@ -231,6 +231,8 @@ def hold_for_reclaimed(
     workloads a Spot interruption drained whose reclaimed pool is worth waiting for
     (:func:`wait_for_reclaimed`, each pod's Spot risk by ``runtimes``); they are placed
     again when its backoff ends."""
+    if not pending:  # most ticks: nothing to hold, no need to walk the reclaimed pools
+        return [], [], None
     reclaimed = {
         i: until
         for pool, until in memory.reclaimed_until_s.items()

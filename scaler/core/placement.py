@@ -26,11 +26,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
+from scaler.core.classkeys import keys as pod_keys
 from scaler.core.diversify import spread_spot
 from scaler.core.explain import unplaceable_reason
 from scaler.core.model import CPU, GPU, MEM, BoolArray, FloatArray, IntArray, PodSpec, PoolSpec
@@ -100,14 +104,6 @@ def group_pods(
     return _classes(pods, lost_work_h)[0]
 
 
-def _class_key(pod: PodSpec) -> tuple[object, ...]:
-    """What makes two pods one class. A class has one priority, so capped pools can serve
-    the higher one first."""
-    key = pod.constraints()
-    extra = pod.topology()
-    return (*key, pod.priority, *extra) if pod.priority or extra else key
-
-
 def _classes(
     pods: Sequence[PodSpec], lost_work_h: FloatArray | None
 ) -> tuple[list[list[PodSpec]], FloatArray | None]:
@@ -115,7 +111,7 @@ def _classes(
     classes: dict[tuple[object, ...], list[PodSpec]] = {}
     if lost_work_h is None:
         for pod in pods:
-            key = _class_key(pod)
+            key = pod_keys(pod)[1]
             bucket = classes.get(key)
             if bucket is None:
                 classes[key] = [pod]
@@ -125,7 +121,7 @@ def _classes(
     # The same, remembering where each class's pods are (one dict lookup per pod).
     at: dict[tuple[object, ...], list[int]] = {}
     for k, pod in enumerate(pods):
-        key = _class_key(pod)
+        key = pod_keys(pod)[1]
         where = at.get(key)
         if where is None:
             at[key] = [k]
@@ -182,16 +178,18 @@ def place(
         available = np.ones(n_pools, dtype=bool)
     reps = [c[0] for c in classes]
     counts = np.array([len(c) for c in classes], dtype=np.int64)
-    req = np.array([p.requests.as_array() for p in reps], dtype=np.float64).reshape(len(reps), -1)
-
     matrix, per_node = open_rows(reps, offerings, settings, class_lost)
     if not available.all():
         matrix = np.where(available[None, :], matrix, np.inf)
     # The reasons name each class's own risk only where it has one of its own.
     dollars = matrix if class_lost is not None else None
     if settings.expander == "least-waste":
-        matrix = least_waste_matrix(matrix, req, offerings, rng or np.random.default_rng(0))
-    best = np.argmin(matrix, axis=1) if n_pools else np.zeros(len(reps), dtype=np.int64)
+        req = np.array([p.requests.as_array() for p in reps], dtype=np.float64)
+        matrix = least_waste_matrix(matrix, req.reshape(len(reps), -1), offerings,
+                                    rng or np.random.default_rng(0))
+    # ndarray methods, not np.argmin and np.all: the same answers without NumPy's Python
+    # wrappers, which cost more than the work on a row or two.
+    best = matrix.argmin(axis=1) if n_pools else np.zeros(len(reps), dtype=np.int64)
     best_cost = matrix[np.arange(len(reps)), best] if n_pools else np.full(len(reps), np.inf)
     placeable = np.isfinite(best_cost)
 
@@ -209,9 +207,9 @@ def place(
         demand[best[k]] -= nodes_needed[k]
         for i, n in parts:
             demand[i] += n
-    if n_pools and np.all(demand <= headroom + _EPS):
+    if n_pools and (demand <= headroom + _EPS).all():
         groups = []
-        for c in np.flatnonzero(placeable):
+        for c in placeable.nonzero()[0]:
             split = shares.get(int(c))
             if split is None:
                 groups.append(
@@ -233,7 +231,7 @@ def place(
                 lo += n
         unplaceable = [
             Unplaceable(tuple(classes[c]), _why(reps[c], offerings, available, headroom, matrix[c]))
-            for c in np.flatnonzero(~placeable)
+            for c in (~placeable).nonzero()[0]
         ]
         return Placement(tuple(groups), tuple(unplaceable))
     return _place_with_limits(
@@ -441,14 +439,45 @@ def open_rows(
     itself. A class's Spot risk by ``lost_work_h`` is priced from its kept fit and pods per
     node, as ``cost_matrix`` prices it, not kept (estimates vary pod by pod). Availability
     is a mask the caller applies (:func:`place` does)."""
+    found = _kept_rows(reps, offerings, settings)
+    pick: IntArray | slice = slice(None) if columns is None else columns
+    width = len(offerings) if columns is None else len(columns)
+    shape = (len(found), width)
+    rates = offerings.interruptions_per_h
+    spot = lost_work_h is not None and rates is not None and bool(rates[pick].any())
+    if len(found) == 1 and not spot:
+        # The usual ask, one class: its row as a (1, width) copy, without a list to convert.
+        cost_row, ppn_row, _ = found[0]
+        return cost_row[pick].reshape(shape).copy(), ppn_row[pick].reshape(shape).copy()
+    per_node_out = np.array([r[1][pick] for r in found]).reshape(shape)
+    if not spot:
+        return np.array([r[0][pick] for r in found]).reshape(shape), per_node_out
+    assert lost_work_h is not None and rates is not None
+    # cost_matrix's Spot branch, with the same operations in the same order.
+    feasible = np.array([r[2][pick] for r in found]).reshape(shape)
+    lost = np.asarray(lost_work_h, dtype=np.float64)
+    cost = spot_priced(offerings.price[pick][None, :], rates[pick][None, :], lost[:, None])
+    if bool(offerings.pack[pick].any()):
+        cost = cost / per_node_out
+    return np.where(feasible, cost, np.inf), per_node_out
+
+
+_Row = tuple[FloatArray, FloatArray, BoolArray]
+"""A kept row (:class:`~scaler.core.offerings.OpenRows`): cost, pods per node, fit."""
+
+
+def _kept_rows(
+    reps: Sequence[PodSpec], offerings: Offerings, settings: PlacementSettings
+) -> list[_Row]:
+    """The kept row of each of ``reps``, computing (and keeping) the ones not asked before."""
     kept = offerings.open_rows.for_settings(settings)
-    keys: list[tuple[object, ...]] = [(p.constraints(), p.one_per_node) for p in reps]
-    found = {k: row for k in keys if (row := kept.get(k)) is not None}
-    missing: dict[tuple[object, ...], PodSpec] = {}
-    for key, pod in zip(keys, reps, strict=True):
-        if key not in found:
-            missing.setdefault(key, pod)
-    if missing:
+    row_keys = [pod_keys(p)[2] for p in reps]
+    rows = [kept.get(k) for k in row_keys]
+    if None in rows:
+        missing: dict[tuple[object, ...], PodSpec] = {}
+        for key, pod, row in zip(row_keys, reps, rows, strict=True):
+            if row is None:
+                missing.setdefault(key, pod)
         new = list(missing.values())
         req = np.array([p.requests.as_array() for p in new]).reshape(len(new), -1)
         matrix, per_node = cost_matrix(
@@ -456,23 +485,56 @@ def open_rows(
         )
         if len(kept) + len(new) > offerings.open_rows.KEPT:
             kept.clear()
+        fresh_rows: dict[tuple[object, ...], _Row] = {}
         for i, fresh in enumerate(missing):
-            found[fresh] = kept[fresh] = (matrix[i], per_node[i], np.isfinite(matrix[i]))
-    rows = [found[k] for k in keys]
-    pick: IntArray | slice = slice(None) if columns is None else columns
-    width = len(offerings) if columns is None else len(columns)
-    shape = (len(rows), width)
-    per_node_out = np.array([r[1][pick] for r in rows]).reshape(shape)
-    rates = offerings.interruptions_per_h
-    if lost_work_h is None or rates is None or not bool(rates[pick].any()):
-        return np.array([r[0][pick] for r in rows]).reshape(shape), per_node_out
-    # cost_matrix's Spot branch, with the same operations in the same order.
-    feasible = np.array([r[2][pick] for r in rows]).reshape(shape)
-    lost = np.asarray(lost_work_h, dtype=np.float64)
-    cost = spot_priced(offerings.price[pick][None, :], rates[pick][None, :], lost[:, None])
-    if bool(offerings.pack[pick].any()):
-        cost = cost / per_node_out
-    return np.where(feasible, cost, np.inf), per_node_out
+            fit = np.isfinite(matrix[i])
+            fit.flags.writeable = False  # fitting_pools keeps names by its identity
+            fresh_rows[fresh] = kept[fresh] = (matrix[i], per_node[i], fit)
+        rows = [fresh_rows[k] if r is None else r for k, r in zip(row_keys, rows, strict=True)]
+    return typing.cast(list[_Row], rows)
+
+
+def open_cells(
+    reps: Sequence[PodSpec], offerings: Offerings, settings: PlacementSettings,
+    columns: Sequence[int],
+) -> tuple[list[list[float]], list[list[float]]]:
+    """:func:`open_rows` over a few ``columns`` (no Spot risk by lost work), as Python
+    floats: ``open_rows(reps, ..., columns=columns)`` as lists, without the arrays."""
+    found = _kept_rows(reps, offerings, settings)
+    # ndarray.item per cell: for a few cells cheaper than take() and tolist(), same floats.
+    return (
+        [[cost.item(i) for i in columns] for cost, _, _ in found],
+        [[ppn.item(i) for i in columns] for _, ppn, _ in found],
+    )
+
+_names_by_fit: dict[int, tuple[BoolArray, frozenset[str]]] = {}
+_NAMES_KEPT: Final = 4096
+
+
+def fitting_pools(
+    pods: Sequence[PodSpec], offerings: Offerings, settings: PlacementSettings
+) -> AbstractSet[str]:
+    """Names of the pools some of ``pods`` fit, every pool open (where their
+    :func:`open_rows` are finite). A batch being held asks this tick after tick about
+    the same few classes, so the names are kept per kept row's fit mask: the mask is
+    never written, and the entry holds it, so its id names it while the entry stands."""
+    distinct: dict[tuple[object, ...], PodSpec] = {}
+    for pod in pods:
+        distinct.setdefault(pod_keys(pod)[2], pod)
+    sets: list[frozenset[str]] = []
+    for _, _, fit in _kept_rows(list(distinct.values()), offerings, settings):
+        kept = _names_by_fit.get(id(fit))
+        if kept is None or kept[0] is not fit:
+            if len(_names_by_fit) >= _NAMES_KEPT:
+                _names_by_fit.clear()
+            pools = offerings.pools
+            kept = _names_by_fit[id(fit)] = (
+                fit, frozenset(pools[i].name for i in np.flatnonzero(fit).tolist())
+            )
+        sets.append(kept[1])
+    if len(sets) == 1:
+        return sets[0]
+    return frozenset().union(*sets)
 
 
 def requestless_floor(req: FloatArray, settings: PlacementSettings) -> FloatArray:
@@ -519,10 +581,10 @@ def _group(
     """``row`` is what was minimised: dollars, or least-waste scores (then named so);
     ``dollars`` the class's USD/hour per pod (default: the pools' ``cost``)."""
     finite = np.isfinite(row)
-    n_fit = int(finite.sum())
+    n_fit = int(np.count_nonzero(finite))
     masked = row.copy()
     masked[i] = np.inf
-    second = int(np.argmin(masked))
+    second = int(masked.argmin())
     has_second = bool(np.isfinite(masked[second]))
     price = float(offerings.price[i])
     ppn = int(per_node[i])

@@ -42,7 +42,7 @@ def pin_pending(
     settings: PlacementSettings,
 ) -> list[PendingPod]:
     """:func:`pin_zones` on a decision's pending pods, counting the view's bound pods."""
-    if not zone_bound(pp.pod for pp in pending):
+    if not pending or not zone_bound(pp.pod for pp in pending):
         return pending
     zones = {n.name: n.zone for n in view.nodes}
     pods = pin_zones(

@@ -280,8 +280,7 @@ def test_a_bound_index_updated_pod_by_pod_equals_one_built_afresh() -> None:
 
 
 def test_kept_cost_rows_are_cost_matrix_s_and_follow_new_offerings() -> None:
-    from scaler.core.decide import _open_matrix
-    from scaler.core.placement import cost_matrix
+    from scaler.core.placement import cost_matrix, open_cells, open_rows
 
     settings = preset("scaler")
     small = PodSpec("s", requests=Resources(cpu_milli=500, memory_mib=1024, pods=1))
@@ -292,11 +291,15 @@ def test_kept_cost_rows_are_cost_matrix_s_and_follow_new_offerings() -> None:
             req = np.array([p.requests.as_array() for p in reps])
             want, want_ppn = cost_matrix(reps, req, offerings, np.ones(len(offerings), bool),
                                          settings.placement)
-            got, got_ppn = _open_matrix(reps, offerings, settings, None)
+            got, got_ppn = open_rows(reps, offerings, settings.placement)
             assert np.array_equal(got, want) and np.array_equal(got_ppn, want_ppn)
             cols = np.array([len(offerings) - 1], dtype=np.int64)
-            got, _ = _open_matrix(reps, offerings, settings, cols)
+            got, _ = open_rows(reps, offerings, settings.placement, columns=cols)
             assert np.array_equal(got, want[:, cols])
+            # Covering's cells: the same values as Python floats.
+            some = [len(offerings) - 1, 0]
+            cells, cells_ppn = open_cells(reps, offerings, settings.placement, some)
+            assert cells == want[:, some].tolist() and cells_ppn == want_ppn[:, some].tolist()
 
 
 def test_the_kept_covering_follows_capacity_launches_and_the_pending_tuple() -> None:
