@@ -19,8 +19,10 @@ from typing import Final
 
 from scaler.core.model import PodSpec
 
-KEPT: Final = 1 << 16
-"""Pods whose keys are kept; past this the table starts afresh (pods come and go)."""
+KEPT: Final = 4096
+"""Pods whose keys are kept; past this the table starts afresh. An entry holds its pod, so
+this bounds what the table keeps alive (pods come and go; the pending ones, asked about
+tick after tick, are few)."""
 
 
 class Key(tuple[object, ...]):

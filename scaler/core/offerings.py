@@ -97,12 +97,14 @@ class OpenRows:
 
     def __init__(self) -> None:
         self.settings: object | None = None
-        self.kept: dict[tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray]] = {}
-        """Class key -> (cost row, pods per node, where the class fits)."""
+        self.kept: dict[
+            tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray, frozenset[str]]
+        ] = {}
+        """Class key -> (cost row, pods per node, where the class fits, those pools' names)."""
 
     def for_settings(
         self, settings: object
-    ) -> dict[tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray]]:
+    ) -> dict[tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray, frozenset[str]]]:
         """The rows scored with ``settings`` (another settings object starts afresh)."""
         if self.settings is not settings:
             self.settings, self.kept = settings, {}

@@ -30,7 +30,6 @@ import typing
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Final
 
 import numpy as np
 
@@ -447,7 +446,7 @@ def open_rows(
     spot = lost_work_h is not None and rates is not None and bool(rates[pick].any())
     if len(found) == 1 and not spot:
         # The usual ask, one class: its row as a (1, width) copy, without a list to convert.
-        cost_row, ppn_row, _ = found[0]
+        cost_row, ppn_row, _, _ = found[0]
         return cost_row[pick].reshape(shape).copy(), ppn_row[pick].reshape(shape).copy()
     per_node_out = np.array([r[1][pick] for r in found]).reshape(shape)
     if not spot:
@@ -462,8 +461,9 @@ def open_rows(
     return np.where(feasible, cost, np.inf), per_node_out
 
 
-_Row = tuple[FloatArray, FloatArray, BoolArray]
-"""A kept row (:class:`~scaler.core.offerings.OpenRows`): cost, pods per node, fit."""
+_Row = tuple[FloatArray, FloatArray, BoolArray, frozenset[str]]
+"""A kept row (:class:`~scaler.core.offerings.OpenRows`): cost, pods per node, where the
+class fits, and the names of those pools."""
 
 
 def _kept_rows(
@@ -486,10 +486,11 @@ def _kept_rows(
         if len(kept) + len(new) > offerings.open_rows.KEPT:
             kept.clear()
         fresh_rows: dict[tuple[object, ...], _Row] = {}
+        pools = offerings.pools
         for i, fresh in enumerate(missing):
             fit = np.isfinite(matrix[i])
-            fit.flags.writeable = False  # fitting_pools keeps names by its identity
-            fresh_rows[fresh] = kept[fresh] = (matrix[i], per_node[i], fit)
+            names = frozenset(pools[j].name for j in np.flatnonzero(fit).tolist())
+            fresh_rows[fresh] = kept[fresh] = (matrix[i], per_node[i], fit, names)
         rows = [fresh_rows[k] if r is None else r for k, r in zip(row_keys, rows, strict=True)]
     return typing.cast(list[_Row], rows)
 
@@ -503,35 +504,19 @@ def open_cells(
     found = _kept_rows(reps, offerings, settings)
     # ndarray.item per cell: for a few cells cheaper than take() and tolist(), same floats.
     return (
-        [[cost.item(i) for i in columns] for cost, _, _ in found],
-        [[ppn.item(i) for i in columns] for _, ppn, _ in found],
+        [[cost.item(i) for i in columns] for cost, _, _, _ in found],
+        [[ppn.item(i) for i in columns] for _, ppn, _, _ in found],
     )
-
-_names_by_fit: dict[int, tuple[BoolArray, frozenset[str]]] = {}
-_NAMES_KEPT: Final = 4096
-
 
 def fitting_pools(
     pods: Sequence[PodSpec], offerings: Offerings, settings: PlacementSettings
 ) -> AbstractSet[str]:
     """Names of the pools some of ``pods`` fit, every pool open (where their
-    :func:`open_rows` are finite). A batch being held asks this tick after tick about
-    the same few classes, so the names are kept per kept row's fit mask: the mask is
-    never written, and the entry holds it, so its id names it while the entry stands."""
+    :func:`open_rows` are finite): each kept row carries its own, worked out with it."""
     distinct: dict[tuple[object, ...], PodSpec] = {}
     for pod in pods:
         distinct.setdefault(pod_keys(pod)[2], pod)
-    sets: list[frozenset[str]] = []
-    for _, _, fit in _kept_rows(list(distinct.values()), offerings, settings):
-        kept = _names_by_fit.get(id(fit))
-        if kept is None or kept[0] is not fit:
-            if len(_names_by_fit) >= _NAMES_KEPT:
-                _names_by_fit.clear()
-            pools = offerings.pools
-            kept = _names_by_fit[id(fit)] = (
-                fit, frozenset(pools[i].name for i in np.flatnonzero(fit).tolist())
-            )
-        sets.append(kept[1])
+    sets = [names for _, _, _, names in _kept_rows(list(distinct.values()), offerings, settings)]
     if len(sets) == 1:
         return sets[0]
     return frozenset().union(*sets)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scaler.core import classkeys, placement
+from scaler.core import classkeys
 from scaler.core.model import PodSpec
 from scaler.core.offerings import Offerings
-from scaler.core.placement import cost_matrix, fitting_pools, group_pods, open_rows
+from scaler.core.placement import cost_matrix, fitting_pools, group_pods
 from scaler.core.settings import PlacementSettings
 from tests.core.test_placement import GIB, offer, on_demand_pools, pod, pool
 
@@ -65,34 +65,3 @@ def test_fitting_pools_are_those_some_pod_fits_on_each_offerings_asked() -> None
         got = set(fitting_pools(pods, renamed, settings))
         assert got == _fitting_afresh(pods, renamed, settings)
         assert all(name.endswith("-new") for name in got)
-
-
-def test_fitting_names_kept_for_another_mask_under_the_same_id_are_not_used(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    settings = PlacementSettings()
-    offerings = offer(on_demand_pools(), settings)
-    small, big = pod("s", cpu=500), pod("b", cpu=3000, mem=20 * GIB)
-    fitting_pools([small], offerings, settings)
-    open_rows([big], offerings, settings)
-    fit_big = offerings.open_rows.for_settings(settings)[classkeys.row_key(big)][2]
-    fit_small = offerings.open_rows.for_settings(settings)[classkeys.row_key(small)][2]
-    # What a reused id would look like: big's mask's id leading to small's names.
-    monkeypatch.setitem(placement._names_by_fit, id(fit_big), placement._names_by_fit[id(fit_small)])
-    assert set(fitting_pools([big], offerings, settings)) == _fitting_afresh(
-        [big], offerings, settings
-    )
-    assert set(fitting_pools([big], offerings, settings)) != set(
-        fitting_pools([small], offerings, settings)
-    )
-
-
-def test_a_kept_fit_mask_cannot_be_written() -> None:
-    """The names are kept by the mask's identity: a write would leave them stale."""
-    settings = PlacementSettings()
-    offerings = offer(on_demand_pools(), settings)
-    p = pod("s", cpu=500)
-    open_rows([p], offerings, settings)
-    fit = offerings.open_rows.for_settings(settings)[classkeys.row_key(p)][2]
-    with pytest.raises(ValueError):
-        fit[0] = not fit[0]
