@@ -34,7 +34,6 @@ registered are taken back, the pool backs off, and its pods are placed again.
 from __future__ import annotations
 
 import math
-import typing
 from collections import Counter
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
@@ -80,7 +79,14 @@ from scaler.core.state import (
     PendingPod,
 )
 from scaler.core.topology import pin_pending
-from scaler.core.viewindex import BoundIndex, NodeIndex, bound_index, idle_candidates, node_index
+from scaler.core.viewindex import (
+    BoundIndex,
+    KeptCovering,
+    NodeIndex,
+    bound_index,
+    idle_candidates,
+    node_index,
+)
 
 _EPS = 1e-6
 
@@ -196,19 +202,16 @@ def _uncovered(
     # tuple over the same capacity (in its order, which breaks cost ties) and launches is
     # covered the same way, so the last answer stands.
     in_flight = memory.in_flight()
-    asked = (view.pending, tuple(capacity.items()), in_flight, offerings, settings)
+    on_the_way = tuple(capacity.items())
     kept = view.indexes.cover
-    if (
-        kept is not None and kept[0] is asked[0] and kept[1] == asked[1]
-        and kept[2] == in_flight and kept[3] is offerings and kept[4] is settings
-    ):
-        rest, waiting_for = typing.cast(tuple[list[PendingPod], dict[str, str]], kept[5:])
-    else:
-        waiting_for = {}
+    if kept is None or not kept.answers(view.pending, on_the_way, in_flight, offerings, settings):
+        waiting: dict[str, str] = {}
         rest = _cover_by_slots(list(view.pending), capacity, in_flight, offerings, settings,
-                               waiting_for)
-        view.indexes.cover = (*asked, rest, waiting_for)
-    return list(rest), dict(waiting_for)
+                               waiting)
+        kept = view.indexes.cover = KeptCovering(
+            view.pending, on_the_way, in_flight, offerings, settings, rest, waiting
+        )
+    return list(kept.rest), dict(kept.waiting_for)
 
 
 _LIFECYCLE_TAINT_PREFIX: Final = "node.kubernetes.io/"

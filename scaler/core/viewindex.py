@@ -26,7 +26,14 @@ from typing import Generic, TypeVar
 
 from scaler.core.model import PodSpec
 from scaler.core.offerings import PoolTable, is_startup_taint
-from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, ClusterView, Node
+from scaler.core.state import (
+    ANNOTATION_IDLE_SINCE,
+    TAINT_REMOVING,
+    BoundPod,
+    ClusterView,
+    Node,
+    PendingPod,
+)
 
 _Facts = tuple[Node, frozenset[str], bool, bool, bool]
 
@@ -503,6 +510,36 @@ class _Last(Generic[K, V]):
         return value
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class KeptCovering:
+    """What a covering of the pending pods was asked (the pending tuple, the capacity on
+    the way in its order, the launches' pods, the offerings and settings) and answered
+    (the pods left uncovered, pod key -> the pool it waits for). It holds what it was asked
+    about, so an identity test cannot be fooled by a reused id."""
+
+    pending: tuple[PendingPod, ...]
+    capacity: tuple[tuple[str, float], ...]
+    in_flight: Mapping[str, str]
+    offerings: object
+    settings: object
+    rest: list[PendingPod]
+    waiting_for: Mapping[str, str]
+
+    def answers(
+        self,
+        pending: tuple[PendingPod, ...],
+        capacity: tuple[tuple[str, float], ...],
+        in_flight: Mapping[str, str],
+        offerings: object,
+        settings: object,
+    ) -> bool:
+        return (
+            self.pending is pending and self.offerings is offerings
+            and self.settings is settings and self.capacity == capacity
+            and self.in_flight == in_flight
+        )
+
+
 class ViewIndexes:
     """The indexes of one cluster source's views, each kept while the source hands back the
     same tuple and updated from the last one when it hands back a new tuple. Each source owns
@@ -512,9 +549,9 @@ class ViewIndexes:
     def __init__(self) -> None:
         self._nodes: _Last[tuple[Node, ...], NodeIndex] = _Last()
         self._bound: _Last[tuple[BoundPod, ...], BoundIndex] = _Last()
-        self.cover: tuple[object, ...] | None = None
-        """decide's last covering of the pending pods by nodes on their way: what it was
-        asked and answered (:func:`scaler.core.decide._uncovered` keeps it)."""
+        self.cover: KeptCovering | None = None
+        """decide's last covering of the pending pods by nodes on their way
+        (:func:`scaler.core.decide._uncovered` keeps it)."""
 
     def nodes(self, nodes: tuple[Node, ...]) -> NodeIndex:
         kept = self._nodes.get(nodes)
