@@ -25,14 +25,16 @@ _USAGE = (SpecError, ValueError, FileNotFoundError)
 """A bad file, flag or input: the user's to fix (exit 2)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only`` (one of :data:`COMMANDS`), just that command's
+    part of it, so running one command imports no other command's modules."""
     parser = argparse.ArgumentParser(
         prog="scaler",
         description="Node autoscaler for Kubernetes on AWS: each pod on the cheapest node that fits.",
     )
     parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"scaler.commands.{name}")
         except ModuleNotFoundError as e:
@@ -69,8 +71,11 @@ def version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # A command's own parser parses and reports exactly as under the full one (its usage,
+    # help and errors name only it); anything else (--help, --version, a typo) gets them all.
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(only).parse_args(argv)
     try:
         code: int = args.run(args)
         return code

@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFERRED = ("structlog", "jsonschema", "rich", "importlib.metadata", "scaler.adapters")
 
 
-def loaded_after(code: str) -> list[str]:
-    """Which of :data:`DEFERRED` are imported once ``code`` has run (stdout goes to stderr)."""
+def loaded_after(code: str, modules: tuple[str, ...] = DEFERRED) -> list[str]:
+    """Which of ``modules`` are imported once ``code`` has run (stdout goes to stderr)."""
     probe = (
         "import contextlib, json, sys\n"
         "with contextlib.redirect_stdout(sys.stderr):\n"
         + "".join(f"    {line}\n" for line in code.splitlines())
-        + f"print(json.dumps([m for m in {DEFERRED!r} if m in sys.modules]))\n"
+        + f"print(json.dumps([m for m in {modules!r} if m in sys.modules]))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT,
@@ -46,6 +46,21 @@ def test_a_simulation_printed_as_json_loads_no_table_logging_or_schema_library()
         " '--until', '600'])"
     )
     assert loaded_after(code) == []
+
+
+def test_a_command_loads_no_other_commands_modules() -> None:
+    from scaler.cli import COMMANDS
+
+    others = tuple(f"scaler.commands.{c}" for c in COMMANDS if c not in ("simulate", "place"))
+    code = (
+        "from scaler.cli import main\n"
+        "main(['simulate', 'traces/spot-batch.json', '--policy', 'karpenter-like', '--json',"
+        " '--until', '600'])"
+    )
+    # simulate prints its tables with place's console; no other command is its business.
+    assert loaded_after(code, (*others, "scaler.bench", "scaler.importers")) == []
+    code = "from scaler.cli import main\ntry:\n    main(['settings', '--help'])\nexcept SystemExit:\n    pass"
+    assert loaded_after(code, ("scaler.commands.simulate", "simulations.engine")) == []
 
 
 def test_version_is_still_the_installed_one() -> None:
