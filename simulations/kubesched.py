@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from simulations.objects import SimNode, SimPod
 
 _EPS = 1e-6
+_NONE: IntArray = np.zeros(0, dtype=np.int64)
 _ALL = np.logical_and.reduce
 """``np.all`` without its Python wrapper (it runs per class and per bind)."""
 
@@ -59,6 +60,21 @@ class NodeTable:
         self.nodes: list[SimNode | None] = []
         self._free: list[int] = []
         self._zone_ids: dict[str, int] = {}
+        self._ready: IntArray | None = None
+        """The schedulable slots, ascending, until a slot's ``ok`` changes."""
+
+    def set_ok(self, slot: int, ok: bool) -> None:
+        """Say whether the node at ``slot`` is schedulable (write ``ok`` only through here:
+        it keeps :meth:`ready` current)."""
+        if self.ok[slot] != ok:
+            self.ok[slot] = ok
+            self._ready = None
+
+    def ready(self) -> IntArray:
+        """The schedulable slots, ascending (the same array until one changes: read only)."""
+        if self._ready is None:
+            self._ready = np.flatnonzero(self.ok[: self.size])
+        return self._ready
 
     def zone_id(self, zone: str | None) -> int:
         if zone is None:
@@ -78,14 +94,14 @@ class NodeTable:
         self.alloc[slot] = alloc
         self.used[slot] = 0.0
         self.exclusive[slot] = 0
-        self.ok[slot] = False
+        self.set_ok(slot, False)
         self.pool[slot] = pool_index
         self.zone[slot] = self.zone_id(zone)
         return slot
 
     def remove(self, slot: int) -> None:
         self.nodes[slot] = None
-        self.ok[slot] = False
+        self.set_ok(slot, False)
         self.alloc[slot] = 0.0
         self.used[slot] = 0.0
         self.exclusive[slot] = 0
@@ -136,16 +152,22 @@ class KubeScheduler:
         self.table = table
         self.offerings = offerings
         self._bind = bind
-        self.classes: dict[tuple[object, ...], _Class] = {}
-        """Pending pods by scheduling class (equal constraints)."""
-        self._fresh: set[tuple[object, ...]] = set()
+        self.classes: dict[int, _Class] = {}
+        """Pending pods by scheduling class (equal constraints), by the class's number."""
+        self._numbers: dict[tuple[object, ...], int] = {}
+        """Each class key seen, numbered: a key is a tuple of frozen dataclasses whose hash
+        is worked out again at every use, so it is hashed once per pod queued."""
+        self._queued_as: dict[SimPod, int] = {}
+        """The class number each queued pod was queued under."""
+        self._fresh: set[int] = set()
         self._changed: set[int] = set()
         self._queued = 0
 
     def add(self, pod: SimPod, *, keep_place: bool = False) -> None:
         """Queue a pending pod; ``keep_place`` for one whose spec changed (pinned) while
         it waited, which keeps its place in the queue."""
-        key = _key(pod)
+        key = self._numbers.setdefault(_key(pod), len(self._numbers))
+        self._queued_as[pod] = key
         cls = self.classes.get(key)
         if cls is None:
             cls = self.classes[key] = _Class()
@@ -158,7 +180,9 @@ class KubeScheduler:
         self._fresh.add(key)
 
     def remove(self, pod: SimPod) -> None:
-        key = _key(pod)
+        key = self._queued_as.pop(pod, None)
+        if key is None:
+            return
         cls = self.classes.get(key)
         if cls is None:
             return
@@ -181,11 +205,15 @@ class KubeScheduler:
         table = self.table
         # Whether a node is schedulable does not change while pods bind, so the nodes that
         # are not drop out once, here, rather than per pod.
-        ok = table.ok[: table.size]
-        changed = np.array(sorted(s for s in self._changed if s < table.size), dtype=np.int64)
-        changed = changed[ok[changed]]
+        if self._changed:
+            ok, size = table.ok, table.size
+            changed = np.array(sorted(s for s in self._changed if s < size and ok[s]),
+                               dtype=np.int64)
+            self._changed = set()
+        else:
+            changed = _NONE
         fresh = self._fresh
-        self._changed, self._fresh = set(), set()
+        self._fresh = set()
         # A class tried before is tried only against changed nodes: with none, only the
         # fresh classes have anything to try.
         if changed.size:
@@ -194,7 +222,7 @@ class KubeScheduler:
             classes = [(k, self.classes[k]) for k in fresh if k in self.classes]
         if not classes:
             return 0
-        everything = np.flatnonzero(ok) if fresh else changed
+        everything = table.ready() if fresh else changed
         bound = 0
         # First come, first served across classes, as kube-scheduler's active queue orders
         # pods of equal priority by the time they were queued.
@@ -203,17 +231,12 @@ class KubeScheduler:
             cand = everything if key in fresh else changed
             if cand.size == 0:
                 continue
-            cand = cand[self._static_mask(cls, cand)]
-            if cand.size == 0:
-                continue
             first = cls.members[0]
             req = first.req
             exclusive = first.exclusive
-            if exclusive:
-                # A node that holds an exclusive pod now holds one all run (binding only adds).
-                cand = cand[table.exclusive[cand] == 0]
-                if cand.size == 0:
-                    continue
+            cand = cand[self._static_mask(cls, cand, exclusive)]
+            if cand.size == 0:
+                continue
             # Allocatable does not change while pods bind; what is used does, on the node a
             # pod was bound to only: the other nodes fit and score as they did.
             room = table.alloc[cand] + _EPS
@@ -246,8 +269,10 @@ class KubeScheduler:
                     changed_row = j
         return bound
 
-    def _static_mask(self, cls: _Class, cand: IntArray) -> BoolArray:
-        """Labels, taints, arch, capacity type (pool level), and the zone (node level)."""
+    def _static_mask(self, cls: _Class, cand: IntArray, exclusive: bool) -> BoolArray:
+        """Labels, taints, arch, capacity type (pool level), the zone (node level), and for
+        an exclusive class no other exclusive pod on the node (a node that holds one holds
+        it all run: binding only adds)."""
         if cls.mask is None:
             spec = cls.members[0].live
             cls.mask = self.offerings.constraint_mask(spec)
@@ -255,6 +280,8 @@ class KubeScheduler:
         mask = cls.mask[self.table.pool[cand]]
         if cls.zone is not None:
             mask &= self.table.zone[cand] == cls.zone
+        if exclusive:
+            mask &= self.table.exclusive[cand] == 0
         return mask
 
 

@@ -476,7 +476,7 @@ class World(WorldRequests):
         )
         if ok and not self.table.ok[node.slot]:
             self.sched.node_changed(node.slot)
-        self.table.ok[node.slot] = ok
+        self.table.set_ok(node.slot, ok)
 
     def _spot_notice(self, node: SimNode, now: float) -> None:
         self.ledger.settle(node, now)

@@ -156,3 +156,29 @@ def test_pods_of_one_class_bound_in_one_run_see_the_room_each_bind_took() -> Non
     pools = [w.nodes[node_of(p)].pool for p in ps[:4]]
     assert pools == ["m5.xlarge", "m5.xlarge", "m5.large", "m5.xlarge"]
     assert ps[4].state == PENDING
+
+
+def test_a_node_cordoned_or_removed_after_a_bind_gets_no_new_pod_and_one_uncordoned_does() -> None:
+    # The schedulable nodes are kept between runs; a kept list that missed a cordon or an
+    # uncordon would bind to a node that may not take pods, or skip one that may.
+    w = world(
+        [pod(n, cpu="100m") for n in ("a", "b", "c", "d")],
+        [pool("m5.large", name="px", current_size=2)],
+    )
+    first, second = sorted(w.nodes.values(), key=lambda n: n.slot)
+    arrive(w, "a")
+    assert w.kube_schedule() == 1  # both nodes schedulable: the list is kept
+    w.cordon(first.name, True, 1.0)
+    w.cordon(second.name, True, 1.0)
+    b = arrive(w, "b", 1.0)
+    assert w.kube_schedule() == 0
+    assert b.state == PENDING
+    w.cordon(second.name, False, 2.0)
+    assert w.kube_schedule() == 1
+    assert node_of(b) == second.name
+    w.terminate(second.name, 3.0)  # its pod is evicted and pending again
+    assert w.kube_schedule() == 0
+    w.cordon(first.name, False, 4.0)
+    c = arrive(w, "c", 4.0)
+    assert w.kube_schedule() == 2
+    assert node_of(b) == node_of(c) == first.name
