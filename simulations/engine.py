@@ -259,8 +259,11 @@ class Simulation:
         the live pipeline at once (live, SQS long-polling hands them over within a second).
         A failed respond leaves its messages in the feed: they are read again when SQS would
         show them again. True if any notice was received."""
-        for node in self.world.take_notices():
-            self.feed.spot_warning(node.instance_id)
+        if self.world.notices:
+            for node in self.world.take_notices():
+                self.feed.spot_warning(node.instance_id)
+        if not self.feed.queue:
+            return False
         received = 0
         while self.feed.visible():
             try:
@@ -278,7 +281,7 @@ class Simulation:
 
     async def _schedule(self) -> None:
         """New pods pass the admission webhook, then kube-scheduler binds what it can."""
-        if self.choose is not None:
+        if self.choose is not None and self.world.created:
             for pod in self.world.take_created():
                 pin = await self.choose(pod.live)
                 if pin:

@@ -62,9 +62,10 @@ class Recorder:
 
     def _record(self, method: str, *args: object) -> None:
         self._calls.append((self.clock.now(), method, args))
-        queued = self._failures.get(method)
-        if queued:
-            raise queued.pop(0)
+        if self._failures:
+            queued = self._failures.get(method)
+            if queued:
+                raise queued.pop(0)
 
 
 class SimCluster(Recorder):

@@ -129,7 +129,8 @@ class WorldRequests:
         delta = desired - self.desired[pool]
         self.desired[pool] = desired
         self._pool_changed(pool)
-        self._log(now, "set-desired", f"{pool} {desired}")
+        if self.timeline is not None:
+            self._log(now, "set-desired", f"{pool} {desired}")
         rate = self.config.failure_rate(pool)
         for _ in range(max(delta, 0)):
             # Draw only where failures are possible, so turning them on for one pool leaves

@@ -159,7 +159,8 @@ class World(WorldRequests):
         """Apply one event; True if the autoscaler should hear of it."""
         if kind == ev.ARRIVE:
             assert isinstance(payload, SimPod)
-            self._log(now, "arrive", payload.spec.key)
+            if self.timeline is not None:  # its subject costs a string per event otherwise
+                self._log(now, "arrive", payload.spec.key)
             self._pend(payload, now)
             self._arrived.append(payload)
             return False
@@ -171,7 +172,8 @@ class World(WorldRequests):
             self._unbind(pod, now, lost=False)
             pod.state, pod.finished_s = DONE, now
             self.finished += 1
-            self._log(now, "done", pod.spec.key)
+            if self.timeline is not None:
+                self._log(now, "done", pod.spec.key)
             return True
         if kind == ev.LAUNCH_FAILED:
             assert isinstance(payload, str)
@@ -221,6 +223,8 @@ class World(WorldRequests):
     def take_new_pending(self) -> bool:
         """Did a pod that arrived (or was made again for an evicted one) since the last
         call stay pending (kube-scheduler found no node for it)?"""
+        if not self._arrived:
+            return False
         pending = [p for p in self._arrived if p.state == PENDING]
         for pod in pending:
             self._log(pod.since_s, "pending", pod.spec.key)
@@ -291,7 +295,8 @@ class World(WorldRequests):
             self.table.exclusive[node.slot] += 1
         self.ledger.pending_s.append(now - pod.since_s)
         self._v_pending = self._v_bound = None
-        self._log(now, "bound", f"{pod.spec.key} {node.name}")
+        if self.timeline is not None:
+            self._log(now, "bound", f"{pod.spec.key} {node.name}")
         if pod.spec.duration_s is not None:
             self.queue.push(now + pod.spec.duration_s, ev.POD_DONE, (pod, run))
 
@@ -360,7 +365,9 @@ class World(WorldRequests):
         if boot_s is None and rate > 0 and self.rng.random() < rate:
             node.registered = False
         self._refresh(node)
-        self._log(now, "launch" if node.registered else "launch-unregistered", f"{node.name} {pool}")
+        if self.timeline is not None:
+            what = "launch" if node.registered else "launch-unregistered"
+            self._log(now, what, f"{node.name} {pool}")
         if boot_s is None and node.registered:
             boot_s = self.config.boot_s(itype.family, node.gpus > 0)
             self.queue.push(now + boot_s, ev.NODE_READY, node)
