@@ -381,3 +381,30 @@ def test_a_pod_bound_to_an_idle_node_restarts_its_idle_time() -> None:
         (791.0, "done", "default/second"),
         (911.0, "removed", "sim-00001"),  # 120 s after the second pod, its idle timeout
     ]
+
+
+def test_a_run_holds_off_full_collections_and_gives_the_callers_thresholds_back() -> None:
+    import gc
+
+    from scaler.core.catalog import Catalog
+    from simulations import engine
+    from simulations.jobs import configure
+
+    seen: list[tuple[int, int, int]] = []
+    before = gc.get_threshold()
+
+    class Watching(engine.Simulation):
+        async def _loop(self) -> None:
+            seen.append(gc.get_threshold())
+            await super()._loop()
+
+    settings, config = configure({}, "scaler")
+    sim = Watching(pods=three_pods(), pools=[SMALL, BIG], catalog=Catalog.load(),
+                   settings=settings, config=config, until_s=2000)
+    try:
+        gc.set_threshold(500, 7, 3)
+        sim.run()
+        assert seen == [(500, 7, engine.NO_FULL_COLLECTION)]
+        assert gc.get_threshold() == (500, 7, 3)
+    finally:
+        gc.set_threshold(*before)
