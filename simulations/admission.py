@@ -12,6 +12,7 @@ exclusivity as the real one enforces the anti-affinity it becomes live.
 from __future__ import annotations
 
 import dataclasses
+import operator
 
 from scaler.core.model import LABEL_POOL, PodSpec, Requirement, SelectorTerm
 from scaler.core.state import ANNOTATION_PINNED_POOLS
@@ -36,4 +37,13 @@ def pinned(pod: PodSpec, tier: tuple[str, ...]) -> PodSpec:
     # As pin_patch: people read which pools, and review() finds the pinned namespaces by it.
     annotations = (*(a for a in pod.annotations if a[0] != ANNOTATION_PINNED_POOLS),
                    (ANNOTATION_PINNED_POOLS, ",".join(tier)))
-    return dataclasses.replace(pod, affinity=terms, annotations=annotations)
+    # dataclasses.replace, at half its cost (every arriving pod passes here).
+    values = list(_FIELDS(pod))
+    values[_AFFINITY], values[_ANNOTATIONS] = terms, annotations
+    return PodSpec(*values)
+
+
+_NAMES = tuple(f.name for f in dataclasses.fields(PodSpec))
+_FIELDS = operator.attrgetter(*_NAMES)
+"""A pod's field values, in the order PodSpec takes them."""
+_AFFINITY, _ANNOTATIONS = _NAMES.index("affinity"), _NAMES.index("annotations")
