@@ -20,6 +20,7 @@ from scaler.commands.outputs import check_output_path
 from scaler.commands.place import console
 from scaler.core.settings import MAX_TIME_S
 from simulations import openmetrics, report, sweep
+from simulations.engine import no_full_collections
 from simulations.jobs import POLICIES, Job, catalog_ref, configure, load_trace
 
 if TYPE_CHECKING:
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         for point in grid:
             configure({**overrides, **point}, policy)
     capacity_types = parse_capacity_types(args.capacity_types)
-    traces = [load_trace(path) for path in args.traces]
+    with no_full_collections():
+        traces = [load_trace(path) for path in args.traces]
     labels = [t.label for t in traces]
     if len(set(labels)) != len(labels):
         raise ValueError(f"two traces share a name: {', '.join(labels)}")
