@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from scaler.commands.common import add_capacity_types_flag, add_catalog_flag, parse_capacity_types
 from scaler.commands.outputs import check_output_path
-from scaler.commands.place import console
 from scaler.core.settings import MAX_TIME_S
-from simulations import openmetrics, report, sweep
+from simulations import report, sweep
 from simulations.engine import no_full_collections
 from simulations.jobs import POLICIES, Job, catalog_ref, configure, load_trace
 
@@ -159,10 +158,14 @@ def run(args: argparse.Namespace) -> int:
     elif args.csv:
         report.write_csv(results, sys.stdout)
     else:
+        from scaler.commands.place import console  # place's modules only for a table
+
         report.print_table(results, console(pipe_width=180))
     if args.plot:
         report.write_plot(results, args.plot)
     if args.metrics_out:
+        from simulations import openmetrics
+
         openmetrics.write(results, args.metrics_out)
     if args.report:
         command = "scaler simulate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
