@@ -140,7 +140,7 @@ def parse_pod(raw: Any) -> PodSpec:
     if not is_dns1123_subdomain(name):
         raise SpecError("name", f"{name!r} is not a Kubernetes name (DNS-1123 subdomain)")
     namespace = _string(pod, "namespace") or "default"
-    if not is_dns1123_label(namespace):
+    if not _namespace_ok(namespace):
         raise SpecError("namespace", f"{namespace!r} is not a namespace name (DNS-1123 label)")
     requests = effective_requests(pod)
     node_selector = _label_map(pod, "node_selector")
@@ -175,13 +175,13 @@ def parse_pod(raw: Any) -> PodSpec:
     duration = _time(pod, "duration_s", default=None)
     annotations = _string_map(pod, "annotations")
     for key, _ in annotations:
-        if not is_qualified_name(key):
+        if not _key_ok(key):
             raise SpecError(f"annotations.{key}", f"{key!r} is not a valid annotation key")
     if zone is not None and not is_label_value(zone):
         raise SpecError("zone", f"{zone!r} is not a valid label value")
     labels = _string_map(pod, "labels")
     for key, value in labels:
-        if not is_qualified_name(key):
+        if not _key_ok(key):
             raise SpecError(f"labels.{shown(key)}", f"{key!r} is not a valid label key")
         if not is_label_value(value):
             raise SpecError(f"labels.{shown(key)}", f"{value!r} is not a valid label value")
@@ -213,6 +213,12 @@ def parse_pod(raw: Any) -> PodSpec:
         one_per_node=topology.one_per_node,
         preferred=topology.preferred,
     )
+
+
+# A trace names the same few namespaces and annotation and label keys thousands of times;
+# each is checked once (they are strings here, so hashable).
+_namespace_ok = functools.lru_cache(maxsize=1024)(is_dns1123_label)
+_key_ok = functools.lru_cache(maxsize=1024)(is_qualified_name)
 
 
 def parse_resources(raw: Any, where: str) -> Resources:
@@ -662,6 +668,8 @@ def parse_pod_topology(affinity: Any, spread: Any, where: str = "") -> PodTopolo
     hostname (one such pod per node); preferred node affinity. Soft spread
     (``ScheduleAnyway``) and preferred pod affinity never keep a pod pending, so they are
     left to kube-scheduler. ``where`` prefixes the field paths in errors."""
+    if affinity is None and spread is None:
+        return _NO_TOPOLOGY  # the usual pod
     pre = f"{where}." if where else ""
     spreads = []
     if spread is not None:
@@ -726,6 +734,9 @@ def parse_pod_topology(affinity: Any, spread: Any, where: str = "") -> PodTopolo
         one_per_node=one_per_node,
         preferred=tuple(preferred),
     )
+
+
+_NO_TOPOLOGY: Final = PodTopology()
 
 
 def _label_selector(raw: Any, where: str) -> tuple[Requirement, ...]:

@@ -572,3 +572,18 @@ def test_a_bad_spread_or_priority_names_its_field() -> None:
                                         "whenUnsatisfiable": "DoNotSchedule"}])
     with pytest.raises(SpecError, match="priority"):
         pod(priority="high")
+
+
+def test_names_and_keys_seen_valid_before_do_not_let_an_invalid_one_through() -> None:
+    # Namespaces and annotation and label keys are checked once per distinct value: a pod
+    # that repeats a valid one parses, and a bad one after many good ones still fails.
+    good = {"name": "a", "namespace": "team-1", "annotations": {"example.com/k": "v"},
+            "labels": {"app": "x"}, "requests": {"cpu": "1"}}
+    assert parse_pod(good).namespace == parse_pod({**good, "name": "b"}).namespace == "team-1"
+    with pytest.raises(SpecError, match="not a namespace name"):
+        parse_pod({**good, "namespace": "Team_1"})
+    with pytest.raises(SpecError, match="not a valid annotation key"):
+        parse_pod({**good, "annotations": {"example.com/k": "v", "bad key": "v"}})
+    with pytest.raises(SpecError, match="not a valid label key"):
+        parse_pod({**good, "labels": {"app": "x", "-bad": "x"}})
+    assert parse_pod(good).annotations == (("example.com/k", "v"),)
