@@ -206,9 +206,8 @@ class Simulation:
             self.clock.advance(t)
             if phase == ev.WORLD:
                 heard = False
-                while queue.peek() == (t, ev.WORLD):
-                    _, _, kind, payload = queue.pop()
-                    heard |= world.handle(kind, payload, t)
+                while (event := queue.pop_at(t, ev.WORLD)) is not None:
+                    heard |= world.handle(*event, t)
                     handled += 1
                 await self._schedule()
                 heard |= await self._deliver_notices()

@@ -39,6 +39,15 @@ class EventQueue:
         t, phase, _, kind, payload = heapq.heappop(self._heap)
         return t, phase, kind, payload
 
+    def pop_at(self, t: float, phase: int) -> tuple[str, Any] | None:
+        """(kind, payload) of the next event if it is due at ``t`` in ``phase``, else None
+        (nothing popped): one call per event of a batch, not a peek and a pop."""
+        heap = self._heap
+        if heap and heap[0][0] == t and heap[0][1] == phase:
+            _, _, _, kind, payload = heapq.heappop(heap)
+            return kind, payload
+        return None
+
     def peek(self) -> tuple[float, int] | None:
         """(time, phase) of the next event, or None when empty."""
         if not self._heap:

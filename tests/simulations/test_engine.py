@@ -408,3 +408,19 @@ def test_a_run_holds_off_full_collections_and_gives_the_callers_thresholds_back(
         assert gc.get_threshold() == (500, 7, 3)
     finally:
         gc.set_threshold(*before)
+
+
+def test_pop_at_takes_only_the_events_due_at_that_time_and_phase_in_order() -> None:
+    from simulations import events as ev
+
+    q = ev.EventQueue()
+    q.push(5.0, "b", 2)
+    q.push(5.0, "tick", None, phase=ev.RECONCILE)
+    q.push(5.0, "a", 1)
+    q.push(7.0, "c", 3)
+    assert q.pop_at(4.0, ev.WORLD) is None
+    assert [q.pop_at(5.0, ev.WORLD) for _ in range(3)] == [("b", 2), ("a", 1), None]
+    assert q.peek() == (5.0, ev.RECONCILE)
+    assert q.pop_at(5.0, ev.RECONCILE) == ("tick", None)
+    assert q.pop_at(5.0, ev.WORLD) is None
+    assert len(q) == 1
