@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from simulations.objects import SimNode, SimPod
 
 _EPS = 1e-6
+assert MEM == CPU + 1
+_CPU_MEM = slice(CPU, MEM + 1)
+"""The CPU and memory columns, as a slice: views, not the copies a fancy index makes."""
 _NONE: IntArray = np.zeros(0, dtype=np.int64)
 _ALL = np.logical_and.reduce
 """``np.all`` without its Python wrapper (it runs per class and per bind)."""
@@ -238,27 +241,32 @@ class KubeScheduler:
             if cand.size == 0:
                 continue
             # Allocatable does not change while pods bind; what is used does, on the node a
-            # pod was bound to only: the other nodes fit and score as they did.
-            room = table.alloc[cand] + _EPS
-            fits: BoolArray = _ALL(table.used[cand] + req <= room, axis=1)
+            # pod was bound to only: the other nodes fit and score as they did. ``used``
+            # follows the table on the rows that can still take a pod (an exclusive pod's
+            # node cannot: it fits no more).
+            alloc = table.alloc[cand]
+            used = table.used[cand]
+            room = alloc + _EPS
+            fits: BoolArray = _ALL(used + req <= room, axis=1)
             scores: FloatArray | None = None
             changed_row = -1
             for pod in list(cls.members):
                 if changed_row >= 0:
-                    j, row = changed_row, cand[changed_row : changed_row + 1]
-                    fits[j] = _ALL(table.used[row] + req <= room[j : j + 1], axis=1)[0]
+                    j, k = changed_row, changed_row + 1
+                    used[j] = table.used[cand[j]]
+                    fits[j] = _ALL(used[j:k] + req <= room[j:k], axis=1)[0]
                     if scores is not None:
-                        scores[j] = _least_allocated(table, row, req)[0]
+                        scores[j] = _least_allocated(alloc[j:k], used[j:k], req)[0]
                     changed_row = -1
-                fitting = np.flatnonzero(fits)
+                fitting = fits.nonzero()[0]  # fits is 1-D: flatnonzero without its wrapper
                 if fitting.size == 0:
                     break
                 if fitting.size == 1:
                     j = int(fitting[0])
                 else:
                     if scores is None:
-                        scores = _least_allocated(table, cand, req)
-                    j = int(fitting[np.argmax(scores[fitting])])  # the first of the best
+                        scores = _least_allocated(alloc, used, req)
+                    j = int(fitting[scores[fitting].argmax()])  # the first of the best
                 node = table.nodes[int(cand[j])]
                 assert node is not None
                 self._bind(pod, node)
@@ -291,11 +299,12 @@ def _key(pod: SimPod) -> tuple[object, ...]:
     return (pod.class_key, pod.exclusive)
 
 
-def _least_allocated(table: NodeTable, slots: IntArray, req: FloatArray) -> FloatArray:
-    """(len(slots),) kube-scheduler's LeastAllocated score (CPU and memory, weight 1 each):
-    the mean free fraction after binding, doubled; the node with the highest wins."""
-    alloc = table.alloc[slots][:, (CPU, MEM)]
-    free = alloc - table.used[slots][:, (CPU, MEM)] - req[[CPU, MEM]]
+def _least_allocated(alloc: FloatArray, used: FloatArray, req: FloatArray) -> FloatArray:
+    """(N,) kube-scheduler's LeastAllocated score (CPU and memory, weight 1 each) of N nodes
+    given their (N, R) allocatable and used rows: the mean free fraction after binding,
+    doubled; the node with the highest wins."""
+    alloc = alloc[:, _CPU_MEM]
+    free = alloc - used[:, _CPU_MEM] - req[_CPU_MEM]
     has = alloc > 0
     frac = np.where(has, free / np.where(has, alloc, 1.0), 0.0)  # 0 where a node has none
     # Two fractions' sum orders the nodes as their mean does, ties included (halving is exact).
