@@ -69,7 +69,7 @@ class NodeTable:
     def set_ok(self, slot: int, ok: bool) -> None:
         """Say whether the node at ``slot`` is schedulable (write ``ok`` only through here:
         it keeps :meth:`ready` current)."""
-        if self.ok[slot] != ok:
+        if self.ok.item(slot) != ok:  # a Python bool: numpy's scalar compare costs 10x
             self.ok[slot] = ok
             self._ready = None
 

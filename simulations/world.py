@@ -481,7 +481,7 @@ class World(WorldRequests):
             and not node.cordoned
             and not any(t.effect in (NO_SCHEDULE, NO_EXECUTE) for t in node.added_taints)
         )
-        if ok and not self.table.ok[node.slot]:
+        if ok and not self.table.ok.item(node.slot):
             self.sched.node_changed(node.slot)
         self.table.set_ok(node.slot, ok)
 
