@@ -63,7 +63,7 @@ from simulations.config import SimConfig
 from simulations.events import EventQueue
 from simulations.objects import PENDING
 from simulations.ports import SimCluster, SimFleet, SimInterruptionFeed
-from simulations.scorecard import Scorecard, fit_prices, oracle_cost, percentiles
+from simulations.scorecard import Scorecard, oracle_cost, percentiles, shared_fit_prices
 from simulations.world import World
 
 ReconcilerFactory = Callable[..., Reconciler]
@@ -129,10 +129,12 @@ class Simulation:
         self.nominal_end_s = nominal_end(self.pods, self.until_s)
         self.end_s = self.nominal_end_s
         """When the run stopped (set by :meth:`run`)."""
-        self.pods = [p for p in self.pods if p.arrival_s <= self.nominal_end_s]
+        kept = [p for p in self.pods if p.arrival_s <= self.nominal_end_s]
+        if len(kept) < len(self.pods) or not isinstance(self.pods, tuple):
+            self.pods = kept  # else the caller's tuple, so runs of one trace share fit prices
         # The world needs only what a node is (allocatable, labels, taints, price), which
         # the oracle's offerings already hold.
-        self.fits, offerings = fit_prices(self.pods, self.pools, self.catalog)
+        self.fits, offerings = shared_fit_prices(self.pods, self.pools, self.catalog)
         world_seed, decide_seed = np.random.SeedSequence(self.seed).spawn(2)
         self.queue = EventQueue()
         self.clock = SimClock()

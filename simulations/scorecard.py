@@ -44,6 +44,28 @@ def fit_prices(
     return {pod.key: g.cost_usd_per_hour for pod, g in placement.by_pod()}, offerings
 
 
+_kept_fit: tuple[object, object, object, dict[str, float], Offerings] | None = None
+"""The last (pods, pools, catalog, fits, offerings) :func:`shared_fit_prices` worked out."""
+
+
+def shared_fit_prices(
+    pods: Sequence[PodSpec], pools: Sequence[PoolSpec], catalog: Catalog
+) -> tuple[dict[str, float], Offerings]:
+    """:func:`fit_prices`, kept for the next call with the very same pods, pools and catalog
+    when the pods and pools are tuples (which cannot change): the runs of one trace under
+    several policies or settings (``scaler simulate``'s jobs) work it out once. Each caller
+    gets its own dict; the offerings are shared (read only, their mask cache pure)."""
+    global _kept_fit
+    kept = _kept_fit
+    if kept is not None and kept[0] is pods and kept[1] is pools and kept[2] is catalog:
+        return dict(kept[3]), kept[4]
+    fits, offerings = fit_prices(pods, pools, catalog)
+    if isinstance(pods, tuple) and isinstance(pools, tuple):
+        _kept_fit = (pods, pools, catalog, fits, offerings)
+        fits = dict(fits)
+    return fits, offerings
+
+
 def lifetime_s(pod: PodSpec, until_s: float | None) -> float:
     """How long the pod runs: its duration, cut at ``until_s`` if the run is cut."""
     if until_s is None:
