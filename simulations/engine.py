@@ -83,8 +83,8 @@ collections of the one before it)."""
 @contextlib.contextmanager
 def no_full_collections() -> Iterator[None]:
     """No full garbage collection inside: one walks every object the process holds and, in a
-    run or a trace being read, frees nothing (measured on openb and DLRM: five or six per
-    run, 0.3 to 0.45 s, nothing freed), while what it walks grows with the run (its pods,
+    run or a trace being read, frees nothing (measured on openb and DLRM: four to six a run,
+    0.2 to 0.45 s in all, nothing freed), while what it walks grows with the run (its pods,
     nodes, runs, recorded calls). Younger generations still collect what dies young; the
     caller's thresholds, and full collections, come back after."""
     thresholds = gc.get_threshold()
