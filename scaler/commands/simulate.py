@@ -19,7 +19,7 @@ from scaler.commands.common import add_capacity_types_flag, add_catalog_flag, pa
 from scaler.commands.outputs import check_output_path
 from scaler.core.settings import MAX_TIME_S
 from simulations import report, sweep
-from simulations.engine import no_full_collections
+from simulations.engine import rare_collections
 from simulations.jobs import POLICIES, Job, catalog_ref, configure, load_trace
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         for point in grid:
             configure({**overrides, **point}, policy)
     capacity_types = parse_capacity_types(args.capacity_types)
-    with no_full_collections():
+    with rare_collections():
         traces = [load_trace(path) for path in args.traces]
     labels = [t.label for t in traces]
     if len(set(labels)) != len(labels):

@@ -383,7 +383,7 @@ def test_a_pod_bound_to_an_idle_node_restarts_its_idle_time() -> None:
     ]
 
 
-def test_a_run_holds_off_full_collections_and_gives_the_callers_thresholds_back() -> None:
+def test_a_run_holds_the_collector_off_and_gives_the_callers_thresholds_back() -> None:
     import gc
 
     from scaler.core.catalog import Catalog
@@ -404,7 +404,7 @@ def test_a_run_holds_off_full_collections_and_gives_the_callers_thresholds_back(
     try:
         gc.set_threshold(500, 7, 3)
         sim.run()
-        assert seen == [(500, 7, engine.NO_FULL_COLLECTION)]
+        assert seen == [engine.RARE_COLLECTIONS]
         assert gc.get_threshold() == (500, 7, 3)
     finally:
         gc.set_threshold(*before)
