@@ -173,12 +173,14 @@ def place(
     n_pools = len(offerings)
     if headroom is None:
         headroom = default_headroom(offerings)
-    if available is None:
-        available = np.ones(n_pools, dtype=bool)
     reps = [c[0] for c in classes]
     counts = np.array([len(c) for c in classes], dtype=np.int64)
     matrix, per_node = open_rows(reps, offerings, settings, class_lost)
-    if not available.all():
+    if available is None:
+        # Every pool open (no pool backing off, the usual decision): no mask to apply; the
+        # all-True one is made only for the rare paths that name it.
+        available = _all_open(n_pools)
+    elif not available.all():
         matrix = np.where(available[None, :], matrix, np.inf)
     # The reasons name each class's own risk only where it has one of its own.
     dollars = matrix if class_lost is not None else None
@@ -244,6 +246,21 @@ def place(
         headroom.astype(np.float64).copy(),
         dollars,
     )
+
+
+def _all_open(n_pools: int) -> BoolArray:
+    """(P,) all True, read-only: one per pool count, not one per call."""
+    mask = _ALL_OPEN.get(n_pools)
+    if mask is None:
+        mask = np.ones(n_pools, dtype=bool)
+        mask.flags.writeable = False
+        if len(_ALL_OPEN) >= 8:
+            _ALL_OPEN.clear()
+        _ALL_OPEN[n_pools] = mask
+    return mask
+
+
+_ALL_OPEN: dict[int, BoolArray] = {}
 
 
 def _spot_relevant(lost: FloatArray | None, offerings: Offerings) -> FloatArray | None:

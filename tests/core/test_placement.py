@@ -700,3 +700,24 @@ def test_place_agrees_with_a_per_pod_python_loop(
     for p, g in placement.by_pod():
         want = preference(sized(p), by_name[g.pool.name])[0]
         assert g.cost_usd_per_hour == pytest.approx(want)
+
+
+def test_no_availability_mask_places_and_explains_as_an_all_open_one() -> None:
+    """decide() passes no mask when no pool backs off; place() must answer exactly as with
+    an all-True one, on every path (placed, unplaceable, over a max size)."""
+    offerings = offer([pool("m1.large", max_size=2), pool("r1.xlarge", max_size=1)])
+    pods = [pod(f"p{i}", cpu=500, mem=GIB) for i in range(4)] + [pod("huge", cpu=10**7)]
+    open_all = np.ones(len(offerings), dtype=bool)
+    assert place(pods, offerings) == place(pods, offerings, available=open_all)
+    assert place(pods[:1], offerings) == place(pods[:1], offerings, available=open_all)
+
+
+def test_the_kept_all_open_mask_cannot_be_written_through() -> None:
+    """The mask place() keeps for "every pool open" is shared between calls: a write to
+    it would close a pool for every later decision, so it refuses writes."""
+    from scaler.core.placement import _all_open
+
+    mask = _all_open(3)
+    assert mask.all() and _all_open(3) is mask
+    with pytest.raises(ValueError):
+        mask[0] = False
