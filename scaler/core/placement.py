@@ -174,6 +174,19 @@ def place(
     if headroom is None:
         headroom = default_headroom(offerings)
     reps = [c[0] for c in classes]
+    if (
+        len(reps) == 1 and n_pools and class_lost is None and settings.expander == "cost"
+        and not reps[0].preferred and not offerings.any_similar
+    ):
+        # The usual decision: one class (most often one pod), priced by the pools' own
+        # risk. Worked out on its kept row with scalars, unless place() must go on.
+        cost_row, ppn_row, _, _ = _kept_rows(reps, offerings, settings)[0]
+        if available is not None and not available.all():
+            cost_row = np.where(available, cost_row, np.inf)
+        one = _place_one(classes[0], cost_row, ppn_row, offerings,
+                         _all_open(n_pools) if available is None else available, headroom)
+        if one is not None:
+            return one
     counts = np.array([len(c) for c in classes], dtype=np.int64)
     matrix, per_node = open_rows(reps, offerings, settings, class_lost)
     if available is None:
@@ -246,6 +259,36 @@ def place(
         headroom.astype(np.float64).copy(),
         dollars,
     )
+
+
+def _place_one(
+    pods: list[PodSpec],
+    row: FloatArray,
+    per_node: FloatArray,
+    offerings: Offerings,
+    available: BoolArray,
+    headroom: FloatArray,
+) -> Placement | None:
+    """:func:`place` of one class priced by the pools' own risk, with no preferences and no
+    pool similar to another (nothing to balance): the same answer with scalars in place of
+    its (1, P) steps, on the class's (P,) ``row`` (read, not written); None
+    where place() must go on: the cheapest pool is Spot (the burst may be spread), or a
+    pool would overflow (the walk down the row). A pool takes no node unless it is the
+    cheapest, so only its headroom is compared with the nodes asked; the others must only
+    be able to take none (``0 <= headroom + eps``, which is ``headroom >= -eps``)."""
+    best = int(row.argmin())
+    if not math.isfinite(float(row[best])):
+        if not bool((headroom >= -_EPS).all()):
+            return None
+        return Placement(
+            (), (Unplaceable(tuple(pods), _why(pods[0], offerings, available, headroom, row)),)
+        )
+    if offerings.spot[best]:
+        return None
+    nodes = math.ceil(len(pods) / float(per_node[best]))
+    if not (nodes <= headroom[best] + _EPS and bool((headroom >= -_EPS).all())):
+        return None
+    return Placement((_group(pods, best, nodes, row, offerings, per_node),), ())
 
 
 def _all_open(n_pools: int) -> BoolArray:

@@ -721,3 +721,41 @@ def test_the_kept_all_open_mask_cannot_be_written_through() -> None:
     assert mask.all() and _all_open(3) is mask
     with pytest.raises(ValueError):
         mask[0] = False
+
+
+def test_one_class_placed_on_its_row_as_the_whole_matrix_places_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """place() answers a lone class from its kept row with scalars (_place_one); with that
+    path turned off it must answer the same, for any headroom (zero, short, negative, NaN),
+    any pools backing off, packing pools and Spot pools (which go on to the spread)."""
+    import random
+
+    import scaler.core.placement as placement
+
+    rng = random.Random(5)
+    pools = [
+        pool("a1.large"), pool("c1.small", pack=True), pool("m1.large"),
+        pool("m1.large", SPOT, name="m1-spot", price_usd_per_hour=0.0600),
+        pool("r1.xlarge", SPOT, name="r1-spot", price_usd_per_hour=0.0604),
+        pool("r1.xlarge", max_size=3, current_size=1),
+        pool("g1.xlarge"),
+    ]
+    offerings = offer(pools)
+    shapes = [dict(cpu=500, mem=GIB), dict(cpu=1500, mem=6 * GIB), dict(cpu=3000, mem=20 * GIB),
+              dict(gpu=1, tolerations=(Toleration(key=GPU_TAINT.key, operator="Exists"),)),
+              dict(cpu=500, mem=GIB, capacity_types=(SPOT,)), dict(cpu=10**7)]
+    head_values = [0.0, 1.0, 2.0, np.inf, -1.0, np.nan]
+    for k in range(400):
+        shape = rng.choice(shapes)
+        pods = [pod(f"p{k}-{i}", **shape) for i in range(rng.choice([1, 1, 2, 5]))]
+        headroom = np.array([rng.choice(head_values) if rng.random() < 0.3 else np.inf
+                             for _ in pools])
+        available = (None if rng.random() < 0.5 else
+                     np.array([rng.random() < 0.8 for _ in pools]))
+        kw: dict[str, Any] = dict(headroom=headroom, available=available)
+        fast = place(pods, offerings, **kw)
+        with monkeypatch.context() as m:
+            m.setattr(placement, "_place_one", lambda *a, **k: None)
+            slow = place(pods, offerings, **kw)
+        assert fast == slow, (shape, headroom, available)
