@@ -485,10 +485,13 @@ def _stale_removal_taints(nodes: NodeIndex, down: list[Action]) -> list[Action]:
     still idle and due, this very decision removes it again, through the whole protocol
     (taint, live read, terminate). A node in no pool is left alone: its instance is already
     terminating (AWS lists it as no group's), and untainting it would invite pods onto it."""
+    tainted = nodes.tainted(TAINT_REMOVING)
+    if not tainted:  # nearly every tick
+        return []
     removing = {a.node for a in down if isinstance(a, RemoveNode)}
     return [
         Untaint(n.name, "a removal that did not finish")
-        for n in nodes.tainted(TAINT_REMOVING)
+        for n in tainted
         if n.pool is not None and n.name not in removing
     ]
 

@@ -144,7 +144,8 @@ class Reconciler:
         task group) so a tick never waits out a drain; without one they run in place."""
         async with self._lock:
             decision, view, pools = await self.plan()
-            self.observe(ClusterSeen(view))
+            if self.observe is not ignore:  # the simulator's: no event to build per tick
+                self.observe(ClusterSeen(view))
             self._retry_at_s = None
             decision = self._hold_if_stale(decision)
             await self.act(decision, view, pools, spawn=spawn)
