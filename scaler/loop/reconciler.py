@@ -21,6 +21,7 @@ from scaler.core.actions import (
     Decision,
     Drain,
     Evict,
+    GiveUpLaunch,
     RemoveNode,
     ScaleUp,
 )
@@ -308,6 +309,8 @@ class Reconciler:
             ),
             sizes,
         )
+        # The pools these actions resize: the next read of the pools looks there first.
+        self._cache.resized(a.pool for a in decision.actions if isinstance(a, _RESIZES))
 
     def _retry(self, at_s: float) -> None:
         """Tick again by ``at_s`` (a write failed, a launch was given up)."""
@@ -396,6 +399,8 @@ class Reconciler:
 
 
 _deadline = operator.attrgetter("deadline_s")
+_RESIZES = (ScaleUp, RemoveNode, GiveUpLaunch)
+"""Actions that change their pool's desired size (a removal terminates with a decrement)."""
 
 
 def _destructive(action: Action) -> bool:
