@@ -310,7 +310,9 @@ class Reconciler:
             sizes,
         )
         # The pools these actions resize: the next read of the pools looks there first.
-        self._cache.resized(a.pool for a in decision.actions if isinstance(a, _RESIZES))
+        resized = [a.pool for a in decision.actions if isinstance(a, _RESIZES)]
+        if resized:
+            self._cache.resized(resized)
 
     def _retry(self, at_s: float) -> None:
         """Tick again by ``at_s`` (a write failed, a launch was given up)."""
