@@ -677,8 +677,8 @@ def changed_pools(
     wrong) every block is, as without one: the answer never rests on the guess."""
     old = before if isinstance(before, tuple) else tuple(before)
     new = now if isinstance(now, tuple) else tuple(now)
-    if likely:
-        at = sorted({k for k in likely if 0 <= k < len(new)})
+    at = sorted(set(likely)) if len(likely) > 1 else list(likely)
+    if at and at[0] >= 0 and at[-1] < len(new):  # else no guess to go by
         lo = 0
         for k in at:
             if old[lo:k] != new[lo:k]:

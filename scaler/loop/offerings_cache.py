@@ -126,15 +126,19 @@ class OfferingsCache:
         self._resized.update(pools)
 
     def _likely(self, pools: Sequence[PoolSpec]) -> list[int]:
-        if not self._resized:
-            return []
+        """The places of the pools resized here, in ``pools`` (a name not there: none)."""
+        out: list[int] = []
         place = self._place
-        at = [place.get(name, -1) for name in self._resized]
-        if any(k < 0 or k >= len(pools) or pools[k].name != name
-               for k, name in zip(at, self._resized, strict=True)):
-            self._place = place = {p.name: i for i, p in enumerate(pools)}
-            at = [place.get(name, -1) for name in self._resized]
-        return [k for k in at if k >= 0]
+        for name in self._resized:
+            k = place.get(name)
+            if k is None or k >= len(pools) or pools[k].name != name:
+                # Not where the last pools held it: look the places up again.
+                self._place = place = {p.name: i for i, p in enumerate(pools)}
+                k = place.get(name)
+                if k is None:
+                    continue
+            out.append(k)
+        return out
 
     async def now(
         self, pools: Callable[[], Awaitable[Sequence[PoolSpec]]], *, max_age_s: float
