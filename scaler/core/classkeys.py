@@ -23,6 +23,11 @@ KEPT: Final = 4096
 """Pods whose keys are kept; past this the table starts afresh. An entry holds its pod, so
 this bounds what the table keeps alive (pods come and go; the pending ones, asked about
 tick after tick, are few)."""
+KEPT_KEYS: Final = 4096
+"""Interned keys kept; past this that table starts afresh too. Kept apart from the pods'
+(a cluster has a few hundred classes, not thousands): the kept cost rows are looked up by
+these very key objects, so a key interned again after a clear would find its row only
+through a field-by-field comparison, at every lookup, until the rows were cleared."""
 
 
 class Key(tuple[object, ...]):
@@ -54,6 +59,7 @@ def keys(pod: PodSpec) -> tuple[PodSpec, Key, Key]:
     cls = (*constraints, pod.priority, *extra) if pod.priority or extra else constraints
     if len(_by_pod) >= KEPT:
         _by_pod.clear()
+    if len(_interned) >= KEPT_KEYS:
         _interned.clear()
     entry = (pod, _intern(cls), _intern((constraints, pod.one_per_node)))
     _by_pod[id(pod)] = entry

@@ -130,12 +130,15 @@ def decide(
             batch_closed = True
             actions += _scale_up(uncovered, table, offerings, memory, settings, now, rng,
                                  runtimes=view.runtimes)
-    wakes += [a.retry_at_s for a in actions if isinstance(a, NotifyUnplaceable) and a.retry_at_s]
-    wanted = set(waiting_for.values()) | {a.pool for a in actions if isinstance(a, ScaleUp)}
-    if held:
-        wanted |= _feasible_pools(held, offerings, settings)
+    wanted = set(waiting_for.values())
+    if actions:  # only a scale-up made any so far
+        wakes += [a.retry_at_s for a in actions
+                  if isinstance(a, NotifyUnplaceable) and a.retry_at_s]
+        wanted.update(a.pool for a in actions if isinstance(a, ScaleUp))
+    # The held pods' pools are a kept set of hundreds of names: asked, not copied.
+    wanted_too = _feasible_pools(held, offerings, settings) if held else frozenset()
     down, down_wakes = _scale_down(
-        nodes, bound, by_name, offerings, memory, settings, now, wanted
+        nodes, bound, by_name, offerings, memory, settings, now, wanted, wanted_too
     )
     actions += down
     wakes += down_wakes
@@ -184,11 +187,12 @@ def _uncovered(
     if not view.pending:
         return [], {}
     keys = settings.placement.startup_taint_keys
-    capacity: dict[str, float] = {
-        name: float(n)
-        for name, n in nodes_on_the_way(view, table, keys).items()
-        if not memory.backing_off(name, now)
-    }
+    on_the_way = nodes_on_the_way(view, table, keys)
+    capacity: dict[str, float] = (
+        {name: float(n) for name, n in on_the_way.items() if not memory.backing_off(name, now)}
+        if memory.backoff_until_s
+        else {name: float(n) for name, n in on_the_way.items()}
+    )
     fresh = now - settings.scale_up.bind_grace_s
     # Only open nodes (of a pool, schedulable and Ready, not being removed) created since
     # ``fresh``: the index keeps them by creation time.
@@ -202,14 +206,14 @@ def _uncovered(
     # tuple over the same capacity (in its order, which breaks cost ties) and launches is
     # covered the same way, so the last answer stands.
     in_flight = memory.in_flight()
-    on_the_way = tuple(capacity.items())
+    coming = tuple(capacity.items())
     kept = view.indexes.cover
-    if kept is None or not kept.answers(view.pending, on_the_way, in_flight, offerings, settings):
+    if kept is None or not kept.answers(view.pending, coming, in_flight, offerings, settings):
         waiting: dict[str, str] = {}
         rest = _cover_by_slots(list(view.pending), capacity, in_flight, offerings, settings,
                                waiting)
         kept = view.indexes.cover = KeptCovering(
-            view.pending, on_the_way, in_flight, offerings, settings, rest, waiting
+            view.pending, coming, in_flight, offerings, settings, rest, waiting
         )
     return list(kept.rest), dict(kept.waiting_for)
 
@@ -342,7 +346,8 @@ def _scale_up(
     runtimes: RuntimeHistory | None = None,
 ) -> list[Action]:
     headroom = table.headroom
-    available = memory.available(offerings, now)
+    # None: every pool open (place() then applies no mask); most decisions have no backoff.
+    available = memory.available(offerings, now) if memory.backoff_until_s else None
     pods = [pp.pod for pp in pending]
     rates = offerings.interruptions_per_h
     placement = place(
@@ -408,16 +413,21 @@ def _scale_down(
     memory: Memory,
     settings: Settings,
     now: float,
-    wanted: set[str],
+    wanted: AbstractSet[str],
+    wanted_too: AbstractSet[str] = frozenset(),
 ) -> tuple[list[Action], list[float]]:
+    """Idle nodes marked, and removed once due; pools in ``wanted`` or ``wanted_too`` have
+    pods waiting for them and lose no node."""
     sd = settings.scale_down
     busy = bound.busy
-    # A DaemonSet or mirror pod never makes a node busy, but one that must not be disrupted pins its node (cluster-autoscaler's safe-to-evict
-    # "false", Karpenter's do-not-disrupt). Busy nodes are never removed anyway.
-    protected = {b.node for b in bound.others if not _disruptable(b.pod)}
+    # A DaemonSet or mirror pod never makes a node busy, but one that must not be disrupted
+    # pins its node (cluster-autoscaler's safe-to-evict "false", Karpenter's
+    # do-not-disrupt). Busy nodes are never removed anyway. Worked out only once an idle
+    # node gets that far: most ticks none does.
+    protected: set[str] | None = None
     actions: list[Action] = []
     wakes: list[float] = []
-    removing: Counter[str] = Counter()
+    removing: dict[str, int] = {}  # a Counter costs more to make than this loop uses it
     budget = sd.max_removals_per_minute - len(memory.removals_s)
     # Only the nodes with no workload pod and the busy ones that may still be marked idle:
     # every other node has nothing to do here.
@@ -435,21 +445,25 @@ def _scale_down(
         if recorded is None:
             recorded = now
             actions.append(MarkIdle(node.name, now))
-        if pool.name in wanted or _disabled(node) or node.name in protected:
+        if pool.name in wanted or pool.name in wanted_too or _disabled(node):
+            continue
+        if protected is None:
+            protected = {b.node for b in bound.others if not _disruptable(b.pod)}
+        if node.name in protected:
             continue
         timeout = pool.idle_timeout_s if pool.idle_timeout_s is not None else sd.idle_timeout_s
         due = max(recorded + timeout, memory.last_scale_up_s + sd.delay_after_scale_up_s)
         if now + _EPS < due:
             wakes.append(due)
             continue
-        if pool.current_size - removing[pool.name] <= pool.min_size:
+        if pool.current_size - removing.get(pool.name, 0) <= pool.min_size:
             continue
         if budget <= 0:
             if memory.removals_s:
                 wakes.append(memory.removals_s[0] + 60.0)
             continue
         budget -= 1
-        removing[pool.name] += 1
+        removing[pool.name] = removing.get(pool.name, 0) + 1
         i = offerings.get(pool.name)
         price = float(offerings.price[i]) if i is not None else 0.0
         actions.append(
@@ -471,10 +485,13 @@ def _stale_removal_taints(nodes: NodeIndex, down: list[Action]) -> list[Action]:
     still idle and due, this very decision removes it again, through the whole protocol
     (taint, live read, terminate). A node in no pool is left alone: its instance is already
     terminating (AWS lists it as no group's), and untainting it would invite pods onto it."""
+    tainted = nodes.tainted(TAINT_REMOVING)
+    if not tainted:  # nearly every tick
+        return []
     removing = {a.node for a in down if isinstance(a, RemoveNode)}
     return [
         Untaint(n.name, "a removal that did not finish")
-        for n in nodes.tainted(TAINT_REMOVING)
+        for n in tainted
         if n.pool is not None and n.name not in removing
     ]
 

@@ -341,7 +341,12 @@ def absorb(memory: Memory, outcome: Outcome, settings: Settings, *, now: float) 
     caller then asks for a tick soon. News from the cloud (a listed launch failure, a Spot
     warning) backs pools off too, and returns False: no write of this decision failed."""
     up = settings.scale_up
-    match outcome:
+    match outcome:  # the commonest first: each case is a type test
+        case IdleMarked(node, since):
+            if since is None:
+                memory.idle_since_s.pop(node, None)
+            else:
+                memory.idle_since_s[node] = since
         case BatchClosed():
             memory.batch_floor_s = now
         case Launched(action):
@@ -355,11 +360,6 @@ def absorb(memory: Memory, outcome: Outcome, settings: Settings, *, now: float) 
         case GaveUp(pool, reason):
             memory.gave_up(pool, now=now, ttl_s=up.launch_failure_ttl_s, reason=reason)
             return True
-        case IdleMarked(node, since):
-            if since is None:
-                memory.idle_since_s.pop(node, None)
-            else:
-                memory.idle_since_s[node] = since
         case Uncordoned(node):
             memory.rebalance_until_s.pop(node, None)
         case Forgotten(node):

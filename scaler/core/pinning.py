@@ -296,8 +296,11 @@ def label_pools(view: ClusterView, *, budget: int = LABEL_BUDGET) -> list[LabelN
     stay pending next to the capacity bought for it. DOMAIN has nodes carry the label from
     the kubelet's ``--node-labels``; this covers groups whose launch template does not.
     """
+    nodes = node_index(view)
+    if not nodes.any_unlabelled:  # nearly every tick: nothing to label
+        return []
     out = []
-    for node in node_index(view).unlabelled:  # kept per nodes tuple: not per-tick work
+    for node in nodes.unlabelled:  # kept per nodes tuple: not per-tick work
         if not node.pool_labelled and node.pool is not None:
             out.append(
                 LabelNode(node.name, LABEL_POOL, node.pool, "the label does not name the pool of its instance")

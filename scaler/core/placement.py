@@ -173,12 +173,27 @@ def place(
     n_pools = len(offerings)
     if headroom is None:
         headroom = default_headroom(offerings)
-    if available is None:
-        available = np.ones(n_pools, dtype=bool)
     reps = [c[0] for c in classes]
+    if (
+        len(reps) == 1 and n_pools and class_lost is None and settings.expander == "cost"
+        and not reps[0].preferred and not offerings.any_similar
+    ):
+        # The usual decision: one class (most often one pod), priced by the pools' own
+        # risk. Worked out on its kept row with scalars, unless place() must go on.
+        cost_row, ppn_row, _, _ = _kept_rows(reps, offerings, settings)[0]
+        if available is not None and not available.all():
+            cost_row = np.where(available, cost_row, np.inf)
+        one = _place_one(classes[0], cost_row, ppn_row, offerings,
+                         _all_open(n_pools) if available is None else available, headroom)
+        if one is not None:
+            return one
     counts = np.array([len(c) for c in classes], dtype=np.int64)
     matrix, per_node = open_rows(reps, offerings, settings, class_lost)
-    if not available.all():
+    if available is None:
+        # Every pool open (no pool backing off, the usual decision): no mask to apply; the
+        # all-True one is made only for the rare paths that name it.
+        available = _all_open(n_pools)
+    elif not available.all():
         matrix = np.where(available[None, :], matrix, np.inf)
     # The reasons name each class's own risk only where it has one of its own.
     dollars = matrix if class_lost is not None else None
@@ -244,6 +259,51 @@ def place(
         headroom.astype(np.float64).copy(),
         dollars,
     )
+
+
+def _place_one(
+    pods: list[PodSpec],
+    row: FloatArray,
+    per_node: FloatArray,
+    offerings: Offerings,
+    available: BoolArray,
+    headroom: FloatArray,
+) -> Placement | None:
+    """:func:`place` of one class priced by the pools' own risk, with no preferences and no
+    pool similar to another (nothing to balance): the same answer with scalars in place of
+    its (1, P) steps, on the class's (P,) ``row`` (read, not written); None
+    where place() must go on: the cheapest pool is Spot (the burst may be spread), or a
+    pool would overflow (the walk down the row). A pool takes no node unless it is the
+    cheapest, so only its headroom is compared with the nodes asked; the others must only
+    be able to take none (``0 <= headroom + eps``, which is ``headroom >= -eps``)."""
+    best = int(row.argmin())
+    if not math.isfinite(float(row[best])):
+        if not bool((headroom >= -_EPS).all()):
+            return None
+        return Placement(
+            (), (Unplaceable(tuple(pods), _why(pods[0], offerings, available, headroom, row)),)
+        )
+    if offerings.spot[best]:
+        return None
+    nodes = math.ceil(len(pods) / float(per_node[best]))
+    if not (nodes <= headroom[best] + _EPS and bool((headroom >= -_EPS).all())):
+        return None
+    return Placement((_group(pods, best, nodes, row, offerings, per_node),), ())
+
+
+def _all_open(n_pools: int) -> BoolArray:
+    """(P,) all True, read-only: one per pool count, not one per call."""
+    mask = _ALL_OPEN.get(n_pools)
+    if mask is None:
+        mask = np.ones(n_pools, dtype=bool)
+        mask.flags.writeable = False
+        if len(_ALL_OPEN) >= 8:
+            _ALL_OPEN.clear()
+        _ALL_OPEN[n_pools] = mask
+    return mask
+
+
+_ALL_OPEN: dict[int, BoolArray] = {}
 
 
 def _spot_relevant(lost: FloatArray | None, offerings: Offerings) -> FloatArray | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import anyio
 
@@ -57,6 +57,10 @@ class OfferingsCache:
         self._prices: Prices | None = None
         self._daemonsets: tuple[PodSpec, ...] = ()
         self._table: PoolTable | None = None
+        self._resized: set[str] = set()
+        """Pools this process resized since the pools were last read (:meth:`resized`)."""
+        self._place: dict[str, int] = {}
+        """Pool name -> its place in the pools as read (rebuilt when it names another)."""
         self._at = float("-inf")
         self._lock = anyio.Lock(fast_acquire=True)
         """One refresh at a time (:meth:`now`). Taken without a checkpoint when free, as the
@@ -80,8 +84,10 @@ class OfferingsCache:
         prices = await self.prices.prices() if self.prices is not None else Prices()
         before = self._pools
         changed = (
-            None if before is pools or len(before) != len(pools) else changed_pools(before, pools)
+            None if before is pools or len(before) != len(pools)
+            else changed_pools(before, pools, self._likely(pools))
         )
+        self._resized.clear()
         if (
             self.offerings is None
             or not (
@@ -112,6 +118,27 @@ class OfferingsCache:
             table = cached.updated(pools, changed if cached.pools is before else None)
         self._table = table
         return table
+
+    def resized(self, pools: Iterable[str]) -> None:
+        """Pools this process just wrote a size for (scale-ups, removals, launches given
+        up): the next read compares them first, and the other pools a stretch at a time
+        (:func:`~scaler.core.offerings.changed_pools`; a wrong guess costs only time)."""
+        self._resized.update(pools)
+
+    def _likely(self, pools: Sequence[PoolSpec]) -> list[int]:
+        """The places of the pools resized here, in ``pools`` (a name not there: none)."""
+        out: list[int] = []
+        place = self._place
+        for name in self._resized:
+            k = place.get(name)
+            if k is None or k >= len(pools) or pools[k].name != name:
+                # Not where the last pools held it: look the places up again.
+                self._place = place = {p.name: i for i, p in enumerate(pools)}
+                k = place.get(name)
+                if k is None:
+                    continue
+            out.append(k)
+        return out
 
     async def now(
         self, pools: Callable[[], Awaitable[Sequence[PoolSpec]]], *, max_age_s: float

@@ -21,6 +21,7 @@ from scaler.core.actions import (
     Decision,
     Drain,
     Evict,
+    GiveUpLaunch,
     RemoveNode,
     ScaleUp,
 )
@@ -144,7 +145,8 @@ class Reconciler:
         task group) so a tick never waits out a drain; without one they run in place."""
         async with self._lock:
             decision, view, pools = await self.plan()
-            self.observe(ClusterSeen(view))
+            if self.observe is not ignore:  # the simulator's: no event to build per tick
+                self.observe(ClusterSeen(view))
             self._retry_at_s = None
             decision = self._hold_if_stale(decision)
             await self.act(decision, view, pools, spawn=spawn)
@@ -307,6 +309,10 @@ class Reconciler:
             ),
             sizes,
         )
+        # The pools these actions resize: the next read of the pools looks there first.
+        resized = [a.pool for a in decision.actions if isinstance(a, _RESIZES)]
+        if resized:
+            self._cache.resized(resized)
 
     def _retry(self, at_s: float) -> None:
         """Tick again by ``at_s`` (a write failed, a launch was given up)."""
@@ -395,6 +401,8 @@ class Reconciler:
 
 
 _deadline = operator.attrgetter("deadline_s")
+_RESIZES = (ScaleUp, RemoveNode, GiveUpLaunch)
+"""Actions that change their pool's desired size (a removal terminates with a decrement)."""
 
 
 def _destructive(action: Action) -> bool:

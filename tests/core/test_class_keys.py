@@ -65,3 +65,16 @@ def test_fitting_pools_are_those_some_pod_fits_on_each_offerings_asked() -> None
         got = set(fitting_pools(pods, renamed, settings))
         assert got == _fitting_afresh(pods, renamed, settings)
         assert all(name.endswith("-new") for name in got)
+
+
+def test_a_class_keeps_its_key_object_when_the_pods_table_starts_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kept cost rows are found by the key object itself (identity, then a field-by-field
+    comparison): a pod seen after the pods' table was cleared must get the same object."""
+    monkeypatch.setattr(classkeys, "KEPT", 2)
+    first = classkeys.row_key(pod("a", cpu=700))
+    for i in range(5):  # past KEPT pods: the pods' table starts afresh
+        classkeys.keys(pod(f"x{i}", cpu=100 + i))
+    assert classkeys.row_key(pod("b", cpu=700)) is first
+    assert classkeys.class_key(pod("c", cpu=700)) is classkeys.class_key(pod("d", cpu=700))

@@ -700,3 +700,62 @@ def test_place_agrees_with_a_per_pod_python_loop(
     for p, g in placement.by_pod():
         want = preference(sized(p), by_name[g.pool.name])[0]
         assert g.cost_usd_per_hour == pytest.approx(want)
+
+
+def test_no_availability_mask_places_and_explains_as_an_all_open_one() -> None:
+    """decide() passes no mask when no pool backs off; place() must answer exactly as with
+    an all-True one, on every path (placed, unplaceable, over a max size)."""
+    offerings = offer([pool("m1.large", max_size=2), pool("r1.xlarge", max_size=1)])
+    pods = [pod(f"p{i}", cpu=500, mem=GIB) for i in range(4)] + [pod("huge", cpu=10**7)]
+    open_all = np.ones(len(offerings), dtype=bool)
+    assert place(pods, offerings) == place(pods, offerings, available=open_all)
+    assert place(pods[:1], offerings) == place(pods[:1], offerings, available=open_all)
+
+
+def test_the_kept_all_open_mask_cannot_be_written_through() -> None:
+    """The mask place() keeps for "every pool open" is shared between calls: a write to
+    it would close a pool for every later decision, so it refuses writes."""
+    from scaler.core.placement import _all_open
+
+    mask = _all_open(3)
+    assert mask.all() and _all_open(3) is mask
+    with pytest.raises(ValueError):
+        mask[0] = False
+
+
+def test_one_class_placed_on_its_row_as_the_whole_matrix_places_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """place() answers a lone class from its kept row with scalars (_place_one); with that
+    path turned off it must answer the same, for any headroom (zero, short, negative, NaN),
+    any pools backing off, packing pools and Spot pools (which go on to the spread)."""
+    import random
+
+    import scaler.core.placement as placement
+
+    rng = random.Random(5)
+    pools = [
+        pool("a1.large"), pool("c1.small", pack=True), pool("m1.large"),
+        pool("m1.large", SPOT, name="m1-spot", price_usd_per_hour=0.0600),
+        pool("r1.xlarge", SPOT, name="r1-spot", price_usd_per_hour=0.0604),
+        pool("r1.xlarge", max_size=3, current_size=1),
+        pool("g1.xlarge"),
+    ]
+    offerings = offer(pools)
+    shapes = [dict(cpu=500, mem=GIB), dict(cpu=1500, mem=6 * GIB), dict(cpu=3000, mem=20 * GIB),
+              dict(gpu=1, tolerations=(Toleration(key=GPU_TAINT.key, operator="Exists"),)),
+              dict(cpu=500, mem=GIB, capacity_types=(SPOT,)), dict(cpu=10**7)]
+    head_values = [0.0, 1.0, 2.0, np.inf, -1.0, np.nan]
+    for k in range(400):
+        shape = rng.choice(shapes)
+        pods = [pod(f"p{k}-{i}", **shape) for i in range(rng.choice([1, 1, 2, 5]))]
+        headroom = np.array([rng.choice(head_values) if rng.random() < 0.3 else np.inf
+                             for _ in pools])
+        available = (None if rng.random() < 0.5 else
+                     np.array([rng.random() < 0.8 for _ in pools]))
+        kw: dict[str, Any] = dict(headroom=headroom, available=available)
+        fast = place(pods, offerings, **kw)
+        with monkeypatch.context() as m:
+            m.setattr(placement, "_place_one", lambda *a, **k: None)
+            slow = place(pods, offerings, **kw)
+        assert fast == slow, (shape, headroom, available)

@@ -462,3 +462,26 @@ def test_aligned_changes_answers_as_an_item_by_item_walk() -> None:
         else:
             assert got is not None
             assert (got[0], got[1], pairs) == want
+
+
+def test_changed_pools_with_a_guess_answers_as_without_one() -> None:
+    """The places guessed (the pools this process just resized) are looked at first; the
+    answer is the same whatever the guess: right, short of the truth, wrong, out of range."""
+    rng = random.Random(17)
+    base = pools(small=1, big=2)[0]
+    current = [dataclasses.replace(base, name=f"p{i}", current_size=rng.randrange(3))
+               for i in range(200)]
+    for _ in range(500):
+        now = list(current)
+        truth = rng.sample(range(len(now)), rng.choice([0, 1, 1, 2, 5]))
+        for k in truth:
+            now[k] = dataclasses.replace(
+                now[k], current_size=now[k].current_size + rng.choice([1, -1, 0]))  # 0: equal
+        guess = set(rng.sample(truth, rng.randrange(len(truth) + 1)))
+        if rng.random() < 0.3:
+            guess |= {rng.randrange(-5, len(now) + 5) for _ in range(rng.randrange(4))}
+        want = [k for k in range(len(now)) if current[k] is not now[k] and current[k] != now[k]]
+        assert changed_pools(current, now) == want
+        assert changed_pools(current, now, guess) == want
+        assert changed_pools(tuple(current), tuple(now), sorted(guess)) == want
+        current = now

@@ -101,3 +101,26 @@ def test_the_table_is_of_the_pools_just_read_after_another_set_was_tabled() -> N
                               [5.0, 10.0])
 
     anyio.run(main)
+
+
+def test_pools_resized_here_are_looked_for_where_they_now_are() -> None:
+    """After a write the cache guesses where the pool changed by its name; the names'
+    places follow the pools as read (a fleet may list them in another order), and the
+    table is that of the pools read, whatever was guessed."""
+
+    async def main() -> None:
+        c = cache()
+        first = pools(small=1, big=1)
+        await c.table_for(first)
+        c.resized(["big"])
+        assert c._likely(first) == [1]
+        swapped = (first[1], first[0])
+        assert c._likely(swapped) == [0]  # the places are looked up again
+        c.resized(["small", "gone"])
+        grown = (dataclasses.replace(swapped[0], current_size=3), swapped[1])
+        table = await c.table_for(grown)
+        assert table.by_name["big"].current_size == 3
+        assert table.headroom[table.offerings.index("big")] == 7.0
+        assert c._likely(grown) == []  # a read uses the guesses up
+
+    anyio.run(main)
