@@ -4,7 +4,9 @@ rebuilt (a fresh answer) as soon as nodes, bound pods or the pool table change."
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -240,15 +242,21 @@ def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
             _same(previous, NodeIndex.build(before), keys)
 
 
+def _bound_pods(rng: random.Random, *, nodes: int) -> Callable[[], BoundPod]:
+    """A maker of bound pods, each named afresh, on one of ``nodes`` nodes, a fifth of them
+    DaemonSet pods."""
+    serial = itertools.count(1)
+
+    def pod() -> BoundPod:
+        return BoundPod(PodSpec(f"p{next(serial)}"), f"n{rng.randrange(nodes)}",
+                        daemonset=rng.random() < 0.2)
+
+    return pod
+
+
 def test_a_bound_index_updated_pod_by_pod_equals_one_built_afresh() -> None:
     rng = random.Random(11)
-    serial = 0
-
-    def random_pod() -> BoundPod:
-        nonlocal serial
-        serial += 1
-        return BoundPod(PodSpec(f"p{serial}"), f"n{rng.randrange(12)}",
-                        daemonset=rng.random() < 0.2)
+    random_pod = _bound_pods(rng, nodes=12)
 
     current = tuple(random_pod() for _ in range(40))
     index = BoundIndex.build(current)
@@ -348,13 +356,7 @@ def test_not_busy_kept_across_nodes_and_pods_changing_equals_a_fresh_answer() ->
     whose busyness changed; asked of any nodes and bound indexes, in any order, it answers
     what a pass over every node answers."""
     rng = random.Random(5)
-    serial = 0
-
-    def pod() -> BoundPod:
-        nonlocal serial
-        serial += 1
-        return BoundPod(PodSpec(f"p{serial}"), f"n{rng.randrange(16)}",
-                        daemonset=rng.random() < 0.2)
+    pod = _bound_pods(rng, nodes=16)
 
     def fresh(ns: tuple[Node, ...], pods: tuple[BoundPod, ...]) -> list[str]:
         busy = {b.node for b in pods if b.is_workload}
