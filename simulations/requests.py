@@ -76,7 +76,7 @@ class WorldRequests:
         def _refresh(self, node: SimNode) -> None: ...
         def _schedulable(self, node: SimNode) -> None: ...
         def _evict_pod(self, pod: SimPod, now: float) -> None: ...
-        def _log(self, now: float, what: str, subject: str) -> None: ...
+        def _log(self, now: float, what: str, *subject: object) -> None: ...
 
     def snapshot(self, now: float) -> ClusterView:
         if self._v_nodes is None:
@@ -129,8 +129,7 @@ class WorldRequests:
         delta = desired - self.desired[pool]
         self.desired[pool] = desired
         self._pool_changed(pool)
-        if self.timeline is not None:
-            self._log(now, "set-desired", f"{pool} {desired}")
+        self._log(now, "set-desired", pool, desired)
         rate = self.config.failure_rate(pool)
         for _ in range(max(delta, 0)):
             # Draw only where failures are possible, so turning them on for one pool leaves
@@ -159,7 +158,7 @@ class WorldRequests:
             self.cancelled[pool] = self.failing[pool]
             self.desired[pool] = max(have, self.pool_specs[pool].min_size)
             self._pool_changed(pool)
-            self._log(now, "set-desired", f"{pool} {self.desired[pool]}")
+            self._log(now, "set-desired", pool, self.desired[pool])
 
     def terminate(self, name: str, now: float) -> None:
         node = self.nodes.get(name)

@@ -159,8 +159,7 @@ class World(WorldRequests):
         """Apply one event; True if the autoscaler should hear of it."""
         if kind == ev.ARRIVE:
             assert isinstance(payload, SimPod)
-            if self.timeline is not None:  # its subject costs a string per event otherwise
-                self._log(now, "arrive", payload.spec.key)
+            self._log(now, "arrive", payload.spec.key)
             self._pend(payload, now)
             self._arrived.append(payload)
             return False
@@ -172,8 +171,7 @@ class World(WorldRequests):
             self._unbind(pod, now, lost=False)
             pod.state, pod.finished_s = DONE, now
             self.finished += 1
-            if self.timeline is not None:
-                self._log(now, "done", pod.spec.key)
+            self._log(now, "done", pod.spec.key)
             return True
         if kind == ev.LAUNCH_FAILED:
             assert isinstance(payload, str)
@@ -295,8 +293,7 @@ class World(WorldRequests):
             self.table.exclusive[node.slot] += 1
         self.ledger.pending_s.append(now - pod.since_s)
         self._v_pending = self._v_bound = None
-        if self.timeline is not None:
-            self._log(now, "bound", f"{pod.spec.key} {node.name}")
+        self._log(now, "bound", pod.spec.key, node.name)
         if pod.spec.duration_s is not None:
             self.queue.push(now + pod.spec.duration_s, ev.POD_DONE, (pod, run))
 
@@ -365,9 +362,7 @@ class World(WorldRequests):
         if boot_s is None and rate > 0 and self.rng.random() < rate:
             node.registered = False
         self._refresh(node)
-        if self.timeline is not None:
-            what = "launch" if node.registered else "launch-unregistered"
-            self._log(now, what, f"{node.name} {pool}")
+        self._log(now, "launch" if node.registered else "launch-unregistered", node.name, pool)
         if boot_s is None and node.registered:
             boot_s = self.config.boot_s(itype.family, node.gpus > 0)
             self.queue.push(now + boot_s, ev.NODE_READY, node)
@@ -549,6 +544,8 @@ class World(WorldRequests):
             res = self._alloc_cache[key] = Resources.from_array(self.table.alloc[node.slot])
         return res
 
-    def _log(self, now: float, what: str, subject: str) -> None:
+    def _log(self, now: float, what: str, *subject: object) -> None:
+        """A line of the timeline (kept only when recording): its subject's parts joined by
+        spaces, so a run that does not record builds no string per event."""
         if self.timeline is not None:
-            self.timeline.append((now, what, subject))
+            self.timeline.append((now, what, " ".join(map(str, subject))))
