@@ -168,6 +168,10 @@ class Offerings:
         self.similar = _similar_ids(self)
         self.any_similar = bool(len(np.unique(self.similar)) < len(self.pools))
         """Some pools are the same node in different zones (else balancing has no work)."""
+        self.all_open = np.ones(len(self.pools), dtype=bool)
+        """(P,) all True: the availability of a decision with no pool backing off. Shared
+        by every placement over these offerings, so it refuses writes."""
+        self.all_open.flags.writeable = False
         self.single_zone = np.array(
             [zs[0] if len(zs) == 1 else "" for zs in self.zones], dtype=object
         )

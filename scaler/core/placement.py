@@ -184,7 +184,7 @@ def place(
         if available is not None and not available.all():
             cost_row = np.where(available, cost_row, np.inf)
         one = _place_one(classes[0], cost_row, ppn_row, offerings,
-                         _all_open(n_pools) if available is None else available, headroom)
+                         offerings.all_open if available is None else available, headroom)
         if one is not None:
             return one
     counts = np.array([len(c) for c in classes], dtype=np.int64)
@@ -192,7 +192,7 @@ def place(
     if available is None:
         # Every pool open (no pool backing off, the usual decision): no mask to apply; the
         # all-True one is made only for the rare paths that name it.
-        available = _all_open(n_pools)
+        available = offerings.all_open
     elif not available.all():
         matrix = np.where(available[None, :], matrix, np.inf)
     # The reasons name each class's own risk only where it has one of its own.
@@ -289,21 +289,6 @@ def _place_one(
     if not (nodes <= headroom[best] + _EPS and bool((headroom >= -_EPS).all())):
         return None
     return Placement((_group(pods, best, nodes, row, offerings, per_node),), ())
-
-
-def _all_open(n_pools: int) -> BoolArray:
-    """(P,) all True, read-only: one per pool count, not one per call."""
-    mask = _ALL_OPEN.get(n_pools)
-    if mask is None:
-        mask = np.ones(n_pools, dtype=bool)
-        mask.flags.writeable = False
-        if len(_ALL_OPEN) >= 8:
-            _ALL_OPEN.clear()
-        _ALL_OPEN[n_pools] = mask
-    return mask
-
-
-_ALL_OPEN: dict[int, BoolArray] = {}
 
 
 def _spot_relevant(lost: FloatArray | None, offerings: Offerings) -> FloatArray | None:

@@ -713,12 +713,12 @@ def test_no_availability_mask_places_and_explains_as_an_all_open_one() -> None:
 
 
 def test_the_kept_all_open_mask_cannot_be_written_through() -> None:
-    """The mask place() keeps for "every pool open" is shared between calls: a write to
-    it would close a pool for every later decision, so it refuses writes."""
-    from scaler.core.placement import _all_open
-
-    mask = _all_open(3)
-    assert mask.all() and _all_open(3) is mask
+    """The mask place() uses for "every pool open" is the offerings' own, shared between
+    calls: a write to it would close a pool for every later decision, so it refuses
+    writes."""
+    offerings = offer([pool("m1.large"), pool("r1.xlarge")])
+    mask = offerings.all_open
+    assert mask.shape == (2,) and mask.all()
     with pytest.raises(ValueError):
         mask[0] = False
 
