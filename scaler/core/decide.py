@@ -187,12 +187,12 @@ def _uncovered(
     if not view.pending:
         return [], {}
     keys = settings.placement.startup_taint_keys
-    on_the_way = nodes_on_the_way(view, table, keys)
-    capacity: dict[str, float] = (
-        {name: float(n) for name, n in on_the_way.items() if not memory.backing_off(name, now)}
-        if memory.backoff_until_s
-        else {name: float(n) for name, n in on_the_way.items()}
-    )
+    backoff = memory.backoff_until_s  # most ticks none: no lookup per pool then
+    capacity: dict[str, float] = {
+        name: float(n)
+        for name, n in nodes_on_the_way(view, table, keys).items()
+        if not (backoff and memory.backing_off(name, now))
+    }
     fresh = now - settings.scale_up.bind_grace_s
     # Only open nodes (of a pool, schedulable and Ready, not being removed) created since
     # ``fresh``: the index keeps them by creation time.
