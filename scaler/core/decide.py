@@ -110,15 +110,17 @@ def decide(
     nodes = node_index(view)
     bound = bound_index(view)
     busy = bound.busy
-    uncovered, waiting_for = _uncovered(view, table, offerings, memory, settings, now, busy)
-    uncovered = _above_priority_cutoff(uncovered, settings)
-    uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
-    uncovered, _, reclaim_wake = hold_for_reclaimed(
-        uncovered, offerings, memory, settings, now=now, headroom=table.headroom,
-        runtimes=view.runtimes,
-    )
-    if reclaim_wake is not None:
-        wakes.append(reclaim_wake)
+    uncovered, waiting_for = _uncovered(view, nodes, table, offerings, memory, settings, now,
+                                        busy)
+    if uncovered:  # most ticks no pod is left: none of these has anything to do
+        uncovered = _above_priority_cutoff(uncovered, settings)
+        uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
+        uncovered, _, reclaim_wake = hold_for_reclaimed(
+            uncovered, offerings, memory, settings, now=now, headroom=table.headroom,
+            runtimes=view.runtimes,
+        )
+        if reclaim_wake is not None:
+            wakes.append(reclaim_wake)
     held: list[PendingPod] = []
     batch_closed = False
     if uncovered:
@@ -142,13 +144,21 @@ def decide(
     )
     actions += down
     wakes += down_wakes
-    actions += _stale_removal_taints(nodes, down)
-    actions += _overdue_launches(view, table, memory, settings, busy)
-    uncordon, uncordon_wakes = rebalance_expired(view, memory, now=now)
-    actions += uncordon
-    wakes += uncordon_wakes
-    actions += _unfinished_drains(nodes, bound, memory, settings, now)
-    if settings.pinning.enabled:
+    # What follows is for rare states (a removal or drain cut short, a launch overdue, a
+    # rebalance cordon, an unlabelled node): each is asked of the index or the memory first,
+    # so the common tick makes no call for them.
+    taint_keys = nodes.held_taint_keys
+    if TAINT_REMOVING in taint_keys:
+        actions += _stale_removal_taints(nodes, down)
+    if memory.overdue:
+        actions += _overdue_launches(view, table, memory, settings, busy)
+    if memory.rebalance_until_s:
+        uncordon, uncordon_wakes = rebalance_expired(view, memory, now=now)
+        actions += uncordon
+        wakes += uncordon_wakes
+    if INTERRUPTION_TAINT_KEY in taint_keys:
+        actions += _unfinished_drains(nodes, bound, memory, settings, now)
+    if settings.pinning.enabled and nodes.any_unlabelled:
         actions += label_pools(view)
     wakes += [launch.deadline_s for launch in memory.launches]
     if memory.backoff_until_s and any(isinstance(a, NotifyUnplaceable) for a in actions):
@@ -168,6 +178,7 @@ def decide(
 
 def _uncovered(
     view: ClusterView,
+    nodes: NodeIndex,
     table: PoolTable,
     offerings: Offerings,
     memory: Memory,
@@ -190,13 +201,13 @@ def _uncovered(
     backoff = memory.backoff_until_s  # most ticks none: no lookup per pool then
     capacity: dict[str, float] = {
         name: float(n)
-        for name, n in nodes_on_the_way(view, table, keys).items()
+        for name, n in nodes.on_the_way(table, keys).items()
         if not (backoff and memory.backing_off(name, now))
     }
     fresh = now - settings.scale_up.bind_grace_s
     # Only open nodes (of a pool, schedulable and Ready, not being removed) created since
     # ``fresh``: the index keeps them by creation time.
-    for n in node_index(view).open_since(fresh):
+    for n in nodes.open_since(fresh):
         if n.pool is not None and n.name not in busy and not _kept_off(n, table, keys):
             capacity[n.pool] = capacity.get(n.pool, 0.0) + 1.0
     capacity = {k: v for k, v in capacity.items() if v > 0 and offerings.get(k) is not None}

@@ -19,7 +19,7 @@ import bisect
 import itertools
 import operator
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, KeysView, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -351,6 +351,12 @@ class NodeIndex:
     def taint_keys(self) -> frozenset[str]:
         """The keys of every taint some node carries."""
         return frozenset(self.state.by_taint_key)
+
+    @property
+    def held_taint_keys(self) -> KeysView[str]:
+        """:attr:`taint_keys` as a live view of the index's own table, for a membership test
+        per tick without building a set. Read-only."""
+        return self.state.by_taint_key.keys()
 
     @property
     def any_unlabelled(self) -> bool:
