@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from scaler.core.model import PodSpec
-from scaler.core.offerings import PoolTable, is_startup_taint
+from scaler.core.offerings import IGNORE_TAINT_PREFIX, PoolTable, is_startup_taint
 from scaler.core.state import (
     ANNOTATION_IDLE_SINCE,
     TAINT_REMOVING,
@@ -35,18 +35,23 @@ from scaler.core.state import (
     PendingPod,
 )
 
-_Facts = tuple[Node, frozenset[str], bool, bool, bool]
+_Facts = tuple[Node, frozenset[str], bool, bool, bool, bool]
 
 
 def _facts(n: Node) -> _Facts:
     """What the index keeps of one node: the node, its taint keys, whether it has an
     idle-since annotation, whether it is of a pool but not labelled so, whether it is open
-    (see ``_State.open_nodes``)."""
+    (see ``_State.open_nodes``), whether it is Ready with its GPUs and carries no taint that
+    is a startup taint whatever the startup keys (``_ready`` is then ``keys.isdisjoint``)."""
     keys = frozenset(t.key for t in n.taints) if n.taints else frozenset()
     idle = bool(n.annotations) and n.annotation(ANNOTATION_IDLE_SINCE) is not None
     unlabelled = n.pool is not None and not n.pool_labelled
     is_open = n.pool is not None and n.schedulable_ready and TAINT_REMOVING not in keys
-    return n, keys, idle, unlabelled, is_open
+    up = (
+        n.pool is not None and n.ready and n.gpu_ready
+        and not (keys and any(k.startswith(IGNORE_TAINT_PREFIX) for k in keys))
+    )
+    return n, keys, idle, unlabelled, is_open, up
 
 
 def _ready(n: Node, keys: Sequence[str]) -> bool:
@@ -151,7 +156,7 @@ class _State:
     def add(self, n: Node, rank: int | None = None) -> None:
         """Index ``n``, at ``rank`` (None: after every node)."""
         facts = _facts(n)
-        _, keys, is_idle, is_unlabelled, is_open = facts
+        _, keys, is_idle, is_unlabelled, is_open, up = facts
         self.facts[id(n)] = facts
         self.by_name[n.name] = n
         if rank is None:
@@ -170,13 +175,14 @@ class _State:
             i = bisect.bisect_right(self.created_s, n.created_s)
             self.open_nodes.insert(i, n)
             self.created_s.insert(i, n.created_s)
-        if self.ready and n.pool is not None and n.ready and n.gpu_ready:
+        if up and self.ready and n.pool is not None:
+            # _ready(n, startup), from the facts: no call per taint and key set.
             for startup, counts in self.ready.items():
-                if _ready(n, startup):
+                if keys.isdisjoint(startup):
                     counts[n.pool] += 1
 
     def drop(self, node_id: int) -> None:
-        n, keys, is_idle, is_unlabelled, is_open = self.facts.pop(node_id)
+        n, keys, is_idle, is_unlabelled, is_open, up = self.facts.pop(node_id)
         if self.by_name.get(n.name) is n:
             del self.by_name[n.name]
         rank = self.rank.pop(node_id)
@@ -199,9 +205,9 @@ class _State:
             while self.open_nodes[i] is not n:
                 i += 1
             del self.open_nodes[i], self.created_s[i]
-        if self.ready and n.pool is not None and n.ready and n.gpu_ready:
+        if up and self.ready and n.pool is not None:
             for startup, counts in self.ready.items():
-                if _ready(n, startup):
+                if keys.isdisjoint(startup):
                     counts[n.pool] -= 1
 
     def _unfree(self, n: Node, rank: int) -> None:

@@ -195,7 +195,9 @@ def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
     rng = random.Random(7)
     keys = ("agent-not-ready",)
     taints = [Taint(TAINT_REMOVING, "", NO_SCHEDULE), Taint(keys[0], "", NO_SCHEDULE),
-              Taint("scaler.io/interrupted", "", NO_SCHEDULE)]
+              Taint("scaler.io/interrupted", "", NO_SCHEDULE),
+              # A startup taint under any keys (cluster-autoscaler's prefix).
+              Taint("ignore-taint.cluster-autoscaler.kubernetes.io/agent", "", NO_SCHEDULE)]
 
     def random_node(name: str) -> Node:
         return n(
