@@ -165,10 +165,12 @@ async def act(a: Act, sizes: Mapping[str, int]) -> None:
     :class:`ScaleUp` names."""
     if a.decision.batch_closed:
         a.absorb(BatchClosed())
-    await scale_up(a, sizes)
-    for action in a.decision.actions:
-        if not isinstance(action, ScaleUp):
-            await HANDLERS[type(action)](a, action)
+    actions = a.decision.actions
+    others = [action for action in actions if not isinstance(action, ScaleUp)]
+    if len(others) < len(actions):  # most decisions that act mark a node or remove one
+        await scale_up(a, sizes)
+    for action in others:
+        await HANDLERS[type(action)](a, action)
 
 
 # ------------------------------------------------------------------------ scale-ups

@@ -295,11 +295,13 @@ class Reconciler:
         """Carry the decision out, one handler per action (scaler/loop/actuation.py)."""
         if not decision.actions and not decision.batch_closed:
             return  # most ticks decide nothing: no handler would run, no table to look up
-        by_name = self._pool_table(pools, self._offerings).by_name if self._offerings else {
-            p.name: p for p in pools
-        }
-        sizes = {name: by_name[name].current_size for name in
-                 {a.pool for a in decision.actions if isinstance(a, ScaleUp)} if name in by_name}
+        sizes: dict[str, int] = {}
+        ups = {a.pool for a in decision.actions if isinstance(a, ScaleUp)}
+        if ups:  # the pool table only for the sizes a scale-up raises
+            by_name = self._pool_table(pools, self._offerings).by_name if self._offerings else {
+                p.name: p for p in pools
+            }
+            sizes = {name: by_name[name].current_size for name in ups if name in by_name}
         await actuation.act(
             actuation.Act(
                 cluster=self.cluster, fleet=self.fleet, actuator=self.actuator,
@@ -323,6 +325,8 @@ class Reconciler:
         a termination, evictions) while the cluster cache is older than
         ``scale_down.max_cache_age_s``: a watch that went quiet may be hiding a pod bound
         to the node since. They are decided again at the next tick, asked for soon."""
+        if not decision.actions:
+            return decision
         held = [a for a in decision.actions if _destructive(a)]
         if not held:
             return decision
