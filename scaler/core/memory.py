@@ -171,13 +171,14 @@ class Memory:
         # Called every tick; most tables are empty most ticks, so each is scanned only when
         # it holds something (a comprehension over an empty table still costs a call).
         if self.launches:
-            self.overdue += [launch for launch in self.launches if launch.deadline_s <= now]
-            self.launches = [
-                launch
-                for launch in self.launches
-                if launch.deadline_s > now
-                and (not launch.pods or not launch.pods.isdisjoint(pending))
-            ]
+            kept: list[Launch] = []
+            for launch in self.launches:  # one pass: most ticks keep every launch
+                if launch.deadline_s <= now:
+                    self.overdue.append(launch)
+                elif not launch.pods or not launch.pods.isdisjoint(pending):
+                    kept.append(launch)
+            if len(kept) < len(self.launches):
+                self.launches = kept
         if self.backoff_until_s:
             for pool in [p for p, until in self.backoff_until_s.items() if until <= now]:
                 del self.backoff_until_s[pool]
