@@ -63,6 +63,10 @@ def _ready(n: Node, keys: Sequence[str]) -> bool:
 
 _name = operator.attrgetter("name")
 
+_IN_PLACE = 4
+"""Nodes replaced in place that :meth:`NodeIndex.next` reads as such from one identity pass;
+more (a shifted tail reads as every node changed) go through :func:`_aligned_changes`."""
+
 T = TypeVar("T")
 
 
@@ -288,9 +292,26 @@ class NodeIndex:
         if len(state.facts) != len(self.nodes):
             # This tuple holds a node twice; the tables hold it once: start over.
             return NodeIndex.build(nodes)
+        before = self.nodes
+        if len(nodes) == len(before):
+            # The commonest new tuple: a node or two replaced in place (a node's value is
+            # replaced when it changes: an annotation, a taint, Ready). One identity pass
+            # finds them; each new value takes the rank of the one it replaces.
+            at = list(itertools.compress(itertools.count(), map(operator.is_not, before, nodes)))
+            if len(at) <= _IN_PLACE:
+                ranks = [state.rank[id(before[k])] for k in at]
+                self._state = None
+                for k in at:
+                    state.drop(id(before[k]))
+                for k, rank in zip(at, ranks, strict=True):
+                    n = nodes[k]
+                    if id(n) in state.facts:  # the same node twice in one tuple
+                        return NodeIndex.build(nodes)
+                    state.add(n, rank)
+                return NodeIndex(nodes, state)
         most = max(8, len(nodes) // 4)
         replaced: list[tuple[Node, Node]] = []
-        aligned = _aligned_changes(self.nodes, nodes, most, replaced)
+        aligned = _aligned_changes(before, nodes, most, replaced)
         if aligned is not None:
             # The usual new tuple: the same nodes in the same places, a few replaced, some
             # appended (a source rebuilds its tuple in its own stable order). A node
