@@ -168,7 +168,8 @@ def decide(
         now_s=now,
         actions=tuple(actions),
         wake_at_s=min(future) if future else None,
-        waiting=tuple(p.pod.key for p in held) + tuple(sorted(waiting_for)),
+        waiting=(tuple(p.pod.key for p in held) + tuple(sorted(waiting_for)) if held
+                 else tuple(sorted(waiting_for))),
         batch_closed=batch_closed,
     )
 

@@ -83,6 +83,16 @@ class OfferingsCache:
         self.pools_seen, self._at = tuple(pools), self.clock.now()
         prices = await self.prices.prices() if self.prices is not None else Prices()
         before = self._pools
+        cached = self._table
+        if (
+            before is pools and prices is self._prices and daemonsets is self._daemonsets
+            and cached is not None and cached.pools is pools
+            and cached.offerings is self.offerings
+        ):
+            # Most ticks: the fleet handed back the very pools of the last table (no size
+            # changed), with the same prices and DaemonSets: that table stands as it is.
+            self._resized.clear()
+            return cached
         changed = (
             None if before is pools or len(before) != len(pools)
             else changed_pools(before, pools, self._likely(pools))
@@ -110,7 +120,6 @@ class OfferingsCache:
             self.problems = problems
             self.offerings = offerings
         self._pools, self._prices, self._daemonsets = pools, prices, daemonsets
-        cached = self._table
         if cached is None or cached.offerings is not self.offerings:
             table = pool_table(pools, self.offerings)
         else:

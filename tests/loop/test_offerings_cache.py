@@ -9,7 +9,7 @@ import anyio
 import numpy as np
 
 from scaler.core.catalog import Catalog
-from scaler.core.model import ON_DEMAND, PoolSpec
+from scaler.core.model import ON_DEMAND, PodSpec, PoolSpec, Resources
 from scaler.core.offerings import Prices
 from scaler.core.settings import preset
 from scaler.loop.offerings_cache import OfferingsCache
@@ -122,5 +122,36 @@ def test_pools_resized_here_are_looked_for_where_they_now_are() -> None:
         assert table.by_name["big"].current_size == 3
         assert table.headroom[table.offerings.index("big")] == 7.0
         assert c._likely(grown) == []  # a read uses the guesses up
+
+    anyio.run(main)
+
+
+def test_the_same_pools_read_again_keep_their_table_until_the_daemonsets_change() -> None:
+    async def main() -> None:
+        c = cache(PriceBook())  # the same prices object read after read
+        ps = pools(small=1)
+        t1 = await c.table_for(ps)
+        assert await c.table_for(ps) is t1
+        agent = (PodSpec("agent", requests=Resources(cpu_milli=1000, memory_mib=512, pods=1)),)
+        t2 = await c.table_for(ps, agent)
+        assert t2.offerings is not t1.offerings
+        i = t1.offerings.index("small")
+        assert t2.offerings.allocatable[i, 0] == t1.offerings.allocatable[i, 0] - 1000
+        assert await c.table_for(ps, agent) is t2
+
+    anyio.run(main)
+
+
+def test_the_same_pools_read_again_after_another_set_was_tabled_get_their_own_table() -> None:
+    async def main() -> None:
+        c = cache(PriceBook())
+        first = pools(small=1)
+        t1 = await c.table_for(first)
+        other = (first[0], dataclasses.replace(first[1], current_size=2))
+        c.table(other, t1.offerings)
+        again = await c.table_for(first)
+        assert again.pools is first
+        assert again.by_name["big"].current_size == 0
+        assert list(again.sized_by_name) == ["small"]
 
     anyio.run(main)
