@@ -421,12 +421,14 @@ class NodeIndex:
         kept = self._on_the_way.get(keys)
         if kept is not None and kept[0] is table:
             return kept[1]
-        ready = self.ready_by_pool(keys)
-        out = {
-            p.name: p.current_size - ready[p.name]
-            for p in table.sized_by_name.values()
-            if p.current_size > ready[p.name]
-        }
+        # dict.get, not the Counter's [] (a Python __missing__ call per pool with no Ready
+        # node), and each pool looked up once.
+        ready = self.ready_by_pool(keys).get
+        out = {}
+        for p in table.sized_by_name.values():
+            short = p.current_size - ready(p.name, 0)
+            if short > 0:
+                out[p.name] = short
         self._on_the_way[keys] = (table, out)
         return out
 
