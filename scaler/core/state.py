@@ -138,14 +138,7 @@ class ClusterView:
     def daemonsets(self) -> tuple[PodSpec, ...]:
         """One pod spec per DaemonSet running in the cluster (its largest pod's requests):
         what every new node its selectors and tolerations admit will run too."""
-        largest: dict[str, PodSpec] = {}
-        for b in self.bound:
-            if b.owner is None:
-                continue
-            seen = largest.get(b.owner)
-            if seen is None or b.pod.requests.memory_mib > seen.requests.memory_mib:
-                largest[b.owner] = b.pod
-        return tuple(largest[k] for k in sorted(largest))
+        return daemonsets_of(self.bound)
 
     def pods_by_node(self) -> dict[str, list[BoundPod]]:
         out: dict[str, list[BoundPod]] = {n.name: [] for n in self.nodes}
@@ -162,6 +155,19 @@ class LaunchFailure:
     pool: str
     at_s: float
     reason: str
+
+
+def daemonsets_of(bound: tuple[BoundPod, ...]) -> tuple[PodSpec, ...]:
+    """:meth:`ClusterView.daemonsets` of these bound pods: it reads only the pods with an
+    owner, in their order (the first of equal largest ones stands)."""
+    largest: dict[str, PodSpec] = {}
+    for b in bound:
+        if b.owner is None:
+            continue
+        seen = largest.get(b.owner)
+        if seen is None or b.pod.requests.memory_mib > seen.requests.memory_mib:
+            largest[b.owner] = b.pod
+    return tuple(largest[k] for k in sorted(largest))
 
 
 def _fresh_indexes() -> ViewIndexes:

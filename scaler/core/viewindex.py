@@ -33,6 +33,7 @@ from scaler.core.state import (
     ClusterView,
     Node,
     PendingPod,
+    daemonsets_of,
 )
 
 _Facts = tuple[Node, frozenset[str], bool, bool, bool, bool]
@@ -446,6 +447,8 @@ class BoundIndex:
     others: list[BoundPod]
     """The DaemonSet and mirror pods (any order)."""
     _workload: dict[str, tuple[PodSpec, ...]] | None = None
+    _daemonsets: tuple[PodSpec, ...] | None = None
+    """:meth:`daemonsets`, once asked (or carried from the last index)."""
     came_from: BoundIndex | None = None
     """The index this one was updated from (only the last step is kept: no chain)."""
     flipped: set[str] = field(default_factory=set)
@@ -519,7 +522,21 @@ class BoundIndex:
                     flipped.add(b.node)
             else:
                 others = [*others, b]
-        return BoundIndex(bound, ids, counts, others, came_from=self, flipped=flipped)
+        # The pods kept are in the same order (the aligned walk matches them in step); if no
+        # pod with an owner came or went, the DaemonSets read from them stand.
+        kept = self._daemonsets if aligned is not None and not any(
+            b.owner is not None for b in itertools.chain(removed, added)
+        ) else None
+        return BoundIndex(bound, ids, counts, others, _daemonsets=kept, came_from=self,
+                          flipped=flipped)
+
+    def daemonsets(self) -> tuple[PodSpec, ...]:
+        """:meth:`~scaler.core.state.ClusterView.daemonsets` of ``bound``: worked out once
+        per tuple, and carried to the next index while no pod with an owner comes or goes
+        (a pass over every pod is not per-tick work)."""
+        if self._daemonsets is None:
+            self._daemonsets = daemonsets_of(self.bound)
+        return self._daemonsets
 
     def workload_on(self, node: str) -> tuple[PodSpec, ...]:
         """The workload pods bound to ``node``, in view order."""

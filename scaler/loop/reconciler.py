@@ -56,6 +56,7 @@ from scaler.core.state import (
     ClusterView,
     PendingPod,
 )
+from scaler.core.viewindex import bound_index
 from scaler.loop import actuation
 from scaler.loop.actuation import WRITE_RETRY_S, Spawn
 from scaler.loop.offerings_cache import OfferingsCache
@@ -376,10 +377,11 @@ class Reconciler:
         return self._cache.problems
 
     def _daemonsets(self, view: ClusterView) -> tuple[PodSpec, ...]:
-        """One spec per DaemonSet, recomputed only when the bound pods changed (sources hand
-        back the same tuple until then): a pass over every pod is not per-tick work."""
+        """One spec per DaemonSet, from the bound pods' index (kept there across tuples while
+        no DaemonSet pod comes or goes); looked up only when the bound pods changed (sources
+        hand back the same tuple until then)."""
         if view.bound is not self._ds_bound:
-            self._ds_bound, self._ds = view.bound, view.daemonsets()
+            self._ds_bound, self._ds = view.bound, bound_index(view).daemonsets()
         return self._ds
 
     def _pending_keys(self, view: ClusterView) -> set[str]:

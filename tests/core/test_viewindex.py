@@ -18,7 +18,14 @@ from scaler.core.memory import Memory
 from scaler.core.model import NO_SCHEDULE, PodSpec, PoolSpec, Resources, Taint
 from scaler.core.offerings import build_offerings, changed_pools, pool_table
 from scaler.core.settings import preset
-from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, ClusterView, Node
+from scaler.core.state import (
+    ANNOTATION_IDLE_SINCE,
+    TAINT_REMOVING,
+    BoundPod,
+    ClusterView,
+    Node,
+    daemonsets_of,
+)
 from scaler.core.viewindex import (
     BoundIndex,
     NodeIndex,
@@ -246,12 +253,15 @@ def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
 
 def _bound_pods(rng: random.Random, *, nodes: int) -> Callable[[], BoundPod]:
     """A maker of bound pods, each named afresh, on one of ``nodes`` nodes, a fifth of them
-    DaemonSet pods."""
+    DaemonSet pods of one of three DaemonSets (sizes drawn from a few, so some tie)."""
     serial = itertools.count(1)
 
     def pod() -> BoundPod:
-        return BoundPod(PodSpec(f"p{next(serial)}"), f"n{rng.randrange(nodes)}",
-                        daemonset=rng.random() < 0.2)
+        ds = rng.random() < 0.2
+        memory = float(rng.choice([256, 512, 1024]))
+        return BoundPod(PodSpec(f"p{next(serial)}", requests=Resources(memory_mib=memory, pods=1)),
+                        f"n{rng.randrange(nodes)}", daemonset=ds,
+                        owner=f"kube-system/ds{rng.randrange(3)}" if ds else None)
 
     return pod
 
@@ -274,6 +284,8 @@ def test_a_bound_index_updated_pod_by_pod_equals_one_built_afresh() -> None:
                 pods.append(random_pod())  # the in-place path: appended...
             elif pods:
                 pods[rng.randrange(len(pods))] = random_pod()  # ...and replaced in place
+        if rng.random() < 0.05:
+            rng.shuffle(pods)  # reordered: equal DaemonSet pods may change which comes first
         if pods and rng.random() < 0.05:
             twice = (*pods, pods[0])  # the same object twice: counted twice, then built afresh
             index, current = index.next(twice), twice
@@ -282,6 +294,8 @@ def test_a_bound_index_updated_pod_by_pod_equals_one_built_afresh() -> None:
         previous, index = index, index.next(current)
         fresh = BoundIndex.build(current)
         assert set(index.busy) == set(fresh.busy)
+        if rng.random() < 0.7:  # asked on most tuples: carried across the others
+            assert index.daemonsets() == daemonsets_of(current)
         assert sorted(map(id, index.others)) == sorted(map(id, fresh.others))
         for node in (f"n{i}" for i in range(12)):
             assert index.workload_on(node) == fresh.workload_on(node)
@@ -489,3 +503,26 @@ def test_changed_pools_with_a_guess_answers_as_without_one() -> None:
         assert changed_pools(current, now, guess) == want
         assert changed_pools(tuple(current), tuple(now), sorted(guess)) == want
         current = now
+
+
+def test_the_daemonsets_follow_the_bound_pods_they_are_read_from() -> None:
+    """Kept on the bound index and carried to the next while no pod with an owner comes or
+    goes; equal largest pods of one DaemonSet: the first in the tuple stands."""
+    def ds(name: str, memory: float) -> BoundPod:
+        return BoundPod(PodSpec(name, requests=Resources(memory_mib=memory, pods=1)), "n1",
+                        daemonset=True, owner="kube-system/agent")
+
+    a, b = ds("agent-a", 512), ds("agent-b", 512)
+    work = tuple(BoundPod(PodSpec(f"w{i}"), f"n{i}") for i in range(12))
+    index = BoundIndex.build((a, b))
+    assert index.daemonsets() == (a.pod,)
+    index = index.next((a, b, *work))  # workload pods came: carried
+    assert index.daemonsets() == (a.pod,)
+    turned = (*reversed(work), b, a)  # reordered (every place changed): b comes first now
+    index = index.next(turned)
+    assert index.daemonsets() == (b.pod,) == daemonsets_of(turned)
+    bigger = ds("agent-c", 1024)
+    index = index.next((*turned, bigger))  # a DaemonSet pod came
+    assert index.daemonsets() == (bigger.pod,)
+    index = index.next(turned)  # and went
+    assert index.daemonsets() == (b.pod,)
