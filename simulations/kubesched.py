@@ -142,19 +142,11 @@ class _Class:
 
 
 class KubeScheduler:
-    """The pending queue and the bind loop. ``bind(pod, node)`` is the world's callback; it
-    must call :meth:`remove` for the pod, and change no table row but the node's (what it
-    uses, its exclusive pods): a run re-checks only that row between two binds."""
+    """The pending queue and the bind loop."""
 
-    def __init__(
-        self,
-        table: NodeTable,
-        offerings: Offerings,
-        bind: Callable[[SimPod, SimNode], None],
-    ) -> None:
+    def __init__(self, table: NodeTable, offerings: Offerings) -> None:
         self.table = table
         self.offerings = offerings
-        self._bind = bind
         self.classes: dict[int, _Class] = {}
         """Pending pods by scheduling class (equal constraints), by the class's number."""
         self._numbers: dict[tuple[object, ...], int] = {}
@@ -198,8 +190,13 @@ class KubeScheduler:
         """The node at ``slot`` gained room or became schedulable."""
         self._changed.add(slot)
 
-    def run(self) -> int:
-        """Bind what can be bound; return how many pods were."""
+    def run(self, bind: Callable[[SimPod, SimNode], None]) -> int:
+        """Bind what can be bound with ``bind(pod, node)``, the world's callback; return how
+        many pods were. ``bind`` must call :meth:`remove` for the pod, and change no table row
+        but the node's (what it uses, its exclusive pods): a run re-checks only that row
+        between two binds. It is an argument, not an attribute: a scheduler holding the
+        world's bound method would tie the world into a reference cycle, which only the
+        cyclic collector frees (:func:`simulations.engine.rare_collections`)."""
         if not self.classes:
             self._changed.clear()
             return 0
@@ -269,7 +266,7 @@ class KubeScheduler:
                     j = int(fitting[scores[fitting].argmax()])  # the first of the best
                 node = table.nodes[int(cand[j])]
                 assert node is not None
-                self._bind(pod, node)
+                bind(pod, node)
                 bound += 1
                 if exclusive:
                     fits[j] = False  # it holds an exclusive pod now

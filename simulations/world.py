@@ -92,7 +92,7 @@ class World(WorldRequests):
         self.queue = queue
         self.ledger = Ledger()
         self.table = NodeTable()
-        self.sched = KubeScheduler(self.table, offerings, self._bind)
+        self.sched = KubeScheduler(self.table, offerings)
         self.timeline: list[tuple[float, str, str]] | None = [] if record else None
         self.pool_specs = {p.name: p for p in pools}
         self.desired = {p.name: p.current_size for p in pools}
@@ -212,7 +212,7 @@ class World(WorldRequests):
         self._log(now, "launch-failed", pool)
 
     def kube_schedule(self) -> int:
-        return self.sched.run()
+        return self.sched.run(self._bind)
 
     def all_done(self) -> bool:
         """Every pod has arrived and run its full duration."""
