@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 
+import pytest
+
 from simulations import events as ev
 from simulations.clock import SimClock
 from simulations.ports import Call, Recorder
@@ -107,3 +109,27 @@ def test_a_port_lists_every_call_in_order_and_holds_them_untracked_by_the_collec
     gc.collect()
     gc.collect()
     assert not any(gc.is_tracked(c) for c in port._calls)
+
+
+def test_a_port_that_keeps_no_record_still_fails_the_call_it_was_told_to() -> None:
+    from scaler.ports import Throttled
+
+    port = Recorder(SimClock(), record=False)
+    port.fail_next("set_desired", Throttled("slow down"))
+    port._record("pools")
+    with pytest.raises(Throttled):
+        port._record("set_desired", "m5.large", 2)
+    port._record("set_desired", "m5.large", 2)
+    assert port.calls == []
+
+
+def test_a_run_that_keeps_no_record_has_its_ports_record_no_calls() -> None:
+    from scaler.core.catalog import Catalog
+    from simulations.engine import Simulation
+    from simulations.jobs import configure
+    settings, config = configure({}, "scaler")
+    sim = Simulation(pods=[pod("a", cpu="1", duration_s=60)], pools=[pool("m5.large")],
+                     catalog=Catalog.load(), settings=settings, config=config)
+    sim.run()
+    assert sim.world.all_done()
+    assert (sim.cluster.calls, sim.fleet.calls, sim.feed.calls) == ([], [], [])
