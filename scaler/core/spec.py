@@ -137,7 +137,7 @@ def _parse_pods(raws: list[Any], distinct: list[Any]) -> tuple[PodSpec, ...]:
     entry equal to an earlier one but for its own fields: openb's 8,151 pods have 124
     variants) is the earlier one's spec with its own fields read: nothing else in it can fail
     or come out different."""
-    seen: dict[tuple[object, ...], dict[str, Any]] = {}
+    seen: dict[tuple[object, ...], list[Any]] = {}
     out = []
     for i, raw in enumerate(raws):
         shape = pod_shape(raw)
@@ -146,7 +146,7 @@ def _parse_pods(raws: list[Any], distinct: list[Any]) -> tuple[PodSpec, ...]:
             spec = _located(f"pods[{i}]", raw, parse_pod)
             distinct.append(raw)
             if shape is not None:
-                seen[shape] = {f: getattr(spec, f) for f in _POD_FIELDS}
+                seen[shape] = [getattr(spec, f) for f in _POD_FIELDS]
         else:
             spec = _located(f"pods[{i}]", raw, functools.partial(_repeat, template))
         out.append(spec)
@@ -159,6 +159,7 @@ _OWN_KINDS: Final = frozenset({str, int, float})
 """The types of own field :func:`pod_shape` leaves out; any other (a null arrival, which
 this parser reads as 0 and the schema refuses) is part of the shape."""
 _POD_FIELDS: Final = tuple(f.name for f in fields(PodSpec))
+_NAME, _ARRIVAL, _DURATION = map(_POD_FIELDS.index, ("name", "arrival_s", "duration_s"))
 _SCALAR: Final = frozenset({str, int, float, bool, type(None)})
 
 
@@ -185,12 +186,13 @@ def pod_shape(raw: Any) -> tuple[object, ...] | None:
     return tuple(parts)
 
 
-def _repeat(template: Mapping[str, Any], raw: Any) -> PodSpec:
-    """A pod entry that repeats the one ``template`` (its spec's fields) was read from but
-    for its own fields: checked in the order :func:`parse_pod` checks them."""
-    name = _pod_name(raw)
-    arrival, duration = _pod_times(raw)
-    return PodSpec(**{**template, "name": name, "arrival_s": arrival, "duration_s": duration})
+def _repeat(template: list[Any], raw: Any) -> PodSpec:
+    """A pod entry that repeats the one ``template`` (its spec's field values, in order) was
+    read from but for its own fields: checked in the order :func:`parse_pod` checks them."""
+    values = template.copy()
+    values[_NAME] = _pod_name(raw)
+    values[_ARRIVAL], values[_DURATION] = _pod_times(raw)
+    return PodSpec(*values)
 
 
 def _unique(names: Sequence[str], where: str, what: str) -> None:
