@@ -308,7 +308,7 @@ class World(WorldRequests):
         node.runs.append(run)
         self.table.used[node.slot] += pod.req
         if pod.exclusive:
-            self.table.exclusive[node.slot] += 1
+            self.table.hold_exclusive(node.slot, 1)
         self.ledger.pending_s.append(now - pod.since_s)
         self._v_pending = self._v_bound = None
         self._log(now, "bound", pod.spec.key, node.name)
@@ -323,7 +323,7 @@ class World(WorldRequests):
         node.runs.remove(run)
         self.table.used[node.slot] -= pod.req
         if pod.exclusive:
-            self.table.exclusive[node.slot] -= 1
+            self.table.hold_exclusive(node.slot, -1)
         self.sched.node_changed(node.slot)
         (self.ledger.lost if lost else self.ledger.completed)(run)
         pod.run, pod.bound_view = None, None
