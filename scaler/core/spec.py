@@ -88,9 +88,9 @@ def parse_workload(data: Any, *, source: str = "") -> Workload:
 def parse_workload_entries(data: Any, *, source: str = "") -> tuple[Workload, list[Any]]:
     """:func:`parse_workload`, and the document's pod entries that are not repeats: each
     entry but those equal to an earlier one in all but their own fields (:func:`pod_shape`).
-    The schema holds each field of a pod to a rule of its own, and this parser accepts no
-    own field the schema refuses, so once the document has parsed, its pods pass the schema
-    exactly when these entries do."""
+    The schema holds each field of a pod to a rule of its own, and no own field a shape
+    leaves out passes this parser unless it passes the schema, so once the document has
+    parsed, its pods pass the schema exactly when these entries do."""
     distinct: list[Any] = []
     try:
         return _parse_workload(data, distinct), distinct
