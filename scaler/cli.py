@@ -99,11 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> int:
-    """``scaler`` as a process (the console script, ``python -m scaler``): :func:`main`, and
-    then what is alive is left out of the interpreter's final collection, which would walk
-    all of it for nothing as the process ends (0.2 s after a simulation of openb)."""
+    """``scaler`` as a process (the console script, ``python -m scaler``): :func:`main`.
+    After a simulation, what is alive is left out of the interpreter's final collection,
+    which would walk all of it for nothing as the process ends (0.2 s after openb). Other
+    commands end as they did: the live ones may leave objects whose finalizers should run."""
     code = main()
-    gc.freeze()
+    if sys.argv[1:2] == ["simulate"]:
+        gc.freeze()
     return code
 
 
