@@ -1,3 +1,3 @@
-from scaler.cli import main
+from scaler.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

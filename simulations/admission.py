@@ -12,6 +12,7 @@ exclusivity as the real one enforces the anti-affinity it becomes live.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 
 from scaler.core.model import LABEL_POOL, PodSpec, Requirement, SelectorTerm
@@ -24,23 +25,41 @@ def pinned(pod: PodSpec, tier: tuple[str, ...]) -> PodSpec:
     empty or the pod has only empty terms (they match nothing)."""
     if not tier:
         return pod
-    requirement = Requirement(LABEL_POOL, "In", tier)
     if not pod.affinity:
-        terms: tuple[SelectorTerm, ...] = (SelectorTerm((requirement,)),)
+        terms = _only_term(tier)
     else:
         if not any(t.requirements for t in pod.affinity):
             return pod
+        requirement = Requirement(LABEL_POOL, "In", tier)
         terms = tuple(
             SelectorTerm((*t.requirements, requirement)) if t.requirements else t
             for t in pod.affinity
         )
-    # As pin_patch: people read which pools, and review() finds the pinned namespaces by it.
-    annotations = (*(a for a in pod.annotations if a[0] != ANNOTATION_PINNED_POOLS),
-                   (ANNOTATION_PINNED_POOLS, ",".join(tier)))
     # dataclasses.replace, at half its cost (every arriving pod passes here).
     values = list(_FIELDS(pod))
-    values[_AFFINITY], values[_ANNOTATIONS] = terms, annotations
+    values[_AFFINITY], values[_ANNOTATIONS] = terms, _annotated(pod.annotations, tier)
     return PodSpec(*values)
+
+
+# The pods of a trace come pinned to a few tiers and carry a few sets of annotations: each
+# pinned affinity and annotation set is made once and shared (values are frozen), which
+# also lets equal pods' class keys compare by identity.
+
+
+@functools.lru_cache(maxsize=1024)
+def _only_term(tier: tuple[str, ...]) -> tuple[SelectorTerm, ...]:
+    """The affinity of a pod that had none, pinned to ``tier``."""
+    return (SelectorTerm((Requirement(LABEL_POOL, "In", tier),)),)
+
+
+@functools.lru_cache(maxsize=4096)
+def _annotated(
+    annotations: tuple[tuple[str, str], ...], tier: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    """As pin_patch: people read which pools, and review() finds the pinned namespaces by
+    it."""
+    return (*(a for a in annotations if a[0] != ANNOTATION_PINNED_POOLS),
+            (ANNOTATION_PINNED_POOLS, ",".join(tier)))
 
 
 _NAMES = tuple(f.name for f in dataclasses.fields(PodSpec))

@@ -122,6 +122,7 @@ class Simulation:
     seed: int = 0
     until_s: float | None = None
     record: bool = False
+    """Keep the world's timeline, the decisions and the ports' calls (tests read them)."""
     trace: str = ""
     policy: str = ""
     overrides: Mapping[str, str] = field(default_factory=dict)
@@ -153,8 +154,8 @@ class Simulation:
             clock=self.clock,
             record=self.record,
         )
-        self.cluster = SimCluster(self.world, self.clock)
-        self.fleet = SimFleet(self.world, self.clock, self.catalog)
+        self.cluster = SimCluster(self.world, self.clock, record=self.record)
+        self.fleet = SimFleet(self.world, self.clock, self.catalog, record=self.record)
         self.reconciler = self.reconciler_factory(
             cluster=self.cluster,
             fleet=self.fleet,
@@ -171,7 +172,7 @@ class Simulation:
             if self.config.cluster.admission_webhook and self.settings.pinning.enabled
             else None
         )
-        self.feed = SimInterruptionFeed(self.clock)
+        self.feed = SimInterruptionFeed(self.clock, record=self.record)
         self.dedup = Dedup()
         self.review_s = REVIEW_INTERVAL_S
         self.reviews = 0
@@ -205,7 +206,7 @@ class Simulation:
             queue.push(self.review_s, REVIEW, None, phase=ev.RECONCILE)
         while (head := queue.peek()) is not None and head[0] <= hard_end:
             t, phase = head
-            if len(queue) == 1 and self._review_only():
+            if self._next_review_s is not None and len(queue) == 1 and self._review_only():
                 queue.pop()  # the next review is all that is left: nothing to review any more
                 continue
             self.clock.advance(t)
@@ -214,8 +215,13 @@ class Simulation:
                 while (event := queue.pop_at(t, ev.WORLD)) is not None:
                     heard |= world.handle(*event, t)
                     handled += 1
-                await self._schedule()
-                heard |= await self._deliver_notices()
+                # As _schedule and _deliver_notices, without a coroutine each when there is
+                # nothing to admit or deliver (most events).
+                if self.choose is not None and world.created:
+                    await self._admit()
+                world.kube_schedule()
+                if world.notices or self.feed.queue:
+                    heard |= await self._deliver_notices()
                 # An arrival matters only if kube-scheduler found no node for it, or put it
                 # on an empty node.
                 heard |= world.take_new_pending()
@@ -244,7 +250,9 @@ class Simulation:
             self.ticks += 1
             if self.record:
                 self.decisions.append(decision)
-            await self._schedule()
+            if self.choose is not None and world.created:
+                await self._admit()
+            world.kube_schedule()
             # Pods its drains evicted and pods bound to empty nodes are watch events, live.
             if self.world.take_new_pending() | self.world.take_filled():
                 self._tick_after_change(t)
@@ -307,13 +315,17 @@ class Simulation:
     async def _schedule(self) -> None:
         """New pods pass the admission webhook, then kube-scheduler binds what it can."""
         if self.choose is not None and self.world.created:
-            for pod in self.world.take_created():
-                pin = await self.choose(pod.live)
-                if pin:
-                    live = pinned(pod.live, pin.pools)
-                    # As pin_patch: a pod that could not be pinned gets no label either.
-                    self.world.admit(pod, live, exclusive=pin.exclusive and live is not pod.live)
+            await self._admit()
         self.world.kube_schedule()
+
+    async def _admit(self) -> None:
+        assert self.choose is not None
+        for pod in self.world.take_created():
+            pin = await self.choose(pod.live)
+            if pin:
+                live = pinned(pod.live, pin.pools)
+                # As pin_patch: a pod that could not be pinned gets no label either.
+                self.world.admit(pod, live, exclusive=pin.exclusive and live is not pod.live)
 
     def _on_grid(self, t: float) -> float:
         if self.scan_s <= 0:

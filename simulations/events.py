@@ -29,11 +29,9 @@ class EventQueue:
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, int, str, Any]] = []
         self._seq = itertools.count()
-        self.pushed = 0
 
     def push(self, t: float, kind: str, payload: Any = None, *, phase: int = WORLD) -> None:
         heapq.heappush(self._heap, (t, phase, next(self._seq), kind, payload))
-        self.pushed += 1
 
     def pop(self) -> tuple[float, int, str, Any]:
         t, phase, _, kind, payload = heapq.heappop(self._heap)

@@ -42,6 +42,9 @@ _CPU_MEM = slice(CPU, MEM + 1)
 _NONE: IntArray = np.zeros(0, dtype=np.int64)
 _ALL = np.logical_and.reduce
 """``np.all`` without its Python wrapper (it runs per class and per bind)."""
+_FEW = 16
+"""Up to this many pools a class admits (or nodes changed), :meth:`KubeScheduler._may_fit`
+answers in Python; beyond, the arrays answer about as fast."""
 
 
 class NodeTable:
@@ -61,6 +64,12 @@ class NodeTable:
         self.exclusive: IntArray = np.zeros(capacity, dtype=np.int64)
         """Exclusive pods bound to the node (0 or 1, as kube-scheduler enforces)."""
         self.nodes: list[SimNode | None] = []
+        self.pool_of: list[int] = []
+        """``pool`` as Python ints, for the checks a few slots at a time."""
+        self.ready_in_pool: dict[int, int] = {}
+        """Schedulable nodes by pool (offerings index); pools that never had one are absent."""
+        self.open_in_pool: dict[int, int] = {}
+        """Of those, the nodes that hold no exclusive pod."""
         self._free: list[int] = []
         self._zone_ids: dict[str, int] = {}
         self._ready: IntArray | None = None
@@ -68,10 +77,23 @@ class NodeTable:
 
     def set_ok(self, slot: int, ok: bool) -> None:
         """Say whether the node at ``slot`` is schedulable (write ``ok`` only through here:
-        it keeps :meth:`ready` current)."""
+        it keeps :meth:`ready` and the counts by pool current)."""
         if self.ok.item(slot) != ok:  # a Python bool: numpy's scalar compare costs 10x
             self.ok[slot] = ok
             self._ready = None
+            pool, step = self.pool_of[slot], 1 if ok else -1
+            self.ready_in_pool[pool] = self.ready_in_pool.get(pool, 0) + step
+            if not self.exclusive.item(slot):
+                self.open_in_pool[pool] = self.open_in_pool.get(pool, 0) + step
+
+    def hold_exclusive(self, slot: int, step: int) -> None:
+        """An exclusive pod was bound to (``step`` 1) or left (-1) the node at ``slot``
+        (write ``exclusive`` only through here, but in :meth:`add` and :meth:`remove`)."""
+        held = self.exclusive.item(slot)
+        self.exclusive[slot] = held + step
+        if self.ok.item(slot) and (held == 0) != (held + step == 0):
+            pool = self.pool_of[slot]
+            self.open_in_pool[pool] = self.open_in_pool.get(pool, 0) + (1 if held else -1)
 
     def ready(self) -> IntArray:
         """The schedulable slots, ascending (the same array until one changes: read only)."""
@@ -93,12 +115,14 @@ class NodeTable:
             if slot >= len(self.ok):
                 self._grow()
             self.nodes.append(None)
+            self.pool_of.append(pool_index)
         self.nodes[slot] = node
         self.alloc[slot] = alloc
         self.used[slot] = 0.0
         self.exclusive[slot] = 0
         self.set_ok(slot, False)
         self.pool[slot] = pool_index
+        self.pool_of[slot] = pool_index
         self.zone[slot] = self.zone_id(zone)
         return slot
 
@@ -132,29 +156,24 @@ class _Class:
     """One scheduling class's pending pods, first come first, and what it asks of a node
     (equal for every member: the class key holds the requests and the constraints)."""
 
-    __slots__ = ("mask", "members", "zone")
+    __slots__ = ("mask", "members", "pools", "zone")
 
     def __init__(self) -> None:
         self.members: list[SimPod] = []
         self.mask: BoolArray | None = None
         """(P,) pools whose labels and taints admit the class; set on its first try."""
+        self.pools: frozenset[int] | None = None
+        """The pools of ``mask``, when they are few (a pod the webhook pinned to its tier):
+        a try whose candidates are in none of them finds nothing, checked without arrays."""
         self.zone: int | None = None
 
 
 class KubeScheduler:
-    """The pending queue and the bind loop. ``bind(pod, node)`` is the world's callback; it
-    must call :meth:`remove` for the pod, and change no table row but the node's (what it
-    uses, its exclusive pods): a run re-checks only that row between two binds."""
+    """The pending queue and the bind loop."""
 
-    def __init__(
-        self,
-        table: NodeTable,
-        offerings: Offerings,
-        bind: Callable[[SimPod, SimNode], None],
-    ) -> None:
+    def __init__(self, table: NodeTable, offerings: Offerings) -> None:
         self.table = table
         self.offerings = offerings
-        self._bind = bind
         self.classes: dict[int, _Class] = {}
         """Pending pods by scheduling class (equal constraints), by the class's number."""
         self._numbers: dict[tuple[object, ...], int] = {}
@@ -198,8 +217,13 @@ class KubeScheduler:
         """The node at ``slot`` gained room or became schedulable."""
         self._changed.add(slot)
 
-    def run(self) -> int:
-        """Bind what can be bound; return how many pods were."""
+    def run(self, bind: Callable[[SimPod, SimNode], None]) -> int:
+        """Bind what can be bound with ``bind(pod, node)``, the world's callback; return how
+        many pods were. ``bind`` must call :meth:`remove` for the pod, and change no table row
+        but the node's (what it uses, its exclusive pods): a run re-checks only that row
+        between two binds. It is an argument, not an attribute: a scheduler holding the
+        world's bound method would tie the world into a reference cycle, which only the
+        cyclic collector frees (:func:`simulations.engine.rare_collections`)."""
         if not self.classes:
             self._changed.clear()
             return 0
@@ -226,17 +250,29 @@ class KubeScheduler:
         if not classes:
             return 0
         everything = table.ready() if fresh else changed
+        # The pools of the changed nodes, and of those that hold no exclusive pod, when they
+        # are few. Binds below only take room: these stay supersets of what is left.
+        changed_pools = changed_open = None
+        if changed.size <= _FEW:
+            pool_of, held = table.pool_of, table.exclusive
+            slots = changed.tolist()
+            changed_pools = {pool_of[s] for s in slots}
+            changed_open = {pool_of[s] for s in slots if not held.item(s)}
         bound = 0
         # First come, first served across classes, as kube-scheduler's active queue orders
         # pods of equal priority by the time they were queued.
         classes.sort(key=lambda kv: kv[1].members[0].queued)
         for key, cls in classes:
-            cand = everything if key in fresh else changed
+            all_ready = key in fresh
+            cand = everything if all_ready else changed
             if cand.size == 0:
                 continue
             first = cls.members[0]
             req = first.req
             exclusive = first.exclusive
+            if not self._may_fit(cls, all_ready, changed_open if exclusive else changed_pools,
+                                 exclusive):
+                continue
             cand = cand[self._static_mask(cls, cand, exclusive)]
             if cand.size == 0:
                 continue
@@ -269,7 +305,7 @@ class KubeScheduler:
                     j = int(fitting[scores[fitting].argmax()])  # the first of the best
                 node = table.nodes[int(cand[j])]
                 assert node is not None
-                self._bind(pod, node)
+                bind(pod, node)
                 bound += 1
                 if exclusive:
                     fits[j] = False  # it holds an exclusive pod now
@@ -277,14 +313,33 @@ class KubeScheduler:
                     changed_row = j
         return bound
 
-    def _static_mask(self, cls: _Class, cand: IntArray, exclusive: bool) -> BoolArray:
-        """Labels, taints, arch, capacity type (pool level), the zone (node level), and for
-        an exclusive class no other exclusive pod on the node (a node that holds one holds
-        it all run: binding only adds)."""
+    def _may_fit(
+        self, cls: _Class, all_ready: bool, changed_pools: set[int] | None, exclusive: bool
+    ) -> bool:
+        """False if the class admits a few pools and the candidates (every schedulable node
+        when ``all_ready``, else the changed ones, in ``changed_pools`` if they are few;
+        for an ``exclusive`` class, only those holding no exclusive pod) are in none of
+        them: a try that would find nothing, answered without arrays."""
         if cls.mask is None:
             spec = cls.members[0].live
             cls.mask = self.offerings.constraint_mask(spec)
             cls.zone = None if spec.zone is None else self.table.zone_id(spec.zone)
+            admitted = np.flatnonzero(cls.mask)
+            if admitted.size <= _FEW:
+                cls.pools = frozenset(admitted.tolist())
+        pools = cls.pools
+        if pools is None:
+            return True
+        if all_ready:
+            counts = self.table.open_in_pool if exclusive else self.table.ready_in_pool
+            return any(counts.get(p) for p in pools)
+        return changed_pools is None or not pools.isdisjoint(changed_pools)
+
+    def _static_mask(self, cls: _Class, cand: IntArray, exclusive: bool) -> BoolArray:
+        """Labels, taints, arch, capacity type (pool level), the zone (node level), and for
+        an exclusive class no other exclusive pod on the node (a node that holds one holds
+        it all run: binding only adds). Asked after :meth:`_may_fit`."""
+        assert cls.mask is not None
         mask = cls.mask[self.table.pool[cand]]
         if cls.zone is not None:
             mask &= self.table.zone[cand] == cls.zone

@@ -9,7 +9,8 @@
 
 Like Karpenter's fake cloud provider, each records every call (``calls``) and can be told to
 fail the next call of a method (``fail_next("set_desired", InsufficientCapacity(...))``), so
-tests can check what the reconciler asked for and how it copes when asking fails.
+tests can check what the reconciler asked for and how it copes when asking fails. A run that
+keeps no record (``scaler simulate``: nothing reads the calls) has its ports record none.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ class Call(NamedTuple):
 
 
 class Recorder:
-    """Records calls; raises the errors it was told to, once each, in order."""
+    """Records calls (unless ``record`` is false); raises the errors it was told to, once
+    each, in order."""
 
-    def __init__(self, clock: SimClock) -> None:
+    def __init__(self, clock: SimClock, *, record: bool = True) -> None:
         self.clock = clock
+        self.record = record
         # Plain tuples, which the garbage collector stops tracking: a run records hundreds of
         # thousands of calls, and namedtuples it would walk at every full collection.
         self._calls: list[tuple[float, str, tuple[object, ...]]] = []
@@ -61,7 +64,8 @@ class Recorder:
         return [Call._make(c) for c in self._calls if c[1] == method]
 
     def _record(self, method: str, *args: object) -> None:
-        self._calls.append((self.clock.now(), method, args))
+        if self.record:
+            self._calls.append((self.clock.now(), method, args))
         if self._failures:
             queued = self._failures.get(method)
             if queued:
@@ -71,8 +75,8 @@ class Recorder:
 class SimCluster(Recorder):
     """ClusterSource + Actuator."""
 
-    def __init__(self, world: World, clock: SimClock) -> None:
-        super().__init__(clock)
+    def __init__(self, world: World, clock: SimClock, *, record: bool = True) -> None:
+        super().__init__(clock, record=record)
         self.world = world
 
     async def snapshot(self) -> ClusterView:
@@ -124,8 +128,10 @@ class SimCluster(Recorder):
 class SimFleet(Recorder):
     """Fleet + PriceSource: catalog prices (no live price feed in the simulator)."""
 
-    def __init__(self, world: World, clock: SimClock, catalog: Catalog) -> None:
-        super().__init__(clock)
+    def __init__(
+        self, world: World, clock: SimClock, catalog: Catalog, *, record: bool = True
+    ) -> None:
+        super().__init__(clock, record=record)
         self.world = world
         self.catalog = catalog
 
@@ -205,8 +211,9 @@ class SimInterruptionFeed(Recorder):
         *,
         visibility_timeout_s: float = VISIBILITY_TIMEOUT_S,
         max_receives: int = MAX_RECEIVES,
+        record: bool = True,
     ) -> None:
-        super().__init__(clock)
+        super().__init__(clock, record=record)
         self.visibility_timeout_s = visibility_timeout_s
         self.max_receives = max_receives
         self.queue: dict[str, Message] = {}

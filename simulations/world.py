@@ -33,6 +33,7 @@ import math
 import typing
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,6 +45,8 @@ from scaler.core.model import (
     NO_EXECUTE,
     NO_SCHEDULE,
     SPOT,
+    FloatArray,
+    InstanceType,
     PodSpec,
     PoolSpec,
     Resources,
@@ -69,6 +72,20 @@ from simulations.requests import WorldRequests
 HOURS_PER_MONTH = 730.0
 
 
+class _Kind(NamedTuple):
+    """What every node of one pool launches as (:meth:`World._kind`)."""
+
+    itype: InstanceType
+    capacity_type: str
+    price: float
+    gpus: int
+    gpu_ready: bool
+    alloc: FloatArray
+    """Allocatable without GPUs, copied into the node's table row (read only here)."""
+    boot_s: float
+    never_register: float
+
+
 class World(WorldRequests):
     def __init__(
         self,
@@ -92,7 +109,7 @@ class World(WorldRequests):
         self.queue = queue
         self.ledger = Ledger()
         self.table = NodeTable()
-        self.sched = KubeScheduler(self.table, offerings, self._bind)
+        self.sched = KubeScheduler(self.table, offerings)
         self.timeline: list[tuple[float, str, str]] | None = [] if record else None
         self.pool_specs = {p.name: p for p in pools}
         self.desired = {p.name: p.current_size for p in pools}
@@ -133,6 +150,7 @@ class World(WorldRequests):
         as the live source records pods that finish or are deleted after running."""
         self._label_cache: dict[tuple[int, str | None], tuple[tuple[str, str], ...]] = {}
         self._alloc_cache: dict[tuple[int, bool], Resources] = {}
+        self._kinds: dict[int, _Kind] = {}
         self.failing: Counter[str] = Counter()
         """Failed launches per pool not surfaced yet."""
         self.cancelled: Counter[str] = Counter()
@@ -212,7 +230,7 @@ class World(WorldRequests):
         self._log(now, "launch-failed", pool)
 
     def kube_schedule(self) -> int:
-        return self.sched.run()
+        return self.sched.run(self._bind)
 
     def all_done(self) -> bool:
         """Every pod has arrived and run its full duration."""
@@ -290,7 +308,7 @@ class World(WorldRequests):
         node.runs.append(run)
         self.table.used[node.slot] += pod.req
         if pod.exclusive:
-            self.table.exclusive[node.slot] += 1
+            self.table.hold_exclusive(node.slot, 1)
         self.ledger.pending_s.append(now - pod.since_s)
         self._v_pending = self._v_bound = None
         self._log(now, "bound", pod.spec.key, node.name)
@@ -305,7 +323,7 @@ class World(WorldRequests):
         node.runs.remove(run)
         self.table.used[node.slot] -= pod.req
         if pod.exclusive:
-            self.table.exclusive[node.slot] -= 1
+            self.table.hold_exclusive(node.slot, -1)
         self.sched.node_changed(node.slot)
         (self.ledger.lost if lost else self.ledger.completed)(run)
         pod.run, pod.bound_view = None, None
@@ -333,45 +351,62 @@ class World(WorldRequests):
     # --------------------------------------------------------------- nodes
 
     def _launch(self, pool: str, i: int, now: float, *, boot_s: float | None = None) -> SimNode:
-        o = self.offerings
-        itype = self.catalog[o.instance_type[i]]
+        kind = self._kinds.get(i) or self._kind(i)
         self._seq += 1
-        zone = self._zone(pool, o.zones[i])
+        zone = self._zone(pool, self.offerings.zones[i])
         node = SimNode(
             name=f"sim-{self._seq:05d}",
             pool=pool,
             pool_index=i,
-            instance_type=itype.name,
-            capacity_type=o.pools[i].capacity_type,
+            instance_type=kind.itype.name,
+            capacity_type=kind.capacity_type,
             zone=zone,
             instance_id=f"i-{self._seq:017x}",
-            price_usd_per_hour=float(o.price[i]),
-            gpus=int(o.allocatable[i, GPU]),
+            price_usd_per_hour=kind.price,
+            gpus=kind.gpus,
             created_s=now,
             settled_s=now,
             labels=self._labels(i, zone),
-            gpu_ready=not o.allocatable[i, GPU],
+            gpu_ready=kind.gpu_ready,
         )
-        alloc = o.allocatable[i].copy()
-        alloc[GPU] = 0.0
-        node.slot = self.table.add(node, i, alloc, zone)
+        node.slot = self.table.add(node, i, kind.alloc, zone)
         self.nodes[node.name] = node
         self.ledger.node_added(node, now)
-        rate = self.config.never_register_rate(pool)
         # Drawn only when it can happen, so every other random draw of a run stays as it was.
-        if boot_s is None and rate > 0 and self.rng.random() < rate:
+        if boot_s is None and kind.never_register > 0 and self.rng.random() < kind.never_register:
             node.registered = False
         self._refresh(node)
         self._log(now, "launch" if node.registered else "launch-unregistered", node.name, pool)
         if boot_s is None and node.registered:
-            boot_s = self.config.boot_s(itype.family, node.gpus > 0)
-            self.queue.push(now + boot_s, ev.NODE_READY, node)
+            self.queue.push(now + kind.boot_s, ev.NODE_READY, node)
         if node.capacity_type == SPOT and self.config.spot.interruptions:
+            bucket = kind.itype.spot_interruption_bucket
             if self.config.spot.reclaim_by_pool:
-                self._join_capacity_pool(node, itype.spot_interruption_bucket, now)
+                self._join_capacity_pool(node, bucket, now)
             else:
-                self._draw_interruption(node, itype.spot_interruption_bucket, now)
+                self._draw_interruption(node, bucket, now)
         return node
+
+    def _kind(self, i: int) -> _Kind:
+        """What a node of pool ``i`` launches as: the same for all of them, so worked out at
+        its pool's first launch."""
+        o = self.offerings
+        itype = self.catalog[o.instance_type[i]]
+        gpus = int(o.allocatable[i, GPU])
+        alloc = o.allocatable[i].copy()
+        alloc[GPU] = 0.0  # advertised once the node's GPUs are (``_gpu_ready``)
+        alloc.flags.writeable = False
+        kind = self._kinds[i] = _Kind(
+            itype=itype,
+            capacity_type=o.pools[i].capacity_type,
+            price=float(o.price[i]),
+            gpus=gpus,
+            gpu_ready=not o.allocatable[i, GPU],
+            alloc=alloc,
+            boot_s=self.config.boot_s(itype.family, gpus > 0),
+            never_register=self.config.never_register_rate(o.pools[i].name),
+        )
+        return kind
 
     def _labels(self, i: int, zone: str | None) -> tuple[tuple[str, str], ...]:
         """The labels of a node of pool ``i`` in ``zone`` (cached: nodes of a pool share them)."""

@@ -88,3 +88,26 @@ def test_a_simulation_leaves_the_garbage_collector_as_it_found_it(
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["results"]
     assert gc.get_freeze_count() == before
+
+
+def test_the_process_skips_its_last_collection_after_a_simulation_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # scaler.cli.entry freezes what is alive after a simulation (it is about to exit); the
+    # live commands end with the interpreter's collection, so finalizers run.
+    import gc
+
+    from scaler.cli import entry
+
+    monkeypatch.setattr(sys, "argv", ["scaler", "simulate", str(ROOT / "traces/spot-batch.json"),
+                                      "--policy", "karpenter-like", "--json", "--until", "600"])
+    before = gc.get_freeze_count()
+    try:
+        assert entry() == 0
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
+    monkeypatch.setattr(sys, "argv", ["scaler", "settings"])
+    assert entry() == 0
+    assert gc.get_freeze_count() == 0
+    capsys.readouterr()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Final, TypeVar
 
 from scaler.core.model import (
@@ -82,13 +82,23 @@ class Workload:
 
 def parse_workload(data: Any, *, source: str = "") -> Workload:
     """A whole input document. ``source`` (a file name) prefixes every error."""
+    return parse_workload_entries(data, source=source)[0]
+
+
+def parse_workload_entries(data: Any, *, source: str = "") -> tuple[Workload, list[Any]]:
+    """:func:`parse_workload`, and the document's pod entries that are not repeats: each
+    entry but those equal to an earlier one in all but their own fields (:func:`pod_shape`).
+    The schema holds each field of a pod to a rule of its own, and no own field a shape
+    leaves out passes this parser unless it passes the schema, so once the document has
+    parsed, its pods pass the schema exactly when these entries do."""
+    distinct: list[Any] = []
     try:
-        return _parse_workload(data)
+        return _parse_workload(data, distinct), distinct
     except SpecError as e:
         raise (e.within(source, ": ") if source else e) from None
 
 
-def _parse_workload(data: Any) -> Workload:
+def _parse_workload(data: Any, distinct: list[Any]) -> Workload:
     doc = _mapping(data, "")
     version = doc.get("version")
     if version != FORMAT_VERSION:
@@ -99,7 +109,7 @@ def _parse_workload(data: Any) -> Workload:
     pods_raw = doc.get("pods")
     if not isinstance(pods_raw, list):
         raise SpecError("pods", "expected a list of pods")
-    pods = tuple(_located(f"pods[{i}]", p, parse_pod) for i, p in enumerate(pods_raw))
+    pods = _parse_pods(pods_raw, distinct)
     _unique([p.key for p in pods], "pods", "pod")
     pools: tuple[PoolSpec, ...] | None = None
     if doc.get("pools") is not None:
@@ -122,6 +132,69 @@ def _located(where: str, raw: Any, parse: Callable[[Any], T]) -> T:
 
 
 
+def _parse_pods(raws: list[Any], distinct: list[Any]) -> tuple[PodSpec, ...]:
+    """Every pod entry; the entries that are not repeats go into ``distinct``. A repeat (an
+    entry equal to an earlier one but for its own fields: openb's 8,151 pods have 124
+    variants) is the earlier one's spec with its own fields read: nothing else in it can fail
+    or come out different."""
+    seen: dict[tuple[object, ...], list[Any]] = {}
+    out = []
+    for i, raw in enumerate(raws):
+        shape = pod_shape(raw)
+        template = None if shape is None else seen.get(shape)
+        if template is None:
+            spec = _located(f"pods[{i}]", raw, parse_pod)
+            distinct.append(raw)
+            if shape is not None:
+                seen[shape] = [getattr(spec, f) for f in _POD_FIELDS]
+        else:
+            spec = _located(f"pods[{i}]", raw, functools.partial(_repeat, template))
+        out.append(spec)
+    return tuple(out)
+
+
+OWN_FIELDS: Final = frozenset({"name", "arrival_s", "duration_s"})
+"""The fields of a pod entry that set it apart from the pods of its kind in a trace."""
+_OWN_KINDS: Final = frozenset({str, int, float})
+"""The types of own field :func:`pod_shape` leaves out; any other (a null arrival, which
+this parser reads as 0 and the schema refuses) is part of the shape."""
+_POD_FIELDS: Final = tuple(f.name for f in fields(PodSpec))
+_NAME, _ARRIVAL, _DURATION = map(_POD_FIELDS.index, ("name", "arrival_s", "duration_s"))
+_SCALAR: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def pod_shape(raw: Any) -> tuple[object, ...] | None:
+    """A pod entry but for its own fields (:data:`OWN_FIELDS` given as a string or number),
+    hashable, with each value's type (1, 1.0 and true are equal in Python, not in the
+    format); None for an entry whose fields are not all scalars or objects of scalars
+    (lists: it is read in full)."""
+    if type(raw) is not dict:
+        return None
+    parts: list[object] = []
+    for key, value in raw.items():
+        kind = type(value)
+        if kind in _SCALAR:
+            if kind not in _OWN_KINDS or key not in OWN_FIELDS:
+                parts.append((key, kind, value))
+        elif kind is dict:
+            kinds = tuple(map(type, value.values()))
+            if not _SCALAR.issuperset(kinds):
+                return None
+            parts.append((key, tuple(value.items()), kinds))
+        else:
+            return None
+    return tuple(parts)
+
+
+def _repeat(template: list[Any], raw: Any) -> PodSpec:
+    """A pod entry that repeats the one ``template`` (its spec's field values, in order) was
+    read from but for its own fields: checked in the order :func:`parse_pod` checks them."""
+    values = template.copy()
+    values[_NAME] = _pod_name(raw)
+    values[_ARRIVAL], values[_DURATION] = _pod_times(raw)
+    return PodSpec(*values)
+
+
 def _unique(names: Sequence[str], where: str, what: str) -> None:
     seen: set[str] = set()
     for i, name in enumerate(names):
@@ -136,9 +209,7 @@ def _unique(names: Sequence[str], where: str, what: str) -> None:
 def parse_pod(raw: Any) -> PodSpec:
     """One pod entry of the input format (see the JSON Schema for every field)."""
     pod = _mapping(raw, "")
-    name = _string(pod, "name", required=True)
-    if not is_dns1123_subdomain(name):
-        raise SpecError("name", f"{name!r} is not a Kubernetes name (DNS-1123 subdomain)")
+    name = _pod_name(pod)
     namespace = _string(pod, "namespace") or "default"
     if not _namespace_ok(namespace):
         raise SpecError("namespace", f"{namespace!r} is not a namespace name (DNS-1123 label)")
@@ -171,8 +242,7 @@ def parse_pod(raw: Any) -> PodSpec:
     for i, ct in enumerate(capacity_types):
         if ct not in CAPACITY_TYPES:
             raise SpecError(f"capacity_types[{i}]", f"expected one of {CAPACITY_TYPES}, got {ct!r}")
-    arrival = _time(pod, "arrival_s", default=0.0)
-    duration = _time(pod, "duration_s", default=None)
+    arrival, duration = _pod_times(pod)
     annotations = _string_map(pod, "annotations")
     for key, _ in annotations:
         if not _key_ok(key):
@@ -202,8 +272,8 @@ def parse_pod(raw: Any) -> PodSpec:
         arch=arch,
         gpu_models=gpu_models,
         capacity_types=capacity_types,
-        arrival_s=float(arrival or 0.0),
-        duration_s=None if duration is None else float(duration),
+        arrival_s=arrival,
+        duration_s=duration,
         annotations=annotations,
         priority=priority,
         labels=labels,
@@ -213,6 +283,20 @@ def parse_pod(raw: Any) -> PodSpec:
         one_per_node=topology.one_per_node,
         preferred=topology.preferred,
     )
+
+
+def _pod_name(pod: Mapping[str, Any]) -> str:
+    name: str = _string(pod, "name", required=True)
+    if not is_dns1123_subdomain(name):
+        raise SpecError("name", f"{name!r} is not a Kubernetes name (DNS-1123 subdomain)")
+    return name
+
+
+def _pod_times(pod: Mapping[str, Any]) -> tuple[float, float | None]:
+    """``arrival_s`` and ``duration_s``."""
+    arrival = _time(pod, "arrival_s", default=0.0)
+    duration = _time(pod, "duration_s", default=None)
+    return float(arrival or 0.0), None if duration is None else float(duration)
 
 
 # A trace names the same few namespaces and annotation and label keys thousands of times;

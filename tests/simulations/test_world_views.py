@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import gc
 
+import pytest
+
+from scaler.core.model import GPU
 from simulations import events as ev
 from simulations.clock import SimClock
 from simulations.ports import Call, Recorder
@@ -107,3 +110,56 @@ def test_a_port_lists_every_call_in_order_and_holds_them_untracked_by_the_collec
     gc.collect()
     gc.collect()
     assert not any(gc.is_tracked(c) for c in port._calls)
+
+
+def test_a_port_that_keeps_no_record_still_fails_the_call_it_was_told_to() -> None:
+    from scaler.ports import Throttled
+
+    port = Recorder(SimClock(), record=False)
+    port.fail_next("set_desired", Throttled("slow down"))
+    port._record("pools")
+    with pytest.raises(Throttled):
+        port._record("set_desired", "m5.large", 2)
+    port._record("set_desired", "m5.large", 2)
+    assert port.calls == []
+
+
+def test_a_run_that_keeps_no_record_has_its_ports_record_no_calls() -> None:
+    from scaler.core.catalog import Catalog
+    from simulations.engine import Simulation
+    from simulations.jobs import configure
+    settings, config = configure({}, "scaler")
+    sim = Simulation(pods=[pod("a", cpu="1", duration_s=60)], pools=[pool("m5.large")],
+                     catalog=Catalog.load(), settings=settings, config=config)
+    sim.run()
+    assert sim.world.all_done()
+    assert (sim.cluster.calls, sim.fleet.calls, sim.feed.calls) == ([], [], [])
+
+
+def test_each_pools_nodes_launch_as_that_pool_says_however_often_and_in_whatever_order() -> None:
+    # What a pool's nodes launch as is worked out at its first launch and kept (World._kind).
+    w = world([], [pool("m5.large", current_size=1), pool("g4dn.xlarge"), pool("c5.large")])
+    w.set_desired("g4dn.xlarge", 1, 10.0)
+    w.set_desired("c5.large", 2, 20.0)
+    w.set_desired("m5.large", 3, 30.0)
+    w.set_desired("g4dn.xlarge", 2, 40.0)
+    o = w.offerings
+    ready = {}
+    while (head := w.queue.peek()) is not None and head[0] <= 1000.0:
+        t, _, kind, node = w.queue.pop()
+        if kind == ev.NODE_READY:
+            ready[node.name] = t
+    assert sorted(n.pool for n in w.nodes.values()) == (
+        ["c5.large"] * 2 + ["g4dn.xlarge"] * 2 + ["m5.large"] * 3
+    )
+    for node in w.nodes.values():
+        i = o.get(node.pool)
+        assert node.instance_type == node.pool
+        assert node.price_usd_per_hour == float(o.price[i])
+        assert (node.gpus, node.gpu_ready) == ((1, False) if node.pool == "g4dn.xlarge" else (0, True))
+        row = o.allocatable[i].copy()
+        row[GPU] = 0.0
+        assert list(w.table.alloc[node.slot]) == list(row)
+        if node.created_s > 0:  # not there from the start: it boots its family's time
+            boot = w.config.boot_s(node.instance_type.split(".")[0], node.gpus > 0)
+            assert ready[node.name] == node.created_s + boot
