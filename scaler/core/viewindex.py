@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from scaler.core.model import PodSpec
-from scaler.core.offerings import IGNORE_TAINT_PREFIX, PoolTable, is_startup_taint
+from scaler.core.offerings import IGNORE_TAINT_PREFIX, PoolTable
 from scaler.core.state import (
     ANNOTATION_IDLE_SINCE,
     TAINT_REMOVING,
@@ -43,7 +43,9 @@ def _facts(n: Node) -> _Facts:
     """What the index keeps of one node: the node, its taint keys, whether it has an
     idle-since annotation, whether it is of a pool but not labelled so, whether it is open
     (see ``_State.open_nodes``), whether it is Ready with its GPUs and carries no taint that
-    is a startup taint whatever the startup keys (``_ready`` is then ``keys.isdisjoint``)."""
+    is a startup taint whatever the startup keys (Ready for the counts of some startup keys
+    is then ``up and taint_keys.isdisjoint(keys)``: the one definition, see
+    :func:`_ready_for`)."""
     keys = frozenset(t.key for t in n.taints) if n.taints else frozenset()
     idle = bool(n.annotations) and n.annotation(ANNOTATION_IDLE_SINCE) is not None
     unlabelled = n.pool is not None and not n.pool_labelled
@@ -55,11 +57,10 @@ def _facts(n: Node) -> _Facts:
     return n, keys, idle, unlabelled, is_open, up
 
 
-def _ready(n: Node, keys: Sequence[str]) -> bool:
-    return (
-        n.pool is not None and n.ready and n.gpu_ready
-        and not (n.taints and any(is_startup_taint(t, keys) for t in n.taints))
-    )
+def _ready_for(facts: _Facts, keys: AbstractSet[str] | Sequence[str]) -> bool:
+    """Is the node of ``facts`` Ready with its GPUs, of a pool, with no startup taint left
+    (``keys`` or cluster-autoscaler's ignore-taint prefix)?"""
+    return facts[5] and facts[1].isdisjoint(keys)
 
 
 _name = operator.attrgetter("name")
@@ -181,13 +182,13 @@ class _State:
             self.open_nodes.insert(i, n)
             self.created_s.insert(i, n.created_s)
         if up and self.ready and n.pool is not None:
-            # _ready(n, startup), from the facts: no call per taint and key set.
             for startup, counts in self.ready.items():
-                if keys.isdisjoint(startup):
+                if _ready_for(facts, startup):
                     counts[n.pool] += 1
 
     def drop(self, node_id: int) -> None:
-        n, keys, is_idle, is_unlabelled, is_open, up = self.facts.pop(node_id)
+        facts = self.facts.pop(node_id)
+        n, keys, is_idle, is_unlabelled, is_open, up = facts
         if self.by_name.get(n.name) is n:
             del self.by_name[n.name]
         rank = self.rank.pop(node_id)
@@ -212,7 +213,7 @@ class _State:
             del self.open_nodes[i], self.created_s[i]
         if up and self.ready and n.pool is not None:
             for startup, counts in self.ready.items():
-                if keys.isdisjoint(startup):
+                if _ready_for(facts, startup):
                     counts[n.pool] -= 1
 
     def _unfree(self, n: Node, rank: int) -> None:
@@ -410,7 +411,11 @@ class NodeIndex:
         state = self.state
         ready = state.ready.get(keys)
         if ready is None:
-            ready = Counter(n.pool for n in self.nodes if n.pool is not None and _ready(n, keys))
+            facts = state.facts
+            ready = Counter(
+                n.pool for n in self.nodes
+                if n.pool is not None and _ready_for(facts[id(n)], keys)
+            )
             state.ready[keys] = ready
         return ready
 

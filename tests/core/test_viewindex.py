@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from scaler.core.catalog import Catalog
 from scaler.core.decide import decide, nodes_on_the_way
 from scaler.core.memory import Memory
 from scaler.core.model import NO_SCHEDULE, PodSpec, PoolSpec, Resources, Taint
-from scaler.core.offerings import build_offerings, changed_pools, pool_table
+from scaler.core.offerings import build_offerings, changed_pools, is_startup_taint, pool_table
 from scaler.core.settings import preset
 from scaler.core.state import (
     ANNOTATION_IDLE_SINCE,
@@ -196,6 +197,12 @@ def _same(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...]) -> None:
         assert a.open_since(since) == b.open_since(since)
     for ks in ((), keys):
         assert +a.ready_by_pool(ks) == +b.ready_by_pool(ks)  # + drops zero counts
+        # ... and both what Ready means, said here without the index's facts.
+        assert +a.ready_by_pool(ks) == Counter(
+            n.pool for n in a.nodes
+            if n.pool is not None and n.ready and n.gpu_ready
+            and not any(is_startup_taint(t, ks) for t in n.taints)
+        )
 
 
 def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
