@@ -45,6 +45,7 @@ from scaler.core.model import (
     LABEL_ZONE,
     NO_SCHEDULE,
     SPOT,
+    FloatArray,
     InstanceType,
     PoolSpec,
     Resources,
@@ -101,10 +102,33 @@ class Catalog:
     region: str
     built_at: str
     types: Mapping[str, InstanceType] = field(hash=False)
+    _allocatable: dict[tuple[InstanceType, float, Resources], FloatArray] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """:meth:`allocatable` answers so far: a process builds offerings over the same pools
+    more than once (the simulator for its oracle and its reconciler, live at each price
+    change), and the types are fixed."""
 
     def __post_init__(self) -> None:
         ordered = dict(sorted(self.types.items()))
         object.__setattr__(self, "types", MappingProxyType(ordered))
+
+    def allocatable(
+        self, itype: InstanceType, *, ephemeral_storage_mib: float, daemonset_overhead: Resources
+    ) -> FloatArray:
+        """:func:`node_allocatable` as an array (read only), worked out once per type and
+        pool setting."""
+        key = (itype, ephemeral_storage_mib, daemonset_overhead)
+        out = self._allocatable.get(key)
+        if out is None:
+            out = node_allocatable(
+                itype,
+                ephemeral_storage_mib=ephemeral_storage_mib,
+                daemonset_overhead=daemonset_overhead,
+            ).as_array()
+            out.flags.writeable = False
+            self._allocatable[key] = out
+        return out
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> Catalog:
