@@ -38,8 +38,37 @@ def workload_schema() -> dict[str, Any]:
 def _fast_validator() -> Any:
     """The schema compiled to Python (fastjsonschema): a trace of 8,000 pods validates in
     ~70 ms instead of ~1 s. Only a document that fails is walked again by jsonschema, whose
-    errors locate the pod and the field."""
-    return fastjsonschema.compile(workload_schema())
+    errors locate the pod and the field, so this one only has to say pass or fail: compiled
+    without detailed exceptions, whose every raise spells out its part of the schema (183 kB
+    of Python instead of 52 kB, 20 ms more to compile at each start)."""
+    return fastjsonschema.compile(_consts_as_enums(workload_schema()), detailed_exceptions=False)
+
+
+def _consts_as_enums(schema: Any) -> Any:
+    """``schema`` with each ``"const": v`` as ``"enum": [v]``, which admits exactly the same
+    values: fastjsonschema (2.22) cannot compile ``const`` without detailed exceptions (its
+    message names a field that is then missing)."""
+    if isinstance(schema, list):
+        return [_consts_as_enums(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "const":
+            out["enum"] = [value]
+        elif key in _VALUES:
+            out[key] = value
+        elif key in _NAMED_SCHEMAS:
+            out[key] = {name: _consts_as_enums(s) for name, s in value.items()}
+        else:
+            out[key] = _consts_as_enums(value)
+    return out
+
+
+_VALUES = frozenset({"enum", "default", "examples"})
+"""Keywords whose values are data, not schemas."""
+_NAMED_SCHEMAS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
+"""Keywords whose values map names (not keywords) to schemas."""
 
 
 def read_json(path: str | Path) -> Any:

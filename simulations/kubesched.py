@@ -181,6 +181,10 @@ class KubeScheduler:
         is worked out again at every use, so it is hashed once per pod queued."""
         self._queued_as: dict[SimPod, int] = {}
         """The class number each queued pod was queued under."""
+        self._admits: dict[int, tuple[BoolArray, frozenset[int] | None, int | None]] = {}
+        """Each class number's (mask, pools, zone) (:class:`_Class`), kept when its class
+        empties: they follow from the class key alone, and a class comes back often (a
+        pod of a kind already seen, pinned to the same tier)."""
         self._fresh: set[int] = set()
         self._changed: set[int] = set()
         self._queued = 0
@@ -270,6 +274,8 @@ class KubeScheduler:
             first = cls.members[0]
             req = first.req
             exclusive = first.exclusive
+            if cls.mask is None:
+                self._admit(key, cls)
             if not self._may_fit(cls, all_ready, changed_open if exclusive else changed_pools,
                                  exclusive):
                 continue
@@ -319,14 +325,8 @@ class KubeScheduler:
         """False if the class admits a few pools and the candidates (every schedulable node
         when ``all_ready``, else the changed ones, in ``changed_pools`` if they are few;
         for an ``exclusive`` class, only those holding no exclusive pod) are in none of
-        them: a try that would find nothing, answered without arrays."""
-        if cls.mask is None:
-            spec = cls.members[0].live
-            cls.mask = self.offerings.constraint_mask(spec)
-            cls.zone = None if spec.zone is None else self.table.zone_id(spec.zone)
-            admitted = np.flatnonzero(cls.mask)
-            if admitted.size <= _FEW:
-                cls.pools = frozenset(admitted.tolist())
+        them: a try that would find nothing, answered without arrays. Asked after
+        :meth:`_admit`."""
         pools = cls.pools
         if pools is None:
             return True
@@ -334,6 +334,21 @@ class KubeScheduler:
             counts = self.table.open_in_pool if exclusive else self.table.ready_in_pool
             return any(counts.get(p) for p in pools)
         return changed_pools is None or not pools.isdisjoint(changed_pools)
+
+    def _admit(self, key: int, cls: _Class) -> None:
+        """Set the class's mask, pools and zone: those of its number when an earlier class
+        of that number worked them out."""
+        admits = self._admits.get(key)
+        if admits is None:
+            spec = cls.members[0].live
+            mask = self.offerings.constraint_mask(spec)
+            admitted = np.flatnonzero(mask)
+            admits = self._admits[key] = (
+                mask,
+                frozenset(admitted.tolist()) if admitted.size <= _FEW else None,
+                None if spec.zone is None else self.table.zone_id(spec.zone),
+            )
+        cls.mask, cls.pools, cls.zone = admits
 
     def _static_mask(self, cls: _Class, cand: IntArray, exclusive: bool) -> BoolArray:
         """Labels, taints, arch, capacity type (pool level), the zone (node level), and for

@@ -8,8 +8,9 @@ import bisect
 import dataclasses
 import operator
 from collections import Counter
-from collections.abc import Collection
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from simulations.ledger import Ledger
 from simulations.objects import SimNode, SimPod
 
 _AT_S = operator.attrgetter("at_s")
+_NOTHING_REPORTED: Mapping[Any, Any] = MappingProxyType({})
+"""What simulated nodes report beyond their model (scaler/core/observed.py): nothing, in
+one read-only mapping for every view rather than two new dicts per snapshot."""
 
 
 class WorldRequests:
@@ -87,6 +91,7 @@ class WorldRequests:
             self._v_pending = tuple(self._pending_views.values())
         return ClusterView(
             now_s=now, nodes=self._v_nodes, bound=self._v_bound, pending=self._v_pending,
+            reported_allocatable=_NOTHING_REPORTED, reported_templates=_NOTHING_REPORTED,
             runtimes=self.runtimes.history(), indexes=self.indexes,
         )
 

@@ -155,11 +155,13 @@ class World(WorldRequests):
         """Failed launches per pool not surfaced yet."""
         self.cancelled: Counter[str] = Counter()
         """Of those, how many no longer count in the desired size (cancel_unfulfilled)."""
+        arrivals = []
         for spec in pods:
             fit = fit_usd_per_hour.get(spec.key, math.nan)
             pod = SimPod(spec, spec, spec.requests.as_array(), fit, spec.constraints())
             self.pods[spec.key] = pod
-            queue.push(spec.arrival_s, ev.ARRIVE, pod)
+            arrivals.append((spec.arrival_s, ev.ARRIVE, pod))
+        queue.push_known(arrivals)
         for p in pools:
             i = offerings.get(p.name)
             if i is None:

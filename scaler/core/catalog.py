@@ -28,6 +28,8 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any, Final
 
+import numpy as np
+
 from scaler.core.model import (
     AMD64,
     ARM64,
@@ -45,6 +47,7 @@ from scaler.core.model import (
     LABEL_ZONE,
     NO_SCHEDULE,
     SPOT,
+    FloatArray,
     InstanceType,
     PoolSpec,
     Resources,
@@ -101,10 +104,29 @@ class Catalog:
     region: str
     built_at: str
     types: Mapping[str, InstanceType] = field(hash=False)
+    _allocatable: dict[tuple[InstanceType, float, Resources], FloatArray] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """:meth:`allocatable` answers so far: a process builds offerings over the same pools
+    more than once (the simulator for its oracle and its reconciler, live at each price
+    change), and the types are fixed."""
 
     def __post_init__(self) -> None:
         ordered = dict(sorted(self.types.items()))
         object.__setattr__(self, "types", MappingProxyType(ordered))
+
+    def allocatable(
+        self, itype: InstanceType, *, ephemeral_storage_mib: float, daemonset_overhead: Resources
+    ) -> FloatArray:
+        """:func:`node_allocatable` as an array (read only), worked out once per type and
+        pool setting."""
+        key = (itype, ephemeral_storage_mib, daemonset_overhead)
+        out = self._allocatable.get(key)
+        if out is None:
+            out = _allocatable_array(itype, ephemeral_storage_mib, daemonset_overhead)
+            out.flags.writeable = False
+            self._allocatable[key] = out
+        return out
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> Catalog:
@@ -285,20 +307,35 @@ def node_allocatable(
     Capacity is taken as the catalog's memory; the share the kernel and firmware keep (a few
     percent) is not subtracted here. Live nodes' own reports cap it (scaler/core/observed.py).
     """
+    return Resources.from_array(
+        _allocatable_array(itype, ephemeral_storage_mib, daemonset_overhead, max_pods)
+    )
+
+
+def _allocatable_array(
+    itype: InstanceType,
+    ephemeral_storage_mib: float,
+    daemonset_overhead: Resources,
+    max_pods: int | None = None,
+) -> FloatArray:
+    """:func:`node_allocatable` as an array, worked out on arrays: the same differences in
+    the same order, without a :class:`Resources` made for each."""
     pods = itype.max_pods if max_pods is None else max_pods
-    capacity = Resources(
-        cpu_milli=itype.vcpus * 1000.0,
-        memory_mib=float(itype.memory_mib),
-        gpu=float(itype.gpu_count),
-        pods=float(pods),
-        ephemeral_mib=float(ephemeral_storage_mib),
+    capacity = np.array([
+        itype.vcpus * 1000.0,
+        float(itype.memory_mib),
+        float(itype.gpu_count),
+        float(pods),
+        float(ephemeral_storage_mib),
+    ])
+    eviction = np.array(
+        [0.0, float(EVICTION_HARD_MIB), 0.0, 0.0, ephemeral_storage_mib * NODEFS_EVICTION_FRACTION]
     )
-    eviction = Resources(
-        memory_mib=float(EVICTION_HARD_MIB),
-        ephemeral_mib=ephemeral_storage_mib * NODEFS_EVICTION_FRACTION,
+    reserved = eks_reserved(itype.vcpus, pods).as_array()
+    left: FloatArray = np.maximum(
+        capacity - reserved - eviction - daemonset_overhead.as_array(), 0.0
     )
-    left = capacity - eks_reserved(itype.vcpus, pods) - eviction - daemonset_overhead
-    return left.maximum(Resources())
+    return left
 
 
 def node_labels(itype: InstanceType, capacity_type: str) -> dict[str, str]:

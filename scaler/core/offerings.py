@@ -18,7 +18,7 @@ from typing import Final
 
 import numpy as np
 
-from scaler.core.catalog import Catalog, node_allocatable, node_labels, placement_labels
+from scaler.core.catalog import Catalog, node_labels, placement_labels
 from scaler.core.model import (
     CPU,
     EPH,
@@ -469,13 +469,14 @@ def _resolve(
     observed = dict(pool.observed_allocatable)
     allocs = []
     for t in types:
-        derived = node_allocatable(
+        derived = catalog.allocatable(
             t,
             ephemeral_storage_mib=pool.ephemeral_storage_mib,
             daemonset_overhead=pool.daemonset_overhead,
-        ).as_array()
+        )
         seen = observed.get(t.name)
         if seen is not None:
+            derived = derived.copy()
             # What a real node of this type reports wins where it is less: the kernel's and
             # firmware's share of memory is not in any catalog. GPUs (advertised late) keep
             # the model's figure.

@@ -202,6 +202,35 @@ def test_gpu_node_allocatable_counts_whole_gpus(catalog: Catalog) -> None:
     assert node_allocatable(catalog["p4d.24xlarge"], ephemeral_storage_mib=20480).gpu == 8
 
 
+def test_offerings_built_again_give_each_pool_its_own_allocatable(catalog: Catalog) -> None:
+    # The catalog keeps what it worked out per type and pool setting: a pool with other
+    # settings, or one whose nodes reported less, must not get (or leave) another's figure.
+    from scaler.core.model import PoolSpec
+    from scaler.core.offerings import build_offerings
+
+    real = Resources(cpu_milli=1900, memory_mib=7000, pods=29)
+    pools = [
+        PoolSpec("seen", ("m5.large",), observed_allocatable=(("m5.large", real),)),
+        PoolSpec("plain", ("m5.large",)),
+        PoolSpec("disk", ("m5.large",), ephemeral_storage_mib=40960),
+        PoolSpec("ds", ("m5.large",), daemonset_overhead=Resources(cpu_milli=100, pods=2)),
+    ]
+    for _ in range(2):  # the second build reads what the first worked out
+        offerings, _ = build_offerings(pools, catalog)
+        for pool in pools[1:]:
+            i = offerings.get(pool.name)
+            assert i is not None
+            expected = node_allocatable(
+                catalog["m5.large"],
+                ephemeral_storage_mib=pool.ephemeral_storage_mib,
+                daemonset_overhead=pool.daemonset_overhead,
+            )
+            assert Resources.from_array(offerings.allocatable[i]) == expected
+        seen = offerings.get("seen")
+        assert seen is not None
+        assert offerings.allocatable[seen].tolist()[:2] == [1900, 7000]
+
+
 # --- labels and default pools ----------------------------------------------------------------
 
 

@@ -584,6 +584,39 @@ def test_the_parser_accepts_no_own_field_left_out_of_a_shape_that_the_schema_ref
     assert checked == 2 * 2 * 3  # the two good names, with the three good times
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        doc({"name": "a"}),
+        {"version": 2, "pods": []},
+        {"version": "1", "pods": []},
+        {"version": 1.0, "pods": []},
+        {"version": True, "pods": []},
+        doc({"name": "a", "requests": {"cpu": "2", "memory": "4Gi"}, "arch": "arm64"}),
+        doc({"name": "a", "arch": "sparc"}),
+        doc({"name": "a", "node_selectr": {}}),
+        doc({"name": "a"}, pools=[{"name": "p", "instance_types": ["m5.large"]}]),
+        doc({"name": "a"}, pools=[{"name": "p", "instance_types": ["m5.large"], "size": 1}]),
+    ],
+)
+def test_the_fast_validator_passes_exactly_what_the_schema_passes(document: Any) -> None:
+    # It is compiled from a rewritten schema (const as a one-value enum, no detailed
+    # exceptions): its verdict must still be the schema's.
+    import fastjsonschema
+    import jsonschema
+
+    from scaler.inputs import _fast_validator, workload_schema
+
+    expected = jsonschema.Draft202012Validator(workload_schema()).is_valid(document)
+    try:
+        _fast_validator()(document)
+    except fastjsonschema.JsonSchemaValueException:
+        passed = False
+    else:
+        passed = True
+    assert passed == expected
+
+
 # ------------------------------------------------------------------ files
 
 

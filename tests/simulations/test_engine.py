@@ -426,6 +426,39 @@ def test_pop_at_takes_only_the_events_due_at_that_time_and_phase_in_order() -> N
     assert len(q) == 1
 
 
+def test_events_known_up_front_come_out_as_if_pushed_one_by_one() -> None:
+    # Known events wait beside the heap; with later pushes at the same times and phases, in
+    # both phases, and popped by every method, the order must be the heap's alone.
+    from simulations import events as ev
+
+    known = [(5.0, "a", 1), (1.0, "b", 2), (5.0, "c", 3), (3.0, "d", 4), (1.0, "e", 5)]
+    later = [(5.0, "f", 6, ev.WORLD), (1.0, "g", 7, ev.RECONCILE), (0.5, "h", 8, ev.WORLD),
+             (5.0, "i", 9, ev.RECONCILE), (3.0, "j", 10, ev.WORLD)]
+    split, single = ev.EventQueue(), ev.EventQueue()
+    split.push_known(known[:2])
+    split.push_known(known[2:])
+    for t, kind, payload in known:
+        single.push(t, kind, payload)
+    for q in (split, single):
+        for t, kind, payload, phase in later:
+            q.push(t, kind, payload, phase=phase)
+
+    def drain(q: ev.EventQueue) -> list[object]:
+        out: list[object] = []
+        while (head := q.peek()) is not None:
+            t, phase = head
+            if phase == ev.WORLD:
+                while (event := q.pop_at(t, phase)) is not None:
+                    out.append((t, phase, *event))
+            else:
+                out.append(q.pop())
+        return out
+
+    assert len(split) == len(single) == 10
+    assert drain(split) == drain(single)
+    assert len(split) == 0
+
+
 def test_a_finished_run_is_freed_by_its_last_reference_without_the_cyclic_collector() -> None:
     # The collector is all but off during runs (rare_collections): a run tied into a
     # reference cycle would stay in memory after it, and be walked by the next collection.

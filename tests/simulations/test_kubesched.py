@@ -56,6 +56,22 @@ def test_a_pod_tried_and_left_pending_binds_once_a_node_frees_room() -> None:
     assert b.state == RUNNING
 
 
+def test_a_class_that_empties_and_comes_back_keeps_its_own_pools() -> None:
+    # What a class admits is kept by its number when it empties: the next pod of each
+    # class must find its own pool's node, not the one of the class tried last.
+    w = world(
+        [pod(name, cpu="100m", node_selector={"scaler.io/pool": p})
+         for name, p in (("x1", "px"), ("y1", "py"), ("x2", "px"), ("y2", "py"))],
+        [pool("m5.large", name="px", current_size=1), pool("m5.large", name="py", current_size=1)],
+    )
+    px, py = (n.name for n in sorted(w.nodes.values(), key=lambda n: n.pool))
+    for name, node in (("x1", px), ("y1", py), ("x2", px), ("y2", py)):
+        p = arrive(w, name)
+        assert w.kube_schedule() == 1
+        assert node_of(p) == node
+        assert not w.sched.classes  # it bound: its class is gone until the next pod
+
+
 def test_a_pod_waiting_for_a_cordoned_node_binds_when_it_is_uncordoned() -> None:
     w = world([pod("a", cpu="1")], [pool("m5.large", current_size=1)])
     (name,) = w.nodes
