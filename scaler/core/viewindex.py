@@ -159,9 +159,11 @@ class _State:
             state.add(n)
         return state
 
-    def add(self, n: Node, rank: int | None = None) -> None:
-        """Index ``n``, at ``rank`` (None: after every node)."""
-        facts = _facts(n)
+    def add(self, n: Node, rank: int | None = None, facts: _Facts | None = None) -> None:
+        """Index ``n``, at ``rank`` (None: after every node); ``facts``: ``_facts(n)``, when
+        the caller has them."""
+        if facts is None:
+            facts = _facts(n)
         _, keys, is_idle, is_unlabelled, is_open, up = facts
         self.facts[id(n)] = facts
         self.by_name[n.name] = n
@@ -215,6 +217,53 @@ class _State:
             for startup, counts in self.ready.items():
                 if _ready_for(facts, startup):
                     counts[n.pool] -= 1
+
+    def replace(self, old: Node, new: Node) -> bool:
+        """Index ``new`` in the place of ``old`` (a newer value of the same node, at its
+        rank). Most new values differ from the old only in the idle-since annotation or not
+        at all: then every table keeps its entries, for the new object, and only the idle
+        set may change. False (nothing changed) when ``new`` is indexed already."""
+        old_id, new_id = id(old), id(new)
+        if new_id in self.facts:
+            return False
+        facts = _facts(new)
+        was = self.facts[old_id]
+        if (
+            was[1] != facts[1] or was[3:] != facts[3:] or old.name != new.name
+            or old.pool != new.pool or (facts[4] and old.created_s != new.created_s)
+        ):
+            rank = self.rank[old_id]
+            self.drop(old_id)
+            self.add(new, rank, facts)
+            return True
+        del self.facts[old_id]
+        self.facts[new_id] = facts
+        self.by_name[new.name] = new
+        rank = self.rank.pop(old_id)
+        self.rank[new_id] = rank
+        if self.free_against is not None:
+            if self.unchecked.pop(old_id, None) is None:
+                self._unfree(old, rank)
+            self.unchecked[new_id] = new
+        for key in facts[1]:
+            holders = self.by_taint_key[key]
+            del holders[old_id]
+            holders[new_id] = new
+        if was[2] != facts[2]:
+            if facts[2]:
+                self.idle_annotated.add(new.name)
+            else:
+                self.idle_annotated.discard(new.name)
+        if facts[3]:
+            del self.unlabelled[old_id]
+            self.unlabelled[new_id] = new
+        if facts[4]:
+            i = bisect.bisect_left(self.created_s, old.created_s)
+            while self.open_nodes[i] is not old:
+                i += 1
+            self.open_nodes[i] = new
+        # The Ready counts stand: the pool, the taint keys and Ready are the old node's.
+        return True
 
     def _unfree(self, n: Node, rank: int) -> None:
         i = bisect.bisect_left(self.free_ranks, rank)
@@ -301,15 +350,11 @@ class NodeIndex:
             # finds them; each new value takes the rank of the one it replaces.
             at = list(itertools.compress(itertools.count(), map(operator.is_not, before, nodes)))
             if len(at) <= _IN_PLACE:
-                ranks = [state.rank[id(before[k])] for k in at]
                 self._state = None
                 for k in at:
-                    state.drop(id(before[k]))
-                for k, rank in zip(at, ranks, strict=True):
-                    n = nodes[k]
-                    if id(n) in state.facts:  # the same node twice in one tuple
+                    if not state.replace(before[k], nodes[k]):
+                        # A node twice in one tuple, or nodes swapped places: start over.
                         return NodeIndex.build(nodes)
-                    state.add(n, rank)
                 return NodeIndex(nodes, state)
         most = max(8, len(nodes) // 4)
         replaced: list[tuple[Node, Node]] = []

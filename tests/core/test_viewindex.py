@@ -258,6 +258,66 @@ def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
             _same(previous, NodeIndex.build(before), keys)
 
 
+def test_a_node_replaced_by_a_newer_value_of_itself_is_indexed_as_that_object() -> None:
+    """Most new node values differ from the old only in the idle-since annotation, or not
+    at all: the index then swaps the object in its tables instead of dropping and adding
+    it. Every table must hold the new object (equal values would hide a stale one), and
+    the not-busy answer too."""
+    rng = random.Random(3)
+    keys = ("agent-not-ready",)
+    taints = [Taint(TAINT_REMOVING, "", NO_SCHEDULE), Taint(keys[0], "", NO_SCHEDULE),
+              Taint("scaler.io/interrupted", "", NO_SCHEDULE)]
+
+    def random_node(name: str) -> Node:
+        return n(name, rng.choice(["small", "big", None]), ready=rng.random() < 0.8,
+                 unschedulable=rng.random() < 0.1, created_s=float(rng.randrange(5)),
+                 taints=tuple(t for t in taints if rng.random() < 0.3),
+                 pool_labelled=rng.random() < 0.8)
+
+    def newer(x: Node) -> Node:
+        """The same node, its idle-since annotation set, cleared, or left as it was."""
+        what = rng.random()
+        marks = ((ANNOTATION_IDLE_SINCE, "5"),) if what < 0.4 else () if what < 0.8 else (
+            x.annotations)
+        return dataclasses.replace(x, annotations=marks)
+
+    def ids(xs: Any) -> list[int]:
+        return [id(x) for x in xs]
+
+    pod = _bound_pods(rng, nodes=24)
+    current = tuple(random_node(f"n{i}") for i in range(20))
+    pods = tuple(pod() for _ in range(12))
+    index, bound = NodeIndex.build(current), BoundIndex.build(pods)
+    index.ready_by_pool(keys)
+    not_busy(index, bound)
+    serial = 20
+    for _ in range(400):
+        ns = list(current)
+        for _ in range(rng.choice([1, 1, 2, 4])):
+            i = rng.randrange(len(ns))
+            ns[i] = newer(ns[i]) if rng.random() < 0.9 else random_node(ns[i].name)
+        if rng.random() < 0.1:
+            serial += 1
+            ns.append(random_node(f"n{serial}"))
+        if rng.random() < 0.1:
+            ns.pop(rng.randrange(len(ns)))
+        if rng.random() < 0.3:
+            later = list(pods)
+            later[rng.randrange(len(later))] = pod()
+            pods = tuple(later)
+            bound = bound.next(pods)
+        current = tuple(ns)
+        index = index.next(current)
+        fresh = NodeIndex.build(current)
+        _same(index, fresh, keys)
+        assert ids(index.by_name.values()) == ids(fresh.by_name[x.name] for x in index.by_name.values())
+        for key in fresh.taint_keys:
+            assert ids(index.tainted(key)) == ids(fresh.tainted(key))
+        assert ids(index.unlabelled) == ids(fresh.unlabelled)
+        assert ids(index.open_since(0.0)) == ids(fresh.open_since(0.0))
+        assert ids(not_busy(index, bound)) == ids(not_busy(fresh, BoundIndex.build(pods)))
+
+
 def _bound_pods(rng: random.Random, *, nodes: int) -> Callable[[], BoundPod]:
     """A maker of bound pods, each named afresh, on one of ``nodes`` nodes, a fifth of them
     DaemonSet pods of one of three DaemonSets (sizes drawn from a few, so some tie)."""
