@@ -434,6 +434,71 @@ def test_the_kept_covering_follows_capacity_launches_and_the_pending_tuple() -> 
     assert waiting(pools(small=1), memory, pending[1:]) == ("default/b",)
 
 
+def test_coverings_kept_by_what_they_were_asked_answer_as_a_fresh_covering() -> None:
+    """decide keeps its coverings by what a covering reads (each pod's class and launch
+    pool, the capacity on the way); a new pending tuple asked the same answers as covering
+    it afresh would, and other offerings or settings are never answered from the old ones."""
+    from scaler.core.classkeys import class_key
+    from scaler.core.decide import _cover_by_slots, _covered
+    from scaler.core.state import PendingPod
+    from scaler.core.viewindex import Coverings
+
+    rng = random.Random(13)
+    catalog = Catalog.load()
+    # Two offerings over the same pool names, in which the big pod fits different pools.
+    narrow = build_offerings(pools(), catalog)[0]
+    wide = build_offerings([PoolSpec("small", ("m5.4xlarge",), max_size=10),
+                            PoolSpec("big", ("m5.4xlarge",), max_size=10)], catalog)[0]
+    scaler_settings = preset("scaler")
+    # A pod with no requests counts as the requestless floor: here one only m5.4xlarge fits.
+    other_settings = dataclasses.replace(scaler_settings, placement=dataclasses.replace(
+        scaler_settings.placement, requestless_cpu_milli=12000.0))
+    shapes = [Resources(pods=1), Resources(cpu_milli=500, memory_mib=1024, pods=1),
+              Resources(cpu_milli=6000, memory_mib=8192, pods=1),
+              Resources(cpu_milli=1000, memory_mib=512, pods=1)]
+    coverings = Coverings()
+    serial = itertools.count()
+    hits = 0
+    offerings, settings = narrow, scaler_settings
+    for _ in range(1500):
+        if rng.random() < 0.05:  # now and then other offerings, or other settings
+            offerings = rng.choice([narrow, wide])
+            settings = rng.choice([scaler_settings, other_settings])
+        pending = tuple(
+            PendingPod(PodSpec(f"p{next(serial)}", requests=rng.choice(shapes)), 0.0)
+            for _ in range(rng.choice([1, 1, 2, 3]))
+        )
+        if rng.random() < 0.05:
+            pending = (*pending, pending[0])  # a key twice: covered afresh, never kept
+        capacity = {name: float(rng.randrange(0, 3)) for name in rng.sample(["small", "big"], 2)}
+        in_flight = {pp.pod.key: rng.choice(["small", "big"]) for pp in pending
+                     if rng.random() < 0.1}
+        coming = tuple(capacity.items())
+        hits += (coverings.offerings is offerings and coverings.settings is settings
+                 and len(set(map(id, pending))) == len(pending)
+                 and (tuple((class_key(pp.pod), in_flight.get(pp.pod.key)) for pp in pending),
+                      coming) in coverings.kept)
+        rest, waiting = _covered(pending, dict(capacity), coming, in_flight, offerings,
+                                 settings, coverings)
+        fresh_waiting: dict[str, str] = {}
+        fresh_rest = _cover_by_slots(list(pending), dict(capacity), in_flight, offerings,
+                                     settings, fresh_waiting)
+        assert [id(pp) for pp in rest] == [id(pp) for pp in fresh_rest]
+        assert list(waiting.items()) == list(fresh_waiting.items())
+    assert hits > 50  # many asks were answered from the kept ones
+    # The same ask over other settings, then other offerings: answered afresh each time.
+    small_only = (("small", 1.0),)
+    for pod, offerings, settings, fits in [
+        (PodSpec("r", requests=Resources(pods=1)), narrow, scaler_settings, True),
+        (PodSpec("r", requests=Resources(pods=1)), narrow, other_settings, False),
+        (PodSpec("b", requests=shapes[2]), narrow, scaler_settings, False),
+        (PodSpec("b", requests=shapes[2]), wide, scaler_settings, True),
+    ]:
+        _, waiting = _covered((PendingPod(pod, 0.0),), dict(small_only), small_only, {},
+                              offerings, settings, coverings)
+        assert waiting == ({pod.key: "small"} if fits else {})
+
+
 def test_not_busy_kept_across_nodes_and_pods_changing_equals_a_fresh_answer() -> None:
     """not_busy is brought up to date from the last answer by the nodes added and the nodes
     whose busyness changed; asked of any nodes and bound indexes, in any order, it answers
