@@ -151,6 +151,12 @@ class _State:
     """``free``'s ranks, for bisecting."""
     unchecked: dict[int, Node] = field(default_factory=dict)
     """Nodes added since ``free`` was brought up to date: not yet asked whether busy."""
+    on_the_way: dict[tuple[str, ...], tuple[PoolTable, dict[str, int]]] = field(
+        default_factory=dict
+    )
+    """Startup keys -> the table and :meth:`NodeIndex.on_the_way`'s answer for it: kept
+    across tuples while no node that counts as Ready of a pool comes or goes (most new
+    tuples only mark a node idle), cleared when one does."""
 
     @classmethod
     def of(cls, nodes: tuple[Node, ...]) -> _State:
@@ -183,7 +189,8 @@ class _State:
             i = bisect.bisect_right(self.created_s, n.created_s)
             self.open_nodes.insert(i, n)
             self.created_s.insert(i, n.created_s)
-        if up and self.ready and n.pool is not None:
+        if up and n.pool is not None:
+            self.on_the_way.clear()
             for startup, counts in self.ready.items():
                 if _ready_for(facts, startup):
                     counts[n.pool] += 1
@@ -213,7 +220,8 @@ class _State:
             while self.open_nodes[i] is not n:
                 i += 1
             del self.open_nodes[i], self.created_s[i]
-        if up and self.ready and n.pool is not None:
+        if up and n.pool is not None:
+            self.on_the_way.clear()
             for startup, counts in self.ready.items():
                 if _ready_for(facts, startup):
                     counts[n.pool] -= 1
@@ -315,7 +323,7 @@ class NodeIndex:
     from its own tuple if it is asked again. A tuple that only reorders nodes changes no
     answer."""
 
-    __slots__ = ("_free", "_on_the_way", "_position", "_state", "nodes")
+    __slots__ = ("_free", "_position", "_state", "nodes")
 
     def __init__(self, nodes: tuple[Node, ...], state: _State | None = None) -> None:
         self.nodes = nodes
@@ -323,7 +331,6 @@ class NodeIndex:
         self._position: dict[str, int] | None = None
         self._free: tuple[BoundIndex, tuple[Node, ...]] | None = None
         """:func:`not_busy` against the last bound index asked about."""
-        self._on_the_way: dict[tuple[str, ...], tuple[PoolTable, dict[str, int]]] = {}
 
     @classmethod
     def build(cls, nodes: tuple[Node, ...]) -> NodeIndex:
@@ -467,9 +474,11 @@ class NodeIndex:
     def on_the_way(self, table: PoolTable, startup_keys: Sequence[str]) -> dict[str, int]:
         """Pool -> desired size minus Ready nodes, for the pools of ``table`` with a desired
         size (:func:`scaler.core.decide.nodes_on_the_way`). Kept per table (by identity) and
-        keys; the caller must not change the answer."""
+        keys, across tuples with the same Ready counts; the caller must not change the
+        answer."""
         keys = tuple(startup_keys)
-        kept = self._on_the_way.get(keys)
+        answers = self.state.on_the_way
+        kept = answers.get(keys)
         if kept is not None and kept[0] is table:
             return kept[1]
         # dict.get, not the Counter's [] (a Python __missing__ call per pool with no Ready
@@ -480,7 +489,7 @@ class NodeIndex:
             short = p.current_size - ready(p.name, 0)
             if short > 0:
                 out[p.name] = short
-        self._on_the_way[keys] = (table, out)
+        answers[keys] = (table, out)
         return out
 
 
