@@ -46,15 +46,21 @@ def _facts(n: Node) -> _Facts:
     is a startup taint whatever the startup keys (Ready for the counts of some startup keys
     is then ``up and taint_keys.isdisjoint(keys)``: the one definition, see
     :func:`_ready_for`)."""
-    keys = frozenset(t.key for t in n.taints) if n.taints else frozenset()
+    # Worked out for every node value indexed: maps and constants, not generators.
+    keys = frozenset(map(_taint_key, n.taints)) if n.taints else _NO_KEYS
     idle = bool(n.annotations) and n.annotation(ANNOTATION_IDLE_SINCE) is not None
-    unlabelled = n.pool is not None and not n.pool_labelled
-    is_open = n.pool is not None and n.schedulable_ready and TAINT_REMOVING not in keys
-    up = (
-        n.pool is not None and n.ready and n.gpu_ready
-        and not (keys and any(k.startswith(IGNORE_TAINT_PREFIX) for k in keys))
-    )
-    return n, keys, idle, unlabelled, is_open, up
+    if n.pool is None:
+        return n, keys, idle, False, False, False
+    ready = n.ready and n.gpu_ready  # Node.schedulable_ready less its cordon
+    is_open = ready and not n.unschedulable and TAINT_REMOVING not in keys
+    up = ready and not (keys and any(map(_ignored, keys)))
+    return n, keys, idle, not n.pool_labelled, is_open, up
+
+
+_taint_key = operator.attrgetter("key")
+_NO_KEYS: frozenset[str] = frozenset()
+_ignored = operator.methodcaller("startswith", IGNORE_TAINT_PREFIX)
+"""Is a taint key cluster-autoscaler's ignore prefix (a startup taint under any keys)?"""
 
 
 def _ready_for(facts: _Facts, keys: AbstractSet[str] | Sequence[str]) -> bool:

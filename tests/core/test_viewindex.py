@@ -206,6 +206,19 @@ def _same(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...], table: Any = None) 
             if n.pool is not None and n.ready and n.gpu_ready
             and not any(is_startup_taint(t, ks) for t in n.taints)
         )
+    if len(set(map(id, a.nodes))) == len(a.nodes):
+        # The other facts, said here without the index's facts too.
+        assert a.idle_annotated == {
+            x.name for x in a.nodes if x.annotation(ANNOTATION_IDLE_SINCE) is not None
+        }
+        assert a.unlabelled == tuple(
+            x for x in a.nodes if x.pool is not None and not x.pool_labelled
+        )
+        assert a.open_since(0.0) == [
+            x for x in a.nodes
+            if x.pool is not None and x.schedulable_ready and x.created_s >= 0.0
+            and all(t.key != TAINT_REMOVING for t in x.taints)
+        ]
 
 
 def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
