@@ -256,9 +256,14 @@ class _State:
         rank = self.rank.pop(old_id)
         self.rank[new_id] = rank
         if self.free_against is not None:
-            if self.unchecked.pop(old_id, None) is None:
-                self._unfree(old, rank)
-            self.unchecked[new_id] = new
+            # Busy or not by name: against the same bound pods the new value is free
+            # exactly where the old one was.
+            if self.unchecked.pop(old_id, None) is not None:
+                self.unchecked[new_id] = new
+            else:
+                i = bisect.bisect_left(self.free_ranks, rank)
+                if i < len(self.free) and self.free[i] is old:
+                    self.free[i] = new
         for key in facts[1]:
             holders = self.by_taint_key[key]
             del holders[old_id]
