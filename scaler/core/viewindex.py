@@ -234,17 +234,20 @@ class _State:
 
     def replace(self, old: Node, new: Node) -> bool:
         """Index ``new`` in the place of ``old`` (a newer value of the same node, at its
-        rank). Most new values differ from the old only in the idle-since annotation or not
-        at all: then every table keeps its entries, for the new object, and only the idle
-        set may change. False (nothing changed) when ``new`` is indexed already."""
+        rank). Most new values keep the old one's name, pool, taints and label, and differ
+        in the idle-since annotation or Ready, or not at all: then every table keeps its
+        entries, for the new object, and only the idle set, the open nodes and the Ready
+        counts follow what changed. False (nothing changed) when ``new`` is indexed
+        already."""
         old_id, new_id = id(old), id(new)
         if new_id in self.facts:
             return False
         facts = _facts(new)
         was = self.facts[old_id]
         if (
-            was[1] != facts[1] or was[3:] != facts[3:] or old.name != new.name
-            or old.pool != new.pool or (facts[4] and old.created_s != new.created_s)
+            was[1] != facts[1] or was[3] != facts[3] or old.name != new.name
+            or old.pool != new.pool
+            or ((was[4] or facts[4]) and old.created_s != new.created_s)
         ):
             rank = self.rank[old_id]
             self.drop(old_id)
@@ -276,12 +279,25 @@ class _State:
         if facts[3]:
             del self.unlabelled[old_id]
             self.unlabelled[new_id] = new
-        if facts[4]:
+        if was[4]:
             i = bisect.bisect_left(self.created_s, old.created_s)
             while self.open_nodes[i] is not old:
                 i += 1
-            self.open_nodes[i] = new
-        # The Ready counts stand: the pool, the taint keys and Ready are the old node's.
+            if facts[4]:
+                self.open_nodes[i] = new
+            else:  # no longer open (not Ready, cordoned)
+                del self.open_nodes[i], self.created_s[i]
+        elif facts[4]:  # open now
+            i = bisect.bisect_right(self.created_s, new.created_s)
+            self.open_nodes.insert(i, new)
+            self.created_s.insert(i, new.created_s)
+        if was[5] or facts[5]:  # Ready of its pool before or now (the pool and keys stand)
+            assert new.pool is not None
+            self.on_the_way.clear()
+            for startup, counts in self.ready.items():
+                change = _ready_for(facts, startup) - _ready_for(was, startup)
+                if change:
+                    counts[new.pool] += change
         return True
 
     def _unfree(self, n: Node, rank: int) -> None:

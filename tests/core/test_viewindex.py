@@ -293,10 +293,14 @@ def test_a_node_replaced_by_a_newer_value_of_itself_is_indexed_as_that_object() 
                  pool_labelled=rng.random() < 0.8)
 
     def newer(x: Node) -> Node:
-        """The same node, its idle-since annotation set, cleared, or left as it was."""
+        """The same node, its idle-since annotation set, cleared, or left as it was, and
+        now and then Ready, its GPUs or its cordon changed."""
         what = rng.random()
         marks = ((ANNOTATION_IDLE_SINCE, "5"),) if what < 0.4 else () if what < 0.8 else (
             x.annotations)
+        if rng.random() < 0.3:
+            x = dataclasses.replace(x, ready=rng.random() < 0.7, gpu_ready=rng.random() < 0.9,
+                                    unschedulable=rng.random() < 0.2)
         return dataclasses.replace(x, annotations=marks)
 
     def ids(xs: Any) -> list[int]:
@@ -306,7 +310,7 @@ def test_a_node_replaced_by_a_newer_value_of_itself_is_indexed_as_that_object() 
     current = tuple(random_node(f"n{i}") for i in range(20))
     pods = tuple(pod() for _ in range(12))
     index, bound = NodeIndex.build(current), BoundIndex.build(pods)
-    index.ready_by_pool(keys)
+    index.ready_by_pool(keys), index.ready_by_pool(())  # counts to carry forward
     not_busy(index, bound)
     table = pool_table(pools(small=12, big=9), build_offerings(pools(), Catalog.load())[0])
     serial = 20
