@@ -70,6 +70,7 @@ def _ready_for(facts: _Facts, keys: AbstractSet[str] | Sequence[str]) -> bool:
 
 
 _name = operator.attrgetter("name")
+_owner = operator.attrgetter("owner")
 
 _IN_PLACE = 4
 """Nodes replaced in place that :meth:`NodeIndex.next` reads as such from one identity pass;
@@ -610,9 +611,11 @@ class BoundIndex:
                 others = [*others, b]
         # The pods kept are in the same order (the aligned walk matches them in step); if no
         # pod with an owner came or went, the DaemonSets read from them stand.
-        kept = self._daemonsets if aligned is not None and not any(
-            b.owner is not None for b in itertools.chain(removed, added)
-        ) else None
+        owners = list(map(_owner, itertools.chain(removed, added)))  # at C speed
+        kept = (
+            self._daemonsets if aligned is not None and owners.count(None) == len(owners)
+            else None
+        )
         return BoundIndex(bound, ids, counts, others, _daemonsets=kept, came_from=self,
                           flipped=flipped)
 
