@@ -54,7 +54,6 @@ from scaler.core.actions import (
     ScaleUp,
     Untaint,
 )
-from scaler.core.classkeys import keys as pod_keys
 from scaler.core.lifecycle import (
     INTERRUPTION_TAINT_KEY,
     SPOT_NOTICE_S,
@@ -82,9 +81,7 @@ from scaler.core.state import (
 )
 from scaler.core.topology import pin_pending
 from scaler.core.viewindex import (
-    Ask,
     BoundIndex,
-    Coverings,
     KeptCovering,
     NodeIndex,
     bound_index,
@@ -230,48 +227,13 @@ def _uncovered(
     coming = tuple(capacity.items())
     kept = view.indexes.cover
     if kept is None or not kept.answers(view.pending, coming, in_flight, offerings, settings):
-        rest, waiting = _covered(view.pending, capacity, coming, in_flight, offerings,
-                                 settings, view.indexes.coverings)
+        waiting: dict[str, str] = {}
+        rest = _cover_by_slots(list(view.pending), capacity, in_flight, offerings, settings,
+                               waiting)
         kept = view.indexes.cover = KeptCovering(
             view.pending, coming, in_flight, offerings, settings, rest, waiting
         )
     return list(kept.rest), dict(kept.waiting_for)
-
-
-def _covered(
-    pending: tuple[PendingPod, ...],
-    capacity: dict[str, float],
-    coming: tuple[tuple[str, float], ...],
-    in_flight: dict[str, str],
-    offerings: Offerings,
-    settings: Settings,
-    coverings: Coverings,
-) -> tuple[list[PendingPod], dict[str, str]]:
-    """:func:`_cover_by_slots` of ``pending`` (uncovered pods, pod key -> pool), or the
-    answer it gave to the same ask (``coverings``): of the pods it reads only each one's
-    class (its cost row follows from it) and the pool of the launch it waits for, in their
-    order; of the rest, the capacity in its order (``coming``), the offerings and the
-    settings. Pods are told apart by key, so a tuple with a key twice is covered afresh."""
-    keys = [pp.pod.key for pp in pending]
-    ask: Ask = (
-        tuple([(pod_keys(pp.pod)[1], in_flight.get(key))
-               for pp, key in zip(pending, keys, strict=True)]),
-        coming,
-    )
-    unique = len(set(keys)) == len(keys)
-    took = coverings.get(ask, offerings, settings) if unique else None
-    if took is None:
-        waiting: dict[str, str] = {}
-        rest = _cover_by_slots(list(pending), capacity, in_flight, offerings, settings, waiting)
-        if unique:
-            at = {key: k for k, key in enumerate(keys)}
-            coverings.put(ask, tuple((at[key], pool) for key, pool in waiting.items()))
-        return rest, waiting
-    covered = {k for k, _ in took}
-    return (
-        [pp for k, pp in enumerate(pending) if k not in covered],
-        {keys[k]: pool for k, pool in took},
-    )
 
 
 _LIFECYCLE_TAINT_PREFIX: Final = "node.kubernetes.io/"

@@ -688,38 +688,6 @@ class KeptCovering:
         )
 
 
-Ask = tuple[tuple[tuple[object, str | None], ...], tuple[tuple[str, float], ...]]
-"""What a covering of pending pods reads (:func:`scaler.core.decide._covered`): each pod's
-class key and the pool of the launch it waits for, in pending order; the capacity on the
-way, pool by pool, in its order."""
-
-
-class Coverings:
-    """Coverings of pending pods by the nodes on their way, by what they were asked
-    (:data:`Ask`), for one offerings and settings (other ones start afresh): pod place in
-    the pending tuple -> the pool it waits for, in the order they were covered. A pending
-    tuple that changed (a pod came or went) is often one covered before, class for class."""
-
-    KEPT = 4096
-
-    def __init__(self) -> None:
-        self.offerings: object | None = None
-        self.settings: object | None = None
-        self.kept: dict[Ask, tuple[tuple[int, str], ...]] = {}
-
-    def get(self, ask: Ask, offerings: object, settings: object) -> tuple[tuple[int, str], ...] | None:
-        if self.offerings is not offerings or self.settings is not settings:
-            self.offerings, self.settings, self.kept = offerings, settings, {}
-            return None
-        return self.kept.get(ask)
-
-    def put(self, ask: Ask, took: tuple[tuple[int, str], ...]) -> None:
-        """Kept for the offerings and settings of the last :meth:`get`."""
-        if len(self.kept) >= self.KEPT:
-            self.kept.clear()
-        self.kept[ask] = took
-
-
 class ViewIndexes:
     """The indexes of one cluster source's views, each kept while the source hands back the
     same tuple and updated from the last one when it hands back a new tuple. Each source owns
@@ -732,8 +700,6 @@ class ViewIndexes:
         self.cover: KeptCovering | None = None
         """decide's last covering of the pending pods by nodes on their way
         (:func:`scaler.core.decide._uncovered` keeps it)."""
-        self.coverings = Coverings()
-        """decide's coverings by what they were asked, for a pending tuple that is new."""
 
     def nodes(self, nodes: tuple[Node, ...]) -> NodeIndex:
         kept = self._nodes.get(nodes)
