@@ -34,6 +34,7 @@ registered are taken back, the pool backs off, and its pods are placed again.
 from __future__ import annotations
 
 import math
+import operator
 from collections import Counter
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
@@ -89,6 +90,7 @@ from scaler.core.viewindex import (
 )
 
 _EPS = 1e-6
+_deadline = operator.attrgetter("deadline_s")
 
 
 def decide(
@@ -160,16 +162,18 @@ def decide(
         actions += _unfinished_drains(nodes, bound, memory, settings, now)
     if settings.pinning.enabled and nodes.any_unlabelled:
         actions += label_pools(view)
-    wakes += [launch.deadline_s for launch in memory.launches]
+    if memory.launches:
+        wakes += map(_deadline, memory.launches)
     if memory.backoff_until_s and any(isinstance(a, NotifyUnplaceable) for a in actions):
         wakes.append(min(memory.backoff_until_s.values()))
-    future = [w for w in wakes if w > now + _EPS]
+    # Most ticks nobody waits and nothing is due: no list to sort or filter then.
+    waiting = tuple(sorted(waiting_for)) if waiting_for else ()
+    after = now + _EPS
     return Decision(
         now_s=now,
         actions=tuple(actions),
-        wake_at_s=min(future) if future else None,
-        waiting=(tuple(p.pod.key for p in held) + tuple(sorted(waiting_for)) if held
-                 else tuple(sorted(waiting_for))),
+        wake_at_s=min([w for w in wakes if w > after], default=None) if wakes else None,
+        waiting=tuple(p.pod.key for p in held) + waiting if held else waiting,
         batch_closed=batch_closed,
     )
 
@@ -200,18 +204,20 @@ def _uncovered(
         return [], {}
     keys = settings.placement.startup_taint_keys
     backoff = memory.backoff_until_s  # most ticks none: no lookup per pool then
+    # Pools left out of the offerings cover nothing: never counted (every count is > 0).
+    pool_at = offerings.get
     capacity: dict[str, float] = {
         name: float(n)
         for name, n in nodes.on_the_way(table, keys).items()
-        if not (backoff and memory.backing_off(name, now))
+        if pool_at(name) is not None and not (backoff and memory.backing_off(name, now))
     }
     fresh = now - settings.scale_up.bind_grace_s
     # Only open nodes (of a pool, schedulable and Ready, not being removed) created since
     # ``fresh``: the index keeps them by creation time.
     for n in nodes.open_since(fresh):
-        if n.pool is not None and n.name not in busy and not _kept_off(n, table, keys):
+        if (n.pool is not None and n.name not in busy and pool_at(n.pool) is not None
+                and not _kept_off(n, table, keys)):
             capacity[n.pool] = capacity.get(n.pool, 0.0) + 1.0
-    capacity = {k: v for k, v in capacity.items() if v > 0 and offerings.get(k) is not None}
     if not capacity:
         return list(view.pending), {}
     # Pods wait for their nodes through many ticks about other nodes: the same pending

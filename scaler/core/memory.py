@@ -342,50 +342,54 @@ def absorb(memory: Memory, outcome: Outcome, settings: Settings, *, now: float) 
     caller then asks for a tick soon. News from the cloud (a listed launch failure, a Spot
     warning) backs pools off too, and returns False: no write of this decision failed."""
     up = settings.scale_up
-    match outcome:  # the commonest first: each case is a type test
-        case IdleMarked(node, since):
-            if since is None:
-                memory.idle_since_s.pop(node, None)
+    # The commonest first: each case is a type test. Fields are read off the outcome, not
+    # captured by position: a positional class pattern looks its __match_args__ up per
+    # case tried, which cost more than the update it guards.
+    o = outcome
+    match o:
+        case IdleMarked():
+            if o.since_s is None:
+                memory.idle_since_s.pop(o.node, None)
             else:
-                memory.idle_since_s[node] = since
+                memory.idle_since_s[o.node] = o.since_s
         case BatchClosed():
             memory.batch_floor_s = now
-        case Launched(action):
-            memory.write_succeeded(action.pool)
-            memory.launched(action, now=now, timeout_s=up.provision_timeout_s)
-        case WriteFailed(pool, reason, persistent):
+        case Launched():
+            memory.write_succeeded(o.action.pool)
+            memory.launched(o.action, now=now, timeout_s=up.provision_timeout_s)
+        case WriteFailed():
             return memory.write_failed(
-                pool, now=now, reason=reason, ttl_s=up.launch_failure_ttl_s,
-                persistent=persistent, after=up.write_failures_before_backoff,
+                o.pool, now=now, reason=o.reason, ttl_s=up.launch_failure_ttl_s,
+                persistent=o.persistent, after=up.write_failures_before_backoff,
             )
-        case GaveUp(pool, reason):
-            memory.gave_up(pool, now=now, ttl_s=up.launch_failure_ttl_s, reason=reason)
+        case GaveUp():
+            memory.gave_up(o.pool, now=now, ttl_s=up.launch_failure_ttl_s, reason=o.reason)
             return True
-        case Uncordoned(node):
-            memory.rebalance_until_s.pop(node, None)
-        case Forgotten(node):
-            memory.idle_since_s.pop(node, None)
-            memory.rebalance_until_s.pop(node, None)
-        case Interrupted(node, deadline_s):
-            memory.interrupted[node] = deadline_s
-        case Evicted(workload, pool):
+        case Uncordoned():
+            memory.rebalance_until_s.pop(o.node, None)
+        case Forgotten():
+            memory.idle_since_s.pop(o.node, None)
+            memory.rebalance_until_s.pop(o.node, None)
+        case Interrupted():
+            memory.interrupted[o.node] = o.deadline_s
+        case Evicted():
             memory.migrations_s.append(now)
-            if pool is not None:
-                memory.migrated[workload] = (now, pool)
-        case Removed(node, terminated):
-            memory.idle_since_s.pop(node, None)
-            if terminated:
+            if o.pool is not None:
+                memory.migrated[o.workload] = (now, o.pool)
+        case Removed():
+            memory.idle_since_s.pop(o.node, None)
+            if o.terminated:
                 memory.removed(now=now)
-        case LaunchFailureSeen(failure):
-            memory.launch_failed(failure, ttl_s=up.launch_failure_ttl_s)
-        case SpotWarned(node, pool, deadline_s, lives):
-            memory.interrupted[node] = deadline_s
-            memory.rebalance_until_s.pop(node, None)
-            if pool is not None:
+        case LaunchFailureSeen():
+            memory.launch_failed(o.failure, ttl_s=up.launch_failure_ttl_s)
+        case SpotWarned():
+            memory.interrupted[o.node] = o.deadline_s
+            memory.rebalance_until_s.pop(o.node, None)
+            if o.pool is not None:
                 memory.reclaimed(
-                    pool, now=now, until_s=now + settings.lifecycle.interrupted_pool_ttl_s,
-                    lives=lives,
+                    o.pool, now=now, until_s=now + settings.lifecycle.interrupted_pool_ttl_s,
+                    lives=o.lives,
                 )
-        case RebalanceCordoned(node):
-            memory.rebalance_until_s[node] = now + settings.lifecycle.rebalance_window_s
+        case RebalanceCordoned():
+            memory.rebalance_until_s[o.node] = now + settings.lifecycle.rebalance_window_s
     return False

@@ -46,15 +46,21 @@ def _facts(n: Node) -> _Facts:
     is a startup taint whatever the startup keys (Ready for the counts of some startup keys
     is then ``up and taint_keys.isdisjoint(keys)``: the one definition, see
     :func:`_ready_for`)."""
-    keys = frozenset(t.key for t in n.taints) if n.taints else frozenset()
+    # Worked out for every node value indexed: maps and constants, not generators.
+    keys = frozenset(map(_taint_key, n.taints)) if n.taints else _NO_KEYS
     idle = bool(n.annotations) and n.annotation(ANNOTATION_IDLE_SINCE) is not None
-    unlabelled = n.pool is not None and not n.pool_labelled
-    is_open = n.pool is not None and n.schedulable_ready and TAINT_REMOVING not in keys
-    up = (
-        n.pool is not None and n.ready and n.gpu_ready
-        and not (keys and any(k.startswith(IGNORE_TAINT_PREFIX) for k in keys))
-    )
-    return n, keys, idle, unlabelled, is_open, up
+    if n.pool is None:
+        return n, keys, idle, False, False, False
+    ready = n.ready and n.gpu_ready  # Node.schedulable_ready less its cordon
+    is_open = ready and not n.unschedulable and TAINT_REMOVING not in keys
+    up = ready and not (keys and any(map(_ignored, keys)))
+    return n, keys, idle, not n.pool_labelled, is_open, up
+
+
+_taint_key = operator.attrgetter("key")
+_NO_KEYS: frozenset[str] = frozenset()
+_ignored = operator.methodcaller("startswith", IGNORE_TAINT_PREFIX)
+"""Is a taint key cluster-autoscaler's ignore prefix (a startup taint under any keys)?"""
 
 
 def _ready_for(facts: _Facts, keys: AbstractSet[str] | Sequence[str]) -> bool:
@@ -64,6 +70,7 @@ def _ready_for(facts: _Facts, keys: AbstractSet[str] | Sequence[str]) -> bool:
 
 
 _name = operator.attrgetter("name")
+_owner = operator.attrgetter("owner")
 
 _IN_PLACE = 4
 """Nodes replaced in place that :meth:`NodeIndex.next` reads as such from one identity pass;
@@ -151,6 +158,12 @@ class _State:
     """``free``'s ranks, for bisecting."""
     unchecked: dict[int, Node] = field(default_factory=dict)
     """Nodes added since ``free`` was brought up to date: not yet asked whether busy."""
+    on_the_way: dict[tuple[str, ...], tuple[PoolTable, dict[str, int]]] = field(
+        default_factory=dict
+    )
+    """Startup keys -> the table and :meth:`NodeIndex.on_the_way`'s answer for it: kept
+    across tuples while no node that counts as Ready of a pool comes or goes (most new
+    tuples only mark a node idle), cleared when one does."""
 
     @classmethod
     def of(cls, nodes: tuple[Node, ...]) -> _State:
@@ -159,9 +172,11 @@ class _State:
             state.add(n)
         return state
 
-    def add(self, n: Node, rank: int | None = None) -> None:
-        """Index ``n``, at ``rank`` (None: after every node)."""
-        facts = _facts(n)
+    def add(self, n: Node, rank: int | None = None, facts: _Facts | None = None) -> None:
+        """Index ``n``, at ``rank`` (None: after every node); ``facts``: ``_facts(n)``, when
+        the caller has them."""
+        if facts is None:
+            facts = _facts(n)
         _, keys, is_idle, is_unlabelled, is_open, up = facts
         self.facts[id(n)] = facts
         self.by_name[n.name] = n
@@ -181,7 +196,8 @@ class _State:
             i = bisect.bisect_right(self.created_s, n.created_s)
             self.open_nodes.insert(i, n)
             self.created_s.insert(i, n.created_s)
-        if up and self.ready and n.pool is not None:
+        if up and n.pool is not None:
+            self.on_the_way.clear()
             for startup, counts in self.ready.items():
                 if _ready_for(facts, startup):
                     counts[n.pool] += 1
@@ -211,10 +227,79 @@ class _State:
             while self.open_nodes[i] is not n:
                 i += 1
             del self.open_nodes[i], self.created_s[i]
-        if up and self.ready and n.pool is not None:
+        if up and n.pool is not None:
+            self.on_the_way.clear()
             for startup, counts in self.ready.items():
                 if _ready_for(facts, startup):
                     counts[n.pool] -= 1
+
+    def replace(self, old: Node, new: Node) -> bool:
+        """Index ``new`` in the place of ``old`` (a newer value of the same node, at its
+        rank). Most new values keep the old one's name, pool, taints and label, and differ
+        in the idle-since annotation or Ready, or not at all: then every table keeps its
+        entries, for the new object, and only the idle set, the open nodes and the Ready
+        counts follow what changed. False (nothing changed) when ``new`` is indexed
+        already."""
+        old_id, new_id = id(old), id(new)
+        if new_id in self.facts:
+            return False
+        facts = _facts(new)
+        was = self.facts[old_id]
+        if (
+            was[1] != facts[1] or was[3] != facts[3] or old.name != new.name
+            or old.pool != new.pool
+            or ((was[4] or facts[4]) and old.created_s != new.created_s)
+        ):
+            rank = self.rank[old_id]
+            self.drop(old_id)
+            self.add(new, rank, facts)
+            return True
+        del self.facts[old_id]
+        self.facts[new_id] = facts
+        self.by_name[new.name] = new
+        rank = self.rank.pop(old_id)
+        self.rank[new_id] = rank
+        if self.free_against is not None:
+            # Busy or not by name: against the same bound pods the new value is free
+            # exactly where the old one was.
+            if self.unchecked.pop(old_id, None) is not None:
+                self.unchecked[new_id] = new
+            else:
+                i = bisect.bisect_left(self.free_ranks, rank)
+                if i < len(self.free) and self.free[i] is old:
+                    self.free[i] = new
+        for key in facts[1]:
+            holders = self.by_taint_key[key]
+            del holders[old_id]
+            holders[new_id] = new
+        if was[2] != facts[2]:
+            if facts[2]:
+                self.idle_annotated.add(new.name)
+            else:
+                self.idle_annotated.discard(new.name)
+        if facts[3]:
+            del self.unlabelled[old_id]
+            self.unlabelled[new_id] = new
+        if was[4]:
+            i = bisect.bisect_left(self.created_s, old.created_s)
+            while self.open_nodes[i] is not old:
+                i += 1
+            if facts[4]:
+                self.open_nodes[i] = new
+            else:  # no longer open (not Ready, cordoned)
+                del self.open_nodes[i], self.created_s[i]
+        elif facts[4]:  # open now
+            i = bisect.bisect_right(self.created_s, new.created_s)
+            self.open_nodes.insert(i, new)
+            self.created_s.insert(i, new.created_s)
+        if was[5] or facts[5]:  # Ready of its pool before or now (the pool and keys stand)
+            assert new.pool is not None
+            self.on_the_way.clear()
+            for startup, counts in self.ready.items():
+                change = _ready_for(facts, startup) - _ready_for(was, startup)
+                if change:
+                    counts[new.pool] += change
+        return True
 
     def _unfree(self, n: Node, rank: int) -> None:
         i = bisect.bisect_left(self.free_ranks, rank)
@@ -266,7 +351,7 @@ class NodeIndex:
     from its own tuple if it is asked again. A tuple that only reorders nodes changes no
     answer."""
 
-    __slots__ = ("_free", "_on_the_way", "_position", "_state", "nodes")
+    __slots__ = ("_free", "_position", "_state", "nodes")
 
     def __init__(self, nodes: tuple[Node, ...], state: _State | None = None) -> None:
         self.nodes = nodes
@@ -274,7 +359,6 @@ class NodeIndex:
         self._position: dict[str, int] | None = None
         self._free: tuple[BoundIndex, tuple[Node, ...]] | None = None
         """:func:`not_busy` against the last bound index asked about."""
-        self._on_the_way: dict[tuple[str, ...], tuple[PoolTable, dict[str, int]]] = {}
 
     @classmethod
     def build(cls, nodes: tuple[Node, ...]) -> NodeIndex:
@@ -301,15 +385,11 @@ class NodeIndex:
             # finds them; each new value takes the rank of the one it replaces.
             at = list(itertools.compress(itertools.count(), map(operator.is_not, before, nodes)))
             if len(at) <= _IN_PLACE:
-                ranks = [state.rank[id(before[k])] for k in at]
                 self._state = None
                 for k in at:
-                    state.drop(id(before[k]))
-                for k, rank in zip(at, ranks, strict=True):
-                    n = nodes[k]
-                    if id(n) in state.facts:  # the same node twice in one tuple
+                    if not state.replace(before[k], nodes[k]):
+                        # A node twice in one tuple, or nodes swapped places: start over.
                         return NodeIndex.build(nodes)
-                    state.add(n, rank)
                 return NodeIndex(nodes, state)
         most = max(8, len(nodes) // 4)
         replaced: list[tuple[Node, Node]] = []
@@ -422,9 +502,11 @@ class NodeIndex:
     def on_the_way(self, table: PoolTable, startup_keys: Sequence[str]) -> dict[str, int]:
         """Pool -> desired size minus Ready nodes, for the pools of ``table`` with a desired
         size (:func:`scaler.core.decide.nodes_on_the_way`). Kept per table (by identity) and
-        keys; the caller must not change the answer."""
+        keys, across tuples with the same Ready counts; the caller must not change the
+        answer."""
         keys = tuple(startup_keys)
-        kept = self._on_the_way.get(keys)
+        answers = self.state.on_the_way
+        kept = answers.get(keys)
         if kept is not None and kept[0] is table:
             return kept[1]
         # dict.get, not the Counter's [] (a Python __missing__ call per pool with no Ready
@@ -435,7 +517,7 @@ class NodeIndex:
             short = p.current_size - ready(p.name, 0)
             if short > 0:
                 out[p.name] = short
-        self._on_the_way[keys] = (table, out)
+        answers[keys] = (table, out)
         return out
 
 
@@ -529,9 +611,11 @@ class BoundIndex:
                 others = [*others, b]
         # The pods kept are in the same order (the aligned walk matches them in step); if no
         # pod with an owner came or went, the DaemonSets read from them stand.
-        kept = self._daemonsets if aligned is not None and not any(
-            b.owner is not None for b in itertools.chain(removed, added)
-        ) else None
+        owners = list(map(_owner, itertools.chain(removed, added)))  # at C speed
+        kept = (
+            self._daemonsets if aligned is not None and owners.count(None) == len(owners)
+            else None
+        )
         return BoundIndex(bound, ids, counts, others, _daemonsets=kept, came_from=self,
                           flipped=flipped)
 
@@ -637,12 +721,20 @@ class ViewIndexes:
 
 
 def node_index(view: ClusterView) -> NodeIndex:
-    """The index of ``view.nodes``, from the view's source's indexes."""
+    """The index of ``view.nodes``, from the view's source's indexes. Asked several times a
+    tick of the same tuple: the kept index is read here, without two calls to reach it."""
+    kept = view.indexes._nodes
+    if kept.key is view.nodes and kept.value is not None:
+        return kept.value
     return view.indexes.nodes(view.nodes)
 
 
 def bound_index(view: ClusterView) -> BoundIndex:
-    """The index of ``view.bound``, from the view's source's indexes."""
+    """The index of ``view.bound``, from the view's source's indexes (read as
+    :func:`node_index` reads its own)."""
+    kept = view.indexes._bound
+    if kept.key is view.bound and kept.value is not None:
+        return kept.value
     return view.indexes.bound(view.bound)
 
 

@@ -11,7 +11,6 @@ code) update it identically. No handler decides anything.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -270,8 +269,11 @@ async def notify_unplaceable(a: Act, action: NotifyUnplaceable) -> None:
 async def mark_idle(a: Act, action: MarkIdle) -> None:
     a.absorb(IdleMarked(action.node, action.since_s))
     value = None if action.since_s is None else f"{action.since_s:.3f}"
-    with contextlib.suppress(NotFound):
+    # try, not contextlib.suppress: no context manager to make per mark (18k on openb).
+    try:
         await a.actuator.annotate_node(action.node, ANNOTATION_IDLE_SINCE, value)
+    except NotFound:  # the node is gone: nothing to mark
+        return
 
 
 async def cordon(a: Act, action: Cordon) -> None:

@@ -328,7 +328,10 @@ class Reconciler:
         to the node since. They are decided again at the next tick, asked for soon."""
         if not decision.actions:
             return decision
-        held = [a for a in decision.actions if _destructive(a)]
+        # A type test at C speed first: most actions (MarkIdle, ScaleUp) are of no kind
+        # that can be destructive, and need no call to say so.
+        held = [a for a in decision.actions
+                if isinstance(a, _MAY_DESTROY) and _destructive(a)]
         if not held:
             return decision
         age = self.cluster.staleness_s()
@@ -409,6 +412,10 @@ class Reconciler:
 _deadline = operator.attrgetter("deadline_s")
 _RESIZES = (ScaleUp, RemoveNode, GiveUpLaunch)
 """Actions that change their pool's desired size (a removal terminates with a decrement)."""
+
+
+_MAY_DESTROY = (RemoveNode, Evict, Drain)
+"""The kinds of action :func:`_destructive` may say yes to."""
 
 
 def _destructive(action: Action) -> bool:

@@ -180,8 +180,11 @@ def test_allocatable_does_not_matter_to_the_index() -> None:
     assert IX.nodes(a).position == IX.nodes(b).position == {"a": 0}
 
 
-def _same(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...]) -> None:
+def _same(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...], table: Any = None) -> None:
     assert a.nodes is b.nodes
+    if table is not None:  # asked first: an answer kept from an earlier tuple must be right
+        for ks in ((), keys):
+            assert a.on_the_way(table, ks) == b.on_the_way(table, ks)
     assert a.position == b.position
     assert a.by_name == b.by_name
     if len(set(map(id, a.nodes))) == len(a.nodes):  # (a node twice has one rank)
@@ -203,6 +206,19 @@ def _same(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...]) -> None:
             if n.pool is not None and n.ready and n.gpu_ready
             and not any(is_startup_taint(t, ks) for t in n.taints)
         )
+    if len(set(map(id, a.nodes))) == len(a.nodes):
+        # The other facts, said here without the index's facts too.
+        assert a.idle_annotated == {
+            x.name for x in a.nodes if x.annotation(ANNOTATION_IDLE_SINCE) is not None
+        }
+        assert a.unlabelled == tuple(
+            x for x in a.nodes if x.pool is not None and not x.pool_labelled
+        )
+        assert a.open_since(0.0) == [
+            x for x in a.nodes
+            if x.pool is not None and x.schedulable_ready and x.created_s >= 0.0
+            and all(t.key != TAINT_REMOVING for t in x.taints)
+        ]
 
 
 def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
@@ -229,6 +245,8 @@ def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
     current = tuple(random_node(f"n{i}") for i in range(30))
     index = NodeIndex.build(current)
     index.ready_by_pool(keys), index.ready_by_pool(())  # counts to carry forward
+    # One table throughout, as between resizes: on_the_way is kept across tuples for it.
+    table = pool_table(pools(small=12, big=9), build_offerings(pools(), Catalog.load())[0])
     serial = 30
     for _ in range(300):
         ns = list(current)
@@ -252,10 +270,76 @@ def test_an_index_updated_node_by_node_equals_one_built_afresh() -> None:
             _same(index, NodeIndex.build(twice), keys)
         before, current = current, tuple(ns)
         previous, index = index, index.next(current)
-        _same(index, NodeIndex.build(current), keys)
+        _same(index, NodeIndex.build(current), keys, table)
         # The last index still answers for its own tuple (its tables moved on).
         if rng.random() < 0.2:
             _same(previous, NodeIndex.build(before), keys)
+
+
+def test_a_node_replaced_by_a_newer_value_of_itself_is_indexed_as_that_object() -> None:
+    """Most new node values differ from the old only in the idle-since annotation, or not
+    at all: the index then swaps the object in its tables instead of dropping and adding
+    it. Every table must hold the new object (equal values would hide a stale one), and
+    the not-busy answer too."""
+    rng = random.Random(3)
+    keys = ("agent-not-ready",)
+    taints = [Taint(TAINT_REMOVING, "", NO_SCHEDULE), Taint(keys[0], "", NO_SCHEDULE),
+              Taint("scaler.io/interrupted", "", NO_SCHEDULE)]
+
+    def random_node(name: str) -> Node:
+        return n(name, rng.choice(["small", "big", None]), ready=rng.random() < 0.8,
+                 unschedulable=rng.random() < 0.1, created_s=float(rng.randrange(5)),
+                 taints=tuple(t for t in taints if rng.random() < 0.3),
+                 pool_labelled=rng.random() < 0.8)
+
+    def newer(x: Node) -> Node:
+        """The same node, its idle-since annotation set, cleared, or left as it was, and
+        now and then Ready, its GPUs or its cordon changed."""
+        what = rng.random()
+        marks = ((ANNOTATION_IDLE_SINCE, "5"),) if what < 0.4 else () if what < 0.8 else (
+            x.annotations)
+        if rng.random() < 0.3:
+            x = dataclasses.replace(x, ready=rng.random() < 0.7, gpu_ready=rng.random() < 0.9,
+                                    unschedulable=rng.random() < 0.2)
+        return dataclasses.replace(x, annotations=marks)
+
+    def ids(xs: Any) -> list[int]:
+        return [id(x) for x in xs]
+
+    pod = _bound_pods(rng, nodes=24)
+    current = tuple(random_node(f"n{i}") for i in range(20))
+    pods = tuple(pod() for _ in range(12))
+    index, bound = NodeIndex.build(current), BoundIndex.build(pods)
+    index.ready_by_pool(keys), index.ready_by_pool(())  # counts to carry forward
+    not_busy(index, bound)
+    table = pool_table(pools(small=12, big=9), build_offerings(pools(), Catalog.load())[0])
+    serial = 20
+    for _ in range(400):
+        ns = list(current)
+        for _ in range(rng.choice([1, 1, 2, 4])):
+            i = rng.randrange(len(ns))
+            ns[i] = newer(ns[i]) if rng.random() < 0.9 else random_node(ns[i].name)
+        if rng.random() < 0.3:
+            serial += 1
+            ns.append(random_node(f"n{serial}"))
+        if rng.random() < 0.3:
+            ns.pop(rng.randrange(len(ns)))
+        if rng.random() < 0.3:
+            later = list(pods)
+            later[rng.randrange(len(later))] = pod()
+            pods = tuple(later)
+            bound = bound.next(pods)
+        current = tuple(ns)
+        index = index.next(current)
+        fresh = NodeIndex.build(current)
+        _same(index, fresh, keys, table)
+        assert ids(index.by_name.values()) == ids(fresh.by_name[x.name] for x in index.by_name.values())
+        for key in fresh.taint_keys:
+            assert ids(index.tainted(key)) == ids(fresh.tainted(key))
+        assert ids(index.unlabelled) == ids(fresh.unlabelled)
+        assert ids(index.open_since(0.0)) == ids(fresh.open_since(0.0))
+        if rng.random() < 0.6:  # not every step: nodes added since are replaced unasked
+            assert ids(not_busy(index, bound)) == ids(not_busy(fresh, BoundIndex.build(pods)))
 
 
 def _bound_pods(rng: random.Random, *, nodes: int) -> Callable[[], BoundPod]:
