@@ -328,10 +328,7 @@ class Reconciler:
         to the node since. They are decided again at the next tick, asked for soon."""
         if not decision.actions:
             return decision
-        # A type test at C speed first: most actions (MarkIdle, ScaleUp) are of no kind
-        # that can be destructive, and need no call to say so.
-        held = [a for a in decision.actions
-                if isinstance(a, _MAY_DESTROY) and _destructive(a)]
+        held = [a for a in decision.actions if _destructive(a)]
         if not held:
             return decision
         age = self.cluster.staleness_s()
@@ -415,14 +412,15 @@ _RESIZES = (ScaleUp, RemoveNode, GiveUpLaunch)
 
 
 _MAY_DESTROY = (RemoveNode, Evict, Drain)
-"""The kinds of action :func:`_destructive` may say yes to."""
+"""The kinds of action :func:`_destructive` may say yes to: one type test answers the rest
+(MarkIdle, ScaleUp: most actions)."""
 
 
 def _destructive(action: Action) -> bool:
     """Actions that cannot be taken back if the cache they were decided on was stale."""
-    return isinstance(action, RemoveNode | Evict) or (
-        isinstance(action, Drain) and action.terminate
-    )
+    if not isinstance(action, _MAY_DESTROY):
+        return False
+    return not isinstance(action, Drain) or action.terminate
 
 
 def _target(action: Action) -> str:
