@@ -24,6 +24,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from scaler.core.frozen import slot_init
 from scaler.core.model import PodSpec
 from scaler.core.offerings import IGNORE_TAINT_PREFIX, PoolTable
 from scaler.core.state import (
@@ -660,6 +661,7 @@ class _Last(Generic[K, V]):
         return value
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, eq=False)
 class KeptCovering:
     """What a covering of the pending pods was asked (the pending tuple, the capacity on
