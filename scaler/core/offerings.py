@@ -682,17 +682,21 @@ def changed_pools(
     the truth, or wrong) every block is, as without one: the answer never rests on the
     guess. Lists, not tuples: a list comparison tests identity inline, a tuple's makes a
     call per item (four times the cost over a thousand pools), and a list can take the
-    guessed places without slicing around them."""
+    guessed places without slicing around them. A list passed as ``now`` is borrowed for
+    that and left as it was; one passed as ``before`` (a caller's copy of the pools it read
+    last) spares a copy."""
     old = before if isinstance(before, list) else list(before)
-    new = list(now)
+    new = now if isinstance(now, list) else list(now)
     at = sorted(set(likely)) if len(likely) > 1 else list(likely)
     if at and at[0] >= 0 and at[-1] < len(new):  # else no guess to go by
+        guessed = [new[k] for k in at]
         for k in at:
             new[k] = old[k]
-        if new == old:
-            return [k for k in at if old[k] is not now[k] and old[k] != now[k]]
-        for k in at:
-            new[k] = now[k]
+        rest_same = new == old
+        for k, pool in zip(at, guessed, strict=True):
+            new[k] = pool
+        if rest_same:
+            return [k for k in at if old[k] is not new[k] and old[k] != new[k]]
     elif new == old:  # nothing changed (a new sequence of the same pools)
         return []
     out: list[int] = []
