@@ -55,8 +55,9 @@ class OfferingsCache:
         """The pools (with their sizes) as last read."""
         self._pools: Sequence[PoolSpec] = ()
         self._listed: tuple[Sequence[PoolSpec], list[PoolSpec]] = ((), [])
-        """The pools last read by :meth:`table_for`, and a list of them: compared with the
-        next pools read without a copy of them (:func:`changed_pools`)."""
+        """The pools of the last read compared with the one before, and a list of them: the
+        next read is compared with that list (:func:`changed_pools`), without a copy of the
+        pools, when it follows those very pools (else they are listed afresh)."""
         self._prices: Prices | None = None
         self._daemonsets: tuple[PodSpec, ...] = ()
         self._table: PoolTable | None = None
