@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from scaler.core.frozen import slot_init
 from scaler.core.model import PodSpec, Taint
 
 
@@ -56,6 +57,7 @@ class Limit(StrEnum):
     MAX_NEW_NODES_PER_DECISION = "max_new_nodes_per_decision"
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ScaleUp:
     """Add ``count`` nodes to ``pool`` for ``pods`` (pod keys ``namespace/name``)."""
@@ -70,6 +72,7 @@ class ScaleUp:
     runner_up_cost_usd_per_hour: float | None = None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class NotifyUnplaceable:
     """Tell the people who own ``pods`` why no pool can run them (a NotTriggerScaleUp Event)."""
@@ -83,6 +86,7 @@ class NotifyUnplaceable:
     """When a decision will place them (a per-decision cap); None: when something changes."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class MarkIdle:
     """Record on the node since when it has been idle (``scaler.io/idle-since``); ``None``
@@ -92,6 +96,7 @@ class MarkIdle:
     since_s: float | None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class RemoveNode:
     """Terminate the node's instance and shrink its pool by one (never below min size)."""
@@ -105,6 +110,7 @@ class RemoveNode:
     """The scale-down of idle nodes is the only decision that removes a node."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Untaint:
     """Remove scaler's removal taint (``scaler.io/removing``) from a node that is not being
@@ -114,6 +120,7 @@ class Untaint:
     reason: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class GiveUpLaunch:
     """``count`` nodes asked of ``pool`` have not registered within the provision timeout:
@@ -125,6 +132,7 @@ class GiveUpLaunch:
     reason: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Cordon:
     """Mark the node unschedulable and taint it, so nothing new lands on a node that is
@@ -135,6 +143,7 @@ class Cordon:
     taint: Taint | None = None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Uncordon:
     """Undo a :class:`Cordon` (a rebalance recommendation that no interruption followed)."""
@@ -144,6 +153,7 @@ class Uncordon:
     taint_key: str | None = None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class LifecycleHook:
     """An ASG lifecycle action to complete (CONTINUE) once the node is drained."""
@@ -154,6 +164,7 @@ class LifecycleHook:
     instance_id: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Drain:
     """Evict the node's workload pods through the Eviction API (PodDisruptionBudgets
@@ -170,6 +181,7 @@ class Drain:
     cause: DrainCause = field(kw_only=True)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Evict:
     """Evict one pod so it is re-created and placed again (a misplaced, restartable pod)."""
@@ -179,6 +191,7 @@ class Evict:
     reason: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class LabelNode:
     """Set a label on a node: ``scaler.io/pool`` on a node whose pool is known from its
@@ -190,6 +203,7 @@ class LabelNode:
     reason: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Forget:
     """The node's instance stopped or terminated: drop what is remembered about it."""
@@ -205,6 +219,7 @@ Action = (
 )
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Everything one tick decided, and when it wants to be asked again.

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scaler.core.actions import ScaleUp
+from scaler.core.frozen import slot_init
 from scaler.core.model import BoolArray
 from scaler.core.offerings import Offerings
 from scaler.core.settings import Settings
@@ -35,6 +36,7 @@ MIGRATION_MEMORY_S = 86400.0
 back misplaced is tried again at most once a day, not every minute."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Launch:
     """Nodes asked of ``pool`` at ``at_s`` for ``pods``; given up at ``deadline_s``."""
@@ -225,11 +227,13 @@ class Memory:
 # ---------------------------------------------------------------------- outcomes
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class BatchClosed:
     """A decision placed the pending pods: older ones no longer hold a batch window open."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Launched:
     """The pool's desired size was raised for ``action`` (the write succeeded)."""
@@ -237,6 +241,7 @@ class Launched:
     action: ScaleUp
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class WriteFailed:
     """A scale-up write to ``pool`` failed; ``persistent``: it would be refused again
@@ -247,6 +252,7 @@ class WriteFailed:
     persistent: bool
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class GaveUp:
     """Nodes asked of ``pool`` never registered within the provision timeout."""
@@ -255,6 +261,7 @@ class GaveUp:
     reason: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class IdleMarked:
     """The node is idle since ``since_s`` (None: busy again)."""
@@ -263,6 +270,7 @@ class IdleMarked:
     since_s: float | None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Uncordoned:
     """The node's rebalance cordon was lifted."""
@@ -270,6 +278,7 @@ class Uncordoned:
     node: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Forgotten:
     """The node's instance stopped or terminated."""
@@ -277,6 +286,7 @@ class Forgotten:
     node: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Interrupted:
     """A drain that ends in the node's termination began; it must be gone by ``deadline_s``."""
@@ -285,6 +295,7 @@ class Interrupted:
     deadline_s: float
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Evicted:
     """A pod of ``workload`` was evicted to move it to a cheaper pool, leaving ``pool``
@@ -294,6 +305,7 @@ class Evicted:
     pool: str | None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Removed:
     """The removal protocol ended without the node staying: ``terminated`` now, or (False)
@@ -303,6 +315,7 @@ class Removed:
     terminated: bool
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class LaunchFailureSeen:
     """The cloud listed a failed launch (an ASG scaling activity)."""
@@ -310,6 +323,7 @@ class LaunchFailureSeen:
     failure: LaunchFailure
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class SpotWarned:
     """A Spot interruption warning for ``node`` (of ``pool``; None: unknown): it goes at
@@ -322,6 +336,7 @@ class SpotWarned:
     lives: Mapping[str, float]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class RebalanceCordoned:
     """A rebalance recommendation cordoned ``node``: lifted after the rebalance window if no

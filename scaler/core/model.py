@@ -20,6 +20,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from scaler.core.frozen import slot_init
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
@@ -76,6 +78,7 @@ class SpecError(ValueError):
         return SpecError(f"{prefix}{joiner}{self.where}", self.what)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Resources:
     """An amount of each resource. Memory and ephemeral storage in MiB, CPU in millicores."""
@@ -237,6 +240,7 @@ class ZoneSpread:
     selector: tuple[Requirement, ...]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class PodSpec:
     """What a pod needs from a node.

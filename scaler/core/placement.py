@@ -36,6 +36,7 @@ import numpy as np
 from scaler.core.classkeys import keys as pod_keys
 from scaler.core.diversify import spread_spot
 from scaler.core.explain import unplaceable_reason
+from scaler.core.frozen import slot_init
 from scaler.core.model import CPU, GPU, MEM, BoolArray, FloatArray, IntArray, PodSpec, PoolSpec
 from scaler.core.offerings import Offerings
 from scaler.core.settings import PlacementSettings
@@ -43,6 +44,7 @@ from scaler.core.settings import PlacementSettings
 _EPS = 1e-9
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class PlacedGroup:
     """Pods of one class that go to one pool, and the nodes to launch for them."""
@@ -67,12 +69,14 @@ class PlacedGroup:
     """Pods one node takes (1 unless the pool packs); 0: not said."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Unplaceable:
     pods: tuple[PodSpec, ...]
     reason: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Placement:
     groups: tuple[PlacedGroup, ...]

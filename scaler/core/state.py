@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from scaler.core.frozen import slot_init
 from scaler.core.model import PodSpec, Resources, Taint
 from scaler.core.runtime import RuntimeHistory
 
@@ -35,6 +36,7 @@ TAINT_REMOVING: Final = "scaler.io/removing"
 new pod there while the node's pods are read live and the instance is terminated."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Node:
     """A node in the cluster, or registered soon: an instance the cloud launched.
@@ -76,6 +78,7 @@ class Node:
         return self.ready and self.gpu_ready and not self.unschedulable
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class BoundPod:
     """A pod bound to a node (running, or starting there)."""
@@ -94,6 +97,7 @@ class BoundPod:
         return not (self.daemonset or self.mirror)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class PendingPod:
     """A pod the scheduler found no node for (PodScheduled=False, reason Unschedulable)."""
@@ -112,6 +116,7 @@ class NodeTemplateReport:
     taints: tuple[Taint, ...] = ()
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ClusterView:
     """One consistent snapshot of the cluster at ``now_s``."""

@@ -24,6 +24,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from scaler.core.frozen import slot_init
 from scaler.core.model import PodSpec
 from scaler.core.offerings import IGNORE_TAINT_PREFIX, PoolTable
 from scaler.core.state import (
@@ -162,8 +163,8 @@ class _State:
         default_factory=dict
     )
     """Startup keys -> the table and :meth:`NodeIndex.on_the_way`'s answer for it: kept
-    across tuples while no node that counts as Ready of a pool comes or goes (most new
-    tuples only mark a node idle), cleared when one does."""
+    across tuples while the Ready counts under those keys stand (most new tuples only mark
+    a node idle), dropped when one moves."""
 
     @classmethod
     def of(cls, nodes: tuple[Node, ...]) -> _State:
@@ -197,10 +198,7 @@ class _State:
             self.open_nodes.insert(i, n)
             self.created_s.insert(i, n.created_s)
         if up and n.pool is not None:
-            self.on_the_way.clear()
-            for startup, counts in self.ready.items():
-                if _ready_for(facts, startup):
-                    counts[n.pool] += 1
+            self._recount(n.pool, facts, 1)
 
     def drop(self, node_id: int) -> None:
         facts = self.facts.pop(node_id)
@@ -228,10 +226,7 @@ class _State:
                 i += 1
             del self.open_nodes[i], self.created_s[i]
         if up and n.pool is not None:
-            self.on_the_way.clear()
-            for startup, counts in self.ready.items():
-                if _ready_for(facts, startup):
-                    counts[n.pool] -= 1
+            self._recount(n.pool, facts, -1)
 
     def replace(self, old: Node, new: Node) -> bool:
         """Index ``new`` in the place of ``old`` (a newer value of the same node, at its
@@ -292,14 +287,22 @@ class _State:
             i = bisect.bisect_right(self.created_s, new.created_s)
             self.open_nodes.insert(i, new)
             self.created_s.insert(i, new.created_s)
-        if was[5] or facts[5]:  # Ready of its pool before or now (the pool and keys stand)
+        if was[5] != facts[5]:  # Ready of its pool now and not before, or the other way
             assert new.pool is not None
-            self.on_the_way.clear()
-            for startup, counts in self.ready.items():
-                change = _ready_for(facts, startup) - _ready_for(was, startup)
-                if change:
-                    counts[new.pool] += change
+            # The taint keys stand (else dropped and added above): counted under the same
+            # startup keys as before, with the other sign.
+            self._recount(new.pool, facts if facts[5] else was, 1 if facts[5] else -1)
         return True
+
+    def _recount(self, pool: str, facts: _Facts, change: int) -> None:
+        """Count a node of ``facts`` (Ready of ``pool``) in or out of the Ready counts of
+        every startup keys it is Ready for; the answers of :meth:`NodeIndex.on_the_way`
+        for those keys go with them (those for other keys stand: a node Ready under some
+        keys only, or an idle mark on a Ready node, moves none of their counts)."""
+        for startup, counts in self.ready.items():
+            if _ready_for(facts, startup):
+                counts[pool] += change
+                self.on_the_way.pop(startup, None)
 
     def _unfree(self, n: Node, rank: int) -> None:
         i = bisect.bisect_left(self.free_ranks, rank)
@@ -658,6 +661,7 @@ class _Last(Generic[K, V]):
         return value
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, eq=False)
 class KeptCovering:
     """What a covering of the pending pods was asked (the pending tuple, the capacity on

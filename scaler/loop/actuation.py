@@ -164,10 +164,12 @@ async def act(a: Act, sizes: Mapping[str, int]) -> None:
     :class:`ScaleUp` names."""
     if a.decision.batch_closed:
         a.absorb(BatchClosed())
-    actions = a.decision.actions
-    others = [action for action in actions if not isinstance(action, ScaleUp)]
-    if len(others) < len(actions):  # most decisions that act mark a node or remove one
-        await scale_up(a, sizes)
+    others = actions = a.decision.actions
+    for action in actions:  # most decisions that act mark a node or remove one: no list
+        if isinstance(action, ScaleUp):
+            await scale_up(a, sizes)
+            others = tuple(x for x in actions if not isinstance(x, ScaleUp))
+            break
     for action in others:
         await HANDLERS[type(action)](a, action)
 

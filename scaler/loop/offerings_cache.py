@@ -54,6 +54,10 @@ class OfferingsCache:
         self.pools_seen: Sequence[PoolSpec] = ()
         """The pools (with their sizes) as last read."""
         self._pools: Sequence[PoolSpec] = ()
+        self._listed: tuple[Sequence[PoolSpec], list[PoolSpec]] = ((), [])
+        """The pools of the last read compared with the one before, and a list of them: the
+        next read is compared with that list (:func:`changed_pools`), without a copy of the
+        pools, when it follows those very pools (else they are listed afresh)."""
         self._prices: Prices | None = None
         self._daemonsets: tuple[PodSpec, ...] = ()
         self._table: PoolTable | None = None
@@ -93,10 +97,14 @@ class OfferingsCache:
             # changed), with the same prices and DaemonSets: that table stands as it is.
             self._resized.clear()
             return cached
-        changed = (
-            None if before is pools or len(before) != len(pools)
-            else changed_pools(before, pools, self._likely(pools))
-        )
+        changed: list[int] | None = None
+        if before is not pools and len(before) == len(pools):
+            listed = list(pools)
+            kept, old = self._listed
+            changed = changed_pools(
+                old if kept is before else list(before), listed, self._likely(pools)
+            )
+            self._listed = (pools, listed)
         self._resized.clear()
         if (
             self.offerings is None

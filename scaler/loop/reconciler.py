@@ -296,8 +296,15 @@ class Reconciler:
         """Carry the decision out, one handler per action (scaler/loop/actuation.py)."""
         if not decision.actions and not decision.batch_closed:
             return  # most ticks decide nothing: no handler would run, no table to look up
+        # One pass over the actions, no comprehension: most decisions that act mark one node.
         sizes: dict[str, int] = {}
-        ups = {a.pool for a in decision.actions if isinstance(a, ScaleUp)}
+        ups: set[str] = set()
+        resized: list[str] = []  # the pools these actions resize
+        for a in decision.actions:
+            if isinstance(a, _RESIZES):
+                resized.append(a.pool)
+                if isinstance(a, ScaleUp):
+                    ups.add(a.pool)
         if ups:  # the pool table only for the sizes a scale-up raises
             by_name = self._pool_table(pools, self._offerings).by_name if self._offerings else {
                 p.name: p for p in pools
@@ -312,8 +319,7 @@ class Reconciler:
             ),
             sizes,
         )
-        # The pools these actions resize: the next read of the pools looks there first.
-        resized = [a.pool for a in decision.actions if isinstance(a, _RESIZES)]
+        # The next read of the pools looks first where these actions resized them.
         if resized:
             self._cache.resized(resized)
 
@@ -326,11 +332,12 @@ class Reconciler:
         a termination, evictions) while the cluster cache is older than
         ``scale_down.max_cache_age_s``: a watch that went quiet may be hiding a pod bound
         to the node since. They are decided again at the next tick, asked for soon."""
-        if not decision.actions:
+        for action in decision.actions:  # a loop, not a list: most decisions hold nothing
+            if _destructive(action):
+                break
+        else:
             return decision
         held = [a for a in decision.actions if _destructive(a)]
-        if not held:
-            return decision
         age = self.cluster.staleness_s()
         if age <= self.settings.scale_down.max_cache_age_s:
             return decision

@@ -155,3 +155,29 @@ def test_the_same_pools_read_again_after_another_set_was_tabled_get_their_own_ta
         assert list(again.sized_by_name) == ["small"]
 
     anyio.run(main)
+
+
+
+def test_each_read_is_compared_with_the_pools_read_just_before_it() -> None:
+    """The cache keeps a list of the pools it compared last, to compare the next read with
+    (no copy of them per read). A read it did not compare (another number of pools) leaves
+    that list behind: the next read must be compared with the pools read just before it,
+    or a pool going back to its value of two reads ago would look unchanged."""
+
+    async def main() -> None:
+        c = cache()
+        first = pools(small=3, big=1)
+        second = (first[0], dataclasses.replace(first[1], current_size=2))
+        extra = PoolSpec("extra", ("m5.xlarge",), max_size=10)
+        later = (dataclasses.replace(first[0], current_size=5), second[1])
+        back = (first[0], second[1])  # "small" as in the first two reads
+        for read in [first, second, (*second, extra), later, back, later, back]:
+            table = await c.table_for(read)
+            assert table.by_name == {p.name: p for p in read}
+            assert {name: p.current_size for name, p in table.sized_by_name.items()} == {
+                p.name: p.current_size for p in read if p.current_size > 0
+            }
+            for p in read:
+                assert table.headroom[table.offerings.index(p.name)] == 10 - p.current_size
+
+    anyio.run(main)
