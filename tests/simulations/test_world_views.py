@@ -163,3 +163,57 @@ def test_each_pools_nodes_launch_as_that_pool_says_however_often_and_in_whatever
         if node.created_s > 0:  # not there from the start: it boots its family's time
             boot = w.config.boot_s(node.instance_type.split(".")[0], node.gpus > 0)
             assert ready[node.name] == node.created_s + boot
+
+
+def test_a_node_view_shows_every_field_of_the_nodes_state_at_the_snapshot() -> None:
+    # Views are built positionally and only at the snapshot: each must equal the view named
+    # field by field, from the node's state then, however often it changed in between.
+    from scaler.core.model import Taint
+    from scaler.core.state import Node
+
+    w = world([], [pool("m5.large", current_size=1), pool("g4dn.xlarge")])
+    w.set_desired("g4dn.xlarge", 1, 10.0)
+    gpu = next(n for n in w.nodes.values() if n.pool == "g4dn.xlarge")
+    w.annotate(gpu.name, "example.com/a", "1", 11.0)
+    w.taint(gpu.name, Taint("example.com/t", "x", "NoSchedule"), 11.0)
+    w.annotate(gpu.name, "example.com/a", "2", 12.0)
+    w.label(gpu.name, "example.com/l", "v", 12.0)
+    w.cordon(gpu.name, True, 12.0)
+
+    def expected(name: str) -> Node:
+        n = w.nodes[name]
+        return Node(
+            name=n.name, pool=n.pool, instance_type=n.instance_type,
+            capacity_type=n.capacity_type, zone=n.zone, instance_id=n.instance_id,
+            allocatable=w._allocatable(n), ready=n.ready, gpu_ready=n.gpu_ready,
+            unschedulable=n.cordoned, created_s=n.created_s, labels=n.labels,
+            taints=w.offerings.taints[n.pool_index] + tuple(n.added_taints),
+            annotations=tuple(sorted(n.annotations.items())),
+        )
+
+    view = w.snapshot(12.0)
+    assert list(view.nodes) == [expected(n) for n in w.nodes]
+    assert view.nodes[1].annotation("example.com/a") == "2"
+    assert view.nodes[1].unschedulable and not view.nodes[1].ready
+    w.handle(ev.NODE_READY, gpu, 100.0)
+    w.handle(ev.GPU_READY, gpu, 200.0)
+    view = w.snapshot(200.0)
+    assert list(view.nodes) == [expected(n) for n in w.nodes]
+    assert view.nodes[1].ready and view.nodes[1].gpu_ready
+    assert view.nodes[1].allocatable.gpu == 1
+
+
+def test_a_node_changed_then_removed_between_two_snapshots_is_in_neither_view() -> None:
+    from scaler.core.model import Taint
+
+    w = world([], [pool("m5.large", current_size=2)])
+    first, second = sorted(w.nodes)
+    assert [n.name for n in w.snapshot(0.0).nodes] == [first, second]
+    w.taint(first, Taint("example.com/t", "x", "NoSchedule"), 1.0)
+    w.set_desired("m5.large", 3, 1.0)
+    (third,) = set(w.nodes) - {first, second}
+    w.terminate(first, 1.0)
+    w.annotate(second, "example.com/a", "1", 1.0)
+    # The new node first, the changed older one in its old place, the removed one nowhere.
+    assert [n.name for n in w.snapshot(1.0).nodes] == [second, third]
+    assert w.snapshot(1.0).nodes[0].annotation("example.com/a") == "1"
