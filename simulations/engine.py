@@ -139,6 +139,8 @@ class Simulation:
         # The world needs only what a node is (allocatable, labels, taints, price), which
         # the oracle's offerings already hold.
         self.fits, offerings = shared_fit_prices(self.pods, self.pools, self.catalog)
+        # The chooser answers () when pinning is off: the webhook is left out then.
+        webhook = self.config.cluster.admission_webhook and self.settings.pinning.enabled
         world_seed, decide_seed = np.random.SeedSequence(self.seed).spawn(2)
         self.queue = EventQueue()
         self.clock = SimClock()
@@ -153,6 +155,7 @@ class Simulation:
             queue=self.queue,
             clock=self.clock,
             record=self.record,
+            admission=webhook,
         )
         self.cluster = SimCluster(self.world, self.clock, record=self.record)
         self.fleet = SimFleet(self.world, self.clock, self.catalog, record=self.record)
@@ -166,11 +169,8 @@ class Simulation:
             rng=np.random.default_rng(decide_seed),
             prices=self.fleet,
         )
-        # The chooser answers () when pinning is off: the webhook is left out then.
         self.choose: PinChooser | None = (
-            make_chooser(self.reconciler, self.world.runtimes.history)
-            if self.config.cluster.admission_webhook and self.settings.pinning.enabled
-            else None
+            make_chooser(self.reconciler, self.world.runtimes.history) if webhook else None
         )
         self.feed = SimInterruptionFeed(self.clock, record=self.record)
         self.dedup = Dedup()
@@ -326,6 +326,8 @@ class Simulation:
                 live = pinned(pod.live, pin.pools)
                 # As pin_patch: a pod that could not be pinned gets no label either.
                 self.world.admit(pod, live, exclusive=pin.exclusive and live is not pod.live)
+            else:
+                self.world.admit(pod)
 
     def _on_grid(self, t: float) -> float:
         if self.scan_s <= 0:

@@ -100,8 +100,12 @@ class World(WorldRequests):
         queue: EventQueue,
         clock: SimClock,
         record: bool = False,
+        admission: bool = False,
     ) -> None:
         self.clock = clock
+        self.admission = admission
+        """An admission webhook sees each pod as it is created, before kube-scheduler does:
+        a new pod is queued for kube-scheduler once admitted (:meth:`admit`), not before."""
         self.offerings = offerings
         self.catalog = catalog
         self.config = config
@@ -271,31 +275,42 @@ class World(WorldRequests):
     def _pend(self, pod: SimPod, now: float) -> None:
         pod.state, pod.since_s = PENDING, now
         self._pending_views[pod.spec.key] = PendingPod(pod.live, now)
-        self.sched.add(pod)
-        self.created.append(pod)
+        if self.admission:
+            self.created.append(pod)
+        else:
+            self.sched.add(pod)
         self._v_pending = None
 
     def take_created(self) -> list[SimPod]:
         """Pods created (arrived, or re-created after an eviction) since the last call: what
-        the admission webhook sees, before kube-scheduler does."""
+        the admission webhook sees, before kube-scheduler does (with :attr:`admission` on;
+        each is to be passed to :meth:`admit`)."""
         out, self.created = self.created, []
         return [p for p in out if p.state == PENDING]
 
-    def admit(self, pod: SimPod, live: PodSpec, *, exclusive: bool = False) -> None:
-        """The admission webhook changed the pod as it was created (and, ``exclusive``,
-        labelled it and gave it the anti-affinity that keeps it alone on its node)."""
+    def admit(
+        self, pod: SimPod, live: PodSpec | None = None, *, exclusive: bool = False
+    ) -> None:
+        """The pod passed the admission webhook: ``live`` is the pod as the webhook changed
+        it (and, ``exclusive``, labelled it and gave it the anti-affinity that keeps it alone
+        on its node); None, left as it was. It is queued for kube-scheduler now, with
+        :attr:`admission` on; without, it was queued as it was created and keeps its place."""
+        if live is None:
+            self.sched.add(pod)
+            return
         if self.timeline is not None:
             tier = next(
                 (r.values for t in live.affinity for r in t.requirements if r.key == LABEL_POOL),
                 (),
             )
             self._log(pod.since_s, "admitted", f"{pod.spec.key} {','.join(tier)}")
-        self.sched.remove(pod)
+        if not self.admission:
+            self.sched.remove(pod)
         pod.live, pod.exclusive = live, exclusive
         pod.class_key = live.constraints()
         if pod.spec.key in self._pending_views:
             self._pending_views[pod.spec.key] = PendingPod(live, pod.since_s)
-        self.sched.add(pod, keep_place=True)
+        self.sched.add(pod, keep_place=not self.admission)
         self._v_pending = None
 
     def _bind(self, pod: SimPod, node: SimNode) -> None:

@@ -268,3 +268,22 @@ def test_the_few_node_and_the_many_node_bind_paths_choose_the_same_nodes() -> No
         pending += None in chosen[0][1]
         spread += len(set(chosen[0][1]) - {None}) > 1
     assert pending and spread  # some pods fit nowhere; some went to different nodes
+
+
+def test_with_the_webhook_kube_scheduler_sees_a_pod_only_once_admitted_and_as_admitted() -> None:
+    settings, config = configure({}, "scaler")
+    sim = Simulation(
+        pods=[pod("a", cpu="1"), pod("b", cpu="1")], pools=[pool("m5.xlarge", current_size=1)],
+        catalog=Catalog.load(), settings=settings, config=config, until_s=10_000.0,
+    )
+    w = sim.world
+    assert w.admission
+    a, b = arrive(w, "a"), arrive(w, "b")
+    assert w.take_created() == [a, b]
+    assert w.kube_schedule() == 0  # created, not admitted yet: nothing to bind
+    assert [p.pod.key for p in w.snapshot(0.0).pending] == ["default/a", "default/b"]
+    w.admit(a, a.live, exclusive=True)
+    w.admit(b)
+    assert w.kube_schedule() == 2  # b is not exclusive: it may share the node a holds
+    assert (a.state, b.state) == (RUNNING, RUNNING)
+    assert node_of(a) == node_of(b)
