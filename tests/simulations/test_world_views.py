@@ -217,3 +217,35 @@ def test_a_node_changed_then_removed_between_two_snapshots_is_in_neither_view() 
     # The new node first, the changed older one in its old place, the removed one nowhere.
     assert [n.name for n in w.snapshot(1.0).nodes] == [second, third]
     assert w.snapshot(1.0).nodes[0].annotation("example.com/a") == "1"
+
+
+def test_a_port_that_records_nothing_fails_each_call_it_is_told_to_through_its_methods() -> None:
+    # Port methods skip the recorder unless it records or has a failure queued: a failure
+    # told after others were used up must still be raised, once, and nothing recorded.
+    import anyio
+
+    from scaler.ports import Throttled
+    from simulations.ports import SimFleet
+
+    w = world([], [pool("m5.large", current_size=1)])
+    fleet = SimFleet(w, w.clock, w.catalog, record=False)
+
+    async def main() -> None:
+        for _ in range(2):
+            fleet.fail_next("pools", Throttled("slow down"))
+            fleet.fail_next("pools", Throttled("still slow"))
+            for message in ("slow down", "still slow"):
+                with pytest.raises(Throttled, match=message):
+                    await fleet.pools()
+            assert [p.name for p in await fleet.pools()] == ["m5.large"]
+        fleet.fail_next("set_desired", Throttled("no"))
+        fleet.fail_next("pools", Throttled("slow down"))
+        with pytest.raises(Throttled):
+            await fleet.pools()  # its failures used up: another method's is still queued
+        await fleet.pools()
+        with pytest.raises(Throttled):
+            await fleet.set_desired("m5.large", 2)
+        await fleet.set_desired("m5.large", 2)
+
+    anyio.run(main)
+    assert fleet.calls == []
