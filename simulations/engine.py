@@ -204,14 +204,17 @@ class Simulation:
         if any(p.annotation(ANNOTATION_RESTARTABLE) == "true" for p in self.pods):
             self._next_review_s = self.review_s
             queue.push(self.review_s, REVIEW, None, phase=ev.RECONCILE)
-        while (head := queue.peek()) is not None and head[0] <= hard_end:
-            t, phase = head
-            if self._next_review_s is not None and len(queue) == 1 and self._review_only():
-                queue.pop()  # the next review is all that is left: nothing to review any more
-                continue
+        while (entry := queue.pop_until(hard_end)) is not None:
+            t, phase, kind, payload = entry
+            if (
+                self._next_review_s is not None and not len(queue)
+                and (t, phase) == (self._next_review_s, ev.RECONCILE)
+            ):
+                continue  # the next review is all that is left: nothing to review any more
             self.clock.advance(t)
             if phase == ev.WORLD:
-                heard = False
+                heard = world.handle(kind, payload, t)
+                handled += 1
                 while (event := queue.pop_at(t, ev.WORLD)) is not None:
                     heard |= world.handle(*event, t)
                     handled += 1
@@ -234,7 +237,6 @@ class Simulation:
                 if self.progress is not None and handled % report_every == 0:
                     self.progress(min(t / nominal, 1.0) if nominal > 0 else 1.0)
                 continue
-            _, _, kind, _ = queue.pop()
             if kind == NOTICES:
                 if await self._deliver_notices():
                     self._tick_after_change(t)
@@ -270,11 +272,6 @@ class Simulation:
         world.finish(stop)
         if self.progress is not None:
             self.progress(1.0)
-
-    def _review_only(self) -> bool:
-        return self._next_review_s is not None and self.queue.peek() == (
-            self._next_review_s, ev.RECONCILE
-        )
 
     async def _review(self, t: float) -> None:
         """``Reconciler.review`` as the live leader runs it; its evictions re-create pods,
