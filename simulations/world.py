@@ -162,9 +162,15 @@ class World(WorldRequests):
         self.cancelled: Counter[str] = Counter()
         """Of those, how many no longer count in the desired size (cancel_unfulfilled)."""
         arrivals = []
+        # A trace's pods of one kind share their requests value: one read-only array each.
+        arrays: dict[int, FloatArray] = {}
         for spec in pods:
             fit = fit_usd_per_hour.get(spec.key, math.nan)
-            pod = SimPod(spec, spec, spec.requests.as_array(), fit, spec.constraints())
+            req = arrays.get(id(spec.requests))
+            if req is None:
+                req = arrays[id(spec.requests)] = spec.requests.as_array()
+                req.flags.writeable = False
+            pod = SimPod(spec, spec, req, fit, spec.constraints())
             self.pods[spec.key] = pod
             arrivals.append((spec.arrival_s, ev.ARRIVE, pod))
         queue.push_known(arrivals)

@@ -249,3 +249,14 @@ def test_a_port_that_records_nothing_fails_each_call_it_is_told_to_through_its_m
 
     anyio.run(main)
     assert fleet.calls == []
+
+
+def test_pods_of_one_kind_share_one_read_only_request_array_equal_to_their_requests() -> None:
+    specs = [pod("a", cpu="1"), pod("b", cpu="2")]
+    repeat = dataclasses.replace(specs[0], name="c")  # shares a's requests value
+    w = world([*specs, repeat], [pool("m5.large")])
+    a, b, c = (w.pods[f"default/{n}"] for n in "abc")
+    assert c.req is a.req and b.req is not a.req
+    for p in (a, b, c):
+        assert list(p.req) == list(p.spec.requests.as_array())
+        assert not p.req.flags.writeable
