@@ -171,7 +171,7 @@ class World(WorldRequests):
                 req = arrays[id(spec.requests)] = spec.requests.as_array()
                 req.flags.writeable = False
             pod = SimPod(spec, spec, req, fit, spec.constraints())
-            self.pods[spec.key] = pod
+            self.pods[pod.key] = pod
             arrivals.append((spec.arrival_s, ev.ARRIVE, pod))
         queue.push_known(arrivals)
         for p in pools:
@@ -191,7 +191,7 @@ class World(WorldRequests):
         """Apply one event; True if the autoscaler should hear of it."""
         if kind == ev.ARRIVE:
             assert isinstance(payload, SimPod)
-            self._log(now, "arrive", payload.spec.key)
+            self._log(now, "arrive", payload.key)
             self._pend(payload, now)
             self._arrived.append(payload)
             return False
@@ -203,7 +203,7 @@ class World(WorldRequests):
             self._unbind(pod, now, lost=False)
             pod.state, pod.finished_s = DONE, now
             self.finished += 1
-            self._log(now, "done", pod.spec.key)
+            self._log(now, "done", pod.key)
             return True
         if kind == ev.LAUNCH_FAILED:
             assert isinstance(payload, str)
@@ -257,7 +257,7 @@ class World(WorldRequests):
             return False
         pending = [p for p in self._arrived if p.state == PENDING]
         for pod in pending:
-            self._log(pod.since_s, "pending", pod.spec.key)
+            self._log(pod.since_s, "pending", pod.key)
         self._arrived.clear()
         return bool(pending)
 
@@ -280,7 +280,7 @@ class World(WorldRequests):
 
     def _pend(self, pod: SimPod, now: float) -> None:
         pod.state, pod.since_s = PENDING, now
-        self._pending_views[pod.spec.key] = PendingPod(pod.live, now)
+        self._pending_views[pod.key] = PendingPod(pod.live, now)
         if self.admission:
             self.created.append(pod)
         else:
@@ -309,13 +309,13 @@ class World(WorldRequests):
                 (r.values for t in live.affinity for r in t.requirements if r.key == LABEL_POOL),
                 (),
             )
-            self._log(pod.since_s, "admitted", f"{pod.spec.key} {','.join(tier)}")
+            self._log(pod.since_s, "admitted", f"{pod.key} {','.join(tier)}")
         if not self.admission:
             self.sched.remove(pod)
         pod.live, pod.exclusive = live, exclusive
         pod.class_key = live.constraints()
-        if pod.spec.key in self._pending_views:
-            self._pending_views[pod.spec.key] = PendingPod(live, pod.since_s)
+        if pod.key in self._pending_views:
+            self._pending_views[pod.key] = PendingPod(live, pod.since_s)
         self.sched.add(pod, keep_place=not self.admission)
         self._v_pending = None
 
@@ -323,12 +323,12 @@ class World(WorldRequests):
         now = self.clock.now()
         self.ledger.settle(node, now)
         self.sched.remove(pod)
-        del self._pending_views[pod.spec.key]
+        del self._pending_views[pod.key]
         fit = pod.fit_usd_per_hour if math.isfinite(pod.fit_usd_per_hour) else 0.0
         run = Run(pod, node, now, fit)
         pod.state, pod.run, pod.runs = RUNNING, run, pod.runs + 1
         pod.pools.append(node.pool)
-        pod.bound_view = self._bound_views[pod.spec.key] = BoundPod(pod.live, node.name, now)
+        pod.bound_view = self._bound_views[pod.key] = BoundPod(pod.live, node.name, now)
         self._filled |= not node.runs
         node.runs.append(run)
         self.table.used[node.slot] += pod.req
@@ -336,7 +336,7 @@ class World(WorldRequests):
             self.table.hold_exclusive(node.slot, 1)
         self.ledger.pending_s.append(now - pod.since_s)
         self._v_pending = self._v_bound = None
-        self._log(now, "bound", pod.spec.key, node.name)
+        self._log(now, "bound", pod.key, node.name)
         if pod.spec.duration_s is not None:
             self.queue.push(now + pod.spec.duration_s, ev.POD_DONE, (pod, run))
 
@@ -352,7 +352,7 @@ class World(WorldRequests):
         self.sched.node_changed(node.slot)
         (self.ledger.lost if lost else self.ledger.completed)(run)
         pod.run, pod.bound_view = None, None
-        del self._bound_views[pod.spec.key]
+        del self._bound_views[pod.key]
         self._v_bound = None
 
     def _evict(self, node: SimNode, now: float) -> None:
@@ -369,7 +369,7 @@ class World(WorldRequests):
         self.evictions += 1
         pod.live, pod.class_key = pod.spec, pod.spec.constraints()
         pod.exclusive = False
-        self._log(now, "evicted", pod.spec.key)
+        self._log(now, "evicted", pod.key)
         self._pend(pod, now)
         self._arrived.append(pod)  # its controller's new pod: a watch event, live
 

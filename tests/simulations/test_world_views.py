@@ -260,3 +260,20 @@ def test_pods_of_one_kind_share_one_read_only_request_array_equal_to_their_reque
     for p in (a, b, c):
         assert list(p.req) == list(p.spec.requests.as_array())
         assert not p.req.flags.writeable
+
+
+def test_a_pods_kept_key_is_its_specs_and_its_pinned_specs_key_and_names_its_views() -> None:
+    from simulations.testing import simulate
+
+    sim = simulate(
+        [pod(f"p{i}", cpu="1", duration_s=600.0, arrival_s=60.0 * i) for i in range(4)],
+        pools=[pool("m5.large"), pool("m5.xlarge")], until_s=2000.0,
+    )
+    pods = list(sim.world.pods.values())
+    assert any(p.live is not p.spec for p in pods)  # the webhook pinned some
+    for p in pods:
+        assert p.key == p.spec.key == p.live.key
+        assert sim.world.pods[p.key] is p
+    assert {e[2].split()[0] for e in sim.world.timeline or [] if e[1] == "bound"} == {
+        p.key for p in pods
+    }
