@@ -64,8 +64,9 @@ from simulations import events as ev
 from simulations.clock import SimClock
 from simulations.config import SimConfig
 from simulations.events import EventQueue
-from simulations.kubesched import KubeScheduler, NodeTable
+from simulations.kubesched import KubeScheduler
 from simulations.ledger import Ledger, Run
+from simulations.nodetable import NodeTable
 from simulations.objects import DONE, PENDING, RUNNING, SimNode, SimPod
 from simulations.requests import WorldRequests
 

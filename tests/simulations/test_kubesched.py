@@ -10,7 +10,7 @@ from scaler.core.model import PodSpec, PoolSpec
 from simulations import events as ev
 from simulations.engine import Simulation
 from simulations.jobs import configure
-from simulations.kubesched import NodeTable
+from simulations.nodetable import NodeTable
 from simulations.objects import PENDING, RUNNING, SimPod
 from simulations.testing import pod, pool
 from simulations.world import World
