@@ -303,7 +303,8 @@ class World(WorldRequests):
         on its node); None, left as it was. It is queued for kube-scheduler now, with
         :attr:`admission` on; without, it was queued as it was created and keeps its place."""
         if live is None:
-            self.sched.add(pod)
+            if self.admission:
+                self.sched.add(pod)
             return
         if self.timeline is not None:
             tier = next(

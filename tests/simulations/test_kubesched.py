@@ -287,3 +287,13 @@ def test_with_the_webhook_kube_scheduler_sees_a_pod_only_once_admitted_and_as_ad
     assert w.kube_schedule() == 2  # b is not exclusive: it may share the node a holds
     assert (a.state, b.state) == (RUNNING, RUNNING)
     assert node_of(a) == node_of(b)
+
+
+def test_without_the_webhook_a_pod_admitted_as_it_was_stays_queued_once() -> None:
+    w = world([pod("a", cpu="1")], [pool("m5.large", current_size=1)])
+    assert not w.admission
+    a = arrive(w, "a")
+    w.admit(a)
+    assert w.kube_schedule() == 1
+    assert a.state == RUNNING
+    assert w.sched.classes == {}
