@@ -43,7 +43,8 @@ _ALL = np.logical_and.reduce
 """``np.all`` without its Python wrapper (it runs per class and per bind)."""
 _FEW = 16
 """Up to this many pools a class admits (or nodes changed), :meth:`KubeScheduler._may_fit`
-answers in Python; beyond, the arrays answer about as fast."""
+answers in Python, and up to this many candidate nodes a class is bound in Python
+(:meth:`KubeScheduler._bind_few`); beyond, the arrays answer about as fast."""
 
 
 class _Class:
