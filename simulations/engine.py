@@ -139,6 +139,8 @@ class Simulation:
         # The world needs only what a node is (allocatable, labels, taints, price), which
         # the oracle's offerings already hold.
         self.fits, offerings = shared_fit_prices(self.pods, self.pools, self.catalog)
+        # The chooser answers () when pinning is off: the webhook is left out then.
+        webhook = self.config.cluster.admission_webhook and self.settings.pinning.enabled
         world_seed, decide_seed = np.random.SeedSequence(self.seed).spawn(2)
         self.queue = EventQueue()
         self.clock = SimClock()
@@ -153,6 +155,7 @@ class Simulation:
             queue=self.queue,
             clock=self.clock,
             record=self.record,
+            admission=webhook,
         )
         self.cluster = SimCluster(self.world, self.clock, record=self.record)
         self.fleet = SimFleet(self.world, self.clock, self.catalog, record=self.record)
@@ -166,11 +169,8 @@ class Simulation:
             rng=np.random.default_rng(decide_seed),
             prices=self.fleet,
         )
-        # The chooser answers () when pinning is off: the webhook is left out then.
         self.choose: PinChooser | None = (
-            make_chooser(self.reconciler, self.world.runtimes.history)
-            if self.config.cluster.admission_webhook and self.settings.pinning.enabled
-            else None
+            make_chooser(self.reconciler, self.world.runtimes.history) if webhook else None
         )
         self.feed = SimInterruptionFeed(self.clock, record=self.record)
         self.dedup = Dedup()
@@ -204,14 +204,17 @@ class Simulation:
         if any(p.annotation(ANNOTATION_RESTARTABLE) == "true" for p in self.pods):
             self._next_review_s = self.review_s
             queue.push(self.review_s, REVIEW, None, phase=ev.RECONCILE)
-        while (head := queue.peek()) is not None and head[0] <= hard_end:
-            t, phase = head
-            if self._next_review_s is not None and len(queue) == 1 and self._review_only():
-                queue.pop()  # the next review is all that is left: nothing to review any more
-                continue
+        while (entry := queue.pop_until(hard_end)) is not None:
+            t, phase, kind, payload = entry
+            if (
+                self._next_review_s is not None and not len(queue)
+                and (t, phase) == (self._next_review_s, ev.RECONCILE)
+            ):
+                continue  # the next review is all that is left: nothing to review any more
             self.clock.advance(t)
             if phase == ev.WORLD:
-                heard = False
+                heard = world.handle(kind, payload, t)
+                handled += 1
                 while (event := queue.pop_at(t, ev.WORLD)) is not None:
                     heard |= world.handle(*event, t)
                     handled += 1
@@ -234,7 +237,6 @@ class Simulation:
                 if self.progress is not None and handled % report_every == 0:
                     self.progress(min(t / nominal, 1.0) if nominal > 0 else 1.0)
                 continue
-            _, _, kind, _ = queue.pop()
             if kind == NOTICES:
                 if await self._deliver_notices():
                     self._tick_after_change(t)
@@ -270,11 +272,6 @@ class Simulation:
         world.finish(stop)
         if self.progress is not None:
             self.progress(1.0)
-
-    def _review_only(self) -> bool:
-        return self._next_review_s is not None and self.queue.peek() == (
-            self._next_review_s, ev.RECONCILE
-        )
 
     async def _review(self, t: float) -> None:
         """``Reconciler.review`` as the live leader runs it; its evictions re-create pods,
@@ -326,6 +323,8 @@ class Simulation:
                 live = pinned(pod.live, pin.pools)
                 # As pin_patch: a pod that could not be pinned gets no label either.
                 self.world.admit(pod, live, exclusive=pin.exclusive and live is not pod.live)
+            else:
+                self.world.admit(pod)
 
     def _on_grid(self, t: float) -> float:
         if self.scan_s <= 0:

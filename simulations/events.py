@@ -68,6 +68,22 @@ class EventQueue:
         t, phase, _, kind, payload = entry
         return t, phase, kind, payload
 
+    def pop_until(self, end: float) -> tuple[float, int, str, Any] | None:
+        """:meth:`pop` if the next event is due at or before ``end``, else None (nothing
+        popped): the engine's one call per step, not a peek and a pop."""
+        source = self._next()
+        if source is None:
+            return None
+        known = source is self._known
+        head = source[-1] if known else source[0]
+        if head[0] > end:
+            return None
+        if known:
+            source.pop()
+        else:
+            heapq.heappop(source)
+        return head[0], head[1], head[3], head[4]
+
     def pop_at(self, t: float, phase: int) -> tuple[str, Any] | None:
         """(kind, payload) of the next event if it is due at ``t`` in ``phase``, else None
         (nothing popped): one call per event of a batch, not a peek and a pop."""

@@ -23,14 +23,14 @@ against nodes that gained room or became schedulable since.
 from __future__ import annotations
 
 import bisect
-import heapq
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scaler.core.model import CPU, MEM, BoolArray, FloatArray, IntArray, R
+from scaler.core.model import CPU, MEM, BoolArray, FloatArray, IntArray
 from scaler.core.offerings import Offerings
+from simulations.nodetable import NodeTable
 
 if TYPE_CHECKING:
     from simulations.objects import SimNode, SimPod
@@ -39,117 +39,12 @@ _EPS = 1e-6
 assert MEM == CPU + 1
 _CPU_MEM = slice(CPU, MEM + 1)
 """The CPU and memory columns, as a slice: views, not the copies a fancy index makes."""
-_NONE: IntArray = np.zeros(0, dtype=np.int64)
 _ALL = np.logical_and.reduce
 """``np.all`` without its Python wrapper (it runs per class and per bind)."""
 _FEW = 16
 """Up to this many pools a class admits (or nodes changed), :meth:`KubeScheduler._may_fit`
-answers in Python; beyond, the arrays answer about as fast."""
-
-
-class NodeTable:
-    """Live nodes as arrays, one row per slot (slots are reused). Shapes: N slots, R
-    resources in the core's axis order."""
-
-    def __init__(self, capacity: int = 64) -> None:
-        self.size = 0
-        """Slots ever used (the high-water mark); rows at or past it are empty."""
-        self.alloc: FloatArray = np.zeros((capacity, R))
-        self.used: FloatArray = np.zeros((capacity, R))
-        self.ok: BoolArray = np.zeros(capacity, dtype=bool)
-        """Schedulable: Ready, GPUs advertised, not cordoned."""
-        self.pool: IntArray = np.zeros(capacity, dtype=np.int64)
-        """Offerings index of the node's pool."""
-        self.zone: IntArray = np.full(capacity, -1, dtype=np.int64)
-        self.exclusive: IntArray = np.zeros(capacity, dtype=np.int64)
-        """Exclusive pods bound to the node (0 or 1, as kube-scheduler enforces)."""
-        self.nodes: list[SimNode | None] = []
-        self.pool_of: list[int] = []
-        """``pool`` as Python ints, for the checks a few slots at a time."""
-        self.ready_in_pool: dict[int, int] = {}
-        """Schedulable nodes by pool (offerings index); pools that never had one are absent."""
-        self.open_in_pool: dict[int, int] = {}
-        """Of those, the nodes that hold no exclusive pod."""
-        self._free: list[int] = []
-        self._zone_ids: dict[str, int] = {}
-        self._ready: IntArray | None = None
-        """The schedulable slots, ascending, until a slot's ``ok`` changes."""
-
-    def set_ok(self, slot: int, ok: bool) -> None:
-        """Say whether the node at ``slot`` is schedulable (write ``ok`` only through here:
-        it keeps :meth:`ready` and the counts by pool current)."""
-        if self.ok.item(slot) != ok:  # a Python bool: numpy's scalar compare costs 10x
-            self.ok[slot] = ok
-            self._ready = None
-            pool, step = self.pool_of[slot], 1 if ok else -1
-            self.ready_in_pool[pool] = self.ready_in_pool.get(pool, 0) + step
-            if not self.exclusive.item(slot):
-                self.open_in_pool[pool] = self.open_in_pool.get(pool, 0) + step
-
-    def hold_exclusive(self, slot: int, step: int) -> None:
-        """An exclusive pod was bound to (``step`` 1) or left (-1) the node at ``slot``
-        (write ``exclusive`` only through here, but in :meth:`add` and :meth:`remove`)."""
-        held = self.exclusive.item(slot)
-        self.exclusive[slot] = held + step
-        if self.ok.item(slot) and (held == 0) != (held + step == 0):
-            pool = self.pool_of[slot]
-            self.open_in_pool[pool] = self.open_in_pool.get(pool, 0) + (1 if held else -1)
-
-    def ready(self) -> IntArray:
-        """The schedulable slots, ascending (the same array until one changes: read only)."""
-        if self._ready is None:
-            self._ready = np.flatnonzero(self.ok[: self.size])
-        return self._ready
-
-    def zone_id(self, zone: str | None) -> int:
-        if zone is None:
-            return -1
-        return self._zone_ids.setdefault(zone, len(self._zone_ids))
-
-    def add(self, node: SimNode, pool_index: int, alloc: FloatArray, zone: str | None) -> int:
-        if self._free:
-            slot = heapq.heappop(self._free)  # the lowest free slot, as ties go to it
-        else:
-            slot = self.size
-            self.size += 1
-            if slot >= len(self.ok):
-                self._grow()
-            self.nodes.append(None)
-            self.pool_of.append(pool_index)
-        self.nodes[slot] = node
-        self.alloc[slot] = alloc
-        self.used[slot] = 0.0
-        self.exclusive[slot] = 0
-        self.set_ok(slot, False)
-        self.pool[slot] = pool_index
-        self.pool_of[slot] = pool_index
-        self.zone[slot] = self.zone_id(zone)
-        return slot
-
-    def remove(self, slot: int) -> None:
-        self.nodes[slot] = None
-        self.set_ok(slot, False)
-        self.alloc[slot] = 0.0
-        self.used[slot] = 0.0
-        self.exclusive[slot] = 0
-        heapq.heappush(self._free, slot)
-
-    def _grow(self) -> None:
-        n = len(self.ok) * 2
-        self.alloc = _resized(self.alloc, n)
-        self.used = _resized(self.used, n)
-        self.ok = _resized(self.ok, n)
-        self.pool = _resized(self.pool, n)
-        self.exclusive = _resized(self.exclusive, n)
-        zone = np.full(n, -1, dtype=np.int64)
-        zone[: len(self.zone)] = self.zone
-        self.zone = zone
-
-
-def _resized(a: np.ndarray, n: int) -> np.ndarray:
-    out = np.zeros((n, *a.shape[1:]), dtype=a.dtype)
-    out[: len(a)] = a
-    return out
+answers in Python, and up to this many candidate nodes a class is bound in Python
+(:meth:`KubeScheduler._bind_few`); beyond, the arrays answer about as fast."""
 
 
 class _Class:
@@ -238,85 +133,153 @@ class KubeScheduler:
         # are not drop out once, here, rather than per pod.
         if self._changed:
             ok, size = table.ok, table.size
-            changed = np.array(sorted(s for s in self._changed if s < size and ok[s]),
-                               dtype=np.int64)
+            slots = sorted(s for s in self._changed if s < size and ok.item(s))
             self._changed = set()
         else:
-            changed = _NONE
+            slots = []
         fresh = self._fresh
         self._fresh = set()
         # A class tried before is tried only against changed nodes: with none, only the
         # fresh classes have anything to try.
-        if changed.size:
+        if slots:
             classes = list(self.classes.items())
         else:
             classes = [(k, self.classes[k]) for k in fresh if k in self.classes]
         if not classes:
             return 0
-        everything = table.ready() if fresh else changed
         # The pools of the changed nodes, and of those that hold no exclusive pod, when they
         # are few. Binds below only take room: these stay supersets of what is left.
         changed_pools = changed_open = None
-        if changed.size <= _FEW:
+        if len(slots) <= _FEW:
             pool_of, held = table.pool_of, table.exclusive
-            slots = changed.tolist()
             changed_pools = {pool_of[s] for s in slots}
             changed_open = {pool_of[s] for s in slots if not held.item(s)}
+        changed: IntArray | None = None  # ``slots`` as an array, once a class needs it
         bound = 0
         # First come, first served across classes, as kube-scheduler's active queue orders
         # pods of equal priority by the time they were queued.
-        classes.sort(key=lambda kv: kv[1].members[0].queued)
+        if len(classes) > 1:
+            classes.sort(key=lambda kv: kv[1].members[0].queued)
         for key, cls in classes:
             all_ready = key in fresh
-            cand = everything if all_ready else changed
-            if cand.size == 0:
+            if not all_ready and not slots:
                 continue
             first = cls.members[0]
-            req = first.req
             exclusive = first.exclusive
             if cls.mask is None:
                 self._admit(key, cls)
             if not self._may_fit(cls, all_ready, changed_open if exclusive else changed_pools,
                                  exclusive):
                 continue
-            cand = cand[self._static_mask(cls, cand, exclusive)]
-            if cand.size == 0:
+            # The schedulable nodes are listed only for a class that may fit one of them.
+            if all_ready:
+                cand = table.ready()
+                if cand.size <= _FEW:
+                    bound += self._bind_few(cls, cand.tolist(), exclusive, bind)
+                    continue
+            elif len(slots) <= _FEW:
+                bound += self._bind_few(cls, slots, exclusive, bind)
                 continue
-            # Allocatable does not change while pods bind; what is used does, on the node a
-            # pod was bound to only: the other nodes fit and score as they did. ``used``
-            # follows the table on the rows that can still take a pod (an exclusive pod's
-            # node cannot: it fits no more).
-            alloc = table.alloc[cand]
-            used = table.used[cand]
-            room = alloc + _EPS
-            fits: BoolArray = _ALL(used + req <= room, axis=1)
-            scores: FloatArray | None = None
-            changed_row = -1
-            for pod in list(cls.members):
-                if changed_row >= 0:
-                    j, k = changed_row, changed_row + 1
-                    used[j] = table.used[cand[j]]
-                    fits[j] = _ALL(used[j:k] + req <= room[j:k], axis=1)[0]
-                    if scores is not None:
-                        scores[j] = _least_allocated(alloc[j:k], used[j:k], req)[0]
-                    changed_row = -1
-                fitting = fits.nonzero()[0]  # fits is 1-D: flatnonzero without its wrapper
-                if fitting.size == 0:
-                    break
-                if fitting.size == 1:
-                    j = int(fitting[0])
-                else:
-                    if scores is None:
-                        scores = _least_allocated(alloc, used, req)
-                    j = int(fitting[scores[fitting].argmax()])  # the first of the best
-                node = table.nodes[int(cand[j])]
-                assert node is not None
-                bind(pod, node)
-                bound += 1
-                if exclusive:
-                    fits[j] = False  # it holds an exclusive pod now
-                else:
-                    changed_row = j
+            else:
+                if changed is None:
+                    changed = np.array(slots, dtype=np.int64)
+                cand = changed
+            bound += self._bind_many(cls, cand, exclusive, bind)
+        return bound
+
+    def _bind_many(
+        self, cls: _Class, cand: IntArray, exclusive: bool,
+        bind: Callable[[SimPod, SimNode], None],
+    ) -> int:
+        """Bind the class's pods, first come first, to the best of the candidate slots
+        ``cand`` (ascending) that fit; return how many were bound. With arrays: one pass
+        over all the candidates, then only the row of the node each pod went to."""
+        table = self.table
+        cand = cand[self._static_mask(cls, cand, exclusive)]
+        if cand.size == 0:
+            return 0
+        req = cls.members[0].req
+        # Allocatable does not change while pods bind; what is used does, on the node a
+        # pod was bound to only: the other nodes fit and score as they did. ``used``
+        # follows the table on the rows that can still take a pod (an exclusive pod's
+        # node cannot: it fits no more).
+        alloc = table.alloc[cand]
+        used = table.used[cand]
+        room = alloc + _EPS
+        fits: BoolArray = _ALL(used + req <= room, axis=1)
+        scores: FloatArray | None = None
+        changed_row = -1
+        bound = 0
+        for pod in list(cls.members):
+            if changed_row >= 0:
+                j, k = changed_row, changed_row + 1
+                used[j] = table.used[cand[j]]
+                fits[j] = _ALL(used[j:k] + req <= room[j:k], axis=1)[0]
+                if scores is not None:
+                    scores[j] = _least_allocated(alloc[j:k], used[j:k], req)[0]
+                changed_row = -1
+            fitting = fits.nonzero()[0]  # fits is 1-D: flatnonzero without its wrapper
+            if fitting.size == 0:
+                break
+            if fitting.size == 1:
+                j = int(fitting[0])
+            else:
+                if scores is None:
+                    scores = _least_allocated(alloc, used, req)
+                j = int(fitting[scores[fitting].argmax()])  # the first of the best
+            node = table.nodes[int(cand[j])]
+            assert node is not None
+            bind(pod, node)
+            bound += 1
+            if exclusive:
+                fits[j] = False  # it holds an exclusive pod now
+            else:
+                changed_row = j
+        return bound
+
+    def _bind_few(
+        self, cls: _Class, slots: list[int], exclusive: bool,
+        bind: Callable[[SimPod, SimNode], None],
+    ) -> int:
+        """:meth:`_bind_many` for a few candidate slots (ascending), in Python: most tries
+        are against the one node that changed (Ready, or a pod done), where a dozen array
+        operations would cost more than the check. The same filters and the same float
+        operations on the same values, so the same nodes fit and score the same."""
+        table = self.table
+        mask, zone = cls.mask, cls.zone
+        assert mask is not None
+        pool_of, zones, held = table.pool_of, table.zone, table.exclusive
+        rows = [
+            s for s in slots
+            if mask.item(pool_of[s])
+            and (zone is None or zones.item(s) == zone)
+            and not (exclusive and held.item(s))
+        ]
+        if not rows:
+            return 0
+        req = cls.members[0].req.tolist()
+        allocs = [table.alloc[s].tolist() for s in rows]
+        fits = [_fits(table.used[s].tolist(), req, a) for s, a in zip(rows, allocs, strict=True)]
+        bound = 0
+        for pod in list(cls.members):
+            fitting = [j for j, fit in enumerate(fits) if fit]
+            if not fitting:
+                break
+            if len(fitting) == 1:
+                j = fitting[0]
+            else:
+                j = fitting[0]
+                best_score = _least_allocated_row(allocs[j], table.used[rows[j]].tolist(), req)
+                for i in fitting[1:]:
+                    score = _least_allocated_row(allocs[i], table.used[rows[i]].tolist(), req)
+                    if score > best_score:  # the first of the best
+                        j, best_score = i, score
+            node = table.nodes[rows[j]]
+            assert node is not None
+            bind(pod, node)
+            bound += 1
+            # Only the row of the node it went to changed.
+            fits[j] = not exclusive and _fits(table.used[rows[j]].tolist(), req, allocs[j])
         return bound
 
     def _may_fit(
@@ -367,6 +330,25 @@ def _key(pod: SimPod) -> tuple[object, ...]:
     """The pod's class, split by exclusivity (it decides which nodes fit, as the constraints
     do)."""
     return (pod.class_key, pod.exclusive)
+
+
+def _fits(used: list[float], req: list[float], alloc: list[float]) -> bool:
+    """One node's row of :meth:`KubeScheduler._bind_many`'s fit, in Python floats."""
+    # A loop, not all() over a generator: building the generator costs as much as the check.
+    for u, r, a in zip(used, req, alloc, strict=True):  # noqa: SIM110
+        if not u + r <= a + _EPS:
+            return False
+    return True
+
+
+def _least_allocated_row(alloc: list[float], used: list[float], req: list[float]) -> float:
+    """One node's :func:`_least_allocated` score, in Python floats: the same operations in
+    the same order (free over allocatable per axis, 0 without any; the two summed)."""
+    score = 0.0
+    for c in (CPU, MEM):
+        a = alloc[c]
+        score += ((a - used[c]) - req[c]) / a if a > 0 else 0.0
+    return score
 
 
 def _least_allocated(alloc: FloatArray, used: FloatArray, req: FloatArray) -> FloatArray:

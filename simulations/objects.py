@@ -40,6 +40,12 @@ class SimPod:
     """The pool of each run, in order (tests and reports read it)."""
     unplaceable: bool = False
     bound_view: BoundPod | None = None
+    key: str = field(init=False)
+    """``namespace/name``, as ``spec.key`` (and ``live.key``: a pin changes neither): kept,
+    where the property would format it again at each of a run's few hundred thousand uses."""
+
+    def __post_init__(self) -> None:
+        self.key = self.spec.key
 
 
 @dataclass(eq=False)

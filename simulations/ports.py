@@ -51,6 +51,10 @@ class Recorder:
         # thousands of calls, and namedtuples it would walk at every full collection.
         self._calls: list[tuple[float, str, tuple[object, ...]]] = []
         self._failures: dict[str, list[BaseException]] = {}
+        self._watched = record
+        """Recording, or told to fail a call: the port methods call :meth:`_record` only
+        then, so a run that does neither (``scaler simulate``) makes no call for nothing per
+        port call (236,000 on openb)."""
 
     @property
     def calls(self) -> list[Call]:
@@ -59,6 +63,7 @@ class Recorder:
 
     def fail_next(self, method: str, error: BaseException) -> None:
         self._failures.setdefault(method, []).append(error)
+        self._watched = True
 
     def calls_to(self, method: str) -> list[Call]:
         return [Call._make(c) for c in self._calls if c[1] == method]
@@ -69,7 +74,11 @@ class Recorder:
         if self._failures:
             queued = self._failures.get(method)
             if queued:
-                raise queued.pop(0)
+                error = queued.pop(0)
+                if not queued:
+                    del self._failures[method]
+                    self._watched = self.record or bool(self._failures)
+                raise error
 
 
 class SimCluster(Recorder):
@@ -80,7 +89,8 @@ class SimCluster(Recorder):
         self.world = world
 
     async def snapshot(self) -> ClusterView:
-        self._record("snapshot")
+        if self._watched:
+            self._record("snapshot")
         return self.world.snapshot(self.clock.now())
 
     def staleness_s(self) -> float:
@@ -88,40 +98,49 @@ class SimCluster(Recorder):
 
     async def pods_on(self, node: str) -> tuple[BoundPod, ...]:
         """What the API server would list: the world's own record, never a cached view."""
-        self._record("pods_on", node)
+        if self._watched:
+            self._record("pods_on", node)
         return self.world.pods_on(node)
 
     async def annotate_node(self, node: str, key: str, value: str | None) -> None:
-        self._record("annotate_node", node, key, value)
+        if self._watched:
+            self._record("annotate_node", node, key, value)
         self.world.annotate(node, key, value, self.clock.now())
 
     async def label_node(self, node: str, key: str, value: str) -> None:
-        self._record("label_node", node, key, value)
+        if self._watched:
+            self._record("label_node", node, key, value)
         self.world.label(node, key, value, self.clock.now())
 
     async def record_event(self, pod: PodSpec, reason: str, message: str, *, warning: bool) -> None:
-        self._record("record_event", pod.key, reason, message, warning)
+        if self._watched:
+            self._record("record_event", pod.key, reason, message, warning)
         self.world.pod_event(pod.key, reason, self.clock.now())
 
     async def cordon(self, node: str) -> None:
-        self._record("cordon", node)
+        if self._watched:
+            self._record("cordon", node)
         self.world.cordon(node, True, self.clock.now())
 
     async def uncordon(self, node: str) -> None:
-        self._record("uncordon", node)
+        if self._watched:
+            self._record("uncordon", node)
         self.world.cordon(node, False, self.clock.now())
 
     async def taint(self, node: str, taint: Taint) -> None:
-        self._record("taint", node, taint)
+        if self._watched:
+            self._record("taint", node, taint)
         self.world.taint(node, taint, self.clock.now())
 
     async def untaint(self, node: str, key: str, effect: str | None = None) -> None:
-        self._record("untaint", node, key, effect)
+        if self._watched:
+            self._record("untaint", node, key, effect)
         self.world.taint(node, None, self.clock.now(), remove=key, effect=effect)
 
     async def evict(self, pod: PodSpec, *, grace_period_s: int | None = None) -> None:
         """No PodDisruptionBudgets in the simulator: an eviction always succeeds."""
-        self._record("evict", pod.key)
+        if self._watched:
+            self._record("evict", pod.key)
         self.world.evict(pod.key, self.clock.now())
 
 
@@ -136,39 +155,48 @@ class SimFleet(Recorder):
         self.catalog = catalog
 
     async def pools(self) -> Sequence[PoolSpec]:
-        self._record("pools")
+        if self._watched:
+            self._record("pools")
         return self.world.pool_views()
 
     async def set_desired(self, pool: str, desired: int) -> None:
-        self._record("set_desired", pool, desired)
+        if self._watched:
+            self._record("set_desired", pool, desired)
         self.world.set_desired(pool, desired, self.clock.now())
 
     async def cancel_unfulfilled(self, pool: str) -> None:
-        self._record("cancel_unfulfilled", pool)
+        if self._watched:
+            self._record("cancel_unfulfilled", pool)
         self.world.cancel_unfulfilled(pool, self.clock.now())
 
     async def give_up(self, pool: str, count: int, keep: Collection[str]) -> int:
-        self._record("give_up", pool, count)
+        if self._watched:
+            self._record("give_up", pool, count)
         return self.world.give_up(pool, count, keep, self.clock.now())
 
     async def terminate(self, node: Node) -> None:
-        self._record("terminate", node.name)
+        if self._watched:
+            self._record("terminate", node.name)
         self.world.terminate(node.name, self.clock.now())
 
     async def launch_failures(self, since_s: float) -> Sequence[LaunchFailure]:
-        self._record("launch_failures", since_s)
+        if self._watched:
+            self._record("launch_failures", since_s)
         return self.world.failures_since(since_s)
 
     async def describe_types(self, names: Sequence[str]) -> Sequence[InstanceType]:
         """The catalog's specs; unknown names are left out, as DescribeInstanceTypes does."""
-        self._record("describe_types", tuple(names))
+        if self._watched:
+            self._record("describe_types", tuple(names))
         return [self.catalog[n] for n in dict.fromkeys(names) if n in self.catalog]
 
     async def complete_lifecycle(self, hook: LifecycleHook) -> None:
-        self._record("complete_lifecycle", hook)
+        if self._watched:
+            self._record("complete_lifecycle", hook)
 
     async def prices(self) -> Prices:
-        self._record("prices")
+        if self._watched:
+            self._record("prices")
         return _NO_LIVE_PRICES
 
 
@@ -254,7 +282,8 @@ class SimInterruptionFeed(Recorder):
         """Up to ``max_messages`` visible messages, oldest first. With none visible, a long
         poll: it waits ``wait_s`` of simulated time (on the clock, which only the engine or
         a test moves) and answers with what is visible then; ``wait_s=0`` answers at once."""
-        self._record("receive", max_messages)
+        if self._watched:
+            self._record("receive", max_messages)
         if not 1 <= max_messages <= 10 or not 0 <= wait_s <= 20:
             raise ValueError("max_messages must be within 1..10 and wait_s within 0..20")
         if wait_s > 0 and not self.visible():
@@ -291,7 +320,8 @@ class SimInterruptionFeed(Recorder):
         """Delete a notice's message; a no-op for an error (already moved aside). As SQS's
         DeleteMessage: the handle of an earlier receive succeeds but deletes nothing (the
         message was delivered again since), and a message already gone is no error."""
-        self._record("ack", received.message_id)
+        if self._watched:
+            self._record("ack", received.message_id)
         if received.error is not None:
             return
         message = self.queue.get(received.message_id)

@@ -68,6 +68,7 @@ class WorldRequests:
     _bound_views: dict[str, BoundPod]
     _pending_views: dict[str, PendingPod]
     _v_nodes: tuple[Node, ...] | None
+    _stale_views: dict[str, SimNode]
     _v_bound: tuple[BoundPod, ...] | None
     _v_pending: tuple[PendingPod, ...] | None
     runtimes: RuntimeRecorder
@@ -78,21 +79,25 @@ class WorldRequests:
         def _launch(self, pool: str, i: int, now: float) -> SimNode: ...
         def _remove(self, node: SimNode, now: float, *, decrement: bool = True) -> None: ...
         def _refresh(self, node: SimNode) -> None: ...
+        def _views_due(self) -> None: ...
         def _schedulable(self, node: SimNode) -> None: ...
         def _evict_pod(self, pod: SimPod, now: float) -> None: ...
         def _log(self, now: float, what: str, *subject: object) -> None: ...
 
     def snapshot(self, now: float) -> ClusterView:
+        if self._stale_views:
+            self._views_due()
         if self._v_nodes is None:
             self._v_nodes = tuple(self._node_views.values())
         if self._v_bound is None:
             self._v_bound = tuple(self._bound_views.values())
         if self._v_pending is None:
             self._v_pending = tuple(self._pending_views.values())
+        # Positionally, in ClusterView's field order (now_s, nodes, bound, pending, reported
+        # allocatable and templates, runtimes, indexes): one view per tick and more.
         return ClusterView(
-            now_s=now, nodes=self._v_nodes, bound=self._v_bound, pending=self._v_pending,
-            reported_allocatable=_NOTHING_REPORTED, reported_templates=_NOTHING_REPORTED,
-            runtimes=self.runtimes.history(), indexes=self.indexes,
+            now, self._v_nodes, self._v_bound, self._v_pending, _NOTHING_REPORTED,
+            _NOTHING_REPORTED, self.runtimes.history(), self.indexes,
         )
 
     def pool_views(self) -> tuple[PoolSpec, ...]:

@@ -64,8 +64,9 @@ from simulations import events as ev
 from simulations.clock import SimClock
 from simulations.config import SimConfig
 from simulations.events import EventQueue
-from simulations.kubesched import KubeScheduler, NodeTable
+from simulations.kubesched import KubeScheduler
 from simulations.ledger import Ledger, Run
+from simulations.nodetable import NodeTable
 from simulations.objects import DONE, PENDING, RUNNING, SimNode, SimPod
 from simulations.requests import WorldRequests
 
@@ -100,8 +101,12 @@ class World(WorldRequests):
         queue: EventQueue,
         clock: SimClock,
         record: bool = False,
+        admission: bool = False,
     ) -> None:
         self.clock = clock
+        self.admission = admission
+        """An admission webhook sees each pod as it is created, before kube-scheduler does:
+        a new pod is queued for kube-scheduler once admitted (:meth:`admit`), not before."""
         self.offerings = offerings
         self.catalog = catalog
         self.config = config
@@ -126,6 +131,8 @@ class World(WorldRequests):
         self._bound_views: dict[str, BoundPod] = {}
         self._pending_views: dict[str, PendingPod] = {}
         self._v_nodes: tuple[Node, ...] | None = None
+        self._stale_views: dict[str, SimNode] = {}
+        """Nodes changed since the last snapshot, by name, in the order they first changed."""
         self._v_bound: tuple[BoundPod, ...] | None = None
         self._v_pending: tuple[PendingPod, ...] | None = None
         self._arrived: list[SimPod] = []
@@ -156,10 +163,16 @@ class World(WorldRequests):
         self.cancelled: Counter[str] = Counter()
         """Of those, how many no longer count in the desired size (cancel_unfulfilled)."""
         arrivals = []
+        # A trace's pods of one kind share their requests value: one read-only array each.
+        arrays: dict[int, FloatArray] = {}
         for spec in pods:
             fit = fit_usd_per_hour.get(spec.key, math.nan)
-            pod = SimPod(spec, spec, spec.requests.as_array(), fit, spec.constraints())
-            self.pods[spec.key] = pod
+            req = arrays.get(id(spec.requests))
+            if req is None:
+                req = arrays[id(spec.requests)] = spec.requests.as_array()
+                req.flags.writeable = False
+            pod = SimPod(spec, spec, req, fit, spec.constraints())
+            self.pods[pod.key] = pod
             arrivals.append((spec.arrival_s, ev.ARRIVE, pod))
         queue.push_known(arrivals)
         for p in pools:
@@ -179,7 +192,7 @@ class World(WorldRequests):
         """Apply one event; True if the autoscaler should hear of it."""
         if kind == ev.ARRIVE:
             assert isinstance(payload, SimPod)
-            self._log(now, "arrive", payload.spec.key)
+            self._log(now, "arrive", payload.key)
             self._pend(payload, now)
             self._arrived.append(payload)
             return False
@@ -191,7 +204,7 @@ class World(WorldRequests):
             self._unbind(pod, now, lost=False)
             pod.state, pod.finished_s = DONE, now
             self.finished += 1
-            self._log(now, "done", pod.spec.key)
+            self._log(now, "done", pod.key)
             return True
         if kind == ev.LAUNCH_FAILED:
             assert isinstance(payload, str)
@@ -245,7 +258,7 @@ class World(WorldRequests):
             return False
         pending = [p for p in self._arrived if p.state == PENDING]
         for pod in pending:
-            self._log(pod.since_s, "pending", pod.spec.key)
+            self._log(pod.since_s, "pending", pod.key)
         self._arrived.clear()
         return bool(pending)
 
@@ -268,44 +281,56 @@ class World(WorldRequests):
 
     def _pend(self, pod: SimPod, now: float) -> None:
         pod.state, pod.since_s = PENDING, now
-        self._pending_views[pod.spec.key] = PendingPod(pod.live, now)
-        self.sched.add(pod)
-        self.created.append(pod)
+        self._pending_views[pod.key] = PendingPod(pod.live, now)
+        if self.admission:
+            self.created.append(pod)
+        else:
+            self.sched.add(pod)
         self._v_pending = None
 
     def take_created(self) -> list[SimPod]:
         """Pods created (arrived, or re-created after an eviction) since the last call: what
-        the admission webhook sees, before kube-scheduler does."""
+        the admission webhook sees, before kube-scheduler does (with :attr:`admission` on;
+        each is to be passed to :meth:`admit`)."""
         out, self.created = self.created, []
         return [p for p in out if p.state == PENDING]
 
-    def admit(self, pod: SimPod, live: PodSpec, *, exclusive: bool = False) -> None:
-        """The admission webhook changed the pod as it was created (and, ``exclusive``,
-        labelled it and gave it the anti-affinity that keeps it alone on its node)."""
+    def admit(
+        self, pod: SimPod, live: PodSpec | None = None, *, exclusive: bool = False
+    ) -> None:
+        """The pod passed the admission webhook: ``live`` is the pod as the webhook changed
+        it (and, ``exclusive``, labelled it and gave it the anti-affinity that keeps it alone
+        on its node); None, left as it was. It is queued for kube-scheduler now, with
+        :attr:`admission` on; without, it was queued as it was created and keeps its place."""
+        if live is None:
+            if self.admission:
+                self.sched.add(pod)
+            return
         if self.timeline is not None:
             tier = next(
                 (r.values for t in live.affinity for r in t.requirements if r.key == LABEL_POOL),
                 (),
             )
-            self._log(pod.since_s, "admitted", f"{pod.spec.key} {','.join(tier)}")
-        self.sched.remove(pod)
+            self._log(pod.since_s, "admitted", f"{pod.key} {','.join(tier)}")
+        if not self.admission:
+            self.sched.remove(pod)
         pod.live, pod.exclusive = live, exclusive
         pod.class_key = live.constraints()
-        if pod.spec.key in self._pending_views:
-            self._pending_views[pod.spec.key] = PendingPod(live, pod.since_s)
-        self.sched.add(pod, keep_place=True)
+        if pod.key in self._pending_views:
+            self._pending_views[pod.key] = PendingPod(live, pod.since_s)
+        self.sched.add(pod, keep_place=not self.admission)
         self._v_pending = None
 
     def _bind(self, pod: SimPod, node: SimNode) -> None:
         now = self.clock.now()
         self.ledger.settle(node, now)
         self.sched.remove(pod)
-        del self._pending_views[pod.spec.key]
+        del self._pending_views[pod.key]
         fit = pod.fit_usd_per_hour if math.isfinite(pod.fit_usd_per_hour) else 0.0
         run = Run(pod, node, now, fit)
         pod.state, pod.run, pod.runs = RUNNING, run, pod.runs + 1
         pod.pools.append(node.pool)
-        pod.bound_view = self._bound_views[pod.spec.key] = BoundPod(pod.live, node.name, now)
+        pod.bound_view = self._bound_views[pod.key] = BoundPod(pod.live, node.name, now)
         self._filled |= not node.runs
         node.runs.append(run)
         self.table.used[node.slot] += pod.req
@@ -313,7 +338,7 @@ class World(WorldRequests):
             self.table.hold_exclusive(node.slot, 1)
         self.ledger.pending_s.append(now - pod.since_s)
         self._v_pending = self._v_bound = None
-        self._log(now, "bound", pod.spec.key, node.name)
+        self._log(now, "bound", pod.key, node.name)
         if pod.spec.duration_s is not None:
             self.queue.push(now + pod.spec.duration_s, ev.POD_DONE, (pod, run))
 
@@ -329,7 +354,7 @@ class World(WorldRequests):
         self.sched.node_changed(node.slot)
         (self.ledger.lost if lost else self.ledger.completed)(run)
         pod.run, pod.bound_view = None, None
-        del self._bound_views[pod.spec.key]
+        del self._bound_views[pod.key]
         self._v_bound = None
 
     def _evict(self, node: SimNode, now: float) -> None:
@@ -346,7 +371,7 @@ class World(WorldRequests):
         self.evictions += 1
         pod.live, pod.class_key = pod.spec, pod.spec.constraints()
         pod.exclusive = False
-        self._log(now, "evicted", pod.spec.key)
+        self._log(now, "evicted", pod.key)
         self._pend(pod, now)
         self._arrived.append(pod)  # its controller's new pod: a watch event, live
 
@@ -545,32 +570,38 @@ class World(WorldRequests):
         self.table.remove(node.slot)
         del self.nodes[node.name]
         self._node_views.pop(node.name, None)
+        self._stale_views.pop(node.name, None)
         if decrement:
             self.desired[node.pool] = max(self.desired[node.pool] - 1, 0)
             self._pool_changed(node.pool)
         self._v_nodes = None
 
     def _refresh(self, node: SimNode) -> None:
+        """The node changed: its view is rebuilt at the next snapshot (:meth:`_views_due`).
+        A node often changes twice between two (tainted, then terminated; annotated and
+        tainted in one tick), and only its state at the snapshot is ever seen."""
         if not node.registered:  # an instance without a Node: the cluster shows nothing
             self._node_views.pop(node.name, None)
             self._v_nodes = None
             return
-        self._node_views[node.name] = Node(
-            name=node.name,
-            pool=node.pool,
-            instance_type=node.instance_type,
-            capacity_type=node.capacity_type,
-            zone=node.zone,
-            instance_id=node.instance_id,
-            allocatable=self._allocatable(node),
-            ready=node.ready,
-            gpu_ready=node.gpu_ready,
-            unschedulable=node.cordoned,
-            created_s=node.created_s,
-            labels=node.labels,
-            taints=self.offerings.taints[node.pool_index] + tuple(node.added_taints),
-            annotations=tuple(sorted(node.annotations.items())),
-        )
+        self._stale_views[node.name] = node
+
+    def _views_due(self) -> None:
+        """Build the views of the nodes changed since the last snapshot, in the order they
+        first changed: a node new since then joins the views where an eager build would
+        have put it (after every node already there, before any that changed later)."""
+        stale, self._stale_views = self._stale_views, {}
+        views, taints = self._node_views, self.offerings.taints
+        for name, node in stale.items():
+            # Positionally, in Node's field order: a node view is built per change (45,000
+            # on openb), and keywords cost a third more.
+            views[name] = Node(
+                name, node.pool, node.instance_type, node.capacity_type, node.zone,
+                node.instance_id, self._allocatable(node), node.ready, node.gpu_ready,
+                node.cordoned, node.created_s, node.labels,
+                taints[node.pool_index] + tuple(node.added_taints),
+                tuple(sorted(node.annotations.items())),
+            )
         self._v_nodes = None
 
     def _allocatable(self, node: SimNode) -> Resources:

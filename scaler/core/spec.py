@@ -126,9 +126,14 @@ def _located(where: str, raw: Any, parse: Callable[[Any], T]) -> T:
     try:
         return parse(raw)
     except SpecError as e:
-        name = raw.get("name") if isinstance(raw, Mapping) else None
-        label = f"{where} ({shown(name)})" if isinstance(name, str) and name else where
-        raise e.within(label) from None
+        raise _entry_error(where, raw, e) from None
+
+
+def _entry_error(where: str, raw: Any, e: SpecError) -> SpecError:
+    """``e`` prefixed with ``where`` and, if known, the entry's name."""
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    label = f"{where} ({shown(name)})" if isinstance(name, str) and name else where
+    return e.within(label)
 
 
 
@@ -148,7 +153,11 @@ def _parse_pods(raws: list[Any], distinct: list[Any]) -> tuple[PodSpec, ...]:
             if shape is not None:
                 seen[shape] = [getattr(spec, f) for f in _POD_FIELDS]
         else:
-            spec = _located(f"pods[{i}]", raw, functools.partial(_repeat, template))
+            # As _located, without a partial and the entry's place formatted per pod.
+            try:
+                spec = _repeat(template, raw)
+            except SpecError as e:
+                raise _entry_error(f"pods[{i}]", raw, e) from None
         out.append(spec)
     return tuple(out)
 
@@ -190,9 +199,27 @@ def _repeat(template: list[Any], raw: Any) -> PodSpec:
     """A pod entry that repeats the one ``template`` (its spec's field values, in order) was
     read from but for its own fields: checked in the order :func:`parse_pod` checks them."""
     values = template.copy()
-    values[_NAME] = _pod_name(raw)
-    values[_ARRIVAL], values[_DURATION] = _pod_times(raw)
+    name, arrival, duration = raw.get("name"), raw.get("arrival_s", 0), raw.get("duration_s")
+    # Most entries hold a good name and whole or fractional seconds within bounds: those are
+    # taken as they are; anything else goes through the checks that say what is wrong.
+    if (
+        type(name) is str
+        and type(arrival) in _PLAIN_NUMBERS
+        and 0 <= arrival <= MAX_TIME_S
+        and (duration is None or (type(duration) in _PLAIN_NUMBERS and 0 <= duration <= MAX_TIME_S))
+        and is_dns1123_subdomain(name)
+    ):
+        values[_NAME] = name
+        values[_ARRIVAL] = float(arrival or 0.0)  # as _pod_times: -0.0 reads as 0.0
+        values[_DURATION] = None if duration is None else float(duration)
+    else:
+        values[_NAME] = _pod_name(raw)
+        values[_ARRIVAL], values[_DURATION] = _pod_times(raw)
     return PodSpec(*values)
+
+
+_PLAIN_NUMBERS: Final = frozenset({int, float})
+"""Not bool: a JSON true is no time."""
 
 
 def _unique(names: Sequence[str], where: str, what: str) -> None:

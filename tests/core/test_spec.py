@@ -25,6 +25,7 @@ from scaler.core.model import (
     Taint,
     Toleration,
 )
+from scaler.core.settings import MAX_TIME_S
 from scaler.core.spec import parse_pod, parse_workload, pod_shape
 from scaler.inputs import InputError, load_workload, parse_workload_document
 
@@ -706,3 +707,28 @@ def test_names_and_keys_seen_valid_before_do_not_let_an_invalid_one_through() ->
     with pytest.raises(SpecError, match="not a valid label key"):
         parse_pod({**good, "labels": {"app": "x", "-bad": "x"}})
     assert parse_pod(good).annotations == (("example.com/k", "v"),)
+
+
+def test_a_repeated_pods_own_fields_read_exactly_as_when_it_is_alone() -> None:
+    # Repeats with plain own fields are read without the checks that word errors: every
+    # combination must still give the same spec (or the same error) as the pod alone.
+    rest = {"requests": {"cpu": "1"}}
+    times = [*TIMES, -0.0, 0.0, float("nan"), float("inf"), MAX_TIME_S, MAX_TIME_S + 1,
+             int(MAX_TIME_S), int(MAX_TIME_S) + 1]
+
+    def read(*raws: dict[str, Any]) -> PodSpec | tuple[str, str]:
+        try:
+            return parse_workload(doc(*raws)).pods[-1]
+        except SpecError as e:
+            return e.where.replace("pods[1]", "pods[0]"), e.what
+
+    specs = 0
+    for name in NAMES:
+        for arrival in times:
+            for duration in (None, 60, 2.5, -0.0, 10**400, float("nan"), MAX_TIME_S + 1):
+                own = {"name": name, "arrival_s": arrival, "duration_s": duration}
+                alone = read({**rest, **own})
+                repeated = read({"name": "first", **rest}, {**rest, **own})
+                assert repr(repeated) == repr(alone), own
+                specs += isinstance(alone, PodSpec)
+    assert specs > 20

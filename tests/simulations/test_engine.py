@@ -454,9 +454,28 @@ def test_events_known_up_front_come_out_as_if_pushed_one_by_one() -> None:
                 out.append(q.pop())
         return out
 
+    def drain_until(q: ev.EventQueue, end: float) -> list[object]:
+        out: list[object] = []
+        while (entry := q.pop_until(end)) is not None:
+            t, phase, kind, payload = entry
+            out.append((t, phase, kind, payload))
+            if phase == ev.WORLD:
+                while (event := q.pop_at(t, phase)) is not None:
+                    out.append((t, phase, *event))
+        return out
+
     assert len(split) == len(single) == 10
-    assert drain(split) == drain(single)
+    stepped = ev.EventQueue()
+    stepped.push_known(known)
+    for t, kind, payload, phase in later:
+        stepped.push(t, kind, payload, phase=phase)
+    expected = drain(single)
+    assert drain(split) == expected
     assert len(split) == 0
+    early = drain_until(stepped, 3.0)  # stops before the first event past the end, unpopped
+    assert early == [e for e in expected if e[0] <= 3.0]  # type: ignore[index]
+    assert len(stepped) == sum(1 for e in expected if e[0] > 3.0)  # type: ignore[index]
+    assert early + drain_until(stepped, 10.0) == expected
 
 
 def test_a_finished_run_is_freed_by_its_last_reference_without_the_cyclic_collector() -> None:

@@ -163,3 +163,117 @@ def test_each_pools_nodes_launch_as_that_pool_says_however_often_and_in_whatever
         if node.created_s > 0:  # not there from the start: it boots its family's time
             boot = w.config.boot_s(node.instance_type.split(".")[0], node.gpus > 0)
             assert ready[node.name] == node.created_s + boot
+
+
+def test_a_node_view_shows_every_field_of_the_nodes_state_at_the_snapshot() -> None:
+    # Views are built positionally and only at the snapshot: each must equal the view named
+    # field by field, from the node's state then, however often it changed in between.
+    from scaler.core.model import Taint
+    from scaler.core.state import Node
+
+    w = world([], [pool("m5.large", current_size=1), pool("g4dn.xlarge")])
+    w.set_desired("g4dn.xlarge", 1, 10.0)
+    gpu = next(n for n in w.nodes.values() if n.pool == "g4dn.xlarge")
+    w.annotate(gpu.name, "example.com/a", "1", 11.0)
+    w.taint(gpu.name, Taint("example.com/t", "x", "NoSchedule"), 11.0)
+    w.annotate(gpu.name, "example.com/a", "2", 12.0)
+    w.label(gpu.name, "example.com/l", "v", 12.0)
+    w.cordon(gpu.name, True, 12.0)
+
+    def expected(name: str) -> Node:
+        n = w.nodes[name]
+        return Node(
+            name=n.name, pool=n.pool, instance_type=n.instance_type,
+            capacity_type=n.capacity_type, zone=n.zone, instance_id=n.instance_id,
+            allocatable=w._allocatable(n), ready=n.ready, gpu_ready=n.gpu_ready,
+            unschedulable=n.cordoned, created_s=n.created_s, labels=n.labels,
+            taints=w.offerings.taints[n.pool_index] + tuple(n.added_taints),
+            annotations=tuple(sorted(n.annotations.items())),
+        )
+
+    view = w.snapshot(12.0)
+    assert list(view.nodes) == [expected(n) for n in w.nodes]
+    assert view.nodes[1].annotation("example.com/a") == "2"
+    assert view.nodes[1].unschedulable and not view.nodes[1].ready
+    w.handle(ev.NODE_READY, gpu, 100.0)
+    w.handle(ev.GPU_READY, gpu, 200.0)
+    view = w.snapshot(200.0)
+    assert list(view.nodes) == [expected(n) for n in w.nodes]
+    assert view.nodes[1].ready and view.nodes[1].gpu_ready
+    assert view.nodes[1].allocatable.gpu == 1
+
+
+def test_a_node_changed_then_removed_between_two_snapshots_is_in_neither_view() -> None:
+    from scaler.core.model import Taint
+
+    w = world([], [pool("m5.large", current_size=2)])
+    first, second = sorted(w.nodes)
+    assert [n.name for n in w.snapshot(0.0).nodes] == [first, second]
+    w.taint(first, Taint("example.com/t", "x", "NoSchedule"), 1.0)
+    w.set_desired("m5.large", 3, 1.0)
+    (third,) = set(w.nodes) - {first, second}
+    w.terminate(first, 1.0)
+    w.annotate(second, "example.com/a", "1", 1.0)
+    # The new node first, the changed older one in its old place, the removed one nowhere.
+    assert [n.name for n in w.snapshot(1.0).nodes] == [second, third]
+    assert w.snapshot(1.0).nodes[0].annotation("example.com/a") == "1"
+
+
+def test_a_port_that_records_nothing_fails_each_call_it_is_told_to_through_its_methods() -> None:
+    # Port methods skip the recorder unless it records or has a failure queued: a failure
+    # told after others were used up must still be raised, once, and nothing recorded.
+    import anyio
+
+    from scaler.ports import Throttled
+    from simulations.ports import SimFleet
+
+    w = world([], [pool("m5.large", current_size=1)])
+    fleet = SimFleet(w, w.clock, w.catalog, record=False)
+
+    async def main() -> None:
+        for _ in range(2):
+            fleet.fail_next("pools", Throttled("slow down"))
+            fleet.fail_next("pools", Throttled("still slow"))
+            for message in ("slow down", "still slow"):
+                with pytest.raises(Throttled, match=message):
+                    await fleet.pools()
+            assert [p.name for p in await fleet.pools()] == ["m5.large"]
+        fleet.fail_next("set_desired", Throttled("no"))
+        fleet.fail_next("pools", Throttled("slow down"))
+        with pytest.raises(Throttled):
+            await fleet.pools()  # its failures used up: another method's is still queued
+        await fleet.pools()
+        with pytest.raises(Throttled):
+            await fleet.set_desired("m5.large", 2)
+        await fleet.set_desired("m5.large", 2)
+
+    anyio.run(main)
+    assert fleet.calls == []
+
+
+def test_pods_of_one_kind_share_one_read_only_request_array_equal_to_their_requests() -> None:
+    specs = [pod("a", cpu="1"), pod("b", cpu="2")]
+    repeat = dataclasses.replace(specs[0], name="c")  # shares a's requests value
+    w = world([*specs, repeat], [pool("m5.large")])
+    a, b, c = (w.pods[f"default/{n}"] for n in "abc")
+    assert c.req is a.req and b.req is not a.req
+    for p in (a, b, c):
+        assert list(p.req) == list(p.spec.requests.as_array())
+        assert not p.req.flags.writeable
+
+
+def test_a_pods_kept_key_is_its_specs_and_its_pinned_specs_key_and_names_its_views() -> None:
+    from simulations.testing import simulate
+
+    sim = simulate(
+        [pod(f"p{i}", cpu="1", duration_s=600.0, arrival_s=60.0 * i) for i in range(4)],
+        pools=[pool("m5.large"), pool("m5.xlarge")], until_s=2000.0,
+    )
+    pods = list(sim.world.pods.values())
+    assert any(p.live is not p.spec for p in pods)  # the webhook pinned some
+    for p in pods:
+        assert p.key == p.spec.key == p.live.key
+        assert sim.world.pods[p.key] is p
+    assert {e[2].split()[0] for e in sim.world.timeline or [] if e[1] == "bound"} == {
+        p.key for p in pods
+    }
