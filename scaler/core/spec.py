@@ -199,27 +199,9 @@ def _repeat(template: list[Any], raw: Any) -> PodSpec:
     """A pod entry that repeats the one ``template`` (its spec's field values, in order) was
     read from but for its own fields: checked in the order :func:`parse_pod` checks them."""
     values = template.copy()
-    name, arrival, duration = raw.get("name"), raw.get("arrival_s", 0), raw.get("duration_s")
-    # Most entries hold a good name and whole or fractional seconds within bounds: those are
-    # taken as they are; anything else goes through the checks that say what is wrong.
-    if (
-        type(name) is str
-        and type(arrival) in _PLAIN_NUMBERS
-        and 0 <= arrival <= MAX_TIME_S
-        and (duration is None or (type(duration) in _PLAIN_NUMBERS and 0 <= duration <= MAX_TIME_S))
-        and is_dns1123_subdomain(name)
-    ):
-        values[_NAME] = name
-        values[_ARRIVAL] = float(arrival or 0.0)  # as _pod_times: -0.0 reads as 0.0
-        values[_DURATION] = None if duration is None else float(duration)
-    else:
-        values[_NAME] = _pod_name(raw)
-        values[_ARRIVAL], values[_DURATION] = _pod_times(raw)
+    values[_NAME] = _pod_name(raw)
+    values[_ARRIVAL], values[_DURATION] = _pod_times(raw)
     return PodSpec(*values)
-
-
-_PLAIN_NUMBERS: Final = frozenset({int, float})
-"""Not bool: a JSON true is no time."""
 
 
 def _unique(names: Sequence[str], where: str, what: str) -> None:
@@ -321,6 +303,24 @@ def _pod_name(pod: Mapping[str, Any]) -> str:
 
 def _pod_times(pod: Mapping[str, Any]) -> tuple[float, float | None]:
     """``arrival_s`` and ``duration_s``."""
+    arrival, duration = pod.get("arrival_s", 0), pod.get("duration_s")
+    # Nearly every pod of a trace has whole or fractional seconds within bounds: those are
+    # read here; anything else (null, a bool, a string, out of range, NaN, an integer too
+    # big for a float) goes through the checks that say what is wrong.
+    if (
+        type(arrival) in _PLAIN_NUMBERS and 0 <= arrival <= MAX_TIME_S
+        and (duration is None or (type(duration) in _PLAIN_NUMBERS and 0 <= duration <= MAX_TIME_S))
+    ):
+        return float(arrival or 0.0), None if duration is None else float(duration)
+    return _checked_pod_times(pod)
+
+
+_PLAIN_NUMBERS: Final = frozenset({int, float})
+"""Not bool: a JSON true is no time."""
+
+
+def _checked_pod_times(pod: Mapping[str, Any]) -> tuple[float, float | None]:
+    """:func:`_pod_times` through the checks that word each error."""
     arrival = _time(pod, "arrival_s", default=0.0)
     duration = _time(pod, "duration_s", default=None)
     return float(arrival or 0.0), None if duration is None else float(duration)

@@ -4,6 +4,7 @@ and malformed input rejected with the file, the pod and the field named."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ from scaler.core.model import (
     Toleration,
 )
 from scaler.core.settings import MAX_TIME_S
-from scaler.core.spec import parse_pod, parse_workload, pod_shape
+from scaler.core.spec import (
+    _checked_pod_times,
+    _pod_times,
+    parse_pod,
+    parse_workload,
+    pod_shape,
+)
 from scaler.inputs import InputError, load_workload, parse_workload_document
 
 
@@ -707,6 +714,27 @@ def test_names_and_keys_seen_valid_before_do_not_let_an_invalid_one_through() ->
     with pytest.raises(SpecError, match="not a valid label key"):
         parse_pod({**good, "labels": {"app": "x", "-bad": "x"}})
     assert parse_pod(good).annotations == (("example.com/k", "v"),)
+
+
+def test_plain_pod_times_read_as_the_worded_checks_read_them() -> None:
+    # _pod_times takes plain in-range numbers as they are; whatever it takes must read as
+    # the checks that word errors read it, and whatever else must go to those checks.
+    times = [*TIMES, -0.0, float("nan"), float("inf"), MAX_TIME_S, MAX_TIME_S + 1,
+             int(MAX_TIME_S), int(MAX_TIME_S) + 1]
+
+    def read(
+        fn: Callable[[dict[str, Any]], tuple[float, float | None]], raw: dict[str, Any]
+    ) -> object:
+        try:
+            return fn(raw)
+        except SpecError as e:
+            return e.where, e.what
+
+    for arrival in [*times, "absent"]:
+        for duration in [*times, "absent"]:
+            raw = {k: v for k, v in (("arrival_s", arrival), ("duration_s", duration))
+                   if v != "absent"}
+            assert repr(read(_pod_times, raw)) == repr(read(_checked_pod_times, raw)), raw
 
 
 def test_a_repeated_pods_own_fields_read_exactly_as_when_it_is_alone() -> None:
