@@ -60,17 +60,9 @@ class EventQueue:
             return known
         return heap if heap else None
 
-    def pop(self) -> tuple[float, int, str, Any]:
-        source = self._next()
-        if source is None:
-            raise IndexError("pop from an empty event queue")
-        entry = source.pop() if source is self._known else heapq.heappop(source)
-        t, phase, _, kind, payload = entry
-        return t, phase, kind, payload
-
     def pop_until(self, end: float) -> tuple[float, int, str, Any] | None:
-        """:meth:`pop` if the next event is due at or before ``end``, else None (nothing
-        popped): the engine's one call per step, not a peek and a pop."""
+        """(time, phase, kind, payload) of the next event if it is due at or before ``end``,
+        else None (nothing popped, or nothing left): one call per step."""
         source = self._next()
         if source is None:
             return None
@@ -86,7 +78,7 @@ class EventQueue:
 
     def pop_at(self, t: float, phase: int) -> tuple[str, Any] | None:
         """(kind, payload) of the next event if it is due at ``t`` in ``phase``, else None
-        (nothing popped): one call per event of a batch, not a peek and a pop."""
+        (nothing popped): one call per event of a batch."""
         source = self._next()
         if source is None:
             return None
@@ -98,14 +90,6 @@ class EventQueue:
         else:
             heapq.heappop(source)
         return head[3], head[4]
-
-    def peek(self) -> tuple[float, int] | None:
-        """(time, phase) of the next event, or None when empty."""
-        source = self._next()
-        if source is None:
-            return None
-        head = source[-1] if source is self._known else source[0]
-        return head[0], head[1]
 
     def __len__(self) -> int:
         return len(self._heap) + len(self._known)

@@ -113,8 +113,8 @@ class SimWorld:
         """Apply every world event due by ``until_s`` (default: now), then let the simulated
         kube-scheduler bind what fits."""
         until_s = self.clock.now() if until_s is None else until_s
-        while (head := self.queue.peek()) is not None and head[0] <= until_s:
-            t, _, kind, payload = self.queue.pop()
+        while (entry := self.queue.pop_until(until_s)) is not None:
+            t, _, kind, payload = entry
             self.clock.advance(max(t, self.clock.now()))
             self.world.handle(kind, payload, t)
         self.clock.advance(max(until_s, self.clock.now()))

@@ -145,8 +145,8 @@ def test_each_pools_nodes_launch_as_that_pool_says_however_often_and_in_whatever
     w.set_desired("g4dn.xlarge", 2, 40.0)
     o = w.offerings
     ready = {}
-    while (head := w.queue.peek()) is not None and head[0] <= 1000.0:
-        t, _, kind, node = w.queue.pop()
+    while (entry := w.queue.pop_until(1000.0)) is not None:
+        t, _, kind, node = entry
         if kind == ev.NODE_READY:
             ready[node.name] = t
     assert sorted(n.pool for n in w.nodes.values()) == (
