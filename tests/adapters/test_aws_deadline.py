@@ -1,12 +1,11 @@
-"""Every AWS call ends within its deadline: moto in server mode behind a proxy that can hold
-one operation's requests unanswered (tests/fixtures/stall_proxy.py)."""
+"""Every AWS call ends within its deadline: moto in server mode behind the fault proxy
+(tests/fixtures/faults.py), told to hold one operation's requests unanswered."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import boto3
@@ -17,18 +16,20 @@ from scaler.adapters.aws.queue import SqsInterruptionFeed
 from scaler.core.catalog import Catalog
 from scaler.ports import TimedOut
 from tests.fixtures.aws import Group, tagged_groups
-from tests.fixtures.stall_proxy import StallProxy
+from tests.fixtures.faults import AwsFaultProxy, delay
 
 pytestmark = pytest.mark.anyio
 CLUSTER = "deadline"
+NEVER_S = 600.0
+"""A hold longer than any test: the request is never answered (dropped when the proxy
+closes)."""
 
 
 @pytest.fixture
-def proxy(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[StallProxy]:
+def proxy(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsFaultProxy]:
     """The SDKs pointed at a proxy in front of moto."""
-    target = urlsplit(aws)
-    with StallProxy(target.hostname or "127.0.0.1", target.port or 80) as p:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{p.url_host}")
+    with AwsFaultProxy(aws) as p:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", p.url)
         yield p
 
 
@@ -39,14 +40,14 @@ def desired(aws: str, name: str) -> int:
 
 
 async def test_a_set_desired_capacity_that_never_answers_ends_at_the_deadline(
-    aws: str, proxy: StallProxy, catalog: Catalog
+    aws: str, proxy: AwsFaultProxy, catalog: Catalog
 ):
     tagged_groups(aws, CLUSTER, [Group("cpu", "m5.large")])
     # 4 s, not less: on a loaded 2-core machine signing and sending alone took over 2 s once,
     # and the request must reach the proxy for the test to mean anything.
     async with AwsFleet.open(CLUSTER, catalog, call_deadline_s=4.0) as fleet:
         await fleet.discover()  # through the proxy, answered
-        proxy.hang_on(b"Action=SetDesiredCapacity")
+        proxy.add("SetDesiredCapacity", delay(NEVER_S))
         started = time.monotonic()
         # Before: no overall deadline; 5 attempts of a 30 s read (a tick once waited 191 s).
         with anyio.fail_after(15), pytest.raises(TimedOut) as raised:
@@ -54,16 +55,16 @@ async def test_a_set_desired_capacity_that_never_answers_ends_at_the_deadline(
         elapsed = time.monotonic() - started
     assert 4.0 <= elapsed < 6.5
     assert str(raised.value) == "SetDesiredCapacity: no answer within 4 s (retries included)"
-    assert proxy.hung >= 1  # the request really was held, not refused
+    assert proxy.held("SetDesiredCapacity") >= 1  # the request really was held, not refused
     assert desired(aws, "cpu") == 0
 
 
 async def test_a_paginated_describe_that_never_answers_ends_at_the_deadline(
-    aws: str, proxy: StallProxy, catalog: Catalog
+    aws: str, proxy: AwsFaultProxy, catalog: Catalog
 ):
     tagged_groups(aws, CLUSTER, [Group("cpu", "m5.large")])
     async with AwsFleet.open(CLUSTER, catalog, call_deadline_s=1.5) as fleet:
-        proxy.hang_on(b"Action=DescribeAutoScalingGroups")
+        proxy.add("DescribeAutoScalingGroups", delay(NEVER_S))
         with anyio.fail_after(15), pytest.raises(TimedOut, match=r"^DescribeAutoScalingGroups: "):
             await fleet.discover()
 

@@ -1,6 +1,6 @@
 """Watches against the real kube-apiserver through a proxy that can stall or cut them.
 
-The proxy (tests/fixtures/stall_proxy.py) sits on 127.0.0.1 in front of the session's API
+The proxy (``TcpFaultProxy``, tests/fixtures/kube_faults.py) sits on 127.0.0.1 in front of the session's API
 server; TLS passes through it. A *stall* holds every byte without closing anything: the
 half-open connection that once left scaler's cache stale for minutes with no error.
 """
@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import pytest
@@ -20,7 +19,7 @@ from kubernetes import client
 
 from scaler.adapters.kube.cluster import KubeCluster
 from tests.fixtures.kube import KubeEnv, KubeScope
-from tests.fixtures.stall_proxy import StallProxy
+from tests.fixtures.kube_faults import TcpFaultProxy
 
 pytestmark = [pytest.mark.kube, pytest.mark.anyio]
 
@@ -30,22 +29,21 @@ READ_TIMEOUT_S = 5.0
 
 
 @pytest.fixture
-def proxy(kube_env: KubeEnv) -> Iterator[StallProxy]:
-    target = urlsplit(kube_env.server)
-    with StallProxy(target.hostname or "127.0.0.1", target.port or 443) as p:
+def proxy(kube_env: KubeEnv) -> Iterator[TcpFaultProxy]:
+    with TcpFaultProxy.for_url(kube_env.server) as p:
         yield p
 
 
-def api_via(kube_env: KubeEnv, proxy: StallProxy, *, token: str | None = None) -> Any:
+def api_via(kube_env: KubeEnv, proxy: TcpFaultProxy, *, token: str | None = None) -> Any:
     config = client.Configuration()
-    config.host = f"https://{proxy.url_host}"
+    config.host = f"https://127.0.0.1:{proxy.port}"
     config.api_key = {"authorization": f"Bearer {token or kube_env.token}"}
     config.ssl_ca_cert = str(kube_env.ca_file)
     return client.ApiClient(config)
 
 
 @asynccontextmanager
-async def watching(kube_env: KubeEnv, proxy: StallProxy) -> AsyncIterator[KubeCluster]:
+async def watching(kube_env: KubeEnv, proxy: TcpFaultProxy) -> AsyncIterator[KubeCluster]:
     cluster = KubeCluster(
         api_via(kube_env, proxy), watch_timeout_s=WATCH_TIMEOUT_S, read_timeout_s=READ_TIMEOUT_S
     )
@@ -69,7 +67,7 @@ async def seen(cluster: KubeCluster, key: str, timeout_s: float) -> float:
 
 
 async def test_an_idle_healthy_watch_hears_from_the_server_within_its_timeout(
-    kube_env: KubeEnv, proxy: StallProxy
+    kube_env: KubeEnv, proxy: TcpFaultProxy
 ):
     async with watching(kube_env, proxy) as cluster:
         ages = []
@@ -83,11 +81,13 @@ async def test_an_idle_healthy_watch_hears_from_the_server_within_its_timeout(
 
 
 async def test_a_half_open_watch_is_noticed_within_the_read_timeout_and_resumed(
-    kube_env: KubeEnv, kube_ns: KubeScope, proxy: StallProxy
+    kube_env: KubeEnv, kube_ns: KubeScope, proxy: TcpFaultProxy
 ):
     async with watching(kube_env, proxy) as cluster:
         await anyio.sleep(0.5)
-        proxy.stall_current()  # the open watches go silent; new connections still work
+        # The open watches go silent (and a request sent on one waits too); new connections
+        # still work.
+        proxy.stall(reset_on_send=False)
         stalled_at = time.monotonic()
         await blocking(lambda: kube_ns.make_pod("during-stall", requests={"memory": "64Gi"}))
         key = f"{kube_ns.namespace}/during-stall"
@@ -119,11 +119,11 @@ async def test_a_half_open_watch_is_noticed_within_the_read_timeout_and_resumed(
 
 
 async def test_after_a_cut_new_pods_are_seen_within_seconds_of_the_network_coming_back(
-    kube_env: KubeEnv, kube_ns: KubeScope, proxy: StallProxy
+    kube_env: KubeEnv, kube_ns: KubeScope, proxy: TcpFaultProxy
 ):
     async with watching(kube_env, proxy) as cluster:
         # A first cut long enough to run the backoff up (refused ~6 times)...
-        proxy.cut()
+        proxy.cut(refuse=True)
         await anyio.sleep(8.0)
         proxy.restore()
         await blocking(lambda: kube_ns.make_pod("after-first-cut"))
@@ -131,7 +131,6 @@ async def test_after_a_cut_new_pods_are_seen_within_seconds_of_the_network_comin
         await anyio.sleep(1.5)  # the resumed watches run healthy for a while
         # ...then a blip: connections reset, reconnecting works at once.
         proxy.cut()
-        proxy.restore()
         await blocking(lambda: kube_ns.make_pod("after-blip"))
         second = await seen(cluster, f"{kube_ns.namespace}/after-blip", timeout_s=20)
     # Before: the pause after a cut grew to the 30 s cap, and a watch that reconnected and

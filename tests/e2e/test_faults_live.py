@@ -1,5 +1,6 @@
 """Faults against the live controller: real kube-apiserver + kube-scheduler, moto over HTTP, a
-proxy on 127.0.0.1 that stalls or holds connections (tests/fixtures/stall_proxy.py).
+proxy on 127.0.0.1 that stalls or holds connections (tests/fixtures/kube_faults.py,
+tests/fixtures/faults.py).
 
 - A stalled API server connection (half-open: no bytes, no error): the cache age rises,
   ``/readyz`` says so, a node removal waits; when the connection flows again the age resets
@@ -16,7 +17,6 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import boto3
@@ -39,8 +39,9 @@ from tests.e2e.test_lifecycle_live import (
     until,
 )
 from tests.fixtures.aws import Group, free_port, tagged_groups
+from tests.fixtures.faults import AwsFaultProxy, delay
 from tests.fixtures.kube import KubeEnv, KubeScope
-from tests.fixtures.stall_proxy import StallProxy
+from tests.fixtures.kube_faults import TcpFaultProxy, proxied_kubeconfig
 
 pytestmark = [pytest.mark.kube, pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -60,22 +61,13 @@ def readyz(port: int) -> tuple[int, str]:
 
 
 @pytest.fixture
-def kube_proxy(kube_env: KubeEnv) -> Iterator[StallProxy]:
-    target = urlsplit(kube_env.server)
-    with StallProxy(target.hostname or "127.0.0.1", target.port or 443) as p:
+def kube_proxy(kube_env: KubeEnv) -> Iterator[TcpFaultProxy]:
+    with TcpFaultProxy.for_url(kube_env.server) as p:
         yield p
 
 
-def kubeconfig_via(kube_env: KubeEnv, proxy: StallProxy, directory: Path) -> Path:
-    path = directory / "kubeconfig-via-proxy"
-    path.write_text(
-        kube_env.kubeconfig.read_text().replace(kube_env.server, f"https://{proxy.url_host}")
-    )
-    return path
-
-
 async def test_while_the_api_server_connection_is_stalled_a_removal_waits_and_readyz_says_so(
-    kube_env: KubeEnv, kube_ns: KubeScope, aws: str, kube_proxy: StallProxy, tmp_path: Path,
+    kube_env: KubeEnv, kube_ns: KubeScope, aws: str, kube_proxy: TcpFaultProxy, tmp_path: Path,
     catalog: Catalog,
 ):
     asg = tagged_groups(aws, CLUSTER, [Group("od-m5", "m5.large", desired=1)])
@@ -83,7 +75,8 @@ async def test_while_the_api_server_connection_is_stalled_a_removal_waits_and_re
     port = free_port()
     settings = Settings().with_overrides({"idle_timeout_s": "10", "max_cache_age_s": "3"})
     opts = RunOptions(
-        cluster_name=CLUSTER, kubeconfig=str(kubeconfig_via(kube_env, kube_proxy, tmp_path)),
+        cluster_name=CLUSTER, kubeconfig=str(proxied_kubeconfig(kube_env.kubeconfig, kube_proxy,
+                                          tmp_path / "kubeconfig-via-proxy")),
         leader_elect=False, listen_host="127.0.0.1", listen_port=port, settings=settings,
     )
     events: list[tuple[str, dict[str, Any]]] = []
@@ -96,7 +89,7 @@ async def test_while_the_api_server_connection_is_stalled_a_removal_waits_and_re
         await until(lambda: "scaler.io/pool" in (read_node(kube_ns, node).metadata.labels
                                                  or {}), what="labelled")
         await anyio.sleep(0.5)  # the tick that wrote them is done
-        kube_proxy.stall()  # every connection to the API server goes silent, none closes
+        kube_proxy.partition()  # every connection to the API server goes silent, none closes
         stalled_at = time.monotonic()
         idle_since = float(read_node(kube_ns, node).metadata.annotations[ANNOTATION_IDLE_SINCE])
         # The removal falls due well after the cache has aged past its bound.
@@ -113,7 +106,7 @@ async def test_while_the_api_server_connection_is_stalled_a_removal_waits_and_re
         (held,) = {f["target"] for e, f in events if e == "destructive_held"}
         assert held == node
 
-        kube_proxy.resume()
+        kube_proxy.restore()
         await until(lambda: readyz(port)[0] == 200, timeout_s=10, what="ready again")
         # Retried soon after (the held tick asked for it): the node goes.
         await until(lambda: group(asg, "od-m5")["DesiredCapacity"] == 0, timeout_s=30,
@@ -138,10 +131,9 @@ async def test_a_spot_warning_is_cordoned_within_seconds_while_a_ticks_aws_write
     kube_ns.make_pod("more", requests={"cpu": "1800m", "memory": "1Gi"})
     sqs: Any = boto3.client("sqs", endpoint_url=aws)
     queue = sqs.create_queue(QueueName="interruptions")["QueueUrl"]
-    target = urlsplit(aws)
-    with StallProxy(target.hostname or "127.0.0.1", target.port or 80) as aws_proxy:
+    with AwsFaultProxy(aws) as aws_proxy:
         # Auto Scaling and EC2 through the proxy; SQS straight to moto.
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{aws_proxy.url_host}")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", aws_proxy.url)
         monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", aws)
         opts = RunOptions(cluster_name=CLUSTER, kubeconfig=str(kube_env.kubeconfig),
                           leader_elect=False, queue_url=queue)
@@ -150,16 +142,16 @@ async def test_a_spot_warning_is_cordoned_within_seconds_while_a_ticks_aws_write
             ctl = build(opts, fleet, catalog, observer=ignore)
             async with anyio.create_task_group() as tg:
                 await tg.start(ctl.cluster.run)
-                aws_proxy.hang_on(b"Action=SetDesiredCapacity")
+                aws_proxy.add("SetDesiredCapacity", delay(600.0))  # never answered
                 tg.start_soon(control_loop, ctl.reconciler, ctl.cluster)
                 tg.start_soon(_notices, opts, ctl.reconciler, tg)
-                await until(lambda: aws_proxy.hung >= 1, timeout_s=20, what="a hung write")
+                await until(lambda: aws_proxy.held("SetDesiredCapacity") >= 1, timeout_s=20, what="a hung write")
                 sent = time.monotonic()
                 sqs.send_message(QueueUrl=queue, MessageBody=spot_warning(instance))
                 await until(lambda: read_node(kube_ns, node).spec.unschedulable, timeout_s=30,
                             what="cordon")
                 cordon_s = time.monotonic() - sent
-                still_hung = aws_proxy.hung >= 1
+                still_hung = aws_proxy.held("SetDesiredCapacity") >= 1
                 tg.cancel_scope.cancel()
     # Before: respond() waited for the tick's lock, which the hung SetDesiredCapacity held
     # for minutes (the issue measured 198 s).

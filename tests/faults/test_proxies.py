@@ -10,7 +10,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from tests.fixtures.aws import Group, tagged_groups
 from tests.fixtures.faults import (
@@ -101,6 +106,26 @@ def test_resets_and_delays(proxy):
     started = time.monotonic()
     asg.describe_auto_scaling_groups()
     assert time.monotonic() - started >= 0.5
+    assert proxy.held("DescribeAutoScalingGroups") == 0  # answered: no longer held
+
+
+def test_a_held_request_is_counted_until_it_is_forwarded(proxy):
+    quick = Config(retries={"total_max_attempts": 1}, read_timeout=0.5)
+    asg = boto3.client("autoscaling", endpoint_url=proxy.url, config=quick)
+    proxy.add("SetDesiredCapacity", delay(1.5), times=1)
+    with pytest.raises(ReadTimeoutError):
+        asg.set_desired_capacity(AutoScalingGroupName="g", DesiredCapacity=3)
+    # The client gave up; the proxy still holds the request, and moto has not seen it.
+    assert proxy.held("SetDesiredCapacity") == 1
+    assert proxy.held("DescribeAutoScalingGroups") == 0
+    (g,) = boto3.client("autoscaling", endpoint_url=proxy.url).describe_auto_scaling_groups()[
+        "AutoScalingGroups"
+    ]
+    assert g["DesiredCapacity"] == 0
+    deadline = time.monotonic() + 5
+    while proxy.held("SetDesiredCapacity") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proxy.held("SetDesiredCapacity") == 0
 
 
 @pytest.mark.kube
@@ -143,4 +168,16 @@ def test_the_tcp_proxy_stalls_cuts_and_restores_connections(kube_env):
         with pytest.raises((ConnectionError, ssl.SSLError, OSError)):
             ask(sending)
             ask(sending)
+        assert ask(connect(proxy)).startswith(b"HTTP/1.1 200")
+
+        # Cut with refuse: open connections reset and new ones refused until restore();
+        # a plain cut lets the next connection through at once.
+        assert proxy.cut(refuse=True) >= 1  # the stalled waiting one at least
+        accepted = proxy.accepted
+        with pytest.raises((ConnectionError, ssl.SSLError, OSError)):
+            ask(connect(proxy))
+        assert proxy.accepted == accepted  # refused, not relayed
+        proxy.restore()
+        assert ask(connect(proxy)).startswith(b"HTTP/1.1 200")
+        proxy.cut()
         assert ask(connect(proxy)).startswith(b"HTTP/1.1 200")
