@@ -17,8 +17,6 @@ import dataclasses
 import operator
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-import anyio
-
 from scaler.core.catalog import Catalog
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.offerings import (
@@ -31,6 +29,7 @@ from scaler.core.offerings import (
     pool_table,
 )
 from scaler.core.settings import Settings
+from scaler.loop.ticklock import TickLock
 from scaler.ports import Clock, PriceSource
 from scaler.telemetry import PoolDisabled, Telemetry
 
@@ -66,10 +65,11 @@ class OfferingsCache:
         self._place: dict[str, int] = {}
         """Pool name -> its place in the pools as read (rebuilt when it names another)."""
         self._at = float("-inf")
-        self._lock = anyio.Lock(fast_acquire=True)
-        """One refresh at a time (:meth:`now`). Taken without a checkpoint when free, as the
-        reconciler's own lock: the refresh awaits the ports at once, and the simulator's
-        admissions take it thousands of times a run."""
+        self._lock = TickLock()
+        """One refresh at a time (:meth:`now`). The reconciler's kind of lock, a flag while
+        nobody waits: the refresh awaits the ports at once, and the simulator's admissions
+        take it thousands of times a run, where ``anyio.Lock`` asked the event loop for the
+        current task at each acquire and release."""
 
     async def current(
         self, pools: Sequence[PoolSpec], daemonsets: tuple[PodSpec, ...] = ()

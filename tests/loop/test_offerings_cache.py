@@ -181,3 +181,31 @@ def test_each_read_is_compared_with_the_pools_read_just_before_it() -> None:
                 assert table.headroom[table.offerings.index(p.name)] == 10 - p.current_size
 
     anyio.run(main)
+
+
+def test_callers_that_find_the_offerings_old_at_once_share_one_refresh() -> None:
+    async def main() -> None:
+        c = cache()
+        reads = 0
+        gate = anyio.Event()
+
+        async def read() -> tuple[PoolSpec, ...]:
+            nonlocal reads
+            reads += 1
+            await gate.wait()  # the first refresh is still reading the pools
+            return pools(small=1)
+
+        got: list[object] = []
+
+        async def ask() -> None:
+            got.append(await c.now(read, max_age_s=60.0))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(ask)
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+        assert reads == 1
+        assert len(got) == 3 and got[0] is got[1] is got[2] is c.offerings
+
+    anyio.run(main)
