@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Final
 
@@ -139,8 +139,11 @@ def decide(
         wakes += [a.retry_at_s for a in actions
                   if isinstance(a, NotifyUnplaceable) and a.retry_at_s]
         wanted.update(a.pool for a in actions if isinstance(a, ScaleUp))
-    # The held pods' pools are a kept set of hundreds of names: asked, not copied.
-    wanted_too = _feasible_pools(held, offerings, settings) if held else frozenset()
+    # The held pods' pools are a kept set of hundreds of names: asked, not copied, and
+    # only worked out if scale-down gets as far as asking (most ticks it does not).
+    wanted_too: Container[str] = (
+        _FeasiblePools(held, offerings, settings) if held else frozenset()
+    )
     down, down_wakes = _scale_down(
         nodes, bound, by_name, offerings, memory, settings, now, wanted, wanted_too
     )
@@ -416,10 +419,26 @@ def _scale_up(
     return actions
 
 
-def _feasible_pools(
-    pending: list[PendingPod], offerings: Offerings, settings: Settings
-) -> AbstractSet[str]:
-    return fitting_pools([pp.pod for pp in pending], offerings, settings.placement)
+class _FeasiblePools:
+    """The names of the pools some of ``pending`` fit (:func:`fitting_pools`), worked out
+    at the first question: pods held in a batch window keep their pools from losing an idle
+    node, which matters only on a tick with an idle node due for removal."""
+
+    __slots__ = ("_names", "_offerings", "_pending", "_settings")
+
+    def __init__(
+        self, pending: list[PendingPod], offerings: Offerings, settings: Settings
+    ) -> None:
+        self._pending, self._offerings, self._settings = pending, offerings, settings
+        self._names: AbstractSet[str] | None = None
+
+    def __contains__(self, name: object) -> bool:
+        names = self._names
+        if names is None:
+            names = self._names = fitting_pools(
+                [pp.pod for pp in self._pending], self._offerings, self._settings.placement
+            )
+        return name in names
 
 
 # ------------------------------------------------------------------------- scale-down
@@ -434,7 +453,7 @@ def _scale_down(
     settings: Settings,
     now: float,
     wanted: AbstractSet[str],
-    wanted_too: AbstractSet[str] = frozenset(),
+    wanted_too: Container[str] = frozenset(),
 ) -> tuple[list[Action], list[float]]:
     """Idle nodes marked, and removed once due; pools in ``wanted`` or ``wanted_too`` have
     pods waiting for them and lose no node."""
