@@ -209,3 +209,23 @@ def test_callers_that_find_the_offerings_old_at_once_share_one_refresh() -> None
         assert len(got) == 3 and got[0] is got[1] is got[2] is c.offerings
 
     anyio.run(main)
+
+
+def test_a_pool_going_back_and_forth_between_two_shapes_rebuilds_the_offerings_each_time() -> None:
+    # The shapes taken are kept per pool value: each value is judged by its own.
+    async def main() -> None:
+        c = cache()
+        first = pools(small=1)
+        retyped = (dataclasses.replace(first[0], instance_types=("m5.xlarge",)), first[1])
+        resized = (dataclasses.replace(retyped[0], current_size=2), first[1])
+        for read, kind in [(first, "m5.large"), (retyped, "m5.xlarge"), (first, "m5.large"),
+                           (resized, "m5.xlarge"), (first, "m5.large")]:
+            before = c.offerings
+            table = await c.table_for(read)
+            assert table.offerings is not before
+            assert table.offerings.instance_type[table.offerings.index("small")] == kind
+        # A size change alone keeps them.
+        again = (dataclasses.replace(first[0], current_size=3), first[1])
+        assert (await c.table_for(again)).offerings is c.offerings is table.offerings
+
+    anyio.run(main)
