@@ -615,6 +615,19 @@ class PoolTable:
     _sized_by_name: dict[str, PoolSpec] | None
     sizes: FloatArray | None = None
     """(P,) in offerings order: each pool's desired size (zone balancing evens these out)."""
+    _room: tuple[BoolArray, bytes] | None = None
+    """:attr:`room`, once asked (a table's headroom never changes: updated() makes a new
+    table)."""
+
+    @property
+    def room(self) -> tuple[BoolArray, bytes]:
+        """(P,) the pools with room for one more node (``headroom >= 1``), and that mask's
+        bytes: what the admission webhook's tiers are keyed by, asked per admitted pod while
+        the pools stay as they are. Read-only for callers."""
+        if self._room is None:
+            mask = self.headroom >= 1
+            self._room = (mask, mask.tobytes())
+        return self._room
 
     @property
     def by_name(self) -> dict[str, PoolSpec]:
