@@ -554,8 +554,9 @@ def _overdue_launches(
     # A Ready node still carrying a startup taint did register: not a launch's shortfall
     # (give_up keeps Ready instances), so no startup keys here.
     on_the_way = Counter(nodes_on_the_way(view, table, ()))
+    # Every node is looked at: the test that turns nearly all of them away comes first.
     for n in view.nodes:
-        if n.pool is not None and not (n.ready and n.gpu_ready) and n.name in busy:
+        if not (n.ready and n.gpu_ready) and n.pool is not None and n.name in busy:
             on_the_way[n.pool] -= 1
     overdue: Counter[str] = Counter()
     for launch in memory.overdue:
