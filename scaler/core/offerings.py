@@ -101,13 +101,17 @@ class OpenRows:
             tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray, frozenset[str]]
         ] = {}
         """Class key -> (cost row, pods per node, where the class fits, those pools' names)."""
+        self.terms: dict[int, tuple[FloatArray, FloatArray, object]] = {}
+        """A kept row's id -> (that cost row, its pods per node, what placement makes of the
+        row alone: :func:`scaler.core.placement._place_one`). The entry holds the row: its
+        id cannot be another's while the entry stands."""
 
     def for_settings(
         self, settings: object
     ) -> dict[tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray, frozenset[str]]]:
         """The rows scored with ``settings`` (another settings object starts afresh)."""
         if self.settings is not settings:
-            self.settings, self.kept = settings, {}
+            self.settings, self.kept, self.terms = settings, {}, {}
         return self.kept
 
 
