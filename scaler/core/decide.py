@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import math
 import operator
+import typing
 from collections import Counter
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Final
 
@@ -134,11 +135,11 @@ def decide(
             batch_closed = True
             actions += _scale_up(uncovered, table, offerings, memory, settings, now, rng,
                                  runtimes=view.runtimes)
-    wanted = set(waiting_for.values())
+    wanted: AbstractSet[str] = waiting_for.pools
     if actions:  # only a scale-up made any so far
         wakes += [a.retry_at_s for a in actions
                   if isinstance(a, NotifyUnplaceable) and a.retry_at_s]
-        wanted.update(a.pool for a in actions if isinstance(a, ScaleUp))
+        wanted = wanted | {a.pool for a in actions if isinstance(a, ScaleUp)}
     # The held pods' pools are a kept set of hundreds of names: asked, not copied, and
     # only worked out if scale-down gets as far as asking (most ticks it does not).
     wanted_too: Container[str] = (
@@ -169,8 +170,7 @@ def decide(
         wakes += map(_deadline, memory.launches)
     if memory.backoff_until_s and any(isinstance(a, NotifyUnplaceable) for a in actions):
         wakes.append(min(memory.backoff_until_s.values()))
-    # Most ticks nobody waits and nothing is due: no list to sort or filter then.
-    waiting = tuple(sorted(waiting_for)) if waiting_for else ()
+    waiting = waiting_for.order
     after = now + _EPS
     # By position (now, actions, wake, waiting, batch closed): one per tick, and keywords
     # cost a third of its construction.
@@ -195,7 +195,7 @@ def _uncovered(
     settings: Settings,
     now: float,
     busy: AbstractSet[str],
-) -> tuple[list[PendingPod], dict[str, str]]:
+) -> tuple[list[PendingPod], _Waiting]:
     """Pending pods no node is coming for, and pod key -> pool for those one is.
 
     Capacity, in nodes per pool: nodes asked for but not Ready (none from a pool backing
@@ -206,7 +206,7 @@ def _uncovered(
     left, cheapest first. A node another pod took is busy, so it covers nothing: the pods it
     was bought for are placed again at once, not after the provision timeout."""
     if not view.pending:
-        return [], {}
+        return [], _NOBODY
     keys = settings.placement.startup_taint_keys
     backoff = memory.backoff_until_s  # most ticks none: no lookup per pool then
     # Pools left out of the offerings cover nothing: never counted (every count is > 0).
@@ -224,7 +224,7 @@ def _uncovered(
                 and not _kept_off(n, table, keys)):
             capacity[n.pool] = capacity.get(n.pool, 0.0) + 1.0
     if not capacity:
-        return list(view.pending), {}
+        return list(view.pending), _NOBODY
     # Pods wait for their nodes through many ticks about other nodes: the same pending
     # tuple over the same capacity (in its order, which breaks cost ties) and launches is
     # covered the same way, so the last answer stands.
@@ -236,9 +236,25 @@ def _uncovered(
         rest = _cover_by_slots(list(view.pending), capacity, in_flight, offerings, settings,
                                waiting)
         kept = view.indexes.cover = KeptCovering(
-            view.pending, coming, in_flight, offerings, settings, rest, waiting
+            view.pending, coming, in_flight, offerings, settings, rest, _Waiting(waiting)
         )
-    return list(kept.rest), dict(kept.waiting_for)
+    return list(kept.rest), typing.cast(_Waiting, kept.waiting_for)
+
+
+class _Waiting(dict[str, str]):
+    """Pod key -> the pool of the node on its way it waits for (:func:`_uncovered`), with
+    what every decision reads of it worked out once per covering, which stands through
+    the many ticks the pods wait: their keys in order, and the pools. Read-only."""
+
+    __slots__ = ("order", "pools")
+
+    def __init__(self, waiting: Mapping[str, str]) -> None:
+        super().__init__(waiting)
+        self.order = tuple(sorted(waiting))
+        self.pools = frozenset(waiting.values())
+
+
+_NOBODY: Final = _Waiting({})
 
 
 _LIFECYCLE_TAINT_PREFIX: Final = "node.kubernetes.io/"
