@@ -290,37 +290,43 @@ def _place_one(
         memo = offerings.open_rows.terms
         entry = memo.get(id(row))
         if entry is not None and entry[0] is row and entry[1] is per_node:
-            best, terms = typing.cast(tuple[int, _Terms | None], entry[2])
+            best, ppn, terms = typing.cast(tuple[int, float, _Terms | None], entry[2])
         else:
-            best, terms = found = _cheapest_terms(row, per_node, offerings)
+            best, ppn, terms = found = _cheapest_terms(row, per_node, offerings)
             if len(memo) >= offerings.open_rows.KEPT:
                 memo.clear()
             memo[id(row)] = (row, per_node, found)
     else:
-        best, terms = _cheapest_terms(row, per_node, offerings)
+        best, ppn, terms = _cheapest_terms(row, per_node, offerings)
+    # Python floats and one reduction: the same tests as NumPy scalars and a (P,) mask.
     if terms is None:
         if math.isfinite(float(row[best])):
             return None  # the cheapest pool is Spot
-        if not bool((headroom >= -_EPS).all()):
+        if not _MIN(headroom) >= -_EPS:
             return None
         return Placement(
             (), (Unplaceable(tuple(pods), _why(pods[0], offerings, available, headroom, row)),)
         )
-    nodes = math.ceil(len(pods) / float(per_node[best]))
-    if not (nodes <= headroom[best] + _EPS and bool((headroom >= -_EPS).all())):
+    nodes = math.ceil(len(pods) / ppn)
+    if not (nodes <= headroom.item(best) + _EPS and _MIN(headroom) >= -_EPS):
         return None
     return Placement((_from_terms(terms, pods, nodes, offerings),), ())
 
 
+_MIN = np.minimum.reduce
+"""``ndarray.min`` without its Python wrapper (NaN in, NaN out, as a comparison's mask)."""
+
+
 def _cheapest_terms(
     row: FloatArray, per_node: FloatArray, offerings: Offerings
-) -> tuple[int, _Terms | None]:
-    """``row``'s cheapest pool, and the terms of a group there when it fits (a finite cost)
-    and is not Spot (else None)."""
+) -> tuple[int, float, _Terms | None]:
+    """``row``'s cheapest pool, its pods per node, and the terms of a group there when it
+    fits (a finite cost) and is not Spot (else None)."""
     best = int(row.argmin())
+    ppn = float(per_node[best])
     if not math.isfinite(float(row[best])) or offerings.spot[best]:
-        return best, None
-    return best, _terms(best, row, offerings, per_node, None)
+        return best, ppn, None
+    return best, ppn, _terms(best, row, offerings, per_node, None)
 
 
 def _spot_relevant(lost: FloatArray | None, offerings: Offerings) -> FloatArray | None:
