@@ -314,7 +314,8 @@ def _place_one(
 
 
 _MIN = np.minimum.reduce
-"""``ndarray.min`` without its Python wrapper (NaN in, NaN out, as a comparison's mask)."""
+"""``ndarray.min`` without its Python wrapper. A NaN headroom comes out as the minimum and
+fails ``>= -_EPS``, as it failed the (P,) comparison whose ``all()`` this replaces."""
 
 
 def _cheapest_terms(
