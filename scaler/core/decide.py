@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import math
 import operator
+import typing
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Container, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Final
 
@@ -134,13 +135,16 @@ def decide(
             batch_closed = True
             actions += _scale_up(uncovered, table, offerings, memory, settings, now, rng,
                                  runtimes=view.runtimes)
-    wanted = set(waiting_for.values())
+    wanted: AbstractSet[str] = waiting_for.pools
     if actions:  # only a scale-up made any so far
         wakes += [a.retry_at_s for a in actions
                   if isinstance(a, NotifyUnplaceable) and a.retry_at_s]
-        wanted.update(a.pool for a in actions if isinstance(a, ScaleUp))
-    # The held pods' pools are a kept set of hundreds of names: asked, not copied.
-    wanted_too = _feasible_pools(held, offerings, settings) if held else frozenset()
+        wanted = wanted | {a.pool for a in actions if isinstance(a, ScaleUp)}
+    # The held pods' pools are a kept set of hundreds of names: asked, not copied, and
+    # only worked out if scale-down gets as far as asking (most ticks it does not).
+    wanted_too: Container[str] = (
+        _FeasiblePools(held, offerings, settings) if held else frozenset()
+    )
     down, down_wakes = _scale_down(
         nodes, bound, by_name, offerings, memory, settings, now, wanted, wanted_too
     )
@@ -166,8 +170,7 @@ def decide(
         wakes += map(_deadline, memory.launches)
     if memory.backoff_until_s and any(isinstance(a, NotifyUnplaceable) for a in actions):
         wakes.append(min(memory.backoff_until_s.values()))
-    # Most ticks nobody waits and nothing is due: no list to sort or filter then.
-    waiting = tuple(sorted(waiting_for)) if waiting_for else ()
+    waiting = waiting_for.order
     after = now + _EPS
     # By position (now, actions, wake, waiting, batch closed): one per tick, and keywords
     # cost a third of its construction.
@@ -192,7 +195,7 @@ def _uncovered(
     settings: Settings,
     now: float,
     busy: AbstractSet[str],
-) -> tuple[list[PendingPod], dict[str, str]]:
+) -> tuple[list[PendingPod], _Waiting]:
     """Pending pods no node is coming for, and pod key -> pool for those one is.
 
     Capacity, in nodes per pool: nodes asked for but not Ready (none from a pool backing
@@ -203,7 +206,7 @@ def _uncovered(
     left, cheapest first. A node another pod took is busy, so it covers nothing: the pods it
     was bought for are placed again at once, not after the provision timeout."""
     if not view.pending:
-        return [], {}
+        return [], _NOBODY
     keys = settings.placement.startup_taint_keys
     backoff = memory.backoff_until_s  # most ticks none: no lookup per pool then
     # Pools left out of the offerings cover nothing: never counted (every count is > 0).
@@ -221,7 +224,7 @@ def _uncovered(
                 and not _kept_off(n, table, keys)):
             capacity[n.pool] = capacity.get(n.pool, 0.0) + 1.0
     if not capacity:
-        return list(view.pending), {}
+        return list(view.pending), _NOBODY
     # Pods wait for their nodes through many ticks about other nodes: the same pending
     # tuple over the same capacity (in its order, which breaks cost ties) and launches is
     # covered the same way, so the last answer stands.
@@ -233,9 +236,25 @@ def _uncovered(
         rest = _cover_by_slots(list(view.pending), capacity, in_flight, offerings, settings,
                                waiting)
         kept = view.indexes.cover = KeptCovering(
-            view.pending, coming, in_flight, offerings, settings, rest, waiting
+            view.pending, coming, in_flight, offerings, settings, rest, _Waiting(waiting)
         )
-    return list(kept.rest), dict(kept.waiting_for)
+    return list(kept.rest), typing.cast(_Waiting, kept.waiting_for)
+
+
+class _Waiting(dict[str, str]):
+    """Pod key -> the pool of the node on its way it waits for (:func:`_uncovered`), with
+    what every decision reads of it worked out once per covering, which stands through
+    the many ticks the pods wait: their keys in order, and the pools. Read-only."""
+
+    __slots__ = ("order", "pools")
+
+    def __init__(self, waiting: Mapping[str, str]) -> None:
+        super().__init__(waiting)
+        self.order = tuple(sorted(waiting))
+        self.pools = frozenset(waiting.values())
+
+
+_NOBODY: Final = _Waiting({})
 
 
 _LIFECYCLE_TAINT_PREFIX: Final = "node.kubernetes.io/"
@@ -416,10 +435,26 @@ def _scale_up(
     return actions
 
 
-def _feasible_pools(
-    pending: list[PendingPod], offerings: Offerings, settings: Settings
-) -> AbstractSet[str]:
-    return fitting_pools([pp.pod for pp in pending], offerings, settings.placement)
+class _FeasiblePools:
+    """The names of the pools some of ``pending`` fit (:func:`fitting_pools`), worked out
+    at the first question: pods held in a batch window keep their pools from losing an idle
+    node, which matters only on a tick with an idle node due for removal."""
+
+    __slots__ = ("_names", "_offerings", "_pending", "_settings")
+
+    def __init__(
+        self, pending: list[PendingPod], offerings: Offerings, settings: Settings
+    ) -> None:
+        self._pending, self._offerings, self._settings = pending, offerings, settings
+        self._names: AbstractSet[str] | None = None
+
+    def __contains__(self, name: object) -> bool:
+        names = self._names
+        if names is None:
+            names = self._names = fitting_pools(
+                [pp.pod for pp in self._pending], self._offerings, self._settings.placement
+            )
+        return name in names
 
 
 # ------------------------------------------------------------------------- scale-down
@@ -434,7 +469,7 @@ def _scale_down(
     settings: Settings,
     now: float,
     wanted: AbstractSet[str],
-    wanted_too: AbstractSet[str] = frozenset(),
+    wanted_too: Container[str] = frozenset(),
 ) -> tuple[list[Action], list[float]]:
     """Idle nodes marked, and removed once due; pools in ``wanted`` or ``wanted_too`` have
     pods waiting for them and lose no node."""
@@ -535,8 +570,9 @@ def _overdue_launches(
     # A Ready node still carrying a startup taint did register: not a launch's shortfall
     # (give_up keeps Ready instances), so no startup keys here.
     on_the_way = Counter(nodes_on_the_way(view, table, ()))
+    # Every node is looked at: the test that turns nearly all of them away comes first.
     for n in view.nodes:
-        if n.pool is not None and not (n.ready and n.gpu_ready) and n.name in busy:
+        if not (n.ready and n.gpu_ready) and n.pool is not None and n.name in busy:
             on_the_way[n.pool] -= 1
     overdue: Counter[str] = Counter()
     for launch in memory.overdue:

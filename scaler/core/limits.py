@@ -44,11 +44,14 @@ def managed_totals(table: PoolTable, offerings: Offerings) -> tuple[int, float]:
     """Nodes in scaler's pools (their desired sizes: launches in flight count) and their
     USD/hour at the prices decisions use."""
     nodes, usd = 0, 0.0
-    for pool in table.sized:
+    price = offerings.price
+    for pool in table.sized_by_name.values():  # per scale-up: no tuple of them, one price read
         nodes += pool.current_size
         i = offerings.get(pool.name)
-        if i is not None and math.isfinite(float(offerings.price[i])):
-            usd += pool.current_size * float(offerings.price[i])
+        if i is not None:
+            p = price.item(i)
+            if math.isfinite(p):
+                usd += pool.current_size * p
     return nodes, usd
 
 

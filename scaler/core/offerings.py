@@ -101,13 +101,17 @@ class OpenRows:
             tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray, frozenset[str]]
         ] = {}
         """Class key -> (cost row, pods per node, where the class fits, those pools' names)."""
+        self.terms: dict[int, tuple[FloatArray, FloatArray, object]] = {}
+        """A kept row's id -> (that cost row, its pods per node, what placement makes of the
+        row alone: :func:`scaler.core.placement._place_one`). The entry holds the row: its
+        id cannot be another's while the entry stands."""
 
     def for_settings(
         self, settings: object
     ) -> dict[tuple[object, ...], tuple[FloatArray, FloatArray, BoolArray, frozenset[str]]]:
         """The rows scored with ``settings`` (another settings object starts afresh)."""
         if self.settings is not settings:
-            self.settings, self.kept = settings, {}
+            self.settings, self.kept, self.terms = settings, {}, {}
         return self.kept
 
 
@@ -615,6 +619,19 @@ class PoolTable:
     _sized_by_name: dict[str, PoolSpec] | None
     sizes: FloatArray | None = None
     """(P,) in offerings order: each pool's desired size (zone balancing evens these out)."""
+    _room: tuple[BoolArray, bytes] | None = None
+    """:attr:`room`, once asked (a table's headroom never changes: updated() makes a new
+    table)."""
+
+    @property
+    def room(self) -> tuple[BoolArray, bytes]:
+        """(P,) the pools with room for one more node (``headroom >= 1``), and that mask's
+        bytes: what the admission webhook's tiers are keyed by, asked per admitted pod while
+        the pools stay as they are. Read-only for callers."""
+        if self._room is None:
+            mask = self.headroom >= 1
+            self._room = (mask, mask.tobytes())
+        return self._room
 
     @property
     def by_name(self) -> dict[str, PoolSpec]:

@@ -233,15 +233,22 @@ class TierCache:
         headroom: FloatArray | None = None,
         readmit: BoolArray | None = None,
         lost_work_h: float | None = None,
+        room: tuple[BoolArray, bytes] | None = None,
     ) -> Pin:
+        """``room``: ``headroom``'s pools with room for a node and that mask's bytes, as the
+        pool table that owns ``headroom`` keeps them (:attr:`PoolTable.room`); worked out
+        from ``headroom`` when not given."""
         self._rebase(offerings, settings)
         n = len(offerings)
-        ok = _admitted(n, available, headroom)
+        if room is not None and available is None:
+            ok_key = room[1]  # the table's own bytes: hashed once, compared by identity
+        else:
+            ok_key = _admitted(n, available, headroom).tobytes()
         back = None
         if readmit is not None and available is not None and readmit.any():
             back = _admitted(n, available | readmit, headroom)
         cls = (pod.constraints(), pod.one_per_node)
-        key = (cls, ok.tobytes(), None if back is None else back.tobytes(),
+        key = (cls, ok_key, None if back is None else back.tobytes(),
                lost_work_h if self._priced else None)
         pin = self._answers.get(key)
         if pin is None:

@@ -184,11 +184,12 @@ def place(
     ):
         # The usual decision: one class (most often one pod), priced by the pools' own
         # risk. Worked out on its kept row with scalars, unless place() must go on.
-        cost_row, ppn_row, _, _ = _kept_rows(reps, offerings, settings)[0]
+        cost_row, ppn_row, _, _ = kept = _kept_rows(reps, offerings, settings)[0]
         if available is not None and not available.all():
             cost_row = np.where(available, cost_row, np.inf)
         one = _place_one(classes[0], cost_row, ppn_row, offerings,
-                         offerings.all_open if available is None else available, headroom)
+                         offerings.all_open if available is None else available, headroom,
+                         kept=cost_row is kept[0])
         if one is not None:
             return one
     counts = np.array([len(c) for c in classes], dtype=np.int64)
@@ -272,27 +273,61 @@ def _place_one(
     offerings: Offerings,
     available: BoolArray,
     headroom: FloatArray,
+    *,
+    kept: bool = False,
 ) -> Placement | None:
     """:func:`place` of one class priced by the pools' own risk, with no preferences and no
     pool similar to another (nothing to balance): the same answer with scalars in place of
-    its (1, P) steps, on the class's (P,) ``row`` (read, not written); None
+    its (1, P) steps, on the class's (P,) ``row`` (read, not written; ``kept``: ``row`` and
+    ``per_node`` are a kept row's own arrays, :func:`_kept_rows`, never written); None
     where place() must go on: the cheapest pool is Spot (the burst may be spread), or a
     pool would overflow (the walk down the row). A pool takes no node unless it is the
     cheapest, so only its headroom is compared with the nodes asked; the others must only
     be able to take none (``0 <= headroom + eps``, which is ``headroom >= -eps``)."""
-    best = int(row.argmin())
-    if not math.isfinite(float(row[best])):
-        if not bool((headroom >= -_EPS).all()):
+    if kept:
+        # The same classes are placed decision after decision: what the row alone decides
+        # (its cheapest pool, that group's terms) is kept with the offerings' rows.
+        memo = offerings.open_rows.terms
+        entry = memo.get(id(row))
+        if entry is not None and entry[0] is row and entry[1] is per_node:
+            best, ppn, terms = typing.cast(tuple[int, float, _Terms | None], entry[2])
+        else:
+            best, ppn, terms = found = _cheapest_terms(row, per_node, offerings)
+            if len(memo) >= offerings.open_rows.KEPT:
+                memo.clear()
+            memo[id(row)] = (row, per_node, found)
+    else:
+        best, ppn, terms = _cheapest_terms(row, per_node, offerings)
+    # Python floats and one reduction: the same tests as NumPy scalars and a (P,) mask.
+    if terms is None:
+        if math.isfinite(float(row[best])):
+            return None  # the cheapest pool is Spot
+        if not _MIN(headroom) >= -_EPS:
             return None
         return Placement(
             (), (Unplaceable(tuple(pods), _why(pods[0], offerings, available, headroom, row)),)
         )
-    if offerings.spot[best]:
+    nodes = math.ceil(len(pods) / ppn)
+    if not (nodes <= headroom.item(best) + _EPS and _MIN(headroom) >= -_EPS):
         return None
-    nodes = math.ceil(len(pods) / float(per_node[best]))
-    if not (nodes <= headroom[best] + _EPS and bool((headroom >= -_EPS).all())):
-        return None
-    return Placement((_group(pods, best, nodes, row, offerings, per_node),), ())
+    return Placement((_from_terms(terms, pods, nodes, offerings),), ())
+
+
+_MIN = np.minimum.reduce
+"""``ndarray.min`` without its Python wrapper. A NaN headroom comes out as the minimum and
+fails ``>= -_EPS``, as it failed the (P,) comparison whose ``all()`` this replaces."""
+
+
+def _cheapest_terms(
+    row: FloatArray, per_node: FloatArray, offerings: Offerings
+) -> tuple[int, float, _Terms | None]:
+    """``row``'s cheapest pool, its pods per node, and the terms of a group there when it
+    fits (a finite cost) and is not Spot (else None)."""
+    best = int(row.argmin())
+    ppn = float(per_node[best])
+    if not math.isfinite(float(row[best])) or offerings.spot[best]:
+        return best, ppn, None
+    return best, ppn, _terms(best, row, offerings, per_node, None)
 
 
 def _spot_relevant(lost: FloatArray | None, offerings: Offerings) -> FloatArray | None:
@@ -614,6 +649,19 @@ def _group(
 ) -> PlacedGroup:
     """``row`` is what was minimised: dollars, or least-waste scores (then named so);
     ``dollars`` the class's USD/hour per pod (default: the pools' ``cost``)."""
+    return _from_terms(_terms(i, row, offerings, per_node, dollars), pods, nodes, offerings)
+
+
+_Terms = tuple[int, float, float, float, int, str | None, float | None, str, int]
+"""What a group's pool and row make of it, whatever its pods: (pool index, price, cost,
+risk, fitting pools, runner-up, its cost, reason, pods per node)."""
+
+
+def _terms(
+    i: int, row: FloatArray, offerings: Offerings, per_node: FloatArray,
+    dollars: FloatArray | None,
+) -> _Terms:
+    """:func:`_group`'s terms for pool ``i`` of ``row``."""
     finite = np.isfinite(row)
     n_fit = int(np.count_nonzero(finite))
     masked = row.copy()
@@ -640,8 +688,16 @@ def _group(
         reason = f"cheapest of {n_fit} fitting pools ({what})"
     else:
         reason = f"least waste of {n_fit} fitting pools (score {row[i]:.3f}, {what})"
+    runner_up = offerings.pools[second].name if has_second else None
     if has_second:
-        reason += f"; next {offerings.pools[second].name} ${second_cost:.4f}/h"
+        reason += f"; next {runner_up} ${second_cost:.4f}/h"
+    return i, price, cost, risk, n_fit, runner_up, second_cost, reason, ppn
+
+
+def _from_terms(
+    terms: _Terms, pods: Sequence[PodSpec], nodes: int, offerings: Offerings
+) -> PlacedGroup:
+    i, price, cost, risk, n_fit, runner_up, second_cost, reason, ppn = terms
     return PlacedGroup(
         pods=tuple(pods),
         pool=offerings.pools[i],
@@ -653,7 +709,7 @@ def _group(
         zone=offerings.zone_for(i, pods[0]),
         risk_usd_per_hour=risk,
         fitting_pools=n_fit,
-        runner_up=offerings.pools[second].name if has_second else None,
+        runner_up=runner_up,
         runner_up_cost_usd_per_hour=second_cost,
         reason=reason,
         pods_per_node=ppn,

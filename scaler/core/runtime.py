@@ -45,12 +45,14 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
 
+from scaler.core.frozen import slot_init
 from scaler.core.model import FloatArray, PodSpec
 from scaler.core.settings import PlacementSettings
 
@@ -93,6 +95,7 @@ def parse_duration_s(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Moments:
     """Count, sum and sum of squares of runtimes (s): a namespace's history."""
@@ -105,7 +108,11 @@ class Moments:
         return Moments(self.count + 1, self.sum_s + runtime_s, self.sum_sq_s2 + runtime_s**2)
 
 
-@dataclass(frozen=True, slots=True)
+_NO_RUNS: Final = Moments()
+
+
+@slot_init
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class RuntimeHistory:
     """Runtimes (s) of finished runs: per workload (:func:`workload_key`) the most recent
     ones, oldest first; per namespace their moments. Frozen: a snapshot."""
@@ -116,7 +123,13 @@ class RuntimeHistory:
 
 class RuntimeRecorder:
     """What a cluster source keeps: runs are recorded as they end, :meth:`history` is a
-    frozen snapshot, rebuilt only after something was recorded."""
+    frozen snapshot, rebuilt only after something was recorded.
+
+    A snapshot shares the recorder's own maps rather than copying them: a cluster source
+    asks for one per view, and a replay's views are gone by the time the next run ends, so
+    copying up to :data:`MAX_WORKLOADS` workloads per run recorded bought nothing. The
+    recorder holds its last snapshot weakly; a run that ends while that snapshot is still
+    held somewhere goes into copies, which leaves the snapshot as it was."""
 
     def __init__(
         self, *, samples_per_workload: int = SAMPLES_PER_WORKLOAD, max_workloads: int = MAX_WORKLOADS
@@ -125,27 +138,41 @@ class RuntimeRecorder:
         self._max = max(1, max_workloads)
         self._workloads: dict[str, tuple[float, ...]] = {}
         self._namespaces: dict[str, Moments] = {}
-        self._snapshot: RuntimeHistory | None = RuntimeHistory()
+        self._snapshot: RuntimeHistory | None = None
+        """The last snapshot, while nothing was recorded after it."""
+        self._shared: weakref.ref[RuntimeHistory] | None = None
+        """The last snapshot handed out, which shares the maps above."""
         self._recorded = 0
-        """Runs recorded since ``_workloads`` was last rebuilt (:meth:`history`)."""
+        """Runs recorded since ``_workloads`` was last rebuilt (:meth:`record`)."""
 
     def record(self, pod: PodSpec, runtime_s: float) -> None:
         """A run of ``pod`` ended after ``runtime_s`` seconds (negative or not finite: a
         clock's glitch, ignored)."""
-        if _add(self._workloads, self._namespaces, pod, runtime_s, self._samples, self._max):
-            self._snapshot = None
-            self._recorded += 1
+        if not math.isfinite(runtime_s) or runtime_s < 0:
+            return
+        self._snapshot = None  # held here, it would always look alive below
+        if self._shared is not None:
+            if self._shared() is not None:
+                # Each run recorded leaves up to two holes in the dict (a workload moved to
+                # the end, the oldest dropped), and a dict with many holes copies entry by
+                # entry: rebuilt without them now and then, copy() clones it whole, ~5x
+                # faster.
+                if self._recorded > len(self._workloads) // 4:
+                    self._workloads = dict(self._workloads)
+                    self._recorded = 0
+                else:
+                    self._workloads = self._workloads.copy()
+                self._namespaces = dict(self._namespaces)
+            self._shared = None
+        _add(self._workloads, self._namespaces, pod, runtime_s, self._samples, self._max)
+        self._recorded += 1
 
     def history(self) -> RuntimeHistory:
-        if self._snapshot is None:
-            # Each run recorded leaves up to two holes in the dict (a workload moved to the
-            # end, the oldest dropped), and a dict with many holes copies entry by entry:
-            # rebuilt without them now and then, copy() clones it whole, ~5x faster.
-            if self._recorded > len(self._workloads) // 4:
-                self._workloads = dict(self._workloads)
-                self._recorded = 0
-            self._snapshot = RuntimeHistory(self._workloads.copy(), dict(self._namespaces))
-        return self._snapshot
+        snapshot = self._snapshot
+        if snapshot is None:
+            snapshot = self._snapshot = RuntimeHistory(self._workloads, self._namespaces)
+            self._shared = weakref.ref(snapshot)
+        return snapshot
 
 
 def with_runs(history: RuntimeHistory, runs: Sequence[tuple[PodSpec, float]]) -> RuntimeHistory:
@@ -174,7 +201,7 @@ def _add(
     workloads[key] = (*runs[len(runs) - samples + 1:], runtime_s) if samples > 1 else (runtime_s,)
     if len(workloads) > most:
         del workloads[next(iter(workloads))]
-    namespaces[pod.namespace] = namespaces.get(pod.namespace, Moments()).add(runtime_s)
+    namespaces[pod.namespace] = namespaces.get(pod.namespace, _NO_RUNS).add(runtime_s)
     return True
 
 

@@ -124,9 +124,12 @@ async def choose_pin(
                 readmit[i] = memory.reclaim_only(name, now)
     pools = source.pools_seen
     table = source.table_seen
+    room = None
     if table is not None and table.pools is pools and table.offerings is offerings:
-        # The tick's own table of these pools: its headroom is kept up to date per change.
+        # The tick's own table of these pools: its headroom is kept up to date per change,
+        # and the pools with room for a node are kept with it.
         headroom = table.headroom
+        room = table.room
     elif cache is not None:
         headroom = cache.headroom_for(pools, offerings)
     else:
@@ -140,7 +143,8 @@ async def choose_pin(
         lost_h = None if lost is None else float(lost[0])
     if cache is not None:
         return cache.tiers.pin(pod, offerings, settings, available=available,
-                               headroom=headroom, readmit=readmit, lost_work_h=lost_h)
+                               headroom=headroom, readmit=readmit, lost_work_h=lost_h,
+                               room=room)
     return pin_for(pod, offerings, settings, available=available, headroom=headroom,
                    readmit=readmit, lost_work_h=lost_h)
 

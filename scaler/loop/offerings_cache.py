@@ -17,8 +17,6 @@ import dataclasses
 import operator
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-import anyio
-
 from scaler.core.catalog import Catalog
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.offerings import (
@@ -31,6 +29,7 @@ from scaler.core.offerings import (
     pool_table,
 )
 from scaler.core.settings import Settings
+from scaler.loop.ticklock import TickLock
 from scaler.ports import Clock, PriceSource
 from scaler.telemetry import PoolDisabled, Telemetry
 
@@ -65,11 +64,16 @@ class OfferingsCache:
         """Pools this process resized since the pools were last read (:meth:`resized`)."""
         self._place: dict[str, int] = {}
         """Pool name -> its place in the pools as read (rebuilt when it names another)."""
+        self._shapes: dict[int, tuple[PoolSpec, tuple[object, ...]]] = {}
+        """Pool value id -> (the value, its shape): a pool's value changes with its size and
+        goes back and forth over a few (the simulator keeps one per size), so each value's
+        shape is taken once. The entry holds the value: its id cannot be another's."""
         self._at = float("-inf")
-        self._lock = anyio.Lock(fast_acquire=True)
-        """One refresh at a time (:meth:`now`). Taken without a checkpoint when free, as the
-        reconciler's own lock: the refresh awaits the ports at once, and the simulator's
-        admissions take it thousands of times a run."""
+        self._lock = TickLock()
+        """One refresh at a time (:meth:`now`). The reconciler's kind of lock, a flag while
+        nobody waits: the refresh awaits the ports at once, and the simulator's admissions
+        take it thousands of times a run, where ``anyio.Lock`` asked the event loop for the
+        current task at each acquire and release."""
 
     async def current(
         self, pools: Sequence[PoolSpec], daemonsets: tuple[PodSpec, ...] = ()
@@ -110,7 +114,7 @@ class OfferingsCache:
             self.offerings is None
             or not (
                 before is pools
-                or (changed is not None and _same_shapes(before, pools, changed))
+                or (changed is not None and self._same_shapes(before, pools, changed))
             )
             or not _same_prices(self._prices, prices)
             or daemonsets != self._daemonsets
@@ -135,6 +139,26 @@ class OfferingsCache:
             table = cached.updated(pools, changed if cached.pools is before else None)
         self._table = table
         return table
+
+    def _same_shapes(
+        self, before: Sequence[PoolSpec], now: Sequence[PoolSpec], changed: Sequence[int]
+    ) -> bool:
+        """Do the pools at the ``changed`` places keep their shapes? Only they are compared."""
+        shape = self._shape
+        for i in changed:  # noqa: SIM110 (one or two places a read: no generator)
+            if shape(before[i]) != shape(now[i]):
+                return False
+        return True
+
+    def _shape(self, pool: PoolSpec) -> tuple[object, ...]:
+        kept = self._shapes.get(id(pool))
+        if kept is not None and kept[0] is pool:
+            return kept[1]
+        if len(self._shapes) >= _SHAPES_KEPT:
+            self._shapes.clear()
+        shape = _shape(pool)
+        self._shapes[id(pool)] = (pool, shape)
+        return shape
 
     def resized(self, pools: Iterable[str]) -> None:
         """Pools this process just wrote a size for (scale-ups, removals, launches given
@@ -198,13 +222,9 @@ _shape = operator.attrgetter(
 )
 """The pool without its sizes (every other field, as a tuple): what offerings are built
 from."""
-
-
-def _same_shapes(
-    before: Sequence[PoolSpec], now: Sequence[PoolSpec], changed: Sequence[int]
-) -> bool:
-    """Do the pools at the ``changed`` places keep their shapes? Only they are compared."""
-    return all(_shape(before[i]) == _shape(now[i]) for i in changed)
+_SHAPES_KEPT = 8192
+"""Pool values whose shapes :class:`OfferingsCache` keeps before starting over: a few per
+pool (one per size a pool goes through), bounded for a fleet that hands back new values."""
 
 
 def _same_prices(before: Prices | None, now: Prices) -> bool:

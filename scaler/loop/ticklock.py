@@ -6,7 +6,8 @@ every acquire and release, even with ``fast_acquire``; the simulator ticks tens 
 of times a run with nobody else waiting, and those two lookups were 4% of a replay. This
 lock is a flag while uncontended; a waiter parks on an event and is handed the lock
 directly (first come, first served), so nobody can barge in between a release and the
-waiter's wake-up.
+waiter's wake-up. The offerings cache serialises its refreshes (the webhook's, per
+admitted pod when the offerings are old) with one too.
 """
 
 from __future__ import annotations

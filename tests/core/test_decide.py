@@ -366,3 +366,18 @@ def test_when_pools_are_capped_the_higher_priority_pods_are_served_first(catalog
     assert up.pods == ("default/high",)
     (note,) = d.of(NotifyUnplaceable)
     assert [p.name for p in note.pods] == ["low"] and "max size" in note.reason
+
+
+def test_pods_held_in_the_batch_window_keep_the_idle_nodes_of_the_pools_they_fit(catalog):
+    # A GPU pod just arrived and waits for its window: the idle GPU node stays (its pool is
+    # the only one the pod fits), the idle small node goes.
+    ps = pools(small=1)
+    ps[2] = dataclasses.replace(ps[2], current_size=1)
+    nodes = (node("n1", idle_since=0.0), node("n2", "gpu", idle_since=0.0))
+    waiting = pending(pod("g", gpu=1), since=999.9)
+    d = run(ClusterView(1000.0, nodes=nodes, pending=waiting), ps, catalog)
+    assert d.waiting == ("default/g",)
+    assert [a.node for a in d.of(RemoveNode)] == ["n1"]
+    # The same nodes with nobody waiting: both go.
+    d = run(ClusterView(1000.0, nodes=nodes), ps, catalog)
+    assert [a.node for a in d.of(RemoveNode)] == ["n1", "n2"]

@@ -759,3 +759,36 @@ def test_one_class_placed_on_its_row_as_the_whole_matrix_places_it(
             m.setattr(placement, "_place_one", lambda *a, **k: None)
             slow = place(pods, offerings, **kw)
         assert fast == slow, (shape, headroom, available)
+
+
+def test_a_class_placed_again_gets_the_answer_fresh_offerings_give() -> None:
+    # What a class's kept row alone decides (its cheapest pool, that group's terms) is kept
+    # with the offerings: class after class, and with that pool out, each answer must be
+    # the one offerings built afresh (nothing kept) give.
+    pools = on_demand_pools()
+    kept, same = offer(pools), PlacementSettings()  # rows are kept per settings object
+
+    def summary(placement: Placement) -> list[object]:
+        return [
+            (g.pool.name, g.nodes, g.reason, g.runner_up, g.runner_up_cost_usd_per_hour,
+             g.cost_usd_per_hour, g.zone, [p.name for p in g.pods])
+            for g in placement.groups
+        ] + [u.reason for u in placement.unplaceable]
+
+    small = [pod("s1", cpu=500, mem=GIB), pod("s2", cpu=500, mem=GIB)]
+    big = [pod("b", cpu=3000, mem=20 * GIB)]
+    gpu = [pod("g", cpu=1000, mem=GIB, gpu=1)]
+    huge = [pod("h", cpu=64000)]
+    seen: set[str] = set()
+    for pods in [small, big, small[:1], gpu, big, huge, small, gpu]:
+        first = place(pods, offer(pools)).groups
+        without = np.ones(len(kept), dtype=bool)
+        if first:
+            without[kept.index(first[0].pool.name)] = False
+            seen.add(first[0].pool.name)
+        for available in (None, without, None):
+            assert summary(place(pods, kept, available=available, settings=same)) == summary(
+                place(pods, offer(pools), available=available, settings=same)
+            )
+    assert len(seen) >= 3  # the classes went to different pools
+    assert len(kept.open_rows.terms) >= 3

@@ -21,6 +21,8 @@ def _answers(table: PoolTable) -> tuple[object, ...]:
         sorted(p.name for p in table.sized),
         table.headroom.tolist(),
         None if table.sizes is None else table.sizes.tolist(),
+        table.room[0].tolist(),
+        table.room[1],
     )
 
 

@@ -21,6 +21,7 @@ from scaler.core.placement import place
 from scaler.core.runtime import (
     ANNOTATION_EXPECTED_RUNTIME,
     MAX_WORKLOADS,
+    Moments,
     RuntimeHistory,
     RuntimeRecorder,
     estimate,
@@ -138,6 +139,27 @@ def test_the_recorder_keeps_recent_runs_per_workload_and_a_bounded_number_of_wor
     rec.record(bare("d"), -1.0)  # a clock that went back: ignored
     assert rec.history() is later
     assert MAX_WORKLOADS >= 1000
+
+
+def test_a_snapshot_still_held_keeps_both_maps_and_one_let_go_is_written_in_place() -> None:
+    rec = RuntimeRecorder()
+    rec.record(bare("a"), 1.0)
+    held = rec.history()
+    rec.record(bare("a"), 2.0)
+    rec.record(bare("b", ns="other"), 3.0)
+    assert dict(held.workloads) == {"batch/a": (1.0,)}
+    assert dict(held.namespaces) == {"batch": Moments(1, 1.0, 1.0)}
+    later = rec.history()
+    assert dict(later.workloads) == {"batch/a": (1.0, 2.0), "other/b": (3.0,)}
+    assert later.namespaces["batch"] == Moments(2, 3.0, 5.0)
+    # Nobody holds ``later`` any more: the next run goes into the very maps it shared.
+    workloads, namespaces = later.workloads, later.namespaces
+    del later
+    rec.record(bare("c"), 4.0)
+    now = rec.history()
+    assert now.workloads is workloads and now.namespaces is namespaces
+    assert workloads["batch/c"] == (4.0,) and namespaces["batch"].count == 3
+    assert dict(held.workloads) == {"batch/a": (1.0,)}
 
 
 def test_every_snapshot_holds_what_was_recorded_before_it_in_recency_order() -> None:

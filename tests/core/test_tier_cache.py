@@ -14,7 +14,7 @@ import numpy as np
 
 from scaler.core.catalog import Catalog
 from scaler.core.model import SPOT, PodSpec, PoolSpec, Resources
-from scaler.core.offerings import build_offerings
+from scaler.core.offerings import build_offerings, pool_table
 from scaler.core.pinning import TierCache, class_row, pin_for
 from scaler.core.placement import cost_matrix
 from scaler.core.settings import preset
@@ -57,6 +57,20 @@ def test_a_full_pool_gives_a_fresh_tier():
     assert tiers.pin(POD, off, settings, headroom=room) == ("a", "b")
     room[off.index("a")] = 0.0
     assert tiers.pin(POD, off, settings, headroom=room) == ("b", "x")
+
+
+def test_a_tables_room_keys_tiers_as_its_headroom_does_and_follows_its_updates():
+    off, settings, tiers = offerings(), preset("scaler"), TierCache()
+    sized = [dataclasses.replace(p, max_size=3) for p in POOLS]
+    table = pool_table(sized, off)
+    assert tiers.pin(POD, off, settings, headroom=table.headroom, room=table.room) == ("a", "b")
+    # "a" at its max: the updated table's room leaves it out, as its headroom does.
+    full = [dataclasses.replace(sized[0], current_size=3), *sized[1:]]
+    later = table.updated(full)
+    assert later.room[0].tolist() == (later.headroom >= 1).tolist() == [False, True, True]
+    got = tiers.pin(POD, off, settings, headroom=later.headroom, room=later.room)
+    assert got == pin_for(POD, off, settings, headroom=later.headroom) == ("b", "x")
+    assert tiers.pin(POD, off, settings, headroom=table.headroom, room=table.room) == ("a", "b")
 
 
 def test_new_offerings_or_settings_give_a_fresh_tier():

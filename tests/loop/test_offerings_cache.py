@@ -181,3 +181,51 @@ def test_each_read_is_compared_with_the_pools_read_just_before_it() -> None:
                 assert table.headroom[table.offerings.index(p.name)] == 10 - p.current_size
 
     anyio.run(main)
+
+
+def test_callers_that_find_the_offerings_old_at_once_share_one_refresh() -> None:
+    async def main() -> None:
+        c = cache()
+        reads = 0
+        gate = anyio.Event()
+
+        async def read() -> tuple[PoolSpec, ...]:
+            nonlocal reads
+            reads += 1
+            await gate.wait()  # the first refresh is still reading the pools
+            return pools(small=1)
+
+        got: list[object] = []
+
+        async def ask() -> None:
+            got.append(await c.now(read, max_age_s=60.0))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(ask)
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+        assert reads == 1
+        assert len(got) == 3 and got[0] is got[1] is got[2] is c.offerings
+
+    anyio.run(main)
+
+
+def test_a_pool_going_back_and_forth_between_two_shapes_rebuilds_the_offerings_each_time() -> None:
+    # The shapes taken are kept per pool value: each value is judged by its own.
+    async def main() -> None:
+        c = cache()
+        first = pools(small=1)
+        retyped = (dataclasses.replace(first[0], instance_types=("m5.xlarge",)), first[1])
+        resized = (dataclasses.replace(retyped[0], current_size=2), first[1])
+        for read, kind in [(first, "m5.large"), (retyped, "m5.xlarge"), (first, "m5.large"),
+                           (resized, "m5.xlarge"), (first, "m5.large")]:
+            before = c.offerings
+            table = await c.table_for(read)
+            assert table.offerings is not before
+            assert table.offerings.instance_type[table.offerings.index("small")] == kind
+        # A size change alone keeps them.
+        again = (dataclasses.replace(first[0], current_size=3), first[1])
+        assert (await c.table_for(again)).offerings is c.offerings is table.offerings
+
+    anyio.run(main)
