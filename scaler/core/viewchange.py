@@ -59,9 +59,9 @@ class ViewsByKey(Generic[K, T]):
         self._was: dict[K, T] = {}
         """Key -> its view in ``_tuple``, for the keys whose view was set or dropped since
         (the first change of each: only where it was in the last tuple matters)."""
-        self._new: set[K] = set()
-        """Keys set since ``_tuple`` was built that it does not hold there: a new key, or one
-        dropped and set again; they are the new tuple's last items."""
+        self._new: dict[K, None] = {}
+        """Keys set since ``_tuple`` was built that it does not hold there (a new key, or one
+        dropped and set again), in the order they were set: the new tuple's last items."""
         self._stale = False
         self._tell = tell
 
@@ -78,7 +78,7 @@ class ViewsByKey(Generic[K, T]):
         views = self._views
         old = views.get(key)
         if old is None:
-            self._new.add(key)
+            self._new[key] = None
         elif key not in self._was and key not in self._new:
             self._was[key] = old
         views[key] = view
@@ -89,7 +89,7 @@ class ViewsByKey(Generic[K, T]):
         if old is None:
             return
         if key in self._new:
-            self._new.discard(key)  # set since the last tuple: not in it where it was
+            del self._new[key]  # set since the last tuple: not in it where it was
         elif key not in self._was:
             self._was[key] = old
         self._stale = True
@@ -109,10 +109,16 @@ class ViewsByKey(Generic[K, T]):
                 gone.append(old)
             elif view is not old:
                 replaced.append((old, view))
-        self._was, self._new = {}, set()
-        if not (gone or replaced or new):
+        self._was, self._new = {}, {}
+        if gone or replaced:
+            after = tuple(views.values())
+        elif new:
+            # Only appended: a copy of the last tuple and the few new views, not a pass over
+            # the dict (a third of the cost).
+            after = before + tuple(map(views.__getitem__, new))
+        else:
             return before
-        after = self._tuple = tuple(views.values())
+        self._tuple = after
         if self._tell is not None:
             self._tell(Change(before, after, gone, replaced, len(new)))
         return after
