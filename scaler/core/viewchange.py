@@ -54,7 +54,7 @@ class ViewsByKey(Generic[K, T]):
 
     The new tuple is the last one with the changed items swapped, cut out or appended (a
     copy of pointers), not a pass over the dict, which costs two to three times as much at
-    a few hundred views: each key of the tuple has a rank, increasing along it and kept
+    a few hundred views (below :data:`RANKED_FROM`, a pass): each key of the tuple has a rank, increasing along it and kept
     while the key stays, and its place is its rank less the ranks freed below it since the
     ranks were last dealt out afresh."""
 
@@ -70,8 +70,9 @@ class ViewsByKey(Generic[K, T]):
         self._new: dict[K, None] = {}
         """Keys set since ``_tuple`` was built that it does not hold there (a new key, or one
         dropped and set again), in the order they were set: the new tuple's last items."""
-        self._rank: dict[K, int] = {}
-        """Key -> its rank, for the keys of ``_tuple``."""
+        self._rank: dict[K, int] | None = None
+        """Key -> its rank, for the keys of ``_tuple``; None below :data:`RANKED_FROM`
+        views."""
         self._free: list[int] = []
         """The ranks below ``_next_rank`` no key of ``_tuple`` holds, sorted."""
         self._next_rank = 0
@@ -123,38 +124,58 @@ class ViewsByKey(Generic[K, T]):
             view = views.get(key)
             if view is None or key in new:  # dropped (and maybe set again, at the end)
                 gone.append(old)
-                cut.append(rank.pop(key))
+                if rank is not None:
+                    cut.append(rank.pop(key))
             elif view is not old:
                 replaced.append((old, view))
-                r = rank[key]
-                swapped.append((r - bisect.bisect_left(free, r), view))
+                if rank is not None:
+                    r = rank[key]
+                    swapped.append((r - bisect.bisect_left(free, r), view))
         self._was, self._new = {}, {}
         if not (gone or replaced or new):
             return before
-        if len(free) + len(cut) > len(views):
-            # More ranks freed than held: deal them out afresh, by one pass.
-            after = tuple(views.values())
-            self._rank = dict(zip(views, range(len(after)), strict=True))
-            self._free, self._next_rank = [], len(after)
-        else:
-            if gone or replaced:
-                items = list(before)
-                for at, view in swapped:
-                    items[at] = view
-                # Places in ``before``, from the last, so that each cut leaves the next
-                # one's place as it was.
-                for at in sorted((r - bisect.bisect_left(free, r) for r in cut), reverse=True):
-                    del items[at]
-                for r in cut:
-                    bisect.insort(free, r)
-                items += map(views.__getitem__, new)
-                after = tuple(items)
+        if not (gone or replaced):
+            after = before + tuple(map(views.__getitem__, new))
+            if rank is None:
+                self._rank_afresh(after)
             else:
-                after = before + tuple(map(views.__getitem__, new))
+                for key in new:
+                    rank[key] = self._next_rank
+                    self._next_rank += 1
+        elif rank is None or len(free) + len(cut) > len(views):
+            # Few views (a pass costs less than the places), or more ranks freed than held.
+            after = tuple(views.values())
+            self._rank_afresh(after)
+        else:
+            items = list(before)
+            for at, view in swapped:
+                items[at] = view
+            # Places in ``before``, from the last, so that each cut leaves the next one's
+            # place as it was.
+            for at in sorted((r - bisect.bisect_left(free, r) for r in cut), reverse=True):
+                del items[at]
+            for r in cut:
+                bisect.insort(free, r)
             for key in new:
                 rank[key] = self._next_rank
                 self._next_rank += 1
+            items += map(views.__getitem__, new)
+            after = tuple(items)
         self._tuple = after
         if self._tell is not None:
             self._tell(Change(before, after, gone, replaced, len(new)))
         return after
+
+    def _rank_afresh(self, after: tuple[T, ...]) -> None:
+        """Rank the keys of ``after`` (the dict's order) from 0, with no rank freed; or
+        none, for so few views that a pass over them costs less than finding places."""
+        if len(after) < RANKED_FROM:
+            self._rank = None
+            return
+        self._rank = dict(zip(self._views, range(len(after)), strict=True))
+        self._free, self._next_rank = [], len(after)
+
+
+RANKED_FROM = 256
+"""Views from which :class:`ViewsByKey` keeps ranks: below, a pass over the dict costs less
+than finding the changed places (a simulated openb has about 40, DLRM about 550)."""
