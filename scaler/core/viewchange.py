@@ -114,39 +114,54 @@ class ViewsByKey(Generic[K, T]):
         if not self._stale:
             return self._tuple
         self._stale = False
+        if self._rank is not None:
+            return self._by_places()
+        before, views, new = self._tuple, self._views, self._new
+        gone: list[T] = []
+        replaced: list[tuple[T, T]] = []
+        for key, old in self._was.items():
+            view = views.get(key)
+            if view is None or key in new:  # dropped (and maybe set again, at the end)
+                gone.append(old)
+            elif view is not old:
+                replaced.append((old, view))
+        self._was, self._new = {}, {}
+        if gone or replaced:
+            after = tuple(views.values())
+        elif new:
+            after = before + tuple(map(views.__getitem__, new))
+        else:
+            return before
+        if len(after) >= RANKED_FROM:
+            self._rank_afresh(after)
+        return self._told(before, after, gone, replaced, len(new))
+
+    def _by_places(self) -> tuple[T, ...]:
+        """:meth:`values`, by the places of the changed keys, from their ranks."""
         before, views, new = self._tuple, self._views, self._new
         rank, free = self._rank, self._free
+        assert rank is not None
         gone: list[T] = []
         replaced: list[tuple[T, T]] = []
         cut: list[int] = []
         swapped: list[tuple[int, T]] = []
         for key, old in self._was.items():
             view = views.get(key)
-            if view is None or key in new:  # dropped (and maybe set again, at the end)
+            if view is None or key in new:
                 gone.append(old)
-                if rank is not None:
-                    cut.append(rank.pop(key))
+                cut.append(rank.pop(key))
             elif view is not old:
                 replaced.append((old, view))
-                if rank is not None:
-                    r = rank[key]
-                    swapped.append((r - bisect.bisect_left(free, r), view))
+                r = rank[key]
+                swapped.append((r - bisect.bisect_left(free, r), view))
         self._was, self._new = {}, {}
         if not (gone or replaced or new):
             return before
-        if not (gone or replaced):
-            after = before + tuple(map(views.__getitem__, new))
-            if rank is None:
-                self._rank_afresh(after)
-            else:
-                for key in new:
-                    rank[key] = self._next_rank
-                    self._next_rank += 1
-        elif rank is None or len(free) + len(cut) > len(views):
-            # Few views (a pass costs less than the places), or more ranks freed than held.
+        if len(free) + len(cut) > len(views):  # more ranks freed than held: afresh
             after = tuple(views.values())
             self._rank_afresh(after)
-        else:
+            return self._told(before, after, gone, replaced, len(new))
+        if gone or replaced:
             items = list(before)
             for at, view in swapped:
                 items[at] = view
@@ -156,14 +171,22 @@ class ViewsByKey(Generic[K, T]):
                 del items[at]
             for r in cut:
                 bisect.insort(free, r)
-            for key in new:
-                rank[key] = self._next_rank
-                self._next_rank += 1
             items += map(views.__getitem__, new)
             after = tuple(items)
+        else:
+            after = before + tuple(map(views.__getitem__, new))
+        for key in new:
+            rank[key] = self._next_rank
+            self._next_rank += 1
+        return self._told(before, after, gone, replaced, len(new))
+
+    def _told(
+        self, before: tuple[T, ...], after: tuple[T, ...], gone: list[T],
+        replaced: list[tuple[T, T]], added: int,
+    ) -> tuple[T, ...]:
         self._tuple = after
         if self._tell is not None:
-            self._tell(Change(before, after, gone, replaced, len(new)))
+            self._tell(Change(before, after, gone, replaced, added))
         return after
 
     def _rank_afresh(self, after: tuple[T, ...]) -> None:
