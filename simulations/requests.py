@@ -25,6 +25,7 @@ from scaler.core.state import (
     Node,
     PendingPod,
 )
+from scaler.core.viewchange import ViewsByKey
 from scaler.core.viewindex import ViewIndexes
 from scaler.ports import NotFound, PortError, Rejected
 from simulations import events as ev
@@ -64,12 +65,10 @@ class WorldRequests:
     _pool_at: dict[str, int]
     _pool_sized: dict[tuple[str, int], PoolSpec]
     _pools_cache: tuple[PoolSpec, ...] | None
-    _node_views: dict[str, Node]
-    _bound_views: dict[str, BoundPod]
+    _node_views: ViewsByKey[str, Node]
+    _bound_views: ViewsByKey[str, BoundPod]
     _pending_views: dict[str, PendingPod]
-    _v_nodes: tuple[Node, ...] | None
     _stale_views: dict[str, SimNode]
-    _v_bound: tuple[BoundPod, ...] | None
     _v_pending: tuple[PendingPod, ...] | None
     runtimes: RuntimeRecorder
     indexes: ViewIndexes
@@ -87,16 +86,15 @@ class WorldRequests:
     def snapshot(self, now: float) -> ClusterView:
         if self._stale_views:
             self._views_due()
-        if self._v_nodes is None:
-            self._v_nodes = tuple(self._node_views.values())
-        if self._v_bound is None:
-            self._v_bound = tuple(self._bound_views.values())
         if self._v_pending is None:
             self._v_pending = tuple(self._pending_views.values())
-        # Positionally, in ClusterView's field order (now_s, nodes, bound, pending, reported
-        # allocatable and templates, runtimes, indexes): one view per tick and more.
+        # The node and bound tuples are kept until a view changes, and their indexes told
+        # what changed in a new one (ViewsByKey). Positionally, in ClusterView's field order
+        # (now_s, nodes, bound, pending, reported allocatable and templates, runtimes,
+        # indexes): one view per tick and more.
         return ClusterView(
-            now, self._v_nodes, self._v_bound, self._v_pending, _NOTHING_REPORTED,
+            now, self._node_views.values(), self._bound_views.values(), self._v_pending,
+            _NOTHING_REPORTED,
             _NOTHING_REPORTED, self.runtimes.history(), self.indexes,
         )
 

@@ -59,6 +59,7 @@ from scaler.core.state import (
     Node,
     PendingPod,
 )
+from scaler.core.viewchange import ViewsByKey
 from scaler.core.viewindex import ViewIndexes
 from simulations import events as ev
 from simulations.clock import SimClock
@@ -125,15 +126,16 @@ class World(WorldRequests):
         self.nodes: dict[str, SimNode] = {}
         self.pods: dict[str, SimPod] = {}
         self.failures: list[LaunchFailure] = []
+        self.indexes = ViewIndexes()
+        """Kept across snapshots, as a live source keeps its own (scaler/core/viewindex.py),
+        and told what changed in each new tuple of nodes or bound pods."""
         # What the cluster looks like: each object's current view by name, in the order the
         # objects appeared, and the tuples of them rebuilt only when that part changed.
-        self._node_views: dict[str, Node] = {}
-        self._bound_views: dict[str, BoundPod] = {}
+        self._node_views: ViewsByKey[str, Node] = ViewsByKey(self.indexes.tell_nodes)
+        self._bound_views: ViewsByKey[str, BoundPod] = ViewsByKey(self.indexes.tell_bound)
         self._pending_views: dict[str, PendingPod] = {}
-        self._v_nodes: tuple[Node, ...] | None = None
         self._stale_views: dict[str, SimNode] = {}
         """Nodes changed since the last snapshot, by name, in the order they first changed."""
-        self._v_bound: tuple[BoundPod, ...] | None = None
         self._v_pending: tuple[PendingPod, ...] | None = None
         self._arrived: list[SimPod] = []
         self._filled = False
@@ -151,8 +153,6 @@ class World(WorldRequests):
         self.notices: list[SimNode] = []
         self.created: list[SimPod] = []
         self.runtimes = RuntimeRecorder()
-        self.indexes = ViewIndexes()
-        """Kept across snapshots, as a live source keeps its own (scaler/core/viewindex.py)."""
         """How long finished and lost runs ran: the view's history (scaler/core/runtime.py),
         as the live source records pods that finish or are deleted after running."""
         self._label_cache: dict[tuple[int, str | None], tuple[tuple[str, str], ...]] = {}
@@ -330,14 +330,15 @@ class World(WorldRequests):
         run = Run(pod, node, now, fit)
         pod.state, pod.run, pod.runs = RUNNING, run, pod.runs + 1
         pod.pools.append(node.pool)
-        pod.bound_view = self._bound_views[pod.key] = BoundPod(pod.live, node.name, now)
+        pod.bound_view = BoundPod(pod.live, node.name, now)
+        self._bound_views.set(pod.key, pod.bound_view)
         self._filled |= not node.runs
         node.runs.append(run)
         self.table.used[node.slot] += pod.req
         if pod.exclusive:
             self.table.hold_exclusive(node.slot, 1)
         self.ledger.pending_s.append(now - pod.since_s)
-        self._v_pending = self._v_bound = None
+        self._v_pending = None
         self._log(now, "bound", pod.key, node.name)
         if pod.spec.duration_s is not None:
             self.queue.push(now + pod.spec.duration_s, ev.POD_DONE, (pod, run))
@@ -354,8 +355,7 @@ class World(WorldRequests):
         self.sched.node_changed(node.slot)
         (self.ledger.lost if lost else self.ledger.completed)(run)
         pod.run, pod.bound_view = None, None
-        del self._bound_views[pod.key]
-        self._v_bound = None
+        self._bound_views.drop(pod.key)
 
     def _evict(self, node: SimNode, now: float) -> None:
         for run in list(node.runs):
@@ -569,20 +569,18 @@ class World(WorldRequests):
         node.alive = False
         self.table.remove(node.slot)
         del self.nodes[node.name]
-        self._node_views.pop(node.name, None)
+        self._node_views.drop(node.name)
         self._stale_views.pop(node.name, None)
         if decrement:
             self.desired[node.pool] = max(self.desired[node.pool] - 1, 0)
             self._pool_changed(node.pool)
-        self._v_nodes = None
 
     def _refresh(self, node: SimNode) -> None:
         """The node changed: its view is rebuilt at the next snapshot (:meth:`_views_due`).
         A node often changes twice between two (tainted, then terminated; annotated and
         tainted in one tick), and only its state at the snapshot is ever seen."""
         if not node.registered:  # an instance without a Node: the cluster shows nothing
-            self._node_views.pop(node.name, None)
-            self._v_nodes = None
+            self._node_views.drop(node.name)
             return
         self._stale_views[node.name] = node
 
@@ -595,14 +593,13 @@ class World(WorldRequests):
         for name, node in stale.items():
             # Positionally, in Node's field order: a node view is built per change (45,000
             # on openb), and keywords cost a third more.
-            views[name] = Node(
+            views.set(name, Node(
                 name, node.pool, node.instance_type, node.capacity_type, node.zone,
                 node.instance_id, self._allocatable(node), node.ready, node.gpu_ready,
                 node.cordoned, node.created_s, node.labels,
                 taints[node.pool_index] + tuple(node.added_taints),
                 tuple(sorted(node.annotations.items())),
-            )
-        self._v_nodes = None
+            ))
 
     def _allocatable(self, node: SimNode) -> Resources:
         """Cached per (pool, GPUs advertised): every node of a pool has the same."""

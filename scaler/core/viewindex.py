@@ -2,15 +2,16 @@
 taint, which are busy, which could be fresh capacity, how many Ready nodes each pool has.
 
 An index is built from one of the view's tuples (``nodes``, ``bound``) and kept while later
-views hand back *the same tuple object*. Cluster sources keep their tuples until something
-changes (the simulator's World rebuilds one only when a node or a pod changed; the kube
-source's snapshot is rebuilt from its watch cache on a change), so a tick in which nothing
-changed asks these questions without a pass over the cluster. Identity, not equality: hashing
-a thousand frozen nodes would cost what the index saves, and a tuple cannot change while it
-is held. Each index is a pure function of its tuple; keeping it changes no answer, only when
-it is computed. The indexes are kept per source (:class:`ViewIndexes`, carried on each
-``ClusterView`` it builds), not per process: two sources, or a test's hand-built views, never
-share them.
+views hand back *the same tuple object*: the simulator's World keeps its tuples until a node
+or a pod changes, so a tick in which nothing changed asks these questions without a pass
+over the cluster (the kube source builds new tuples at each snapshot). Identity, not
+equality: hashing a thousand frozen nodes would cost what the index saves, and a tuple
+cannot change while it is held. A new tuple's index is made from the last one by what
+changed: as the source tells it (:mod:`scaler.core.viewchange`; the World does), else as
+found by walking the two tuples in step by identity, a pass at C speed. Each index is a
+pure function of its tuple; keeping it changes no answer, only when it is computed. The
+indexes are kept per source (:class:`ViewIndexes`, carried on each ``ClusterView`` it
+builds), not per process: two sources, or a test's hand-built views, never share them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from scaler.core.state import (
     PendingPod,
     daemonsets_of,
 )
+from scaler.core.viewchange import Change
 
 _Facts = tuple[Node, frozenset[str], bool, bool, bool, bool]
 
@@ -430,6 +432,35 @@ class NodeIndex:
         state.free_against = None
         return NodeIndex(nodes, state)
 
+    def told(self, change: Change[Node]) -> NodeIndex:
+        """The index of ``change.after``, from this one (of ``change.before``) by the nodes
+        its source says changed, without a pass over the tuples: a node replaced in place
+        keeps its rank, an appended one is ranked after every node. By :meth:`next` when
+        what it says does not add up against this index (checked by identity and length;
+        where each item sits in ``after`` is taken on trust)."""
+        nodes = change.after
+        state = self.state
+        if len(state.facts) != len(self.nodes) or not change.adds_up():
+            return self.next(nodes)
+        gone, replaced = change.gone, change.replaced
+        olds = set(map(id, gone))
+        olds.update(id(old) for old, _ in replaced)
+        if len(olds) != len(gone) + len(replaced) or not olds <= state.facts.keys():
+            return self.next(nodes)  # told of a node it does not hold, or of one twice
+        self._state = None
+        # Dropped first: a name is unique within a tuple, so a node gone frees its name for
+        # a new value of another (the idle set is by name).
+        for n in gone:
+            state.drop(id(n))
+        for old, new in replaced:
+            if not state.replace(old, new):  # the same node twice in one tuple
+                return NodeIndex.build(nodes)
+        for n in change.appended():
+            if id(n) in state.facts:  # the same node twice in one tuple
+                return NodeIndex.build(nodes)
+            state.add(n)
+        return NodeIndex(nodes, state)
+
     @property
     def idle_annotated(self) -> set[str]:
         """Nodes with an idle-since annotation (a value, parsable or not). Read-only."""
@@ -568,10 +599,7 @@ class BoundIndex:
         plus the new ones (they move to the new index; this one counts again if asked)."""
         if self._counts is None or len(self.ids) != len(self.bound):
             return BoundIndex.build(bound)  # moved on already, or a pod twice in the tuple
-        counts, others = self._counts, self.others
-        self._counts = None  # this index counts again if asked
-        self.came_from, self.flipped = None, set()  # one step kept, not a chain of them
-        flipped: set[str] = set()
+        counts, self._counts = self._counts, None  # this index counts again if asked
         most = max(8, len(bound) // 4)
         aligned = _aligned_changes(self.bound, bound, most)
         if aligned is not None:
@@ -594,6 +622,38 @@ class BoundIndex:
                 if gone else []
             )
             added = list(itertools.compress(bound, map(new.__contains__, map(id, bound))))
+        return self._moved(bound, ids, counts, removed, added, in_step=aligned is not None)
+
+    def told(self, change: Change[BoundPod]) -> BoundIndex:
+        """The index of ``change.after``, from this one (of ``change.before``) by the pods
+        its source says changed, without a pass over the tuples; by :meth:`next` when
+        what it says does not add up against this index."""
+        bound = change.after
+        if self._counts is None or len(self.ids) != len(self.bound) or not change.adds_up():
+            return self.next(bound)
+        ids = self.ids
+        removed = [*change.gone, *(old for old, _ in change.replaced)]
+        olds = set(map(id, removed))
+        if len(olds) != len(removed) or not olds <= ids:
+            return self.next(bound)  # told of a pod it does not hold, or of one twice
+        counts, self._counts = self._counts, None  # moves on with the ids
+        added = [*(new for _, new in change.replaced), *change.appended()]
+        ids -= olds
+        for b in added:
+            if id(b) in ids:  # the same pod twice in one tuple
+                return BoundIndex.build(bound)
+            ids.add(id(b))
+        return self._moved(bound, ids, counts, removed, added, in_step=True)
+
+    def _moved(
+        self, bound: tuple[BoundPod, ...], ids: set[int], counts: dict[str, int],
+        removed: list[BoundPod], added: list[BoundPod], *, in_step: bool,
+    ) -> BoundIndex:
+        """The index of ``bound``: this one's ``counts`` (taken from it) less ``removed``,
+        plus ``added``; ``in_step``: the pods kept are in the same order as here."""
+        others = self.others
+        self.came_from, self.flipped = None, set()  # one step kept, not a chain of them
+        flipped: set[str] = set()
         for b in removed:
             if b.is_workload:
                 left = counts[b.node] - 1
@@ -612,13 +672,11 @@ class BoundIndex:
                     flipped.add(b.node)
             else:
                 others = [*others, b]
-        # The pods kept are in the same order (the aligned walk matches them in step); if no
-        # pod with an owner came or went, the DaemonSets read from them stand.
+        # The pods kept are in the same order (the aligned walk matches them in step, a
+        # told change keeps them in place); if no pod with an owner came or went, the
+        # DaemonSets read from them stand.
         owners = list(map(_owner, itertools.chain(removed, added)))  # at C speed
-        kept = (
-            self._daemonsets if aligned is not None and owners.count(None) == len(owners)
-            else None
-        )
+        kept = self._daemonsets if in_step and owners.count(None) == len(owners) else None
         return BoundIndex(bound, ids, counts, others, _daemonsets=kept, came_from=self,
                           flipped=flipped)
 
@@ -694,34 +752,58 @@ class KeptCovering:
 
 class ViewIndexes:
     """The indexes of one cluster source's views, each kept while the source hands back the
-    same tuple and updated from the last one when it hands back a new tuple. Each source owns
-    one and gives it to every view it builds (``ClusterView.indexes``); a view built
-    elsewhere (a test, a one-off) gets a fresh one, so no two sources share state."""
+    same tuple and updated from the last one when it hands back a new tuple: by the change
+    the source told (:meth:`tell_nodes`, :meth:`tell_bound`) when it starts from the tuple
+    kept, else by walking the two tuples. Each source owns one and gives it to every view
+    it builds (``ClusterView.indexes``); a view built elsewhere (a test, a one-off) gets a
+    fresh one, so no two sources share state."""
 
     def __init__(self) -> None:
         self._nodes: _Last[tuple[Node, ...], NodeIndex] = _Last()
         self._bound: _Last[tuple[BoundPod, ...], BoundIndex] = _Last()
+        self._nodes_told: Change[Node] | None = None
+        self._bound_told: Change[BoundPod] | None = None
         self.cover: KeptCovering | None = None
         """decide's last covering of the pending pods by nodes on their way
         (:func:`scaler.core.decide._uncovered` keeps it)."""
+
+    def tell_nodes(self, change: Change[Node]) -> None:
+        """The source's next nodes tuple is ``change.after``: its index is made from the
+        one of ``change.before`` by ``change`` when asked (only the last change told is
+        kept; one that does not start from the tuple indexed then is not used)."""
+        self._nodes_told = change
+
+    def tell_bound(self, change: Change[BoundPod]) -> None:
+        """:meth:`tell_nodes` for the bound pods."""
+        self._bound_told = change
 
     def nodes(self, nodes: tuple[Node, ...]) -> NodeIndex:
         kept = self._nodes.get(nodes)
         if kept is not None:
             return kept
         last = self._nodes.value
-        return self._nodes.put(
-            nodes, last.next(nodes) if last is not None else NodeIndex.build(nodes)
-        )
+        if last is None:
+            return self._nodes.put(nodes, NodeIndex.build(nodes))
+        told = self._nodes_told
+        if told is not None and told.after is nodes:
+            self._nodes_told = None
+            if told.before is last.nodes:
+                return self._nodes.put(nodes, last.told(told))
+        return self._nodes.put(nodes, last.next(nodes))
 
     def bound(self, bound: tuple[BoundPod, ...]) -> BoundIndex:
         kept = self._bound.get(bound)
         if kept is not None:
             return kept
         last = self._bound.value
-        return self._bound.put(
-            bound, last.next(bound) if last is not None else BoundIndex.build(bound)
-        )
+        if last is None:
+            return self._bound.put(bound, BoundIndex.build(bound))
+        told = self._bound_told
+        if told is not None and told.after is bound:
+            self._bound_told = None
+            if told.before is last.bound:
+                return self._bound.put(bound, last.told(told))
+        return self._bound.put(bound, last.next(bound))
 
 
 def node_index(view: ClusterView) -> NodeIndex:

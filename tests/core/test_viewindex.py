@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 
 from scaler.core.actions import MarkIdle, RemoveNode, Untaint
 from scaler.core.catalog import Catalog
@@ -27,6 +28,7 @@ from scaler.core.state import (
     Node,
     daemonsets_of,
 )
+from scaler.core.viewchange import Change, ViewsByKey
 from scaler.core.viewindex import (
     BoundIndex,
     NodeIndex,
@@ -617,3 +619,216 @@ def test_the_daemonsets_follow_the_bound_pods_they_are_read_from() -> None:
     assert index.daemonsets() == (bigger.pod,)
     index = index.next(turned)  # and went
     assert index.daemonsets() == (b.pod,)
+
+
+def _told_walk(
+    rng: random.Random, views: ViewsByKey[str, Any], ref: dict[str, Any],
+    make: Callable[[str], Any], names: Callable[[], str],
+) -> None:
+    """A few changes to ``views`` and to ``ref`` (a plain dict, the oracle) alike: views
+    replaced, dropped, added, dropped and set again (to the end), set and dropped between two
+    tuples, set to the value they hold; sometimes none."""
+    for _ in range(rng.choice([0, 1, 1, 2, 3, 6])):
+        what = rng.random()
+        held = list(ref)
+        if what < 0.2 and held:
+            key = rng.choice(held)
+            views.drop(key)
+            del ref[key]
+        elif what < 0.45:
+            key = names()
+            views.set(key, v := make(key))
+            ref[key] = v
+        elif what < 0.55 and held:
+            key = rng.choice(held)
+            views.drop(key)
+            del ref[key]
+            views.set(key, v := make(key))
+            ref[key] = v
+        elif what < 0.6:
+            key = names()
+            views.set(key, make(key))
+            views.drop(key)
+        elif what < 0.65 and held:
+            key = rng.choice(held)
+            views.set(key, ref[key])
+        elif held:
+            key = rng.choice(held)
+            views.set(key, v := make(key))
+            ref[key] = v
+
+
+def _applied(change: Change[Any]) -> list[int]:
+    """The ids of ``change.before`` changed as ``change`` says, by hand."""
+    gone = set(map(id, change.gone))
+    new = {id(old): x for old, x in change.replaced}
+    kept = [new.get(id(x), x) for x in change.before if id(x) not in gone]
+    return [id(x) for x in (*kept, *change.appended())]
+
+
+@pytest.mark.parametrize("ranked_from", [0, 45, 10**9])
+def test_views_by_key_tell_each_new_tuple_as_its_last_one_changed(
+    monkeypatch: Any, ranked_from: int
+) -> None:
+    """Each new tuple holds the views in key order, made by places from ranks (always,
+    from 45 views on, or never) or by a pass, and its change is told."""
+    from scaler.core import viewchange
+
+    monkeypatch.setattr(viewchange, "RANKED_FROM", ranked_from)
+    rng = random.Random(23)
+    told: list[Change[object]] = []
+    views: ViewsByKey[str, object] = ViewsByKey(told.append)
+    ref: dict[str, object] = {}
+    serial = itertools.count()
+    for _ in range(40):
+        views.set(key := f"k{next(serial)}", ref.setdefault(key, object()))
+    last = views.values()
+    told.clear()
+    ranked = cut_out = 0  # tuples made from ranks; of them, ones with views cut out
+    for _ in range(2000):
+        _told_walk(rng, views, ref, lambda _: object(), lambda: f"k{next(serial)}")
+        ranked += views._rank is not None
+        cut_out += bool(views._free)
+        now = views.values()
+        assert [id(x) for x in now] == [id(x) for x in ref.values()]
+        assert views.values() is now  # kept until a view changes
+        if now is last:
+            assert not told  # nothing changed in the end: the same tuple, nothing told
+            continue
+        (change,) = told
+        told.clear()
+        assert change.before is last and change.after is now and change.adds_up()
+        assert _applied(change) == [id(x) for x in now]
+        last = now
+    if ranked_from == 0:
+        assert cut_out > 500
+    elif ranked_from == 45:
+        assert 0 < ranked < 2000  # both, as the views grew past 45
+    else:
+        assert ranked == 0
+
+
+def test_an_index_told_what_changed_equals_one_built_afresh(monkeypatch: Any) -> None:
+    """A source keeping its views by name tells its indexes what changed in each new tuple
+    (ViewsByKey): each index made from what it was told answers as one built afresh, holding
+    the very objects of its tuple, and no tuple is walked."""
+    rng = random.Random(29)
+    keys = ("agent-not-ready",)
+    taints = [Taint(TAINT_REMOVING, "", NO_SCHEDULE), Taint(keys[0], "", NO_SCHEDULE),
+              Taint("ignore-taint.cluster-autoscaler.kubernetes.io/agent", "", NO_SCHEDULE)]
+
+    def random_node(name: str) -> Node:
+        if rng.random() < 0.5 and name in ref_nodes:  # mostly a newer value of the node
+            x = ref_nodes[name]
+            return dataclasses.replace(
+                x, annotations=((ANNOTATION_IDLE_SINCE, "5"),) if rng.random() < 0.5 else (),
+                ready=x.ready if rng.random() < 0.8 else not x.ready,
+            )
+        return n(name, rng.choice(["small", "big", None]), ready=rng.random() < 0.8,
+                 gpu_ready=rng.random() < 0.9, unschedulable=rng.random() < 0.1,
+                 created_s=float(rng.randrange(20)),
+                 taints=tuple(t for t in taints if rng.random() < 0.2),
+                 annotations=((ANNOTATION_IDLE_SINCE, "5"),) if rng.random() < 0.3 else (),
+                 pool_labelled=rng.random() < 0.8)
+
+    def ids(xs: Any) -> list[int]:
+        return [id(x) for x in xs]
+
+    walked: list[object] = []
+    for cls in (NodeIndex, BoundIndex):
+        monkeypatch.setattr(cls, "next", lambda self, t: walked.append(t) or type(self).build(t))
+    indexes = ViewIndexes()
+    node_views: ViewsByKey[str, Node] = ViewsByKey(indexes.tell_nodes)
+    bound_views: ViewsByKey[str, BoundPod] = ViewsByKey(indexes.tell_bound)
+    ref_nodes: dict[str, Node] = {}
+    ref_pods: dict[str, BoundPod] = {}
+    for i in range(30):
+        node_views.set(f"n{i}", v := random_node(f"n{i}"))
+        ref_nodes[f"n{i}"] = v
+    pod = _bound_pods(rng, nodes=40)
+    for _ in range(40):
+        bound_views.set((b := pod()).pod.key, b)
+        ref_pods[b.pod.key] = b
+    index = indexes.nodes(node_views.values())
+    index.ready_by_pool(keys), index.ready_by_pool(())  # counts to carry forward
+    table = pool_table(pools(small=12, big=9), build_offerings(pools(), Catalog.load())[0])
+    serial = itertools.count(30)
+    for step in range(400):
+        _told_walk(rng, node_views, ref_nodes, random_node, lambda: f"n{next(serial)}")
+        _told_walk(rng, bound_views, ref_pods, lambda _: pod(), lambda: "")
+        ns, pods = node_views.values(), bound_views.values()
+        index, bound = indexes.nodes(ns), indexes.bound(pods)
+        fresh, fresh_bound = NodeIndex.build(ns), BoundIndex.build(pods)
+        _same(index, fresh, keys, table)
+        assert ids(index.by_name.values()) == ids(fresh.by_name[x.name] for x in index.by_name.values())
+        for key in fresh.taint_keys:
+            assert ids(index.tainted(key)) == ids(fresh.tainted(key))
+        assert ids(index.unlabelled) == ids(fresh.unlabelled)
+        assert ids(index.open_since(0.0)) == ids(fresh.open_since(0.0))
+        assert set(bound.busy) == set(fresh_bound.busy)
+        assert sorted(ids(bound.others)) == sorted(ids(fresh_bound.others))
+        for node in (f"n{i}" for i in range(40)):
+            assert bound.workload_on(node) == fresh_bound.workload_on(node)
+        if step % 3:  # not every step: carried across the others
+            assert bound.daemonsets() == daemonsets_of(pods)
+        if rng.random() < 0.7:
+            assert ids(not_busy(index, bound)) == ids(not_busy(fresh, fresh_bound))
+    assert walked == []
+
+
+def test_a_told_change_that_does_not_fit_the_kept_index_is_walked_instead(
+    monkeypatch: Any,
+) -> None:
+    """A change is used only when it starts from the tuple indexed and adds up against it;
+    any other is set aside for the walk, and the index still answers for its tuple."""
+    walked: list[object] = []
+    for cls in (NodeIndex, BoundIndex):
+        real = cls.next
+        monkeypatch.setattr(cls, "next",
+                            lambda self, t, real=real: walked.append(t) or real(self, t))
+    a, b, c, d = (n(x, annotations=((ANNOTATION_IDLE_SINCE, "5"),)) for x in "abcd")
+    pa, pb, pc, pd = (BoundPod(PodSpec(x), f"n{x}") for x in "abcd")
+
+    # A change from a tuple the index never saw (one in between was not asked about).
+    indexes = ViewIndexes()
+    node_views: ViewsByKey[str, Node] = ViewsByKey(indexes.tell_nodes)
+    bound_views: ViewsByKey[str, BoundPod] = ViewsByKey(indexes.tell_bound)
+    for x, p in ((a, pa), (b, pb)):
+        node_views.set(x.name, x)
+        bound_views.set(p.pod.key, p)
+    indexes.nodes(node_views.values()), indexes.bound(bound_views.values())
+    node_views.set("c", c)
+    bound_views.set("c", pc)
+    node_views.values(), bound_views.values()  # told, never asked about
+    node_views.set("d", d)
+    bound_views.set("d", pd)
+    ns, pods = node_views.values(), bound_views.values()
+    assert indexes.nodes(ns).idle_annotated == {"a", "b", "c", "d"}
+    assert set(indexes.bound(pods).busy) == {"na", "nb", "nc", "nd"}
+    assert walked == [ns, pods]
+
+    # Changes that do not add up against the tuple kept (as a source with a bug would tell).
+    def wrong(a: Any, b: Any, c: Any, d: Any) -> list[Any]:
+        return [
+            ((a, b), (a, b, c, d), [], [], 1),  # two appended, one told
+            ((a, b), (a,), [c], [], 0),  # one it does not hold gone
+            ((a, b), (a,), [b, b], [], 1),  # one gone twice
+            ((a, b), (a, c), [], [(d, c)], 0),  # one it does not hold replaced
+        ]
+
+    for before, after, gone, replaced, added in wrong(a, b, c, d):
+        indexes = ViewIndexes()
+        indexes.nodes(before)
+        walked.clear()
+        indexes.tell_nodes(Change(before, after, gone, replaced, added))
+        got = indexes.nodes(after)
+        assert got.by_name == {x.name: x for x in after}
+        assert got.idle_annotated == {x.name for x in after}
+        assert walked == [after]
+    for before, after, gone, replaced, added in wrong(pa, pb, pc, pd):
+        indexes = ViewIndexes()
+        indexes.bound(before)
+        walked.clear()
+        indexes.tell_bound(Change(before, after, gone, replaced, added))
+        assert set(indexes.bound(after).busy) == {p.node for p in after}
+        assert walked == [after]

@@ -277,3 +277,65 @@ def test_a_pods_kept_key_is_its_specs_and_its_pinned_specs_key_and_names_its_vie
     assert {e[2].split()[0] for e in sim.world.timeline or [] if e[1] == "bound"} == {
         p.key for p in pods
     }
+
+
+def test_each_new_tuple_of_nodes_and_pods_is_told_as_the_last_one_changed() -> None:
+    """The world tells its indexes what changed in each new tuple of node and bound views
+    (gone, replaced in place, appended): over a run with nodes launched, marked idle and
+    removed and pods bound and finishing, each told change turns the last tuple into the
+    new one, and the indexes made from them answer as ones built afresh."""
+    from collections import Counter
+
+    from scaler.core.catalog import Catalog
+    from scaler.core.state import ClusterView
+    from scaler.core.viewchange import Change
+    from scaler.core.viewindex import BoundIndex, NodeIndex
+    from simulations.engine import Simulation
+    from simulations.jobs import configure
+
+    settings, config = configure({}, "scaler")
+    pods = [pod(f"p{i}", cpu=("1" if i % 3 else "3"), arrival_s=60.0 * (i % 25),
+                duration_s=200.0 + 97.0 * (i % 11)) for i in range(60)]
+    sim = Simulation(pods=pods, pools=[pool("m5.large"), pool("c5.2xlarge")],
+                     catalog=Catalog.load(), settings=settings, config=config)
+    w = sim.world
+    told: list[Change[object]] = []
+    tell_nodes, tell_bound = w.indexes.tell_nodes, w.indexes.tell_bound
+    w._node_views._tell = lambda c: (told.append(c), tell_nodes(c))  # type: ignore[assignment]
+    w._bound_views._tell = lambda c: (told.append(c), tell_bound(c))  # type: ignore[assignment]
+    last: dict[str, tuple[object, ...]] = {"nodes": (), "bound": ()}
+    seen: Counter[str] = Counter()
+    real_snapshot = w.snapshot
+
+    def ids(xs: object) -> list[int]:
+        return [id(x) for x in xs]  # type: ignore[attr-defined]
+
+    def snapshot(now: float) -> ClusterView:
+        view = real_snapshot(now)
+        for part, after in (("nodes", view.nodes), ("bound", view.bound)):
+            if after is last[part]:
+                continue
+            (change,) = (c for c in told if c.after is after)
+            told.remove(change)
+            gone = set(map(id, change.gone))
+            new = {id(old): x for old, x in change.replaced}
+            kept = [new.get(id(x), x) for x in change.before if id(x) not in gone]
+            assert change.before is last[part] and change.adds_up()
+            assert ids((*kept, *change.appended())) == ids(after)
+            last[part] = after
+            seen.update({f"{part} gone": len(change.gone), f"{part} appended": change.added,
+                         f"{part} replaced": len(change.replaced)})
+        assert not told
+        index, fresh = w.indexes.nodes(view.nodes), NodeIndex.build(view.nodes)
+        assert ids(index.by_name.values()) == ids(fresh.by_name[x] for x in index.by_name)
+        assert index.idle_annotated == fresh.idle_annotated
+        assert ids(index.open_since(0.0)) == ids(fresh.open_since(0.0))
+        assert set(w.indexes.bound(view.bound).busy) == set(BoundIndex.build(view.bound).busy)
+        return view
+
+    w.snapshot = snapshot  # type: ignore[method-assign]
+    sim.run()
+    assert w.all_done()
+    # Nodes came, changed and went; pods bound and finished: each told as it happened.
+    assert all(seen[f"nodes {k}"] > 0 for k in ("gone", "appended", "replaced")), seen
+    assert seen["bound gone"] > 0 and seen["bound appended"] > 0, seen
