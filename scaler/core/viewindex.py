@@ -20,7 +20,7 @@ import bisect
 import itertools
 import operator
 from collections import Counter
-from collections.abc import Collection, KeysView, Mapping, Sequence
+from collections.abc import Callable, Collection, KeysView, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -699,24 +699,47 @@ class BoundIndex:
         return self._workload.get(node, ())
 
 
-K = TypeVar("K")
 V = TypeVar("V")
 
 
-class _Last(Generic[K, V]):
-    """The last value built, kept while the next key is the same object. It holds the key,
-    so the object cannot be freed and its id reused by another."""
+class _Last(Generic[T, V]):
+    """The index of the last tuple asked about, kept while the next tuple asked about is the
+    same object (it holds the tuple, so the object cannot be freed and its id reused by
+    another), and the change its source told last (:meth:`ViewIndexes.tell_nodes`)."""
 
     def __init__(self) -> None:
-        self.key: K | None = None
+        self.key: tuple[T, ...] | None = None
         self.value: V | None = None
+        self.told: Change[T] | None = None
 
-    def get(self, key: K) -> V | None:
+    def get(self, key: tuple[T, ...]) -> V | None:
         return self.value if self.key is key else None
 
-    def put(self, key: K, value: V) -> V:
+    def put(self, key: tuple[T, ...], value: V) -> V:
         self.key, self.value = key, value
         return value
+
+    def follow(
+        self,
+        key: tuple[T, ...],
+        build: Callable[[tuple[T, ...]], V],
+        walk: Callable[[V, tuple[T, ...]], V],
+        apply: Callable[[V, Change[T]], V],
+    ) -> V:
+        """The index of ``key``: the kept one, else the last one changed as its source told
+        (``apply``) when the change leads from the last tuple to ``key``, else the last one
+        walked to ``key`` (``walk``), else one built afresh."""
+        if self.key is key and self.value is not None:
+            return self.value
+        last = self.value
+        if last is None:
+            return self.put(key, build(key))
+        told = self.told
+        if told is not None and told.after is key:
+            self.told = None
+            if told.before is self.key:
+                return self.put(key, apply(last, told))
+        return self.put(key, walk(last, key))
 
 
 @slot_init
@@ -759,10 +782,8 @@ class ViewIndexes:
     fresh one, so no two sources share state."""
 
     def __init__(self) -> None:
-        self._nodes: _Last[tuple[Node, ...], NodeIndex] = _Last()
-        self._bound: _Last[tuple[BoundPod, ...], BoundIndex] = _Last()
-        self._nodes_told: Change[Node] | None = None
-        self._bound_told: Change[BoundPod] | None = None
+        self._nodes: _Last[Node, NodeIndex] = _Last()
+        self._bound: _Last[BoundPod, BoundIndex] = _Last()
         self.cover: KeptCovering | None = None
         """decide's last covering of the pending pods by nodes on their way
         (:func:`scaler.core.decide._uncovered` keeps it)."""
@@ -771,39 +792,17 @@ class ViewIndexes:
         """The source's next nodes tuple is ``change.after``: its index is made from the
         one of ``change.before`` by ``change`` when asked (only the last change told is
         kept; one that does not start from the tuple indexed then is not used)."""
-        self._nodes_told = change
+        self._nodes.told = change
 
     def tell_bound(self, change: Change[BoundPod]) -> None:
         """:meth:`tell_nodes` for the bound pods."""
-        self._bound_told = change
+        self._bound.told = change
 
     def nodes(self, nodes: tuple[Node, ...]) -> NodeIndex:
-        kept = self._nodes.get(nodes)
-        if kept is not None:
-            return kept
-        last = self._nodes.value
-        if last is None:
-            return self._nodes.put(nodes, NodeIndex.build(nodes))
-        told = self._nodes_told
-        if told is not None and told.after is nodes:
-            self._nodes_told = None
-            if told.before is last.nodes:
-                return self._nodes.put(nodes, last.told(told))
-        return self._nodes.put(nodes, last.next(nodes))
+        return self._nodes.follow(nodes, NodeIndex.build, NodeIndex.next, NodeIndex.told)
 
     def bound(self, bound: tuple[BoundPod, ...]) -> BoundIndex:
-        kept = self._bound.get(bound)
-        if kept is not None:
-            return kept
-        last = self._bound.value
-        if last is None:
-            return self._bound.put(bound, BoundIndex.build(bound))
-        told = self._bound_told
-        if told is not None and told.after is bound:
-            self._bound_told = None
-            if told.before is last.bound:
-                return self._bound.put(bound, last.told(told))
-        return self._bound.put(bound, last.next(bound))
+        return self._bound.follow(bound, BoundIndex.build, BoundIndex.next, BoundIndex.told)
 
 
 def node_index(view: ClusterView) -> NodeIndex:
