@@ -181,6 +181,21 @@ def test_allocatable_does_not_matter_to_the_index() -> None:
     assert IX.nodes(a).position == IX.nodes(b).position == {"a": 0}
 
 
+def _ids(xs: Any) -> list[int]:
+    return [id(x) for x in xs]
+
+
+def _same_objects(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...], table: Any) -> None:
+    """:func:`_same`, and every answer holds the very node objects of ``b``'s (a fresh
+    build's), not equal copies."""
+    _same(a, b, keys, table)
+    assert _ids(a.by_name.values()) == _ids(b.by_name[x.name] for x in a.by_name.values())
+    for key in b.taint_keys:
+        assert _ids(a.tainted(key)) == _ids(b.tainted(key))
+    assert _ids(a.unlabelled) == _ids(b.unlabelled)
+    assert _ids(a.open_since(0.0)) == _ids(b.open_since(0.0))
+
+
 def _same(a: NodeIndex, b: NodeIndex, keys: tuple[str, ...], table: Any = None) -> None:
     assert a.nodes is b.nodes
     if table is not None:  # asked first: an answer kept from an earlier tuple must be right
@@ -304,9 +319,6 @@ def test_a_node_replaced_by_a_newer_value_of_itself_is_indexed_as_that_object() 
                                     unschedulable=rng.random() < 0.2)
         return dataclasses.replace(x, annotations=marks)
 
-    def ids(xs: Any) -> list[int]:
-        return [id(x) for x in xs]
-
     pod = _bound_pods(rng, nodes=24)
     current = tuple(random_node(f"n{i}") for i in range(20))
     pods = tuple(pod() for _ in range(12))
@@ -333,14 +345,9 @@ def test_a_node_replaced_by_a_newer_value_of_itself_is_indexed_as_that_object() 
         current = tuple(ns)
         index = index.next(current)
         fresh = NodeIndex.build(current)
-        _same(index, fresh, keys, table)
-        assert ids(index.by_name.values()) == ids(fresh.by_name[x.name] for x in index.by_name.values())
-        for key in fresh.taint_keys:
-            assert ids(index.tainted(key)) == ids(fresh.tainted(key))
-        assert ids(index.unlabelled) == ids(fresh.unlabelled)
-        assert ids(index.open_since(0.0)) == ids(fresh.open_since(0.0))
+        _same_objects(index, fresh, keys, table)
         if rng.random() < 0.6:  # not every step: nodes added since are replaced unasked
-            assert ids(not_busy(index, bound)) == ids(not_busy(fresh, BoundIndex.build(pods)))
+            assert _ids(not_busy(index, bound)) == _ids(not_busy(fresh, BoundIndex.build(pods)))
 
 
 def _bound_pods(rng: random.Random, *, nodes: int) -> Callable[[], BoundPod]:
@@ -714,9 +721,6 @@ def test_an_index_told_what_changed_equals_one_built_afresh(monkeypatch: Any) ->
                  annotations=((ANNOTATION_IDLE_SINCE, "5"),) if rng.random() < 0.3 else (),
                  pool_labelled=rng.random() < 0.8)
 
-    def ids(xs: Any) -> list[int]:
-        return [id(x) for x in xs]
-
     walked: list[object] = []
     for cls in (NodeIndex, BoundIndex):
         monkeypatch.setattr(cls, "next", lambda self, t: walked.append(t) or type(self).build(t))
@@ -742,20 +746,15 @@ def test_an_index_told_what_changed_equals_one_built_afresh(monkeypatch: Any) ->
         ns, pods = node_views.values(), bound_views.values()
         index, bound = indexes.nodes(ns), indexes.bound(pods)
         fresh, fresh_bound = NodeIndex.build(ns), BoundIndex.build(pods)
-        _same(index, fresh, keys, table)
-        assert ids(index.by_name.values()) == ids(fresh.by_name[x.name] for x in index.by_name.values())
-        for key in fresh.taint_keys:
-            assert ids(index.tainted(key)) == ids(fresh.tainted(key))
-        assert ids(index.unlabelled) == ids(fresh.unlabelled)
-        assert ids(index.open_since(0.0)) == ids(fresh.open_since(0.0))
+        _same_objects(index, fresh, keys, table)
         assert set(bound.busy) == set(fresh_bound.busy)
-        assert sorted(ids(bound.others)) == sorted(ids(fresh_bound.others))
+        assert sorted(_ids(bound.others)) == sorted(_ids(fresh_bound.others))
         for node in (f"n{i}" for i in range(40)):
             assert bound.workload_on(node) == fresh_bound.workload_on(node)
         if step % 3:  # not every step: carried across the others
             assert bound.daemonsets() == daemonsets_of(pods)
         if rng.random() < 0.7:
-            assert ids(not_busy(index, bound)) == ids(not_busy(fresh, fresh_bound))
+            assert _ids(not_busy(index, bound)) == _ids(not_busy(fresh, fresh_bound))
     assert walked == []
 
 
