@@ -35,9 +35,8 @@ from __future__ import annotations
 
 import math
 import operator
-import typing
 from collections import Counter
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Final
 
@@ -113,8 +112,8 @@ def decide(
     nodes = node_index(view)
     bound = bound_index(view)
     busy = bound.busy
-    uncovered, waiting_for = _uncovered(view, nodes, table, offerings, memory, settings, now,
-                                        busy)
+    uncovered, waiting, wanted = _uncovered(view, nodes, table, offerings, memory, settings,
+                                            now, busy)
     if uncovered:  # most ticks no pod is left: none of these has anything to do
         uncovered = _above_priority_cutoff(uncovered, settings)
         uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
@@ -135,7 +134,6 @@ def decide(
             batch_closed = True
             actions += _scale_up(uncovered, table, offerings, memory, settings, now, rng,
                                  runtimes=view.runtimes)
-    wanted: AbstractSet[str] = waiting_for.pools
     if actions:  # only a scale-up made any so far
         wakes += [a.retry_at_s for a in actions
                   if isinstance(a, NotifyUnplaceable) and a.retry_at_s]
@@ -170,7 +168,6 @@ def decide(
         wakes += map(_deadline, memory.launches)
     if memory.backoff_until_s and any(isinstance(a, NotifyUnplaceable) for a in actions):
         wakes.append(min(memory.backoff_until_s.values()))
-    waiting = waiting_for.order
     after = now + _EPS
     # By position (now, actions, wake, waiting, batch closed): one per tick, and keywords
     # cost a third of its construction.
@@ -195,8 +192,9 @@ def _uncovered(
     settings: Settings,
     now: float,
     busy: AbstractSet[str],
-) -> tuple[list[PendingPod], _Waiting]:
-    """Pending pods no node is coming for, and pod key -> pool for those one is.
+) -> tuple[list[PendingPod], tuple[str, ...], AbstractSet[str]]:
+    """Pending pods no node is coming for; the keys of those one is coming for, in order,
+    and the pools they wait for.
 
     Capacity, in nodes per pool: nodes asked for but not Ready (none from a pool backing
     off: its launch failed), and fresh empty Ready nodes (the scheduler is about to bind
@@ -206,7 +204,7 @@ def _uncovered(
     left, cheapest first. A node another pod took is busy, so it covers nothing: the pods it
     was bought for are placed again at once, not after the provision timeout."""
     if not view.pending:
-        return [], _NOBODY
+        return [], (), _NO_POOLS
     keys = settings.placement.startup_taint_keys
     backoff = memory.backoff_until_s  # most ticks none: no lookup per pool then
     # Pools left out of the offerings cover nothing: never counted (every count is > 0).
@@ -224,7 +222,7 @@ def _uncovered(
                 and not _kept_off(n, table, keys)):
             capacity[n.pool] = capacity.get(n.pool, 0.0) + 1.0
     if not capacity:
-        return list(view.pending), _NOBODY
+        return list(view.pending), (), _NO_POOLS
     # Pods wait for their nodes through many ticks about other nodes: the same pending
     # tuple over the same capacity (in its order, which breaks cost ties) and launches is
     # covered the same way, so the last answer stands.
@@ -236,25 +234,15 @@ def _uncovered(
         rest = _cover_by_slots(list(view.pending), capacity, in_flight, offerings, settings,
                                waiting)
         kept = view.indexes.cover = KeptCovering(
-            view.pending, coming, in_flight, offerings, settings, rest, _Waiting(waiting)
+            # Sorted and collected once per covering, which stands through the many ticks
+            # the pods wait.
+            view.pending, coming, in_flight, offerings, settings, rest,
+            tuple(sorted(waiting)), frozenset(waiting.values()),
         )
-    return list(kept.rest), typing.cast(_Waiting, kept.waiting_for)
+    return list(kept.rest), kept.waiting, kept.waiting_pools
 
 
-class _Waiting(dict[str, str]):
-    """Pod key -> the pool of the node on its way it waits for (:func:`_uncovered`), with
-    what every decision reads of it worked out once per covering, which stands through
-    the many ticks the pods wait: their keys in order, and the pools. Read-only."""
-
-    __slots__ = ("order", "pools")
-
-    def __init__(self, waiting: Mapping[str, str]) -> None:
-        super().__init__(waiting)
-        self.order = tuple(sorted(waiting))
-        self.pools = frozenset(waiting.values())
-
-
-_NOBODY: Final = _Waiting({})
+_NO_POOLS: Final[frozenset[str]] = frozenset()
 
 
 _LIFECYCLE_TAINT_PREFIX: Final = "node.kubernetes.io/"

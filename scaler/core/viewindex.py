@@ -747,8 +747,9 @@ class _Last(Generic[T, V]):
 class KeptCovering:
     """What a covering of the pending pods was asked (the pending tuple, the capacity on
     the way in its order, the launches' pods, the offerings and settings) and answered
-    (the pods left uncovered, pod key -> the pool it waits for). It holds what it was asked
-    about, so an identity test cannot be fooled by a reused id."""
+    (the pods left uncovered; the keys of the others, sorted, and the pools they wait
+    for). It holds what it was asked about, so an identity test cannot be fooled by a
+    reused id."""
 
     pending: tuple[PendingPod, ...]
     capacity: tuple[tuple[str, float], ...]
@@ -756,7 +757,8 @@ class KeptCovering:
     offerings: object
     settings: object
     rest: list[PendingPod]
-    waiting_for: Mapping[str, str]
+    waiting: tuple[str, ...]
+    waiting_pools: frozenset[str]
 
     def answers(
         self,
