@@ -67,9 +67,8 @@ class WorldRequests:
     _pools_cache: tuple[PoolSpec, ...] | None
     _node_views: ViewsByKey[str, Node]
     _bound_views: ViewsByKey[str, BoundPod]
-    _pending_views: dict[str, PendingPod]
+    _pending_views: ViewsByKey[str, PendingPod]
     _stale_views: dict[str, SimNode]
-    _v_pending: tuple[PendingPod, ...] | None
     runtimes: RuntimeRecorder
     indexes: ViewIndexes
 
@@ -86,16 +85,14 @@ class WorldRequests:
     def snapshot(self, now: float) -> ClusterView:
         if self._stale_views:
             self._views_due()
-        if self._v_pending is None:
-            self._v_pending = tuple(self._pending_views.values())
-        # The node and bound tuples are kept until a view changes, and their indexes told
-        # what changed in a new one (ViewsByKey). Positionally, in ClusterView's field order
+        # Each tuple is kept until one of its views changes (ViewsByKey), and the indexes
+        # are told what changed in a new node or bound tuple. Positionally, in ClusterView's field order
         # (now_s, nodes, bound, pending, reported allocatable and templates, runtimes,
         # indexes): one view per tick and more.
         return ClusterView(
-            now, self._node_views.values(), self._bound_views.values(), self._v_pending,
-            _NOTHING_REPORTED,
-            _NOTHING_REPORTED, self.runtimes.history(), self.indexes,
+            now, self._node_views.values(), self._bound_views.values(),
+            self._pending_views.values(), _NOTHING_REPORTED, _NOTHING_REPORTED,
+            self.runtimes.history(), self.indexes,
         )
 
     def pool_views(self) -> tuple[PoolSpec, ...]:

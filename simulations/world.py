@@ -133,10 +133,9 @@ class World(WorldRequests):
         # objects appeared, and the tuples of them rebuilt only when that part changed.
         self._node_views: ViewsByKey[str, Node] = ViewsByKey(self.indexes.tell_nodes)
         self._bound_views: ViewsByKey[str, BoundPod] = ViewsByKey(self.indexes.tell_bound)
-        self._pending_views: dict[str, PendingPod] = {}
+        self._pending_views: ViewsByKey[str, PendingPod] = ViewsByKey()
         self._stale_views: dict[str, SimNode] = {}
         """Nodes changed since the last snapshot, by name, in the order they first changed."""
-        self._v_pending: tuple[PendingPod, ...] | None = None
         self._arrived: list[SimPod] = []
         self._filled = False
         """A pod was bound to a node that had none since :meth:`take_filled` last asked."""
@@ -281,12 +280,11 @@ class World(WorldRequests):
 
     def _pend(self, pod: SimPod, now: float) -> None:
         pod.state, pod.since_s = PENDING, now
-        self._pending_views[pod.key] = PendingPod(pod.live, now)
+        self._pending_views.set(pod.key, PendingPod(pod.live, now))
         if self.admission:
             self.created.append(pod)
         else:
             self.sched.add(pod)
-        self._v_pending = None
 
     def take_created(self) -> list[SimPod]:
         """Pods created (arrived, or re-created after an eviction) since the last call: what
@@ -317,15 +315,14 @@ class World(WorldRequests):
         pod.live, pod.exclusive = live, exclusive
         pod.class_key = live.constraints()
         if pod.key in self._pending_views:
-            self._pending_views[pod.key] = PendingPod(live, pod.since_s)
+            self._pending_views.set(pod.key, PendingPod(live, pod.since_s))
         self.sched.add(pod, keep_place=not self.admission)
-        self._v_pending = None
 
     def _bind(self, pod: SimPod, node: SimNode) -> None:
         now = self.clock.now()
         self.ledger.settle(node, now)
         self.sched.remove(pod)
-        del self._pending_views[pod.key]
+        self._pending_views.drop(pod.key)
         fit = pod.fit_usd_per_hour if math.isfinite(pod.fit_usd_per_hour) else 0.0
         run = Run(pod, node, now, fit)
         pod.state, pod.run, pod.runs = RUNNING, run, pod.runs + 1
@@ -338,7 +335,6 @@ class World(WorldRequests):
         if pod.exclusive:
             self.table.hold_exclusive(node.slot, 1)
         self.ledger.pending_s.append(now - pod.since_s)
-        self._v_pending = None
         self._log(now, "bound", pod.key, node.name)
         if pod.spec.duration_s is not None:
             self.queue.push(now + pod.spec.duration_s, ev.POD_DONE, (pod, run))

@@ -71,6 +71,9 @@ class ViewsByKey(Generic[K, T]):
         self._stale = False
         self._tell = tell
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._views
+
     def set(self, key: K, view: T) -> None:
         views = self._views
         old = views.get(key)
