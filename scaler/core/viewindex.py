@@ -222,9 +222,12 @@ class _State:
             if not holders:
                 del self.by_taint_key[key]
         if is_idle:
-            # Names are unique within a tuple; a node replaced by a newer value of itself
-            # is dropped before its new value is added.
-            self.idle_annotated.discard(n.name)
+            # Names are unique within a tuple, but a walk that reads a shifted tuple as
+            # nodes replaced in place can add a newer value of this node (another place)
+            # before dropping this one: the name stays if that value is marked too.
+            other = self.by_name.get(n.name)
+            if other is None or not self.facts[id(other)][2]:
+                self.idle_annotated.discard(n.name)
         if is_unlabelled:
             del self.unlabelled[node_id]
         if is_open:

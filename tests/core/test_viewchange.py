@@ -188,3 +188,18 @@ def test_an_index_told_of_nodes_put_among_the_others_equals_one_built_afresh(
         check(views.values())
     assert walked == []
     assert inserted.count(True) > 200 and not all(inserted)  # the gap ran out (built afresh)
+
+
+def test_a_walk_reading_a_shifted_tuple_keeps_the_idle_mark_of_a_node_it_moved() -> None:
+    """A node gone before the others and one added after them, in a tuple by name (the
+    length stands): the walk reads every place as replaced, adding the marked node's new
+    value before dropping its old one; its mark stays (it was lost)."""
+    idle = ((ANNOTATION_IDLE_SINCE, "5"),)
+
+    def mk(name: str, **kw: Any) -> Node:
+        return Node(name, "small", "m5.large", "on-demand", **kw)
+
+    marked = mk("b", annotations=idle)
+    index = NodeIndex.build((mk("a"), marked, mk("c")))
+    after = (dataclasses.replace(marked), mk("c"), mk("d"))
+    assert index.next(after).idle_annotated == NodeIndex.build(after).idle_annotated == {"b"}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -51,6 +51,7 @@ from scaler.core.model import LABEL_ZONE, PodSpec, Requirement, Resources, Selec
 from scaler.core.observed import remember_reports, remember_templates
 from scaler.core.runtime import RuntimeHistory, RuntimeRecorder
 from scaler.core.state import BoundPod, ClusterView, Node, NodeTemplateReport, PendingPod
+from scaler.core.viewchange import SortedViews, ViewsByKey
 from scaler.core.viewindex import ViewIndexes
 from scaler.ports import PortError
 
@@ -77,7 +78,10 @@ class KubeCluster(KubeActuator):
     ``scaler.io/pool`` label says, and in none if the instance is in no managed group
     (terminating, detached, or another group's). AWS lists a terminating instance for
     minutes and its Node can outlive it; it must not count in its old pool, nor be removed
-    twice. A node without an instance id keeps its label's pool.
+    twice. A node without an instance id keeps its label's pool. A node's value with its
+    pool is worked out again only when the node changes or the map does: a map handed over
+    is never changed in place afterwards (a discovery makes a new one), so the same object
+    is the same map, and a new one equal to the last changes nothing.
     ``is_gpu_type`` says whether an instance type has GPUs (catalog). ``on_pending(key,
     now_s)`` is called, on the event loop, for each pod that newly becomes pending: the
     loop's scale-up batching hangs on it.
@@ -104,9 +108,21 @@ class KubeCluster(KubeActuator):
         self._is_gpu_type = is_gpu_type
         self._on_pending = on_pending
         self._watch_limiter = anyio.CapacityLimiter(WATCH_THREADS)
+        self._indexes = ViewIndexes()
+        """Kept across snapshots: per-tick questions are answered from what changed, as the
+        views below tell it."""
         self._nodes: dict[str, Node] = {}
+        """Name -> the node as converted (its label's pool)."""
+        self._node_views: SortedViews[Node] = SortedViews(self._indexes.tell_nodes)
+        """Name -> the node with the pool of its instance under ``_pooled_by``, in name
+        order (the order scale-down breaks ties in, as before the views were kept)."""
+        self._pooled_by: Mapping[str, str] | None = None
+        """The instance -> pool map the node views were worked out with."""
+        self._by_instance: dict[str, set[str]] = {}
+        """Instance id -> the names of the nodes on it: the views a new map can change."""
         self._pending: dict[str, PendingPod] = {}
-        self._bound: dict[str, BoundPod] = {}
+        self._bound: ViewsByKey[str, BoundPod] = ViewsByKey(self._indexes.tell_bound)
+        """In the order their last events came (an event takes a pod out and puts it back)."""
         self._uids: dict[str, str] = {}
         self._problems: dict[str, Problem] = {}
         self._reports: dict[tuple[str, str], Resources] = {}
@@ -122,14 +138,12 @@ class KubeCluster(KubeActuator):
         self._learned = learned
         """Where reports and templates outlive a restart (scaler/adapters/kube/learned.py)."""
         self._runtimes = RuntimeRecorder()
-        self._indexes = ViewIndexes()
-        """Kept across snapshots: per-tick questions are answered from what changed."""
         """How long pods ran that finished (Succeeded/Failed) or were deleted after they
         started, as this process saw them end (scaler/core/runtime.py)."""
         self._generation = 0
-        self._node_version = 0
-        """Bumped whenever a node changes (a learned report can only change then)."""
-        self._learned_from: tuple[int, dict[str, str] | None] | None = None
+        self._learn_due = True
+        """A node or the instance -> pool map changed since reports were last learned (they
+        can only change then)."""
         self._changed: anyio.Event | None = None
         self._ready = False
         self.reflectors = (
@@ -286,23 +300,29 @@ class KubeCluster(KubeActuator):
     # --- ClusterSource ----------------------------------------------------------------------
 
     async def snapshot(self) -> ClusterView:
-        """Nodes (by name), bound pods, pending pods (oldest first), at ``now_s`` = clock()."""
+        """Nodes (by name), bound pods, pending pods (oldest first), at ``now_s`` = clock().
+
+        The nodes and bound pods are the tuples of the last snapshot while none changed,
+        else new ones whose change is told to the indexes (scaler/core/viewchange.py): a
+        tick does work for what changed, not for every node and pod. The pending pods are
+        few; they are sorted afresh each time."""
         instances = self._instance_pools() if self._instance_pools is not None else None
-        nodes = tuple(_with_pool(self._nodes[name], instances) for name in sorted(self._nodes))
+        if instances is not self._pooled_by:
+            self._pool_again(instances)
+        nodes = self._node_views.values()
         pending = sorted(
             (self._with_claim_zones(p) for p in self._pending.values()),
             key=lambda p: (p.since_s, p.pod.key),
         )
         # What nodes report changes only when a node or the instance -> pool map does: two
         # passes over every node are not per-tick work.
-        learned_from = (self._node_version, None if instances is None else dict(instances))
-        if learned_from != self._learned_from:
-            self._learned_from = learned_from
+        if self._learn_due:
+            self._learn_due = False
             self._learn(nodes)
         return ClusterView(
             now_s=self._clock(),
             nodes=nodes,
-            bound=tuple(self._bound.values()),
+            bound=self._bound.values(),
             pending=tuple(pending),
             reported_allocatable=self._reports_view,
             reported_templates=self._templates_view,
@@ -314,6 +334,24 @@ class KubeCluster(KubeActuator):
         """How long finished pods ran (what ``snapshot().runtimes`` carries), for the
         admission webhook, which prices a new pod's Spot risk by it without a snapshot."""
         return self._runtimes.history()
+
+    def _pool_again(self, instances: Mapping[str, str] | None) -> None:
+        """Work the node views out again for a new instance -> pool map: those of the
+        nodes on the instances whose pool it changes (every node's on the first map)."""
+        old, self._pooled_by = self._pooled_by, instances
+        if old is not None and instances is not None:
+            if old == instances:  # a new discovery of the same instances
+                return
+            moved: Collection[str] = {i for i, _ in old.items() ^ instances.items()}
+        else:
+            moved = self._by_instance.keys()
+        self._learn_due = True
+        views = self._node_views
+        for instance in moved:
+            for name in self._by_instance.get(instance, ()):
+                now, pooled = views.get(name), _with_pool(self._nodes[name], instances)
+                if pooled is not now and pooled != now:
+                    views.set(name, pooled)
 
     def _learn(self, nodes: tuple[Node, ...]) -> None:
         """Allocatable, labels and taints the pools' Ready nodes report
@@ -366,10 +404,14 @@ class KubeCluster(KubeActuator):
         return convert_node(raw, is_gpu_type=self._is_gpu_type)
 
     def _replace_nodes(self, items: dict[str, Converted[Node]]) -> None:
-        self._nodes = {}
+        was, self._nodes = self._nodes, {}
         for name, converted in items.items():
             self._put_node(name, converted)
-        self._node_version += 1
+        for name in was.keys() | self._nodes.keys():
+            old, new = was.get(name), self._nodes.get(name)
+            if new != old:
+                self._show_node(name, old, new)
+        self._learn_due = True
         self._bump()
 
     def _node_event(self, name: str, converted: Converted[Node] | None) -> None:
@@ -379,9 +421,26 @@ class KubeCluster(KubeActuator):
             self._problems.pop(name, None)
         else:
             self._put_node(name, converted)
-        if self._nodes.get(name) != old:
-            self._node_version += 1
+        new = self._nodes.get(name)
+        if new != old:
+            self._show_node(name, old, new)
+            self._learn_due = True
             self._bump()
+
+    def _show_node(self, name: str, old: Node | None, new: Node | None) -> None:
+        """The view of node ``name``, converted as ``old`` before and ``new`` now (None:
+        none). A node converted equal to before keeps its view."""
+        if old is not None and old.instance_id:
+            names = self._by_instance[old.instance_id]
+            names.discard(name)
+            if not names:
+                del self._by_instance[old.instance_id]
+        if new is None:
+            self._node_views.drop(name)
+            return
+        if new.instance_id:
+            self._by_instance.setdefault(new.instance_id, set()).add(name)
+        self._node_views.set(name, _with_pool(new, self._pooled_by))
 
     def _put_node(self, name: str, converted: Converted[Node]) -> None:
         self._nodes[name] = converted.value
@@ -389,7 +448,8 @@ class KubeCluster(KubeActuator):
 
     def _replace_pods(self, items: dict[str, _PodEntry]) -> None:
         was_pending = self._pending
-        self._pending, self._bound, self._uids = {}, {}, {}
+        self._pending, self._uids = {}, {}
+        self._bound.clear()  # set again in the list's order
         self._problems = {k: p for k, p in self._problems.items() if p.kind != "pod"}
         for key, entry in items.items():
             value = self._put_pod(key, entry)
@@ -402,7 +462,9 @@ class KubeCluster(KubeActuator):
         self._bump()
 
     def _pod_event(self, key: str, entry: _PodEntry | None) -> None:
-        old = self._pending.pop(key, None) or self._bound.pop(key, None)
+        old: PendingPod | BoundPod | None = self._pending.pop(key, None)
+        if old is None and (old := self._bound.get(key)) is not None:
+            self._bound.drop(key)  # set again at the end if still bound, as in a dict
         self._uids.pop(key, None)
         if entry is None:
             self._problems.pop(key, None)
@@ -438,7 +500,7 @@ class KubeCluster(KubeActuator):
                 # 20,000 bound pods of a big cluster need not carry their UIDs (2.6 MiB).
                 self._uids[key] = uid
         elif isinstance(value, BoundPod):
-            self._bound[key] = value
+            self._bound.set(key, value)
         else:
             return None
         return value

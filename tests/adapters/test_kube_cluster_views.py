@@ -1,0 +1,297 @@
+"""The kube source tells its indexes what changed: after node and pod events, relists and new
+instance -> pool maps, each snapshot's nodes and bound pods are what a fresh pass over the
+caches gives (nodes by name with their instance's pool, bound pods in the order their last
+events came), its indexes answer as ones built afresh, and no tuple was walked to get there.
+Driven through the watch callbacks (a random walk) and against the real API server."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from kubernetes.client import ApiClient
+
+from scaler.adapters.kube.cluster import KubeCluster, _with_pool
+from scaler.adapters.kube.convert import Converted
+from scaler.core.model import NO_SCHEDULE, PodSpec, Taint
+from scaler.core.state import (
+    ANNOTATION_IDLE_SINCE,
+    TAINT_REMOVING,
+    BoundPod,
+    ClusterView,
+    Node,
+    PendingPod,
+)
+from scaler.core.viewindex import (
+    BoundIndex,
+    NodeIndex,
+    bound_index,
+    idle_candidates,
+    node_index,
+    not_busy,
+)
+from tests.fixtures.kube import KubeScope
+
+blocking = anyio.to_thread.run_sync
+NODE_CAPACITY = {"cpu": 2, "memory": "8Gi", "pods": 29}
+
+
+def _ids(xs: Any) -> list[int]:
+    return [id(x) for x in xs]
+
+
+@pytest.fixture
+def walked(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The tuples an index was walked to (NodeIndex.next, BoundIndex.next), not told of."""
+    seen: list[object] = []
+    for cls in (NodeIndex, BoundIndex):
+        real = cls.next
+        monkeypatch.setattr(cls, "next", lambda self, t, real=real: seen.append(t) or real(self, t))
+    return seen
+
+
+def check_indexes(view: ClusterView) -> None:
+    """The view's indexes (kept by its source) answer as ones built afresh."""
+    nodes, bound = node_index(view), bound_index(view)
+    fresh, fresh_bound = NodeIndex.build(view.nodes), BoundIndex.build(view.bound)
+    assert nodes.nodes is view.nodes and bound.bound is view.bound
+    assert nodes.position == fresh.position
+    assert _ids(nodes.by_name[x.name] for x in view.nodes) == _ids(view.nodes)
+    assert nodes.taint_keys == fresh.taint_keys
+    for key in fresh.taint_keys:
+        assert _ids(nodes.tainted(key)) == _ids(fresh.tainted(key))
+    assert _ids(nodes.unlabelled) == _ids(fresh.unlabelled)
+    assert _ids(nodes.open_since(0.0)) == _ids(fresh.open_since(0.0))
+    assert nodes.idle_annotated == fresh.idle_annotated
+    assert +nodes.ready_by_pool(()) == +fresh.ready_by_pool(())
+    assert set(bound.busy) == set(fresh_bound.busy)
+    assert sorted(_ids(bound.others)) == sorted(_ids(fresh_bound.others))
+    for x in view.nodes:
+        assert bound.workload_on(x.name) == fresh_bound.workload_on(x.name)
+    assert bound.daemonsets() == fresh_bound.daemonsets()
+    assert _ids(not_busy(nodes, bound)) == _ids(not_busy(fresh, fresh_bound))
+    assert _ids(idle_candidates(nodes, bound, {})) == _ids(idle_candidates(fresh, fresh_bound, {}))
+
+
+def _pooled(raw: dict[str, Node], instances: Any) -> tuple[Node, ...]:
+    """The nodes as the source made them before it kept its views: by name, each with the
+    pool of its instance."""
+    return tuple(_with_pool(raw[name], instances) for name in sorted(raw))
+
+
+# --- the source's bookkeeping, through the watch callbacks --------------------------------
+
+
+def test_a_random_walk_of_events_relists_and_maps_is_told_exactly(
+    walked: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(41)
+    instances: dict[str, str] | None = None
+    cluster = KubeCluster(ApiClient(), instance_pools=lambda: instances)
+    learned: list[tuple[Node, ...]] = []
+    learn = cluster._learn
+    monkeypatch.setattr(cluster, "_learn", lambda nodes: learned.append(nodes) or learn(nodes))
+    due = True
+    """The oracle: a node or the map changed since reports were learned."""
+    learned_with: Any = None
+    raw: dict[str, Node] = {}
+    """The oracle: what the node watch said last, by name."""
+    bound: dict[str, BoundPod] = {}
+    """The oracle: bound pods, each taken out and put back at the end by its events."""
+    idle = ((ANNOTATION_IDLE_SINCE, "5"),)
+    taints = [Taint(TAINT_REMOVING, "", NO_SCHEDULE), Taint("x", "", NO_SCHEDULE)]
+
+    def node(name: str) -> Node:
+        old = raw.get(name)
+        if old is not None and rng.random() < 0.6:  # a newer value (or the same, converted anew)
+            return dataclasses.replace(
+                old, annotations=idle if rng.random() < 0.5 else (),
+                ready=old.ready if rng.random() < 0.8 else not old.ready,
+            )
+        return Node(
+            name, rng.choice(["a", "b", None]), "m5.large", "on-demand",
+            instance_id=rng.choice([None, f"i-{rng.randrange(40)}"]),
+            ready=rng.random() < 0.8, created_s=float(rng.randrange(20)),
+            taints=tuple(t for t in taints if rng.random() < 0.2),
+            annotations=idle if rng.random() < 0.3 else (),
+        )
+
+    def pod(key: str) -> PendingPod | BoundPod | None:
+        on = [*raw, "gone-node"]
+        what = rng.random()
+        if what < 0.15:
+            return PendingPod(PodSpec(key), 0.0)
+        if what < 0.2:
+            return None  # unconvertible: in neither cache
+        return BoundPod(PodSpec(key), rng.choice(on), daemonset=rng.random() < 0.1,
+                        owner=rng.choice([None, None, "ds"]))
+
+    def node_name() -> str:
+        return "".join(rng.choice("abc") for _ in range(rng.randrange(1, 6)))
+
+    def new_map() -> dict[str, str] | None:
+        if rng.random() < 0.1:
+            return None
+        base = dict(instances or {})
+        for _ in range(rng.randrange(4)):
+            i = f"i-{rng.randrange(40)}"
+            if rng.random() < 0.3:
+                base.pop(i, None)
+            else:
+                base[i] = rng.choice(["a", "b", "c"])
+        return base
+
+    def snapshot() -> ClusterView:
+        nonlocal due, learned_with
+        if instances != learned_with:
+            due, learned_with = True, instances
+        view = anyio.run(cluster.snapshot)
+        assert learned == ([view.nodes] if due else [])  # learned exactly when due
+        learned.clear()
+        due = False
+        assert view.nodes == _pooled(raw, instances)
+        assert _ids(view.bound) == _ids(bound.values())
+        check_indexes(view)
+        return view
+
+    for name in ("b", "d"):
+        cluster._node_event(name, Converted(raw.setdefault(name, node(name))))
+    last = snapshot()
+    for _ in range(600):
+        for _ in range(rng.choice([0, 1, 1, 2, 5])):
+            what = rng.random()
+            if what < 0.35:
+                name = node_name() if rng.random() < 0.5 or not raw else rng.choice(list(raw))
+                was, raw[name] = raw.get(name), node(name)
+                due = due or raw[name] != was
+                cluster._node_event(name, Converted(raw[name]))
+            elif what < 0.45 and raw:
+                name = rng.choice(list(raw))
+                del raw[name]
+                due = True
+                cluster._node_event(name, None)
+            elif what < 0.85:
+                key = f"ns/p{rng.randrange(60)}"
+                value = pod(key) if rng.random() < 0.8 else None
+                bound.pop(key, None)
+                if isinstance(value, BoundPod):
+                    bound[key] = value
+                cluster._pod_event(key, None if value is None and rng.random() < 0.5
+                                   else ("uid", Converted(value)))
+            elif what < 0.95:
+                instances = new_map() if rng.random() < 0.7 else dict(instances or {})
+            elif what < 0.975:  # the node watch listed again
+                items = {}
+                for name in sorted(set(raw) | {node_name() for _ in range(2)},
+                                   key=lambda _: rng.random()):
+                    if rng.random() < 0.9:
+                        raw[name] = node(name)
+                        items[name] = Converted(raw[name])
+                    else:
+                        raw.pop(name, None)
+                cluster._replace_nodes(items)
+                due = True
+            else:  # the pod watch listed again
+                listed = {f"ns/p{i}": pod(f"ns/p{i}") for i in rng.sample(range(60), 30)}
+                bound = {k: v for k, v in listed.items() if isinstance(v, BoundPod)}
+                cluster._replace_pods({k: ("uid", Converted(v)) for k, v in listed.items()})
+        view = snapshot()
+        if view.nodes is last.nodes and view.bound is last.bound:
+            assert view.reported_allocatable is last.reported_allocatable
+        last = view
+    assert walked == []
+
+
+# --- against the real API server ----------------------------------------------------------
+
+
+@asynccontextmanager
+async def running(cluster: KubeCluster) -> AsyncIterator[KubeCluster]:
+    async with anyio.create_task_group() as tg:
+        await tg.start(cluster.run)
+        yield cluster
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.kube
+@pytest.mark.anyio
+async def test_against_the_api_server_each_snapshot_is_told_what_changed(
+    kube_ns: KubeScope, walked: list[object]
+) -> None:
+    instances = {"i-0views-b": "ng-b"}
+    cluster = KubeCluster(kube_ns.api, instance_pools=lambda: instances, watch_timeout_s=2)
+    ns = kube_ns.namespace
+
+    def make_node(name: str, instance: str | None = None) -> None:
+        kube_ns.make_node(
+            name, capacity=NODE_CAPACITY, labels={"scaler.io/pool": "ng-a"},
+            provider_id=f"aws:///us-east-1a/{instance}" if instance else None,
+        )
+
+    def delete_pod(name: str) -> None:
+        kube_ns.core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
+
+    async def settled(probe: Callable[[ClusterView], bool]) -> ClusterView:
+        """Snapshot after every cache change until ``probe`` holds, each snapshot's nodes
+        checked against a fresh pass over the cache and its indexes against fresh ones."""
+        with anyio.fail_after(20):
+            while True:
+                seen = cluster.generation
+                view = await cluster.snapshot()
+                assert view.nodes == _pooled(cluster._nodes, instances)
+                check_indexes(view)
+                if probe(view):
+                    return view
+                await cluster.wait_changed(seen)
+
+    def nodes_are(*names: str) -> Callable[[ClusterView], bool]:
+        return lambda v: [n.name for n in v.nodes if n.name.startswith("views-")] == [
+            f"views-{x}" for x in names
+        ]
+
+    def pods_are(*names: str) -> Callable[[ClusterView], bool]:
+        return lambda v: {b.pod.key for b in v.bound if b.pod.key.startswith(f"{ns}/")} == {
+            f"{ns}/{x}" for x in names
+        }
+
+    await blocking(lambda: make_node("views-b", "i-0views-b"))
+    await blocking(lambda: make_node("views-d"))
+    await blocking(lambda: kube_ns.make_pod("on-b", node_name="views-b"))
+    async with running(cluster):
+        view = await settled(lambda v: nodes_are("b", "d")(v) and pods_are("on-b")(v))
+        assert next(n.pool for n in view.nodes if n.name == "views-b") == "ng-b"
+        # New nodes land among the others (first, between, last): the tuple stays by name.
+        for name in ("views-c", "views-a", "views-e"):
+            await blocking(lambda name=name: make_node(name))
+        await settled(nodes_are("a", "b", "c", "d", "e"))
+        await blocking(lambda: kube_ns.core.patch_node(
+            "views-c", {"metadata": {"annotations": {ANNOTATION_IDLE_SINCE: "5"}}}
+        ))
+        await settled(lambda v: "views-c" in node_index(v).idle_annotated)
+        await blocking(lambda: kube_ns.make_pod("on-c", node_name="views-c"))
+        await blocking(lambda: kube_ns.make_pod("on-a", node_name="views-a"))
+        await settled(pods_are("on-b", "on-c", "on-a"))
+        await blocking(lambda: kube_ns.set_pod_phase("on-a", "Succeeded"))
+        await blocking(lambda: delete_pod("on-b"))
+        await settled(pods_are("on-c"))
+        await blocking(lambda: kube_ns.core.delete_node("views-d"))
+        await settled(nodes_are("a", "b", "c", "e"))
+        # A new discovery moves the instance to another group: its node's pool follows,
+        # with no node event.
+        instances = {"i-0views-b": "ng-c"}
+        view = await settled(lambda v: any(n.pool == "ng-c" for n in v.nodes))
+        assert [n.name for n in view.nodes if n.pool == "ng-c"] == ["views-b"]
+    # The watches stop; what changes meanwhile comes in when they list again.
+    await blocking(lambda: make_node("views-bb"))
+    await blocking(lambda: kube_ns.core.delete_node("views-e"))
+    await blocking(lambda: kube_ns.make_pod("on-bb", node_name="views-bb"))
+    await blocking(lambda: delete_pod("on-c"))
+    async with running(cluster):
+        await settled(lambda v: nodes_are("a", "b", "bb", "c")(v) and pods_are("on-bb")(v))
+        assert [r.relists for r in cluster.reflectors[:2]] == [2, 2]
+    assert walked == []
