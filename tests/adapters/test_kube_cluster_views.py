@@ -16,9 +16,11 @@ import anyio
 import pytest
 from kubernetes.client import ApiClient
 
-from scaler.adapters.kube.cluster import KubeCluster, _with_pool
+from scaler.adapters.kube.cluster import KubeCluster
 from scaler.adapters.kube.convert import Converted
-from scaler.core.model import NO_SCHEDULE, PodSpec, Taint
+from scaler.adapters.kube.nodeviews import with_pool
+from scaler.core.model import NO_SCHEDULE, PodSpec, Resources, Taint
+from scaler.core.observed import remember_reports, remember_templates
 from scaler.core.state import (
     ANNOTATION_IDLE_SINCE,
     TAINT_REMOVING,
@@ -81,7 +83,7 @@ def check_indexes(view: ClusterView) -> None:
 def _pooled(raw: dict[str, Node], instances: Any) -> tuple[Node, ...]:
     """The nodes as the source made them before it kept its views: by name, each with the
     pool of its instance."""
-    return tuple(_with_pool(raw[name], instances) for name in sorted(raw))
+    return tuple(with_pool(raw[name], instances) for name in sorted(raw))
 
 
 # --- the source's bookkeeping, through the watch callbacks --------------------------------
@@ -93,31 +95,43 @@ def test_a_random_walk_of_events_relists_and_maps_is_told_exactly(
     rng = random.Random(41)
     instances: dict[str, str] | None = None
     cluster = KubeCluster(ApiClient(), instance_pools=lambda: instances)
-    learned: list[tuple[Node, ...]] = []
+    learned: list[object] = []
     learn = cluster._learn
     monkeypatch.setattr(cluster, "_learn", lambda nodes: learned.append(nodes) or learn(nodes))
     due = True
     """The oracle: a node or the map changed since reports were learned."""
     learned_with: Any = None
+    reports: dict[Any, Any] = {}
+    templates: dict[Any, Any] = {}
+    """The oracle: reports learned from every node whenever due."""
     raw: dict[str, Node] = {}
     """The oracle: what the node watch said last, by name."""
     bound: dict[str, BoundPod] = {}
     """The oracle: bound pods, each taken out and put back at the end by its events."""
     idle = ((ANNOTATION_IDLE_SINCE, "5"),)
-    taints = [Taint(TAINT_REMOVING, "", NO_SCHEDULE), Taint("x", "", NO_SCHEDULE)]
+    x, y = Taint("x", "", NO_SCHEDULE), Taint("y", "", NO_SCHEDULE)
+    taints = [(), (x,), (x, y), (Taint(TAINT_REMOVING, "", NO_SCHEDULE), x)]
+    sizes = [Resources(), *(Resources(1900 - 50 * i, 7000 + 100 * i, 0, 29) for i in range(5))]
+    labels = [(), (("team", "x"),), (("team", "x"), ("tier", "web")), (("tier", "web"),)]
 
     def node(name: str) -> Node:
         old = raw.get(name)
         if old is not None and rng.random() < 0.6:  # a newer value (or the same, converted anew)
-            return dataclasses.replace(
-                old, annotations=idle if rng.random() < 0.5 else (),
-                ready=old.ready if rng.random() < 0.8 else not old.ready,
-            )
+            field = rng.choice(["annotations", "ready", "allocatable", "labels", "taints"])
+            value = {
+                "annotations": lambda: idle if rng.random() < 0.5 else (),
+                "ready": lambda: not old.ready,
+                "allocatable": lambda: rng.choice(sizes),
+                "labels": lambda: rng.choice(labels),
+                "taints": lambda: rng.choice(taints),
+            }[field]()
+            return dataclasses.replace(old, **{field: value})
         return Node(
-            name, rng.choice(["a", "b", None]), "m5.large", "on-demand",
-            instance_id=rng.choice([None, f"i-{rng.randrange(40)}"]),
+            name, rng.choice(["a", "b", None]), rng.choice(["m5.large", "c5.large", "r5.large", ""]),
+            "on-demand", instance_id=rng.choice([None, f"i-{rng.randrange(40)}"]),
+            allocatable=rng.choice(sizes), labels=rng.choice(labels),
             ready=rng.random() < 0.8, created_s=float(rng.randrange(20)),
-            taints=tuple(t for t in taints if rng.random() < 0.2),
+            taints=rng.choice(taints),
             annotations=idle if rng.random() < 0.3 else (),
         )
 
@@ -151,10 +165,15 @@ def test_a_random_walk_of_events_relists_and_maps_is_told_exactly(
         if instances != learned_with:
             due, learned_with = True, instances
         view = anyio.run(cluster.snapshot)
-        assert learned == ([view.nodes] if due else [])  # learned exactly when due
-        learned.clear()
-        due = False
         assert view.nodes == _pooled(raw, instances)
+        assert len(learned) == due  # learned exactly when due
+        learned.clear()
+        if due:
+            remember_reports(reports, view.nodes)
+            remember_templates(templates, view.nodes)
+        due = False
+        assert dict(view.reported_allocatable) == reports
+        assert dict(view.reported_templates) == templates
         assert _ids(view.bound) == _ids(bound.values())
         check_indexes(view)
         return view
@@ -243,7 +262,7 @@ async def test_against_the_api_server_each_snapshot_is_told_what_changed(
             while True:
                 seen = cluster.generation
                 view = await cluster.snapshot()
-                assert view.nodes == _pooled(cluster._nodes, instances)
+                assert view.nodes == _pooled(cluster._nodes.converted, instances)
                 check_indexes(view)
                 if probe(view):
                     return view

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -36,6 +36,7 @@ from scaler.adapters.kube.actuator import KubeActuator
 from scaler.adapters.kube.client import TRANSPORT_ERRORS, call, keep_alive, translate
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
 from scaler.adapters.kube.learned import LearnedStore
+from scaler.adapters.kube.nodeviews import NodeViews
 from scaler.adapters.kube.rest import StorageV1
 from scaler.adapters.kube.volumes import (
     Claim,
@@ -51,7 +52,7 @@ from scaler.core.model import LABEL_ZONE, PodSpec, Requirement, Resources, Selec
 from scaler.core.observed import remember_reports, remember_templates
 from scaler.core.runtime import RuntimeHistory, RuntimeRecorder
 from scaler.core.state import BoundPod, ClusterView, Node, NodeTemplateReport, PendingPod
-from scaler.core.viewchange import SortedViews, ViewsByKey
+from scaler.core.viewchange import ViewsByKey
 from scaler.core.viewindex import ViewIndexes
 from scaler.ports import PortError
 
@@ -79,9 +80,9 @@ class KubeCluster(KubeActuator):
     (terminating, detached, or another group's). AWS lists a terminating instance for
     minutes and its Node can outlive it; it must not count in its old pool, nor be removed
     twice. A node without an instance id keeps its label's pool. A node's value with its
-    pool is worked out again only when the node changes or the map does: a map handed over
-    is never changed in place afterwards (a discovery makes a new one), so the same object
-    is the same map, and a new one equal to the last changes nothing.
+    pool is worked out again only when the node changes or the map moves its instance: a
+    map handed over is never changed in place afterwards (a discovery makes a new one), so
+    the same object is the same map (:mod:`.nodeviews`).
     ``is_gpu_type`` says whether an instance type has GPUs (catalog). ``on_pending(key,
     now_s)`` is called, on the event loop, for each pod that newly becomes pending: the
     loop's scale-up batching hangs on it.
@@ -111,15 +112,9 @@ class KubeCluster(KubeActuator):
         self._indexes = ViewIndexes()
         """Kept across snapshots: per-tick questions are answered from what changed, as the
         views below tell it."""
-        self._nodes: dict[str, Node] = {}
-        """Name -> the node as converted (its label's pool)."""
-        self._node_views: SortedViews[Node] = SortedViews(self._indexes.tell_nodes)
-        """Name -> the node with the pool of its instance under ``_pooled_by``, in name
-        order (the order scale-down breaks ties in, as before the views were kept)."""
-        self._pooled_by: Mapping[str, str] | None = None
-        """The instance -> pool map the node views were worked out with."""
-        self._by_instance: dict[str, set[str]] = {}
-        """Instance id -> the names of the nodes on it: the views a new map can change."""
+        self._nodes = NodeViews(self._indexes.tell_nodes)
+        """By name, in name order (the order scale-down, labelling and drains break ties
+        in, as before the views were kept)."""
         self._pending: dict[str, PendingPod] = {}
         self._bound: ViewsByKey[str, BoundPod] = ViewsByKey(self._indexes.tell_bound)
         """In the order their last events came (an event takes a pod out and puts it back)."""
@@ -141,9 +136,6 @@ class KubeCluster(KubeActuator):
         """How long pods ran that finished (Succeeded/Failed) or were deleted after they
         started, as this process saw them end (scaler/core/runtime.py)."""
         self._generation = 0
-        self._learn_due = True
-        """A node or the instance -> pool map changed since reports were last learned (they
-        can only change then)."""
         self._changed: anyio.Event | None = None
         self._ready = False
         self.reflectors = (
@@ -218,7 +210,7 @@ class KubeCluster(KubeActuator):
             for reflector in self.reflectors:
                 await tg.start(reflector.run, name=f"watch-{reflector.kind}")
             self._ready = True
-            log.info("caches_ready", nodes=len(self._nodes), pods=self.pod_count)
+            log.info("caches_ready", nodes=len(self._nodes.converted), pods=self.pod_count)
             task_status.started()
 
     async def _adopt_learned(self, store: LearnedStore) -> None:
@@ -307,18 +299,17 @@ class KubeCluster(KubeActuator):
         tick does work for what changed, not for every node and pod. The pending pods are
         few; they are sorted afresh each time."""
         instances = self._instance_pools() if self._instance_pools is not None else None
-        if instances is not self._pooled_by:
-            self._pool_again(instances)
-        nodes = self._node_views.values()
+        nodes = self._nodes.values(instances)
         pending = sorted(
             (self._with_claim_zones(p) for p in self._pending.values()),
             key=lambda p: (p.since_s, p.pod.key),
         )
-        # What nodes report changes only when a node or the instance -> pool map does: two
-        # passes over every node are not per-tick work.
-        if self._learn_due:
-            self._learn_due = False
-            self._learn(nodes)
+        # What nodes report changes only when a node or the instance -> pool map does, and
+        # only in the groups of the nodes that changed: passes over every node are not
+        # per-tick work.
+        learn = self._nodes.to_learn(nodes)
+        if learn is not None:
+            self._learn(learn)
         return ClusterView(
             now_s=self._clock(),
             nodes=nodes,
@@ -335,27 +326,10 @@ class KubeCluster(KubeActuator):
         admission webhook, which prices a new pod's Spot risk by it without a snapshot."""
         return self._runtimes.history()
 
-    def _pool_again(self, instances: Mapping[str, str] | None) -> None:
-        """Work the node views out again for a new instance -> pool map: those of the
-        nodes on the instances whose pool it changes (every node's on the first map)."""
-        old, self._pooled_by = self._pooled_by, instances
-        if old is not None and instances is not None:
-            if old == instances:  # a new discovery of the same instances
-                return
-            moved: Collection[str] = {i for i, _ in old.items() ^ instances.items()}
-        else:
-            moved = self._by_instance.keys()
-        self._learn_due = True
-        views = self._node_views
-        for instance in moved:
-            for name in self._by_instance.get(instance, ()):
-                now, pooled = views.get(name), _with_pool(self._nodes[name], instances)
-                if pooled is not now and pooled != now:
-                    views.set(name, pooled)
-
-    def _learn(self, nodes: tuple[Node, ...]) -> None:
+    def _learn(self, nodes: Iterable[Node]) -> None:
         """Allocatable, labels and taints the pools' Ready nodes report
         (scaler/core/observed.py), kept across snapshots and saved by the learned store."""
+        nodes = tuple(nodes)
         changed = False
         if remember_reports(self._reports, nodes):
             self._reports_view = MappingProxyType(dict(self._reports))
@@ -404,47 +378,18 @@ class KubeCluster(KubeActuator):
         return convert_node(raw, is_gpu_type=self._is_gpu_type)
 
     def _replace_nodes(self, items: dict[str, Converted[Node]]) -> None:
-        was, self._nodes = self._nodes, {}
         for name, converted in items.items():
-            self._put_node(name, converted)
-        for name in was.keys() | self._nodes.keys():
-            old, new = was.get(name), self._nodes.get(name)
-            if new != old:
-                self._show_node(name, old, new)
-        self._learn_due = True
+            self._note_problem(name, converted.problem)
+        self._nodes.replace({name: converted.value for name, converted in items.items()})
         self._bump()
 
     def _node_event(self, name: str, converted: Converted[Node] | None) -> None:
-        old = self._nodes.get(name)
         if converted is None:
-            self._nodes.pop(name, None)
             self._problems.pop(name, None)
         else:
-            self._put_node(name, converted)
-        new = self._nodes.get(name)
-        if new != old:
-            self._show_node(name, old, new)
-            self._learn_due = True
+            self._note_problem(name, converted.problem)
+        if self._nodes.put(name, None if converted is None else converted.value):
             self._bump()
-
-    def _show_node(self, name: str, old: Node | None, new: Node | None) -> None:
-        """The view of node ``name``, converted as ``old`` before and ``new`` now (None:
-        none). A node converted equal to before keeps its view."""
-        if old is not None and old.instance_id:
-            names = self._by_instance[old.instance_id]
-            names.discard(name)
-            if not names:
-                del self._by_instance[old.instance_id]
-        if new is None:
-            self._node_views.drop(name)
-            return
-        if new.instance_id:
-            self._by_instance.setdefault(new.instance_id, set()).add(name)
-        self._node_views.set(name, _with_pool(new, self._pooled_by))
-
-    def _put_node(self, name: str, converted: Converted[Node]) -> None:
-        self._nodes[name] = converted.value
-        self._note_problem(name, converted.problem)
 
     def _replace_pods(self, items: dict[str, _PodEntry]) -> None:
         was_pending = self._pending
@@ -606,18 +551,6 @@ def watch_timeout_for(max_cache_age_s: float) -> float:
     on time) well within ``max_cache_age_s``: two thirds of it, at
     most :data:`WATCH_TIMEOUT_S`, at least the API's 1 s."""
     return max(1.0, min(WATCH_TIMEOUT_S, max_cache_age_s * 2.0 / 3.0))
-
-
-def _with_pool(node: Node, instances: Mapping[str, str] | None) -> Node:
-    """The node with the pool of its instance (see :class:`KubeCluster`)."""
-    if instances is None or not node.instance_id:
-        return node
-    pool = instances.get(node.instance_id)
-    if pool == node.pool:
-        return node
-    # A label that is missing or names another group is not the node's pool label: pins to
-    # its real pool would pass it by (scaler.core.pinning.label_pools rewrites it).
-    return dataclasses.replace(node, pool=pool, pool_labelled=pool is None)
 
 
 def _node_name(raw: Mapping[str, Any]) -> str:
