@@ -210,7 +210,7 @@ class KubeCluster(KubeActuator):
             for reflector in self.reflectors:
                 await tg.start(reflector.run, name=f"watch-{reflector.kind}")
             self._ready = True
-            log.info("caches_ready", nodes=len(self._nodes.converted), pods=self.pod_count)
+            log.info("caches_ready", nodes=len(self._nodes), pods=self.pod_count)
             task_status.started()
 
     async def _adopt_learned(self, store: LearnedStore) -> None:

@@ -71,6 +71,9 @@ class NodeViews:
         """The groups to learn again (None: every node, as after a list)."""
         self._learn_due = True
 
+    def __len__(self) -> int:
+        return len(self.converted)
+
     def replace(self, nodes: dict[str, Node]) -> None:
         """Every node, as a list of them gave it (a node converted equal to before keeps its
         view); every group is learned again."""
