@@ -116,6 +116,10 @@ class KubeCluster(KubeActuator):
         """By name, in name order (the order scale-down, labelling and drains break ties
         in, as before the views were kept)."""
         self._pending: dict[str, PendingPod] = {}
+        self._pending_view: tuple[PendingPod, ...] | None = None
+        """The pending pods as the last snapshot gave them; None once a pending pod, a claim,
+        a volume or a storage class changed (decide keeps its covering of the pending pods
+        while it is handed the same tuple)."""
         self._bound: ViewsByKey[str, BoundPod] = ViewsByKey(self._indexes.tell_bound)
         """In the order their last events came (an event takes a pod out and puts it back)."""
         self._uids: dict[str, str] = {}
@@ -294,16 +298,18 @@ class KubeCluster(KubeActuator):
     async def snapshot(self) -> ClusterView:
         """Nodes (by name), bound pods, pending pods (oldest first), at ``now_s`` = clock().
 
-        The nodes and bound pods are the tuples of the last snapshot while none changed,
-        else new ones whose change is told to the indexes (scaler/core/viewchange.py): a
-        tick does work for what changed, not for every node and pod. The pending pods are
-        few; they are sorted afresh each time."""
+        Each tuple is the last snapshot's while nothing in it changed; a new nodes or bound
+        tuple's change is told to the indexes (scaler/core/viewchange.py): a tick does work
+        for what changed, not for every node and pod. The pending pods are few: sorted
+        afresh when one of them (or a volume) changed."""
         instances = self._instance_pools() if self._instance_pools is not None else None
         nodes = self._nodes.values(instances)
-        pending = sorted(
-            (self._with_claim_zones(p) for p in self._pending.values()),
-            key=lambda p: (p.since_s, p.pod.key),
-        )
+        pending = self._pending_view
+        if pending is None:
+            pending = self._pending_view = tuple(sorted(
+                (self._with_claim_zones(p) for p in self._pending.values()),
+                key=lambda p: (p.since_s, p.pod.key),
+            ))
         # What nodes report changes only when a node or the instance -> pool map does, and
         # only in the groups of the nodes that changed: passes over every node are not
         # per-tick work.
@@ -314,7 +320,7 @@ class KubeCluster(KubeActuator):
             now_s=self._clock(),
             nodes=nodes,
             bound=self._bound.values(),
-            pending=tuple(pending),
+            pending=pending,
             reported_allocatable=self._reports_view,
             reported_templates=self._templates_view,
             runtimes=self._runtimes.history(),
@@ -393,7 +399,7 @@ class KubeCluster(KubeActuator):
 
     def _replace_pods(self, items: dict[str, _PodEntry]) -> None:
         was_pending = self._pending
-        self._pending, self._uids = {}, {}
+        self._pending, self._uids, self._pending_view = {}, {}, None
         self._bound.clear()  # set again in the list's order
         self._problems = {k: p for k, p in self._problems.items() if p.kind != "pod"}
         for key, entry in items.items():
@@ -432,6 +438,8 @@ class KubeCluster(KubeActuator):
                 self._notify_pending(key, now)
             self._pending[key] = new
         if new != old:
+            if isinstance(old, PendingPod) or isinstance(new, PendingPod):
+                self._pending_view = None
             self._bump()
 
     def _put_pod(self, key: str, entry: _PodEntry) -> PendingPod | BoundPod | None:
@@ -493,6 +501,7 @@ class KubeCluster(KubeActuator):
     def _replace_volumes(self, cache: dict[str, Any], items: Mapping[str, Any]) -> None:
         cache.clear()
         cache.update(items)
+        self._pending_view = None  # the zones pending pods' claims allow
         self._bump()
 
     def _volume_event(self, cache: dict[str, Any], key: str, value: Any) -> None:
@@ -500,6 +509,7 @@ class KubeCluster(KubeActuator):
         if value is not None:
             cache[key] = value
         if value != old:
+            self._pending_view = None  # the zones pending pods' claims allow
             self._bump()
 
     def _with_claim_zones(self, pending: PendingPod) -> PendingPod:
