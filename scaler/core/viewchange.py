@@ -152,8 +152,9 @@ class ViewsByKey(Generic[K, T]):
 class SortedViews(Generic[T]):
     """:class:`ViewsByKey` for views kept in name order: a new name goes among the others,
     so its change says where (``Change.added_at``), and a name dropped and set again keeps
-    its place (a replacement). The new tuple is one pass over the names (a lookup each, at
-    C speed); the index told of it does work per changed view only."""
+    its place (a replacement). The new tuple is a copy of the last one with the replaced
+    views written over, or, when a name came or went, one pass over the names (a lookup
+    each, at C speed); the index told of it does work per changed view only."""
 
     __slots__ = ("_names", "_new", "_stale", "_tell", "_tuple", "_views", "_was")
 
@@ -208,21 +209,28 @@ class SortedViews(Generic[T]):
         if not self._stale:
             return self._tuple
         self._stale = False
-        before, views = self._tuple, self._views
+        before, views, names = self._tuple, self._views, self._names
         gone: list[T] = []
         replaced: list[tuple[T, T]] = []
+        places: list[int] = []
         for name, old in self._was.items():
             view = views.get(name)
             if view is None:
                 gone.append(old)
             elif view is not old:
                 replaced.append((old, view))
+                places.append(bisect.bisect_left(names, name))
         new = self._new
         self._was, self._new = {}, set()
-        if not (gone or replaced or new):
+        if gone or new:
+            after = tuple(map(views.__getitem__, names))
+        elif replaced:  # the commonest: the last tuple, a few views written over
+            items = list(before)
+            for place, (_, view) in zip(places, replaced, strict=True):
+                items[place] = view
+            after = tuple(items)
+        else:
             return before
-        names = self._names
-        after = tuple(map(views.__getitem__, names))
         self._tuple = after
         if self._tell is not None:
             at = sorted(bisect.bisect_left(names, name) for name in new)
