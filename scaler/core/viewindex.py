@@ -2,12 +2,12 @@
 taint, which are busy, which could be fresh capacity, how many Ready nodes each pool has.
 
 An index is built from one of the view's tuples (``nodes``, ``bound``) and kept while later
-views hand back *the same tuple object*: the simulator's World keeps its tuples until a node
-or a pod changes, so a tick in which nothing changed asks these questions without a pass
-over the cluster (the kube source builds new tuples at each snapshot). Identity, not
+views hand back *the same tuple object*: the simulator's World and the kube source keep
+their tuples until a node or a pod changes, so a tick in which nothing changed asks these
+questions without a pass over the cluster. Identity, not
 equality: hashing a thousand frozen nodes would cost what the index saves, and a tuple
 cannot change while it is held. A new tuple's index is made from the last one by what
-changed: as the source tells it (:mod:`scaler.core.viewchange`; the World does), else as
+changed: as the source tells it (:mod:`scaler.core.viewchange`; both do), else as
 found by walking the two tuples in step by identity, a pass at C speed. Each index is a
 pure function of its tuple; keeping it changes no answer, only when it is computed. The
 indexes are kept per source (:class:`ViewIndexes`, carried on each ``ClusterView`` it
