@@ -18,9 +18,14 @@ from kubernetes.client import ApiClient
 
 from scaler.adapters.kube.cluster import KubeCluster
 from scaler.adapters.kube.convert import Converted
-from scaler.adapters.kube.nodeviews import with_pool
+from scaler.adapters.kube.nodeviews import _reported, with_pool
 from scaler.core.model import NO_SCHEDULE, PodSpec, Resources, Taint
-from scaler.core.observed import remember_reports, remember_templates
+from scaler.core.observed import (
+    remember_reports,
+    remember_templates,
+    reported_allocatable,
+    reported_templates,
+)
 from scaler.core.state import (
     ANNOTATION_IDLE_SINCE,
     TAINT_REMOVING,
@@ -235,6 +240,27 @@ def test_a_random_walk_of_events_relists_and_maps_is_told_exactly(
         last = view
     assert walked == []
     assert kept.count(True) > 100  # the same tuple while no pending pod changed
+
+
+def test_learning_reads_no_node_field_but_those_a_change_of_which_learns_again() -> None:
+    """NodeViews learns a group again only when a node's pool, type, Ready, allocatable,
+    labels or taints change: what observed.py learns must not follow any other field (a
+    new Node field must be placed on one side or the other here)."""
+    base = Node("n", "a", "m5.large", "on-demand", ready=True,
+                allocatable=Resources(1900, 7000, 0, 29), labels=(("team", "x"),),
+                taints=(Taint("x", "", NO_SCHEDULE),))
+    other = {
+        "name": "m", "capacity_type": "spot", "zone": "us-east-1b", "instance_id": "i-1",
+        "gpu_ready": False, "unschedulable": True, "created_s": 5.0,
+        "annotations": ((ANNOTATION_IDLE_SINCE, "5"),), "pool_labelled": False,
+    }
+    read = {"pool", "instance_type", "ready", "allocatable", "labels", "taints"}
+    assert {f.name for f in dataclasses.fields(Node)} == read | other.keys()
+    for name, value in other.items():
+        changed = dataclasses.replace(base, **{name: value})
+        assert _reported(changed) == _reported(base)
+        assert reported_allocatable([changed]) == reported_allocatable([base])
+        assert reported_templates([changed]) == reported_templates([base])
 
 
 # --- against the real API server ----------------------------------------------------------
