@@ -2,12 +2,12 @@
 taint, which are busy, which could be fresh capacity, how many Ready nodes each pool has.
 
 An index is built from one of the view's tuples (``nodes``, ``bound``) and kept while later
-views hand back *the same tuple object*: the simulator's World keeps its tuples until a node
-or a pod changes, so a tick in which nothing changed asks these questions without a pass
-over the cluster (the kube source builds new tuples at each snapshot). Identity, not
+views hand back *the same tuple object*: the simulator's World and the kube source keep
+their tuples until a node or a pod changes, so a tick in which nothing changed asks these
+questions without a pass over the cluster. Identity, not
 equality: hashing a thousand frozen nodes would cost what the index saves, and a tuple
 cannot change while it is held. A new tuple's index is made from the last one by what
-changed: as the source tells it (:mod:`scaler.core.viewchange`; the World does), else as
+changed: as the source tells it (:mod:`scaler.core.viewchange`; both do), else as
 found by walking the two tuples in step by identity, a pass at C speed. Each index is a
 pure function of its tuple; keeping it changes no answer, only when it is computed. The
 indexes are kept per source (:class:`ViewIndexes`, carried on each ``ClusterView`` it
@@ -78,6 +78,11 @@ _owner = operator.attrgetter("owner")
 _IN_PLACE = 4
 """Nodes replaced in place that :meth:`NodeIndex.next` reads as such from one identity pass;
 more (a shifted tail reads as every node changed) go through :func:`_aligned_changes`."""
+
+_RANK_GAP = 1 << 16
+"""Ranks are spaced so that a node a source puts among the others (``Change.added_at``) is
+ranked between its neighbours without renumbering the rest; sixteen put in one gap use it
+up, and the index is built afresh."""
 
 T = TypeVar("T")
 
@@ -185,7 +190,7 @@ class _State:
         self.by_name[n.name] = n
         if rank is None:
             rank = self.next_rank
-            self.next_rank += 1
+            self.next_rank += _RANK_GAP
         self.rank[id(n)] = rank
         if self.free_against is not None:
             self.unchecked[id(n)] = n
@@ -217,9 +222,12 @@ class _State:
             if not holders:
                 del self.by_taint_key[key]
         if is_idle:
-            # Names are unique within a tuple; a node replaced by a newer value of itself
-            # is dropped before its new value is added.
-            self.idle_annotated.discard(n.name)
+            # Names are unique within a tuple, but a walk that reads a shifted tuple as
+            # nodes replaced in place can add a newer value of this node (another place)
+            # before dropping this one: the name stays if that value is marked too.
+            other = self.by_name.get(n.name)
+            if other is None or not self.facts[id(other)][2]:
+                self.idle_annotated.discard(n.name)
         if is_unlabelled:
             del self.unlabelled[node_id]
         if is_open:
@@ -294,6 +302,39 @@ class _State:
             # The taint keys stand (else dropped and added above): counted under the same
             # startup keys as before, with the other sign.
             self._recount(new.pool, facts if facts[5] else was, 1 if facts[5] else -1)
+        return True
+
+    def insert(self, nodes: tuple[Node, ...], at: Sequence[int]) -> bool:
+        """Index the nodes at the places ``at`` (ascending) of ``nodes``, whose other nodes
+        are indexed: each run of them ranked between its neighbours (appended at the end).
+        False when a neighbour is not indexed, a node is indexed already, or the ranks
+        between two neighbours are used up."""
+        rank, facts = self.rank, self.facts
+        k = 0
+        while k < len(at):
+            first = last = at[k]
+            k += 1
+            while k < len(at) and at[k] == last + 1:
+                last = at[k]
+                k += 1
+            run = nodes[first:last + 1]
+            if any(id(n) in facts for n in run):
+                return False
+            if last + 1 == len(nodes):
+                for n in run:
+                    self.add(n)
+                continue
+            hi = rank.get(id(nodes[last + 1]))
+            lo = rank.get(id(nodes[first - 1])) if first else None
+            if hi is None or (first and lo is None):
+                return False
+            if lo is None:
+                lo = hi - (len(run) + 1) * _RANK_GAP
+            step = (hi - lo) // (len(run) + 1)
+            if not step:
+                return False
+            for m, n in enumerate(run, 1):
+                self.add(n, lo + m * step)
         return True
 
     def _recount(self, pool: str, facts: _Facts, change: int) -> None:
@@ -427,15 +468,18 @@ class NodeIndex:
             for n in itertools.compress(nodes, map(new.__contains__, map(id, nodes))):
                 state.add(n)
         # Reordered: rank the nodes afresh (a rare tuple; the pass is at C speed).
-        state.rank = dict(zip(map(id, nodes), range(len(nodes)), strict=True))
-        state.next_rank = len(nodes)
+        state.next_rank = len(nodes) * _RANK_GAP
+        state.rank = dict(
+            zip(map(id, nodes), range(0, state.next_rank, _RANK_GAP), strict=True)
+        )
         state.free_against = None
         return NodeIndex(nodes, state)
 
     def told(self, change: Change[Node]) -> NodeIndex:
         """The index of ``change.after``, from this one (of ``change.before``) by the nodes
         its source says changed, without a pass over the tuples: a node replaced in place
-        keeps its rank, an appended one is ranked after every node. By :meth:`next` when
+        keeps its rank, an appended one is ranked after every node, one put among the
+        others between its neighbours. By :meth:`next` when
         what it says does not add up against this index (checked by identity and length;
         where each item sits in ``after`` is taken on trust)."""
         nodes = change.after
@@ -455,7 +499,11 @@ class NodeIndex:
         for old, new in replaced:
             if not state.replace(old, new):  # the same node twice in one tuple
                 return NodeIndex.build(nodes)
-        for n in change.appended():
+        if change.added_at is not None:  # put among the others (a sorted source)
+            if not state.insert(nodes, change.added_at):
+                return NodeIndex.build(nodes)
+            return NodeIndex(nodes, state)
+        for n in change.added_items():
             if id(n) in state.facts:  # the same node twice in one tuple
                 return NodeIndex.build(nodes)
             state.add(n)
@@ -637,7 +685,7 @@ class BoundIndex:
         if len(olds) != len(removed) or not olds <= ids:
             return self.next(bound)  # told of a pod it does not hold, or of one twice
         counts, self._counts = self._counts, None  # moves on with the ids
-        added = [*(new for _, new in change.replaced), *change.appended()]
+        added = [*(new for _, new in change.replaced), *change.added_items()]
         ids -= olds
         for b in added:
             if id(b) in ids:  # the same pod twice in one tuple

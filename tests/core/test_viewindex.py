@@ -669,7 +669,7 @@ def _applied(change: Change[Any]) -> list[int]:
     gone = set(map(id, change.gone))
     new = {id(old): x for old, x in change.replaced}
     kept = [new.get(id(x), x) for x in change.before if id(x) not in gone]
-    return [id(x) for x in (*kept, *change.appended())]
+    return [id(x) for x in (*kept, *change.added_items())]
 
 
 def test_views_by_key_tell_each_new_tuple_as_its_last_one_changed() -> None:

@@ -321,7 +321,7 @@ def test_each_new_tuple_of_nodes_and_pods_is_told_as_the_last_one_changed() -> N
             new = {id(old): x for old, x in change.replaced}
             kept = [new.get(id(x), x) for x in change.before if id(x) not in gone]
             assert change.before is last[part] and change.adds_up()
-            assert ids((*kept, *change.appended())) == ids(after)
+            assert ids((*kept, *change.added_items())) == ids(after)
             last[part] = after
             seen.update({f"{part} gone": len(change.gone), f"{part} appended": change.added,
                          f"{part} replaced": len(change.replaced)})

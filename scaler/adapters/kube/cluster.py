@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -36,6 +36,7 @@ from scaler.adapters.kube.actuator import KubeActuator
 from scaler.adapters.kube.client import TRANSPORT_ERRORS, call, keep_alive, translate
 from scaler.adapters.kube.convert import Converted, Problem, convert_node, convert_pod, pod_key
 from scaler.adapters.kube.learned import LearnedStore
+from scaler.adapters.kube.nodeviews import NodeViews
 from scaler.adapters.kube.rest import StorageV1
 from scaler.adapters.kube.volumes import (
     Claim,
@@ -51,6 +52,7 @@ from scaler.core.model import LABEL_ZONE, PodSpec, Requirement, Resources, Selec
 from scaler.core.observed import remember_reports, remember_templates
 from scaler.core.runtime import RuntimeHistory, RuntimeRecorder
 from scaler.core.state import BoundPod, ClusterView, Node, NodeTemplateReport, PendingPod
+from scaler.core.viewchange import ViewsByKey
 from scaler.core.viewindex import ViewIndexes
 from scaler.ports import PortError
 
@@ -77,7 +79,10 @@ class KubeCluster(KubeActuator):
     ``scaler.io/pool`` label says, and in none if the instance is in no managed group
     (terminating, detached, or another group's). AWS lists a terminating instance for
     minutes and its Node can outlive it; it must not count in its old pool, nor be removed
-    twice. A node without an instance id keeps its label's pool.
+    twice. A node without an instance id keeps its label's pool. A node's value with its
+    pool is worked out again only when the node changes or the map moves its instance: a
+    map handed over is never changed in place afterwards (a discovery makes a new one), so
+    the same object is the same map (:mod:`.nodeviews`).
     ``is_gpu_type`` says whether an instance type has GPUs (catalog). ``on_pending(key,
     now_s)`` is called, on the event loop, for each pod that newly becomes pending: the
     loop's scale-up batching hangs on it.
@@ -104,9 +109,19 @@ class KubeCluster(KubeActuator):
         self._is_gpu_type = is_gpu_type
         self._on_pending = on_pending
         self._watch_limiter = anyio.CapacityLimiter(WATCH_THREADS)
-        self._nodes: dict[str, Node] = {}
+        self._indexes = ViewIndexes()
+        """Kept across snapshots: per-tick questions are answered from what changed, as the
+        views below tell it."""
+        self._nodes = NodeViews(self._indexes.tell_nodes)
+        """By name, in name order (the order scale-down, labelling and drains break ties
+        in, as before the views were kept)."""
         self._pending: dict[str, PendingPod] = {}
-        self._bound: dict[str, BoundPod] = {}
+        self._pending_view: tuple[PendingPod, ...] | None = None
+        """The pending pods as the last snapshot gave them; None once a pending pod, a claim,
+        a volume or a storage class changed (decide keeps its covering of the pending pods
+        while it is handed the same tuple)."""
+        self._bound: ViewsByKey[str, BoundPod] = ViewsByKey(self._indexes.tell_bound)
+        """In the order their last events came (an event takes a pod out and puts it back)."""
         self._uids: dict[str, str] = {}
         self._problems: dict[str, Problem] = {}
         self._reports: dict[tuple[str, str], Resources] = {}
@@ -122,14 +137,9 @@ class KubeCluster(KubeActuator):
         self._learned = learned
         """Where reports and templates outlive a restart (scaler/adapters/kube/learned.py)."""
         self._runtimes = RuntimeRecorder()
-        self._indexes = ViewIndexes()
-        """Kept across snapshots: per-tick questions are answered from what changed."""
         """How long pods ran that finished (Succeeded/Failed) or were deleted after they
         started, as this process saw them end (scaler/core/runtime.py)."""
         self._generation = 0
-        self._node_version = 0
-        """Bumped whenever a node changes (a learned report can only change then)."""
-        self._learned_from: tuple[int, dict[str, str] | None] | None = None
         self._changed: anyio.Event | None = None
         self._ready = False
         self.reflectors = (
@@ -286,24 +296,31 @@ class KubeCluster(KubeActuator):
     # --- ClusterSource ----------------------------------------------------------------------
 
     async def snapshot(self) -> ClusterView:
-        """Nodes (by name), bound pods, pending pods (oldest first), at ``now_s`` = clock()."""
+        """Nodes (by name), bound pods, pending pods (oldest first), at ``now_s`` = clock().
+
+        Each tuple is the last snapshot's while nothing in it changed; a new nodes or bound
+        tuple's change is told to the indexes (scaler/core/viewchange.py): a tick does work
+        for what changed, not for every node and pod. The pending pods are few: sorted
+        afresh when one of them (or a volume) changed."""
         instances = self._instance_pools() if self._instance_pools is not None else None
-        nodes = tuple(_with_pool(self._nodes[name], instances) for name in sorted(self._nodes))
-        pending = sorted(
-            (self._with_claim_zones(p) for p in self._pending.values()),
-            key=lambda p: (p.since_s, p.pod.key),
-        )
-        # What nodes report changes only when a node or the instance -> pool map does: two
-        # passes over every node are not per-tick work.
-        learned_from = (self._node_version, None if instances is None else dict(instances))
-        if learned_from != self._learned_from:
-            self._learned_from = learned_from
-            self._learn(nodes)
+        nodes = self._nodes.values(instances)
+        pending = self._pending_view
+        if pending is None:
+            pending = self._pending_view = tuple(sorted(
+                (self._with_claim_zones(p) for p in self._pending.values()),
+                key=lambda p: (p.since_s, p.pod.key),
+            ))
+        # What nodes report changes only when a node or the instance -> pool map does, and
+        # only in the groups of the nodes that changed: passes over every node are not
+        # per-tick work.
+        learn = self._nodes.to_learn(nodes)
+        if learn is not None:
+            self._learn(learn)
         return ClusterView(
             now_s=self._clock(),
             nodes=nodes,
-            bound=tuple(self._bound.values()),
-            pending=tuple(pending),
+            bound=self._bound.values(),
+            pending=pending,
             reported_allocatable=self._reports_view,
             reported_templates=self._templates_view,
             runtimes=self._runtimes.history(),
@@ -315,9 +332,10 @@ class KubeCluster(KubeActuator):
         admission webhook, which prices a new pod's Spot risk by it without a snapshot."""
         return self._runtimes.history()
 
-    def _learn(self, nodes: tuple[Node, ...]) -> None:
+    def _learn(self, nodes: Iterable[Node]) -> None:
         """Allocatable, labels and taints the pools' Ready nodes report
         (scaler/core/observed.py), kept across snapshots and saved by the learned store."""
+        nodes = tuple(nodes)
         changed = False
         if remember_reports(self._reports, nodes):
             self._reports_view = MappingProxyType(dict(self._reports))
@@ -366,30 +384,23 @@ class KubeCluster(KubeActuator):
         return convert_node(raw, is_gpu_type=self._is_gpu_type)
 
     def _replace_nodes(self, items: dict[str, Converted[Node]]) -> None:
-        self._nodes = {}
         for name, converted in items.items():
-            self._put_node(name, converted)
-        self._node_version += 1
+            self._note_problem(name, converted.problem)
+        self._nodes.replace({name: converted.value for name, converted in items.items()})
         self._bump()
 
     def _node_event(self, name: str, converted: Converted[Node] | None) -> None:
-        old = self._nodes.get(name)
         if converted is None:
-            self._nodes.pop(name, None)
             self._problems.pop(name, None)
         else:
-            self._put_node(name, converted)
-        if self._nodes.get(name) != old:
-            self._node_version += 1
+            self._note_problem(name, converted.problem)
+        if self._nodes.put(name, None if converted is None else converted.value):
             self._bump()
-
-    def _put_node(self, name: str, converted: Converted[Node]) -> None:
-        self._nodes[name] = converted.value
-        self._note_problem(name, converted.problem)
 
     def _replace_pods(self, items: dict[str, _PodEntry]) -> None:
         was_pending = self._pending
-        self._pending, self._bound, self._uids = {}, {}, {}
+        self._pending, self._uids, self._pending_view = {}, {}, None
+        self._bound.clear()  # set again in the list's order
         self._problems = {k: p for k, p in self._problems.items() if p.kind != "pod"}
         for key, entry in items.items():
             value = self._put_pod(key, entry)
@@ -402,7 +413,9 @@ class KubeCluster(KubeActuator):
         self._bump()
 
     def _pod_event(self, key: str, entry: _PodEntry | None) -> None:
-        old = self._pending.pop(key, None) or self._bound.pop(key, None)
+        old: PendingPod | BoundPod | None = self._pending.pop(key, None)
+        if old is None and (old := self._bound.get(key)) is not None:
+            self._bound.drop(key)  # set again at the end if still bound, as in a dict
         self._uids.pop(key, None)
         if entry is None:
             self._problems.pop(key, None)
@@ -425,6 +438,8 @@ class KubeCluster(KubeActuator):
                 self._notify_pending(key, now)
             self._pending[key] = new
         if new != old:
+            if isinstance(old, PendingPod) or isinstance(new, PendingPod):
+                self._pending_view = None
             self._bump()
 
     def _put_pod(self, key: str, entry: _PodEntry) -> PendingPod | BoundPod | None:
@@ -438,7 +453,7 @@ class KubeCluster(KubeActuator):
                 # 20,000 bound pods of a big cluster need not carry their UIDs (2.6 MiB).
                 self._uids[key] = uid
         elif isinstance(value, BoundPod):
-            self._bound[key] = value
+            self._bound.set(key, value)
         else:
             return None
         return value
@@ -486,6 +501,7 @@ class KubeCluster(KubeActuator):
     def _replace_volumes(self, cache: dict[str, Any], items: Mapping[str, Any]) -> None:
         cache.clear()
         cache.update(items)
+        self._pending_view = None  # the zones pending pods' claims allow
         self._bump()
 
     def _volume_event(self, cache: dict[str, Any], key: str, value: Any) -> None:
@@ -493,6 +509,7 @@ class KubeCluster(KubeActuator):
         if value is not None:
             cache[key] = value
         if value != old:
+            self._pending_view = None  # the zones pending pods' claims allow
             self._bump()
 
     def _with_claim_zones(self, pending: PendingPod) -> PendingPod:
@@ -544,18 +561,6 @@ def watch_timeout_for(max_cache_age_s: float) -> float:
     on time) well within ``max_cache_age_s``: two thirds of it, at
     most :data:`WATCH_TIMEOUT_S`, at least the API's 1 s."""
     return max(1.0, min(WATCH_TIMEOUT_S, max_cache_age_s * 2.0 / 3.0))
-
-
-def _with_pool(node: Node, instances: Mapping[str, str] | None) -> Node:
-    """The node with the pool of its instance (see :class:`KubeCluster`)."""
-    if instances is None or not node.instance_id:
-        return node
-    pool = instances.get(node.instance_id)
-    if pool == node.pool:
-        return node
-    # A label that is missing or names another group is not the node's pool label: pins to
-    # its real pool would pass it by (scaler.core.pinning.label_pools rewrites it).
-    return dataclasses.replace(node, pool=pool, pool_labelled=pool is None)
 
 
 def _node_name(raw: Mapping[str, Any]) -> str:
