@@ -12,7 +12,7 @@ set or cleared, a pod bound, a bound pod deleted.
 
 Run it against two trees to compare them (the callbacks are the same in both)::
 
-    PYTHONPATH=/work/main python benchmarks/kube_snapshot.py     # before
+    PYTHONPATH=../old-tree python benchmarks/kube_snapshot.py   # before (another checkout)
     PYTHONPATH=$PWD python benchmarks/kube_snapshot.py           # after
     python benchmarks/kube_snapshot.py --nodes 500 --pods 5000 --ticks 300 --json
 
