@@ -42,12 +42,16 @@ class OfferingsCache:
         clock: Clock,
         prices: PriceSource | None,
         observe: Telemetry,
+        changes: Changes | None = None,
     ) -> None:
         self.catalog = catalog
         self.settings = settings
         self.clock = clock
         self.prices = prices
         self.observe = observe
+        self.changes = changes
+        """The fleet's own account of where its pools changed between two reads
+        (``Fleet.changed``), asked before comparing them."""
         self.offerings: Offerings | None = None
         self.problems: list[PoolProblem] = []
         self.pools_seen: Sequence[PoolSpec] = ()
@@ -101,14 +105,17 @@ class OfferingsCache:
             # changed), with the same prices and DaemonSets: that table stands as it is.
             self._resized.clear()
             return cached
-        changed: list[int] | None = None
+        changed: Sequence[int] | None = None
         if before is not pools and len(before) == len(pools):
-            listed = list(pools)
-            kept, old = self._listed
-            changed = changed_pools(
-                old if kept is before else list(before), listed, self._likely(pools)
-            )
-            self._listed = (pools, listed)
+            if self.changes is not None:
+                changed = self.changes(before, pools)
+            if changed is None:
+                listed = list(pools)
+                kept, old = self._listed
+                changed = changed_pools(
+                    old if kept is before else list(before), listed, self._likely(pools)
+                )
+                self._listed = (pools, listed)
         self._resized.clear()
         if (
             self.offerings is None
@@ -215,6 +222,9 @@ class OfferingsCache:
         self._table = table
         return table
 
+
+Changes = Callable[[Sequence[PoolSpec], Sequence[PoolSpec]], Sequence[int] | None]
+"""``Fleet.changed``: where the second pools read differ from the first, or None."""
 
 _SIZES = frozenset({"current_size", "min_size", "max_size"})
 _shape = operator.attrgetter(
