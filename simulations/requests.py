@@ -66,7 +66,7 @@ class WorldRequests:
     _pool_sized: dict[tuple[str, int], PoolSpec]
     _pools_cache: tuple[PoolSpec, ...] | None
     _pools_moved: set[int]
-    _pools_step: tuple[tuple[PoolSpec, ...], tuple[PoolSpec, ...], list[int]] | None
+    _pools_step: tuple[tuple[PoolSpec, ...], tuple[PoolSpec, ...], tuple[int, ...]] | None
     _node_views: ViewsByKey[str, Node]
     _bound_views: ViewsByKey[str, BoundPod]
     _pending_views: ViewsByKey[str, PendingPod]
@@ -105,18 +105,18 @@ class WorldRequests:
             last = self._pools_step[1] if self._pools_step is not None else None
             if last is not None and len(last) == len(now):
                 # A size that went back where it was (3 -> 4 -> 3) changed nothing.
-                moved = [i for i in sorted(self._pools_moved)
-                         if last[i] is not now[i] and last[i] != now[i]]
+                moved = tuple(i for i in sorted(self._pools_moved)
+                              if last[i] is not now[i] and last[i] != now[i])
                 self._pools_step = (last, now, moved)
             else:
-                self._pools_step = ((), now, [])  # the first: no account before it
+                self._pools_step = ((), now, ())  # the first: no account before it
             self._pools_moved = set()
             self._pools_cache = now
         return self._pools_cache
 
     def pools_changed(
         self, before: Sequence[PoolSpec], now: Sequence[PoolSpec]
-    ) -> list[int] | None:
+    ) -> tuple[int, ...] | None:
         """``Fleet.changed``: the places where ``now``, the last pools handed back, differs
         from ``before``, the ones handed back just before it; None for any other two."""
         step = self._pools_step

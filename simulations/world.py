@@ -126,7 +126,7 @@ class World(WorldRequests):
         self._pools_moved: set[int] = set()
         """Places of ``_pool_views`` changed since ``_pools_cache`` was built."""
         self._pools_step: (
-            tuple[tuple[PoolSpec, ...], tuple[PoolSpec, ...], list[int]] | None
+            tuple[tuple[PoolSpec, ...], tuple[PoolSpec, ...], tuple[int, ...]] | None
         ) = None
         """The last two pools tuples handed out and the places where they differ
         (:meth:`pools_changed`)."""
