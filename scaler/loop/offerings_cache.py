@@ -1,9 +1,11 @@
 """The reconciler's cache of offerings and pool tables.
 
 Offerings (NumPy arrays over the pools) are rebuilt only when the pools' shapes, the prices or
-the DaemonSets change, never for a size change. Fleets hand back the same pool values until
-one changes, so a comparison at C speed (:func:`~scaler.core.offerings.changed_pools`) finds
-the few that did; only those are compared by shape and updated in the
+the DaemonSets change, never for a size change. A fleet that keeps an account of where its
+pools changed between two reads says so (``Fleet.changed``: the simulated one does); else,
+as fleets hand back the same pool values until one changes, a comparison at C speed
+(:func:`~scaler.core.offerings.changed_pools`) finds the few that did. Only those are
+compared by shape and updated in the
 :class:`~scaler.core.offerings.PoolTable` that decide() reads. With the 1,817 default pools
 this is what keeps a tick that changes nothing from costing anything per pool in Python.
 
