@@ -75,6 +75,15 @@ class Fleet(Protocol):
         """Every pool scaler manages, ``current_size`` = the group's desired capacity."""
         ...
 
+    def changed(
+        self, before: Sequence[PoolSpec], now: Sequence[PoolSpec]
+    ) -> Sequence[int] | None:
+        """The places (ascending) where ``now`` holds another pool than ``before`` (an
+        equal new value is no change), when both are sequences :meth:`pools` handed back,
+        ``now`` the next after ``before``, and the fleet kept that account; else None, and
+        the caller compares them (:func:`~scaler.core.offerings.changed_pools`). No I/O."""
+        ...
+
     async def set_desired(self, pool: str, desired: int) -> None: ...
 
     async def cancel_unfulfilled(self, pool: str) -> None:

@@ -159,6 +159,11 @@ class SimFleet(Recorder):
             self._record("pools")
         return self.world.pool_views()
 
+    def changed(
+        self, before: Sequence[PoolSpec], now: Sequence[PoolSpec]
+    ) -> Sequence[int] | None:
+        return self.world.pools_changed(before, now)
+
     async def set_desired(self, pool: str, desired: int) -> None:
         if self._watched:
             self._record("set_desired", pool, desired)

@@ -8,7 +8,7 @@ import bisect
 import dataclasses
 import operator
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,8 @@ class WorldRequests:
     _pool_at: dict[str, int]
     _pool_sized: dict[tuple[str, int], PoolSpec]
     _pools_cache: tuple[PoolSpec, ...] | None
+    _pools_moved: set[int]
+    _pools_step: tuple[tuple[PoolSpec, ...], tuple[PoolSpec, ...], tuple[int, ...]] | None
     _node_views: ViewsByKey[str, Node]
     _bound_views: ViewsByKey[str, BoundPod]
     _pending_views: ViewsByKey[str, PendingPod]
@@ -96,11 +98,31 @@ class WorldRequests:
         )
 
     def pool_views(self) -> tuple[PoolSpec, ...]:
-        """The same tuple, holding the same values, until a pool's size changes: the
-        offerings cache finds what changed by identity (scaler.core.offerings.changed_pools)."""
+        """The same tuple, holding the same values, until a pool's size changes; a new one
+        keeps where it differs from the last (:meth:`pools_changed`)."""
         if self._pools_cache is None:
-            self._pools_cache = tuple(self._pool_views)
+            now = tuple(self._pool_views)
+            last = self._pools_step[1] if self._pools_step is not None else None
+            if last is not None and len(last) == len(now):
+                # A size that went back where it was (3 -> 4 -> 3) changed nothing.
+                moved = tuple(i for i in sorted(self._pools_moved)
+                              if last[i] is not now[i] and last[i] != now[i])
+                self._pools_step = (last, now, moved)
+            else:
+                self._pools_step = ((), now, ())  # the first: no account before it
+            self._pools_moved = set()
+            self._pools_cache = now
         return self._pools_cache
+
+    def pools_changed(
+        self, before: Sequence[PoolSpec], now: Sequence[PoolSpec]
+    ) -> tuple[int, ...] | None:
+        """``Fleet.changed``: the places where ``now``, the last pools handed back, differs
+        from ``before``, the ones handed back just before it; None for any other two."""
+        step = self._pools_step
+        if step is None or step[0] is not before or step[1] is not now or not before:
+            return None
+        return step[2]
 
     def _pool_changed(self, pool: str) -> None:
         i = self._pool_at[pool]
@@ -113,6 +135,7 @@ class WorldRequests:
             spec = dataclasses.replace(self._pool_views[i], current_size=size)
             self._pool_sized[pool, size] = spec
         self._pool_views[i] = spec
+        self._pools_moved.add(i)
         self._pools_cache = None
 
     def set_desired(self, pool: str, desired: int, now: float) -> None:

@@ -123,6 +123,13 @@ class World(WorldRequests):
         self._pool_at = {p.name: i for i, p in enumerate(self._pool_views)}
         self._pool_sized: dict[tuple[str, int], PoolSpec] = {}
         self._pools_cache: tuple[PoolSpec, ...] | None = None
+        self._pools_moved: set[int] = set()
+        """Places of ``_pool_views`` changed since ``_pools_cache`` was built."""
+        self._pools_step: (
+            tuple[tuple[PoolSpec, ...], tuple[PoolSpec, ...], tuple[int, ...]] | None
+        ) = None
+        """The last two pools tuples handed out and the places where they differ
+        (:meth:`pools_changed`)."""
         self.nodes: dict[str, SimNode] = {}
         self.pods: dict[str, SimPod] = {}
         self.failures: list[LaunchFailure] = []

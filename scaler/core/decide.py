@@ -324,8 +324,9 @@ def _cover_by_slots(
         n = min(len(members), int((room + _EPS) / share))
         capacity[name] = room - n * share
         for pod in members[:n]:
-            waiting_for[pod.key] = name
-            covered.add(pod.key)
+            key = pod.key  # a property: formatted at each read
+            waiting_for[key] = name
+            covered.add(key)
         return members[n:]
 
     # Remembered launches first: their pods were the reason those nodes were bought.

@@ -608,20 +608,42 @@ class PoolTable:
     :class:`Offerings` built from them: the one pool value a decision reads. Kept per pools
     sequence and updated only where a pool changed: a tick that changes nothing costs
     nothing per pool, which matters with the 1,817 default pools. The name tables move to
-    the updated table (copying two dicts of every pool per change was most of an update);
-    a table whose tables moved on builds them again from its own pools if asked."""
+    the updated table (copying two dicts of every pool per change was most of an update),
+    and so do the headroom and size arrays (a copy of each per change was the rest); a
+    table whose tables moved on builds them again from its own pools if asked."""
 
     pools: Sequence[PoolSpec]
     offerings: Offerings
     _by_name: dict[str, PoolSpec] | None
-    headroom: FloatArray
-    """(P,) in offerings order: how many more nodes each pool may add (inf: no max)."""
+    _headroom: FloatArray | None
     _sized_by_name: dict[str, PoolSpec] | None
-    sizes: FloatArray | None = None
-    """(P,) in offerings order: each pool's desired size (zone balancing evens these out)."""
+    _sizes: FloatArray | None = None
     _room: tuple[BoolArray, bytes] | None = None
     """:attr:`room`, once asked (a table's headroom never changes: updated() makes a new
     table)."""
+
+    @property
+    def headroom(self) -> FloatArray:
+        """(P,) in offerings order: how many more nodes each pool may add (inf: no max).
+        Read-only for callers, and only until the next :meth:`updated` of this table."""
+        if self._headroom is None:  # moved on to a later table
+            self._arrays()
+        assert self._headroom is not None
+        return self._headroom
+
+    @property
+    def sizes(self) -> FloatArray:
+        """(P,) in offerings order: each pool's desired size (zone balancing evens these
+        out). Read-only for callers, and only until the next :meth:`updated` of this
+        table."""
+        if self._sizes is None:  # moved on to a later table
+            self._arrays()
+        assert self._sizes is not None
+        return self._sizes
+
+    def _arrays(self) -> None:
+        by_name = {p.name: p for p in self.pools}
+        self._headroom, self._sizes = _arrays_of(by_name, self.offerings)
 
     @property
     def room(self) -> tuple[BoolArray, bytes]:
@@ -668,9 +690,8 @@ class PoolTable:
         for k in changed:
             if pools[k].name not in by_name:
                 return pool_table(pools, offerings)
-        self._by_name = self._sized_by_name = None
-        headroom = self.headroom.copy()
-        sizes = self.sizes.copy() if self.sizes is not None else None
+        headroom, sizes = self.headroom, self.sizes
+        self._by_name = self._sized_by_name = self._headroom = self._sizes = None
         for p in map(pools.__getitem__, changed):
             by_name[p.name] = p
             if p.current_size > 0:
@@ -680,8 +701,7 @@ class PoolTable:
             i = offerings.get(p.name)
             if i is not None:
                 headroom[i] = _headroom(p)
-                if sizes is not None:
-                    sizes[i] = p.current_size
+                sizes[i] = p.current_size
         return PoolTable(pools, offerings, by_name, headroom, sized, sizes)
 
 
@@ -748,16 +768,25 @@ def _runs_on(daemonset: PodSpec, labels: Mapping[str, str], taints: Sequence[Tai
 
 def pool_table(pools: Sequence[PoolSpec], offerings: Offerings) -> PoolTable:
     by_name = {p.name: p for p in pools}
+    headroom, sizes = _arrays_of(by_name, offerings)
+    return PoolTable(
+        pools, offerings, by_name, headroom, {p.name: p for p in pools if p.current_size > 0},
+        sizes,
+    )
+
+
+def _arrays_of(
+    by_name: Mapping[str, PoolSpec], offerings: Offerings
+) -> tuple[FloatArray, FloatArray]:
+    """(P,) headroom and sizes of the pools ``by_name``, in offerings order (a pool not
+    there: as the offerings were built from it)."""
     headroom = np.array(
         [_headroom(by_name.get(p.name, p)) for p in offerings.pools], dtype=np.float64
     )
     sizes = np.array(
         [by_name.get(p.name, p).current_size for p in offerings.pools], dtype=np.float64
     )
-    return PoolTable(
-        pools, offerings, by_name, headroom, {p.name: p for p in pools if p.current_size > 0},
-        sizes,
-    )
+    return headroom, sizes
 
 
 def _picked(

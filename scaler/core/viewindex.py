@@ -886,10 +886,11 @@ def not_busy(nodes: NodeIndex, bound: BoundIndex) -> tuple[Node, ...]:
 
 def idle_candidates(
     nodes: NodeIndex, bound: BoundIndex, remembered: Mapping[str, float]
-) -> list[Node]:
+) -> Sequence[Node]:
     """In view order: the nodes with no workload pod, and the busy ones that may still be
     marked idle (an idle-since annotation, or a time in ``remembered``): the only nodes
-    scale-down has anything to say about."""
+    scale-down has anything to say about. Read-only for callers (most ticks it is the kept
+    answer of :func:`not_busy` itself, not a copy)."""
     free = not_busy(nodes, bound)
     # Intersections at C speed, over the smaller side: most marked nodes are idle, not busy.
     busy = bound.busy
@@ -899,7 +900,7 @@ def idle_candidates(
     by_name = nodes.by_name
     busy_marked = [n for name in names if (n := by_name.get(name)) is not None]
     if not busy_marked:
-        return list(free)
+        return free
     out = list(free) + busy_marked
     rank = nodes.state.rank
     out.sort(key=lambda n: rank[id(n)])

@@ -1,9 +1,11 @@
 """The reconciler's cache of offerings and pool tables.
 
 Offerings (NumPy arrays over the pools) are rebuilt only when the pools' shapes, the prices or
-the DaemonSets change, never for a size change. Fleets hand back the same pool values until
-one changes, so a comparison at C speed (:func:`~scaler.core.offerings.changed_pools`) finds
-the few that did; only those are compared by shape and updated in the
+the DaemonSets change, never for a size change. A fleet that keeps an account of where its
+pools changed between two reads says so (``Fleet.changed``: the simulated one does); else,
+as fleets hand back the same pool values until one changes, a comparison at C speed
+(:func:`~scaler.core.offerings.changed_pools`) finds the few that did. Only those are
+compared by shape and updated in the
 :class:`~scaler.core.offerings.PoolTable` that decide() reads. With the 1,817 default pools
 this is what keeps a tick that changes nothing from costing anything per pool in Python.
 
@@ -42,12 +44,16 @@ class OfferingsCache:
         clock: Clock,
         prices: PriceSource | None,
         observe: Telemetry,
+        changes: Changes | None = None,
     ) -> None:
         self.catalog = catalog
         self.settings = settings
         self.clock = clock
         self.prices = prices
         self.observe = observe
+        self.changes = changes
+        """The fleet's own account of where its pools changed between two reads
+        (``Fleet.changed``), asked before comparing them."""
         self.offerings: Offerings | None = None
         self.problems: list[PoolProblem] = []
         self.pools_seen: Sequence[PoolSpec] = ()
@@ -101,14 +107,17 @@ class OfferingsCache:
             # changed), with the same prices and DaemonSets: that table stands as it is.
             self._resized.clear()
             return cached
-        changed: list[int] | None = None
+        changed: Sequence[int] | None = None
         if before is not pools and len(before) == len(pools):
-            listed = list(pools)
-            kept, old = self._listed
-            changed = changed_pools(
-                old if kept is before else list(before), listed, self._likely(pools)
-            )
-            self._listed = (pools, listed)
+            if self.changes is not None:
+                changed = self.changes(before, pools)
+            if changed is None:
+                listed = list(pools)
+                kept, old = self._listed
+                changed = changed_pools(
+                    old if kept is before else list(before), listed, self._likely(pools)
+                )
+                self._listed = (pools, listed)
         self._resized.clear()
         if (
             self.offerings is None
@@ -215,6 +224,9 @@ class OfferingsCache:
         self._table = table
         return table
 
+
+Changes = Callable[[Sequence[PoolSpec], Sequence[PoolSpec]], Sequence[int] | None]
+"""``Fleet.changed``: where the second pools read differ from the first, or None."""
 
 _SIZES = frozenset({"current_size", "min_size", "max_size"})
 _shape = operator.attrgetter(

@@ -124,7 +124,8 @@ class Reconciler:
         self._ds: tuple[PodSpec, ...] = ()
         self._pending_seen: tuple[PendingPod, ...] | None = None
         self._pending_set: set[str] = set()
-        self._cache = OfferingsCache(catalog, settings, clock, prices, self.observe)
+        self._cache = OfferingsCache(catalog, settings, clock, prices, self.observe,
+                                     changes=fleet.changed)
         self._capped = ObservedPools()
         """Pools capped by what their registered nodes report (scaler/core/observed.py)."""
         self.last_decision: Decision | None = None

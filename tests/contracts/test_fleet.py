@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from scaler.core.offerings import changed_pools
 from scaler.core.state import Node
 from scaler.ports import NotFound, PortError, Rejected
 from tests.contracts.rigs import FAILING_POOL, pool_of
@@ -138,3 +139,28 @@ async def test_a_failed_launch_is_reported_since_before_it_and_not_after(fleet_r
 async def test_describe_types_answers_the_known_types_and_leaves_unknown_names_out(fleet_rig):
     types = await fleet_rig.fleet.describe_types(["m5.large", "zz.huge", "m5.large"])
     assert [(t.name, t.vcpus, t.memory_mib) for t in types] == [("m5.large", 2, 8192)]
+
+
+async def test_changed_names_exactly_the_pools_that_changed_between_two_reads_or_none(fleet_rig):
+    """A fleet's own account of where its pools changed between its last two reads, which
+    the offerings cache takes instead of comparing every pool: when it gives one, it is
+    what a comparison finds (the simulated fleet gives one)."""
+    fleet = fleet_rig.fleet
+    first = await fleet.pools()
+    await fleet.set_desired("web", 2)
+    second = await fleet.pools()
+    told = fleet.changed(first, second)
+    assert changed_pools(first, second) == [[p.name for p in second].index("web")]
+    assert told is None or list(told) == changed_pools(first, second)
+    if fleet_rig.name == "simulated":
+        assert told is not None
+    await fleet.set_desired("web", 1)
+    await fleet.set_desired("web", 2)  # back where it was: no change
+    third = await fleet.pools()
+    told = fleet.changed(second, third)
+    assert told is None or list(told) == changed_pools(second, third) == []
+    if fleet_rig.name == "simulated":
+        assert told is not None
+    # Not the last two reads: no account of them.
+    assert fleet.changed(first, second) is None
+    assert fleet.changed(first, third) is None

@@ -1,6 +1,6 @@
 """PoolTable.updated: a chain of updates answers what a table built afresh from the same pools
-answers, and a table whose name tables moved on to a later one still answers for its own
-pools."""
+answers, and a table whose name tables and arrays moved on to a later one still answers for
+its own pools."""
 
 from __future__ import annotations
 
@@ -69,7 +69,13 @@ def test_an_old_table_asked_after_moving_on_answers_its_own_sizes() -> None:
     second = first.updated(raised)
     assert second.by_name["big"].current_size == 4
     assert set(second.sized_by_name) == {"small", "big"}
+    big = offerings.get("big")
+    assert big is not None
+    assert second.sizes[big] == 4 and second.headroom[big] == 6
     assert first.by_name["big"].current_size == 0
     assert set(first.sized_by_name) == {"small"}
+    # Its arrays moved on too (updated in place there): rebuilt from its own pools.
+    assert first.sizes[big] == 0 and first.headroom[big] == 10
     # And the later table was not disturbed by the earlier one rebuilding its own.
     assert second.by_name["big"].current_size == 4
+    assert second.sizes[big] == 4 and second.headroom[big] == 6

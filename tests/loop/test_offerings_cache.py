@@ -229,3 +229,35 @@ def test_a_pool_going_back_and_forth_between_two_shapes_rebuilds_the_offerings_e
         assert (await c.table_for(again)).offerings is c.offerings is table.offerings
 
     anyio.run(main)
+
+
+def test_the_fleets_account_of_what_changed_is_taken_and_none_means_compare() -> None:
+    """With the fleet's own account of the places that changed between two reads
+    (``Fleet.changed``), the table is updated there without comparing the pools; where it
+    has none, the pools are compared as without one."""
+    asked: list[tuple[object, object]] = []
+    answer: list[int] | None = None
+
+    def changes(before: object, now: object) -> list[int] | None:
+        asked.append((before, now))
+        return answer
+
+    async def main() -> None:
+        nonlocal answer
+        c = OfferingsCache(Catalog.load(), preset("scaler"), Clock(), None,
+                           lambda event, fields: None, changes=changes)
+        first = pools(small=1)
+        await c.table_for(first)
+        second = (first[0], dataclasses.replace(first[1], current_size=3))
+        answer = [1]
+        t2 = await c.table_for(second)
+        assert asked == [(first, second)]
+        assert t2.by_name["big"].current_size == 3 and list(t2.sized_by_name) == ["small", "big"]
+        third = (dataclasses.replace(first[0], current_size=2), second[1])
+        answer = None  # no account: compared, and the change found
+        t3 = await c.table_for(third)
+        assert asked[-1] == (second, third)
+        assert t3.by_name["small"].current_size == 2
+        assert t3.headroom[t3.offerings.index("small")] == 8.0
+
+    anyio.run(main)

@@ -32,6 +32,11 @@ class DryRunFleet:
     async def pools(self) -> Sequence[PoolSpec]:
         return await self.fleet.pools()
 
+    def changed(
+        self, before: Sequence[PoolSpec], now: Sequence[PoolSpec]
+    ) -> Sequence[int] | None:
+        return self.fleet.changed(before, now)
+
     async def launch_failures(self, since_s: float) -> Sequence[LaunchFailure]:
         return await self.fleet.launch_failures(since_s)
 

@@ -150,6 +150,13 @@ class AwsFleet:
         change, and kept in :attr:`last_discovery` ``.problems``."""
         return list((await self.discover()).pools)
 
+    def changed(
+        self, before: Sequence[PoolSpec], now: Sequence[PoolSpec]
+    ) -> Sequence[int] | None:
+        """Never kept: each read describes the groups afresh, as new values (the caller
+        compares them)."""
+        return None
+
     async def discover(self) -> Discovery:
         """Describe the discoverable ASGs and translate them; raises only if the groups
         themselves cannot be listed (a broken group is a problem, never an error)."""
