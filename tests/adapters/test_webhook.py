@@ -471,6 +471,9 @@ class CountingFleet:
         self.lookups += 1
         return self.pools_now
 
+    def changed(self, before: object, now: object) -> None:
+        return None  # no account kept, as AwsFleet: the cache compares the pools
+
 
 @pytest.mark.anyio
 async def test_the_real_reconciler_feeds_the_chooser_from_its_cache():
