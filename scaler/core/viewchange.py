@@ -58,7 +58,25 @@ class Change(Generic[T]):
         )
 
 
-class ViewsByKey(Generic[K, T]):
+class _Views(Generic[K, T]):
+    """What both kinds of kept views answer by key."""
+
+    __slots__ = ("_views",)
+
+    def __init__(self) -> None:
+        self._views: dict[K, T] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._views
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def get(self, key: K) -> T | None:
+        return self._views.get(key)
+
+
+class ViewsByKey(_Views[K, T]):
     """A source's views by key, in the order their keys arrived (a key dropped and set again
     goes to the end, as in a dict), and the tuple of them: kept until a view changes, then
     rebuilt once, and the :class:`Change` from the last tuple handed to ``tell``.
@@ -70,12 +88,11 @@ class ViewsByKey(Generic[K, T]):
     key as it is set anew), which do not shift when a view before it is dropped."""
 
     __slots__ = (
-        "_list", "_new", "_next_rank", "_rank", "_ranks", "_stale", "_tell", "_tuple",
-        "_views", "_was",
+        "_list", "_new", "_next_rank", "_rank", "_ranks", "_stale", "_tell", "_tuple", "_was",
     )
 
     def __init__(self, tell: Callable[[Change[T]], None] | None = None) -> None:
-        self._views: dict[K, T] = {}
+        super().__init__()
         self._tuple: tuple[T, ...] = ()
         self._was: dict[K, T] = {}
         """Key -> its view in ``_tuple``, for the keys whose view was set or dropped since
@@ -92,15 +109,6 @@ class ViewsByKey(Generic[K, T]):
         self._next_rank = 0
         self._stale = False
         self._tell = tell
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._views
-
-    def __len__(self) -> int:
-        return len(self._views)
-
-    def get(self, key: K) -> T | None:
-        return self._views.get(key)
 
     def set(self, key: K, view: T) -> None:
         views = self._views
@@ -165,17 +173,17 @@ class ViewsByKey(Generic[K, T]):
         return after
 
 
-class SortedViews(Generic[T]):
+class SortedViews(_Views[str, T]):
     """:class:`ViewsByKey` for views kept in name order: a new name goes among the others,
     so its change says where (``Change.added_at``), and a name dropped and set again keeps
     its place (a replacement). The new tuple is a copy of the last one with the replaced
     views written over, or, when a name came or went, one pass over the names (a lookup
     each, at C speed); the index told of it does work per changed view only."""
 
-    __slots__ = ("_names", "_new", "_stale", "_tell", "_tuple", "_views", "_was")
+    __slots__ = ("_names", "_new", "_stale", "_tell", "_tuple", "_was")
 
     def __init__(self, tell: Callable[[Change[T]], None] | None = None) -> None:
-        self._views: dict[str, T] = {}
+        super().__init__()
         self._names: list[str] = []
         """The names of ``_views``, sorted."""
         self._tuple: tuple[T, ...] = ()
@@ -186,15 +194,6 @@ class SortedViews(Generic[T]):
         """Names set since ``_tuple`` was built that it does not hold."""
         self._stale = False
         self._tell = tell
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._views
-
-    def __len__(self) -> int:
-        return len(self._views)
-
-    def get(self, name: str) -> T | None:
-        return self._views.get(name)
 
     def set(self, name: str, view: T) -> None:
         old = self._views.get(name)
