@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -42,6 +41,7 @@ from scaler.core.viewindex import (
     node_index,
     not_busy,
 )
+from tests.adapters.test_kube_cluster import running
 from tests.fixtures.kube import KubeScope
 
 blocking = anyio.to_thread.run_sync
@@ -264,14 +264,6 @@ def test_learning_reads_no_node_field_but_those_a_change_of_which_learns_again()
 
 
 # --- against the real API server ----------------------------------------------------------
-
-
-@asynccontextmanager
-async def running(cluster: KubeCluster) -> AsyncIterator[KubeCluster]:
-    async with anyio.create_task_group() as tg:
-        await tg.start(cluster.run)
-        yield cluster
-        tg.cancel_scope.cancel()
 
 
 @pytest.mark.kube

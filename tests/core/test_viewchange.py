@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable
 from typing import Any
 
 from scaler.core.model import NO_SCHEDULE, PodSpec, Taint
@@ -20,66 +19,17 @@ from scaler.core.viewindex import (
     idle_candidates,
     not_busy,
 )
+from tests.fixtures.views import applied, take_told, told_walk
 
 
 def _ids(xs: Any) -> list[int]:
     return [id(x) for x in xs]
 
 
-def _applied(change: Change[Any]) -> list[int]:
-    """The ids of ``change.before`` changed as ``change`` says, by hand."""
-    gone = set(map(id, change.gone))
-    new = {id(old): x for old, x in change.replaced}
-    out = [new.get(id(x), x) for x in change.before if id(x) not in gone]
-    if change.added_at is None:
-        out += change.added_items()
-    else:
-        for at, x in zip(change.added_at, change.added_items(), strict=True):
-            out.insert(at, x)  # ascending places: each lands where ``after`` has it
-    return _ids(out)
-
-
 def _dense_name(rng: random.Random) -> str:
     """Names from a small alphabet: most new ones land between two held ones, many in
     the same gap."""
     return "".join(rng.choice("ab") for _ in range(rng.randrange(1, 9)))
-
-
-def _walk(
-    rng: random.Random, views: SortedViews[Any], ref: dict[str, Any],
-    make: Callable[[str], Any],
-) -> None:
-    """A few changes to ``views`` and ``ref`` (a plain dict, the oracle) alike: views
-    replaced, dropped, added, dropped and set again, set and dropped between two tuples,
-    set to the value they hold; sometimes none."""
-    for _ in range(rng.choice([0, 1, 1, 2, 3, 6])):
-        what = rng.random()
-        held = list(ref)
-        if what < 0.2 and held:
-            key = rng.choice(held)
-            views.drop(key)
-            del ref[key]
-        elif what < 0.5:
-            key = _dense_name(rng)
-            views.set(key, v := make(key))
-            ref[key] = v
-        elif what < 0.6 and held:
-            key = rng.choice(held)
-            views.drop(key)
-            views.set(key, v := make(key))
-            ref[key] = v
-        elif what < 0.65:
-            key = _dense_name(rng)
-            if key not in ref:
-                views.set(key, make(key))
-                views.drop(key)
-        elif what < 0.7 and held:
-            key = rng.choice(held)
-            views.set(key, ref[key])
-        elif held:
-            key = rng.choice(held)
-            views.set(key, v := make(key))
-            ref[key] = v
 
 
 def test_sorted_views_tell_each_new_tuple_as_its_last_one_changed() -> None:
@@ -90,17 +40,12 @@ def test_sorted_views_tell_each_new_tuple_as_its_last_one_changed() -> None:
     last = views.values()
     among = 0
     for _ in range(3000):
-        _walk(rng, views, ref, lambda _: object())
+        told_walk(rng, views, ref, lambda _: object(), lambda: _dense_name(rng))
         now = views.values()
         assert _ids(now) == _ids(ref[k] for k in sorted(ref))
         assert views.values() is now and len(views) == len(ref)  # kept until a view changes
-        if now is last:
-            assert not told  # nothing changed in the end: the same tuple, nothing told
+        if (change := take_told(told, last, now)) is None:
             continue
-        (change,) = told
-        told.clear()
-        assert change.before is last and change.after is now and change.adds_up()
-        assert _applied(change) == _ids(now)
         among += change.added_at is not None
         last = now
     assert among > 100  # most additions land among the others
@@ -120,7 +65,7 @@ def test_views_by_key_cleared_and_set_again_tell_the_list_order() -> None:
     after = views.values()
     assert after == (c, b) and len(views) == 2 and views.get("a") is None
     (change,) = told
-    assert change.before is before and change.adds_up() and _applied(change) == _ids(after)
+    assert change.before is before and change.adds_up() and applied(change) == _ids(after)
 
 
 def test_an_index_told_of_nodes_put_among_the_others_equals_one_built_afresh(
@@ -174,7 +119,7 @@ def test_an_index_told_of_nodes_put_among_the_others_equals_one_built_afresh(
             )
 
     for step in range(1500):
-        _walk(rng, views, ref, make)
+        told_walk(rng, views, ref, make, lambda: _dense_name(rng))
         ns = views.values()
         if step % 50 == 0:  # some nodes busy: the free answer follows insertions too
             bound = BoundIndex.build(tuple(
