@@ -54,9 +54,7 @@ def keys(pod: PodSpec) -> tuple[PodSpec, Key, Key]:
     if kept is not None and kept[0] is pod:
         return kept
     constraints = pod.constraints()
-    extra = pod.topology()
-    # A class has one priority, so capped pools can serve the higher one first.
-    cls = (*constraints, pod.priority, *extra) if pod.priority or extra else constraints
+    cls = class_items(pod, constraints)
     if len(_by_pod) >= KEPT:
         _by_pod.clear()
     if len(_interned) >= KEPT_KEYS:
@@ -64,6 +62,15 @@ def keys(pod: PodSpec) -> tuple[PodSpec, Key, Key]:
     entry = (pod, _intern(cls), _intern((constraints, pod.one_per_node)))
     _by_pod[id(pod)] = entry
     return entry
+
+
+def class_items(pod: PodSpec, constraints: tuple[object, ...]) -> tuple[object, ...]:
+    """The class key's items, worked out afresh and kept nowhere (``constraints`` is
+    ``pod.constraints()``): for pods asked about once, as the review's running pods, which
+    would only churn the pending pods' table."""
+    extra = pod.topology()
+    # A class has one priority, so capped pools can serve the higher one first.
+    return (*constraints, pod.priority, *extra) if pod.priority or extra else constraints
 
 
 def _intern(items: tuple[object, ...]) -> Key:

@@ -39,6 +39,9 @@ async def review_loop(
         else:
             if report is not None:
                 report(review)
+            # It prices every running pod: not kept through the sleep, so the next review
+            # is not built while this one is still held.
+            del review
         await anyio.sleep(every_s)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from scaler.core import classkeys
 from scaler.core.actions import Cordon, Drain, Evict, Forget, ScaleUp, Uncordon
 from scaler.core.catalog import Catalog
 from scaler.core.interruptions import (
@@ -173,6 +174,34 @@ def test_waste_splits_idle_booting_and_oversized_by_pool(offerings):
     assert w.by_reason_pool[("booting", "od-a")] == pytest.approx(0.096)
     assert w.by_reason_pool[("oversized", "big")] == pytest.approx(0.768 - spot_price)
     assert w.node_cost_by_pool[("od-a", "on-demand")] == pytest.approx(0.192)
+
+
+def test_each_running_pod_is_priced_by_its_own_class_and_keeps_its_bind_time(offerings):
+    """Two classes interleaved over two nodes: each pod gets its class's cheapest fit, its
+    node's share and its own bind time; and pricing every running pod adds to the pending
+    pods' keys table (scaler/core/classkeys.py) no more than one pod per class."""
+    def on(node: str, name: str, mem: float, started: float) -> BoundPod:
+        return BoundPod(pod(name, mem=mem), node, started_s=started)
+
+    bound = (
+        on("big-1", "s1", 1024, 10.0),
+        on("big-1", "huge", 30 * 1024, 20.0),  # fits only the m5.4xlarge
+        on("big-1", "s2", 1024, 30.0),
+        on("spot-1", "s3", 1024, 40.0),
+    )
+    v = ClusterView(1000.0, nodes=view().nodes, bound=bound)
+    kept = set(classkeys._by_pod)
+    costs = pod_costs(v, offerings, preset("scaler"))
+    assert len(set(classkeys._by_pod) - kept) <= 2
+    spot, big = (float(offerings.price[offerings.index(p)]) for p in ("spot-a", "big"))
+    got = {c.pod.name: (c.node, c.share_usd_per_hour, c.cheapest_fit_usd_per_hour, c.started_s)
+           for c in costs}
+    assert got == {
+        "s1": ("big-1", pytest.approx(big / 3), pytest.approx(spot), 10.0),
+        "huge": ("big-1", pytest.approx(big / 3), pytest.approx(big), 20.0),
+        "s2": ("big-1", pytest.approx(big / 3), pytest.approx(spot), 30.0),
+        "s3": ("spot-1", pytest.approx(spot), pytest.approx(spot), 40.0),
+    }
 
 
 def test_misplaced_pods_and_bounded_migration_of_restartable_ones(offerings):
