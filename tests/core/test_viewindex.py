@@ -708,6 +708,25 @@ def test_an_index_told_what_changed_equals_one_built_afresh(monkeypatch: Any) ->
     assert walked == []
 
 
+def test_a_bound_index_no_longer_holds_the_pods_told_gone(monkeypatch: Any) -> None:
+    """Its ids move on with each told change: a later change that tells of a pod already
+    gone (as a source with a bug would) is walked, not applied."""
+    walked: list[object] = []
+    real = BoundIndex.next
+    monkeypatch.setattr(BoundIndex, "next",
+                        lambda self, t: walked.append(t) or real(self, t))
+    pa, pb, pc, pd = (BoundPod(PodSpec(x), f"n{x}") for x in "abcd")
+    first = BoundIndex.build((pa, pb, pc))
+    second = first.told(Change((pa, pb, pc), (pa, pc, pd), [pb], [], 1))
+    assert walked == [] and set(second.busy) == {"na", "nc", "nd"}
+    third = second.told(Change((pa, pc, pd), (pa, pd), [pb], [], 0))  # pb again, not pc
+    assert walked == [(pa, pd)]
+    assert set(third.busy) == {"na", "nd"}
+    # And a pod told added is held: telling it gone is applied.
+    fourth = third.told(Change((pa, pd), (pa,), [pd], [], 0))
+    assert walked == [(pa, pd)] and set(fourth.busy) == {"na"}
+
+
 def test_a_told_change_that_does_not_fit_the_kept_index_is_walked_instead(
     monkeypatch: Any,
 ) -> None:
