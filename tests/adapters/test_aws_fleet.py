@@ -284,6 +284,20 @@ async def test_discovery_maps_provider_ids_to_groups(fleet: AwsFleet, account: d
     assert not_ours not in mapping
 
 
+@pytest.mark.anyio
+async def test_an_unchanged_instance_map_is_the_same_object_and_a_changed_one_is_new(
+    fleet: AwsFleet, account: dict[str, Any]
+):
+    """The cluster source re-pools its nodes when the map is another object: the same
+    instances give the very map it holds (and cost no comparison), new ones a new map."""
+    first = (await fleet.discover()).instances
+    assert (await fleet.discover()).instances is first
+    await fleet.set_desired("cpu-m5", 3)  # moto starts the third instance at once
+    third = (await fleet.discover()).instances
+    assert third is not first and len(third) == len(first) + 1
+    assert {i: g for i, g in third.items() if i in first} == dict(first)
+
+
 # --- actuation ------------------------------------------------------------------------------
 
 

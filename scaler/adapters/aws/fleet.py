@@ -211,11 +211,19 @@ class AwsFleet:
                 live += instance.get("LifecycleState") in _ACTIVE_STATES
             if int(group.get("DesiredCapacity", 0)) > live:
                 launching.add(name)
-        self._first_seen = {i: self._first_seen.get(i, now) for i in instances}
+        last = self._discovery
+        kept: Mapping[str, str] = instances
+        if last is not None and instances == last.instances:
+            # Most ticks: the same instances. The last map is kept, so its holders (the
+            # cluster source pools nodes by it) see the same object, and this one's 5,000
+            # id strings go with the parsed pages instead of outliving them.
+            kept = last.instances
+        else:
+            self._first_seen = {i: self._first_seen.get(i, now) for i in instances}
         discovery = Discovery(
             pools=tuple(pools),
             problems=tuple(problems),
-            instances=instances,
+            instances=kept,
             groups=frozenset(
                 str(g.get("AutoScalingGroupName", ""))
                 for g in groups
@@ -226,8 +234,9 @@ class AwsFleet:
         )
         self._discovery = discovery
         # The groups' descriptions (every instance of every group, parsed from XML each
-        # tick) are garbage now; hand their heap pages back (scaler/adapters/heap.py).
-        del groups
+        # tick) are garbage now, and so is this map when the last one was kept; hand their
+        # heap pages back (scaler/adapters/heap.py).
+        del groups, instances
         release_free_memory()
         if frozenset(problems) != self._logged_problems:
             for problem in problems:
