@@ -8,6 +8,8 @@ import dataclasses
 import random
 from typing import Any
 
+import pytest
+
 from scaler.core.model import NO_SCHEDULE, PodSpec, Taint
 from scaler.core.state import ANNOTATION_IDLE_SINCE, TAINT_REMOVING, BoundPod, Node
 from scaler.core.viewchange import Change, SortedViews, ViewsByKey
@@ -51,9 +53,10 @@ def test_sorted_views_tell_each_new_tuple_as_its_last_one_changed() -> None:
     assert among > 100  # most additions land among the others
 
 
-def test_views_by_key_cleared_and_set_again_tell_the_list_order() -> None:
+@pytest.mark.parametrize("listed", [True, False])
+def test_views_by_key_cleared_and_set_again_tell_the_list_order(listed: bool) -> None:
     told: list[Change[object]] = []
-    views: ViewsByKey[str, object] = ViewsByKey(told.append)
+    views: ViewsByKey[str, object] = ViewsByKey(told.append, listed=listed)
     a, b, c = object(), object(), object()
     views.set("a", a)
     views.set("b", b)

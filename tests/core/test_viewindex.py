@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 
 from scaler.core.actions import MarkIdle, RemoveNode, Untaint
 from scaler.core.catalog import Catalog
@@ -628,11 +629,13 @@ def test_the_daemonsets_follow_the_bound_pods_they_are_read_from() -> None:
     assert index.daemonsets() == (b.pod,)
 
 
-def test_views_by_key_tell_each_new_tuple_as_its_last_one_changed() -> None:
-    """Each new tuple holds the views in key order, and its change is told."""
+@pytest.mark.parametrize("listed", [True, False])
+def test_views_by_key_tell_each_new_tuple_as_its_last_one_changed(listed: bool) -> None:
+    """Each new tuple holds the views in key order, and its change is told (with the views
+    listed too, and without)."""
     rng = random.Random(23)
     told: list[Change[object]] = []
-    views: ViewsByKey[str, object] = ViewsByKey(told.append)
+    views: ViewsByKey[str, object] = ViewsByKey(told.append, listed=listed)
     ref: dict[str, object] = {}
     serial = itertools.count()
     for _ in range(40):

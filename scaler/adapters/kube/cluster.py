@@ -120,7 +120,8 @@ class KubeCluster(KubeActuator):
         """The pending pods as the last snapshot gave them; None once a pending pod, a claim,
         a volume or a storage class changed (decide keeps its covering of the pending pods
         while it is handed the same tuple)."""
-        self._bound: ViewsByKey[str, BoundPod] = ViewsByKey(self._indexes.tell_bound)
+        self._bound: ViewsByKey[str, BoundPod] = ViewsByKey(self._indexes.tell_bound,
+                                                            listed=False)
         """In the order their last events came (an event takes a pod out and puts it back)."""
         self._uids: dict[str, str] = {}
         self._problems: dict[str, Problem] = {}
