@@ -7,7 +7,8 @@ No API server: the caches are filled and changed through the reflector's callbac
 values, as the watches would hand them over. The nodes are on EC2 instances, a tenth of
 them in a group their ``scaler.io/pool`` label does not name (their value with the
 instance's pool differs from the converted one); the instance -> pool map is a new, equal
-dict every tick, as each ASG discovery makes one. A change is, in turn, a node's idle mark
+dict every tick (the worse case: ``AwsFleet.discover`` hands back its last map when the
+instances are the same). A change is, in turn, a node's idle mark
 set or cleared, a pod bound, a bound pod deleted.
 
 Run it against two trees to compare them (the callbacks are the same in both)::
