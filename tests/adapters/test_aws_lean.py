@@ -10,14 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiobotocore.parsers import AioEC2QueryParser, AioJSONParser
 from botocore.loaders import Loader
 from botocore.model import ServiceModel
+from botocore.parsers import ResponseParserError
 
 from scaler.adapters.aws.lean import (
+    _FEED,
     EC2_OPERATIONS,
     ENDPOINT_SERVICES,
     PRICING_OPERATIONS,
+    SHAPE_MEMBERS,
     LeanLoader,
+    LeanParserFactory,
     aws_session,
     lean,
 )
@@ -68,6 +73,65 @@ def test_other_models_keep_every_operation_without_documentation():
     assert set(kept["operations"]) == set(full["operations"])
     assert set(kept["shapes"]) == set(full["shapes"])
     assert "documentation" not in _keys(kept)
+    # But a described instance: only what fleet.py reads of it.
+    instance = kept["shapes"]["Instance"]
+    assert set(instance["members"]) == SHAPE_MEMBERS["autoscaling"]["Instance"]
+    assert set(instance["required"]) <= set(instance["members"])
+    assert len(full["shapes"]["Instance"]["members"]) > 8
+
+
+def _groups_answer(instances: int) -> bytes:
+    """A DescribeAutoScalingGroups answer as AWS writes it, indented, with ``instances``
+    instances in one group."""
+    member = (
+        "<member><InstanceId>i-{:017x}</InstanceId><InstanceType>m5.large</InstanceType>"
+        "<AvailabilityZone>us-east-1a</AvailabilityZone><LifecycleState>InService"
+        "</LifecycleState><HealthStatus>Healthy</HealthStatus><LaunchTemplate>"
+        "<LaunchTemplateId>lt-0123</LaunchTemplateId><Version>1</Version></LaunchTemplate>"
+        "<ProtectedFromScaleIn>false</ProtectedFromScaleIn></member>\n      "
+    )
+    body = "".join(member.format(i) for i in range(instances))
+    return (
+        '<DescribeAutoScalingGroupsResponse xmlns="http://autoscaling.amazonaws.com/doc/'
+        '2011-01-01/">\n  <DescribeAutoScalingGroupsResult>\n    <AutoScalingGroups>\n'
+        "      <member>\n        <AutoScalingGroupName>ng</AutoScalingGroupName>\n"
+        "        <MinSize>0</MinSize>\n        <MaxSize>9000</MaxSize>\n"
+        f"        <DesiredCapacity>{instances}</DesiredCapacity>\n"
+        f"        <Instances>\n      {body}</Instances>\n      </member>\n"
+        "    </AutoScalingGroups>\n  </DescribeAutoScalingGroupsResult>\n"
+        "  <ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>\n"
+        "</DescribeAutoScalingGroupsResponse>\n"
+    ).encode()
+
+
+@pytest.mark.anyio
+async def test_xml_answers_fed_in_pieces_parse_as_botocore_parses_them_whole():
+    """An answer many pieces long (3,000 instances, ~1 MiB) gives what botocore's own
+    parser gives, over the same trimmed model; garbage is botocore's parse error."""
+    from aiobotocore.parsers import AioQueryParser
+
+    full = Loader().load_service_model("autoscaling", "service-2")
+    model = ServiceModel(lean("autoscaling/2011-01-01/service-2", full), "autoscaling")
+    shape = model.operation_model("DescribeAutoScalingGroups").output_shape
+    parser = LeanParserFactory().create_parser("query")
+    assert type(parser) is not AioQueryParser and isinstance(parser, AioQueryParser)
+    body = _groups_answer(3000)
+    assert len(body) > 10 * _FEED
+
+    def answer(data: bytes) -> dict[str, Any]:
+        return {"body": data, "headers": {}, "status_code": 200, "context": {}}
+
+    got = await parser.parse(answer(body), shape)
+    want = await AioQueryParser().parse(answer(body), shape)
+    assert got == want
+    (group,) = got["AutoScalingGroups"]
+    assert len(group["Instances"]) == 3000
+    assert group["Instances"][-1] == {"InstanceId": f"i-{2999:017x}", "LifecycleState": "InService"}
+    with pytest.raises(ResponseParserError, match="invalid XML"):
+        await parser.parse(answer(body[: len(body) // 2]), shape)
+    ec2 = LeanParserFactory().create_parser("ec2")
+    assert isinstance(ec2, AioEC2QueryParser) and type(ec2) is not AioEC2QueryParser
+    assert type(LeanParserFactory().create_parser("json")) is AioJSONParser  # as it was
 
 
 def test_endpoint_table_keeps_every_partition_and_the_named_services():
@@ -90,6 +154,7 @@ async def test_the_process_session_uses_the_lean_loader(monkeypatch: pytest.Monk
     session = aws_session()
     assert session is aws_session()
     assert isinstance(session.get_component("data_loader"), LeanLoader)
+    assert isinstance(session.get_component("response_parser_factory"), LeanParserFactory)
     async with session.create_client("ec2", region_name="us-east-1") as ec2:
         assert ec2.can_paginate("describe_subnets")
         assert not hasattr(ec2, "run_instances")  # not kept: scaler never calls it
