@@ -311,7 +311,9 @@ def _cover_by_slots(
     column_of = {i: j for j, i in enumerate(columns)}
     cost, ppn = open_cells(reps, offerings, settings.placement, columns)
     names = [offerings.pools[i].name for i in columns]
-    covered: set[str] = set()
+    # By identity: a pod's key is formatted at each read, and a view holds each pending
+    # pod once (its source keys them by namespace/name).
+    covered: set[int] = set()
 
     def take(c: int, j: int, members: list[PodSpec]) -> list[PodSpec]:
         """Cover as many of ``members`` (class ``c``, oldest first) as the pool of column
@@ -324,9 +326,8 @@ def _cover_by_slots(
         n = min(len(members), int((room + _EPS) / share))
         capacity[name] = room - n * share
         for pod in members[:n]:
-            key = pod.key  # a property: formatted at each read
-            waiting_for[key] = name
-            covered.add(key)
+            waiting_for[pod.key] = name
+            covered.add(id(pod))
         return members[n:]
 
     # Remembered launches first: their pods were the reason those nodes were bought.
@@ -344,13 +345,13 @@ def _cover_by_slots(
     # Then cheapest first per class: the finite cells in a stable sort by cost, the order
     # a stable argsort gives them (it puts inf and nan after every finite cost).
     for c, members in enumerate(classes):
-        left = [p for p in members if p.key not in covered] if covered else list(members)
+        left = [p for p in members if id(p) not in covered] if covered else list(members)
         row = cost[c]
         for j in sorted((j for j, v in enumerate(row) if math.isfinite(v)), key=row.__getitem__):
             if not left:
                 break
             left = take(c, j, left)
-    return [pp for pp in pending if pp.pod.key not in covered]
+    return [pp for pp in pending if id(pp.pod) not in covered]
 
 
 def _batch_close(pending: list[PendingPod], memory: Memory, settings: Settings) -> float | None:
@@ -485,11 +486,14 @@ def _scale_down(
         pool = by_name.get(node.pool) if node.pool is not None else None
         if pool is None or not node.ready:
             continue
-        recorded = _idle_since(node, memory)
+        raw, disabled = _idle_marks(node) if node.annotations else _NO_MARKS
+        recorded = _parsed_idle(raw) if raw is not None else None
         if recorded is None:
-            recorded = now
-            actions.append(MarkIdle(node.name, now))
-        if pool.name in wanted or pool.name in wanted_too or _disabled(node):
+            recorded = memory.idle_since_s.get(node.name)
+            if recorded is None:
+                recorded = now
+                actions.append(MarkIdle(node.name, now))
+        if pool.name in wanted or pool.name in wanted_too or disabled:
             continue
         if protected is None:
             protected = {b.node for b in bound.others if not _disruptable(b.pod)}
@@ -614,25 +618,39 @@ def _written_deadline(node: Node, now: float) -> float | None:
 
 def _idle_since(node: Node, memory: Memory) -> float | None:
     raw = node.annotation(ANNOTATION_IDLE_SINCE)
-    if raw is not None:
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value):
-            return value
-    return memory.idle_since_s.get(node.name)
+    value = _parsed_idle(raw) if raw is not None else None
+    return value if value is not None else memory.idle_since_s.get(node.name)
+
+
+def _parsed_idle(raw: str) -> float | None:
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+_NO_MARKS: Final[tuple[None, bool]] = (None, False)
+
+
+def _idle_marks(node: Node) -> tuple[str | None, bool]:
+    """The node's idle-since annotation, and whether scale-down is disabled on it (either
+    annotation ``"true"``), in one pass over its annotations: scale-down asks both of every
+    idle node at every tick. Walked backwards so that the first of a repeated key wins, as
+    :meth:`Node.annotation` reads it."""
+    raw = disabled = not_disrupted = None
+    for key, value in reversed(node.annotations):
+        if key == ANNOTATION_IDLE_SINCE:
+            raw = value
+        elif key == ANNOTATION_SCALE_DOWN_DISABLED:
+            disabled = value
+        elif key == ANNOTATION_DO_NOT_DISRUPT:
+            not_disrupted = value
+    return raw, disabled == "true" or not_disrupted == "true"
 
 
 def _disruptable(pod: PodSpec) -> bool:
     return (
         pod.annotation(ANNOTATION_SAFE_TO_EVICT) != "false"
         and pod.annotation(ANNOTATION_DO_NOT_DISRUPT) != "true"
-    )
-
-
-def _disabled(node: Node) -> bool:
-    return (
-        node.annotation(ANNOTATION_SCALE_DOWN_DISABLED) == "true"
-        or node.annotation(ANNOTATION_DO_NOT_DISRUPT) == "true"
     )
