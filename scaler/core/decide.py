@@ -486,8 +486,7 @@ def _scale_down(
         pool = by_name.get(node.pool) if node.pool is not None else None
         if pool is None or not node.ready:
             continue
-        raw, disabled = _idle_marks(node) if node.annotations else _NO_MARKS
-        recorded = _parsed_idle(raw) if raw is not None else None
+        recorded, disabled = _idle_marks(node) if node.annotations else _NO_MARKS
         if recorded is None:
             recorded = memory.idle_since_s.get(node.name)
             if recorded is None:
@@ -633,10 +632,11 @@ def _parsed_idle(raw: str) -> float | None:
 _NO_MARKS: Final[tuple[None, bool]] = (None, False)
 
 
-def _idle_marks(node: Node) -> tuple[str | None, bool]:
-    """The node's idle-since annotation, and whether scale-down is disabled on it (either
-    annotation ``"true"``), in one pass over its annotations: scale-down asks both of every
-    idle node at every tick. Walked backwards so that the first of a repeated key wins, as
+def _idle_marks(node: Node) -> tuple[float | None, bool]:
+    """The time the node's idle-since annotation records (None: none, or not a time), and
+    whether scale-down is disabled on it (either annotation ``"true"``), in one pass over
+    its annotations and no further call: scale-down asks both of every idle node at every
+    tick. Walked backwards so that the first of a repeated key wins, as
     :meth:`Node.annotation` reads it."""
     raw = disabled = not_disrupted = None
     for key, value in reversed(node.annotations):
@@ -646,7 +646,14 @@ def _idle_marks(node: Node) -> tuple[str | None, bool]:
             disabled = value
         elif key == ANNOTATION_DO_NOT_DISRUPT:
             not_disrupted = value
-    return raw, disabled == "true" or not_disrupted == "true"
+    off = disabled == "true" or not_disrupted == "true"
+    if raw is None:
+        return None, off
+    try:
+        since = float(raw)
+    except ValueError:
+        return None, off
+    return (since if math.isfinite(since) else None), off
 
 
 def _disruptable(pod: PodSpec) -> bool:
