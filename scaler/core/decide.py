@@ -169,12 +169,18 @@ def decide(
     if memory.backoff_until_s and any(isinstance(a, NotifyUnplaceable) for a in actions):
         wakes.append(min(memory.backoff_until_s.values()))
     after = now + _EPS
+    # The earliest wake still ahead (the first of equals, as min() picks): a loop, not a
+    # filtered list, since most ticks have one or two.
+    wake: float | None = None
+    for w in wakes:
+        if w > after and (wake is None or w < wake):
+            wake = w
     # By position (now, actions, wake, waiting, batch closed): one per tick, and keywords
     # cost a third of its construction.
     return Decision(
         now,
         tuple(actions),
-        min([w for w in wakes if w > after], default=None) if wakes else None,
+        wake,
         tuple(p.pod.key for p in held) + waiting if held else waiting,
         batch_closed,
     )
