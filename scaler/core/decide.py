@@ -314,9 +314,11 @@ def _cover_by_slots(
     # One to three as a rule: Python floats walk them cheaper than NumPy scalars, with the
     # same values and the same arithmetic.
     columns = [i for name in capacity if (i := offerings.get(name)) is not None]
-    column_of = {i: j for j, i in enumerate(columns)}
     cost, ppn = open_cells(reps, offerings, settings.placement, columns)
     names = [offerings.pools[i].name for i in columns]
+    # A remembered launch's pool -> its column, by name: the pools on their way are the
+    # columns, so a pool among them is found without its offerings index.
+    column_of = {name: j for j, name in enumerate(names)}
     # By identity: a pod's key is formatted at each read, and a view holds each pending
     # pod once (its source keys them by namespace/name).
     covered: set[int] = set()
@@ -342,8 +344,7 @@ def _cover_by_slots(
             mine: dict[int, list[PodSpec]] = {}
             for pod in members:
                 pool = in_flight.get(pod.key)
-                i = offerings.get(pool) if pool is not None else None
-                j = column_of.get(i) if i is not None else None
+                j = column_of.get(pool) if pool is not None else None
                 if j is not None:  # a pool with nothing on its way covers no pod
                     mine.setdefault(j, []).append(pod)
             for j, pods_of in mine.items():
@@ -352,6 +353,8 @@ def _cover_by_slots(
     # a stable argsort gives them (it puts inf and nan after every finite cost).
     for c, members in enumerate(classes):
         left = [p for p in members if id(p) not in covered] if covered else list(members)
+        if not left:  # most classes: their remembered launches covered them all
+            continue
         row = cost[c]
         for j in sorted((j for j, v in enumerate(row) if math.isfinite(v)), key=row.__getitem__):
             if not left:
