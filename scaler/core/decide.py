@@ -626,16 +626,14 @@ def _written_deadline(node: Node, now: float) -> float | None:
 
 def _idle_since(node: Node, memory: Memory) -> float | None:
     raw = node.annotation(ANNOTATION_IDLE_SINCE)
-    value = _parsed_idle(raw) if raw is not None else None
-    return value if value is not None else memory.idle_since_s.get(node.name)
-
-
-def _parsed_idle(raw: str) -> float | None:
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+    if raw is not None:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return value
+    return memory.idle_since_s.get(node.name)
 
 
 _NO_MARKS: Final[tuple[None, bool]] = (None, False)

@@ -274,7 +274,7 @@ class Reconciler:
         memory.forget(now=now, pending=self._pending_keys(view))
         table = await self._cache.table_for(pools, self._daemonsets(view))
         # Nodes on their way that no launch of this process explains get a provision timeout
-        # (nodes_on_the_way, asked of the view's index directly: once a tick).
+        # (nodes_on_the_way's answer, without its wrapper's call per tick).
         memory.adopt(
             node_index(view).on_the_way(table, settings.placement.startup_taint_keys),
             now=now,
