@@ -195,6 +195,11 @@ class Simulation:
 
     async def _loop(self) -> None:
         queue, world = self.queue, self.world
+        # Looked up once, not per event (86,000 on DLRM): none of these is ever replaced.
+        choose, feed, advance = self.choose, self.feed, self.clock.advance
+        handle, pop_at, kube_schedule = world.handle, queue.pop_at, world.kube_schedule
+        take_new_pending, take_filled = world.take_new_pending, world.take_filled
+        tick, world_phase = self.reconciler.tick, ev.WORLD
         nominal = self.nominal_end_s
         drain = self.until_s is None
         hard_end = nominal + self.config.run.drain_cap_s if drain else nominal
@@ -211,24 +216,24 @@ class Simulation:
                 and (t, phase) == (self._next_review_s, ev.RECONCILE)
             ):
                 continue  # the next review is all that is left: nothing to review any more
-            self.clock.advance(t)
-            if phase == ev.WORLD:
-                heard = world.handle(kind, payload, t)
+            advance(t)
+            if phase == world_phase:
+                heard = handle(kind, payload, t)
                 handled += 1
-                while (event := queue.pop_at(t, ev.WORLD)) is not None:
-                    heard |= world.handle(*event, t)
+                while (event := pop_at(t, world_phase)) is not None:
+                    heard |= handle(*event, t)
                     handled += 1
                 # As _schedule and _deliver_notices, without a coroutine each when there is
                 # nothing to admit or deliver (most events).
-                if self.choose is not None and world.created:
+                if choose is not None and world.created:
                     await self._admit()
-                world.kube_schedule()
-                if world.notices or self.feed.queue:
+                kube_schedule()
+                if world.notices or feed.queue:
                     heard |= await self._deliver_notices()
                 # An arrival matters only if kube-scheduler found no node for it, or put it
                 # on an empty node.
-                heard |= world.take_new_pending()
-                heard |= world.take_filled()
+                heard |= take_new_pending()
+                heard |= take_filled()
                 if drain and t >= nominal and world.all_done():
                     stop = t
                     break
@@ -248,15 +253,15 @@ class Simulation:
                 self._tick_at.discard(t)
             elif t != self._wake_s:
                 continue  # a wake a later decision superseded (or one this time already had)
-            decision = await self.reconciler.tick()
+            decision = await tick()
             self.ticks += 1
             if self.record:
                 self.decisions.append(decision)
-            if self.choose is not None and world.created:
+            if choose is not None and world.created:
                 await self._admit()
-            world.kube_schedule()
+            kube_schedule()
             # Pods its drains evicted and pods bound to empty nodes are watch events, live.
-            if self.world.take_new_pending() | self.world.take_filled():
+            if take_new_pending() | take_filled():
                 self._tick_after_change(t)
             wake = decision.wake_at_s
             self._wake_s = None

@@ -169,12 +169,18 @@ def decide(
     if memory.backoff_until_s and any(isinstance(a, NotifyUnplaceable) for a in actions):
         wakes.append(min(memory.backoff_until_s.values()))
     after = now + _EPS
+    # The earliest wake still ahead (the first of equals, as min() picks): a loop, not a
+    # filtered list, since most ticks have one or two.
+    wake: float | None = None
+    for w in wakes:
+        if w > after and (wake is None or w < wake):
+            wake = w
     # By position (now, actions, wake, waiting, batch closed): one per tick, and keywords
     # cost a third of its construction.
     return Decision(
         now,
         tuple(actions),
-        min([w for w in wakes if w > after], default=None) if wakes else None,
+        wake,
         tuple(p.pod.key for p in held) + waiting if held else waiting,
         batch_closed,
     )
@@ -308,10 +314,14 @@ def _cover_by_slots(
     # One to three as a rule: Python floats walk them cheaper than NumPy scalars, with the
     # same values and the same arithmetic.
     columns = [i for name in capacity if (i := offerings.get(name)) is not None]
-    column_of = {i: j for j, i in enumerate(columns)}
     cost, ppn = open_cells(reps, offerings, settings.placement, columns)
     names = [offerings.pools[i].name for i in columns]
-    covered: set[str] = set()
+    # A remembered launch's pool -> its column, by name: the pools on their way are the
+    # columns, so a pool among them is found without its offerings index.
+    column_of = {name: j for j, name in enumerate(names)}
+    # By identity: a pod's key is formatted at each read, and a view holds each pending
+    # pod once (its source keys them by namespace/name).
+    covered: set[int] = set()
 
     def take(c: int, j: int, members: list[PodSpec]) -> list[PodSpec]:
         """Cover as many of ``members`` (class ``c``, oldest first) as the pool of column
@@ -324,9 +334,8 @@ def _cover_by_slots(
         n = min(len(members), int((room + _EPS) / share))
         capacity[name] = room - n * share
         for pod in members[:n]:
-            key = pod.key  # a property: formatted at each read
-            waiting_for[key] = name
-            covered.add(key)
+            waiting_for[pod.key] = name
+            covered.add(id(pod))
         return members[n:]
 
     # Remembered launches first: their pods were the reason those nodes were bought.
@@ -335,8 +344,7 @@ def _cover_by_slots(
             mine: dict[int, list[PodSpec]] = {}
             for pod in members:
                 pool = in_flight.get(pod.key)
-                i = offerings.get(pool) if pool is not None else None
-                j = column_of.get(i) if i is not None else None
+                j = column_of.get(pool) if pool is not None else None
                 if j is not None:  # a pool with nothing on its way covers no pod
                     mine.setdefault(j, []).append(pod)
             for j, pods_of in mine.items():
@@ -344,13 +352,15 @@ def _cover_by_slots(
     # Then cheapest first per class: the finite cells in a stable sort by cost, the order
     # a stable argsort gives them (it puts inf and nan after every finite cost).
     for c, members in enumerate(classes):
-        left = [p for p in members if p.key not in covered] if covered else list(members)
+        left = [p for p in members if id(p) not in covered] if covered else list(members)
+        if not left:  # most classes: their remembered launches covered them all
+            continue
         row = cost[c]
         for j in sorted((j for j, v in enumerate(row) if math.isfinite(v)), key=row.__getitem__):
             if not left:
                 break
             left = take(c, j, left)
-    return [pp for pp in pending if pp.pod.key not in covered]
+    return [pp for pp in pending if id(pp.pod) not in covered]
 
 
 def _batch_close(pending: list[PendingPod], memory: Memory, settings: Settings) -> float | None:
@@ -485,11 +495,13 @@ def _scale_down(
         pool = by_name.get(node.pool) if node.pool is not None else None
         if pool is None or not node.ready:
             continue
-        recorded = _idle_since(node, memory)
+        recorded, disabled = _idle_marks(node) if node.annotations else _NO_MARKS
         if recorded is None:
-            recorded = now
-            actions.append(MarkIdle(node.name, now))
-        if pool.name in wanted or pool.name in wanted_too or _disabled(node):
+            recorded = memory.idle_since_s.get(node.name)
+            if recorded is None:
+                recorded = now
+                actions.append(MarkIdle(node.name, now))
+        if pool.name in wanted or pool.name in wanted_too or disabled:
             continue
         if protected is None:
             protected = {b.node for b in bound.others if not _disruptable(b.pod)}
@@ -624,15 +636,35 @@ def _idle_since(node: Node, memory: Memory) -> float | None:
     return memory.idle_since_s.get(node.name)
 
 
+_NO_MARKS: Final[tuple[None, bool]] = (None, False)
+
+
+def _idle_marks(node: Node) -> tuple[float | None, bool]:
+    """The time the node's idle-since annotation records (None: none, or not a time), and
+    whether scale-down is disabled on it (either annotation ``"true"``), in one pass over
+    its annotations and no further call: scale-down asks both of every idle node at every
+    tick. Walked backwards so that the first of a repeated key wins, as
+    :meth:`Node.annotation` reads it."""
+    raw = disabled = not_disrupted = None
+    for key, value in reversed(node.annotations):
+        if key == ANNOTATION_IDLE_SINCE:
+            raw = value
+        elif key == ANNOTATION_SCALE_DOWN_DISABLED:
+            disabled = value
+        elif key == ANNOTATION_DO_NOT_DISRUPT:
+            not_disrupted = value
+    off = disabled == "true" or not_disrupted == "true"
+    if raw is None:
+        return None, off
+    try:
+        since = float(raw)
+    except ValueError:
+        return None, off
+    return (since if math.isfinite(since) else None), off
+
+
 def _disruptable(pod: PodSpec) -> bool:
     return (
         pod.annotation(ANNOTATION_SAFE_TO_EVICT) != "false"
         and pod.annotation(ANNOTATION_DO_NOT_DISRUPT) != "true"
-    )
-
-
-def _disabled(node: Node) -> bool:
-    return (
-        node.annotation(ANNOTATION_SCALE_DOWN_DISABLED) == "true"
-        or node.annotation(ANNOTATION_DO_NOT_DISRUPT) == "true"
     )

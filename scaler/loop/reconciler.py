@@ -26,7 +26,7 @@ from scaler.core.actions import (
     ScaleUp,
 )
 from scaler.core.catalog import Catalog
-from scaler.core.decide import decide, nodes_on_the_way
+from scaler.core.decide import decide
 from scaler.core.interruptions import Notice, RebalanceRecommendation, SpotInterruption
 from scaler.core.lifecycle import (
     PodCost,
@@ -56,7 +56,7 @@ from scaler.core.state import (
     ClusterView,
     PendingPod,
 )
-from scaler.core.viewindex import bound_index
+from scaler.core.viewindex import bound_index, node_index
 from scaler.loop import actuation
 from scaler.loop.actuation import WRITE_RETRY_S, Spawn
 from scaler.loop.offerings_cache import OfferingsCache
@@ -255,32 +255,34 @@ class Reconciler:
     async def plan(self) -> tuple[Decision, ClusterView, Sequence[PoolSpec]]:
         """Observe and decide, writing nothing (``scaler plan`` stops here)."""
         now = self.clock.now()
+        memory, settings = self.memory, self.settings
         # Pools first: the view's node -> pool mapping then comes from the same discovery as
         # the pools' sizes (a node terminated by the last tick is no longer in its pool).
         pools = await self.fleet.pools()
         view = await self.cluster.snapshot()
         # Registered nodes tell what a pool's nodes really hold (scaler/core/observed.py).
         pools = self._capped(pools, view.reported_allocatable, view.reported_templates)
-        failures = await self.fleet.launch_failures(self.memory.failures_seen_s)
+        failures = await self.fleet.launch_failures(memory.failures_seen_s)
         for failure in failures:
-            if failure.at_s > self.memory.failures_seen_s:
-                absorb(self.memory, LaunchFailureSeen(failure), self.settings, now=now)
+            if failure.at_s > memory.failures_seen_s:
+                absorb(memory, LaunchFailureSeen(failure), settings, now=now)
                 self.observe(LaunchFailed(failure.pool, failure.reason))
                 try:
                     await self.fleet.cancel_unfulfilled(failure.pool)
                 except PortError as e:
                     self.observe(CancelUnfulfilledFailed(failure.pool, str(e)))
-        self.memory.forget(now=now, pending=self._pending_keys(view))
+        memory.forget(now=now, pending=self._pending_keys(view))
         table = await self._cache.table_for(pools, self._daemonsets(view))
-        # Nodes on their way that no launch of this process explains get a provision timeout.
-        self.memory.adopt(
-            nodes_on_the_way(view, table, self.settings.placement.startup_taint_keys),
+        # Nodes on their way that no launch of this process explains get a provision timeout
+        # (nodes_on_the_way's answer, without its wrapper's call per tick).
+        memory.adopt(
+            node_index(view).on_the_way(table, settings.placement.startup_taint_keys),
             now=now,
-            timeout_s=self.settings.scale_up.provision_timeout_s,
+            timeout_s=settings.scale_up.provision_timeout_s,
         )
         t0 = time.perf_counter()
-        decision = decide(view, table, self.memory, self.settings, now=now, rng=self.rng)
-        self.memory.overdue.clear()  # judged by this decision (GiveUpLaunch)
+        decision = decide(view, table, memory, settings, now=now, rng=self.rng)
+        memory.overdue.clear()  # judged by this decision (GiveUpLaunch)
 
         self.last_decide_ms = (time.perf_counter() - t0) * 1e3
         self.last_decision = decision

@@ -173,6 +173,29 @@ def test_scale_down_respects_min_size_disabled_annotation_and_recent_scale_up(ca
     assert d.of(RemoveNode) == [] and d.wake_at_s == pytest.approx(1500.0)
 
 
+def test_scale_down_reads_the_first_of_a_repeated_annotation_and_ignores_one_not_a_time(catalog):
+    # As Node.annotation reads them: the first value of a key is the one that counts.
+    first_recent = node("n1", annotations=(
+        (ANNOTATION_IDLE_SINCE, "990.0"), (ANNOTATION_IDLE_SINCE, "0.0"),
+    ))
+    d = run(ClusterView(1000.0, nodes=(first_recent,)), pools(small=1), catalog)
+    assert d.actions == () and d.wake_at_s is not None and d.wake_at_s > 1000.0
+    first_enabled = node("n1", idle_since=0.0, annotations=(
+        (ANNOTATION_SCALE_DOWN_DISABLED, "false"), (ANNOTATION_SCALE_DOWN_DISABLED, "true"),
+    ))
+    assert run(ClusterView(1000.0, nodes=(first_enabled,)), pools(small=1), catalog).of(RemoveNode)
+    first_disabled = node("n1", idle_since=0.0, annotations=(
+        (ANNOTATION_SCALE_DOWN_DISABLED, "true"), (ANNOTATION_SCALE_DOWN_DISABLED, "false"),
+    ))
+    assert run(ClusterView(1000.0, nodes=(first_disabled,)), pools(small=1), catalog).actions == ()
+    # Not a time: the memory's, else marked idle from now.
+    garbled = node("n1", annotations=((ANNOTATION_IDLE_SINCE, "soon"),))
+    view = ClusterView(1000.0, nodes=(garbled,))
+    assert run(view, pools(small=1), catalog).actions == (MarkIdle("n1", 1000.0),)
+    remembered = run(view, pools(small=1), catalog, Memory(idle_since_s={"n1": 0.0}))
+    assert remembered.of(RemoveNode)
+
+
 def test_two_idle_nodes_in_a_pool_at_min_plus_one_remove_only_one(catalog):
     nodes = (node("n1", idle_since=0.0), node("n2", idle_since=0.0))
     d = run(ClusterView(1000.0, nodes=nodes), pools(small=2, small_min=1), catalog)
