@@ -80,6 +80,38 @@ def test_other_models_keep_every_operation_without_documentation():
     assert len(full["shapes"]["Instance"]["members"]) > 8
 
 
+def test_every_list_pruned_in_the_answers_scaler_reads_is_of_the_trimmed_shape():
+    """The XML of a list named in _PRUNED is cut to the trimmed shape's fields whatever the
+    operation: so no answer to an Auto Scaling call the code makes may hold such a list of
+    another shape (LaunchInstances, not called, has one: its Instances are not Instances)."""
+    from scaler.adapters.aws.lean import _QueryParser
+
+    full = Loader().load_service_model("autoscaling", "service-2")
+    model = ServiceModel(lean("autoscaling/2011-01-01/service-2", full), "autoscaling")
+    called = {a.split(":", 1)[1] for a in aws_actions_in_code() if a.startswith("autoscaling:")}
+    assert "DescribeAutoScalingGroups" in called
+    pruned = _QueryParser._PRUNED
+    (trimmed,) = SHAPE_MEMBERS["autoscaling"]
+    lists_seen = 0
+    for name in called:
+        todo = [model.operation_model(name).output_shape]
+        seen: set[str] = set()
+        while todo:
+            shape = todo.pop()
+            if shape is None or shape.name in seen:
+                continue
+            seen.add(shape.name)
+            for member_name, member in getattr(shape, "members", {}).items():
+                if member_name in pruned:
+                    assert member.type_name == "list" and member.member.name == trimmed, name
+                    lists_seen += 1
+                todo.append(member)
+            todo += [getattr(shape, a) for a in ("member", "key", "value") if hasattr(shape, a)]
+    assert lists_seen >= 1
+    launch = model.operation_model("LaunchInstances").output_shape
+    assert launch.members["Instances"].member.name != trimmed  # what the test is for
+
+
 def _groups_answer(instances: int) -> bytes:
     """A DescribeAutoScalingGroups answer as AWS writes it, indented, with ``instances``
     instances in one group."""
@@ -95,6 +127,9 @@ def _groups_answer(instances: int) -> bytes:
         '<DescribeAutoScalingGroupsResponse xmlns="http://autoscaling.amazonaws.com/doc/'
         '2011-01-01/">\n  <DescribeAutoScalingGroupsResult>\n    <AutoScalingGroups>\n'
         "      <member>\n        <AutoScalingGroupName>ng</AutoScalingGroupName>\n"
+        "        <Tags><member><Key>k8s.io/cluster-autoscaler/enabled</Key><Value>true</Value>"
+        "<ResourceId>ng</ResourceId><PropagateAtLaunch>true</PropagateAtLaunch></member>"
+        "</Tags>\n"
         "        <MinSize>0</MinSize>\n        <MaxSize>9000</MaxSize>\n"
         f"        <DesiredCapacity>{instances}</DesiredCapacity>\n"
         f"        <Instances>\n      {body}</Instances>\n      </member>\n"
@@ -127,6 +162,13 @@ async def test_xml_answers_fed_in_pieces_parse_as_botocore_parses_them_whole():
     (group,) = got["AutoScalingGroups"]
     assert len(group["Instances"]) == 3000
     assert group["Instances"][-1] == {"InstanceId": f"i-{2999:017x}", "LifecycleState": "InService"}
+    assert group["Tags"][0]["ResourceId"] == "ng"  # a list not pruned keeps every field
+    # The tree itself holds the kept fields only (what the parse's peak is made of).
+    tree = parser._parse_xml_string_to_dom(body)
+    members = [m for e in tree.iter() if e.tag.endswith("}Instances") for m in e]
+    assert len(members) == 3000
+    assert {c.tag.rpartition("}")[2] for m in members for c in m} == {
+        "InstanceId", "LifecycleState"}
     with pytest.raises(ResponseParserError, match="invalid XML"):
         await parser.parse(answer(body[: len(body) // 2]), shape)
     ec2 = LeanParserFactory().create_parser("ec2")
