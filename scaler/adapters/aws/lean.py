@@ -190,6 +190,8 @@ class _FedInPieces:
             ) from e
 
     def _pruned_tree(self, view: memoryview) -> ElementTree.Element:
+        # The pull parser takes its encoding from the answer's XML declaration, UTF-8 by
+        # default (botocore names UTF-8; AWS writes UTF-8).
         pruned = self._PRUNED
         parser: ElementTree.XMLPullParser[Any] = ElementTree.XMLPullParser(
             events=("start", "end")
