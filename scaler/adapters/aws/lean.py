@@ -160,12 +160,17 @@ _FEED: Final = 1 << 16
 """Bytes of an XML answer handed to expat at a time."""
 
 
+def _pieces(view: memoryview) -> Iterator[memoryview]:
+    """``view`` in :data:`_FEED`-byte pieces (no copies)."""
+    return (view[start:start + _FEED] for start in range(0, len(view), _FEED))
+
+
 class _FedInPieces:
     """botocore's XML parse, with the answer fed to expat :data:`_FEED` bytes at a time
     (fed whole, expat buffers all of it beside the tree it builds: 4 MiB more at the
     peak of a 5,000-instance discovery); and the members of the lists named in
     :attr:`_PRUNED` cut down to the fields kept, each as expat ends it, so the tree never
-    holds the rest (6.4 MiB of the 7.1 MiB tree of that discovery)."""
+    holds the rest (that discovery's parse: 10.2 -> 5.4 MiB at its peak)."""
 
     DEFAULT_ENCODING: str
     _PRUNED: ClassVar[Mapping[str, frozenset[str]]] = {}
@@ -178,8 +183,8 @@ class _FedInPieces:
                 parser = ElementTree.XMLParser(
                     target=ElementTree.TreeBuilder(), encoding=self.DEFAULT_ENCODING
                 )
-                for start in range(0, len(view), _FEED):
-                    parser.feed(view[start:start + _FEED])
+                for piece in _pieces(view):
+                    parser.feed(piece)
                 return parser.close()
             return self._pruned_tree(view)
         except ElementTree.ParseError as e:
@@ -214,8 +219,8 @@ class _FedInPieces:
                         elem.remove(child)
                 root = elem  # the last element ended is the root
 
-        for start in range(0, len(view), _FEED):
-            parser.feed(view[start:start + _FEED])
+        for piece in _pieces(view):
+            parser.feed(piece)
             read()
         parser.close()
         read()
