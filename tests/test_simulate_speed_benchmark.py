@@ -1,0 +1,141 @@
+"""``benchmarks/simulate_speed.py``: the runs it makes, the figures it derives from them and
+what it says when a trace is missing. Not a timing test: the figures live in
+docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "benchmarks" / "simulate_speed.py"
+
+
+def load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("simulate_speed", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["simulate_speed"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load()
+
+
+def run(trace: str, policy: str, rnd: int, wall: float, cpu: float, ticks: int,
+        launches: int) -> Any:
+    return bench.Run(trace, policy, "cached", rnd, wall, cpu, 50.0, ticks, launches, 10, 1.0)
+
+
+def test_denser_repeats_each_pod_a_second_apart_under_new_names() -> None:
+    trace: dict[str, Any] = {"version": 1, "pods": [{"name": "a", "arrival_s": 10.0, "duration_s": 5.0},
+                                    {"name": "b", "arrival_s": 20.0, "duration_s": 1.0}]}
+    dense: dict[str, Any] = bench.denser(trace, 3)
+    assert dense["version"] == 1
+    assert [(p["name"], p["arrival_s"]) for p in dense["pods"]] == [
+        ("a-c0", 10.0), ("a-c1", 11.0), ("a-c2", 12.0),
+        ("b-c0", 20.0), ("b-c1", 21.0), ("b-c2", 22.0),
+    ]
+    assert all(p["duration_s"] == 5.0 for p in dense["pods"][:3])
+    assert [p["name"] for p in trace["pods"]] == ["a", "b"]  # the input is left alone
+
+
+def test_the_ratio_pairs_runs_of_the_same_round() -> None:
+    # Round 0 ran on a slow machine, round 1 on a fast one: each round's pair is compared,
+    # so the ratio is 2.0 both times, not the 0.4 or 10 a pairing across rounds would give.
+    runs = [
+        run("openb", "scaler", 0, 10.0, 9.0, 400, 20),
+        run("openb", "karpenter-like", 0, 5.0, 4.5, 100, 10),
+        run("openb", "scaler", 1, 2.0, 1.8, 400, 20),
+        run("openb", "karpenter-like", 1, 1.0, 0.9, 100, 10),
+    ]
+    assert bench.round_ratios(runs, "openb", "cached", "scaler") == [2.0, 2.0]
+    summaries = bench.summarise(runs)
+    assert [(s.policy, s.wall_median_s, s.wall_min_s, s.runs) for s in summaries] == [
+        ("scaler", 6.0, 2.0, 2), ("karpenter-like", 3.0, 1.0, 2)]
+    lines = bench.targets(runs, summaries, 1)
+    assert lines[0] == "openb scaler (cached) <= 5 s: median 6.00 s, min 2.00 s: not met"
+    # CPU per launch: scaler 5.4 s / 20 against 2.7 s / 10 (equal); per tick 5.4/400 : 2.7/100.
+    assert lines[1] == (
+        "openb scaler / karpenter-like (cached) <= 1.25x: median of 2 rounds 2.00x: not met; "
+        "nodes launched 2.00x, ticks 4.00x; CPU per node launched 1.00x, per tick 0.50x"
+    )
+
+
+def test_targets_name_only_the_issues_traces_and_judge_density_by_cpu() -> None:
+    runs = [
+        run("spot-batch", "scaler", 0, 9.0, 9.0, 10, 1),
+        run("openb", "scaler", 0, 4.0, 4.0, 10, 1),
+        run("openb-x8", "scaler", 0, 40.0, 33.0, 10, 1),
+    ]
+    lines = bench.targets(runs, bench.summarise(runs), 8)
+    assert lines == [
+        "openb scaler (cached) <= 5 s: median 4.00 s, min 4.00 s: met",
+        "openb x8 (cached): 10 pods for 8.25x the CPU of 10 (no worse than linear: <= 8x): "
+        "not met",
+    ]
+
+
+def tiny_trace(tmp_path: Path) -> Path:
+    workload = json.loads((REPO / "traces" / "datascience-week.json").read_text())
+    workload["pods"] = workload["pods"][:40]
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(workload))
+    return path
+
+
+def test_a_run_reports_what_scaler_simulate_says(tmp_path: Path) -> None:
+    trace = tiny_trace(tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--trace", str(trace), "--rounds", "2", "--json"],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    )
+    report = json.loads(out.stdout)
+    own = json.loads(subprocess.run(
+        [sys.executable, "-m", "scaler", "simulate", str(trace), "--policy", "scaler",
+         "--capacity-types", "on-demand", "--json"],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    ).stdout)["results"][0]
+    scaler_runs = [r for r in report["runs"] if r["policy"] == "scaler"]
+    assert [(r["round"], r["bytecode"]) for r in scaler_runs] == [(0, "cached"), (1, "cached")]
+    assert {(r["ticks"], r["scale_ups"], r["pods"]) for r in scaler_runs} == {
+        (own["ticks"], own["scale_ups"], own["pods"])}
+    assert all(r["wall_s"] > 0 and r["cpu_s"] > 0 and r["max_rss_mb"] > 10
+               for r in report["runs"])
+    assert {s["policy"] for s in report["summaries"]} == {"scaler", "karpenter-like"}
+    assert report["targets"] == []  # not one of the traces the issue's targets name
+
+
+def test_a_missing_trace_is_named_and_nothing_runs(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--trace", str(tmp_path / "nope.json")],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert out.returncode == 2
+    assert f"--trace {tmp_path / 'nope.json'}: no such file" in out.stderr
+
+
+def test_absent_public_data_is_skipped_and_said(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--data", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert out.returncode == 0
+    assert "skipped openb:" in out.stderr and "skipped dlrm:" in out.stderr
+    assert "nothing to time" in out.stderr
+
+
+@pytest.mark.parametrize("arg", [["--rounds", "0"], ["--public", "openx"]])
+def test_bad_arguments_are_refused(arg: list[str]) -> None:
+    out = subprocess.run([sys.executable, str(SCRIPT), *arg], capture_output=True, text=True,
+                         cwd=REPO)
+    assert out.returncode == 2
+    assert arg[0] in out.stderr
