@@ -26,7 +26,9 @@ scale-ups from its own ``--json`` (the same in every round, or the benchmark sto
 a pure function of its inputs), and the cost per tick and per node launched. Then the
 targets: scaler <= 5 s (the issue asks it of a quiet machine: the load average is printed
 before and after), scaler <= 1.25x karpenter-like (the median of each round's ratio, the two
-runs of a round next to each other), and the denser openb no worse than linear.
+runs of a round next to each other), and the denser openb no worse than linear. A fixed
+pure-Python loop is timed before and after (best of 5): the machine's speed at the time, to
+compare runs of different days by.
 """
 
 from __future__ import annotations
@@ -91,6 +93,20 @@ class Summary:
     max_rss_mb: float
     instructions: int | None = None
     walls: list[float] = field(default_factory=list)
+
+
+def reference_ms() -> float:
+    """CPU milliseconds of a fixed pure-Python loop, best of 5: how fast this machine runs
+    Python right now, printed before and after so that runs of different days (or minutes:
+    a shared machine's speed drifts) can be told apart from changes in the code."""
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.process_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i
+        best = min(best, time.process_time() - t0)
+    return best * 1e3
 
 
 def find_data(explicit: str | None) -> Path | None:
@@ -313,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_once([*command(path, policy, args.capacity_types), "--until", "1"],
                      environment("cached", prefix), work)
 
-        load = os.getloadavg()
+        load, reference = os.getloadavg(), reference_ms()
         runs: list[Run] = []
         outputs: dict[tuple[str, str], bytes] = {}
         for rnd in range(args.rounds):
@@ -332,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if not args.json:
                         print(f"round {rnd + 1} {name} {policy} ({mode}): {wall:.2f} s wall, "
                               f"{cpu:.2f} s CPU", file=sys.stderr, flush=True)
-        load_after = os.getloadavg()
+        load_after, reference_after = os.getloadavg(), reference_ms()
         summaries = summarise(runs)
         if args.instructions:
             for s in summaries:
@@ -344,14 +360,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.json:
         print(json.dumps({
-            "load_before": load, "load_after": load_after, "rounds": args.rounds,
+            "load_before": load, "load_after": load_after, "reference_ms_before": reference,
+            "reference_ms_after": reference_after, "rounds": args.rounds,
             "capacity_types": args.capacity_types, "python": sys.version.split()[0],
             "summaries": [asdict(s) for s in summaries], "runs": [asdict(r) for r in runs],
             "targets": verdicts,
         }, indent=2))
         return 0
-    print(f"load average before {load[0]:.2f}, after {load_after[0]:.2f}; "
-          f"{args.rounds} rounds; --capacity-types {args.capacity_types}")
+    print(f"load average before {load[0]:.2f}, after {load_after[0]:.2f}; reference loop "
+          f"{reference:.0f} ms before, {reference_after:.0f} ms after; {args.rounds} rounds; "
+          f"--capacity-types {args.capacity_types}")
     w = max(len(s.trace) for s in summaries)
     print(f"{'trace':<{w}} {'policy':<15} {'bytecode':<8} {'wall med':>9} {'min':>7} "
           f"{'CPU med':>8} {'RSS MB':>7} {'ticks':>7} {'launches':>8} {'us/tick':>8} {'ms/launch':>9}"

@@ -111,6 +111,7 @@ def test_a_run_reports_what_scaler_simulate_says(tmp_path: Path) -> None:
     assert all(r["wall_s"] > 0 and r["cpu_s"] > 0 and r["max_rss_mb"] > 10
                for r in report["runs"])
     assert {s["policy"] for s in report["summaries"]} == {"scaler", "karpenter-like"}
+    assert report["reference_ms_before"] > 0 and report["reference_ms_after"] > 0
     assert report["targets"] == []  # not one of the traces the targets name
 
 
