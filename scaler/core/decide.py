@@ -144,7 +144,7 @@ def decide(
         _FeasiblePools(held, offerings, settings) if held else frozenset()
     )
     down, down_wakes = _scale_down(
-        nodes, bound, by_name, offerings, memory, settings, now, wanted, wanted_too
+        nodes, bound, busy, by_name, offerings, memory, settings, now, wanted, wanted_too
     )
     actions += down
     wakes += down_wakes
@@ -462,6 +462,7 @@ class _FeasiblePools:
 def _scale_down(
     nodes: NodeIndex,
     bound: BoundIndex,
+    busy: AbstractSet[str],
     by_name: dict[str, PoolSpec],
     offerings: Offerings,
     memory: Memory,
@@ -471,9 +472,8 @@ def _scale_down(
     wanted_too: Container[str] = frozenset(),
 ) -> tuple[list[Action], list[float]]:
     """Idle nodes marked, and removed once due; pools in ``wanted`` or ``wanted_too`` have
-    pods waiting for them and lose no node."""
+    pods waiting for them and lose no node. ``busy``: ``bound.busy``, as decide read it."""
     sd = settings.scale_down
-    busy = bound.busy
     # A DaemonSet or mirror pod never makes a node busy, but one that must not be disrupted
     # pins its node (cluster-autoscaler's safe-to-evict "false", Karpenter's
     # do-not-disrupt). Busy nodes are never removed anyway. Worked out only once an idle

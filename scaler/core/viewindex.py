@@ -413,6 +413,8 @@ class NodeIndex:
 
     @property
     def state(self) -> _State:
+        """The tables; the questions asked every tick read ``self._state or self.state``,
+        which makes no call while the tables are here (a state is always true)."""
         if self._state is None:  # moved on to a later index: this tuple's tables again
             self._state = _State.of(self.nodes)
         return self._state
@@ -513,7 +515,7 @@ class NodeIndex:
     @property
     def idle_annotated(self) -> set[str]:
         """Nodes with an idle-since annotation (a value, parsable or not). Read-only."""
-        return self.state.idle_annotated
+        return (self._state or self.state).idle_annotated
 
     @property
     def position(self) -> dict[str, int]:
@@ -526,7 +528,7 @@ class NodeIndex:
     @property
     def by_name(self) -> dict[str, Node]:
         """Node name -> the node. Read-only."""
-        return self.state.by_name
+        return (self._state or self.state).by_name
 
     def _in_view_order(self, xs: Collection[Node]) -> tuple[Node, ...]:
         if len(xs) < 2:
@@ -548,11 +550,11 @@ class NodeIndex:
     def held_taint_keys(self) -> KeysView[str]:
         """:attr:`taint_keys` as a live view of the index's own table, for a membership test
         per tick without building a set. Read-only."""
-        return self.state.by_taint_key.keys()
+        return (self._state or self.state).by_taint_key.keys()
 
     @property
     def any_unlabelled(self) -> bool:
-        return bool(self.state.unlabelled)
+        return bool((self._state or self.state).unlabelled)
 
     @property
     def unlabelled(self) -> tuple[Node, ...]:
@@ -562,7 +564,7 @@ class NodeIndex:
     def open_since(self, since_s: float) -> list[Node]:
         """Open nodes (of a pool, Ready with GPUs, not cordoned and not being removed)
         created at or after ``since_s``, in view order."""
-        state = self.state
+        state = self._state or self.state
         lo = bisect.bisect_left(state.created_s, since_s)
         if lo == len(state.created_s):
             return []
@@ -588,7 +590,7 @@ class NodeIndex:
         keys, across tuples with the same Ready counts; the caller must not change the
         answer."""
         keys = tuple(startup_keys)
-        answers = self.state.on_the_way
+        answers = (self._state or self.state).on_the_way
         kept = answers.get(keys)
         if kept is not None and kept[0] is table:
             return kept[1]
@@ -887,7 +889,7 @@ def not_busy(nodes: NodeIndex, bound: BoundIndex) -> tuple[Node, ...]:
     kept = nodes._free
     if kept is not None and kept[0] is bound:
         return kept[1]
-    out = nodes.state.not_busy(nodes.nodes, bound)
+    out = (nodes._state or nodes.state).not_busy(nodes.nodes, bound)
     nodes._free = (bound, out)
     return out
 
