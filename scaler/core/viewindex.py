@@ -171,8 +171,7 @@ class _State:
         default_factory=dict
     )
     """Startup keys -> the table and :meth:`NodeIndex.on_the_way`'s answer for it: kept
-    across tuples while the Ready counts under those keys stand (most new tuples only mark
-    a node idle), dropped when one moves."""
+    across tuples, moved with the Ready counts under those keys (:meth:`_recount`)."""
 
     @classmethod
     def of(cls, nodes: tuple[Node, ...]) -> _State:
@@ -340,13 +339,32 @@ class _State:
 
     def _recount(self, pool: str, facts: _Facts, change: int) -> None:
         """Count a node of ``facts`` (Ready of ``pool``) in or out of the Ready counts of
-        every startup keys it is Ready for; the answers of :meth:`NodeIndex.on_the_way`
-        for those keys go with them (those for other keys stand: a node Ready under some
+        every startup keys it is Ready for, and the answers of :meth:`NodeIndex.on_the_way`
+        for those keys with them (those for other keys stand: a node Ready under some
         keys only, or an idle mark on a Ready node, moves none of their counts)."""
+        answers = self.on_the_way
         for startup, counts in self.ready.items():
             if _ready_for(facts, startup):
                 counts[pool] += change
-                self.on_the_way.pop(startup, None)
+                kept = answers.get(startup)
+                if kept is None:
+                    continue
+                # The pool's shortfall moves against its count, by the answer alone while
+                # the pool is in it (its size is the shortfall plus the count); the others'
+                # stand. A pool not in it is short of nothing: one more Ready node keeps it
+                # so, one fewer may make it short, at a place only a fresh answer knows (the
+                # answer is in the table's order, which breaks cost ties).
+                short = kept[1].get(pool)
+                if short is None:
+                    if change < 0:
+                        del answers[startup]
+                    continue
+                out = dict(kept[1])  # a caller may still hold the last answer
+                if short > change:
+                    out[pool] = short - change
+                else:
+                    del out[pool]
+                answers[startup] = (kept[0], out)
 
     def _unfree(self, n: Node, rank: int) -> None:
         i = bisect.bisect_left(self.free_ranks, rank)
