@@ -141,7 +141,7 @@ def decide(
     # The held pods' pools are a kept set of hundreds of names: asked, not copied, and
     # only worked out if scale-down gets as far as asking (most ticks it does not).
     wanted_too: Container[str] = (
-        _FeasiblePools(held, offerings, settings) if held else frozenset()
+        _FeasiblePools(held, offerings, settings) if held else _NO_POOLS
     )
     down, down_wakes = _scale_down(
         nodes, bound, busy, by_name, offerings, memory, settings, now, wanted, wanted_too
@@ -483,11 +483,16 @@ def _scale_down(
     wakes: list[float] = []
     removing: dict[str, int] = {}  # a Counter costs more to make than this loop uses it
     budget = sd.max_removals_per_minute - len(memory.removals_s)
+    # Read once a tick, not per idle node: the remembered idle times, and the time every
+    # due time is held to (the delay after the last scale-up).
+    remembered = memory.idle_since_s
+    held_until = memory.last_scale_up_s + sd.delay_after_scale_up_s
+    after = now + _EPS
     # Only the nodes with no workload pod and the busy ones that may still be marked idle:
     # every other node has nothing to do here.
-    for node in idle_candidates(nodes, bound, memory.idle_since_s):
+    for node in idle_candidates(nodes, bound, remembered):
         if node.name in busy:  # most nodes, most ticks: the cheapest test first
-            if (node.annotations or node.name in memory.idle_since_s) and _idle_since(
+            if (node.annotations or node.name in remembered) and _idle_since(
                 node, memory
             ) is not None:
                 actions.append(MarkIdle(node.name, None))
@@ -497,7 +502,7 @@ def _scale_down(
             continue
         recorded, disabled = _idle_marks(node) if node.annotations else _NO_MARKS
         if recorded is None:
-            recorded = memory.idle_since_s.get(node.name)
+            recorded = remembered.get(node.name)
             if recorded is None:
                 recorded = now
                 actions.append(MarkIdle(node.name, now))
@@ -508,8 +513,8 @@ def _scale_down(
         if node.name in protected:
             continue
         timeout = pool.idle_timeout_s if pool.idle_timeout_s is not None else sd.idle_timeout_s
-        due = max(recorded + timeout, memory.last_scale_up_s + sd.delay_after_scale_up_s)
-        if now + _EPS < due:
+        due = max(recorded + timeout, held_until)
+        if after < due:
             wakes.append(due)
             continue
         if pool.current_size - removing.get(pool.name, 0) <= pool.min_size:

@@ -925,6 +925,8 @@ def idle_candidates(
     names = busy & nodes.idle_annotated
     if remembered:
         names |= busy & remembered.keys()
+    if not names:  # most ticks: no busy node is marked
+        return free
     by_name = nodes.by_name
     busy_marked = [n for name in names if (n := by_name.get(name)) is not None]
     if not busy_marked:
