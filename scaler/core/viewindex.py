@@ -75,6 +75,9 @@ def _ready_for(facts: _Facts, keys: AbstractSet[str] | Sequence[str]) -> bool:
 
 _name = operator.attrgetter("name")
 _owner = operator.attrgetter("owner")
+_old = operator.itemgetter(0)
+_new = operator.itemgetter(1)
+"""The old and the new item of a ``Change.replaced`` pair."""
 
 _IN_PLACE = 4
 """Nodes replaced in place that :meth:`NodeIndex.next` reads as such from one identity pass;
@@ -509,7 +512,7 @@ class NodeIndex:
             return self.next(nodes)
         gone, replaced = change.gone, change.replaced
         olds = set(map(id, gone))
-        olds.update(id(old) for old, _ in replaced)
+        olds.update(map(id, map(_old, replaced)))  # at C speed: no generator per change
         if len(olds) != len(gone) + len(replaced) or not olds <= state.facts.keys():
             return self.next(nodes)  # told of a node it does not hold, or of one twice
         self._state = None
@@ -524,7 +527,7 @@ class NodeIndex:
             if not state.insert(nodes, change.added_at):
                 return NodeIndex.build(nodes)
             return NodeIndex(nodes, state)
-        for n in change.added_items():
+        for n in change.added_items() if change.added else ():
             if id(n) in state.facts:  # the same node twice in one tuple
                 return NodeIndex.build(nodes)
             state.add(n)
@@ -699,7 +702,7 @@ class BoundIndex:
         bound = change.after
         if self._counts is None or not change.adds_up():
             return self.next(bound)
-        removed = [*change.gone, *(old for old, _ in change.replaced)]
+        removed = [*change.gone, *map(_old, change.replaced)]
         olds = sorted(map(id, removed))
         ids = self.ids
         at = 0
@@ -711,7 +714,7 @@ class BoundIndex:
             if at == len(ids) or ids[at] != old:
                 return self.next(bound)  # told of a pod it does not hold
         counts, self._counts = self._counts, None  # moves on with them
-        added = [*(new for _, new in change.replaced), *change.added_items()]
+        added = [*map(_new, change.replaced), *change.added_items()]
         return self._moved(bound, counts, removed, added, in_step=True)
 
     def _moved(
