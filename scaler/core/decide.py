@@ -112,8 +112,11 @@ def decide(
     nodes = node_index(view)
     bound = bound_index(view)
     busy = bound.busy
-    uncovered, waiting, wanted = _uncovered(view, nodes, table, offerings, memory, settings,
-                                            now, busy)
+    if view.pending:  # half the ticks none is: no call for _uncovered's first test then
+        uncovered, waiting, wanted = _uncovered(view, nodes, table, offerings, memory,
+                                                settings, now, busy)
+    else:
+        uncovered, waiting, wanted = [], (), _NO_POOLS
     if uncovered:  # most ticks no pod is left: none of these has anything to do
         uncovered = _above_priority_cutoff(uncovered, settings)
         uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
