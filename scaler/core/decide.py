@@ -481,7 +481,7 @@ def _scale_down(
     # pins its node (cluster-autoscaler's safe-to-evict "false", Karpenter's
     # do-not-disrupt). Busy nodes are never removed anyway. Worked out only once an idle
     # node gets that far: most ticks none does.
-    protected: set[str] | None = None
+    protected: AbstractSet[str] | None = None
     actions: list[Action] = []
     wakes: list[float] = []
     removing: dict[str, int] = {}  # a Counter costs more to make than this loop uses it
@@ -512,11 +512,16 @@ def _scale_down(
         if pool.name in wanted or pool.name in wanted_too or disabled:
             continue
         if protected is None:
-            protected = {b.node for b in bound.others if not _disruptable(b.pod)}
+            others = bound.others  # most clusters' DaemonSet pods pin nothing
+            protected = (
+                {b.node for b in others if not _disruptable(b.pod)} if others else _NO_POOLS
+            )
         if node.name in protected:
             continue
         timeout = pool.idle_timeout_s if pool.idle_timeout_s is not None else sd.idle_timeout_s
-        due = max(recorded + timeout, held_until)
+        due = recorded + timeout  # max() of the two, without a call per idle node
+        if due < held_until:
+            due = held_until
         if after < due:
             wakes.append(due)
             continue

@@ -817,7 +817,10 @@ class _Last(Generic[T, V]):
         if told is not None and told.after is key:
             self.told = None
             if told.before is self.key:
-                return self.put(key, apply(last, told))
+                # As put() does, without the call: once per new tuple of a source.
+                value = self.value = apply(last, told)
+                self.key = key
+                return value
         return self.put(key, walk(last, key))
 
 
@@ -888,11 +891,12 @@ class ViewIndexes:
 
 def node_index(view: ClusterView) -> NodeIndex:
     """The index of ``view.nodes``, from the view's source's indexes. Asked several times a
-    tick of the same tuple: the kept index is read here, without two calls to reach it."""
+    tick of the same tuple: the kept index is read here, without two calls to reach it, and
+    a new tuple's is followed to from here (``ViewIndexes.nodes``, without its call)."""
     kept = view.indexes._nodes
     if kept.key is view.nodes and kept.value is not None:
         return kept.value
-    return view.indexes.nodes(view.nodes)
+    return kept.follow(view.nodes, NodeIndex.build, NodeIndex.next, NodeIndex.told)
 
 
 def bound_index(view: ClusterView) -> BoundIndex:
@@ -901,7 +905,7 @@ def bound_index(view: ClusterView) -> BoundIndex:
     kept = view.indexes._bound
     if kept.key is view.bound and kept.value is not None:
         return kept.value
-    return view.indexes.bound(view.bound)
+    return kept.follow(view.bound, BoundIndex.build, BoundIndex.next, BoundIndex.told)
 
 
 def not_busy(nodes: NodeIndex, bound: BoundIndex) -> tuple[Node, ...]:
