@@ -112,8 +112,11 @@ def decide(
     nodes = node_index(view)
     bound = bound_index(view)
     busy = bound.busy
-    uncovered, waiting, wanted = _uncovered(view, nodes, table, offerings, memory, settings,
-                                            now, busy)
+    if view.pending:  # half the ticks none is: no call for _uncovered's first test then
+        uncovered, waiting, wanted = _uncovered(view, nodes, table, offerings, memory,
+                                                settings, now, busy)
+    else:
+        uncovered, waiting, wanted = [], (), _NO_POOLS
     if uncovered:  # most ticks no pod is left: none of these has anything to do
         uncovered = _above_priority_cutoff(uncovered, settings)
         uncovered = pin_pending(uncovered, view, offerings, memory, now, settings.placement)
@@ -141,10 +144,10 @@ def decide(
     # The held pods' pools are a kept set of hundreds of names: asked, not copied, and
     # only worked out if scale-down gets as far as asking (most ticks it does not).
     wanted_too: Container[str] = (
-        _FeasiblePools(held, offerings, settings) if held else frozenset()
+        _FeasiblePools(held, offerings, settings) if held else _NO_POOLS
     )
     down, down_wakes = _scale_down(
-        nodes, bound, by_name, offerings, memory, settings, now, wanted, wanted_too
+        nodes, bound, busy, by_name, offerings, memory, settings, now, wanted, wanted_too
     )
     actions += down
     wakes += down_wakes
@@ -462,6 +465,7 @@ class _FeasiblePools:
 def _scale_down(
     nodes: NodeIndex,
     bound: BoundIndex,
+    busy: AbstractSet[str],
     by_name: dict[str, PoolSpec],
     offerings: Offerings,
     memory: Memory,
@@ -471,23 +475,27 @@ def _scale_down(
     wanted_too: Container[str] = frozenset(),
 ) -> tuple[list[Action], list[float]]:
     """Idle nodes marked, and removed once due; pools in ``wanted`` or ``wanted_too`` have
-    pods waiting for them and lose no node."""
+    pods waiting for them and lose no node. ``busy``: ``bound.busy``, as decide read it."""
     sd = settings.scale_down
-    busy = bound.busy
     # A DaemonSet or mirror pod never makes a node busy, but one that must not be disrupted
     # pins its node (cluster-autoscaler's safe-to-evict "false", Karpenter's
     # do-not-disrupt). Busy nodes are never removed anyway. Worked out only once an idle
     # node gets that far: most ticks none does.
-    protected: set[str] | None = None
+    protected: AbstractSet[str] | None = None
     actions: list[Action] = []
     wakes: list[float] = []
     removing: dict[str, int] = {}  # a Counter costs more to make than this loop uses it
     budget = sd.max_removals_per_minute - len(memory.removals_s)
+    # Read once a tick, not per idle node: the remembered idle times, and the time every
+    # due time is held to (the delay after the last scale-up).
+    remembered = memory.idle_since_s
+    held_until = memory.last_scale_up_s + sd.delay_after_scale_up_s
+    after = now + _EPS
     # Only the nodes with no workload pod and the busy ones that may still be marked idle:
     # every other node has nothing to do here.
-    for node in idle_candidates(nodes, bound, memory.idle_since_s):
+    for node in idle_candidates(nodes, bound, remembered):
         if node.name in busy:  # most nodes, most ticks: the cheapest test first
-            if (node.annotations or node.name in memory.idle_since_s) and _idle_since(
+            if (node.annotations or node.name in remembered) and _idle_since(
                 node, memory
             ) is not None:
                 actions.append(MarkIdle(node.name, None))
@@ -497,19 +505,24 @@ def _scale_down(
             continue
         recorded, disabled = _idle_marks(node) if node.annotations else _NO_MARKS
         if recorded is None:
-            recorded = memory.idle_since_s.get(node.name)
+            recorded = remembered.get(node.name)
             if recorded is None:
                 recorded = now
                 actions.append(MarkIdle(node.name, now))
         if pool.name in wanted or pool.name in wanted_too or disabled:
             continue
         if protected is None:
-            protected = {b.node for b in bound.others if not _disruptable(b.pod)}
+            others = bound.others  # most clusters' DaemonSet pods pin nothing
+            protected = (
+                {b.node for b in others if not _disruptable(b.pod)} if others else _NO_POOLS
+            )
         if node.name in protected:
             continue
         timeout = pool.idle_timeout_s if pool.idle_timeout_s is not None else sd.idle_timeout_s
-        due = max(recorded + timeout, memory.last_scale_up_s + sd.delay_after_scale_up_s)
-        if now + _EPS < due:
+        due = recorded + timeout  # max() of the two, without a call per idle node
+        if due < held_until:
+            due = held_until
+        if after < due:
             wakes.append(due)
             continue
         if pool.current_size - removing.get(pool.name, 0) <= pool.min_size:

@@ -75,6 +75,9 @@ def _ready_for(facts: _Facts, keys: AbstractSet[str] | Sequence[str]) -> bool:
 
 _name = operator.attrgetter("name")
 _owner = operator.attrgetter("owner")
+_old = operator.itemgetter(0)
+_new = operator.itemgetter(1)
+"""The old and the new item of a ``Change.replaced`` pair."""
 
 _IN_PLACE = 4
 """Nodes replaced in place that :meth:`NodeIndex.next` reads as such from one identity pass;
@@ -171,8 +174,7 @@ class _State:
         default_factory=dict
     )
     """Startup keys -> the table and :meth:`NodeIndex.on_the_way`'s answer for it: kept
-    across tuples while the Ready counts under those keys stand (most new tuples only mark
-    a node idle), dropped when one moves."""
+    across tuples, moved with the Ready counts under those keys (:meth:`_recount`)."""
 
     @classmethod
     def of(cls, nodes: tuple[Node, ...]) -> _State:
@@ -340,13 +342,32 @@ class _State:
 
     def _recount(self, pool: str, facts: _Facts, change: int) -> None:
         """Count a node of ``facts`` (Ready of ``pool``) in or out of the Ready counts of
-        every startup keys it is Ready for; the answers of :meth:`NodeIndex.on_the_way`
-        for those keys go with them (those for other keys stand: a node Ready under some
+        every startup keys it is Ready for, and the answers of :meth:`NodeIndex.on_the_way`
+        for those keys with them (those for other keys stand: a node Ready under some
         keys only, or an idle mark on a Ready node, moves none of their counts)."""
+        answers = self.on_the_way
         for startup, counts in self.ready.items():
             if _ready_for(facts, startup):
                 counts[pool] += change
-                self.on_the_way.pop(startup, None)
+                kept = answers.get(startup)
+                if kept is None:
+                    continue
+                # The pool's shortfall moves against its count, by the answer alone while
+                # the pool is in it (its size is the shortfall plus the count); the others'
+                # stand. A pool not in it is short of nothing: one more Ready node keeps it
+                # so, one fewer may make it short, at a place only a fresh answer knows (the
+                # answer is in the table's order, which breaks cost ties).
+                short = kept[1].get(pool)
+                if short is None:
+                    if change < 0:
+                        del answers[startup]
+                    continue
+                out = dict(kept[1])  # a caller may still hold the last answer
+                if short > change:
+                    out[pool] = short - change
+                else:
+                    del out[pool]
+                answers[startup] = (kept[0], out)
 
     def _unfree(self, n: Node, rank: int) -> None:
         i = bisect.bisect_left(self.free_ranks, rank)
@@ -413,6 +434,8 @@ class NodeIndex:
 
     @property
     def state(self) -> _State:
+        """The tables; the questions asked every tick read ``self._state or self.state``,
+        which makes no call while the tables are here (a state is always true)."""
         if self._state is None:  # moved on to a later index: this tuple's tables again
             self._state = _State.of(self.nodes)
         return self._state
@@ -489,7 +512,7 @@ class NodeIndex:
             return self.next(nodes)
         gone, replaced = change.gone, change.replaced
         olds = set(map(id, gone))
-        olds.update(id(old) for old, _ in replaced)
+        olds.update(map(id, map(_old, replaced)))  # at C speed: no generator per change
         if len(olds) != len(gone) + len(replaced) or not olds <= state.facts.keys():
             return self.next(nodes)  # told of a node it does not hold, or of one twice
         self._state = None
@@ -504,7 +527,7 @@ class NodeIndex:
             if not state.insert(nodes, change.added_at):
                 return NodeIndex.build(nodes)
             return NodeIndex(nodes, state)
-        for n in change.added_items():
+        for n in change.added_items() if change.added else ():
             if id(n) in state.facts:  # the same node twice in one tuple
                 return NodeIndex.build(nodes)
             state.add(n)
@@ -513,7 +536,7 @@ class NodeIndex:
     @property
     def idle_annotated(self) -> set[str]:
         """Nodes with an idle-since annotation (a value, parsable or not). Read-only."""
-        return self.state.idle_annotated
+        return (self._state or self.state).idle_annotated
 
     @property
     def position(self) -> dict[str, int]:
@@ -526,7 +549,7 @@ class NodeIndex:
     @property
     def by_name(self) -> dict[str, Node]:
         """Node name -> the node. Read-only."""
-        return self.state.by_name
+        return (self._state or self.state).by_name
 
     def _in_view_order(self, xs: Collection[Node]) -> tuple[Node, ...]:
         if len(xs) < 2:
@@ -548,11 +571,11 @@ class NodeIndex:
     def held_taint_keys(self) -> KeysView[str]:
         """:attr:`taint_keys` as a live view of the index's own table, for a membership test
         per tick without building a set. Read-only."""
-        return self.state.by_taint_key.keys()
+        return (self._state or self.state).by_taint_key.keys()
 
     @property
     def any_unlabelled(self) -> bool:
-        return bool(self.state.unlabelled)
+        return bool((self._state or self.state).unlabelled)
 
     @property
     def unlabelled(self) -> tuple[Node, ...]:
@@ -562,7 +585,7 @@ class NodeIndex:
     def open_since(self, since_s: float) -> list[Node]:
         """Open nodes (of a pool, Ready with GPUs, not cordoned and not being removed)
         created at or after ``since_s``, in view order."""
-        state = self.state
+        state = self._state or self.state
         lo = bisect.bisect_left(state.created_s, since_s)
         if lo == len(state.created_s):
             return []
@@ -588,7 +611,7 @@ class NodeIndex:
         keys, across tuples with the same Ready counts; the caller must not change the
         answer."""
         keys = tuple(startup_keys)
-        answers = self.state.on_the_way
+        answers = (self._state or self.state).on_the_way
         kept = answers.get(keys)
         if kept is not None and kept[0] is table:
             return kept[1]
@@ -679,7 +702,7 @@ class BoundIndex:
         bound = change.after
         if self._counts is None or not change.adds_up():
             return self.next(bound)
-        removed = [*change.gone, *(old for old, _ in change.replaced)]
+        removed = [*change.gone, *map(_old, change.replaced)]
         olds = sorted(map(id, removed))
         ids = self.ids
         at = 0
@@ -691,7 +714,7 @@ class BoundIndex:
             if at == len(ids) or ids[at] != old:
                 return self.next(bound)  # told of a pod it does not hold
         counts, self._counts = self._counts, None  # moves on with them
-        added = [*(new for _, new in change.replaced), *change.added_items()]
+        added = [*map(_new, change.replaced), *change.added_items()]
         return self._moved(bound, counts, removed, added, in_step=True)
 
     def _moved(
@@ -794,7 +817,10 @@ class _Last(Generic[T, V]):
         if told is not None and told.after is key:
             self.told = None
             if told.before is self.key:
-                return self.put(key, apply(last, told))
+                # As put() does, without the call: once per new tuple of a source.
+                value = self.value = apply(last, told)
+                self.key = key
+                return value
         return self.put(key, walk(last, key))
 
 
@@ -865,11 +891,12 @@ class ViewIndexes:
 
 def node_index(view: ClusterView) -> NodeIndex:
     """The index of ``view.nodes``, from the view's source's indexes. Asked several times a
-    tick of the same tuple: the kept index is read here, without two calls to reach it."""
+    tick of the same tuple: the kept index is read here, without two calls to reach it, and
+    a new tuple's is followed to from here (``ViewIndexes.nodes``, without its call)."""
     kept = view.indexes._nodes
     if kept.key is view.nodes and kept.value is not None:
         return kept.value
-    return view.indexes.nodes(view.nodes)
+    return kept.follow(view.nodes, NodeIndex.build, NodeIndex.next, NodeIndex.told)
 
 
 def bound_index(view: ClusterView) -> BoundIndex:
@@ -878,7 +905,7 @@ def bound_index(view: ClusterView) -> BoundIndex:
     kept = view.indexes._bound
     if kept.key is view.bound and kept.value is not None:
         return kept.value
-    return view.indexes.bound(view.bound)
+    return kept.follow(view.bound, BoundIndex.build, BoundIndex.next, BoundIndex.told)
 
 
 def not_busy(nodes: NodeIndex, bound: BoundIndex) -> tuple[Node, ...]:
@@ -887,7 +914,7 @@ def not_busy(nodes: NodeIndex, bound: BoundIndex) -> tuple[Node, ...]:
     kept = nodes._free
     if kept is not None and kept[0] is bound:
         return kept[1]
-    out = nodes.state.not_busy(nodes.nodes, bound)
+    out = (nodes._state or nodes.state).not_busy(nodes.nodes, bound)
     nodes._free = (bound, out)
     return out
 
@@ -905,6 +932,8 @@ def idle_candidates(
     names = busy & nodes.idle_annotated
     if remembered:
         names |= busy & remembered.keys()
+    if not names:  # most ticks: no busy node is marked
+        return free
     by_name = nodes.by_name
     busy_marked = [n for name in names if (n := by_name.get(name)) is not None]
     if not busy_marked:

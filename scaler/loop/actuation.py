@@ -137,7 +137,9 @@ class Act:
         return self.decision.now_s
 
     def absorb(self, outcome: Outcome) -> bool:
-        return absorb(self.memory, outcome, self.settings, now=self.now)
+        # The decision's time read directly, not through :attr:`now`: one call fewer for
+        # each of the 41,000 outcomes of a DLRM replay.
+        return absorb(self.memory, outcome, self.settings, now=self.decision.now_s)
 
     async def busy_or_gone(self, name: str) -> bool:
         """Re-checked just before removing: a pod scheduled onto the node since the

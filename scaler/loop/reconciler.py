@@ -49,7 +49,7 @@ from scaler.core.memory import (
 )
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.observed import ObservedPools
-from scaler.core.offerings import Offerings, PoolProblem, PoolTable
+from scaler.core.offerings import Offerings, PoolProblem, PoolTable, Prices
 from scaler.core.settings import Settings
 from scaler.core.state import (
     BoundPod,
@@ -145,13 +145,25 @@ class Reconciler:
     ) -> Decision:
         """One observe-decide-act round. Drains it starts go to ``spawn`` (the control loop's
         task group) so a tick never waits out a drain; without one they run in place."""
-        async with self._lock:
+        # The lock as a flag while free, not ``async with``: its enter and exit are two
+        # coroutines awaited per tick for what one test does (the simulator ticks tens of
+        # thousands of times a run, nearly always with nobody waiting).
+        lock = self._lock
+        if not lock.take_now():
+            await lock.take()
+        try:
             decision, view, pools = await self.plan()
             if self.observe is not ignore:  # the simulator's: no event to build per tick
                 self.observe(ClusterSeen(view))
             self._retry_at_s = None
-            decision = self._hold_if_stale(decision)
-            await self.act(decision, view, pools, spawn=spawn)
+            # Most decisions hold no action: nothing to hold back, and no handler to run
+            # (act's own test, made here so that no coroutine is made for nothing).
+            if decision.actions:
+                decision = self._hold_if_stale(decision)
+            if decision.actions or decision.batch_closed:
+                await self.act(decision, view, pools, spawn=spawn)
+        finally:
+            lock.release()
         if self._retry_at_s is not None and (
             decision.wake_at_s is None or self._retry_at_s < decision.wake_at_s
         ):
@@ -272,7 +284,12 @@ class Reconciler:
                 except PortError as e:
                     self.observe(CancelUnfulfilledFailed(failure.pool, str(e)))
         memory.forget(now=now, pending=self._pending_keys(view))
-        table = await self._cache.table_for(pools, self._daemonsets(view))
+        # The prices read here, the table made from them without another coroutine.
+        prices = self.prices
+        table = self._cache.table_with(
+            pools, self._daemonsets(view),
+            await prices.prices() if prices is not None else Prices(),
+        )
         # Nodes on their way that no launch of this process explains get a provision timeout
         # (nodes_on_the_way's answer, without its wrapper's call per tick).
         memory.adopt(
@@ -336,7 +353,8 @@ class Reconciler:
         ``scale_down.max_cache_age_s``: a watch that went quiet may be hiding a pod bound
         to the node since. They are decided again at the next tick, asked for soon."""
         for action in decision.actions:  # a loop, not a list: most decisions hold nothing
-            if _destructive(action):
+            # The type test first, without a call: most actions mark a node or scale up.
+            if isinstance(action, _MAY_DESTROY) and _destructive(action):
                 break
         else:
             return decision

@@ -29,10 +29,18 @@ class TickLock:
     def locked(self) -> bool:
         return self._held
 
-    async def __aenter__(self) -> None:
-        if not self._held:
-            self._held = True
-            return
+    def take_now(self) -> bool:
+        """Take the lock if it is free (True), without awaiting anything; else leave it to
+        :meth:`take`. The reconciler's tick takes it so, once per tick: ``async with``
+        awaits two coroutines (enter and exit) to do what a flag does while nobody waits."""
+        if self._held:
+            return False
+        self._held = True
+        return True
+
+    async def take(self) -> None:
+        """Wait for the lock (for a caller that found it held by :meth:`take_now`): handed
+        over by its holder in arrival order. Cancelled while waiting, it is not held."""
         turn = anyio.Event()
         self._waiters.append(turn)
         try:
@@ -40,10 +48,16 @@ class TickLock:
         except BaseException:
             if turn.is_set():
                 # Handed the lock, then cancelled before running: hand it on.
-                self._release()
+                self.release()
             else:
                 self._waiters.remove(turn)
             raise
+
+    async def __aenter__(self) -> None:
+        if not self._held:  # take_now, without the call
+            self._held = True
+            return
+        await self.take()
 
     async def __aexit__(
         self,
@@ -51,9 +65,9 @@ class TickLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._release()
+        self.release()
 
-    def _release(self) -> None:
+    def release(self) -> None:
         if self._waiters:
             self._waiters.popleft().set()  # still held: it passes to the first waiter
         else:

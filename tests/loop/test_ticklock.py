@@ -124,3 +124,27 @@ def test_many_tasks_never_hold_it_at_once() -> None:
     anyio.run(main)
     assert peak == 1
     assert not lock.locked
+
+
+def test_take_now_takes_a_free_lock_and_leaves_a_held_one_to_take() -> None:
+    lock = TickLock()
+    got: list[str] = []
+
+    async def waiter() -> None:
+        await lock.take()  # held: waits to be handed it
+        got.append("waiter")
+        lock.release()
+
+    async def main() -> None:
+        assert lock.take_now()
+        assert lock.locked and not lock.take_now()  # held: not taken twice
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await anyio.sleep(0)
+            got.append("holder")
+            lock.release()  # handed to the waiter, never free in between
+            assert lock.locked and not lock.take_now()
+
+    anyio.run(main)
+    assert got == ["holder", "waiter"]
+    assert not lock.locked and lock.take_now()
