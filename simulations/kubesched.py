@@ -172,6 +172,17 @@ class KubeScheduler:
                                  exclusive):
                 continue
             # The schedulable nodes are listed only for a class that may fit one of them.
+            if all_ready and cls.pools is not None:
+                # Only the nodes of its few pools can fit it (for an exclusive class, those
+                # holding no exclusive pod): on DLRM about 4 of some 600 schedulable ones.
+                # The others would be masked out after listing them.
+                by_pool = table.open_in_pool if exclusive else table.ready_in_pool
+                few = sorted([s for p in cls.pools for s in by_pool.get(p, ())])
+                if len(few) <= _FEW:
+                    bound += self._bind_few(cls, few, exclusive, bind)
+                else:
+                    bound += self._bind_many(cls, np.array(few, dtype=np.int64), exclusive, bind)
+                continue
             if all_ready:
                 cand = table.ready()
                 if cand.size <= _FEW:
@@ -294,8 +305,8 @@ class KubeScheduler:
         if pools is None:
             return True
         if all_ready:
-            counts = self.table.open_in_pool if exclusive else self.table.ready_in_pool
-            return any(counts.get(p) for p in pools)
+            by_pool = self.table.open_in_pool if exclusive else self.table.ready_in_pool
+            return any(by_pool.get(p) for p in pools)
         return changed_pools is None or not pools.isdisjoint(changed_pools)
 
     def _admit(self, key: int, cls: _Class) -> None:

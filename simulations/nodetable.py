@@ -34,10 +34,11 @@ class NodeTable:
         self.nodes: list[SimNode | None] = []
         self.pool_of: list[int] = []
         """``pool`` as Python ints, for the checks a few slots at a time."""
-        self.ready_in_pool: dict[int, int] = {}
-        """Schedulable nodes by pool (offerings index); pools that never had one are absent."""
-        self.open_in_pool: dict[int, int] = {}
-        """Of those, the nodes that hold no exclusive pod."""
+        self.ready_in_pool: dict[int, set[int]] = {}
+        """The slots of the schedulable nodes, by pool (offerings index); pools that never had
+        one are absent. A class admitting a few pools tries only theirs."""
+        self.open_in_pool: dict[int, set[int]] = {}
+        """Of those, the nodes that hold no exclusive pod: an exclusive class's candidates."""
         self._free: list[int] = []
         self._zone_ids: dict[str, int] = {}
         self._ready: IntArray | None = None
@@ -49,10 +50,16 @@ class NodeTable:
         if self.ok.item(slot) != ok:  # a Python bool: numpy's scalar compare costs 10x
             self.ok[slot] = ok
             self._ready = None
-            pool, step = self.pool_of[slot], 1 if ok else -1
-            self.ready_in_pool[pool] = self.ready_in_pool.get(pool, 0) + step
-            if not self.exclusive.item(slot):
-                self.open_in_pool[pool] = self.open_in_pool.get(pool, 0) + step
+            pool = self.pool_of[slot]
+            ready = self.ready_in_pool.setdefault(pool, set())
+            opened = self.open_in_pool.setdefault(pool, set())
+            if ok:
+                ready.add(slot)
+                if not self.exclusive.item(slot):
+                    opened.add(slot)
+            else:
+                ready.discard(slot)
+                opened.discard(slot)
 
     def hold_exclusive(self, slot: int, step: int) -> None:
         """An exclusive pod was bound to (``step`` 1) or left (-1) the node at ``slot``
@@ -60,8 +67,11 @@ class NodeTable:
         held = self.exclusive.item(slot)
         self.exclusive[slot] = held + step
         if self.ok.item(slot) and (held == 0) != (held + step == 0):
-            pool = self.pool_of[slot]
-            self.open_in_pool[pool] = self.open_in_pool.get(pool, 0) + (1 if held else -1)
+            opened = self.open_in_pool.setdefault(self.pool_of[slot], set())
+            if held:
+                opened.add(slot)
+            else:
+                opened.discard(slot)
 
     def ready(self) -> IntArray:
         """The schedulable slots, ascending (the same array until one changes: read only)."""
