@@ -121,7 +121,9 @@ class World(WorldRequests):
         self.desired = {p.name: p.current_size for p in pools}
         self._pool_views = list({p.name: p for p in pools}.values())
         self._pool_at = {p.name: i for i, p in enumerate(self._pool_views)}
-        self._pool_sized: dict[tuple[str, int], PoolSpec] = {}
+        self._pool_sized = {(p.name, p.current_size): p for p in self._pool_views}
+        """The one value of each (pool, size), a pool's own for its first size: two values
+        of a pool are equal exactly when they are the same object (:meth:`pool_views`)."""
         self._pools_cache: tuple[PoolSpec, ...] | None = None
         self._pools_moved: set[int] = set()
         """Places of ``_pool_views`` changed since ``_pools_cache`` was built."""
