@@ -145,8 +145,9 @@ class World(WorldRequests):
         self._pending_views: ViewsByKey[str, PendingPod] = ViewsByKey()
         self._stale_views: dict[str, SimNode] = {}
         """Nodes changed since the last snapshot, by name, in the order they first changed."""
-        self._arrived: list[SimPod] = []
-        self._filled = False
+        self.arrived: list[SimPod] = []
+        """Pods arrived or made again since :meth:`take_new_pending` last asked (read only)."""
+        self.filled = False
         """A pod was bound to a node that had none since :meth:`take_filled` last asked."""
         self._seq = 0
         self._zone_turn: dict[str, int] = {}
@@ -202,7 +203,7 @@ class World(WorldRequests):
             assert isinstance(payload, SimPod)
             self._log(now, "arrive", payload.key)
             self._pend(payload, now)
-            self._arrived.append(payload)
+            self.arrived.append(payload)
             return False
         if kind == ev.POD_DONE:
             pod, run = typing.cast(tuple[SimPod, Run], payload)
@@ -262,19 +263,19 @@ class World(WorldRequests):
     def take_new_pending(self) -> bool:
         """Did a pod that arrived (or was made again for an evicted one) since the last
         call stay pending (kube-scheduler found no node for it)?"""
-        if not self._arrived:
+        if not self.arrived:
             return False
-        pending = [p for p in self._arrived if p.state == PENDING]
+        pending = [p for p in self.arrived if p.state == PENDING]
         for pod in pending:
             self._log(pod.since_s, "pending", pod.key)
-        self._arrived.clear()
+        self.arrived.clear()
         return bool(pending)
 
     def take_filled(self) -> bool:
         """Was a pod bound to an empty node since the last call? That node is no longer
         idle: live, the bind is a pod watch event the loop ticks on (and clears the node's
         idle mark); other binds change nothing a decision reads that it did not count."""
-        filled, self._filled = self._filled, False
+        filled, self.filled = self.filled, False
         return filled
 
     def finish(self, end_s: float) -> None:
@@ -338,7 +339,7 @@ class World(WorldRequests):
         pod.pools.append(node.pool)
         pod.bound_view = BoundPod(pod.live, node.name, now)
         self._bound_views.set(pod.key, pod.bound_view)
-        self._filled |= not node.runs
+        self.filled |= not node.runs
         node.runs.append(run)
         self.table.used[node.slot] += pod.req
         if pod.exclusive:
@@ -378,7 +379,7 @@ class World(WorldRequests):
         pod.exclusive = False
         self._log(now, "evicted", pod.key)
         self._pend(pod, now)
-        self._arrived.append(pod)  # its controller's new pod: a watch event, live
+        self.arrived.append(pod)  # its controller's new pod: a watch event, live
 
     # --------------------------------------------------------------- nodes
 
