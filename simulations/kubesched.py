@@ -124,7 +124,8 @@ class KubeScheduler:
         world's bound method would tie the world into a reference cycle, which only the
         cyclic collector frees (:func:`simulations.engine.rare_collections`)."""
         if not self.classes:
-            self._changed.clear()
+            if self._changed:
+                self._changed.clear()
             return 0
         if not self._changed and not self._fresh:
             return 0
@@ -133,7 +134,7 @@ class KubeScheduler:
         # are not drop out once, here, rather than per pod.
         if self._changed:
             ok, size = table.ok, table.size
-            slots = sorted(s for s in self._changed if s < size and ok.item(s))
+            slots = sorted([s for s in self._changed if s < size and ok.item(s)])
             self._changed = set()
         else:
             slots = []

@@ -96,9 +96,8 @@ class NodeTable:
             self.pool_of.append(pool_index)
         self.nodes[slot] = node
         self.alloc[slot] = alloc
-        self.used[slot] = 0.0
-        self.exclusive[slot] = 0
-        self.set_ok(slot, False)
+        # What it uses, its exclusive pods and whether it is schedulable are nothing
+        # already: a slot is zeros when the table grows, and remove() clears it.
         self.pool[slot] = pool_index
         self.pool_of[slot] = pool_index
         self.zone[slot] = self.zone_id(zone)

@@ -206,7 +206,7 @@ class World(WorldRequests):
             self.arrived.append(payload)
             return False
         if kind == ev.POD_DONE:
-            pod, run = typing.cast(tuple[SimPod, Run], payload)
+            pod, run = typing.cast("tuple[SimPod, Run]", payload)
             if pod.run is not run:
                 return False  # that run was lost meanwhile
             self.runtimes.record(pod.live, now - run.start_s)
@@ -220,7 +220,7 @@ class World(WorldRequests):
             self.launch_failed(payload, now)
             return True
         if kind == ev.POOL_RECLAIM:
-            key, per_hour = typing.cast(tuple[tuple[str, str | None], float], payload)
+            key, per_hour = typing.cast("tuple[tuple[str, str | None], float]", payload)
             return self._pool_reclaim(key, per_hour, now)
         node = payload
         assert isinstance(node, SimNode)
@@ -542,7 +542,8 @@ class World(WorldRequests):
             node.ready
             and node.gpu_ready
             and not node.cordoned
-            and not any(t.effect in (NO_SCHEDULE, NO_EXECUTE) for t in node.added_taints)
+            and not (node.added_taints
+                     and any(t.effect in (NO_SCHEDULE, NO_EXECUTE) for t in node.added_taints))
         )
         if ok and not self.table.ok.item(node.slot):
             self.sched.node_changed(node.slot)
@@ -595,13 +596,15 @@ class World(WorldRequests):
         first changed: a node new since then joins the views where an eager build would
         have put it (after every node already there, before any that changed later)."""
         stale, self._stale_views = self._stale_views, {}
-        views, taints = self._node_views, self.offerings.taints
+        views, taints, allocs = self._node_views, self.offerings.taints, self._alloc_cache
         for name, node in stale.items():
             # Positionally, in Node's field order: a node view is built per change (45,000
             # on openb), and keywords cost a third more.
             views.set(name, Node(
                 name, node.pool, node.instance_type, node.capacity_type, node.zone,
-                node.instance_id, self._allocatable(node), node.ready, node.gpu_ready,
+                node.instance_id,
+                allocs.get((node.pool_index, node.gpu_ready)) or self._allocatable(node),
+                node.ready, node.gpu_ready,
                 node.cordoned, node.created_s, node.labels,
                 taints[node.pool_index] + tuple(node.added_taints),
                 tuple(sorted(node.annotations.items())),

@@ -214,7 +214,10 @@ def test_the_tables_slots_by_pool_follow_every_change_of_a_node() -> None:
     for _ in range(3000):
         op = rng.random()
         if op < 0.25 or not live:
-            live.append(table.add(None, rng.randrange(5), np.ones(5), None))  # type: ignore[arg-type]
+            slot = table.add(None, rng.randrange(5), np.ones(5), None)  # type: ignore[arg-type]
+            # A reused slot starts clear (add() does not clear it: remove() did).
+            assert not table.used[slot].any() and not table.exclusive[slot] and not table.ok[slot]
+            live.append(slot)
         elif op < 0.35:
             slot = live.pop(rng.randrange(len(live)))
             table.remove(slot)
@@ -222,6 +225,7 @@ def test_the_tables_slots_by_pool_follow_every_change_of_a_node() -> None:
             table.set_ok(rng.choice(live), rng.random() < 0.6)
         else:
             slot = rng.choice(live)
+            table.used[slot] += 0.5  # what a bound pod takes, left for remove() to clear
             held = table.exclusive.item(slot)
             table.hold_exclusive(slot, -1 if held and rng.random() < 0.5 else 1)
         ready: dict[int, set[int]] = {}
