@@ -270,8 +270,9 @@ class KubeScheduler:
         if not rows:
             return 0
         req = cls.members[0].req.tolist()
-        allocs = [table.alloc[s].tolist() for s in rows]
-        fits = [_fits(table.used[s].tolist(), req, a) for s, a in zip(rows, allocs, strict=True)]
+        used = table.used_rows
+        allocs = [table.alloc_of[s] for s in rows]
+        fits = [_fits(used[s].tolist(), req, a) for s, a in zip(rows, allocs, strict=True)]
         bound = 0
         for pod in list(cls.members):
             fitting = [j for j, fit in enumerate(fits) if fit]
@@ -281,9 +282,9 @@ class KubeScheduler:
                 j = fitting[0]
             else:
                 j = fitting[0]
-                best_score = _least_allocated_row(allocs[j], table.used[rows[j]].tolist(), req)
+                best_score = _least_allocated_row(allocs[j], used[rows[j]].tolist(), req)
                 for i in fitting[1:]:
-                    score = _least_allocated_row(allocs[i], table.used[rows[i]].tolist(), req)
+                    score = _least_allocated_row(allocs[i], used[rows[i]].tolist(), req)
                     if score > best_score:  # the first of the best
                         j, best_score = i, score
             node = table.nodes[rows[j]]
@@ -291,7 +292,7 @@ class KubeScheduler:
             bind(pod, node)
             bound += 1
             # Only the row of the node it went to changed.
-            fits[j] = not exclusive and _fits(table.used[rows[j]].tolist(), req, allocs[j])
+            fits[j] = not exclusive and _fits(used[rows[j]].tolist(), req, allocs[j])
         return bound
 
     def _may_fit(

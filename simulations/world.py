@@ -192,7 +192,7 @@ class World(WorldRequests):
                 # Nodes the pool already has are up and advertising from the start.
                 node = self._launch(p.name, i, 0.0, boot_s=0.0)
                 node.gpu_ready = True
-                self.table.alloc[node.slot, GPU] = node.gpus
+                self.table.set_gpus(node.slot, node.gpus)
                 self._node_ready(node, 0.0)
 
     # ------------------------------------------------------------------ events
@@ -341,7 +341,8 @@ class World(WorldRequests):
         self._bound_views.set(pod.key, pod.bound_view)
         self.filled |= not node.runs
         node.runs.append(run)
-        self.table.used[node.slot] += pod.req
+        row = self.table.used_rows[node.slot]
+        row += pod.req
         if pod.exclusive:
             self.table.hold_exclusive(node.slot, 1)
         self.ledger.pending_s.append(now - pod.since_s)
@@ -355,7 +356,8 @@ class World(WorldRequests):
         node = run.node
         self.ledger.settle(node, now)
         node.runs.remove(run)
-        self.table.used[node.slot] -= pod.req
+        row = self.table.used_rows[node.slot]
+        row -= pod.req
         if pod.exclusive:
             self.table.hold_exclusive(node.slot, -1)
         self.sched.node_changed(node.slot)
@@ -530,7 +532,7 @@ class World(WorldRequests):
     def _gpu_ready(self, node: SimNode, now: float) -> None:
         self.ledger.settle(node, now)
         node.gpu_ready = True
-        self.table.alloc[node.slot, GPU] = node.gpus
+        self.table.set_gpus(node.slot, node.gpus)
         self._log(now, "gpu-advertised", node.name)
         self._schedulable(node)
         self._refresh(node)

@@ -184,6 +184,7 @@ def test_each_pools_nodes_launch_as_that_pool_says_however_often_and_in_whatever
         row = o.allocatable[i].copy()
         row[GPU] = 0.0
         assert list(w.table.alloc[node.slot]) == list(row)
+        assert w.table.alloc_of[node.slot] == list(row)
         if node.created_s > 0:  # not there from the start: it boots its family's time
             boot = w.config.boot_s(node.instance_type.split(".")[0], node.gpus > 0)
             assert ready[node.name] == node.created_s + boot
