@@ -197,7 +197,7 @@ class Simulation:
         queue, world = self.queue, self.world
         # Looked up once, not per event (86,000 on DLRM): none of these is ever replaced.
         choose, feed, advance = self.choose, self.feed, self.clock.advance
-        handle, pop_at, kube_schedule = world.handle, queue.pop_at, world.kube_schedule
+        handle, pop_at, kube_schedule = world.handle, queue.pop_at, world.scheduling_pass()
         take_new_pending, take_filled = world.take_new_pending, world.take_filled
         tick, world_phase = self.reconciler.tick, ev.WORLD
         scanning = self.scan_s > 0

@@ -225,8 +225,12 @@ class WorldRequests:
 
     def failures_since(self, since_s: float) -> list[LaunchFailure]:
         # Listed as they surface, so in time order: the reconciler asks every tick for the
-        # few since its last look, which must not cost a pass over every failure of the run.
-        return self.failures[bisect.bisect_left(self.failures, since_s, key=_AT_S):]
+        # few since its last look, which must not cost a pass over every failure of the run,
+        # and most ticks there are none since (nor any at all).
+        failures = self.failures
+        if not failures or failures[-1].at_s < since_s:
+            return []
+        return failures[bisect.bisect_left(failures, since_s, key=_AT_S):]
 
     def annotate(self, name: str, key: str, value: str | None, now: float) -> None:
         node = self.nodes.get(name)

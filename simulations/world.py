@@ -29,10 +29,11 @@ What is modelled (docs/simulator.md has the reasons):
 
 from __future__ import annotations
 
+import functools
 import math
 import typing
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -255,6 +256,13 @@ class World(WorldRequests):
 
     def kube_schedule(self) -> int:
         return self.sched.run(self._bind)
+
+    def scheduling_pass(self) -> Callable[[], int]:
+        """:meth:`kube_schedule` without this method's frame between the caller and the
+        scheduler, for the engine's loop, which asks at every step (65,000 on DLRM). The
+        caller holds it: the world holding it would tie itself into a reference cycle
+        (:meth:`KubeScheduler.run`)."""
+        return functools.partial(self.sched.run, self._bind)
 
     def all_done(self) -> bool:
         """Every pod has arrived and run its full duration."""
