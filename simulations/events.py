@@ -52,43 +52,43 @@ class EventQueue:
         known = [(t, phase, next(seq), kind, payload) for t, kind, payload in events]
         self._known = sorted([*self._known, *known], reverse=True)
 
-    def _next(self) -> list[_Entry] | None:
-        """The list whose next entry is the earliest (the heap's first, the known list's
-        last), or None when both are empty."""
-        heap, known = self._heap, self._known
-        if known and (not heap or known[-1] < heap[0]):
-            return known
-        return heap if heap else None
+    # pop_until and pop_at take the earlier of the heap's first and the known list's last
+    # themselves: one call per step, not two (86,000 steps on DLRM).
 
     def pop_until(self, end: float) -> tuple[float, int, str, Any] | None:
         """(time, phase, kind, payload) of the next event if it is due at or before ``end``,
         else None (nothing popped, or nothing left): one call per step."""
-        source = self._next()
-        if source is None:
-            return None
-        known = source is self._known
-        head = source[-1] if known else source[0]
-        if head[0] > end:
-            return None
-        if known:
-            source.pop()
+        heap, known = self._heap, self._known
+        if known and (not heap or known[-1] < heap[0]):
+            head = known[-1]
+            if head[0] > end:
+                return None
+            known.pop()
+        elif heap:
+            head = heap[0]
+            if head[0] > end:
+                return None
+            heapq.heappop(heap)
         else:
-            heapq.heappop(source)
+            return None
         return head[0], head[1], head[3], head[4]
 
     def pop_at(self, t: float, phase: int) -> tuple[str, Any] | None:
         """(kind, payload) of the next event if it is due at ``t`` in ``phase``, else None
         (nothing popped): one call per event of a batch."""
-        source = self._next()
-        if source is None:
-            return None
-        head = source[-1] if source is self._known else source[0]
-        if head[0] != t or head[1] != phase:
-            return None
-        if source is self._known:
-            source.pop()
+        heap, known = self._heap, self._known
+        if known and (not heap or known[-1] < heap[0]):
+            head = known[-1]
+            if head[0] != t or head[1] != phase:
+                return None
+            known.pop()
+        elif heap:
+            head = heap[0]
+            if head[0] != t or head[1] != phase:
+                return None
+            heapq.heappop(heap)
         else:
-            heapq.heappop(source)
+            return None
         return head[3], head[4]
 
     def __len__(self) -> int:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scaler.core.model import BoolArray, FloatArray, IntArray, R
+from scaler.core.model import GPU, BoolArray, FloatArray, IntArray, R
 
 if TYPE_CHECKING:
     from simulations.objects import SimNode
@@ -24,6 +24,9 @@ class NodeTable:
         """Slots ever used (the high-water mark); rows at or past it are empty."""
         self.alloc: FloatArray = np.zeros((capacity, R))
         self.used: FloatArray = np.zeros((capacity, R))
+        self.used_rows: list[FloatArray] = list(self.used)
+        """Each slot's row of ``used``, as a view: a bind adds to it in place, without
+        indexing the table (a view, a sum and a write back) each time."""
         self.ok: BoolArray = np.zeros(capacity, dtype=bool)
         """Schedulable: Ready, GPUs advertised, not cordoned."""
         self.pool: IntArray = np.zeros(capacity, dtype=np.int64)
@@ -34,10 +37,14 @@ class NodeTable:
         self.nodes: list[SimNode | None] = []
         self.pool_of: list[int] = []
         """``pool`` as Python ints, for the checks a few slots at a time."""
-        self.ready_in_pool: dict[int, int] = {}
-        """Schedulable nodes by pool (offerings index); pools that never had one are absent."""
-        self.open_in_pool: dict[int, int] = {}
-        """Of those, the nodes that hold no exclusive pod."""
+        self.alloc_of: list[list[float]] = []
+        """Each slot's row of ``alloc`` as Python floats, for the same checks (write
+        ``alloc`` only through :meth:`add`, :meth:`set_gpus` and :meth:`remove`)."""
+        self.ready_in_pool: dict[int, set[int]] = {}
+        """The slots of the schedulable nodes, by pool (offerings index); pools that never had
+        one are absent. A class admitting a few pools tries only theirs."""
+        self.open_in_pool: dict[int, set[int]] = {}
+        """Of those, the nodes that hold no exclusive pod: an exclusive class's candidates."""
         self._free: list[int] = []
         self._zone_ids: dict[str, int] = {}
         self._ready: IntArray | None = None
@@ -49,10 +56,16 @@ class NodeTable:
         if self.ok.item(slot) != ok:  # a Python bool: numpy's scalar compare costs 10x
             self.ok[slot] = ok
             self._ready = None
-            pool, step = self.pool_of[slot], 1 if ok else -1
-            self.ready_in_pool[pool] = self.ready_in_pool.get(pool, 0) + step
-            if not self.exclusive.item(slot):
-                self.open_in_pool[pool] = self.open_in_pool.get(pool, 0) + step
+            pool = self.pool_of[slot]
+            ready = self.ready_in_pool.setdefault(pool, set())
+            opened = self.open_in_pool.setdefault(pool, set())
+            if ok:
+                ready.add(slot)
+                if not self.exclusive.item(slot):
+                    opened.add(slot)
+            else:
+                ready.discard(slot)
+                opened.discard(slot)
 
     def hold_exclusive(self, slot: int, step: int) -> None:
         """An exclusive pod was bound to (``step`` 1) or left (-1) the node at ``slot``
@@ -60,8 +73,11 @@ class NodeTable:
         held = self.exclusive.item(slot)
         self.exclusive[slot] = held + step
         if self.ok.item(slot) and (held == 0) != (held + step == 0):
-            pool = self.pool_of[slot]
-            self.open_in_pool[pool] = self.open_in_pool.get(pool, 0) + (1 if held else -1)
+            opened = self.open_in_pool.setdefault(self.pool_of[slot], set())
+            if held:
+                opened.add(slot)
+            else:
+                opened.discard(slot)
 
     def ready(self) -> IntArray:
         """The schedulable slots, ascending (the same array until one changes: read only)."""
@@ -84,20 +100,27 @@ class NodeTable:
                 self._grow()
             self.nodes.append(None)
             self.pool_of.append(pool_index)
+            self.alloc_of.append([])
         self.nodes[slot] = node
         self.alloc[slot] = alloc
-        self.used[slot] = 0.0
-        self.exclusive[slot] = 0
-        self.set_ok(slot, False)
+        self.alloc_of[slot] = self.alloc[slot].tolist()
+        # What it uses, its exclusive pods and whether it is schedulable are nothing
+        # already: a slot is zeros when the table grows, and remove() clears it.
         self.pool[slot] = pool_index
         self.pool_of[slot] = pool_index
         self.zone[slot] = self.zone_id(zone)
         return slot
 
+    def set_gpus(self, slot: int, gpus: int) -> None:
+        """The node at ``slot`` advertises ``gpus`` GPUs."""
+        self.alloc[slot, GPU] = gpus
+        self.alloc_of[slot] = self.alloc[slot].tolist()
+
     def remove(self, slot: int) -> None:
         self.nodes[slot] = None
         self.set_ok(slot, False)
         self.alloc[slot] = 0.0
+        self.alloc_of[slot] = self.alloc[slot].tolist()
         self.used[slot] = 0.0
         self.exclusive[slot] = 0
         heapq.heappush(self._free, slot)
@@ -106,6 +129,7 @@ class NodeTable:
         n = len(self.ok) * 2
         self.alloc = _resized(self.alloc, n)
         self.used = _resized(self.used, n)
+        self.used_rows = list(self.used)
         self.ok = _resized(self.ok, n)
         self.pool = _resized(self.pool, n)
         self.exclusive = _resized(self.exclusive, n)

@@ -104,9 +104,9 @@ class WorldRequests:
             now = tuple(self._pool_views)
             last = self._pools_step[1] if self._pools_step is not None else None
             if last is not None and len(last) == len(now):
-                # A size that went back where it was (3 -> 4 -> 3) changed nothing.
-                moved = tuple(i for i in sorted(self._pools_moved)
-                              if last[i] is not now[i] and last[i] != now[i])
+                # A size that went back where it was (3 -> 4 -> 3) changed nothing: the same
+                # value is back (one per size), found without comparing fields.
+                moved = tuple([i for i in sorted(self._pools_moved) if last[i] is not now[i]])
                 self._pools_step = (last, now, moved)
             else:
                 self._pools_step = ((), now, ())  # the first: no account before it
@@ -129,7 +129,7 @@ class WorldRequests:
         size = self.desired[pool]
         if self._pool_views[i].current_size == size:
             return
-        # A pool's size goes up and down over a few values: each is built once.
+        # A pool's size goes up and down over a few values: each is built once, and kept.
         spec = self._pool_sized.get((pool, size))
         if spec is None:
             spec = dataclasses.replace(self._pool_views[i], current_size=size)
@@ -225,8 +225,12 @@ class WorldRequests:
 
     def failures_since(self, since_s: float) -> list[LaunchFailure]:
         # Listed as they surface, so in time order: the reconciler asks every tick for the
-        # few since its last look, which must not cost a pass over every failure of the run.
-        return self.failures[bisect.bisect_left(self.failures, since_s, key=_AT_S):]
+        # few since its last look, which must not cost a pass over every failure of the run,
+        # and most ticks there are none since (nor any at all).
+        failures = self.failures
+        if not failures or failures[-1].at_s < since_s:
+            return []
+        return failures[bisect.bisect_left(failures, since_s, key=_AT_S):]
 
     def annotate(self, name: str, key: str, value: str | None, now: float) -> None:
         node = self.nodes.get(name)

@@ -29,10 +29,11 @@ What is modelled (docs/simulator.md has the reasons):
 
 from __future__ import annotations
 
+import functools
 import math
 import typing
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -121,7 +122,9 @@ class World(WorldRequests):
         self.desired = {p.name: p.current_size for p in pools}
         self._pool_views = list({p.name: p for p in pools}.values())
         self._pool_at = {p.name: i for i, p in enumerate(self._pool_views)}
-        self._pool_sized: dict[tuple[str, int], PoolSpec] = {}
+        self._pool_sized = {(p.name, p.current_size): p for p in self._pool_views}
+        """The one value of each (pool, size), a pool's own for its first size: two values
+        of a pool are equal exactly when they are the same object (:meth:`pool_views`)."""
         self._pools_cache: tuple[PoolSpec, ...] | None = None
         self._pools_moved: set[int] = set()
         """Places of ``_pool_views`` changed since ``_pools_cache`` was built."""
@@ -143,8 +146,9 @@ class World(WorldRequests):
         self._pending_views: ViewsByKey[str, PendingPod] = ViewsByKey()
         self._stale_views: dict[str, SimNode] = {}
         """Nodes changed since the last snapshot, by name, in the order they first changed."""
-        self._arrived: list[SimPod] = []
-        self._filled = False
+        self.arrived: list[SimPod] = []
+        """Pods arrived or made again since :meth:`take_new_pending` last asked (read only)."""
+        self.filled = False
         """A pod was bound to a node that had none since :meth:`take_filled` last asked."""
         self._seq = 0
         self._zone_turn: dict[str, int] = {}
@@ -189,7 +193,7 @@ class World(WorldRequests):
                 # Nodes the pool already has are up and advertising from the start.
                 node = self._launch(p.name, i, 0.0, boot_s=0.0)
                 node.gpu_ready = True
-                self.table.alloc[node.slot, GPU] = node.gpus
+                self.table.set_gpus(node.slot, node.gpus)
                 self._node_ready(node, 0.0)
 
     # ------------------------------------------------------------------ events
@@ -200,10 +204,10 @@ class World(WorldRequests):
             assert isinstance(payload, SimPod)
             self._log(now, "arrive", payload.key)
             self._pend(payload, now)
-            self._arrived.append(payload)
+            self.arrived.append(payload)
             return False
         if kind == ev.POD_DONE:
-            pod, run = typing.cast(tuple[SimPod, Run], payload)
+            pod, run = typing.cast("tuple[SimPod, Run]", payload)
             if pod.run is not run:
                 return False  # that run was lost meanwhile
             self.runtimes.record(pod.live, now - run.start_s)
@@ -217,7 +221,7 @@ class World(WorldRequests):
             self.launch_failed(payload, now)
             return True
         if kind == ev.POOL_RECLAIM:
-            key, per_hour = typing.cast(tuple[tuple[str, str | None], float], payload)
+            key, per_hour = typing.cast("tuple[tuple[str, str | None], float]", payload)
             return self._pool_reclaim(key, per_hour, now)
         node = payload
         assert isinstance(node, SimNode)
@@ -253,6 +257,13 @@ class World(WorldRequests):
     def kube_schedule(self) -> int:
         return self.sched.run(self._bind)
 
+    def scheduling_pass(self) -> Callable[[], int]:
+        """:meth:`kube_schedule` without this method's frame between the caller and the
+        scheduler, for the engine's loop, which asks at every step (65,000 on DLRM). The
+        caller holds it: the world holding it would tie itself into a reference cycle
+        (:meth:`KubeScheduler.run`)."""
+        return functools.partial(self.sched.run, self._bind)
+
     def all_done(self) -> bool:
         """Every pod has arrived and run its full duration."""
         return self.finished == len(self.pods)
@@ -260,19 +271,19 @@ class World(WorldRequests):
     def take_new_pending(self) -> bool:
         """Did a pod that arrived (or was made again for an evicted one) since the last
         call stay pending (kube-scheduler found no node for it)?"""
-        if not self._arrived:
+        if not self.arrived:
             return False
-        pending = [p for p in self._arrived if p.state == PENDING]
+        pending = [p for p in self.arrived if p.state == PENDING]
         for pod in pending:
             self._log(pod.since_s, "pending", pod.key)
-        self._arrived.clear()
+        self.arrived.clear()
         return bool(pending)
 
     def take_filled(self) -> bool:
         """Was a pod bound to an empty node since the last call? That node is no longer
         idle: live, the bind is a pod watch event the loop ticks on (and clears the node's
         idle mark); other binds change nothing a decision reads that it did not count."""
-        filled, self._filled = self._filled, False
+        filled, self.filled = self.filled, False
         return filled
 
     def finish(self, end_s: float) -> None:
@@ -336,9 +347,10 @@ class World(WorldRequests):
         pod.pools.append(node.pool)
         pod.bound_view = BoundPod(pod.live, node.name, now)
         self._bound_views.set(pod.key, pod.bound_view)
-        self._filled |= not node.runs
+        self.filled |= not node.runs
         node.runs.append(run)
-        self.table.used[node.slot] += pod.req
+        row = self.table.used_rows[node.slot]
+        row += pod.req
         if pod.exclusive:
             self.table.hold_exclusive(node.slot, 1)
         self.ledger.pending_s.append(now - pod.since_s)
@@ -352,7 +364,8 @@ class World(WorldRequests):
         node = run.node
         self.ledger.settle(node, now)
         node.runs.remove(run)
-        self.table.used[node.slot] -= pod.req
+        row = self.table.used_rows[node.slot]
+        row -= pod.req
         if pod.exclusive:
             self.table.hold_exclusive(node.slot, -1)
         self.sched.node_changed(node.slot)
@@ -376,7 +389,7 @@ class World(WorldRequests):
         pod.exclusive = False
         self._log(now, "evicted", pod.key)
         self._pend(pod, now)
-        self._arrived.append(pod)  # its controller's new pod: a watch event, live
+        self.arrived.append(pod)  # its controller's new pod: a watch event, live
 
     # --------------------------------------------------------------- nodes
 
@@ -527,7 +540,7 @@ class World(WorldRequests):
     def _gpu_ready(self, node: SimNode, now: float) -> None:
         self.ledger.settle(node, now)
         node.gpu_ready = True
-        self.table.alloc[node.slot, GPU] = node.gpus
+        self.table.set_gpus(node.slot, node.gpus)
         self._log(now, "gpu-advertised", node.name)
         self._schedulable(node)
         self._refresh(node)
@@ -539,7 +552,8 @@ class World(WorldRequests):
             node.ready
             and node.gpu_ready
             and not node.cordoned
-            and not any(t.effect in (NO_SCHEDULE, NO_EXECUTE) for t in node.added_taints)
+            and not (node.added_taints
+                     and any(t.effect in (NO_SCHEDULE, NO_EXECUTE) for t in node.added_taints))
         )
         if ok and not self.table.ok.item(node.slot):
             self.sched.node_changed(node.slot)
@@ -592,13 +606,15 @@ class World(WorldRequests):
         first changed: a node new since then joins the views where an eager build would
         have put it (after every node already there, before any that changed later)."""
         stale, self._stale_views = self._stale_views, {}
-        views, taints = self._node_views, self.offerings.taints
+        views, taints, allocs = self._node_views, self.offerings.taints, self._alloc_cache
         for name, node in stale.items():
             # Positionally, in Node's field order: a node view is built per change (45,000
             # on openb), and keywords cost a third more.
             views.set(name, Node(
                 name, node.pool, node.instance_type, node.capacity_type, node.zone,
-                node.instance_id, self._allocatable(node), node.ready, node.gpu_ready,
+                node.instance_id,
+                allocs.get((node.pool_index, node.gpu_ready)) or self._allocatable(node),
+                node.ready, node.gpu_ready,
                 node.cordoned, node.created_s, node.labels,
                 taints[node.pool_index] + tuple(node.added_taints),
                 tuple(sorted(node.annotations.items())),

@@ -202,33 +202,53 @@ def test_a_node_cordoned_or_removed_after_a_bind_gets_no_new_pod_and_one_uncordo
     assert node_of(b) == node_of(c) == first.name
 
 
-def test_the_tables_counts_by_pool_follow_every_change_of_a_node() -> None:
-    # KubeScheduler._may_fit skips a class on them: a count that went stale would leave a
-    # pod pending beside a node it fits.
+def test_the_tables_slots_by_pool_and_rows_follow_every_change_of_a_node() -> None:
+    # KubeScheduler._may_fit skips a class on them, and a class of a few pools is tried
+    # against their slots only: a set that went stale would leave a pod pending beside a
+    # node it fits, or bind one to a node it may not use. The few-node checks read the
+    # rows kept beside the arrays, and binds add to the row views: a row left behind when
+    # the table grows would check or change a copy.
     import random
-    from collections import Counter
 
     rng = random.Random(7)
     table = NodeTable(capacity=2)
     live: list[int] = []
+    used: dict[int, float] = {}
     for _ in range(3000):
         op = rng.random()
         if op < 0.25 or not live:
-            live.append(table.add(None, rng.randrange(5), np.ones(5), None))  # type: ignore[arg-type]
-        elif op < 0.35:
+            slot = table.add(None, rng.randrange(5), np.ones(5), None)  # type: ignore[arg-type]
+            # A reused slot starts clear (add() does not clear it: remove() did).
+            assert not table.used[slot].any() and not table.exclusive[slot] and not table.ok[slot]
+            live.append(slot)
+            used[slot] = 0.0
+        elif op < 0.3:
             slot = live.pop(rng.randrange(len(live)))
             table.remove(slot)
+        elif op < 0.35:
+            slot = rng.choice(live)
+            table.set_gpus(slot, rng.randrange(1, 9))
         elif op < 0.7:
             table.set_ok(rng.choice(live), rng.random() < 0.6)
         else:
             slot = rng.choice(live)
+            row = table.used_rows[slot]
+            row += 0.5  # what a bound pod takes, as _bind adds it, left for remove() to clear
+            used[slot] += 0.5
             held = table.exclusive.item(slot)
             table.hold_exclusive(slot, -1 if held and rng.random() < 0.5 else 1)
-        ready = Counter(table.pool_of[s] for s in live if table.ok[s])
-        open_ = Counter(table.pool_of[s] for s in live if table.ok[s] and not table.exclusive[s])
+        ready: dict[int, set[int]] = {}
+        open_: dict[int, set[int]] = {}
+        for s in live:
+            if table.ok[s]:
+                ready.setdefault(table.pool_of[s], set()).add(s)
+                if not table.exclusive[s]:
+                    open_.setdefault(table.pool_of[s], set()).add(s)
         assert {p: n for p, n in table.ready_in_pool.items() if n} == ready
         assert {p: n for p, n in table.open_in_pool.items() if n} == open_
         assert list(table.ready()) == sorted(s for s in live if table.ok[s])
+        assert all(table.alloc_of[s] == table.alloc[s].tolist() for s in live)
+        assert all(table.used[s, 0] == used[s] for s in live)
 
 
 def test_the_few_node_and_the_many_node_bind_paths_choose_the_same_nodes() -> None:

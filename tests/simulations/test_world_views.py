@@ -40,6 +40,30 @@ def test_the_fleet_hands_back_the_same_pool_values_until_a_size_changes() -> Non
     assert w.pool_views()[1] is second[1]
 
 
+def test_a_pool_back_at_a_size_it_had_is_the_value_it_had_then_and_no_change() -> None:
+    # Fleet.changed leaves out a pool whose value is the very one of the last read: a size
+    # gone and back must come back as that value, its first size included, or the account
+    # names a pool that did not change (or, were values compared loosely, misses one).
+    w = world([], [pool("m5.large", current_size=1), pool("c5.large")])
+    first = w.pool_views()
+    w.set_desired("c5.large", 2, 1.0)
+    second = w.pool_views()
+    w.set_desired("c5.large", 0, 2.0)
+    w.set_desired("m5.large", 3, 2.0)
+    third = w.pool_views()
+    assert third[1] is first[1]
+    assert w.pools_changed(second, third) == (0, 1)
+    w.set_desired("m5.large", 1, 3.0)
+    w.set_desired("c5.large", 2, 3.0)
+    w.set_desired("c5.large", 0, 3.0)
+    fourth = w.pool_views()
+    assert list(fourth) == list(first) and fourth[0] is first[0]
+    assert w.pools_changed(third, fourth) == (0,)
+    w.set_desired("c5.large", 2, 4.0)
+    w.set_desired("c5.large", 0, 4.0)
+    assert w.pools_changed(fourth, w.pool_views()) == ()
+
+
 def test_a_snapshot_shows_each_change_since_the_last_one_in_the_order_objects_appeared() -> None:
     w = world(
         [pod("a", cpu="1", duration_s=100.0), pod("b", cpu="4"), pod("c", cpu="4")],
@@ -160,6 +184,7 @@ def test_each_pools_nodes_launch_as_that_pool_says_however_often_and_in_whatever
         row = o.allocatable[i].copy()
         row[GPU] = 0.0
         assert list(w.table.alloc[node.slot]) == list(row)
+        assert w.table.alloc_of[node.slot] == list(row)
         if node.created_s > 0:  # not there from the start: it boots its family's time
             boot = w.config.boot_s(node.instance_type.split(".")[0], node.gpus > 0)
             assert ready[node.name] == node.created_s + boot
