@@ -341,10 +341,9 @@ class Simulation:
         return math.ceil(t / self.scan_s - 1e-9) * self.scan_s
 
     def _tick_after_change(self, t: float) -> None:
-        """A tick at ``t`` on the grid, unless one is due then already. One call, not one
-        per step (25,000 on DLRM)."""
+        """A tick at ``t`` on the grid, unless one is due then already."""
         if self.scan_s > 0:
-            t = math.ceil(t / self.scan_s - 1e-9) * self.scan_s
+            t = self._on_grid(t)
         if t not in self._tick_at:
             self._tick_at.add(t)
             self.queue.push(t, ev.TICK, None, phase=ev.RECONCILE)

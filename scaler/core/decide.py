@@ -514,7 +514,7 @@ def _scale_down(
         if protected is None:
             others = bound.others  # most clusters' DaemonSet pods pin nothing
             protected = (
-                {b.node for b in others if not _disruptable(b.pod)} if others else _NO_POOLS
+                {b.node for b in others if not _disruptable(b.pod)} if others else frozenset()
             )
         if node.name in protected:
             continue
