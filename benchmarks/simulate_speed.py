@@ -172,7 +172,9 @@ def command(trace: Path, policy: str, capacity: str) -> list[str]:
             "--capacity-types", capacity, "--json"]
 
 
-def run_once(argv: Sequence[str], env: dict[str, str], work: Path) -> tuple[float, float, float, bytes]:
+def run_once(
+    argv: Sequence[str], env: dict[str, str], work: Path
+) -> tuple[float, float, float, bytes]:
     """Wall seconds, user + system CPU seconds, peak RSS (MB) and stdout of one process (its
     own resource usage, as ``wait4`` reports it)."""
     out_path, err_path = work / "stdout", work / "stderr"
@@ -181,10 +183,10 @@ def run_once(argv: Sequence[str], env: dict[str, str], work: Path) -> tuple[floa
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
         tail = err_path.read_text(errors="replace")[-2000:]
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{tail}")
+        raise SystemExit(f"{' '.join(argv)} failed ({code}):\n{tail}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, out_path.read_bytes()
 
 
