@@ -94,15 +94,8 @@ class OfferingsCache:
 
         Prices are the price source's last good ones: it never calls the cloud here (the
         background refresher does), so a tick never waits on the price API."""
-        prices = await self.prices.prices() if self.prices is not None else Prices()
-        return self.table_with(pools, daemonsets, prices)
-
-    def table_with(
-        self, pools: Sequence[PoolSpec], daemonsets: tuple[PodSpec, ...], prices: Prices
-    ) -> PoolTable:
-        """:meth:`table_for` with the prices already read from the price source: the
-        reconciler's tick reads them itself, so no coroutine is made for this per tick."""
         self.pools_seen, self._at = tuple(pools), self.clock.now()
+        prices = await self.prices.prices() if self.prices is not None else Prices()
         before = self._pools
         cached = self._table
         if (

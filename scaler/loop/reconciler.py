@@ -49,7 +49,7 @@ from scaler.core.memory import (
 )
 from scaler.core.model import PodSpec, PoolSpec
 from scaler.core.observed import ObservedPools
-from scaler.core.offerings import Offerings, PoolProblem, PoolTable, Prices
+from scaler.core.offerings import Offerings, PoolProblem, PoolTable
 from scaler.core.settings import Settings
 from scaler.core.state import (
     BoundPod,
@@ -284,12 +284,7 @@ class Reconciler:
                 except PortError as e:
                     self.observe(CancelUnfulfilledFailed(failure.pool, str(e)))
         memory.forget(now=now, pending=self._pending_keys(view))
-        # The prices read here, the table made from them without another coroutine.
-        prices = self.prices
-        table = self._cache.table_with(
-            pools, self._daemonsets(view),
-            await prices.prices() if prices is not None else Prices(),
-        )
+        table = await self._cache.table_for(pools, self._daemonsets(view))
         # Nodes on their way that no launch of this process explains get a provision timeout
         # (nodes_on_the_way's answer, without its wrapper's call per tick).
         memory.adopt(
@@ -353,8 +348,7 @@ class Reconciler:
         ``scale_down.max_cache_age_s``: a watch that went quiet may be hiding a pod bound
         to the node since. They are decided again at the next tick, asked for soon."""
         for action in decision.actions:  # a loop, not a list: most decisions hold nothing
-            # The type test first, without a call: most actions mark a node or scale up.
-            if isinstance(action, _MAY_DESTROY) and _destructive(action):
+            if _destructive(action):
                 break
         else:
             return decision
