@@ -85,22 +85,13 @@ class Ledger:
             self.waste_spans.append((since, now, "idle", node.pool, node.price_usd_per_hour))
             return
         hours = dt / 3600.0
-        if len(runs) == 1:
-            # The share of a node's only run is the whole of its cost (fit / fit is exactly
-            # 1, and without a fit price it is usd / 1): the loop below, without its lists.
-            run = runs[0]
-            useful = min(usd, run.fit_usd_per_hour * hours)
-            run.useful_usd += useful
-            run.oversized_usd += usd - useful
-            if usd - useful > 1e-12:
-                self.waste_spans.append(
-                    (since, now, "oversized", node.pool, (usd - useful) / hours)
-                )
-            return
-        fits = [r.fit_usd_per_hour for r in runs]
-        total_fit = sum(fits)
+        # A node's only run (most nodes: one pod per node) needs no sum to find its share.
+        total_fit = runs[0].fit_usd_per_hour if len(runs) == 1 else sum(
+            r.fit_usd_per_hour for r in runs
+        )
         oversized = 0.0
-        for run, fit in zip(runs, fits, strict=True):
+        for run in runs:
+            fit = run.fit_usd_per_hour
             share = usd * (fit / total_fit) if total_fit > 0 else usd / len(runs)
             useful = min(share, fit * hours)
             run.useful_usd += useful
