@@ -7,6 +7,7 @@ falls on all of them alike::
     python benchmarks/simulate_speed.py --rounds 5 --density 8 --json
     python benchmarks/simulate_speed.py --bytecode both      # cached and as this shell has it
     python benchmarks/simulate_speed.py --instructions       # + callgrind, once per run (slow)
+    python benchmarks/simulate_speed.py --split              # + where the CPU goes: ticks, rest
     python benchmarks/simulate_speed.py --trace traces/spot-batch.json --rounds 1
 
 The traces are imported from the public data (``../shared/data``, looked for relative to the
@@ -29,6 +30,13 @@ before and after), scaler <= 1.25x karpenter-like (the median of each round's ra
 runs of a round next to each other), and the denser openb no worse than linear. A fixed
 pure-Python loop is timed before and after (best of 5): the machine's speed at the time, to
 compare runs of different days by.
+
+``--split`` runs each simulation once more per round through ``benchmarks/tick_time.py``
+(the same command, with the CPU of the reconciler's ticks counted) and prints the process's
+CPU as ticks and the rest, per policy, and for scaler against karpenter-like: the ratio of
+the rest alone (what the whole-run ratio would be if every tick cost nothing), and the share
+of their tick CPU the ticks would have to come down to for 1.25x: both policies' (the same
+tick code runs both), and scaler's alone with karpenter-like's run as it is.
 """
 
 from __future__ import annotations
@@ -93,6 +101,23 @@ class Summary:
     max_rss_mb: float
     instructions: int | None = None
     walls: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Split:
+    """One run through ``benchmarks/tick_time.py``: the process's CPU (``wait4``) and the
+    part of it its reconciler's ticks took."""
+
+    trace: str
+    policy: str
+    round: int
+    ticks: int
+    cpu_s: float
+    tick_cpu_s: float
+
+    @property
+    def rest_cpu_s(self) -> float:
+        return self.cpu_s - self.tick_cpu_s
 
 
 def reference_ms() -> float:
@@ -170,6 +195,74 @@ def environment(bytecode: str, prefix: Path) -> dict[str, str]:
 def command(trace: Path, policy: str, capacity: str) -> list[str]:
     return [sys.executable, "-m", "scaler", "simulate", str(trace), "--policy", policy,
             "--capacity-types", capacity, "--json"]
+
+
+def split_command(trace: Path, policy: str, capacity: str) -> list[str]:
+    return [sys.executable, str(REPO / "benchmarks" / "tick_time.py"),
+            *command(trace, policy, capacity)[4:]]
+
+
+def tick_split(stderr: str) -> tuple[int, float]:
+    """The ticks and their CPU seconds from ``tick_time.py``'s last line on stderr."""
+    for line in reversed(stderr.splitlines()):
+        if line.startswith('{"tick_split"'):
+            split = json.loads(line)["tick_split"]
+            return int(split["ticks"]), float(split["tick_cpu_s"])
+    raise SystemExit("benchmarks/tick_time.py printed no tick_split line")
+
+
+def split_lines(splits: Sequence[Split]) -> list[str]:
+    """Per (trace, policy): median CPU as ticks and the rest. Per trace, scaler against the
+    baseline (medians of each round's pair): the ratio of the rests (the whole-run ratio
+    were every tick free), of the ticks, and the share of their tick CPU that would meet
+    ``TARGET_RATIO``: both policies' ticks, and scaler's alone with the baseline as it is.
+    """
+    groups: dict[tuple[str, str], list[Split]] = {}
+    for s in splits:
+        groups.setdefault((s.trace, s.policy), []).append(s)
+    lines = []
+    for (trace, policy), ss in groups.items():
+        cpu = statistics.median(s.cpu_s for s in ss)
+        tick = statistics.median(s.tick_cpu_s for s in ss)
+        rest = statistics.median(s.rest_cpu_s for s in ss)
+        lines.append(f"{trace} {policy}: {cpu:.2f} s CPU = ticks {tick:.2f} s "
+                     f"({ss[0].ticks} ticks, {tick / ss[0].ticks * 1e6:.0f} us each) + rest "
+                     f"{rest:.2f} s")
+    for trace in dict.fromkeys(s.trace for s in splits):
+        pairs = [(a, b) for a in splits for b in splits
+                 if a.trace == b.trace == trace and a.round == b.round
+                 and a.policy == "scaler" and b.policy == BASELINE]
+        if not pairs:
+            continue
+        rest = statistics.median(a.rest_cpu_s / b.rest_cpu_s for a, b in pairs)
+        ticks = statistics.median(a.tick_cpu_s / b.tick_cpu_s for a, b in pairs)
+        # The share of their tick CPU both policies' ticks would have to come down to (one
+        # tick code runs both) for scaler's whole run to be TARGET_RATIO times the
+        # baseline's: rest_s + x tick_s = TARGET_RATIO (rest_b + x tick_b).
+        both = statistics.median(_shared_share(a, b) for a, b in pairs)
+        # ...and scaler's alone, with the baseline's run as it is.
+        alone = statistics.median(
+            (TARGET_RATIO * b.cpu_s - a.rest_cpu_s) / a.tick_cpu_s for a, b in pairs)
+        whole = statistics.median(a.cpu_s / b.cpu_s for a, b in pairs)
+        if whole <= TARGET_RATIO:
+            room = "nothing: met as it is"
+        elif rest > TARGET_RATIO:
+            room = "not even with every tick free"
+        else:
+            room = (f"both policies' ticks at {both:.0%} of their CPU now, or scaler's alone "
+                    f"at {alone:.0%}")
+        lines.append(f"{trace} scaler / {BASELINE}: rest {rest:.2f}x, ticks {ticks:.2f}x; "
+                     f"{TARGET_RATIO:g}x would need {room}")
+    return lines
+
+
+def _shared_share(a: Split, b: Split) -> float:
+    """x with ``a.rest + x a.ticks = TARGET_RATIO (b.rest + x b.ticks)``; 1.0 where scaler's
+    ticks are no dearer than that ratio of the baseline's (cutting both then gains nothing)."""
+    over = a.tick_cpu_s - TARGET_RATIO * b.tick_cpu_s
+    if over <= 0:
+        return 1.0
+    return (TARGET_RATIO * b.rest_cpu_s - a.rest_cpu_s) / over
 
 
 def run_once(
@@ -290,6 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bytecode", choices=("cached", "inherit", "both"), default="cached")
     parser.add_argument("--instructions", action="store_true",
                         help="also count each run's instructions under callgrind (minutes each)")
+    parser.add_argument("--split", action="store_true",
+                        help="also run each simulation once a round with its ticks' CPU "
+                             "counted (benchmarks/tick_time.py): ticks and the rest")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.density < 1:
@@ -333,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         load, reference = os.getloadavg(), reference_ms()
         runs: list[Run] = []
+        splits: list[Split] = []
         outputs: dict[tuple[str, str], bytes] = {}
         for rnd in range(args.rounds):
             for name, path, policy in plan:
@@ -350,6 +447,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if not args.json:
                         print(f"round {rnd + 1} {name} {policy} ({mode}): {wall:.2f} s wall, "
                               f"{cpu:.2f} s CPU", file=sys.stderr, flush=True)
+                if args.split:
+                    _, cpu, _, out = run_once(split_command(path, policy, args.capacity_types),
+                                              environment(modes[0], prefix), work)
+                    if out != outputs[(name, policy)]:
+                        raise SystemExit(f"{name} {policy}: the run with its ticks timed "
+                                         "printed another --json")
+                    ticks, tick_cpu = tick_split((work / "stderr").read_text())
+                    splits.append(Split(name, policy, rnd, ticks, cpu, tick_cpu))
         load_after, reference_after = os.getloadavg(), reference_ms()
         summaries = summarise(runs)
         if args.instructions:
@@ -359,6 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     command(path, s.policy, args.capacity_types),
                     environment(s.bytecode, prefix), work)
         verdicts = targets(runs, summaries, args.density)
+        split = split_lines(splits)
 
     if args.json:
         print(json.dumps({
@@ -366,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "reference_ms_after": reference_after, "rounds": args.rounds,
             "capacity_types": args.capacity_types, "python": sys.version.split()[0],
             "summaries": [asdict(s) for s in summaries], "runs": [asdict(r) for r in runs],
-            "targets": verdicts,
+            "targets": verdicts, "splits": [asdict(s) for s in splits], "split": split,
         }, indent=2))
         return 0
     print(f"load average before {load[0]:.2f}, after {load_after[0]:.2f}; reference loop "
@@ -382,6 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{s.cpu_us_per_tick:8.1f} {s.cpu_ms_per_launch:9.3f}"
               + (f" {s.instructions / 1e9:7.2f}G" if s.instructions else ""))
     for line in verdicts:
+        print(line)
+    for line in split:
         print(line)
     return 0
 

@@ -140,3 +140,64 @@ def test_bad_arguments_are_refused(arg: list[str]) -> None:
                          cwd=REPO)
     assert out.returncode == 2
     assert arg[0] in out.stderr
+
+
+def split(trace: str, policy: str, rnd: int, ticks: int, cpu: float, tick_cpu: float) -> Any:
+    return bench.Split(trace, policy, rnd, ticks, cpu, tick_cpu)
+
+
+def test_the_split_pairs_rounds_and_says_what_the_target_leaves_the_ticks() -> None:
+    # Round 1 ran on a machine twice as slow: paired by round, both rounds say the same.
+    splits = [
+        split("openb", "scaler", 0, 400, 5.0, 3.0),
+        split("openb", "karpenter-like", 0, 200, 3.2, 1.6),
+        split("openb", "scaler", 1, 400, 10.0, 6.0),
+        split("openb", "karpenter-like", 1, 200, 6.4, 3.2),
+    ]
+    lines = bench.split_lines(splits)
+    assert lines[0] == "openb scaler: 7.50 s CPU = ticks 4.50 s (400 ticks, 11250 us each) + rest 3.00 s"
+    # Rest 2.0 / 1.6; ticks 3.0 / 1.6. Both ticks at x: 2.0 + 3.0x = 1.25 (1.6 + 1.6x) when
+    # x = 0 (the rests alone are 1.25x). Scaler's alone: 1.25 x 3.2 = 4.0 leaves (4.0 - 2.0)
+    # / 3.0 of its ticks.
+    assert lines[2] == ("openb scaler / karpenter-like: rest 1.25x, ticks 1.88x; 1.25x would "
+                        "need both policies' ticks at 0% of their CPU now, or scaler's alone "
+                        "at 67%")
+
+
+def test_the_split_says_when_free_ticks_would_not_be_enough() -> None:
+    lines = bench.split_lines([split("dlrm", "scaler", 0, 10, 6.0, 1.0),
+                               split("dlrm", "karpenter-like", 0, 10, 3.0, 1.0)])
+    assert lines[-1].endswith("not even with every tick free")
+    assert "rest 2.50x" in lines[-1]
+    # Rest 2.0 / 2.0, ticks 3.0 / 1.0: 2.0 + 3.0x = 1.25 (2.0 + 1.0x) at x = 0.5 / 1.75;
+    # scaler's alone: (1.25 x 3.0 - 2.0) / 3.0.
+    lines = bench.split_lines([split("dlrm", "scaler", 0, 10, 5.0, 3.0),
+                               split("dlrm", "karpenter-like", 0, 10, 3.0, 1.0)])
+    assert lines[-1] == ("dlrm scaler / karpenter-like: rest 1.00x, ticks 3.00x; 1.25x would "
+                         "need both policies' ticks at 29% of their CPU now, or scaler's alone "
+                         "at 58%")
+    lines = bench.split_lines([split("dlrm", "scaler", 0, 10, 3.6, 1.0),
+                               split("dlrm", "karpenter-like", 0, 10, 3.0, 1.0)])
+    assert lines[-1].endswith("1.25x would need nothing: met as it is")
+
+
+def test_tick_split_reads_the_last_line_and_refuses_none() -> None:
+    err = 'progress\n{"tick_split": {"ticks": 7, "tick_cpu_s": 0.25}}\n'
+    assert bench.tick_split(err) == (7, 0.25)
+    with pytest.raises(SystemExit, match="no tick_split line"):
+        bench.tick_split("Traceback ...\n")
+
+
+def test_the_split_counts_the_ticks_scaler_simulate_reports(tmp_path: Path) -> None:
+    trace = tiny_trace(tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--trace", str(trace), "--rounds", "1", "--split",
+         "--json"],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    )
+    report = json.loads(out.stdout)
+    ticks = {r["policy"]: r["ticks"] for r in report["runs"]}
+    splits = report["splits"]
+    assert {s["policy"]: s["ticks"] for s in splits} == ticks
+    assert all(0 < s["tick_cpu_s"] < s["cpu_s"] for s in splits)
+    assert report["split"][-1].startswith("tiny scaler / karpenter-like: rest ")
