@@ -192,14 +192,19 @@ def environment(bytecode: str, prefix: Path) -> dict[str, str]:
     return env
 
 
+def simulate_args(trace: Path, policy: str, capacity: str) -> list[str]:
+    """What follows ``scaler simulate`` in every run this benchmark makes."""
+    return [str(trace), "--policy", policy, "--capacity-types", capacity, "--json"]
+
+
 def command(trace: Path, policy: str, capacity: str) -> list[str]:
-    return [sys.executable, "-m", "scaler", "simulate", str(trace), "--policy", policy,
-            "--capacity-types", capacity, "--json"]
+    return [sys.executable, "-m", "scaler", "simulate", *simulate_args(trace, policy, capacity)]
 
 
 def split_command(trace: Path, policy: str, capacity: str) -> list[str]:
+    """The same run through ``tick_time.py``, which counts its ticks' CPU."""
     return [sys.executable, str(REPO / "benchmarks" / "tick_time.py"),
-            *command(trace, policy, capacity)[4:]]
+            *simulate_args(trace, policy, capacity)]
 
 
 def tick_split(stderr: str) -> tuple[int, float]:
