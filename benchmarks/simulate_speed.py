@@ -36,7 +36,10 @@ compare runs of different days by.
 CPU as ticks and the rest, per policy, and for scaler against karpenter-like: the ratio of
 the rest alone (what the whole-run ratio would be if every tick cost nothing), and the share
 of their tick CPU the ticks would have to come down to for 1.25x: both policies' (the same
-tick code runs both), and scaler's alone with karpenter-like's run as it is.
+tick code runs both), and scaler's alone with karpenter-like's run as it is. It also counts
+the admission webhook's chooser (part of the rest) and the ticks that decide nothing, and
+prints the most a tick could cost in both policies for 1.25x were admission free too,
+beside what a tick that decides nothing costs now.
 """
 
 from __future__ import annotations
@@ -114,10 +117,22 @@ class Split:
     ticks: int
     cpu_s: float
     tick_cpu_s: float
+    idle_ticks: int = 0
+    """Ticks whose decision holds no action (and closes no batch)..."""
+    idle_tick_cpu_s: float = 0.0
+    """...and their CPU: what reading the world and deciding nothing costs."""
+    admissions: int = 0
+    admission_cpu_s: float = 0.0
+    """The admission webhook's chooser (part of the rest)."""
 
     @property
     def rest_cpu_s(self) -> float:
         return self.cpu_s - self.tick_cpu_s
+
+    @property
+    def world_cpu_s(self) -> float:
+        """The rest without admission."""
+        return self.rest_cpu_s - self.admission_cpu_s
 
 
 def reference_ms() -> float:
@@ -207,12 +222,21 @@ def split_command(trace: Path, policy: str, capacity: str) -> list[str]:
             *simulate_args(trace, policy, capacity)]
 
 
-def tick_split(stderr: str) -> tuple[int, float]:
-    """The ticks and their CPU seconds from ``tick_time.py``'s last line on stderr."""
+SPLIT_COUNTS = ("ticks", "idle_ticks", "admissions")
+SPLIT_SECONDS = ("tick_cpu_s", "idle_tick_cpu_s", "admission_cpu_s")
+
+
+def tick_split(stderr: str) -> dict[str, Any]:
+    """What ``tick_time.py``'s last line on stderr counted: :class:`Split`'s fields from
+    ``ticks`` on, as keywords."""
     for line in reversed(stderr.splitlines()):
         if line.startswith('{"tick_split"'):
             split = json.loads(line)["tick_split"]
-            return int(split["ticks"]), float(split["tick_cpu_s"])
+            try:
+                return {**{k: int(split[k]) for k in SPLIT_COUNTS},
+                        **{k: float(split[k]) for k in SPLIT_SECONDS}}
+            except KeyError as e:
+                raise SystemExit(f"benchmarks/tick_time.py's tick_split line has no {e}") from e
     raise SystemExit("benchmarks/tick_time.py printed no tick_split line")
 
 
@@ -233,6 +257,14 @@ def split_lines(splits: Sequence[Split]) -> list[str]:
         lines.append(f"{trace} {policy}: {cpu:.2f} s CPU = ticks {tick:.2f} s "
                      f"({ss[0].ticks} ticks, {tick / ss[0].ticks * 1e6:.0f} us each) + rest "
                      f"{rest:.2f} s")
+        if ss[0].idle_ticks:
+            idle = statistics.median(s.idle_tick_cpu_s / s.idle_ticks for s in ss)
+            admitted = statistics.median(s.admission_cpu_s for s in ss)
+            per_pod = (f", {admitted / ss[0].admissions * 1e6:.0f} us each"
+                       if ss[0].admissions else "")
+            lines.append(f"{trace} {policy}: {ss[0].idle_ticks} ticks decided nothing, "
+                         f"{idle * 1e6:.0f} us each; admission {admitted:.2f} s of the rest "
+                         f"({ss[0].admissions} pods{per_pod})")
     for trace in dict.fromkeys(s.trace for s in splits):
         pairs = [(a, b) for a in splits for b in splits
                  if a.trace == b.trace == trace and a.round == b.round
@@ -258,7 +290,30 @@ def split_lines(splits: Sequence[Split]) -> list[str]:
                     f"at {alone:.0%}")
         lines.append(f"{trace} scaler / {BASELINE}: rest {rest:.2f}x, ticks {ticks:.2f}x; "
                      f"{TARGET_RATIO:g}x would need {room}")
+        if all(a.idle_ticks and b.idle_ticks for a, b in pairs):
+            lines.append(_tick_budget_line(trace, pairs))
     return lines
+
+
+def _tick_budget_line(trace: str, pairs: Sequence[tuple[Split, Split]]) -> str:
+    """The most a tick could cost, the same in both policies (one tick code runs both), for
+    scaler's run to be ``TARGET_RATIO`` times the baseline's were admission free too:
+    ``world_s + ticks_s c = TARGET_RATIO (world_b + ticks_b c)``; beside it what a tick
+    that decides nothing costs now (medians of each round's pair)."""
+    world = statistics.median(a.world_cpu_s / b.world_cpu_s for a, b in pairs)
+    idle_s = statistics.median(a.idle_tick_cpu_s / a.idle_ticks for a, _ in pairs) * 1e6
+    idle_b = statistics.median(b.idle_tick_cpu_s / b.idle_ticks for _, b in pairs) * 1e6
+    head = f"{trace} scaler / {BASELINE}, admission free too: rest {world:.2f}x; "
+    now = f"(a tick that decides nothing costs {idle_s:.0f} / {idle_b:.0f} us now)"
+    if all(a.ticks <= TARGET_RATIO * b.ticks for a, b in pairs):
+        return head + f"scaler ticks at most {TARGET_RATIO:g}x as often: no tick cost bars it"
+    budget = statistics.median(
+        (TARGET_RATIO * b.world_cpu_s - a.world_cpu_s) / (a.ticks - TARGET_RATIO * b.ticks)
+        for a, b in pairs)
+    if budget <= 0:
+        return head + f"{TARGET_RATIO:g}x is out of reach even with every tick free {now}"
+    return (head + f"{TARGET_RATIO:g}x would need every tick at most {budget * 1e6:.1f} us "
+            f"in both policies {now}")
 
 
 def _shared_share(a: Split, b: Split) -> float:
@@ -458,8 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if out != outputs[(name, policy)]:
                         raise SystemExit(f"{name} {policy}: the run with its ticks timed "
                                          "printed another --json")
-                    ticks, tick_cpu = tick_split((work / "stderr").read_text())
-                    splits.append(Split(name, policy, rnd, ticks, cpu, tick_cpu))
+                    counted = tick_split((work / "stderr").read_text())
+                    splits.append(Split(name, policy, rnd, cpu_s=cpu, **counted))
         load_after, reference_after = os.getloadavg(), reference_ms()
         summaries = summarise(runs)
         if args.instructions:

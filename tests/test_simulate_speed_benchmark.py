@@ -181,11 +181,62 @@ def test_the_split_says_when_free_ticks_would_not_be_enough() -> None:
     assert lines[-1].endswith("1.25x would need nothing: met as it is")
 
 
+def counted(trace: str, policy: str, rnd: int, ticks: int, cpu: float, tick_cpu: float,
+            idle: tuple[int, float], admission: tuple[int, float] = (0, 0.0)) -> Any:
+    return bench.Split(trace, policy, rnd, ticks, cpu, tick_cpu, idle_ticks=idle[0],
+                       idle_tick_cpu_s=idle[1], admissions=admission[0],
+                       admission_cpu_s=admission[1])
+
+
+def test_the_split_prices_a_tick_with_admission_free_too() -> None:
+    # Scaler: 1,000 ticks, 2.0 s of rest of which 0.5 s admission (world 1.5 s); baseline:
+    # 400 ticks, rest 1.4 s. Every tick at c: 1.5 + 1000c = 1.25 (1.4 + 400c) when
+    # c = 0.25 / 500 = 500 us. Idle ticks: 300 in 0.06 s (200 us), 100 in 0.01 s (100 us).
+    lines = bench.split_lines([
+        counted("openb", "scaler", 0, 1000, 4.0, 2.0, (300, 0.06), (800, 0.5)),
+        counted("openb", "karpenter-like", 0, 400, 2.2, 0.8, (100, 0.01)),
+    ])
+    assert lines[1] == ("openb scaler: 300 ticks decided nothing, 200 us each; admission "
+                        "0.50 s of the rest (800 pods, 625 us each)")
+    assert lines[3] == ("openb karpenter-like: 100 ticks decided nothing, 100 us each; "
+                        "admission 0.00 s of the rest (0 pods)")
+    assert lines[-1] == ("openb scaler / karpenter-like, admission free too: rest 1.07x; "
+                         "1.25x would need every tick at most 500.0 us in both policies (a "
+                         "tick that decides nothing costs 200 / 100 us now)")
+
+
+def test_the_tick_budget_says_when_no_tick_cost_would_do_and_when_ticks_do_not_matter() -> None:
+    # World 1.9 s against 1.4 s: over 1.25x before any tick is paid for.
+    lines = bench.split_lines([
+        counted("openb", "scaler", 0, 1000, 4.0, 2.0, (300, 0.06), (800, 0.1)),
+        counted("openb", "karpenter-like", 0, 400, 2.2, 0.8, (100, 0.01)),
+    ])
+    assert lines[-1] == ("openb scaler / karpenter-like, admission free too: rest 1.36x; "
+                         "1.25x is out of reach even with every tick free (a tick that "
+                         "decides nothing costs 200 / 100 us now)")
+    lines = bench.split_lines([
+        counted("dlrm", "scaler", 0, 500, 4.0, 2.0, (300, 0.06)),
+        counted("dlrm", "karpenter-like", 0, 400, 2.2, 0.8, (100, 0.01)),
+    ])
+    assert lines[-1].endswith("scaler ticks at most 1.25x as often: no tick cost bars it")
+    # Without the counts (an older tick_time.py's runs), no such lines.
+    lines = bench.split_lines([split("dlrm", "scaler", 0, 10, 5.0, 3.0),
+                               split("dlrm", "karpenter-like", 0, 10, 3.0, 1.0)])
+    assert len(lines) == 3
+
+
 def test_tick_split_reads_the_last_line_and_refuses_none() -> None:
-    err = 'progress\n{"tick_split": {"ticks": 7, "tick_cpu_s": 0.25}}\n'
-    assert bench.tick_split(err) == (7, 0.25)
+    line = json.dumps({"tick_split": {
+        "ticks": 7, "tick_cpu_s": 0.25, "idle_ticks": 3, "idle_tick_cpu_s": 0.05,
+        "admissions": 4, "admission_cpu_s": 0.125}})
+    assert bench.tick_split(f"progress\n{line}\n") == {
+        "ticks": 7, "tick_cpu_s": 0.25, "idle_ticks": 3, "idle_tick_cpu_s": 0.05,
+        "admissions": 4, "admission_cpu_s": 0.125}
     with pytest.raises(SystemExit, match="no tick_split line"):
         bench.tick_split("Traceback ...\n")
+    with pytest.raises(SystemExit, match="has no 'admissions'"):
+        bench.tick_split('{"tick_split": {"ticks": 7, "tick_cpu_s": 0.25, "idle_ticks": 3, '
+                         '"idle_tick_cpu_s": 0.05}}')
 
 
 def test_the_split_counts_the_ticks_scaler_simulate_reports(tmp_path: Path) -> None:
@@ -200,4 +251,11 @@ def test_the_split_counts_the_ticks_scaler_simulate_reports(tmp_path: Path) -> N
     splits = report["splits"]
     assert {s["policy"]: s["ticks"] for s in splits} == ticks
     assert all(0 < s["tick_cpu_s"] < s["cpu_s"] for s in splits)
-    assert report["split"][-1].startswith("tiny scaler / karpenter-like: rest ")
+    assert all(0 < s["idle_ticks"] < s["ticks"] for s in splits)
+    assert all(0 < s["idle_tick_cpu_s"] < s["tick_cpu_s"] for s in splits)
+    # Admission: once per pod under scaler (it pins), never under karpenter-like (it does not).
+    admitted = {s["policy"]: s["admissions"] for s in splits}
+    pods = {r["policy"]: r["pods"] for r in report["runs"]}
+    assert admitted == {"scaler": pods["scaler"], "karpenter-like": 0}
+    assert report["split"][-2].startswith("tiny scaler / karpenter-like: rest ")
+    assert report["split"][-1].startswith("tiny scaler / karpenter-like, admission free too")
