@@ -117,13 +117,13 @@ class Split:
     ticks: int
     cpu_s: float
     tick_cpu_s: float
-    idle_ticks: int = 0
+    idle_ticks: int
     """Ticks whose decision holds no action (and closes no batch)..."""
-    idle_tick_cpu_s: float = 0.0
+    idle_tick_cpu_s: float
     """...and their CPU: what reading the world and deciding nothing costs."""
-    admissions: int = 0
-    admission_cpu_s: float = 0.0
-    """The admission webhook's chooser (part of the rest)."""
+    admissions: int
+    admission_cpu_s: float
+    """The admission webhook's chooser, once per admitted pod (part of the rest)."""
 
     @property
     def rest_cpu_s(self) -> float:
@@ -257,14 +257,14 @@ def split_lines(splits: Sequence[Split]) -> list[str]:
         lines.append(f"{trace} {policy}: {cpu:.2f} s CPU = ticks {tick:.2f} s "
                      f"({ss[0].ticks} ticks, {tick / ss[0].ticks * 1e6:.0f} us each) + rest "
                      f"{rest:.2f} s")
-        if ss[0].idle_ticks:
-            idle = statistics.median(s.idle_tick_cpu_s / s.idle_ticks for s in ss)
+        idle = _idle_tick_us(ss)
+        line = (f"{trace} {policy}: {ss[0].idle_ticks} ticks decided nothing, {idle:.0f} us each"
+                if idle is not None else f"{trace} {policy}: no tick decided nothing")
+        if ss[0].admissions:
             admitted = statistics.median(s.admission_cpu_s for s in ss)
-            per_pod = (f", {admitted / ss[0].admissions * 1e6:.0f} us each"
-                       if ss[0].admissions else "")
-            lines.append(f"{trace} {policy}: {ss[0].idle_ticks} ticks decided nothing, "
-                         f"{idle * 1e6:.0f} us each; admission {admitted:.2f} s of the rest "
-                         f"({ss[0].admissions} pods{per_pod})")
+            line += (f"; admission {admitted:.2f} s of the rest ({ss[0].admissions} pods, "
+                     f"{admitted / ss[0].admissions * 1e6:.0f} us each)")
+        lines.append(line)
     for trace in dict.fromkeys(s.trace for s in splits):
         pairs = [(a, b) for a in splits for b in splits
                  if a.trace == b.trace == trace and a.round == b.round
@@ -290,9 +290,14 @@ def split_lines(splits: Sequence[Split]) -> list[str]:
                     f"at {alone:.0%}")
         lines.append(f"{trace} scaler / {BASELINE}: rest {rest:.2f}x, ticks {ticks:.2f}x; "
                      f"{TARGET_RATIO:g}x would need {room}")
-        if all(a.idle_ticks and b.idle_ticks for a, b in pairs):
-            lines.append(_tick_budget_line(trace, pairs))
+        lines.append(_tick_budget_line(trace, pairs))
     return lines
+
+
+def _idle_tick_us(splits: Iterable[Split]) -> float | None:
+    """Median CPU microseconds of a tick that decided nothing; None if none did."""
+    each = [s.idle_tick_cpu_s / s.idle_ticks * 1e6 for s in splits if s.idle_ticks]
+    return statistics.median(each) if each else None
 
 
 def _tick_budget_line(trace: str, pairs: Sequence[tuple[Split, Split]]) -> str:
@@ -301,10 +306,10 @@ def _tick_budget_line(trace: str, pairs: Sequence[tuple[Split, Split]]) -> str:
     ``world_s + ticks_s c = TARGET_RATIO (world_b + ticks_b c)``; beside it what a tick
     that decides nothing costs now (medians of each round's pair)."""
     world = statistics.median(a.world_cpu_s / b.world_cpu_s for a, b in pairs)
-    idle_s = statistics.median(a.idle_tick_cpu_s / a.idle_ticks for a, _ in pairs) * 1e6
-    idle_b = statistics.median(b.idle_tick_cpu_s / b.idle_ticks for _, b in pairs) * 1e6
+    idle = [_idle_tick_us(s for s, _ in pairs), _idle_tick_us(b for _, b in pairs)]
     head = f"{trace} scaler / {BASELINE}, admission free too: rest {world:.2f}x; "
-    now = f"(a tick that decides nothing costs {idle_s:.0f} / {idle_b:.0f} us now)"
+    now = ("(a tick that decides nothing costs "
+           f"{' / '.join('-' if us is None else f'{us:.0f}' for us in idle)} us now)")
     if all(a.ticks <= TARGET_RATIO * b.ticks for a, b in pairs):
         return head + f"scaler ticks at most {TARGET_RATIO:g}x as often: no tick cost bars it"
     budget = statistics.median(

@@ -143,7 +143,14 @@ def test_bad_arguments_are_refused(arg: list[str]) -> None:
 
 
 def split(trace: str, policy: str, rnd: int, ticks: int, cpu: float, tick_cpu: float) -> Any:
-    return bench.Split(trace, policy, rnd, ticks, cpu, tick_cpu)
+    """A run whose ticks all decided something, and with no admission."""
+    return bench.Split(trace, policy, rnd, ticks, cpu, tick_cpu, 0, 0.0, 0, 0.0)
+
+
+def ratio_line(lines: list[str]) -> str:
+    """The whole-split line of scaler against the baseline (the one before the tick budget)."""
+    (line,) = [x for x in lines if " / karpenter-like: rest " in x]
+    return line
 
 
 def test_the_split_pairs_rounds_and_says_what_the_target_leaves_the_ticks() -> None:
@@ -159,7 +166,7 @@ def test_the_split_pairs_rounds_and_says_what_the_target_leaves_the_ticks() -> N
     # Rest 2.0 / 1.6; ticks 3.0 / 1.6. Both ticks at x: 2.0 + 3.0x = 1.25 (1.6 + 1.6x) when
     # x = 0 (the rests alone are 1.25x). Scaler's alone: 1.25 x 3.2 = 4.0 leaves (4.0 - 2.0)
     # / 3.0 of its ticks.
-    assert lines[2] == ("openb scaler / karpenter-like: rest 1.25x, ticks 1.88x; 1.25x would "
+    assert ratio_line(lines) == ("openb scaler / karpenter-like: rest 1.25x, ticks 1.88x; 1.25x would "
                         "need both policies' ticks at 0% of their CPU now, or scaler's alone "
                         "at 67%")
 
@@ -167,25 +174,23 @@ def test_the_split_pairs_rounds_and_says_what_the_target_leaves_the_ticks() -> N
 def test_the_split_says_when_free_ticks_would_not_be_enough() -> None:
     lines = bench.split_lines([split("dlrm", "scaler", 0, 10, 6.0, 1.0),
                                split("dlrm", "karpenter-like", 0, 10, 3.0, 1.0)])
-    assert lines[-1].endswith("not even with every tick free")
-    assert "rest 2.50x" in lines[-1]
+    assert ratio_line(lines).endswith("not even with every tick free")
+    assert "rest 2.50x" in ratio_line(lines)
     # Rest 2.0 / 2.0, ticks 3.0 / 1.0: 2.0 + 3.0x = 1.25 (2.0 + 1.0x) at x = 0.5 / 1.75;
     # scaler's alone: (1.25 x 3.0 - 2.0) / 3.0.
     lines = bench.split_lines([split("dlrm", "scaler", 0, 10, 5.0, 3.0),
                                split("dlrm", "karpenter-like", 0, 10, 3.0, 1.0)])
-    assert lines[-1] == ("dlrm scaler / karpenter-like: rest 1.00x, ticks 3.00x; 1.25x would "
+    assert ratio_line(lines) == ("dlrm scaler / karpenter-like: rest 1.00x, ticks 3.00x; 1.25x would "
                          "need both policies' ticks at 29% of their CPU now, or scaler's alone "
                          "at 58%")
     lines = bench.split_lines([split("dlrm", "scaler", 0, 10, 3.6, 1.0),
                                split("dlrm", "karpenter-like", 0, 10, 3.0, 1.0)])
-    assert lines[-1].endswith("1.25x would need nothing: met as it is")
+    assert ratio_line(lines).endswith("1.25x would need nothing: met as it is")
 
 
 def counted(trace: str, policy: str, rnd: int, ticks: int, cpu: float, tick_cpu: float,
             idle: tuple[int, float], admission: tuple[int, float] = (0, 0.0)) -> Any:
-    return bench.Split(trace, policy, rnd, ticks, cpu, tick_cpu, idle_ticks=idle[0],
-                       idle_tick_cpu_s=idle[1], admissions=admission[0],
-                       admission_cpu_s=admission[1])
+    return bench.Split(trace, policy, rnd, ticks, cpu, tick_cpu, *idle, *admission)
 
 
 def test_the_split_prices_a_tick_with_admission_free_too() -> None:
@@ -198,8 +203,8 @@ def test_the_split_prices_a_tick_with_admission_free_too() -> None:
     ])
     assert lines[1] == ("openb scaler: 300 ticks decided nothing, 200 us each; admission "
                         "0.50 s of the rest (800 pods, 625 us each)")
-    assert lines[3] == ("openb karpenter-like: 100 ticks decided nothing, 100 us each; "
-                        "admission 0.00 s of the rest (0 pods)")
+    # No admission (karpenter-like pins nothing): none said.
+    assert lines[3] == "openb karpenter-like: 100 ticks decided nothing, 100 us each"
     assert lines[-1] == ("openb scaler / karpenter-like, admission free too: rest 1.07x; "
                          "1.25x would need every tick at most 500.0 us in both policies (a "
                          "tick that decides nothing costs 200 / 100 us now)")
@@ -219,10 +224,14 @@ def test_the_tick_budget_says_when_no_tick_cost_would_do_and_when_ticks_do_not_m
         counted("dlrm", "karpenter-like", 0, 400, 2.2, 0.8, (100, 0.01)),
     ])
     assert lines[-1].endswith("scaler ticks at most 1.25x as often: no tick cost bars it")
-    # Without the counts (an older tick_time.py's runs), no such lines.
-    lines = bench.split_lines([split("dlrm", "scaler", 0, 10, 5.0, 3.0),
+    # No tick decided nothing in either run: said so, with no cost to give. Rest 2.0 / 2.0,
+    # ticks 30 / 10: 2.0 + 30c = 1.25 (2.0 + 10c) at c = 0.5 / 17.5 s.
+    lines = bench.split_lines([split("dlrm", "scaler", 0, 30, 5.0, 3.0),
                                split("dlrm", "karpenter-like", 0, 10, 3.0, 1.0)])
-    assert len(lines) == 3
+    assert lines[1] == "dlrm scaler: no tick decided nothing"
+    assert lines[-1] == ("dlrm scaler / karpenter-like, admission free too: rest 1.00x; 1.25x "
+                         "would need every tick at most 28571.4 us in both policies (a tick "
+                         "that decides nothing costs - / - us now)")
 
 
 def test_tick_split_reads_the_last_line_and_refuses_none() -> None:
